@@ -1,0 +1,3 @@
+from nbdtui.cli import main
+
+raise SystemExit(main())

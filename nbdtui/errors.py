@@ -1,0 +1,85 @@
+"""Exceptions shared by every layer of nbdtui.
+
+Every message is one line a person can act on; the CLI prints ``nbdtui: <message>``.
+"""
+
+from __future__ import annotations
+
+
+class NbdError(Exception):
+    """Base of every error nbdtui raises on purpose."""
+
+
+class UriError(NbdError, ValueError):
+    """A malformed endpoint string (bad command line: exit status 2)."""
+
+
+class ConnectError(NbdError):
+    """The endpoint could not be reached (refused, unreachable, timed out)."""
+
+
+class HandshakeError(NbdError):
+    """The server refused or broke the option haggling.
+
+    ``reply`` is the NBD option reply type when the server sent an error reply,
+    ``option`` the option it answered.
+    """
+
+    def __init__(self, message: str, *, reply: int | None = None, option: int | None = None):
+        super().__init__(message)
+        self.reply = reply
+        self.option = option
+
+
+class TLSRequiredError(HandshakeError):
+    """The server requires TLS but the endpoint is plaintext."""
+
+
+class ExportNotFoundError(HandshakeError):
+    """The server has no export by that name."""
+
+
+class ProtocolError(NbdError):
+    """The peer violated the protocol; the connection cannot be used any more."""
+
+
+class ConnectionLostError(NbdError):
+    """The connection closed while requests were waiting."""
+
+
+class NotSupportedError(NbdError):
+    """The export does not support the command; nothing was sent."""
+
+
+class RequestError(NbdError):
+    """The server failed one request; the connection stays usable.
+
+    ``errno`` is the wire value, ``errno_name`` its name (``EIO``), ``offset`` the
+    byte the server blamed when it said (structured ERROR_OFFSET chunks).
+    """
+
+    def __init__(
+        self,
+        errno: int,
+        message: str = "",
+        *,
+        offset: int | None = None,
+        command: str | None = None,
+    ):
+        from nbdtui.proto.constants import ERRNO_TEXT, Errno
+
+        err = Errno.from_wire(errno)
+        self.errno = int(err)
+        self.errno_name = err.name
+        self.server_message = message
+        self.offset = offset
+        self.command = command
+        text = f"{command + ': ' if command else ''}{err.name}"
+        text += f" ({message})" if message else f" ({ERRNO_TEXT[err]})"
+        if offset is not None:
+            text += f" at offset {offset}"
+        super().__init__(text)
+
+
+class RequestTimeoutError(NbdError):
+    """A request took longer than the configured timeout."""
