@@ -1,0 +1,624 @@
+"""Client side of the NBD handshake as a sans-IO state machine (in the style of h11).
+
+No sockets, no asyncio, no clocks: the driver feeds whatever bytes arrive to
+:meth:`ClientHandshake.receive_data` (any fragmentation), sends whatever
+:meth:`ClientHandshake.data_to_send` returns, and reacts to the events:
+
+``StartTLS``
+    The server accepted NBD_OPT_STARTTLS. Send ``data_to_send()`` (empty at this point),
+    wrap the socket in TLS, call :meth:`ClientHandshake.tls_established`, then go on
+    feeding the decrypted bytes. Nothing is queued while TLS is being set up.
+``Negotiated``
+    The handshake is over (oldstyle greeting, NBD_OPT_GO, or NBD_OPT_EXPORT_NAME);
+    ``done`` is true and the transmission phase begins. Bytes that arrived after the
+    end of the handshake are in ``trailing_data``.
+``ExportsListed``
+    List mode finished. NBD_OPT_ABORT is queued in ``data_to_send()``: send it, then
+    close (the server may answer it with an ACK, which lands in ``trailing_data``, or
+    simply close).
+
+Exactly one of ``Negotiated`` / ``ExportsListed`` ends a successful handshake.
+
+Options are sent one at a time, each after the final reply to the previous one (the
+spec requires it for fixed newstyle; it also keeps error attribution exact). The order:
+STARTTLS (if ``tls``), STRUCTURED_REPLY (if asked), then either
+
+* connect mode: LIST_META_CONTEXT with no query (if ``list_contexts`` and structured
+  replies were agreed), SET_META_CONTEXT (if structured and contexts were asked), GO
+  asking NAME, DESCRIPTION and BLOCK_SIZE; GO answered with ERR_UNSUP falls back to
+  EXPORT_NAME; or
+* list mode: LIST, then, with ``list_details``, for each export LIST_META_CONTEXT (if
+  structured) and INFO; then ABORT.
+
+Errors (raised from ``receive_data``; afterwards every call raises the same error):
+
+* :class:`~nbdtui.errors.ProtocolError`: the server broke the protocol (bad magic,
+  impossible length, reply to an option that was not sent, ...).
+* :class:`~nbdtui.errors.HandshakeError` and its subclasses ``TLSRequiredError`` and
+  ``ExportNotFoundError``: the server refused something nbdtui needs. ``reply`` and
+  ``option`` name the error reply and the option it answered (when there was one), and
+  ``server_message`` holds the server's own text (``""`` when it sent none). When the
+  server speaks fixed newstyle, NBD_OPT_ABORT is queued before the error is raised: a
+  polite driver sends ``data_to_send()`` before closing (a soft disconnect).
+
+End of file: ``receive_data`` never sees EOF. When the connection closes before
+``done``, the driver asks :meth:`ClientHandshake.eof_error` what to raise. In particular
+a server that closes right after NBD_OPT_EXPORT_NAME (it cannot send an error there)
+yields ``ExportNotFoundError("export 'NAME' not found")`` with
+``option=NBD_OPT_EXPORT_NAME`` and ``reply=None``.
+
+After ``done``, ``receive_data`` keeps appending to ``trailing_data`` and returns no
+events.
+"""
+
+from __future__ import annotations
+
+import enum
+import struct
+from collections.abc import Generator, Sequence
+from dataclasses import dataclass
+
+from nbdtui.errors import (
+    ExportNotFoundError,
+    HandshakeError,
+    NbdError,
+    ProtocolError,
+    TLSRequiredError,
+)
+from nbdtui.proto import options as wire
+from nbdtui.proto.constants import (
+    IHAVEOPT,
+    NBDMAGIC,
+    OLDSTYLE_MAGIC,
+    OPTION_REPLY_MAGIC,
+    ClientFlag,
+    HandshakeFlag,
+    Info,
+    Option,
+    OptionReply,
+)
+from nbdtui.proto.events import ExportDetails, ExportInfo, ExportsListed, Negotiated, StartTLS
+
+_MAGICS = struct.Struct(">QQ")  # NBDMAGIC, then IHAVEOPT or the oldstyle magic
+_HANDSHAKE_FLAGS = struct.Struct(">H")
+_CLIENT_FLAGS = struct.Struct(">I")
+_OLDSTYLE = struct.Struct(">QI")  # size, flags (then 124 zero bytes)
+_EXPORT_NAME_REPLY = struct.Struct(">QH")  # size, transmission flags (then maybe 124 zeroes)
+_ZEROES = 124
+_INFO_REQUESTS = (Info.NAME, Info.DESCRIPTION, Info.BLOCK_SIZE)
+
+# The reply type an option may receive (any number of times) before its final reply.
+_INTERMEDIATE = {
+    Option.LIST: OptionReply.SERVER,
+    Option.INFO: OptionReply.INFO,
+    Option.GO: OptionReply.INFO,
+    Option.LIST_META_CONTEXT: OptionReply.META_CONTEXT,
+    Option.SET_META_CONTEXT: OptionReply.META_CONTEXT,
+}
+_DECODE = {
+    OptionReply.SERVER: wire.decode_server,
+    OptionReply.INFO: wire.decode_info,
+    OptionReply.META_CONTEXT: wire.decode_meta_context,
+}
+
+TLS_REQUIRED_MESSAGE = "server requires TLS: use nbds://"
+
+
+class _State(enum.Enum):
+    GREETING = enum.auto()
+    OPTION_REPLY = enum.auto()  # waiting for replies to self._awaiting
+    EXPORT_NAME_REPLY = enum.auto()
+    WAIT_TLS = enum.auto()
+    DONE = enum.auto()
+    FAILED = enum.auto()
+
+
+# ---- requests of the negotiation coroutine to the state machine ---------------------
+
+
+@dataclass(frozen=True)
+class _Send:
+    """Send one option; the coroutine resumes with its :class:`_Reply`."""
+
+    option: Option
+    payload: bytes = b""
+
+
+@dataclass(frozen=True)
+class _SendExportName:
+    """Send NBD_OPT_EXPORT_NAME; the coroutine resumes with ``(size, flags)``."""
+
+    name: bytes
+
+
+@dataclass(frozen=True)
+class _AwaitTLS:
+    """Emit StartTLS and pause until ``tls_established()``."""
+
+
+@dataclass(frozen=True)
+class _Reply:
+    """All replies to one option: decoded intermediate replies, then the final one."""
+
+    reply: int  # ACK or an error
+    items: tuple[object, ...]
+    message: str = ""  # the server's text of an error reply
+
+    @property
+    def ok(self) -> bool:
+        return self.reply == OptionReply.ACK
+
+
+_Request = _Send | _SendExportName | _AwaitTLS
+_Negotiation = Generator[_Request, object, Negotiated | ExportsListed]
+
+
+class ClientHandshake:
+    """The client half of the NBD handshake; see the module documentation.
+
+    The constructor raises HandshakeError for an export or context name that NBD cannot
+    carry (more than 4096 bytes of UTF-8, or a NUL), before anything is sent.
+    """
+
+    def __init__(
+        self,
+        *,
+        export_name: str = "",
+        list_exports: bool = False,
+        list_details: bool = False,
+        structured_replies: bool = True,
+        meta_contexts: Sequence[str] = ("base:allocation",),
+        list_contexts: bool = False,
+        tls: bool = False,
+    ) -> None:
+        if isinstance(meta_contexts, str):  # one name, not a sequence of characters
+            meta_contexts = (meta_contexts,)
+        try:
+            self._name_bytes = wire.encode_string(export_name, "export name")
+            self._context_bytes = tuple(
+                wire.encode_string(c, "metadata context name") for c in meta_contexts
+            )
+        except ValueError as exc:
+            raise _handshake_error(str(exc)) from None
+        self._name = export_name
+        self._list_exports = list_exports
+        self._list_details = list_details
+        self._want_structured = structured_replies
+        self._list_contexts = list_contexts
+        self._tls = tls
+
+        self._state = _State.GREETING
+        self._inbox = bytearray()
+        self._outbox = bytearray()
+        self._trailing = bytearray()
+        self._events: list[object] = []  # produced outside receive_data, returned by it
+        self._error: NbdError | None = None
+        self._negotiation: _Negotiation | None = None
+        self._no_zeroes = False
+        self._tls_active = False
+        self._awaiting: Option | None = None
+        self._items: list[object] = []
+        self._unsupported: set[Option] = set()  # options answered with ERR_UNSUP
+
+    # ---- public API ------------------------------------------------------------------
+
+    def receive_data(self, data: bytes | bytearray | memoryview) -> list[object]:
+        """Feed bytes as they arrive; returns the events they complete."""
+        if self._error is not None:
+            raise self._error
+        if self._state is _State.DONE:
+            self._trailing += data
+            return []
+        self._inbox += data
+        try:
+            while self._step():
+                pass
+        except NbdError as exc:
+            self._error = exc
+            self._state = _State.FAILED
+            raise
+        events, self._events = self._events, []
+        return events
+
+    def data_to_send(self) -> bytes:
+        """Bytes queued for the server (``b""`` when none); the queue is emptied."""
+        data = bytes(self._outbox)
+        self._outbox.clear()
+        return data
+
+    def tls_established(self) -> None:
+        """The socket is now wrapped in TLS: continue the negotiation inside it."""
+        if self._state is not _State.WAIT_TLS:
+            raise RuntimeError("tls_established() called while no TLS upgrade was pending")
+        self._tls_active = True
+        self._advance(None)
+
+    @property
+    def trailing_data(self) -> bytes:
+        """Bytes received after the end of the handshake (they belong to transmission)."""
+        return bytes(self._trailing)
+
+    @property
+    def done(self) -> bool:
+        return self._state is _State.DONE
+
+    def eof_error(self) -> NbdError | None:
+        """What the driver should raise when the server closes the connection now.
+
+        ``None`` once the handshake is done (closing after ExportsListed is normal).
+        """
+        if self._error is not None or self._state is _State.DONE:
+            return self._error
+        if self._state is _State.GREETING:
+            if not self._inbox:
+                return _handshake_error(
+                    "server closed the connection without sending the NBD greeting"
+                )
+            return ProtocolError("server closed the connection in the middle of the NBD greeting")
+        if self._state is _State.WAIT_TLS:
+            return _handshake_error("server closed the connection instead of starting TLS")
+        if self._state is _State.EXPORT_NAME_REPLY:
+            if not self._inbox:
+                # The server cannot send an error after EXPORT_NAME: it must disconnect.
+                return _handshake_error(
+                    f"export '{self._name}' not found",
+                    cls=ExportNotFoundError,
+                    option=Option.EXPORT_NAME,
+                )
+            return ProtocolError(
+                "server closed the connection in the middle of its reply to NBD_OPT_EXPORT_NAME"
+            )
+        assert self._awaiting is not None
+        return _handshake_error(
+            "server closed the connection during the handshake "
+            f"(while nbdtui waited for the reply to {wire.option_name(self._awaiting)})",
+            option=self._awaiting,
+        )
+
+    # ---- parsing ---------------------------------------------------------------------
+
+    def _step(self) -> bool:
+        """Consume one message from the inbox if it is complete; False when stuck."""
+        state = self._state
+        if state is _State.GREETING:
+            return self._parse_greeting()
+        if state is _State.OPTION_REPLY:
+            return self._parse_option_reply()
+        if state is _State.EXPORT_NAME_REPLY:
+            return self._parse_export_name_reply()
+        if state is _State.WAIT_TLS:
+            if self._inbox:
+                raise ProtocolError("server sent plaintext data after accepting NBD_OPT_STARTTLS")
+            return False
+        if state is _State.DONE:
+            self._trailing += self._inbox
+            self._inbox.clear()
+        return False
+
+    def _parse_greeting(self) -> bool:
+        buf = self._inbox
+        if len(buf) < 8:
+            return False
+        (magic,) = struct.unpack_from(">Q", buf)
+        if magic != NBDMAGIC:
+            raise ProtocolError(
+                f"not an NBD server: greeting starts with {bytes(buf[:8])!r}, not b'NBDMAGIC'"
+            )
+        if len(buf) < _MAGICS.size:
+            return False
+        _, style = _MAGICS.unpack_from(buf)
+        if style == IHAVEOPT:
+            end = _MAGICS.size + _HANDSHAKE_FLAGS.size
+            if len(buf) < end:
+                return False
+            (flags,) = _HANDSHAKE_FLAGS.unpack_from(buf, _MAGICS.size)
+            del buf[:end]
+            self._start_newstyle(flags)
+            return True
+        if style == OLDSTYLE_MAGIC:
+            if self._list_exports:
+                raise _handshake_error("server uses the oldstyle protocol: it cannot list exports")
+            if self._tls:
+                raise _handshake_error("server uses the oldstyle protocol: it does not support TLS")
+            end = _MAGICS.size + _OLDSTYLE.size + _ZEROES
+            if len(buf) < end:
+                return False
+            size, flags = _OLDSTYLE.unpack_from(buf, _MAGICS.size)
+            del buf[:end]
+            # u16 global flags, then u16 transmission flags: the latter are the low half.
+            info = ExportInfo(name="", size=size, flags=flags & 0xFFFF)
+            self._events.append(Negotiated(info=info, protocol="oldstyle", structured=False))
+            self._state = _State.DONE
+            return True
+        raise ProtocolError(f"unknown NBD handshake magic {style:#x} after NBDMAGIC")
+
+    def _start_newstyle(self, flags: int) -> None:
+        fixed = bool(flags & HandshakeFlag.FIXED_NEWSTYLE)
+        self._no_zeroes = bool(flags & HandshakeFlag.NO_ZEROES)
+        if not fixed:
+            if self._list_exports:
+                raise _handshake_error(
+                    "server uses the non-fixed newstyle protocol: it cannot list exports"
+                )
+            if self._tls:
+                raise _handshake_error(
+                    "server uses the non-fixed newstyle protocol: it does not support TLS"
+                )
+        client = ClientFlag(0)
+        if fixed:
+            client |= ClientFlag.FIXED_NEWSTYLE
+        if self._no_zeroes:
+            client |= ClientFlag.NO_ZEROES
+        self._outbox += _CLIENT_FLAGS.pack(client)
+        if not fixed:
+            self._negotiation = self._negotiate_newstyle()
+        elif self._list_exports:
+            self._negotiation = self._negotiate_list()
+        else:
+            self._negotiation = self._negotiate_go()
+        self._advance(None)
+
+    def _parse_option_reply(self) -> bool:
+        buf = self._inbox
+        header = wire.REPLY_HEADER
+        if len(buf) < header.size:
+            return False
+        magic, option, reply, length = header.unpack_from(buf)
+        awaiting = self._awaiting
+        assert awaiting is not None
+        if magic != OPTION_REPLY_MAGIC:
+            raise ProtocolError(
+                f"bad option reply magic {magic:#x} in reply to {wire.option_name(awaiting)}"
+            )
+        if option != awaiting:
+            raise ProtocolError(
+                f"server sent a reply to {wire.option_name(option)}, "
+                f"but nbdtui is waiting for the reply to {wire.option_name(awaiting)}"
+            )
+        final = reply == OptionReply.ACK or wire.is_error(reply)
+        if not final and reply != _INTERMEDIATE.get(awaiting):
+            raise ProtocolError(
+                f"server answered {wire.option_name(awaiting)} with unexpected "
+                f"{wire.reply_name(reply)}"
+            )
+        limit = wire.max_reply_length(reply)
+        if length > limit:
+            raise ProtocolError(
+                f"server sent {wire.reply_name(reply)} to {wire.option_name(awaiting)} with "
+                f"a {length}-byte payload (at most {limit} bytes make sense)"
+            )
+        if reply == OptionReply.INFO and length >= 2:
+            # Reject a bad length for known info types before buffering the payload.
+            if len(buf) < header.size + 2:
+                return False
+            (info_type,) = struct.unpack_from(">H", buf, header.size)
+            wire.check_info_length(info_type, length)
+        end = header.size + length
+        if len(buf) < end:
+            return False
+        payload = bytes(buf[header.size : end])
+        del buf[:end]
+        if not final:
+            self._items.append(_DECODE[OptionReply(reply)](payload))
+            return True
+        message = wire.decode_message(payload) if wire.is_error(reply) else ""
+        result = _Reply(reply=reply, items=tuple(self._items), message=message)
+        self._items = []
+        self._awaiting = None
+        self._advance(result)
+        return True
+
+    def _parse_export_name_reply(self) -> bool:
+        end = _EXPORT_NAME_REPLY.size + (0 if self._no_zeroes else _ZEROES)
+        if len(self._inbox) < end:
+            return False
+        size, flags = _EXPORT_NAME_REPLY.unpack_from(self._inbox)
+        del self._inbox[:end]
+        self._advance((size, flags))
+        return True
+
+    # ---- driving the negotiation coroutine ---------------------------------------------
+
+    def _advance(self, value: object) -> None:
+        """Resume the negotiation with ``value`` and carry out what it asks next."""
+        assert self._negotiation is not None
+        try:
+            request = self._negotiation.send(value)
+        except StopIteration as stop:
+            self._events.append(stop.value)
+            self._state = _State.DONE
+            return
+        if isinstance(request, _Send):
+            self._outbox += wire.encode_option(request.option, request.payload)
+            self._awaiting = request.option
+            self._state = _State.OPTION_REPLY
+        elif isinstance(request, _SendExportName):
+            self._outbox += wire.encode_option(Option.EXPORT_NAME, request.name)
+            self._state = _State.EXPORT_NAME_REPLY
+        else:
+            self._events.append(StartTLS())
+            self._state = _State.WAIT_TLS
+
+    def _negotiate_newstyle(self) -> _Negotiation:
+        """Non-fixed newstyle: EXPORT_NAME is the only option such a server knows."""
+        size, flags = yield _SendExportName(self._name_bytes)
+        info = ExportInfo(name=self._name, size=size, flags=flags)
+        return Negotiated(info=info, protocol="newstyle", structured=False)
+
+    def _negotiate_go(self) -> _Negotiation:
+        yield from self._start_tls()
+        structured = yield from self._structured_reply()
+        available = None
+        if self._list_contexts and structured:
+            available = yield from self._list_meta_contexts(self._name_bytes, per_export=False)
+        agreed: tuple[tuple[str, int], ...] = ()
+        if structured and self._context_bytes:
+            agreed = yield from self._set_meta_contexts()
+        payload = wire.encode_info_request(self._name_bytes, _INFO_REQUESTS)
+        reply = yield _Send(Option.GO, payload)
+        if reply.ok:
+            info = self._export_info(self._name, reply, Option.GO)
+        elif reply.reply == OptionReply.ERR_UNSUP:
+            size, flags = yield _SendExportName(self._name_bytes)
+            info = ExportInfo(name=self._name, size=size, flags=flags)
+        else:
+            self._check_fatal(reply, Option.GO)
+            if reply.reply == OptionReply.ERR_UNKNOWN:
+                text = f"export '{self._name}' not found"
+                raise self._give_up(text, reply, Option.GO, cls=ExportNotFoundError)
+            reason = wire.refusal(reply.reply, reply.message)
+            raise self._give_up(
+                f"server refused export '{self._name}' ({reason})", reply, Option.GO
+            )
+        return Negotiated(
+            info=info,
+            protocol="newstyle-fixed",
+            structured=structured,
+            meta_contexts=agreed,
+            available_contexts=available,
+            tls=self._tls_active,
+        )
+
+    def _negotiate_list(self) -> _Negotiation:
+        yield from self._start_tls()
+        structured = yield from self._structured_reply()
+        reply = yield _Send(Option.LIST)
+        if not reply.ok:
+            self._check_fatal(reply, Option.LIST)
+            reason = wire.refusal(reply.reply, reply.message)
+            raise self._give_up(f"server refuses to list exports ({reason})", reply, Option.LIST)
+        exports = []
+        for name, description in reply.items:
+            contexts = info = None
+            name_bytes = name.encode("utf-8")
+            if self._list_details and structured and self._supported(Option.LIST_META_CONTEXT):
+                contexts = yield from self._list_meta_contexts(name_bytes, per_export=True)
+            if self._list_details and self._supported(Option.INFO):
+                payload = wire.encode_info_request(name_bytes, _INFO_REQUESTS)
+                answer = yield _Send(Option.INFO, payload)
+                if answer.ok:
+                    info = self._export_info(name, answer, Option.INFO)
+                else:
+                    self._check_fatal(answer, Option.INFO, per_export=True)
+            exports.append(ExportDetails(name, description, info=info, contexts=contexts))
+        self._outbox += wire.encode_option(Option.ABORT)
+        return ExportsListed(
+            protocol="newstyle-fixed",
+            exports=tuple(exports),
+            structured=structured,
+            tls=self._tls_active,
+        )
+
+    # ---- one option each ---------------------------------------------------------------
+
+    def _start_tls(self) -> Generator[_Request, object, None]:
+        if not self._tls:
+            return
+        reply = yield _Send(Option.STARTTLS)
+        if not reply.ok:
+            detail = wire.refusal(reply.reply, reply.message, quiet=OptionReply.ERR_UNSUP)
+            text = "server does not support TLS" + (f" ({detail})" if detail else "")
+            raise self._give_up(text, reply, Option.STARTTLS)
+        yield _AwaitTLS()
+
+    def _structured_reply(self) -> Generator[_Request, object, bool]:
+        if not self._want_structured:
+            return False
+        reply = yield _Send(Option.STRUCTURED_REPLY)
+        if not reply.ok:
+            self._check_fatal(reply, Option.STRUCTURED_REPLY)
+        return reply.ok
+
+    def _list_meta_contexts(
+        self, name: bytes, *, per_export: bool
+    ) -> Generator[_Request, object, tuple[str, ...] | None]:
+        payload = wire.encode_meta_context_request(name, ())
+        reply = yield _Send(Option.LIST_META_CONTEXT, payload)
+        if not reply.ok:
+            # The spec: after an error, disregard any context replies already sent.
+            self._check_fatal(reply, Option.LIST_META_CONTEXT, per_export=per_export)
+            return None
+        return tuple(context for _ident, context in reply.items)
+
+    def _set_meta_contexts(self) -> Generator[_Request, object, tuple[tuple[str, int], ...]]:
+        payload = wire.encode_meta_context_request(self._name_bytes, self._context_bytes)
+        reply = yield _Send(Option.SET_META_CONTEXT, payload)
+        if not reply.ok:
+            self._check_fatal(reply, Option.SET_META_CONTEXT)
+            return ()  # no context agreed: block status is unavailable, nothing more
+        return tuple((context, ident) for ident, context in reply.items)
+
+    # ---- helpers -----------------------------------------------------------------------
+
+    def _export_info(self, requested: str, reply: _Reply, option: Option) -> ExportInfo:
+        """Fold the NBD_REP_INFO replies to a successful INFO/GO into an ExportInfo."""
+        fields: dict[int, object] = {}
+        for info_type, value in reply.items:
+            if value is not None:  # unknown info types decode to None: ignored
+                fields[info_type] = value
+        if Info.EXPORT not in fields:
+            raise ProtocolError(
+                f"server accepted {wire.option_name(option)} for export '{requested}' "
+                "without sending NBD_INFO_EXPORT"
+            )
+        size, flags = fields[Info.EXPORT]
+        minimum, preferred, maximum = fields.get(Info.BLOCK_SIZE, (None, None, None))
+        return ExportInfo(
+            name=fields.get(Info.NAME, requested),
+            size=size,
+            flags=flags,
+            description=fields.get(Info.DESCRIPTION),
+            block_minimum=minimum,
+            block_preferred=preferred,
+            block_maximum=maximum,
+        )
+
+    def _supported(self, option: Option) -> bool:
+        """False once the server answered ``option`` with ERR_UNSUP (no point asking again)."""
+        return option not in self._unsupported
+
+    def _check_fatal(self, reply: _Reply, option: Option, *, per_export: bool = False) -> None:
+        """Raise for the error replies that end the negotiation whatever the option.
+
+        ERR_SHUTDOWN always does (the spec demands a soft disconnect). ERR_TLS_REQD does
+        unless it concerns a single export of a listing (SELECTIVETLS servers may hide
+        TLS-only exports that way). Also remembers ERR_UNSUP.
+        """
+        if reply.reply == OptionReply.ERR_UNSUP:
+            self._unsupported.add(option)
+        if reply.reply == OptionReply.ERR_SHUTDOWN:
+            text = "server is shutting down" + (f" ({reply.message})" if reply.message else "")
+            raise self._give_up(text, reply, option)
+        if reply.reply == OptionReply.ERR_TLS_REQD:
+            if self._tls_active:
+                raise ProtocolError(
+                    f"server answered {wire.option_name(option)} with NBD_REP_ERR_TLS_REQD "
+                    "although TLS is already active"
+                )
+            if not per_export:
+                raise self._give_up(TLS_REQUIRED_MESSAGE, reply, option, cls=TLSRequiredError)
+
+    def _give_up(
+        self,
+        text: str,
+        reply: _Reply,
+        option: Option,
+        *,
+        cls: type[HandshakeError] = HandshakeError,
+    ) -> HandshakeError:
+        """The error for a refusal by the server; queues NBD_OPT_ABORT (soft disconnect)."""
+        self._outbox += wire.encode_option(Option.ABORT)
+        return _handshake_error(text, cls=cls, reply=reply, option=option)
+
+
+def _handshake_error(
+    text: str,
+    *,
+    cls: type[HandshakeError] = HandshakeError,
+    reply: _Reply | None = None,
+    option: Option | None = None,
+) -> HandshakeError:
+    """A HandshakeError (or subclass) with ``reply``, ``option`` and ``server_message`` set."""
+    exc = cls(text, reply=reply.reply if reply else None, option=option)
+    exc.server_message = reply.message if reply else ""
+    return exc

@@ -1,0 +1,1146 @@
+"""The client handshake state machine: server bytes in, events and client bytes out.
+
+The byte builders below are written from doc/proto.md independently of
+``nbdtui.proto.options`` so that the encoder is checked against a second reading of the
+spec. The last section drives the state machine over a real socket against nbdkit and
+compares with libnbd's nbdinfo.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import ssl
+import struct
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from nbdtui.errors import (
+    ExportNotFoundError,
+    HandshakeError,
+    ProtocolError,
+    TLSRequiredError,
+)
+from nbdtui.proto.constants import (
+    MAX_OPTION_REPLY,
+    HandshakeFlag,
+    Info,
+    Option,
+    OptionReply,
+    TransmissionFlag,
+)
+from nbdtui.proto.events import (
+    ExportDetails,
+    ExportInfo,
+    ExportsListed,
+    Negotiated,
+    StartTLS,
+)
+from nbdtui.proto.handshake import ClientHandshake
+
+# ---- server byte builders (test side) ------------------------------------------------
+
+FIXED = HandshakeFlag.FIXED_NEWSTYLE
+NO_ZEROES = HandshakeFlag.NO_ZEROES
+ACK = OptionReply.ACK
+FLAGS = TransmissionFlag.HAS_FLAGS | TransmissionFlag.SEND_FLUSH | TransmissionFlag.SEND_TRIM
+
+
+def greeting(flags: int = FIXED | NO_ZEROES) -> bytes:
+    return b"NBDMAGIC" + b"IHAVEOPT" + struct.pack(">H", flags)
+
+
+def oldstyle_greeting(size: int, flags: int) -> bytes:
+    return (
+        b"NBDMAGIC"
+        + bytes.fromhex("0000420281861253")
+        + struct.pack(">QI", size, flags)
+        + bytes(124)
+    )
+
+
+def rep(option: int, reply: int, payload: bytes = b"") -> bytes:
+    return (
+        bytes.fromhex("0003e889045565a9")
+        + struct.pack(">III", option, reply, len(payload))
+        + payload
+    )
+
+
+def rep_error(option: int, reply: int, message: str = "") -> bytes:
+    return rep(option, reply, message.encode())
+
+
+def rep_info(option: int, info_type: int, body: bytes) -> bytes:
+    return rep(option, OptionReply.INFO, struct.pack(">H", info_type) + body)
+
+
+def info_export(option: int, size: int, flags: int) -> bytes:
+    return rep_info(option, Info.EXPORT, struct.pack(">QH", size, flags))
+
+
+def info_name(option: int, name: str) -> bytes:
+    return rep_info(option, Info.NAME, name.encode())
+
+
+def info_description(option: int, text: str) -> bytes:
+    return rep_info(option, Info.DESCRIPTION, text.encode())
+
+
+def info_block_size(option: int, minimum: int, preferred: int, maximum: int) -> bytes:
+    return rep_info(option, Info.BLOCK_SIZE, struct.pack(">III", minimum, preferred, maximum))
+
+
+def rep_server(name: str, description: str = "") -> bytes:
+    raw = name.encode()
+    return rep(
+        Option.LIST, OptionReply.SERVER, struct.pack(">I", len(raw)) + raw + description.encode()
+    )
+
+
+def rep_context(option: int, ident: int, name: str) -> bytes:
+    return rep(option, OptionReply.META_CONTEXT, struct.pack(">I", ident) + name.encode())
+
+
+def export_name_reply(size: int, flags: int, *, zeroes: bool) -> bytes:
+    return struct.pack(">QH", size, flags) + (bytes(124) if zeroes else b"")
+
+
+# ---- client byte builders and parser ----------------------------------------------------
+
+
+def client_flags(flags: int) -> bytes:
+    return struct.pack(">I", flags)
+
+
+def opt(option: int, payload: bytes = b"") -> bytes:
+    return b"IHAVEOPT" + struct.pack(">II", option, len(payload)) + payload
+
+
+def go_payload(name: str, infos: tuple[int, ...] = (1, 2, 3)) -> bytes:
+    raw = name.encode()
+    return struct.pack(">I", len(raw)) + raw + struct.pack(f">H{len(infos)}H", len(infos), *infos)
+
+
+def context_payload(name: str, queries: tuple[str, ...] = ()) -> bytes:
+    raw = name.encode()
+    out = struct.pack(">I", len(raw)) + raw + struct.pack(">I", len(queries))
+    for query in queries:
+        out += struct.pack(">I", len(query.encode())) + query.encode()
+    return out
+
+
+def split_options(data: bytes) -> list[tuple[int, bytes]]:
+    """Parse a stream of client option requests."""
+    out = []
+    while data:
+        assert data[:8] == b"IHAVEOPT", data
+        option, length = struct.unpack(">II", data[8:16])
+        out.append((option, data[16 : 16 + length]))
+        data = data[16 + length :]
+    return out
+
+
+# ---- a scripted fake peer --------------------------------------------------------------
+
+Answer = Callable[[int, bytes], bytes]
+
+
+def standard_server(
+    *,
+    size: int = 1 << 20,
+    flags: int = FLAGS,
+    exports: tuple[tuple[str, str], ...] = (("disk", "the disk"),),
+    contexts: tuple[str, ...] = ("base:allocation", "qemu:dirty-bitmap:"),
+    zeroes: bool = False,
+    overrides: dict[int, bytes | Answer] | None = None,
+) -> Answer:
+    """A fixed-newstyle server that accepts everything; ``overrides`` replace answers."""
+
+    def answer(option: int, payload: bytes) -> bytes:
+        if overrides and option in overrides:
+            override = overrides[option]
+            return override(option, payload) if callable(override) else override
+        if option in (Option.STARTTLS, Option.STRUCTURED_REPLY, Option.ABORT):
+            return rep(option, ACK)
+        if option == Option.LIST:
+            return b"".join(rep_server(n, d) for n, d in exports) + rep(option, ACK)
+        if option == Option.LIST_META_CONTEXT:
+            return b"".join(rep_context(option, 0, c) for c in contexts) + rep(option, ACK)
+        if option == Option.SET_META_CONTEXT:
+            (name_len,) = struct.unpack(">I", payload[:4])
+            rest = payload[8 + name_len :]
+            out = b""
+            ident = 7
+            while rest:
+                (length,) = struct.unpack(">I", rest[:4])
+                out += rep_context(option, ident, rest[4 : 4 + length].decode())
+                rest = rest[4 + length :]
+                ident += 1
+            return out + rep(option, ACK)
+        if option in (Option.INFO, Option.GO):
+            (name_len,) = struct.unpack(">I", payload[:4])
+            name = payload[4 : 4 + name_len].decode()
+            return info_export(option, size, flags) + info_name(option, name) + rep(option, ACK)
+        if option == Option.EXPORT_NAME:
+            return export_name_reply(size, flags, zeroes=zeroes)
+        raise AssertionError(f"unexpected option {option}")
+
+    return answer
+
+
+class Conversation:
+    """Plays a server against a ClientHandshake, answering one option at a time."""
+
+    def __init__(self, hs: ClientHandshake, server_greeting: bytes, answer: Answer):
+        self.hs = hs
+        self.greeting = server_greeting
+        self.answer = answer
+        self.client_flags: bytes | None = None
+        self.options: list[tuple[int, bytes]] = []
+        self.server_bytes = bytearray()  # everything the server sent, in order
+        self.events: list[object] = []
+
+    def run(self, chunk: int | None = None) -> list[object]:
+        pending = self.greeting
+        while pending:
+            self.server_bytes += pending
+            self.feed(pending, chunk)
+            out = self.hs.data_to_send()
+            if self.client_flags is None and out:
+                self.client_flags, out = out[:4], out[4:]
+            pending = b""
+            for option, payload in split_options(out):
+                self.options.append((option, payload))
+                pending += self.answer(option, payload)
+        return self.events
+
+    def feed(self, data: bytes, chunk: int | None) -> None:
+        step = chunk or len(data) or 1
+        for i in range(0, len(data), step):
+            new = self.hs.receive_data(data[i : i + step])
+            self.events += new
+            if StartTLS() in new:
+                assert new == [StartTLS()]
+                assert self.hs.data_to_send() == b""  # nothing in plaintext after the ACK
+                self.hs.tls_established()
+
+    @property
+    def option_codes(self) -> list[int]:
+        return [option for option, _ in self.options]
+
+
+def converse(hs: ClientHandshake, answer: Answer | None = None, flags: int = FIXED | NO_ZEROES):
+    conv = Conversation(hs, greeting(flags), answer or standard_server())
+    conv.run()
+    return conv
+
+
+# ---- greetings -------------------------------------------------------------------------
+
+
+def test_oldstyle_negotiates_at_once_with_low_16_bits_as_transmission_flags():
+    hs = ClientHandshake(export_name="ignored")
+    data = oldstyle_greeting(12345 * 512, 0x00FF0000 | FLAGS) + b"\x67\x44\x66\x98"
+    events = hs.receive_data(data)
+    assert events == [
+        Negotiated(
+            info=ExportInfo("", 12345 * 512, int(FLAGS)), protocol="oldstyle", structured=False
+        )
+    ]
+    assert hs.done
+    assert hs.data_to_send() == b""
+    assert hs.trailing_data == b"\x67\x44\x66\x98"
+
+
+def test_oldstyle_cannot_list_or_do_tls():
+    with pytest.raises(HandshakeError, match="oldstyle protocol: it cannot list exports"):
+        ClientHandshake(list_exports=True).receive_data(oldstyle_greeting(1, 1))
+    with pytest.raises(HandshakeError, match="oldstyle protocol: it does not support TLS"):
+        ClientHandshake(tls=True).receive_data(oldstyle_greeting(1, 1))
+
+
+def test_non_fixed_newstyle_goes_straight_to_export_name_with_zeroes():
+    hs = ClientHandshake(export_name="disk")
+    assert hs.receive_data(greeting(0)) == []
+    assert hs.data_to_send() == client_flags(0) + opt(Option.EXPORT_NAME, b"disk")
+    reply = export_name_reply(4096, FLAGS, zeroes=True)
+    assert hs.receive_data(reply[:-1]) == []  # still waiting for the last zero byte
+    events = hs.receive_data(reply[-1:] + b"tail")
+    assert events == [Negotiated(ExportInfo("disk", 4096, int(FLAGS)), "newstyle", False)]
+    assert hs.trailing_data == b"tail"
+
+
+def test_non_fixed_newstyle_with_no_zeroes_flag_only():
+    hs = ClientHandshake(export_name="")
+    hs.receive_data(greeting(NO_ZEROES))
+    assert hs.data_to_send() == client_flags(NO_ZEROES) + opt(Option.EXPORT_NAME)
+    events = hs.receive_data(export_name_reply(10, 1, zeroes=False))
+    assert events == [Negotiated(ExportInfo("", 10, 1), "newstyle", False)]
+
+
+def test_non_fixed_newstyle_refuses_listing_and_tls():
+    with pytest.raises(HandshakeError, match="non-fixed newstyle protocol: it cannot list"):
+        ClientHandshake(list_exports=True).receive_data(greeting(0))
+    hs = ClientHandshake(tls=True)
+    with pytest.raises(HandshakeError, match="does not support TLS"):
+        hs.receive_data(greeting(0))
+    assert hs.data_to_send() == b""  # nothing sent in plaintext
+
+
+@pytest.mark.parametrize(
+    ("server_flags", "expected"),
+    [(FIXED | NO_ZEROES, 3), (FIXED, 1), (FIXED | NO_ZEROES | 0x8000, 3), (NO_ZEROES, 2), (0, 0)],
+)
+def test_client_flags_echo_exactly_what_was_offered(server_flags, expected):
+    hs = ClientHandshake()
+    hs.receive_data(greeting(server_flags))
+    assert hs.data_to_send()[:4] == client_flags(expected)
+
+
+@pytest.mark.parametrize("zeroes", [False, True])
+def test_fixed_newstyle_export_name_fallback_honours_no_zeroes(zeroes):
+    hs = ClientHandshake(export_name="d", structured_replies=False)
+    hs.receive_data(greeting(FIXED if zeroes else FIXED | NO_ZEROES))
+    assert hs.data_to_send() == client_flags(1 if zeroes else 3) + opt(Option.GO, go_payload("d"))
+    assert hs.receive_data(rep_error(Option.GO, OptionReply.ERR_UNSUP)) == []
+    assert hs.data_to_send() == opt(Option.EXPORT_NAME, b"d")
+    reply = export_name_reply(1 << 30, FLAGS, zeroes=zeroes)
+    events = hs.receive_data(reply[:10])
+    if zeroes:  # size and flags alone do not end the handshake: 124 zeroes follow
+        assert events == []
+        assert not hs.done
+        events = hs.receive_data(reply[10:])
+    assert events == [Negotiated(ExportInfo("d", 1 << 30, int(FLAGS)), "newstyle-fixed", False)]
+    assert hs.trailing_data == b""
+
+
+def test_export_name_fallback_result_and_trailing_bytes():
+    hs = ClientHandshake(export_name="d", structured_replies=False)
+    hs.receive_data(greeting(FIXED))
+    hs.data_to_send()
+    hs.receive_data(rep_error(Option.GO, OptionReply.ERR_UNSUP))
+    events = hs.receive_data(export_name_reply(1 << 30, FLAGS, zeroes=True) + b"\x01")
+    assert events == [Negotiated(ExportInfo("d", 1 << 30, int(FLAGS)), "newstyle-fixed", False)]
+    assert hs.trailing_data == b"\x01"
+
+
+def test_bad_greeting_magics():
+    with pytest.raises(ProtocolError, match="not an NBD server"):
+        ClientHandshake().receive_data(b"HTTP/1.1 400 Bad\r\n")
+    with pytest.raises(ProtocolError, match="unknown NBD handshake magic"):
+        ClientHandshake().receive_data(b"NBDMAGICIHAVEOPX\x00\x03")
+
+
+# ---- GO ------------------------------------------------------------------------------
+
+
+def test_go_exact_bytes_and_every_info_type():
+    hs = ClientHandshake(export_name="disk")
+    assert hs.receive_data(greeting()) == []
+    assert hs.data_to_send() == client_flags(3) + opt(Option.STRUCTURED_REPLY)
+    assert hs.receive_data(rep(Option.STRUCTURED_REPLY, ACK)) == []
+    assert hs.data_to_send() == opt(
+        Option.SET_META_CONTEXT, context_payload("disk", ("base:allocation",))
+    )
+    assert hs.receive_data(rep_context(Option.SET_META_CONTEXT, 42, "base:allocation")) == []
+    assert hs.receive_data(rep(Option.SET_META_CONTEXT, ACK)) == []
+    sent = hs.data_to_send()
+    # GO: u32 name length, name, u16 count, u16 NAME, DESCRIPTION, BLOCK_SIZE
+    assert sent == b"IHAVEOPT" + bytes.fromhex(
+        "00000007 00000010 00000004"
+    ) + b"disk" + bytes.fromhex("0003 0001 0002 0003")
+    replies = (
+        info_name(Option.GO, "canonical/disk")
+        + rep_info(Option.GO, 0x7777, b"future info, ignored")
+        + info_export(Option.GO, 8 << 30, FLAGS)
+        + info_description(Option.GO, "Data disk \N{SNOWMAN}")
+        + info_block_size(Option.GO, 512, 4096, 32 << 20)
+        + rep(Option.GO, ACK)
+    )
+    events = hs.receive_data(replies + b"\x67\x44\x66\x98rest")
+    info = ExportInfo(
+        name="canonical/disk",
+        size=8 << 30,
+        flags=int(FLAGS),
+        description="Data disk \N{SNOWMAN}",
+        block_minimum=512,
+        block_preferred=4096,
+        block_maximum=32 << 20,
+    )
+    assert events == [
+        Negotiated(info, "newstyle-fixed", True, meta_contexts=(("base:allocation", 42),))
+    ]
+    assert events[0].context_id("base:allocation") == 42
+    assert hs.done
+    assert hs.data_to_send() == b""
+    assert hs.trailing_data == b"\x67\x44\x66\x98rest"
+    # after done, more bytes keep going to trailing_data
+    assert hs.receive_data(b"!") == []
+    assert hs.trailing_data == b"\x67\x44\x66\x98rest!"
+
+
+def test_go_without_block_size_or_name_uses_requested_name():
+    hs = ClientHandshake(export_name="x", structured_replies=False)
+    conv = Conversation(
+        hs,
+        greeting(),
+        standard_server(overrides={Option.GO: info_export(Option.GO, 5, 1) + rep(Option.GO, ACK)}),
+    )
+    assert conv.run() == [Negotiated(ExportInfo("x", 5, 1), "newstyle-fixed", False)]
+    assert conv.option_codes == [Option.GO]
+
+
+def test_go_ack_without_export_info_is_a_protocol_error():
+    answer = standard_server(overrides={Option.GO: info_name(Option.GO, "x") + rep(Option.GO, ACK)})
+    with pytest.raises(ProtocolError, match="without sending NBD_INFO_EXPORT"):
+        converse(ClientHandshake(export_name="x"), answer)
+
+
+def test_go_unknown_export():
+    answer = standard_server(
+        overrides={Option.GO: rep_error(Option.GO, OptionReply.ERR_UNKNOWN, "no such thing")}
+    )
+    hs = ClientHandshake(export_name="nope")
+    with pytest.raises(ExportNotFoundError) as info:
+        converse(hs, answer)
+    assert str(info.value) == "export 'nope' not found"
+    assert info.value.reply == OptionReply.ERR_UNKNOWN
+    assert info.value.option == Option.GO
+    assert info.value.server_message == "no such thing"
+    assert hs.data_to_send() == opt(Option.ABORT)  # soft disconnect offered to the driver
+    with pytest.raises(ExportNotFoundError):  # the machine stays failed
+        hs.receive_data(b"x")
+
+
+def test_go_policy_with_message():
+    answer = standard_server(
+        overrides={Option.GO: rep_error(Option.GO, OptionReply.ERR_POLICY, "access\ndenied\x1b[2J")}
+    )
+    with pytest.raises(HandshakeError) as info:
+        converse(ClientHandshake(export_name="d"), answer)
+    assert str(info.value) == "server refused export 'd' (policy: access denied [2J)"
+    assert type(info.value) is HandshakeError
+    assert (info.value.reply, info.value.option) == (OptionReply.ERR_POLICY, Option.GO)
+
+
+@pytest.mark.parametrize(
+    ("reply", "text"),
+    [
+        (OptionReply.ERR_PLATFORM, "server refused export 'd' (not available on the server's"),
+        (OptionReply.ERR_INVALID, "server refused export 'd' (invalid request)"),
+        (OptionReply.ERR_BLOCK_SIZE_REQD, "server refused export 'd' (block size negotiation"),
+        (OptionReply.ERR_TOO_BIG, "server refused export 'd' (request or reply too big)"),
+        (OptionReply.ERR_EXT_HEADER_REQD, "server refused export 'd' (extended headers required"),
+        (OptionReply.ERR_SHUTDOWN, "server is shutting down"),
+        (0x80000063, "server refused export 'd' (error 0x80000063)"),
+    ],
+)
+def test_go_other_errors(reply, text):
+    answer = standard_server(overrides={Option.GO: rep_error(Option.GO, reply)})
+    with pytest.raises(HandshakeError) as info:
+        converse(ClientHandshake(export_name="d"), answer)
+    assert str(info.value).startswith(text)
+    assert info.value.reply == reply
+    assert info.value.server_message == ""
+
+
+def test_tls_required_on_go():
+    answer = standard_server(overrides={Option.GO: rep_error(Option.GO, OptionReply.ERR_TLS_REQD)})
+    with pytest.raises(TLSRequiredError, match=r"^server requires TLS: use nbds://$") as info:
+        converse(ClientHandshake(), answer)
+    assert info.value.option == Option.GO
+
+
+def test_tls_required_on_first_option_forcedtls_server():
+    answer = standard_server(
+        overrides={
+            Option.STRUCTURED_REPLY: rep_error(Option.STRUCTURED_REPLY, OptionReply.ERR_TLS_REQD)
+        }
+    )
+    hs = ClientHandshake()
+    with pytest.raises(TLSRequiredError) as info:
+        converse(hs, answer)
+    assert info.value.option == Option.STRUCTURED_REPLY
+    assert hs.data_to_send() == opt(Option.ABORT)
+
+
+def test_structured_replies_unsupported_skips_meta_contexts():
+    answer = standard_server(
+        overrides={
+            Option.STRUCTURED_REPLY: rep_error(Option.STRUCTURED_REPLY, OptionReply.ERR_UNSUP)
+        }
+    )
+    conv = converse(ClientHandshake(list_contexts=True), answer)
+    assert conv.option_codes == [Option.STRUCTURED_REPLY, Option.GO]
+    (event,) = conv.events
+    assert event.structured is False
+    assert event.meta_contexts == ()
+    assert event.available_contexts is None
+
+
+def test_structured_replies_not_asked():
+    conv = converse(ClientHandshake(structured_replies=False))
+    assert conv.option_codes == [Option.GO]
+    assert conv.events[0].structured is False
+
+
+def test_set_meta_context_agreed_several():
+    hs = ClientHandshake(export_name="e", meta_contexts=("base:allocation", "qemu:dirty-bitmap:b"))
+    conv = converse(hs)
+    assert conv.options[1] == (
+        Option.SET_META_CONTEXT,
+        context_payload("e", ("base:allocation", "qemu:dirty-bitmap:b")),
+    )
+    assert conv.events[0].meta_contexts == (("base:allocation", 7), ("qemu:dirty-bitmap:b", 8))
+
+
+def test_meta_contexts_given_as_one_string():
+    conv = converse(ClientHandshake(meta_contexts="base:allocation"))
+    assert conv.options[1] == (Option.SET_META_CONTEXT, context_payload("", ("base:allocation",)))
+
+
+def test_set_meta_context_refused_means_none_agreed():
+    error = rep_context(Option.SET_META_CONTEXT, 1, "base:allocation") + rep_error(
+        Option.SET_META_CONTEXT, OptionReply.ERR_INVALID, "nope"
+    )
+    conv = converse(ClientHandshake(), standard_server(overrides={Option.SET_META_CONTEXT: error}))
+    assert conv.option_codes == [Option.STRUCTURED_REPLY, Option.SET_META_CONTEXT, Option.GO]
+    assert conv.events[0].meta_contexts == ()
+    assert conv.events[0].context_id("base:allocation") is None
+
+
+def test_no_meta_contexts_asked_sends_no_set_meta_context():
+    conv = converse(ClientHandshake(meta_contexts=()))
+    assert conv.option_codes == [Option.STRUCTURED_REPLY, Option.GO]
+
+
+def test_list_meta_context_with_no_query():
+    conv = converse(ClientHandshake(export_name="e", list_contexts=True))
+    assert conv.option_codes == [
+        Option.STRUCTURED_REPLY,
+        Option.LIST_META_CONTEXT,
+        Option.SET_META_CONTEXT,
+        Option.GO,
+    ]
+    assert conv.options[1][1] == struct.pack(">I", 1) + b"e" + struct.pack(">I", 0)
+    assert conv.events[0].available_contexts == ("base:allocation", "qemu:dirty-bitmap:")
+
+
+def test_list_meta_context_error_gives_none():
+    error = rep_context(Option.LIST_META_CONTEXT, 0, "base:allocation") + rep_error(
+        Option.LIST_META_CONTEXT, OptionReply.ERR_UNSUP
+    )
+    answer = standard_server(overrides={Option.LIST_META_CONTEXT: error})
+    conv = converse(ClientHandshake(list_contexts=True), answer)
+    assert conv.events[0].available_contexts is None
+    assert conv.events[0].meta_contexts == (("base:allocation", 7),)
+
+
+def test_shutdown_on_optional_option_is_fatal():
+    answer = standard_server(
+        overrides={
+            Option.STRUCTURED_REPLY: rep_error(
+                Option.STRUCTURED_REPLY, OptionReply.ERR_SHUTDOWN, "bye"
+            )
+        }
+    )
+    hs = ClientHandshake()
+    with pytest.raises(HandshakeError, match=r"^server is shutting down \(bye\)$"):
+        converse(hs, answer)
+    assert hs.data_to_send() == opt(Option.ABORT)
+
+
+def test_names_too_long_or_invalid_are_refused_before_sending():
+    ClientHandshake(export_name="é" * 2048)  # 4096 bytes: the limit
+    with pytest.raises(HandshakeError, match="export name is too long: 4098 bytes"):
+        ClientHandshake(export_name="é" * 2049)
+    with pytest.raises(HandshakeError, match="metadata context name is too long"):
+        ClientHandshake(meta_contexts=("x:" + "y" * 4095,))
+    with pytest.raises(HandshakeError, match="NUL"):
+        ClientHandshake(export_name="a\0b")
+    with pytest.raises(HandshakeError, match="not valid Unicode"):
+        ClientHandshake(export_name="\udcff")
+
+
+def test_utf8_export_name_on_the_wire():
+    conv = converse(ClientHandshake(export_name="диск", structured_replies=False))
+    assert conv.options == [(Option.GO, go_payload("диск"))]
+    assert conv.events[0].info.name == "диск"
+
+
+# ---- STARTTLS --------------------------------------------------------------------------
+
+
+def test_starttls_flow():
+    hs = ClientHandshake(export_name="d", tls=True)
+    hs.receive_data(greeting())
+    assert hs.data_to_send() == client_flags(3) + opt(Option.STARTTLS)
+    assert hs.receive_data(rep(Option.STARTTLS, ACK)) == [StartTLS()]
+    assert hs.data_to_send() == b""  # nothing more in plaintext
+    assert hs.receive_data(b"") == []
+    assert hs.data_to_send() == b""
+    hs.tls_established()
+    assert hs.data_to_send() == opt(Option.STRUCTURED_REPLY)
+    hs.receive_data(rep(Option.STRUCTURED_REPLY, ACK))
+    hs.receive_data(rep(Option.SET_META_CONTEXT, ACK))
+    assert split_options(hs.data_to_send())[-1][0] == Option.GO
+    (event,) = hs.receive_data(info_export(Option.GO, 1, 1) + rep(Option.GO, ACK))
+    assert event.tls is True
+    with pytest.raises(RuntimeError):
+        hs.tls_established()
+
+
+def test_tls_established_only_when_asked():
+    hs = ClientHandshake(tls=True)
+    with pytest.raises(RuntimeError):
+        hs.tls_established()
+
+
+@pytest.mark.parametrize(
+    ("reply", "message", "text"),
+    [
+        (OptionReply.ERR_UNSUP, "", "server does not support TLS"),
+        (OptionReply.ERR_POLICY, "", "server does not support TLS (policy)"),
+        (OptionReply.ERR_UNSUP, "no certs", "server does not support TLS (no certs)"),
+    ],
+)
+def test_starttls_refused(reply, message, text):
+    hs = ClientHandshake(tls=True)
+    hs.receive_data(greeting())
+    hs.data_to_send()
+    with pytest.raises(HandshakeError) as info:
+        hs.receive_data(rep_error(Option.STARTTLS, reply, message))
+    assert str(info.value) == text
+    assert (info.value.reply, info.value.option) == (reply, Option.STARTTLS)
+    assert hs.data_to_send() == opt(Option.ABORT)  # and no other option in plaintext
+
+
+def test_plaintext_after_starttls_ack_is_refused():
+    hs = ClientHandshake(tls=True)
+    hs.receive_data(greeting())
+    with pytest.raises(ProtocolError, match="after accepting NBD_OPT_STARTTLS"):
+        hs.receive_data(rep(Option.STARTTLS, ACK) + rep(Option.STRUCTURED_REPLY, ACK))
+
+
+def test_tls_required_after_tls_is_a_protocol_error():
+    answer = standard_server(overrides={Option.GO: rep_error(Option.GO, OptionReply.ERR_TLS_REQD)})
+    with pytest.raises(ProtocolError, match="although TLS is already active"):
+        converse(ClientHandshake(tls=True), answer)
+
+
+# ---- LIST ----------------------------------------------------------------------------
+
+
+def test_list_with_descriptions():
+    hs = ClientHandshake(list_exports=True, structured_replies=False)
+    hs.receive_data(greeting())
+    assert hs.data_to_send() == client_flags(3) + opt(Option.LIST)
+    events = hs.receive_data(
+        rep_server("") + rep_server("a", "first disk") + rep_server("b") + rep(Option.LIST, ACK)
+    )
+    assert events == [
+        ExportsListed(
+            "newstyle-fixed",
+            (ExportDetails("", ""), ExportDetails("a", "first disk"), ExportDetails("b", "")),
+        )
+    ]
+    assert hs.data_to_send() == opt(Option.ABORT)
+    hs.receive_data(rep(Option.ABORT, ACK))  # the ACK to ABORT is just trailing data
+    assert hs.trailing_data == rep(Option.ABORT, ACK)
+    assert hs.eof_error() is None
+
+
+def test_list_with_details():
+    def info(option: int, payload: bytes) -> bytes:
+        if b"broken" in payload:
+            return rep_error(option, OptionReply.ERR_TLS_REQD)  # SELECTIVETLS hiding it
+        return (
+            info_export(option, 1024, FLAGS)
+            + info_description(option, "from info")
+            + info_block_size(option, 1, 4096, 0xFFFFFFFF)
+            + rep(option, ACK)
+        )
+
+    exports = (("a", "A"), ("broken", ""))
+    answer = standard_server(exports=exports, overrides={Option.INFO: info})
+    conv = converse(ClientHandshake(list_exports=True, list_details=True), answer)
+    assert conv.options == [
+        (Option.STRUCTURED_REPLY, b""),
+        (Option.LIST, b""),
+        (Option.LIST_META_CONTEXT, context_payload("a")),
+        (Option.INFO, go_payload("a")),
+        (Option.LIST_META_CONTEXT, context_payload("broken")),
+        (Option.INFO, go_payload("broken")),
+        (Option.ABORT, b""),
+    ]
+    contexts = ("base:allocation", "qemu:dirty-bitmap:")
+    info_a = ExportInfo("a", 1024, int(FLAGS), "from info", 1, 4096, 0xFFFFFFFF)
+    assert conv.events == [
+        ExportsListed(
+            "newstyle-fixed",
+            (
+                ExportDetails("a", "A", info_a, contexts),
+                ExportDetails("broken", "", None, contexts),
+            ),
+            structured=True,
+        )
+    ]
+
+
+def test_list_details_stop_asking_after_unsupported():
+    answer = standard_server(
+        exports=(("a", ""), ("b", "")),
+        overrides={
+            Option.INFO: rep_error(Option.INFO, OptionReply.ERR_UNSUP),
+            Option.LIST_META_CONTEXT: rep_error(Option.LIST_META_CONTEXT, OptionReply.ERR_UNSUP),
+        },
+    )
+    conv = converse(ClientHandshake(list_exports=True, list_details=True), answer)
+    assert conv.option_codes == [
+        Option.STRUCTURED_REPLY,
+        Option.LIST,
+        Option.LIST_META_CONTEXT,
+        Option.INFO,
+        Option.ABORT,
+    ]
+    assert [e.info for e in conv.events[0].exports] == [None, None]
+
+
+@pytest.mark.parametrize(
+    ("reply", "message", "text"),
+    [
+        (OptionReply.ERR_POLICY, "", "server refuses to list exports (policy)"),
+        (OptionReply.ERR_UNSUP, "", "server refuses to list exports (unsupported)"),
+        (
+            OptionReply.ERR_POLICY,
+            "ask the admin",
+            "server refuses to list exports (policy: ask the admin)",
+        ),
+    ],
+)
+def test_list_refused(reply, message, text):
+    answer = standard_server(overrides={Option.LIST: rep_error(Option.LIST, reply, message)})
+    with pytest.raises(HandshakeError) as info:
+        converse(ClientHandshake(list_exports=True), answer)
+    assert str(info.value) == text
+    assert (info.value.reply, info.value.option) == (reply, Option.LIST)
+
+
+def test_list_tls_required():
+    answer = standard_server(
+        overrides={Option.LIST: rep_error(Option.LIST, OptionReply.ERR_TLS_REQD)}
+    )
+    with pytest.raises(TLSRequiredError):
+        converse(ClientHandshake(list_exports=True), answer)
+
+
+def test_list_over_tls():
+    conv = converse(ClientHandshake(list_exports=True, tls=True))
+    assert conv.option_codes == [
+        Option.STARTTLS,
+        Option.STRUCTURED_REPLY,
+        Option.LIST,
+        Option.ABORT,
+    ]
+    assert conv.events[0] == StartTLS()
+    assert conv.events[1].tls is True
+
+
+# ---- fragmentation ---------------------------------------------------------------------
+
+SCENARIOS: dict[str, Callable[[], tuple[ClientHandshake, Answer, int]]] = {
+    "go": lambda: (
+        ClientHandshake(export_name="disk", list_contexts=True),
+        standard_server(),
+        FIXED | NO_ZEROES,
+    ),
+    "export-name": lambda: (
+        ClientHandshake(export_name="x"),
+        standard_server(
+            zeroes=True,
+            overrides={
+                Option.GO: info_name(Option.GO, "x") + rep_error(Option.GO, OptionReply.ERR_UNSUP)
+            },
+        ),
+        FIXED,
+    ),
+    "list": lambda: (
+        ClientHandshake(list_exports=True, list_details=True),
+        standard_server(),
+        FIXED,
+    ),
+    "newstyle": lambda: (ClientHandshake(export_name="y"), standard_server(zeroes=True), 0),
+}
+
+
+def reference(name: str) -> Conversation:
+    hs, answer, flags = SCENARIOS[name]()
+    conv = Conversation(hs, greeting(flags), answer)
+    conv.run()
+    assert conv.hs.done
+    return conv
+
+
+@pytest.mark.parametrize("name", sorted(SCENARIOS))
+def test_byte_at_a_time_gives_the_same_events_and_bytes(name):
+    ref = reference(name)
+    hs, answer, flags = SCENARIOS[name]()
+    conv = Conversation(hs, greeting(flags), answer)
+    conv.run(chunk=1)
+    assert conv.events == ref.events
+    assert conv.options == ref.options
+    assert conv.client_flags == ref.client_flags
+
+
+@settings(max_examples=60, deadline=None)
+@given(name=st.sampled_from(sorted(SCENARIOS)), cuts=st.lists(st.integers(0, 10_000), max_size=12))
+def test_any_fragmentation_of_the_whole_server_stream(name, cuts):
+    ref = reference(name)
+    stream = bytes(ref.server_bytes) + b"TRAILING"
+    points = sorted({c % (len(stream) + 1) for c in cuts})
+    pieces = [stream[a:b] for a, b in zip([0, *points], [*points, len(stream)], strict=True)]
+    hs, _, _ = SCENARIOS[name]()
+    events = []
+    sent = b""
+    for piece in pieces:
+        events += hs.receive_data(piece)
+        sent += hs.data_to_send()
+    assert events == ref.events
+    assert sent == ref.client_flags + b"".join(opt(o, p) for o, p in ref.options)
+    assert hs.trailing_data == ref.hs.trailing_data + b"TRAILING"  # (list: the ACK to ABORT)
+
+
+# ---- malformed input -------------------------------------------------------------------
+
+
+def started(**kwargs) -> ClientHandshake:
+    """A handshake past the greeting, waiting for the reply to its first option."""
+    hs = ClientHandshake(**kwargs)
+    hs.receive_data(greeting())
+    hs.data_to_send()
+    return hs
+
+
+def test_bad_reply_magic():
+    bad = b"\x00" * 8 + struct.pack(">III", Option.STRUCTURED_REPLY, ACK, 0)
+    with pytest.raises(ProtocolError, match="bad option reply magic"):
+        started().receive_data(bad)
+
+
+def test_reply_to_an_option_not_sent():
+    with pytest.raises(
+        ProtocolError,
+        match="reply to NBD_OPT_GO, but nbdtui is waiting for the reply to NBD_OPT_STRUCTURED_R",
+    ):
+        started().receive_data(rep(Option.GO, ACK))
+
+
+def test_unexpected_reply_type():
+    with pytest.raises(ProtocolError, match="unexpected NBD_REP_INFO"):
+        started().receive_data(rep_info(Option.STRUCTURED_REPLY, Info.EXPORT, bytes(10)))
+    with pytest.raises(ProtocolError, match="unexpected reply type 0x63"):
+        started().receive_data(rep(Option.STRUCTURED_REPLY, 0x63))
+
+
+def test_oversize_lengths_are_refused_from_the_header_alone():
+    header = bytes.fromhex("0003e889045565a9")
+    for reply, length in [
+        (OptionReply.INFO, MAX_OPTION_REPLY + 1),
+        (OptionReply.ERR_POLICY, 4097),
+        (ACK, 1),
+    ]:
+        hs = started(structured_replies=False)
+        with pytest.raises(ProtocolError, match=f"{length}-byte payload"):
+            hs.receive_data(header + struct.pack(">III", Option.GO, reply, length))
+    hs = started(list_exports=True, structured_replies=False)
+    with pytest.raises(ProtocolError, match="8197-byte payload"):
+        hs.receive_data(header + struct.pack(">III", Option.LIST, OptionReply.SERVER, 8197))
+
+
+def test_truncated_or_overlong_info_payloads():
+    for body_type, body in [
+        (Info.EXPORT, bytes(8)),
+        (Info.BLOCK_SIZE, bytes(13)),
+        (Info.EXPORT, bytes(11)),
+    ]:
+        hs = started(structured_replies=False)
+        with pytest.raises(ProtocolError, match="it must be"):
+            hs.receive_data(rep_info(Option.GO, body_type, body)[:22])  # header + info type
+    with pytest.raises(ProtocolError, match="truncated NBD_REP_INFO"):
+        started(structured_replies=False).receive_data(rep(Option.GO, OptionReply.INFO, b"\x00"))
+    with pytest.raises(ProtocolError, match="strings are at most 4096"):
+        started(structured_replies=False).receive_data(info_name(Option.GO, "n" * 4097)[:22])
+
+
+def test_bad_strings_and_entries():
+    with pytest.raises(ProtocolError, match="not valid UTF-8"):
+        started(structured_replies=False).receive_data(rep_info(Option.GO, Info.NAME, b"\xff"))
+    hs = started(list_exports=True, structured_replies=False)
+    with pytest.raises(ProtocolError, match="name length of 9 bytes"):
+        hs.receive_data(rep(Option.LIST, OptionReply.SERVER, struct.pack(">I", 9) + b"abc"))
+    hs = started(list_exports=True, structured_replies=False)
+    with pytest.raises(ProtocolError, match="strings are at most 4096"):
+        hs.receive_data(rep_server("n" * 4097))
+    hs = started(list_contexts=True)
+    hs.receive_data(rep(Option.STRUCTURED_REPLY, ACK))
+    with pytest.raises(ProtocolError, match="truncated NBD_REP_META_CONTEXT"):
+        hs.receive_data(rep(Option.LIST_META_CONTEXT, OptionReply.META_CONTEXT, b"\x00\x00"))
+
+
+@pytest.mark.parametrize(
+    "sizes",
+    [(3, 4096, 1 << 25), (1 << 17, 1 << 17, 1 << 25), (512, 256, 1 << 25), (512, 4096, 1024)],
+)
+def test_invalid_block_sizes(sizes):
+    with pytest.raises(ProtocolError, match="invalid NBD_INFO_BLOCK_SIZE"):
+        started(structured_replies=False).receive_data(info_block_size(Option.GO, *sizes))
+
+
+# ---- end of file -----------------------------------------------------------------------
+
+
+def test_eof_error_in_each_state():
+    hs = ClientHandshake(export_name="gone")
+    assert "without sending the NBD greeting" in str(hs.eof_error())
+    hs.receive_data(b"NBDMA")
+    assert isinstance(hs.eof_error(), ProtocolError)
+    hs.receive_data(b"GICIHAVEOPT\x00\x00")
+    assert hs.data_to_send() == client_flags(0) + opt(Option.EXPORT_NAME, b"gone")
+    error = hs.eof_error()
+    assert isinstance(error, ExportNotFoundError)
+    assert str(error) == "export 'gone' not found"
+    assert (error.option, error.reply) == (Option.EXPORT_NAME, None)
+    hs.receive_data(b"\x00")
+    assert isinstance(hs.eof_error(), ProtocolError)
+
+    hs = started()
+    error = hs.eof_error()
+    assert type(error) is HandshakeError
+    assert "reply to NBD_OPT_STRUCTURED_REPLY" in str(error)
+
+    hs = started(tls=True)
+    hs.receive_data(rep(Option.STARTTLS, ACK))
+    assert "instead of starting TLS" in str(hs.eof_error())
+
+
+# ---- oracle: real servers over real sockets ----------------------------------------------
+
+needs_nbdkit = pytest.mark.skipif(shutil.which("nbdkit") is None, reason="nbdkit is not installed")
+
+
+@pytest.fixture
+def nbdkit(tmp_path) -> Iterator[Callable[..., str]]:
+    """Start nbdkit on a Unix socket in tmp_path; returns the socket path."""
+    procs: list[subprocess.Popen] = []
+
+    def start(*args: str) -> str:
+        path = str(tmp_path / f"nbdkit{len(procs)}.sock")
+        proc = subprocess.Popen(["nbdkit", "-f", "--exit-with-parent", "-U", path, *args])
+        procs.append(proc)
+        deadline = time.monotonic() + 10
+        while not os.path.exists(path):
+            assert proc.poll() is None, "nbdkit exited"
+            assert time.monotonic() < deadline, "nbdkit did not start"
+            time.sleep(0.02)
+        return path
+
+    yield start
+    for proc in procs:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+def handshake_over_socket(path: str, hs: ClientHandshake) -> tuple[list[object], socket.socket]:
+    """Drive ``hs`` with blocking socket calls; returns the events and the open socket."""
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.settimeout(10)
+    sock.connect(path)
+    events: list[object] = []
+    try:
+        while not hs.done:
+            out = hs.data_to_send()
+            if out:
+                sock.sendall(out)
+            data = sock.recv(65536)
+            if not data:
+                raise hs.eof_error()
+            events += hs.receive_data(data)
+        sock.sendall(hs.data_to_send())
+    except BaseException:
+        sock.close()
+        raise
+    return events, sock
+
+
+def read_first_sector(sock: socket.socket, trailing: bytes) -> bytes:
+    """A simple NBD_CMD_READ (structured replies off) proves transmission really began."""
+    assert trailing == b""
+    sock.sendall(struct.pack(">IHHQQI", 0x25609513, 0, 0, 0xC0FFEE, 0, 512))
+    data = b""
+    while len(data) < 16 + 512:
+        data += sock.recv(65536)
+    magic, error, cookie = struct.unpack(">IIQ", data[:16])
+    assert (magic, error, cookie) == (0x67446698, 0, 0xC0FFEE)
+    return data[16:]
+
+
+@needs_nbdkit
+def test_nbdkit_go_and_transmission(nbdkit):
+    path = nbdkit("--filter=exportname", "pattern", "1M", "exportname=a", "exportdesc=fixed:hello")
+    hs = ClientHandshake(export_name="a", list_contexts=True, structured_replies=False)
+    (event,), sock = handshake_over_socket(path, hs)
+    with sock:
+        assert event.protocol == "newstyle-fixed"
+        assert event.info.size == 1 << 20
+        assert event.info.description == "hello"
+        assert event.info.flags & TransmissionFlag.HAS_FLAGS
+        # the pattern plugin stores each 8-byte offset big-endian at that offset
+        assert read_first_sector(sock, hs.trailing_data)[8:16] == struct.pack(">Q", 8)
+
+
+@needs_nbdkit
+def test_nbdkit_structured_and_contexts_match_nbdinfo(nbdkit):
+    path = nbdkit("memory", "1M")
+    hs = ClientHandshake(list_contexts=True)
+    (event,), sock = handshake_over_socket(path, hs)
+    sock.close()
+    assert event.structured is True
+    assert event.context_id("base:allocation") is not None
+    if shutil.which("nbdinfo") is None:
+        pytest.skip("nbdinfo is not installed")
+    out = subprocess.run(
+        ["nbdinfo", "--json", f"nbd+unix:///?socket={path}"],
+        capture_output=True,
+        check=True,
+        text=True,
+    ).stdout
+    oracle = json.loads(out)
+    export = oracle["exports"][0]
+    assert oracle["protocol"] == event.protocol
+    assert export["export-size"] == event.info.size
+    assert tuple(export["contexts"]) == event.available_contexts
+    for key in (
+        "read_only",
+        "can_flush",
+        "can_fua",
+        "can_trim",
+        "can_zero",
+        "can_multi_conn",
+        "can_cache",
+        "can_df",
+    ):
+        oracle_key = "is_read_only" if key == "read_only" else key
+        assert export[oracle_key] == getattr(event.info, key), key
+
+
+@needs_nbdkit
+def test_nbdkit_list_with_details_and_unknown_export(nbdkit):
+    path = nbdkit(
+        "--filter=exportname",
+        "memory",
+        "64K",
+        "exportname=a",
+        "exportname=b",
+        "exportname-list=explicit",
+        "exportname-strict=true",
+        "exportdesc=fixed:d",
+    )
+    (listed,), sock = handshake_over_socket(
+        path, ClientHandshake(list_exports=True, list_details=True)
+    )
+    sock.close()
+    assert [e.name for e in listed.exports] == ["a", "b"]
+    assert all(e.info is not None and e.info.size == 64 * 1024 for e in listed.exports)
+    assert all(e.contexts == ("base:allocation",) for e in listed.exports)
+    with pytest.raises(ExportNotFoundError, match="export 'zz' not found"):
+        handshake_over_socket(path, ClientHandshake(export_name="zz"))
+
+
+@needs_nbdkit
+def test_nbdkit_oldstyle_and_non_fixed_newstyle(nbdkit):
+    (event,), sock = handshake_over_socket(nbdkit("-o", "memory", "8K"), ClientHandshake())
+    sock.close()
+    assert (event.protocol, event.info.size, event.structured) == ("oldstyle", 8192, False)
+    path = nbdkit("--mask-handshake=0", "memory", "16K")
+    (event,), sock = handshake_over_socket(path, ClientHandshake(export_name="q"))
+    sock.close()
+    assert (event.protocol, event.info.size, event.info.name) == ("newstyle", 16384, "q")
+
+
+@needs_nbdkit
+def test_nbdkit_tls_required_and_refused(nbdkit, tmp_path):
+    psk = tmp_path / "keys.psk"
+    psk.write_text("alice:" + "0" * 64 + "\n")
+    path = nbdkit("--tls=require", f"--tls-psk={psk}", "memory", "1M")
+    with pytest.raises(TLSRequiredError, match="use nbds://"):
+        handshake_over_socket(path, ClientHandshake())
+    path = nbdkit("--tls=off", "memory", "1M")
+    with pytest.raises(HandshakeError, match="server does not support TLS"):
+        handshake_over_socket(path, ClientHandshake(tls=True))
+
+
+def make_certificates(directory) -> None:
+    """A throw-away CA and a server certificate for localhost, as nbdkit expects them."""
+
+    def openssl(*args: str) -> None:
+        subprocess.run(["openssl", *args], cwd=directory, check=True, capture_output=True)
+
+    key = ("-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes")
+    openssl(
+        "req",
+        "-x509",
+        *key,
+        "-days",
+        "1",
+        "-subj",
+        "/CN=nbdtui test CA",
+        "-keyout",
+        "ca-key.pem",
+        "-out",
+        "ca-cert.pem",
+    )
+    openssl(
+        "req", *key, "-keyout", "server-key.pem", "-out", "server.csr", "-subj", "/CN=localhost"
+    )
+    (directory / "san.ext").write_text("subjectAltName=DNS:localhost\n")
+    openssl(
+        "x509", "-req", "-in", "server.csr", "-CA", "ca-cert.pem", "-CAkey", "ca-key.pem",
+        "-CAcreateserial", "-days", "1", "-extfile", "san.ext", "-out", "server-cert.pem",
+    )  # fmt: skip
+
+
+@needs_nbdkit
+@pytest.mark.skipif(shutil.which("openssl") is None, reason="openssl is not installed")
+def test_nbdkit_real_tls_upgrade(nbdkit, tmp_path):
+    certs = tmp_path / "pki"
+    certs.mkdir()
+    make_certificates(certs)
+    path = nbdkit("--tls=require", f"--tls-certificates={certs}", "pattern", "1M")
+    hs = ClientHandshake(tls=True, structured_replies=False)
+    plain = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    plain.settimeout(10)
+    plain.connect(path)
+    events: list[object] = []
+    while not events:
+        plain.sendall(hs.data_to_send())
+        events = hs.receive_data(plain.recv(4096))
+    assert events == [StartTLS()]
+    assert hs.data_to_send() == b""
+    context = ssl.create_default_context(cafile=str(certs / "ca-cert.pem"))
+    with context.wrap_socket(plain, server_hostname="localhost") as sock:
+        hs.tls_established()
+        while not hs.done:
+            sock.sendall(hs.data_to_send())
+            events += hs.receive_data(sock.recv(65536))
+        negotiated = events[-1]
+        assert isinstance(negotiated, Negotiated)
+        assert (negotiated.tls, negotiated.info.size) == (True, 1 << 20)
+        assert read_first_sector(sock, hs.trailing_data)[8:16] == struct.pack(">Q", 8)
