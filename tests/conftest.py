@@ -1,0 +1,115 @@
+"""Fixtures that start real NBD servers (and sshd) for one test and stop them afterwards.
+
+Every server fixture is a factory: call it as often as needed inside a test; everything it
+started is stopped at teardown. Servers listen on an ephemeral port of 127.0.0.1 or on a Unix
+socket in the test's ``tmp_path``. A missing binary skips the test, except when ``CI`` is set,
+where it fails. See ``tests/servers.py`` for the machinery and the :class:`Server` object.
+
+    def test_example(nbdkit, qemu_nbd, make_image, tmp_path):
+        mem = nbdkit("memory", "1M", log=True)           # Server; mem.uri, mem.log_path
+        img = make_image(tmp_path, 65536, content=b"hi")  # Path of a raw image
+        disk = qemu_nbd(img, export="disk", unix=True)    # nbd+unix:///disk?socket=...
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+# Tests import helpers as `tests.<module>`; make that work for `pytest` as well as for
+# `python -m pytest` (which alone puts the current directory on sys.path).
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from tests.servers import (  # noqa: E402
+    Server,
+    ServerFactory,
+    SshServer,
+    TlsCerts,
+    make_tls_certs,
+)
+from tests.servers import make_image as _make_image  # noqa: E402
+
+__all__ = ["Server", "SshServer", "TlsCerts"]
+
+
+@pytest.fixture
+def servers(tmp_path: Path) -> Iterator[ServerFactory]:
+    """The per-test factory behind the fixtures below; stops all its servers at teardown."""
+    factory = ServerFactory(tmp_path)
+    try:
+        yield factory
+    finally:
+        factory.stop_all()
+
+
+@pytest.fixture
+def nbdkit(servers: ServerFactory) -> Callable[..., Server]:
+    """``nbdkit(plugin, *args, filters=(), unix=False, export="", extra_options=(),
+    log=False, tls=None, tls_verify_peer=False, readonly=False) -> Server``."""
+    return servers.nbdkit
+
+
+@pytest.fixture
+def qemu_nbd(servers: ServerFactory) -> Callable[..., Server]:
+    """``qemu_nbd(image, fmt="raw", export="disk", unix=False, readonly=False, extra=(),
+    tls=None, tls_verify_peer=False) -> Server``."""
+    return servers.qemu_nbd
+
+
+@pytest.fixture
+def nbd_server(servers: ServerFactory) -> Callable[..., Server]:
+    """``nbd_server({"name": {"file": path, "readonly": True, ...}, ...}, unix=False,
+    generic=None, tls=None) -> Server`` (uri = first export)."""
+    return servers.nbd_server
+
+
+@pytest.fixture
+def sshd(servers: ServerFactory) -> Callable[..., SshServer]:
+    """``sshd(alias="nbdtui-sshd", extra_config=()) -> SshServer``."""
+    return servers.sshd
+
+
+@pytest.fixture
+def make_image() -> Callable[..., Path]:
+    """``make_image(tmp_path, size, fmt="raw", content=None, name=None) -> Path``."""
+    return _make_image
+
+
+@pytest.fixture(scope="session")
+def _tls_master(tmp_path_factory: pytest.TempPathFactory) -> TlsCerts:
+    # Generating RSA keys takes a moment: once per session, copied into each test.
+    return make_tls_certs(tmp_path_factory.mktemp("tls-master"))
+
+
+@pytest.fixture
+def tls_certs(_tls_master: TlsCerts, tmp_path: Path) -> TlsCerts:
+    """CA, server (localhost/127.0.0.1) and client certificates, plus expired-server and
+    wrong-CA variants and a PSK file, in ``tmp_path/tls`` (see :class:`TlsCerts`)."""
+    return _tls_master.copy_to(tmp_path / "tls")
+
+
+# --------------------------------------------------------------------------- nothing ran?
+
+_executed = 0
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    global _executed
+    if report.when == "call" and not report.skipped:
+        _executed += 1
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    # scripts/test.sh sets NBDTUI_REQUIRE_TESTS: a run where every test was skipped (or
+    # none was selected) must not look like success.
+    if os.environ.get("NBDTUI_REQUIRE_TESTS") and exitstatus == 0 and _executed == 0:
+        reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+        if reporter is not None:
+            reporter.write_line("no test ran (all skipped?): failing the run", red=True)
+        session.exitstatus = pytest.ExitCode.NO_TESTS_COLLECTED

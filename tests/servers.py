@@ -1,0 +1,1206 @@
+"""Real NBD (and SSH) servers for the test suite.
+
+Every server runs in the foreground as a child of pytest, in its own process group, on an
+ephemeral TCP port of 127.0.0.1 or on a Unix socket inside the test's ``tmp_path``. A server
+counts as ready only once *its own* process tree holds a listening socket on that port or
+path (read from ``/proc``), so a foreign process that grabbed the port in between is never
+mistaken for it, and no probe connection shows up in a server's log. A port lost to a race
+(EADDRINUSE) is retried with another one. Servers die with pytest even when teardown never
+runs (``--exit-with-parent`` for nbdkit, ``PR_SET_PDEATHSIG`` for the others).
+
+The fixtures in ``conftest.py`` are thin wrappers around :class:`ServerFactory`.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import itertools
+import os
+import pwd
+import secrets
+import shutil
+import signal
+import socket as socketlib
+import subprocess
+import sys
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from urllib.parse import quote
+
+import pytest
+
+READY_TIMEOUT = float(os.environ.get("NBDTUI_TEST_SERVER_TIMEOUT", "20"))
+# How long stop() waits after SIGTERM before SIGKILL. nbdkit 1.32 does not act on SIGTERM
+# while an idle client stays connected, so its grace is short (it has nothing to flush).
+STOP_TIMEOUT = 3.0
+NBDKIT_STOP_TIMEOUT = 0.5
+PORT_ATTEMPTS = 8
+# sun_path is 108 bytes on Linux, including the terminating NUL.
+MAX_UNIX_PATH = 107
+
+KINDS = ("nbdkit", "qemu-nbd", "nbd-server", "sshd")
+
+
+class ServerStartError(RuntimeError):
+    """A server did not come up; the message carries its command line and output."""
+
+
+# --------------------------------------------------------------------------- binaries
+
+
+def in_ci() -> bool:
+    """True when the ``CI`` environment variable is set (to anything but false/0/no)."""
+    return os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
+
+
+def missing(reason: str) -> None:
+    """Skip the current test, or fail it under CI, where nothing may be skipped silently."""
+    if in_ci():
+        pytest.fail(f"{reason} (CI is set, so this is a failure, not a skip)", pytrace=False)
+    pytest.skip(reason)
+
+
+def require_binary(name: str) -> str:
+    """The absolute path of ``name`` (also looked up in /usr/sbin and /sbin); skip if absent."""
+    path = shutil.which(name) or shutil.which(name, path="/usr/sbin:/sbin:/usr/local/sbin")
+    if path is None:
+        missing(f"{name} is not installed (scripts/install-deps.sh installs it)")
+    return path
+
+
+# --------------------------------------------------------------------------- /proc helpers
+
+
+def _ppid_map() -> dict[int, int]:
+    parents: dict[int, int] = {}
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            data = Path("/proc", entry.name, "stat").read_bytes()
+        except OSError:
+            continue
+        # "pid (comm) state ppid ...": comm may contain spaces and parentheses.
+        fields = data[data.rfind(b")") + 2 :].split()
+        parents[int(entry.name)] = int(fields[1])
+    return parents
+
+
+def process_tree(pid: int) -> list[int]:
+    """``pid`` followed by all its living descendants (breadth first)."""
+    children: dict[int, list[int]] = {}
+    for child, parent in _ppid_map().items():
+        children.setdefault(parent, []).append(child)
+    tree, todo = [], [pid]
+    while todo:
+        current = todo.pop(0)
+        tree.append(current)
+        todo.extend(children.get(current, ()))
+    return tree
+
+
+def is_alive(pid: int) -> bool:
+    """True when ``pid`` exists and is not a zombie."""
+    try:
+        data = Path("/proc", str(pid), "stat").read_bytes()
+    except OSError:
+        return False
+    return data[data.rfind(b")") + 2 :][:1] not in (b"Z", b"X")
+
+
+def _socket_inodes(pids: Iterable[int]) -> set[int]:
+    inodes: set[int] = set()
+    for pid in pids:
+        fd_dir = f"/proc/{pid}/fd"
+        try:
+            fds = os.listdir(fd_dir)
+        except OSError:
+            continue
+        for fd in fds:
+            try:
+                target = os.readlink(f"{fd_dir}/{fd}")
+            except OSError:
+                continue
+            if target.startswith("socket:["):
+                inodes.add(int(target[8:-1]))
+    return inodes
+
+
+def _tcp_listen_inodes(port: int) -> set[int]:
+    inodes: set[int] = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            lines = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            fields = line.split()
+            if fields[3] == "0A" and int(fields[1].rsplit(":", 1)[1], 16) == port:  # LISTEN
+                inodes.add(int(fields[9]))
+    return inodes
+
+
+def _unix_listen_inodes(path: str) -> set[int]:
+    inodes: set[int] = set()
+    try:
+        lines = Path("/proc/net/unix").read_text().splitlines()[1:]
+    except OSError:
+        return inodes
+    for line in lines:
+        fields = line.split()
+        # Num RefCount Protocol Flags Type St Inode Path; flag 0x10000 is __SO_ACCEPTCON.
+        if len(fields) >= 8 and int(fields[3], 16) & 0x10000 and fields[7] == path:
+            inodes.add(int(fields[6]))
+    return inodes
+
+
+def _proc_works() -> bool:
+    return Path("/proc/net/tcp").exists() and Path("/proc/self/fd").exists()
+
+
+def _connectable(port: int | None, unix_path: str | None) -> bool:
+    """Fallback readiness probe where /proc is not available."""
+    family = socketlib.AF_UNIX if unix_path else socketlib.AF_INET
+    with socketlib.socket(family, socketlib.SOCK_STREAM) as sock:
+        sock.settimeout(1)
+        try:
+            sock.connect(unix_path or ("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def is_listening(pid: int, *, port: int | None = None, unix_path: str | None = None) -> bool:
+    """True when the process tree of ``pid`` holds a listening socket on ``port``/``unix_path``."""
+    if not _proc_works():
+        return _connectable(port, unix_path)
+    wanted = _unix_listen_inodes(unix_path) if unix_path else _tcp_listen_inodes(port or 0)
+    return bool(wanted) and bool(wanted & _socket_inodes(process_tree(pid)))
+
+
+def free_port() -> int:
+    """An ephemeral TCP port of 127.0.0.1 that was free a moment ago (callers must retry)."""
+    with socketlib.socket(socketlib.AF_INET, socketlib.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _tail(path: Path | None, limit: int = 4000) -> str:
+    if path is None:
+        return ""
+    try:
+        text = path.read_text(errors="replace")
+    except OSError:
+        return ""
+    return text[-limit:]
+
+
+_PDEATHSIG: list[str] | None = None
+
+
+def _pdeathsig_prefix() -> list[str]:
+    """``setpriv --pdeathsig TERM --`` when available: the server dies with pytest."""
+    global _PDEATHSIG
+    if _PDEATHSIG is None:
+        setpriv = shutil.which("setpriv")
+        _PDEATHSIG = []
+        if setpriv and sys.platform.startswith("linux"):
+            help_text = subprocess.run(
+                [setpriv, "--help"], capture_output=True, text=True, check=False
+            ).stdout
+            if "--pdeathsig" in help_text:
+                _PDEATHSIG = [setpriv, "--pdeathsig", "TERM", "--"]
+    return list(_PDEATHSIG)
+
+
+# A tiny supervisor for servers that insist on daemonizing (nbd-server forks one process per
+# connection only when it daemonizes; with -d it serves a single session and exits). It becomes
+# a child subreaper, so the daemon is re-parented to it and stays in our process tree; it dies
+# with pytest (PR_SET_PDEATHSIG) and takes the whole tree down when terminated.
+SUPERVISOR = r"""
+import ctypes, os, signal, sys, time
+libc = ctypes.CDLL(None, use_errno=True)
+libc.prctl(36, 1, 0, 0, 0)                 # PR_SET_CHILD_SUBREAPER
+libc.prctl(1, int(signal.SIGTERM), 0, 0, 0)  # PR_SET_PDEATHSIG
+
+class Stop(Exception):
+    pass
+
+def stop(signum, frame):
+    raise Stop
+
+def descendants():
+    parents = {}
+    for name in os.listdir("/proc"):
+        if name.isdigit():
+            try:
+                data = open(f"/proc/{name}/stat", "rb").read()
+            except OSError:
+                continue
+            parents[int(name)] = int(data[data.rfind(b")") + 2:].split()[1])
+    found, todo = [], [os.getpid()]
+    while todo:
+        current = todo.pop()
+        kids = [pid for pid, parent in parents.items() if parent == current]
+        found += kids
+        todo += kids
+    return found
+
+def reap():
+    while True:
+        try:
+            pid, _ = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return
+
+def kill_all(sig):
+    for pid in descendants():
+        try:
+            os.kill(pid, sig)
+        except ProcessLookupError:
+            pass
+
+signal.signal(signal.SIGTERM, stop)
+signal.signal(signal.SIGINT, stop)
+status = 0
+try:
+    if os.getppid() != int(sys.argv[1]):
+        sys.exit(1)
+    os.posix_spawnp(sys.argv[2], sys.argv[2:], os.environ)
+    while True:
+        try:
+            pid, raw = os.waitpid(-1, 0)
+        except ChildProcessError:
+            break
+        status = os.waitstatus_to_exitcode(raw)
+except Stop:
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    kill_all(signal.SIGTERM)
+    deadline = time.monotonic() + 1.5
+    while descendants() and time.monotonic() < deadline:
+        reap()
+        time.sleep(0.02)
+    kill_all(signal.SIGKILL)
+    while True:
+        try:
+            os.waitpid(-1, 0)
+        except ChildProcessError:
+            break
+    status = 0
+sys.exit(status if status >= 0 else 128 - status)
+"""
+
+
+# --------------------------------------------------------------------------- servers
+
+_LIVE: set[Server] = set()
+
+
+@atexit.register
+def _stop_leftovers() -> None:
+    for server in list(_LIVE):
+        server.stop()
+
+
+def _quote_export(export: str) -> str:
+    return quote(export, safe="")
+
+
+@dataclass(eq=False)
+class Server:
+    """A running server. ``uri`` names its default export in libnbd's URI syntax."""
+
+    uri: str
+    kind: str
+    host: str | None
+    port: int | None
+    socket: str | None
+    export: str
+    process: subprocess.Popen
+    log_path: Path | None
+    #: the server's own stderr/stdout (differs from ``log_path`` for nbdkit with ``log=True``)
+    stderr_path: Path | None = None
+    #: True when clients must use TLS (the URI scheme is then nbds / nbds+unix)
+    tls: bool = False
+    #: the certificates directory a TLS client should use (libnbd ``?tls-certificates=``)
+    tls_dir: Path | None = None
+    #: export name -> backing file, where the server serves files
+    files: dict[str, Path] = field(default_factory=dict)
+    argv: list[str] = field(default_factory=list)
+    #: seconds stop() waits after SIGTERM before it uses SIGKILL
+    stop_timeout: float = STOP_TIMEOUT
+    _stopped: bool = field(default=False, init=False, repr=False)
+
+    def uri_for(self, export: str) -> str:
+        """The URI of another export of this same server (the name is percent-encoded)."""
+        scheme = "nbds" if self.tls else "nbd"
+        if self.socket is not None:
+            return f"{scheme}+unix:///{_quote_export(export)}?socket={quote(self.socket, safe='/')}"
+        host = f"[{self.host}]" if self.host and ":" in self.host else self.host
+        return f"{scheme}://{host}:{self.port}/{_quote_export(export)}"
+
+    def tls_uri_for(self, export: str | None = None) -> str:
+        """``uri_for`` plus libnbd's ``tls-certificates=`` query, for nbdinfo/nbdcopy."""
+        uri = self.uri_for(self.export if export is None else export)
+        if self.tls_dir is None:
+            return uri
+        sep = "&" if "?" in uri else "?"
+        return f"{uri}{sep}tls-certificates={quote(str(self.tls_dir), safe='/')}"
+
+    @property
+    def pid(self) -> int:
+        """The pid of the process started (for nbd-server: its supervisor)."""
+        return self.process.pid
+
+    def pids(self) -> list[int]:
+        """Every living process of this server (the started one and its descendants)."""
+        return [pid for pid in process_tree(self.process.pid) if is_alive(pid)]
+
+    @property
+    def running(self) -> bool:
+        return not self._stopped and self.process.poll() is None
+
+    def output(self) -> str:
+        """What the server wrote to stderr so far (handy in assertion messages)."""
+        return _tail(self.stderr_path or self.log_path, 20000)
+
+    def stop(self) -> None:
+        """Terminate the server and everything it started; wait; SIGKILL if needed. Idempotent."""
+        self._shutdown(signal.SIGTERM)
+
+    def kill(self) -> None:
+        """SIGKILL the server and its descendants at once (simulates a crash). Idempotent."""
+        self._shutdown(signal.SIGKILL)
+
+    def _shutdown(self, sig: int) -> None:
+        if self._stopped:
+            return
+        self._stopped = True
+        _LIVE.discard(self)
+        tree = process_tree(self.process.pid) if self.process.poll() is None else []
+        tree = tree or [self.process.pid]
+        self._signal(tree, sig)
+        try:
+            self.process.wait(timeout=self.stop_timeout)
+        except subprocess.TimeoutExpired:
+            self._signal(tree, signal.SIGKILL)
+            self.process.wait(timeout=STOP_TIMEOUT)
+        # Descendants that left the process group (sshd sessions call setsid) or outlived it.
+        deadline = time.monotonic() + STOP_TIMEOUT
+        while (alive := [pid for pid in tree[1:] if is_alive(pid)]) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        if alive:
+            self._signal(alive, signal.SIGKILL)
+
+    def _signal(self, pids: Sequence[int], sig: int) -> None:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.process.pid, sig)
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, sig)
+
+
+@dataclass(eq=False, kw_only=True)
+class SshServer(Server):
+    """OpenSSH's sshd on 127.0.0.1 plus a client HOME that reaches it without prompts.
+
+    ``home/.ssh/`` holds ``config`` (``Host <alias>`` -> 127.0.0.1:port, user, identity,
+    known hosts), ``id_ed25519`` and ``known_hosts``, so both ``ssh -F home/.ssh/config alias``
+    and asyncssh with ``HOME=home`` (it reads ``~/.ssh/config``) connect with no questions.
+    """
+
+    user: str
+    client_key: Path
+    home: Path
+    known_hosts: Path
+    alias: str
+    config_path: Path
+    host_key: Path
+    sshd_config: Path
+
+    def uri_for(self, export: str) -> str:
+        return self.nbd_ssh_uri(export)
+
+    def nbd_ssh_uri(
+        self, export: str = "", socket: str | None = None, *, use_alias: bool = False
+    ) -> str:
+        """``nbd+ssh://user@127.0.0.1:PORT/EXPORT[?socket=REMOTE_SOCKET]`` (libnbd's form)."""
+        where = self.alias if use_alias else f"{self.user}@{self.host}:{self.port}"
+        uri = f"nbd+ssh://{where}/{_quote_export(export)}"
+        if socket is not None:
+            uri += f"?socket={quote(socket, safe='/')}"
+        return uri
+
+    def env(self) -> dict[str, str]:
+        """os.environ with HOME pointing at the prepared client home."""
+        return {**os.environ, "HOME": str(self.home)}
+
+    def ssh_args(self, *command: str, options: Sequence[str] = ()) -> list[str]:
+        """``ssh -F CONFIG [OPTIONS...] ALIAS COMMAND...`` as an argv list."""
+        return ["ssh", "-F", str(self.config_path), *options, self.alias, *command]
+
+    def run(self, *command: str, timeout: float = 30) -> subprocess.CompletedProcess[str]:
+        """Run ``command`` on the server via the real ssh client; it must succeed."""
+        proc = subprocess.run(
+            self.ssh_args(*command),
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            env=self.env(),
+            stdin=subprocess.DEVNULL,
+            check=False,
+        )
+        assert proc.returncode == 0, (
+            f"ssh {' '.join(command)} failed ({proc.returncode}): {proc.stderr}\n"
+            f"--- sshd log ---\n{self.output()}"
+        )
+        return proc
+
+
+@dataclass(frozen=True)
+class TlsCerts:
+    """X.509 material in the directory layout shared by nbdkit, qemu and libnbd.
+
+    Each directory holds ``ca-cert.pem``, ``server-cert.pem``, ``server-key.pem``,
+    ``client-cert.pem`` and ``client-key.pem``:
+
+    - ``dir``: all signed by the test CA; the server cert is for ``localhost`` and
+      ``127.0.0.1`` (subjectAltName). Pass it to ``nbdkit --tls-certificates``, qemu's
+      ``tls-creds-x509,dir=`` and libnbd's ``?tls-certificates=``.
+    - ``expired_dir``: same CA and client pair, but a server cert that expired in 2000.
+    - ``wrong_ca_dir``: another CA (with its own ``ca-cert.pem``) signed the server and client
+      certs; a server using it is rejected by a client trusting ``dir``, and vice versa.
+    - ``psk_file``: ``psk_user:hexkey`` for ``nbdkit --tls-psk`` / libnbd ``?tls-psk-file=``.
+    """
+
+    dir: Path
+    expired_dir: Path
+    wrong_ca_dir: Path
+    psk_file: Path
+    psk_user: str = "nbdtui"
+
+    @property
+    def ca_cert(self) -> Path:
+        return self.dir / "ca-cert.pem"
+
+    @property
+    def server_cert(self) -> Path:
+        return self.dir / "server-cert.pem"
+
+    @property
+    def server_key(self) -> Path:
+        return self.dir / "server-key.pem"
+
+    @property
+    def client_cert(self) -> Path:
+        return self.dir / "client-cert.pem"
+
+    @property
+    def client_key(self) -> Path:
+        return self.dir / "client-key.pem"
+
+    def copy_to(self, dest: Path) -> TlsCerts:
+        """A copy of every file under ``dest`` (which must not exist yet)."""
+        root = self.dir.parent
+        shutil.copytree(root, dest, symlinks=True)
+        return replace(
+            self,
+            dir=dest / self.dir.relative_to(root),
+            expired_dir=dest / self.expired_dir.relative_to(root),
+            wrong_ca_dir=dest / self.wrong_ca_dir.relative_to(root),
+            psk_file=dest / self.psk_file.relative_to(root),
+        )
+
+
+# --------------------------------------------------------------------------- images
+
+
+def make_image(
+    tmp_path: Path,
+    size: int,
+    fmt: str = "raw",
+    content: bytes | None = None,
+    name: str | None = None,
+) -> Path:
+    """Create a ``size``-byte disk image with ``qemu-img create``; ``content`` goes at offset 0.
+
+    For qcow2 with content, a raw image is written first and converted, so the guest-visible
+    bytes are exactly ``content`` followed by zeros.
+    """
+    qemu_img = require_binary("qemu-img")
+    if content is not None and len(content) > size:
+        raise ValueError(f"content ({len(content)} bytes) is larger than the image ({size})")
+    if name is None:
+        for n in itertools.count(1):
+            path = tmp_path / f"image-{n}.{fmt}"
+            if not path.exists():
+                break
+    else:
+        path = tmp_path / name
+    tmp_path.mkdir(parents=True, exist_ok=True)
+
+    def run(*args: str) -> None:
+        proc = subprocess.run([qemu_img, *args], capture_output=True, text=True, check=False)
+        if proc.returncode != 0:
+            raise RuntimeError(f"qemu-img {' '.join(args)}: {proc.stderr.strip()}")
+
+    if fmt == "raw" or content is None:
+        run("create", "-q", "-f", fmt, str(path), str(size))
+        if content:  # only raw gets here with content
+            with path.open("r+b") as f:
+                f.write(content)
+        return path
+    raw = path.with_name(path.name + ".raw-source")
+    run("create", "-q", "-f", "raw", str(raw), str(size))
+    with raw.open("r+b") as f:
+        f.write(content)
+    run("convert", "-q", "-f", "raw", "-O", fmt, str(raw), str(path))
+    raw.unlink()
+    return path
+
+
+# --------------------------------------------------------------------------- TLS material
+
+
+def _openssl(cwd: Path, *args: str) -> None:
+    openssl = require_binary("openssl")
+    proc = subprocess.run(
+        [openssl, *args], cwd=cwd, capture_output=True, text=True, stdin=subprocess.DEVNULL
+    )
+    if proc.returncode != 0:
+        raise RuntimeError(f"openssl {' '.join(args)}: {proc.stderr.strip()}")
+
+
+_SERVER_EXT = """\
+basicConstraints = critical, CA:FALSE
+keyUsage = critical, digitalSignature, keyEncipherment
+extendedKeyUsage = serverAuth
+subjectKeyIdentifier = hash
+authorityKeyIdentifier = keyid
+subjectAltName = DNS:localhost, IP:127.0.0.1, IP:::1
+"""
+
+_CLIENT_EXT = """\
+basicConstraints = critical, CA:FALSE
+keyUsage = critical, digitalSignature, keyEncipherment
+extendedKeyUsage = clientAuth
+subjectKeyIdentifier = hash
+authorityKeyIdentifier = keyid
+"""
+
+_CA_CONFIG = """\
+[ca]
+default_ca = test_ca
+[test_ca]
+database = {work}/index.txt
+new_certs_dir = {work}/issued
+serial = {work}/serial
+default_md = sha256
+policy = policy_any
+unique_subject = no
+[policy_any]
+commonName = supplied
+"""
+
+
+def make_tls_certs(directory: Path) -> TlsCerts:
+    """Generate CA, server and client certificates (plus the bad variants) with openssl."""
+    work = directory / "ca-private"
+    good, expired, wrong = directory / "pki", directory / "pki-expired", directory / "pki-wrong-ca"
+    for d in (work, good, expired, wrong, work / "issued"):
+        d.mkdir(parents=True, exist_ok=True)
+    (work / "server.ext").write_text(_SERVER_EXT)
+    (work / "client.ext").write_text(_CLIENT_EXT)
+    (work / "index.txt").write_text("")
+    (work / "serial").write_text(secrets.token_hex(8) + "\n")
+    (work / "ca.cnf").write_text(_CA_CONFIG.format(work=work))
+
+    def new_ca(name: str, cn: str) -> None:
+        _openssl(
+            work,
+            *("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-sha256", "-days", "3650"),
+            *("-keyout", f"{name}-key.pem", "-out", f"{name}-cert.pem", "-subj", f"/CN={cn}"),
+            *("-addext", "basicConstraints=critical,CA:TRUE"),
+            *("-addext", "keyUsage=critical,keyCertSign,cRLSign"),
+        )
+
+    def new_key(name: str, cn: str) -> None:
+        _openssl(
+            work,
+            *("req", "-new", "-newkey", "rsa:2048", "-nodes", "-subj", f"/CN={cn}"),
+            *("-keyout", f"{name}-key.pem", "-out", f"{name}.csr"),
+        )
+
+    def sign(csr: str, ca: str, ext: str, out: Path) -> None:
+        _openssl(
+            work,
+            *("x509", "-req", "-in", csr, "-CA", f"{ca}-cert.pem", "-CAkey", f"{ca}-key.pem"),
+            *("-set_serial", str(int(secrets.token_hex(8), 16)), "-days", "3650", "-sha256"),
+            *("-extfile", ext, "-out", str(out)),
+        )
+
+    new_ca("ca", "nbdtui test CA")
+    new_ca("other-ca", "nbdtui wrong CA")
+    new_key("server", "localhost")
+    new_key("client", "nbdtui-client")
+
+    sign("server.csr", "ca", "server.ext", good / "server-cert.pem")
+    sign("client.csr", "ca", "client.ext", good / "client-cert.pem")
+    sign("server.csr", "other-ca", "server.ext", wrong / "server-cert.pem")
+    sign("client.csr", "other-ca", "client.ext", wrong / "client-cert.pem")
+    # `openssl x509 -days` cannot backdate; `openssl ca` takes explicit validity dates.
+    _openssl(
+        work,
+        *("ca", "-batch", "-notext", "-config", "ca.cnf", "-cert", "ca-cert.pem"),
+        *("-keyfile", "ca-key.pem", "-in", "server.csr", "-extfile", "server.ext"),
+        *("-startdate", "20000101000000Z", "-enddate", "20000102000000Z"),
+        *("-out", str(expired / "server-cert.pem")),
+    )
+
+    for d in (good, expired):
+        shutil.copy(work / "ca-cert.pem", d / "ca-cert.pem")
+    shutil.copy(work / "other-ca-cert.pem", wrong / "ca-cert.pem")
+    for d in (good, expired, wrong):
+        shutil.copy(work / "server-key.pem", d / "server-key.pem")
+        shutil.copy(work / "client-key.pem", d / "client-key.pem")
+        (d / "server-key.pem").chmod(0o600)
+        (d / "client-key.pem").chmod(0o600)
+    shutil.copy(good / "client-cert.pem", expired / "client-cert.pem")
+
+    psk = directory / "psk.keys"
+    psk.write_text(f"nbdtui:{secrets.token_hex(32)}\n")
+    psk.chmod(0o600)
+    return TlsCerts(dir=good, expired_dir=expired, wrong_ca_dir=wrong, psk_file=psk)
+
+
+def _tls_dir(tls: TlsCerts | Path | str) -> Path:
+    return tls.dir if isinstance(tls, TlsCerts) else Path(tls)
+
+
+# --------------------------------------------------------------------------- factory
+
+# nbdkit options that take their value as the next argument.
+_NBDKIT_ARG_OPTIONS = frozenset(
+    {
+        *("-D", "--debug", "-e", "--export", "--export-name", "--exportname", "-g", "--group"),
+        *("-i", "--ipaddr", "--ip-addr", "-P", "--pidfile", "-p", "--port", "-t", "--threads"),
+        *("-u", "--user", "-U", "--unix", "--filter", "--log", "--mask-handshake", "--run"),
+        *("--selinux-label", "--tls", "--tls-certificates", "--tls-psk"),
+    }
+)
+
+
+def _split_nbdkit_options(items: Sequence[str]) -> tuple[list[str], list[str]]:
+    """Split ``extra_options`` into options (before the plugin) and key=value parameters."""
+    options: list[str] = []
+    params: list[str] = []
+    it = iter(items)
+    for item in it:
+        if item.startswith("-"):
+            options.append(item)
+            if item in _NBDKIT_ARG_OPTIONS:
+                options.append(next(it))
+        else:
+            params.append(item)
+    return options, params
+
+
+class ServerFactory:
+    """Starts servers for one test, with all files under ``tmp_path/servers``."""
+
+    def __init__(self, tmp_path: Path):
+        self.tmp_path = tmp_path
+        self.dir = tmp_path / "servers"
+        self.started: list[Server] = []
+        self._counter = itertools.count(1)
+
+    # ------------------------------------------------------------------ plumbing
+
+    def _workdir(self, kind: str) -> tuple[str, Path]:
+        name = f"{kind}-{next(self._counter)}"
+        path = self.dir / name
+        path.mkdir(parents=True, exist_ok=True)
+        return name, path
+
+    @staticmethod
+    def _unix_path(path: Path) -> str:
+        text = str(path)
+        if len(text.encode()) > MAX_UNIX_PATH:
+            raise ServerStartError(
+                f"Unix socket path too long ({len(text)} > {MAX_UNIX_PATH} bytes): {text}; "
+                "use a shorter --basetemp"
+            )
+        return text
+
+    def _launch(
+        self,
+        kind: str,
+        argv_for_port,
+        *,
+        unix_path: str | None,
+        output: Path,
+        cwd: Path,
+        retry_always: bool = False,
+    ) -> tuple[subprocess.Popen, int | None, list[str]]:
+        """Start ``argv_for_port(port)`` until it listens; return (process, port, argv)."""
+        last_error = ""
+        for _attempt in range(1 if unix_path else PORT_ATTEMPTS):
+            port = None if unix_path else free_port()
+            argv = argv_for_port(port)
+            with output.open("wb") as out:
+                process = subprocess.Popen(
+                    argv,
+                    stdin=subprocess.DEVNULL,
+                    stdout=out,
+                    stderr=subprocess.STDOUT,
+                    cwd=cwd,
+                    start_new_session=True,
+                )
+            deadline = time.monotonic() + READY_TIMEOUT
+            delay = 0.005
+            while True:
+                if process.poll() is not None:
+                    text = _tail(output)
+                    last_error = (
+                        f"{kind} exited with status {process.returncode} before listening\n"
+                        f"command: {' '.join(argv)}\noutput:\n{text}"
+                    )
+                    break
+                if is_listening(process.pid, port=port, unix_path=unix_path):
+                    return process, port, argv
+                if time.monotonic() > deadline:
+                    _kill_tree(process)
+                    raise ServerStartError(
+                        f"{kind} did not listen on {unix_path or f'127.0.0.1:{port}'} within "
+                        f"{READY_TIMEOUT:.0f}s\ncommand: {' '.join(argv)}\n"
+                        f"output:\n{_tail(output)}"
+                    )
+                time.sleep(delay)
+                delay = min(delay * 2, 0.05)
+            _kill_tree(process)
+            in_use = "in use" in text.lower() or "eaddrinuse" in text.lower()
+            if unix_path or not (in_use or retry_always):
+                break
+        raise ServerStartError(last_error)
+
+    def _register(self, server: Server) -> Server:
+        self.started.append(server)
+        _LIVE.add(server)
+        return server
+
+    def stop_all(self) -> None:
+        """Stop every server this factory started (in reverse order)."""
+        for server in reversed(self.started):
+            server.stop()
+
+    # ------------------------------------------------------------------ nbdkit
+
+    def nbdkit(
+        self,
+        plugin: str,
+        *args: str,
+        filters: Sequence[str] = (),
+        unix: bool = False,
+        export: str = "",
+        extra_options: Sequence[str] = (),
+        log: bool = False,
+        tls: TlsCerts | Path | str | None = None,
+        tls_verify_peer: bool = False,
+        readonly: bool = False,
+    ) -> Server:
+        """``nbdkit -f --exit-with-parent [--filter=F...] PLUGIN ARGS... [EXTRA...]``.
+
+        - ``args``: plugin arguments (``"1M"``, ``"size=1M"``, a script path ...).
+        - ``filters``: filter names, outermost (closest to the client) first.
+        - ``extra_options``: items starting with ``-`` are nbdkit options (``"-r"``,
+          ``"--tls=require"``, ``"--filter=cow"``); everything else is a ``key=value``
+          parameter for the plugin or a filter (``"minblock=4096"``).
+        - ``export``: only names the export in ``uri``; most plugins serve any name.
+        - ``log=True`` puts the ``log`` filter outermost, writing to ``log_path``, so a test
+          can read which requests reached the server (``Read``, ``Write``, ``Zero``...).
+        - ``tls``: a :class:`TlsCerts` (or certificates dir) -> ``--tls=require
+          --tls-certificates=DIR``; the URI becomes ``nbds://``.
+
+        Several exports: the ``exportname`` filter names them (same content); with
+        ``exportname-strict=true`` any other name, even the default "", is refused::
+
+            nbdkit("memory", "1M", filters=("exportname",), export="a",
+                   extra_options=("exportname=a", "exportname=b", "exportname-list=explicit",
+                                  "exportname-strict=true"))
+
+        and the ``eval`` plugin gives each export its own size/content (shell snippets; the
+        export name is ``$3`` of ``open``, whose output is the handle ``$2`` of the others)::
+
+            nbdkit("eval",
+                   "list_exports=printf 'small\\nbig\\n'",
+                   "open=echo $3",
+                   "get_size=case $2 in small) echo 4096;; big) echo 1048576;; "
+                   "*) exit 1;; esac",
+                   "pread=dd if=/dev/zero count=$3 iflag=count_bytes status=none")
+        """
+        binary = require_binary("nbdkit")
+        _, work = self._workdir("nbdkit")
+        stderr_path = work / "stderr.log"
+        log_path = work / "requests.log" if log else None
+        unix_path = self._unix_path(work / "nbd.sock") if unix else None
+        options, params = _split_nbdkit_options(extra_options)
+        filter_args = (["--filter=log"] if log else []) + [f"--filter={f}" for f in filters]
+        if log_path is not None:
+            params.append(f"logfile={log_path}")
+        tls_args: list[str] = []
+        tls_dir = None
+        if tls is not None:
+            tls_dir = _tls_dir(tls)
+            tls_args = ["--tls=require", f"--tls-certificates={tls_dir}"]
+            if tls_verify_peer:
+                tls_args.append("--tls-verify-peer")
+        if readonly:
+            options.append("-r")
+
+        def argv(port: int | None) -> list[str]:
+            where = ["-U", unix_path] if unix_path else ["-i", "127.0.0.1", "-p", str(port)]
+            return [
+                binary,
+                "-f",
+                "--exit-with-parent",
+                *where,
+                *tls_args,
+                *options,
+                *filter_args,
+                plugin,
+                *args,
+                *params,
+            ]
+
+        process, port, used = self._launch(
+            "nbdkit", argv, unix_path=unix_path, output=stderr_path, cwd=work
+        )
+        server = Server(
+            uri="",
+            kind="nbdkit",
+            host=None if unix else "127.0.0.1",
+            port=port,
+            socket=unix_path,
+            export=export,
+            process=process,
+            log_path=log_path or stderr_path,
+            stderr_path=stderr_path,
+            tls=tls is not None,
+            tls_dir=tls_dir,
+            argv=used,
+            stop_timeout=NBDKIT_STOP_TIMEOUT,
+        )
+        server.uri = server.uri_for(export)
+        return self._register(server)
+
+    # ------------------------------------------------------------------ qemu-nbd
+
+    def qemu_nbd(
+        self,
+        image: Path | str,
+        fmt: str = "raw",
+        export: str = "disk",
+        unix: bool = False,
+        readonly: bool = False,
+        extra: Sequence[str] = (),
+        tls: TlsCerts | Path | str | None = None,
+        tls_verify_peer: bool = False,
+    ) -> Server:
+        """``qemu-nbd --persistent --shared=8 -x EXPORT -f FMT (-b 127.0.0.1 -p PORT | -k SOCK)``.
+
+        qemu-nbd serves only the export named ``export`` (any other name, including the
+        default "", is refused). ``extra`` is appended before the image (e.g. ``("-A",)``
+        for qemu:allocation-depth, ``("--discard=unmap",)``). ``tls`` adds
+        ``--object tls-creds-x509,dir=DIR,endpoint=server,verify-peer=...``.
+        """
+        binary = require_binary("qemu-nbd")
+        image = Path(image).resolve()
+        _, work = self._workdir("qemu-nbd")
+        output = work / "stderr.log"
+        unix_path = self._unix_path(work / "nbd.sock") if unix else None
+        tls_args: list[str] = []
+        tls_dir = None
+        if tls is not None:
+            tls_dir = _tls_dir(tls)
+            verify = "on" if tls_verify_peer else "off"
+            tls_args = [
+                "--object",
+                f"tls-creds-x509,id=tls0,dir={tls_dir},endpoint=server,verify-peer={verify}",
+                "--tls-creds=tls0",
+            ]
+
+        def argv(port: int | None) -> list[str]:
+            where = ["-k", unix_path] if unix_path else ["-b", "127.0.0.1", "-p", str(port)]
+            return [
+                *_pdeathsig_prefix(),
+                binary,
+                "--persistent",
+                "--shared=8",
+                "-x",
+                export,
+                "-f",
+                fmt,
+                *where,
+                *(["--read-only"] if readonly else []),
+                *tls_args,
+                *extra,
+                str(image),
+            ]
+
+        process, port, used = self._launch(
+            "qemu-nbd", argv, unix_path=unix_path, output=output, cwd=work
+        )
+        server = Server(
+            uri="",
+            kind="qemu-nbd",
+            host=None if unix else "127.0.0.1",
+            port=port,
+            socket=unix_path,
+            export=export,
+            process=process,
+            log_path=output,
+            stderr_path=output,
+            tls=tls is not None,
+            tls_dir=tls_dir,
+            files={export: image},
+            argv=used,
+        )
+        server.uri = server.uri_for(export)
+        return self._register(server)
+
+    # ------------------------------------------------------------------ nbd-server
+
+    def nbd_server(
+        self,
+        exports: Mapping[str, Mapping[str, object]],
+        unix: bool = False,
+        generic: Mapping[str, object] | None = None,
+        tls: TlsCerts | Path | str | None = None,
+    ) -> Server:
+        """nbd-server with one config section per export; ``uri`` is the first export.
+
+        ``exports`` maps export names to nbd-server export options: ``{"disk": {"file":
+        path}, "ro": {"file": other, "readonly": True}}``. ``file`` is shorthand for
+        ``exportname``; without a file, one is created from ``size`` (default 1 MiB) and
+        ``content``. Other keys (``flush``, ``fua``, ``trim``, ``copyonwrite``,
+        ``rotational``, ``maxconnections`` ...) are written as they are; booleans become
+        ``true``/``false``. ``generic`` adds options to the ``[generic]`` section.
+
+        ``tls`` sets certfile, keyfile, cacertfile and force_tls. nbd-server 3.24 drops every
+        TLS client when cacertfile is missing, and with it always demands a client
+        certificate: libnbd sends the one in its ``tls-certificates`` directory.
+
+        nbd-server only forks per connection when it daemonizes (``-d`` serves a single
+        session, then exits), so it runs under a small subreaper supervisor: ``process`` is
+        that supervisor, ``pids()`` includes the daemon. After daemonizing it logs to syslog
+        only; ``log_path`` holds what it printed before.
+        """
+        binary = require_binary("nbd-server")
+        if not exports:
+            raise ValueError("nbd_server needs at least one export")
+        _, work = self._workdir("nbd-server")
+        output = work / "stderr.log"
+        unix_path = self._unix_path(work / "nbd.sock") if unix else None
+        config_path = work / "config"
+        files: dict[str, Path] = {}
+        sections: list[str] = []
+        for export, options in exports.items():
+            if not export or export == "generic" or any(c in export for c in "[]\n"):
+                raise ValueError(f"unusable nbd-server export name {export!r}")
+            opts = dict(options)
+            path = opts.pop("file", None) or opts.pop("exportname", None)
+            size = int(opts.pop("size", 1024 * 1024))  # type: ignore[call-overload]
+            content = opts.pop("content", None)
+            if path is None:
+                path = work / f"{export.replace('/', '_')}.img"
+                with open(path, "wb") as f:
+                    f.truncate(size)
+                    if content:
+                        f.write(content)  # type: ignore[arg-type]
+            files[export] = Path(path).resolve()
+            lines = [f"[{export}]", f"exportname = {files[export]}"]
+            lines += [f"{key} = {_conf_value(value)}" for key, value in opts.items()]
+            sections.append("\n".join(lines))
+        tls_dir = _tls_dir(tls) if tls is not None else None
+
+        def argv(port: int | None) -> list[str]:
+            gen: dict[str, object] = {"allowlist": True}
+            if unix_path:
+                gen["unixsock"] = unix_path
+            else:
+                gen.update(listenaddr="127.0.0.1", port=port)
+            if tls_dir is not None:
+                gen.update(
+                    certfile=tls_dir / "server-cert.pem",
+                    keyfile=tls_dir / "server-key.pem",
+                    cacertfile=tls_dir / "ca-cert.pem",
+                    force_tls=True,
+                )
+            gen.update(generic or {})
+            head = "[generic]\n" + "".join(f"{k} = {_conf_value(v)}\n" for k, v in gen.items())
+            config_path.write_text(head + "\n" + "\n\n".join(sections) + "\n")
+            return [
+                sys.executable,
+                "-c",
+                SUPERVISOR,
+                str(os.getpid()),
+                binary,
+                "-C",
+                str(config_path),
+                "-p",
+                str(work / "nbd-server.pid"),
+            ]
+
+        # nbd-server daemonizes and then logs to syslog only, so a failed bind leaves no
+        # message: retry on any early exit.
+        process, port, used = self._launch(
+            "nbd-server", argv, unix_path=unix_path, output=output, cwd=work, retry_always=True
+        )
+        first = next(iter(exports))
+        server = Server(
+            uri="",
+            kind="nbd-server",
+            host=None if unix else "127.0.0.1",
+            port=port,
+            socket=unix_path,
+            export=first,
+            process=process,
+            log_path=output,
+            stderr_path=output,
+            tls=tls is not None,
+            tls_dir=tls_dir,
+            files=files,
+            argv=used,
+        )
+        server.uri = server.uri_for(first)
+        return self._register(server)
+
+    # ------------------------------------------------------------------ sshd
+
+    def sshd(self, alias: str = "nbdtui-sshd", extra_config: Sequence[str] = ()) -> SshServer:
+        """OpenSSH sshd on 127.0.0.1:PORT with generated host and client keys.
+
+        Public-key login as the current user (root in CI), TCP and Unix-socket forwarding
+        allowed. ``extra_config`` lines are appended to sshd_config.
+        """
+        sshd = require_binary("sshd")
+        keygen = require_binary("ssh-keygen")
+        require_binary("ssh")
+        _, work = self._workdir("sshd")
+        output = work / "sshd.log"
+        user = pwd.getpwuid(os.geteuid()).pw_name
+        home = work / "home"
+        ssh_dir = home / ".ssh"
+        ssh_dir.mkdir(parents=True, mode=0o700)
+        host_key = work / "ssh_host_ed25519_key"
+        client_key = ssh_dir / "id_ed25519"
+        for key, comment in ((host_key, "nbdtui-test-host"), (client_key, "nbdtui-test-client")):
+            subprocess.run(
+                [keygen, "-q", "-t", "ed25519", "-N", "", "-C", comment, "-f", str(key)],
+                check=True,
+                capture_output=True,
+            )
+        if os.geteuid() == 0 and not Path("/run/sshd").is_dir():
+            # sshd running as root insists on its (empty) privilege separation directory,
+            # normally created by the service manager; containers often lack it.
+            Path("/run/sshd").mkdir(mode=0o755, parents=True, exist_ok=True)
+        sshd_config = work / "sshd_config"
+        sshd_config.write_text(
+            "\n".join(
+                [
+                    "ListenAddress 127.0.0.1",
+                    f"HostKey {host_key}",
+                    f"PidFile {work / 'sshd.pid'}",
+                    f"AuthorizedKeysFile {client_key}.pub",
+                    "StrictModes no",
+                    "PermitRootLogin yes",
+                    "PubkeyAuthentication yes",
+                    "PasswordAuthentication no",
+                    "KbdInteractiveAuthentication no",
+                    "UsePAM no",
+                    "AllowTcpForwarding yes",
+                    "AllowStreamLocalForwarding yes",
+                    "StreamLocalBindUnlink yes",
+                    "X11Forwarding no",
+                    "UseDNS no",
+                    "PrintMotd no",
+                    "LogLevel VERBOSE",
+                    "Subsystem sftp internal-sftp",
+                    *extra_config,
+                ]
+            )
+            + "\n"
+        )
+
+        def argv(port: int | None) -> list[str]:
+            return [*_pdeathsig_prefix(), sshd, "-D", "-e", "-f", str(sshd_config), "-p", str(port)]
+
+        process, port, used = self._launch("sshd", argv, unix_path=None, output=output, cwd=work)
+        assert port is not None
+        host_pub = Path(f"{host_key}.pub").read_text().split()
+        known_hosts = ssh_dir / "known_hosts"
+        known_hosts.write_text(
+            f"[127.0.0.1]:{port},[localhost]:{port},[{alias}]:{port} {host_pub[0]} {host_pub[1]}\n"
+        )
+        config_path = ssh_dir / "config"
+        config_path.write_text(
+            f"Host {alias}\n"
+            f"    HostName 127.0.0.1\n"
+            f"    Port {port}\n"
+            f"Host *\n"
+            f"    User {user}\n"
+            f"    IdentityFile {client_key}\n"
+            f"    IdentitiesOnly yes\n"
+            f"    UserKnownHostsFile {known_hosts}\n"
+            f"    GlobalKnownHostsFile /dev/null\n"
+            f"    StrictHostKeyChecking yes\n"
+            f"    PasswordAuthentication no\n"
+            f"    KbdInteractiveAuthentication no\n"
+            f"    BatchMode yes\n"
+            f"    LogLevel ERROR\n"
+        )
+        config_path.chmod(0o600)
+        server = SshServer(
+            uri=f"ssh://{user}@127.0.0.1:{port}",
+            kind="sshd",
+            host="127.0.0.1",
+            port=port,
+            socket=None,
+            export="",
+            process=process,
+            log_path=output,
+            stderr_path=output,
+            argv=used,
+            user=user,
+            client_key=client_key,
+            home=home,
+            known_hosts=known_hosts,
+            alias=alias,
+            config_path=config_path,
+            host_key=host_key,
+            sshd_config=sshd_config,
+        )
+        return self._register(server)  # type: ignore[return-value]
+
+
+def _conf_value(value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def _kill_tree(process: subprocess.Popen) -> None:
+    tree = process_tree(process.pid)
+    for pid in tree:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(pid, signal.SIGKILL)
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(process.pid, signal.SIGKILL)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        process.wait(timeout=STOP_TIMEOUT)
