@@ -9,14 +9,12 @@ compares with libnbd's nbdinfo.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import socket
 import ssl
 import struct
 import subprocess
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import pytest
 from hypothesis import given, settings
@@ -937,25 +935,18 @@ needs_nbdkit = pytest.mark.skipif(shutil.which("nbdkit") is None, reason="nbdkit
 
 
 @pytest.fixture
-def nbdkit(tmp_path) -> Iterator[Callable[..., str]]:
-    """Start nbdkit on a Unix socket in tmp_path; returns the socket path."""
-    procs: list[subprocess.Popen] = []
+def nbdkit(servers) -> Callable[..., str]:
+    """Start nbdkit on a Unix socket with the shared fixture; returns the socket path.
+
+    Arguments starting with ``-`` are nbdkit options, the first other one the plugin.
+    """
 
     def start(*args: str) -> str:
-        path = str(tmp_path / f"nbdkit{len(procs)}.sock")
-        proc = subprocess.Popen(["nbdkit", "-f", "--exit-with-parent", "-U", path, *args])
-        procs.append(proc)
-        deadline = time.monotonic() + 10
-        while not os.path.exists(path):
-            assert proc.poll() is None, "nbdkit exited"
-            assert time.monotonic() < deadline, "nbdkit did not start"
-            time.sleep(0.02)
-        return path
+        options = [a for a in args if a.startswith("-")]
+        plugin, *plugin_args = (a for a in args if not a.startswith("-"))
+        return servers.nbdkit(plugin, *plugin_args, unix=True, extra_options=options).socket
 
-    yield start
-    for proc in procs:
-        proc.terminate()
-        proc.wait(timeout=10)
+    return start
 
 
 def handshake_over_socket(path: str, hs: ClientHandshake) -> tuple[list[object], socket.socket]:
