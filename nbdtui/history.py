@@ -1,0 +1,165 @@
+"""Recently used endpoints, remembered between runs for the connect screen.
+
+The list lives in an SQLite database in the user's config directory
+(``platformdirs.user_config_path("nbdtui")/history.sqlite3``), opened in WAL mode so
+that several nbdtui processes can read and write it at once.
+
+**Nothing secret is stored.** Before an endpoint is written, :func:`sanitize` removes:
+
+- a password in the user part (``nbds://alice:secret@host`` → ``nbds://alice@host``);
+- every query parameter that names or points to a secret: ``tls-psk-file`` and any
+  parameter whose name contains ``psk``, ``key``, ``password``, ``passwd``,
+  ``passphrase``, ``secret``, ``token`` or ``identity``;
+- the fragment.
+
+What is kept: transport, host, port, export name, user name, ``socket``,
+``tls-certificates`` (a directory of *public* certificates and the client's own
+certificate, whose private key is protected by file permissions), ``tls-verify-peer``,
+``tls-hostname`` and other non-secret parameters. An endpoint that needed a PSK file
+must be given its ``tls-psk-file`` again when it is reused.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sqlite3
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import unquote
+
+DEFAULT_LIMIT = 50
+
+_SECRET_WORDS = ("psk", "key", "password", "passwd", "passphrase", "secret", "token", "identity")
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS endpoints (
+    uri TEXT PRIMARY KEY,
+    last_used REAL NOT NULL,
+    uses INTEGER NOT NULL DEFAULT 1,
+    seq INTEGER NOT NULL
+)
+"""
+
+
+def _is_secret(name: str) -> bool:
+    name = unquote(name).lower()
+    return any(word in name for word in _SECRET_WORDS)
+
+
+def _strip_query(query: str) -> str:
+    """The ``&``-separated items of ``query`` whose key is not secret, kept as typed."""
+    items = [item for item in query.split("&") if item]
+    return "&".join(item for item in items if not _is_secret(item.partition("=")[0]))
+
+
+def sanitize(uri: str) -> str:
+    """``uri`` with every secret removed (see the module docstring)."""
+    uri = uri.strip().partition("#")[0]
+    head, _, query = uri.partition("?")
+    scheme, sep, rest = head.partition("://")
+    if sep:
+        authority, slash, path = rest.partition("/")
+        if "@" in authority:
+            userinfo, _, hostport = authority.rpartition("@")
+            user = userinfo.split(":", 1)[0]
+            authority = f"{user}@{hostport}" if user else hostport
+        head = f"{scheme}://{authority}{slash}{path}"
+    query = _strip_query(query)
+    return f"{head}?{query}" if query else head
+
+
+def canonical(uri: str) -> str:
+    """The parser's canonical spelling of ``uri`` when it parses, else ``uri`` itself,
+    without secrets; two spellings of one endpoint are remembered once."""
+    try:
+        from nbdtui.uri import parse
+
+        uri = parse(uri).uri
+    except Exception:  # an unparsable or not yet supported spelling: keep it as typed
+        pass
+    return sanitize(uri)
+
+
+def default_path() -> Path:
+    from platformdirs import user_config_path
+
+    return user_config_path("nbdtui") / "history.sqlite3"
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One remembered endpoint."""
+
+    uri: str
+    last_used: float
+    uses: int
+
+
+class History:
+    """The recently used endpoints, newest first, at most ``limit`` of them."""
+
+    def __init__(self, path: str | os.PathLike[str] | None = None, *, limit: int = DEFAULT_LIMIT):
+        self.path = Path(path) if path is not None else default_path()
+        self.limit = limit
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(self.path, timeout=5.0, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute(_SCHEMA)
+
+    @property
+    def journal_mode(self) -> str:
+        return self._db.execute("PRAGMA journal_mode").fetchone()[0]
+
+    def remember(self, uri: str) -> str:
+        """Record a use of ``uri`` now; returns the spelling that was stored."""
+        stored = canonical(uri)
+        with self._transaction():
+            (seq,) = self._db.execute("SELECT COALESCE(MAX(seq), 0) + 1 FROM endpoints").fetchone()
+            self._db.execute(
+                "INSERT INTO endpoints (uri, last_used, uses, seq) VALUES (?, ?, 1, ?) "
+                "ON CONFLICT(uri) DO UPDATE SET last_used = excluded.last_used, "
+                "uses = uses + 1, seq = excluded.seq",
+                (stored, time.time(), seq),
+            )
+            self._db.execute(
+                "DELETE FROM endpoints WHERE uri NOT IN "
+                "(SELECT uri FROM endpoints ORDER BY seq DESC LIMIT ?)",
+                (self.limit,),
+            )
+        return stored
+
+    def recent(self, limit: int | None = None) -> list[Entry]:
+        """Remembered endpoints, most recently used first."""
+        rows = self._db.execute(
+            "SELECT uri, last_used, uses FROM endpoints ORDER BY seq DESC LIMIT ?",
+            (limit if limit is not None else self.limit,),
+        ).fetchall()
+        return [Entry(*row) for row in rows]
+
+    def forget(self, uri: str) -> None:
+        self._db.execute("DELETE FROM endpoints WHERE uri IN (?, ?)", (uri, canonical(uri)))
+
+    def clear(self) -> None:
+        self._db.execute("DELETE FROM endpoints")
+
+    def close(self) -> None:
+        self._db.close()
+
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[None]:
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
+
+    def __enter__(self) -> History:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()

@@ -1,0 +1,167 @@
+"""Server screen and export screen against real servers, checked against nbdinfo."""
+
+from __future__ import annotations
+
+from textual.widgets import DataTable, OptionList, Static
+
+from nbdtui.tui.connect import ConnectScreen
+from nbdtui.tui.export import ExportScreen
+from nbdtui.tui.server import ServerScreen
+from nbdtui.tui.widgets.switcher import SwitcherScreen
+
+from .conftest import nbdinfo_json, text_of, wait_for
+
+MIB = 1024 * 1024
+
+
+def table_rows(table: DataTable) -> dict[str, list[str]]:
+    """name -> [size, bytes, read-only, description] as shown."""
+    rows = {}
+    for row_key in table.rows:
+        cells = [str(c).strip() for c in table.get_row(row_key)]
+        rows[row_key.value] = cells[2:]
+    return rows
+
+
+async def open_server(app, pilot) -> ServerScreen:
+    await wait_for(
+        pilot,
+        lambda: (
+            isinstance(app.screen, ServerScreen)
+            and app.screen.query_one("#exports", DataTable).row_count > 0
+        ),
+    )
+    return app.screen
+
+
+async def test_server_with_several_exports_lists_each(make_app, nbd_server, tmp_path):
+    server = nbd_server(
+        {
+            "alpha": {"size": MIB},
+            "beta": {"size": 3 * MIB, "readonly": True},
+            "gamma": {"size": 64 * 1024},
+        }
+    )
+    listed = [e["export-name"] for e in nbdinfo_json(server.uri_for(""), "--list")["exports"]]
+    assert sorted(listed) == ["alpha", "beta", "gamma"]
+    oracle = {e["export-name"]: e for e in nbdinfo_json(server.uri_for(""), "--list")["exports"]}
+    # nbd-server answers NBD_OPT_INFO with size 0 (nbdinfo shows 0): the files are the truth.
+    sizes = {name: path.stat().st_size for name, path in server.files.items()}
+
+    app = make_app(server.uri_for(""))
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = await open_server(app, pilot)
+        rows = table_rows(screen.query_one("#exports", DataTable))
+        assert set(rows) == set(oracle)
+        for name, (_, size, read_only, _) in rows.items():
+            assert int(size) == sizes[name]
+            assert read_only == ("yes" if oracle[name]["is_read_only"] else "no")
+        summary = text_of(screen.query_one("#server-summary", Static))
+        assert "3 exports" in summary and "newstyle-fixed" in summary
+
+        # Open the read-only one: its export screen shows the right size and flags.
+        table = screen.query_one("#exports", DataTable)
+        table.move_cursor(row=table.get_row_index("beta"))
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, ExportScreen))
+        details = text_of(app.screen.query_one("#details", Static))
+        assert "3.0 MiB (3,145,728 bytes)" in details
+        assert "Read-only      yes" in details
+        assert "nbd://127.0.0.1:" in details and "/beta" in details
+        assert app.screen.export.info.read_only
+
+        # Escape goes back to the server list; the export stays open.
+        await pilot.press("escape")
+        await pilot.pause()
+        assert isinstance(app.screen, ServerScreen)
+        assert len(app.sessions) == 1
+
+
+async def test_nbdkit_exportname_filter_and_opening_several(make_app, nbdkit):
+    server = nbdkit(
+        "memory",
+        "2M",
+        filters=("exportname",),
+        extra_options=(
+            "exportname=first",
+            "exportname=second",
+            "exportname=third",
+            "exportname-list=explicit",
+            "exportdesc=fixed:scratch disk",
+        ),
+    )
+    oracle = nbdinfo_json(server.uri_for(""), "--list")["exports"]
+    app = make_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        app.open_target(server.uri_for(""))
+        screen = await open_server(app, pilot)
+        rows = table_rows(screen.query_one("#exports", DataTable))
+        assert list(rows) == [e["export-name"] for e in oracle] == ["first", "second", "third"]
+        for _, size, read_only, description in rows.values():
+            assert (int(size), read_only, description) == (2 * MIB, "no", "scratch disk")
+
+        # Mark the first and the third, open both: two sessions, each with its own mode.
+        await pilot.press("space", "down", "space")  # first, third
+        await pilot.press("o")
+        await wait_for(pilot, lambda: len(app.sessions) == 2)
+        await wait_for(pilot, lambda: isinstance(app.screen, ExportScreen))
+        names = sorted(s.export.name for s in app.sessions.values())
+        assert names == ["first", "third"]
+        assert app.screen.export.name == "first"
+
+        # F3 switches to the other one.
+        await pilot.press("f3")
+        await wait_for(pilot, lambda: isinstance(app.screen, SwitcherScreen))
+        options = app.screen.query_one(OptionList)
+        labels = [str(options.get_option_at_index(i).prompt) for i in range(options.option_count)]
+        assert labels[0].endswith("Connect / server") and len(labels) == 3
+        assert labels[options.highlighted].lstrip("▸ ").startswith("first")
+        target = next(i for i, label in enumerate(labels) if "third" in label)
+        await pilot.press(
+            *["down" if target > options.highlighted else "up"] * abs(target - options.highlighted),
+            "enter",
+        )
+        await wait_for(
+            pilot,
+            lambda: (
+                getattr(app.screen, "export", None) is not None
+                and app.screen.export.name == "third"
+            ),
+        )
+        # Closing an export returns to the server list and closes its connection.
+        await pilot.press("w")
+        await wait_for(pilot, lambda: len(app.sessions) == 1)
+        assert isinstance(app.screen, ServerScreen)
+
+
+async def test_one_export_opens_the_editor_directly(make_app, nbdkit):
+    server = nbdkit(
+        "memory",
+        "1M",
+        filters=("exportname",),
+        extra_options=("exportname=only", "exportname-list=explicit", "exportname-strict=true"),
+    )
+    app = make_app(server.uri_for(""))
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_for(pilot, lambda: app.sessions)
+        (session,) = app.sessions.values()
+        assert session.export.name == "only"
+        await wait_for(pilot, lambda: len(app.get_screen_stack(session.mode)) == 2)
+        assert app.current_mode == session.mode
+        stack = app.get_screen_stack(session.mode)
+        assert isinstance(stack[0], ExportScreen)
+        assert stack[1].export is session.export  # the editor on top of the export screen
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: isinstance(app.screen, ExportScreen))
+
+
+async def test_a_uri_naming_an_export_opens_it(make_app, nbd_server):
+    server = nbd_server({"one": {"size": MIB}, "two": {"size": 2 * MIB}})
+    app = make_app(server.uri_for("two"))
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_for(pilot, lambda: app.sessions)
+        (session,) = app.sessions.values()
+        assert session.export.name == "two"
+        assert session.export.size == 2 * MIB
+        assert not any(isinstance(s, ServerScreen) for s in app.get_screen_stack("main"))
+        assert isinstance(app.get_screen_stack("main")[0], ConnectScreen)
