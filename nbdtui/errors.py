@@ -83,3 +83,8 @@ class RequestError(NbdError):
 
 class RequestTimeoutError(NbdError):
     """A request took longer than the configured timeout."""
+
+
+class TLSError(ConnectError):
+    """TLS could not be set up: a certificate failed verification, TLS files are missing or
+    unusable, or the TLS handshake failed (never followed by a plaintext fallback)."""

@@ -108,6 +108,8 @@ class Negotiated:
     meta_contexts: tuple[tuple[str, int], ...] = ()
     available_contexts: tuple[str, ...] | None = None
     tls: bool = False
+    #: TLS authenticated the server (verified certificate, or PSK); False when plaintext
+    tls_verified: bool = False
 
     def context_id(self, name: str) -> int | None:
         for ctx, ident in self.meta_contexts:
@@ -124,3 +126,4 @@ class ExportsListed:
     exports: tuple[ExportDetails, ...]
     structured: bool = False
     tls: bool = False
+    tls_verified: bool = False  # as in Negotiated

@@ -1,0 +1,198 @@
+"""The library API: open an export, list exports, probe one.
+
+::
+
+    import nbdtui
+
+    async with nbdtui.open("nbd://localhost/disk") as export:
+        head = await export.read(0, 512)
+        await export.write(4096, b"hello", fua=True)
+
+    listed = await nbdtui.client.list_exports("nbd://localhost")
+    negotiated = await nbdtui.client.probe("nbd://localhost/disk")
+
+Targets are NBD URIs (``nbd://``, ``nbd+unix://``, QEMU's ``nbd:host:port``...) or
+:class:`~nbdtui.uri.Endpoint` objects. Errors are the classes of :mod:`nbdtui.errors`,
+each with a one-line message naming the server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+from collections.abc import Generator
+
+from nbdtui.errors import NbdError
+from nbdtui.proto.constants import BASE_ALLOCATION, Command
+from nbdtui.proto.events import ExportDetails, ExportsListed, Negotiated
+from nbdtui.proto.handshake import ClientHandshake
+from nbdtui.uri import Endpoint, parse
+
+from .connection import DEFAULT_WINDOW
+from .export import Export
+from .negotiate import DEFAULT_CONNECT_TIMEOUT, handshake
+from .pool import Pool, default_pool
+from .transport import Opener, TlsUpgrader
+
+__all__ = ["list_exports", "open", "probe"]
+
+
+def _endpoint(target: str | Endpoint) -> Endpoint:
+    return target if isinstance(target, Endpoint) else parse(target)
+
+
+class OpenExport:
+    """What :func:`open` returns: an async context manager yielding the
+    :class:`~nbdtui.client.export.Export` (closed on exit), also awaitable
+    (``export = await nbdtui.open(...)``; then call ``await export.close()``)."""
+
+    def __init__(self, target: str | Endpoint, **options: object) -> None:
+        self._target = target
+        self._options = options
+        self._export: Export | None = None
+
+    async def _open(self) -> Export:
+        options = dict(self._options)
+        pool: Pool = options.pop("pool", None) or default_pool()  # type: ignore[assignment]
+        endpoint = _endpoint(self._target)
+        group = await pool.acquire(endpoint, **options)  # type: ignore[arg-type]
+        try:
+            return Export(group, pool)
+        except BaseException:
+            await pool.release(group)
+            raise
+
+    def __await__(self) -> Generator[object, None, Export]:
+        return self._open().__await__()
+
+    async def __aenter__(self) -> Export:
+        self._export = await self._open()
+        return self._export
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._export is not None:
+            await self._export.close()
+
+
+def open(
+    target: str | Endpoint,
+    *,
+    connect_timeout: float | None = DEFAULT_CONNECT_TIMEOUT,
+    window: int = DEFAULT_WINDOW,
+    connections: int | None = None,
+    pool: Pool | None = None,
+    opener: Opener | None = None,
+    start_tls: TlsUpgrader | None = None,
+) -> OpenExport:
+    """Open the export ``target`` names; use as ``async with open(...) as export``.
+
+    ``connect_timeout`` bounds connect + handshake of each connection (``None``: no
+    limit). ``window`` is the number of requests in flight per connection.
+    ``connections`` caps the connections to this export (default 4), used only when the
+    server advertises multi-conn (else always 1). Connections come from ``pool``
+    (default: :func:`~nbdtui.client.pool.default_pool`), shared with every other user of
+    the same endpoint in the process; the first user's settings apply. ``opener`` and
+    ``start_tls`` replace the registered transport and TLS upgrader (see
+    :mod:`nbdtui.client.transport`).
+
+    Raises UriError, ConnectError, HandshakeError (ExportNotFoundError,
+    TLSRequiredError), ProtocolError or NotSupportedError.
+    """
+    if window < 1:
+        raise ValueError("window must be at least 1")
+    return OpenExport(
+        target,
+        connect_timeout=connect_timeout,
+        window=window,
+        connections=connections,
+        pool=pool,
+        opener=opener,
+        start_tls=start_tls,
+    )
+
+
+async def _disconnect(transport: asyncio.Transport, data: bytes = b"") -> None:
+    with contextlib.suppress(Exception):
+        if data and not transport.is_closing():
+            transport.write(data)
+        transport.close()
+
+
+async def list_exports(
+    target: str | Endpoint,
+    *,
+    connect_timeout: float | None = DEFAULT_CONNECT_TIMEOUT,
+    details: bool = True,
+    opener: Opener | None = None,
+    start_tls: TlsUpgrader | None = None,
+) -> ExportsListed:
+    """The exports of the server ``target`` names (its export name is ignored).
+
+    With ``details``, each export's size, flags, block sizes and metadata contexts too
+    (NBD_OPT_INFO / NBD_OPT_LIST_META_CONTEXT, when the server supports them). Some
+    servers (nbd-server 3.24) answer NBD_OPT_INFO with size 0 for exports they have not
+    opened yet: for an export whose INFO says 0 bytes, nbdtui asks again with NBD_OPT_GO
+    on a connection of its own and keeps that answer.
+    """
+    endpoint = _endpoint(target)
+    hs = ClientHandshake(list_exports=True, list_details=details, tls=endpoint.tls)
+    done = await handshake(
+        endpoint, hs, connect_timeout=connect_timeout, opener=opener, start_tls=start_tls
+    )
+    await _disconnect(done.transport)  # NBD_OPT_ABORT was already sent
+    listed = done.result
+    assert isinstance(listed, ExportsListed)
+    suspicious = [
+        i for i, e in enumerate(listed.exports) if e.info is not None and e.info.size == 0
+    ]
+    if not suspicious:
+        return listed
+    limit = asyncio.Semaphore(4)
+
+    async def recheck(item: ExportDetails) -> ExportDetails:
+        async with limit:
+            try:
+                negotiated = await probe(
+                    endpoint.with_export(item.name),
+                    connect_timeout=connect_timeout,
+                    opener=opener,
+                    start_tls=start_tls,
+                )
+            except NbdError:
+                return item  # keep what INFO said
+        return dataclasses.replace(item, info=negotiated.info)
+
+    exports = list(listed.exports)
+    rechecked = await asyncio.gather(*(recheck(exports[i]) for i in suspicious))
+    for i, item in zip(suspicious, rechecked, strict=True):
+        exports[i] = item
+    return dataclasses.replace(listed, exports=tuple(exports))
+
+
+async def probe(
+    target: str | Endpoint,
+    *,
+    connect_timeout: float | None = DEFAULT_CONNECT_TIMEOUT,
+    opener: Opener | None = None,
+    start_tls: TlsUpgrader | None = None,
+) -> Negotiated:
+    """Connect to the export, learn everything the handshake tells (metadata contexts
+    listed with NBD_OPT_LIST_META_CONTEXT, ``base:allocation`` set), then disconnect
+    cleanly (NBD_CMD_DISC). Used by ``nbdtui info``."""
+    endpoint = _endpoint(target)
+    hs = ClientHandshake(
+        export_name=endpoint.export,
+        meta_contexts=(BASE_ALLOCATION,),
+        list_contexts=True,
+        tls=endpoint.tls,
+    )
+    done = await handshake(
+        endpoint, hs, connect_timeout=connect_timeout, opener=opener, start_tls=start_tls
+    )
+    assert isinstance(done.result, Negotiated)
+    from nbdtui.proto.transmission import ClientTransmission
+
+    _, disc = ClientTransmission(structured=done.result.structured).request(Command.DISC)
+    await _disconnect(done.transport, disc)
+    return done.result

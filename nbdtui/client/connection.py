@@ -1,0 +1,518 @@
+"""One NBD connection: handshake, then requests in flight matched to waiters by cookie.
+
+A :class:`Connection` keeps up to ``window`` requests in flight (default 16). Each
+request holds a window slot and its cookie from the moment it is sent until the server's
+final reply to it has been parsed, *even if the caller stopped waiting* (cancellation):
+READ payload for an abandoned request is then received into a scratch buffer, so the
+caller's buffer is never touched after it gave up and the stream never desynchronises.
+
+Failure modes:
+
+* the server fails one request: that request raises
+  :class:`~nbdtui.errors.RequestError`, the connection stays usable;
+* the server breaks the protocol (bad magic, unknown cookie, impossible chunk): the
+  connection ends with :class:`~nbdtui.errors.ProtocolError`;
+* the connection drops while requests are in flight:
+  :class:`~nbdtui.errors.ConnectionLostError`.
+
+In both fatal cases every waiter (and every task waiting for a window slot) fails with
+that error, and later requests fail immediately with it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from dataclasses import dataclass
+
+from nbdtui.errors import ConnectionLostError, NbdError, ProtocolError, RequestError
+from nbdtui.proto.constants import BASE_ALLOCATION, Command, Errno
+from nbdtui.proto.events import ExportInfo, Negotiated
+from nbdtui.proto.handshake import ClientHandshake
+from nbdtui.proto.transmission import (
+    BlockStatus,
+    ClientTransmission,
+    Data,
+    Hole,
+    RequestDone,
+)
+from nbdtui.uri import Endpoint
+
+from .negotiate import DEFAULT_CONNECT_TIMEOUT, handshake
+from .transport import NullReceiver, Opener, StreamProtocol, TlsUpgrader
+from .window import RequestWindow
+
+DEFAULT_WINDOW = 16
+SCRATCH_SIZE = 16 * 1024  # receive buffer for headers and small payload pieces
+DISCARD_SIZE = 1 << 20  # payload of abandoned reads lands here
+SMALL_WRITE = 64 * 1024  # below this, header and payload go out as one joined write
+CLOSE_TIMEOUT = 5.0
+
+COMMAND_WORDS = {
+    Command.READ: "read",
+    Command.WRITE: "write",
+    Command.FLUSH: "flush",
+    Command.TRIM: "trim",
+    Command.CACHE: "cache",
+    Command.WRITE_ZEROES: "zero",
+    Command.BLOCK_STATUS: "block status",
+}
+
+_ZEROES = memoryview(bytes(1 << 20))
+
+
+@dataclass(frozen=True)
+class ConnectionStats:
+    """A snapshot of one connection, for the Pool screen."""
+
+    state: str  # "connecting", "ready", "closing", "closed"
+    endpoint: str
+    export: str
+    in_flight: int
+    window: int
+    requests: int
+    errors: int
+    bytes_read: int
+    bytes_written: int
+    error: str | None = None
+
+
+class PendingRequest:
+    """A request on the wire. ``future`` resolves with its result: ``None``, or for
+    NBD_CMD_BLOCK_STATUS the list of :class:`~nbdtui.proto.transmission.BlockStatus`
+    chunks received."""
+
+    __slots__ = ("command", "cookie", "dest", "future", "offset", "statuses")
+
+    def __init__(
+        self,
+        cookie: int,
+        command: int,
+        offset: int,
+        dest: memoryview | None,
+        future: asyncio.Future,
+    ) -> None:
+        self.cookie = cookie
+        self.command = command
+        self.offset = offset
+        self.dest = dest
+        self.future = future
+        self.statuses: list[BlockStatus] | None = [] if command == Command.BLOCK_STATUS else None
+
+    def abandon(self) -> None:
+        """The caller stops waiting: never touch its buffer again, drop the result."""
+        self.dest = None
+        if not self.future.done():
+            self.future.cancel()
+
+
+class Connection:
+    """One NBD connection in the transmission phase. Create with :meth:`connect`."""
+
+    def __init__(
+        self,
+        endpoint: Endpoint,
+        transport: asyncio.Transport,
+        protocol: StreamProtocol,
+        negotiated: Negotiated,
+        *,
+        window: int = DEFAULT_WINDOW,
+    ) -> None:
+        self.endpoint = endpoint
+        self.negotiated = negotiated
+        self.transport = transport
+        self.protocol = protocol
+        self.machine = ClientTransmission(structured=negotiated.structured)
+        self._window = RequestWindow(window)
+        self._pending: dict[int, PendingRequest] = {}
+        self._idle: asyncio.Event = asyncio.Event()
+        self._idle.set()
+        self._scratch = memoryview(bytearray(SCRATCH_SIZE))
+        self._discard: memoryview | None = None
+        self._payload_target = False
+        self._error: NbdError | None = None
+        self._closing = False
+        self._closed = False
+        self._disc_sent = False
+        self._close_task: asyncio.Task[None] | None = None
+        self._outbox: list[bytes] = []
+        self._flush_scheduled = False
+        self.requests = 0
+        self.peak_in_flight = 0
+        self.errors = 0
+        self.bytes_read = 0
+        self.bytes_written = 0
+        protocol.receiver = self
+
+    # ---- construction -------------------------------------------------------------
+
+    @classmethod
+    async def connect(
+        cls,
+        endpoint: Endpoint,
+        *,
+        window: int = DEFAULT_WINDOW,
+        connect_timeout: float | None = DEFAULT_CONNECT_TIMEOUT,
+        meta_contexts: tuple[str, ...] = (BASE_ALLOCATION,),
+        list_contexts: bool = False,
+        opener: Opener | None = None,
+        start_tls: TlsUpgrader | None = None,
+    ) -> Connection:
+        """Connect, run the handshake for ``endpoint.export`` and enter transmission."""
+        hs = ClientHandshake(
+            export_name=endpoint.export,
+            meta_contexts=meta_contexts,
+            list_contexts=list_contexts,
+            tls=endpoint.tls,
+        )
+        done = await handshake(
+            endpoint, hs, connect_timeout=connect_timeout, opener=opener, start_tls=start_tls
+        )
+        assert isinstance(done.result, Negotiated)
+        conn = cls(endpoint, done.transport, done.protocol, done.result, window=window)
+        if done.trailing:
+            conn._feed(done.trailing)
+        if done.protocol.lost:  # closed before we took over the receiver
+            conn.connection_lost(done.protocol.lost_exc)
+        return conn
+
+    # ---- properties ---------------------------------------------------------------
+
+    @property
+    def info(self) -> ExportInfo:
+        return self.negotiated.info
+
+    @property
+    def state(self) -> str:
+        if self._closed or self._error is not None:
+            return "closed"
+        return "closing" if self._closing else "ready"
+
+    @property
+    def usable(self) -> bool:
+        return self._error is None and not self._closing and not self._closed
+
+    @property
+    def error(self) -> NbdError | None:
+        return self._error
+
+    @property
+    def in_flight(self) -> int:
+        return len(self._pending)
+
+    @property
+    def load(self) -> int:
+        """Window slots in use plus tasks waiting for one (for least-loaded choice)."""
+        return self._window.used + self._window.waiting
+
+    @property
+    def window(self) -> int:
+        """Requests in flight at most; may be changed at any time."""
+        return self._window.size
+
+    @window.setter
+    def window(self, value: int) -> None:
+        self._window.size = value
+
+    def context_id(self, name: str = BASE_ALLOCATION) -> int | None:
+        return self.negotiated.context_id(name)
+
+    def stats(self) -> ConnectionStats:
+        return ConnectionStats(
+            state=self.state,
+            endpoint=self.endpoint.display,
+            export=self.endpoint.export,
+            in_flight=len(self._pending),
+            window=self._window.size,
+            requests=self.requests,
+            errors=self.errors,
+            bytes_read=self.bytes_read,
+            bytes_written=self.bytes_written,
+            error=str(self._error) if self._error else None,
+        )
+
+    # ---- requests -----------------------------------------------------------------
+
+    def _check_usable(self) -> None:
+        if self._error is not None:
+            raise self._error
+        if self._closing or self._closed:
+            raise ConnectionLostError(f"connection to {self.endpoint.display} is closed")
+
+    async def submit(
+        self,
+        command: int,
+        offset: int = 0,
+        length: int = 0,
+        flags: int = 0,
+        *,
+        payload: bytes | bytearray | memoryview | None = None,
+        dest: memoryview | None = None,
+    ) -> PendingRequest:
+        """Wait for a window slot, send the request, and return it without waiting for
+        the reply (await ``.future``). ``payload`` is WRITE data; ``dest`` (``length``
+        bytes, format ``B``) receives READ data. If this coroutine is cancelled after
+        the request was sent, the request is abandoned (its reply is still consumed)."""
+        self._check_usable()
+        window = self._window
+        if window.used < window.size and not window.waiting:
+            window.used += 1  # fast path of window.acquire()
+        else:
+            await window.acquire()
+        try:
+            self._check_usable()
+            cookie, header = self.machine.request(command, offset, length, flags)
+        except BaseException:
+            self._window.release()
+            raise
+        future = asyncio.get_running_loop().create_future()
+        pending = PendingRequest(cookie, command, offset, dest, future)
+        self._pending[cookie] = pending
+        self._idle.clear()
+        self.requests += 1
+        if len(self._pending) > self.peak_in_flight:
+            self.peak_in_flight = len(self._pending)
+        if payload is None:
+            self._queue(header)
+        elif len(payload) <= SMALL_WRITE:
+            self._queue(header + payload)
+            self.bytes_written += len(payload)
+        else:
+            # Large payloads go out as they are, never joined into a copy.
+            self._flush()
+            self.transport.write(header)
+            self.transport.write(payload)
+            self.bytes_written += len(payload)
+        if self.protocol.writing_paused:
+            try:
+                await self.protocol.drain()
+            except ConnectionResetError:
+                pass  # the failure reaches the future through connection_lost
+            except BaseException:
+                pending.abandon()
+                raise
+        return pending
+
+    def _queue(self, data: bytes) -> None:
+        """Cork small messages: everything queued during one event-loop iteration goes
+        out in a single send (one syscall for a burst of requests)."""
+        self._outbox.append(data)
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            asyncio.get_running_loop().call_soon(self._flush)
+
+    def _flush(self) -> None:
+        self._flush_scheduled = False
+        if not self._outbox:
+            return
+        data = self._outbox[0] if len(self._outbox) == 1 else b"".join(self._outbox)
+        self._outbox.clear()
+        if not self.transport.is_closing():
+            self.transport.write(data)
+
+    async def request(
+        self,
+        command: int,
+        offset: int = 0,
+        length: int = 0,
+        flags: int = 0,
+        *,
+        payload: bytes | bytearray | memoryview | None = None,
+        dest: memoryview | None = None,
+    ) -> list[BlockStatus] | None:
+        """Send one request and wait for its reply (see :meth:`submit`)."""
+        pending = await self.submit(command, offset, length, flags, payload=payload, dest=dest)
+        try:
+            return await pending.future
+        except asyncio.CancelledError:
+            pending.abandon()
+            raise
+
+    # ---- receiving (the StreamProtocol's receiver) ----------------------------------
+
+    def get_buffer(self, sizehint: int) -> memoryview:
+        if self._error is None:
+            target = self.machine.read_target()
+            if target is not None:
+                self._payload_target = True
+                pending = self._pending[target.cookie]
+                dest = pending.dest
+                if dest is not None:
+                    start = target.offset - pending.offset
+                    return dest[start : start + target.length]
+                if self._discard is None:
+                    self._discard = memoryview(bytearray(DISCARD_SIZE))
+                return self._discard[: min(target.length, DISCARD_SIZE)]
+        self._payload_target = False
+        return self._scratch
+
+    def buffer_updated(self, nbytes: int) -> None:
+        if self._error is not None:
+            return
+        try:
+            if self._payload_target:
+                events = self.machine.payload_received(nbytes)
+            else:
+                events = self.machine.receive_data(self._scratch[:nbytes])
+        except ProtocolError as exc:
+            self._dispatch(getattr(exc, "events", ()))
+            self._fail(_located(exc, self.endpoint))
+            return
+        self._dispatch(events)
+
+    def _feed(self, data: bytes) -> None:
+        try:
+            events = self.machine.receive_data(data)
+        except ProtocolError as exc:
+            self._dispatch(getattr(exc, "events", ()))
+            self._fail(_located(exc, self.endpoint))
+            return
+        self._dispatch(events)
+
+    def _dispatch(self, events: list) -> None:
+        pending_map = self._pending
+        for ev in events:
+            kind = type(ev)
+            if kind is Data:
+                self.bytes_read += ev.length
+                if ev.data is not None:
+                    pending = pending_map[ev.cookie]
+                    if pending.dest is not None:
+                        start = ev.offset - pending.offset
+                        pending.dest[start : start + ev.length] = ev.data
+            elif kind is RequestDone:
+                self._complete(ev)
+            elif kind is Hole:
+                pending = pending_map[ev.cookie]
+                if pending.dest is not None:
+                    _fill_zero(pending.dest, ev.offset - pending.offset, ev.length)
+            elif kind is BlockStatus:
+                statuses = pending_map[ev.cookie].statuses
+                if statuses is not None:
+                    statuses.append(ev)
+            # ChunkError: RequestDone carries the first error
+
+    def _complete(self, done: RequestDone) -> None:
+        pending = self._pending.pop(done.cookie)
+        pending.dest = None
+        self._window.release()
+        if not self._pending:
+            self._idle.set()
+        if done.error:
+            self.errors += 1
+        future = pending.future
+        if not future.done():
+            if done.error:
+                future.set_exception(
+                    RequestError(
+                        done.error,
+                        done.message,
+                        offset=done.offset,
+                        command=COMMAND_WORDS.get(Command(pending.command), "request"),
+                    )
+                )
+            else:
+                future.set_result(pending.statuses)
+        if done.error == Errno.ESHUTDOWN and not self._closing:
+            # The server is shutting down: the spec asks for a soft disconnect.
+            self._closing = True
+            self._close_task = asyncio.get_running_loop().create_task(self.close())
+
+    def eof_received(self) -> None:
+        self._lost(None)
+
+    def connection_lost(self, exc: BaseException | None) -> None:
+        self._lost(exc)
+
+    def _lost(self, exc: BaseException | None) -> None:
+        if self._error is not None:
+            return
+        if self._disc_sent and not self._pending:
+            self._closed = True
+            self._window.fail(
+                ConnectionLostError(f"connection to {self.endpoint.display} is closed")
+            )
+            return
+        reason = f" ({exc})" if exc else ""
+        if self._pending:
+            message = (
+                f"connection to {self.endpoint.display} lost with "
+                f"{_requests(len(self._pending))} in flight{reason}"
+            )
+        else:
+            message = f"server {self.endpoint.display} closed the connection{reason}"
+        self._fail(ConnectionLostError(message))
+
+    # ---- failure and close ----------------------------------------------------------
+
+    def _fail(self, exc: NbdError) -> None:
+        """End the connection: every waiter fails with ``exc``; later requests too."""
+        if self._error is not None:
+            return
+        self._error = exc
+        self._closed = True
+        pending, self._pending = list(self._pending.values()), {}
+        self._idle.set()
+        for p in pending:
+            p.dest = None
+            if not p.future.done():
+                p.future.set_exception(exc)
+                # Nobody may be waiting any more (abandoned ahead of time).
+                p.future.add_done_callback(_consume_exception)
+        self._window.fail(exc)
+        self.protocol.receiver = NullReceiver()
+        if not self.transport.is_closing():
+            self.transport.abort()
+
+    async def close(self, timeout: float = CLOSE_TIMEOUT) -> None:
+        """Let in-flight requests finish (at most ``timeout`` seconds), send
+        NBD_CMD_DISC and close the socket. New requests are refused at once."""
+        if self._closed and self.transport.is_closing():
+            return
+        self._closing = True
+        self._window.fail(ConnectionLostError(f"connection to {self.endpoint.display} is closed"))
+        try:
+            async with asyncio.timeout(timeout):
+                await self._idle.wait()
+        except TimeoutError:
+            self._fail(
+                ConnectionLostError(
+                    f"connection to {self.endpoint.display} closed with "
+                    f"{_requests(len(self._pending))} still in flight after {timeout:g} s"
+                )
+            )
+        if self._error is None and not self._disc_sent:
+            with contextlib.suppress(Exception):
+                _, header = self.machine.request(Command.DISC)
+                self._disc_sent = True
+                self._flush()
+                self.transport.write(header)
+        self._closed = True
+        if not self.transport.is_closing():
+            self.transport.close()
+        try:
+            async with asyncio.timeout(1.0):
+                await self.protocol.wait_closed()
+        except TimeoutError:
+            self.transport.abort()
+
+
+def _requests(n: int) -> str:
+    return f"{n} request{'' if n == 1 else 's'}"
+
+
+def _consume_exception(future: asyncio.Future) -> None:
+    if not future.cancelled():
+        future.exception()
+
+
+def _fill_zero(dest: memoryview, start: int, length: int) -> None:
+    end = start + length
+    while start < end:
+        n = min(end - start, len(_ZEROES))
+        dest[start : start + n] = _ZEROES[:n]
+        start += n
+
+
+def _located(exc: ProtocolError, endpoint: Endpoint) -> ProtocolError:
+    return ProtocolError(f"{exc} (server {endpoint.display})")

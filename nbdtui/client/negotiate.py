@@ -1,0 +1,222 @@
+"""Drive the sans-IO :class:`~nbdtui.proto.handshake.ClientHandshake` over a stream.
+
+:func:`handshake` opens the stream (any opener, see :mod:`nbdtui.client.transport`),
+feeds the server's bytes to the handshake, sends what it queues, upgrades to TLS when it
+says ``StartTLS``, and returns once it reports ``Negotiated`` or ``ExportsListed``. The
+whole of it (connect + handshake) is bounded by ``connect_timeout``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import dataclasses
+from dataclasses import dataclass
+
+from nbdtui.errors import (
+    ConnectError,
+    ConnectionLostError,
+    HandshakeError,
+    NbdError,
+    NotSupportedError,
+    ProtocolError,
+)
+from nbdtui.proto.events import ExportsListed, Negotiated, StartTLS
+from nbdtui.proto.handshake import ClientHandshake
+from nbdtui.uri import Endpoint
+
+from .transport import (
+    Opener,
+    StreamProtocol,
+    TlsUpgrader,
+    connect_error,
+    open_stream,
+    tls_upgrader,
+)
+
+DEFAULT_CONNECT_TIMEOUT = 10.0
+
+
+@dataclass
+class Handshaken:
+    """A stream whose handshake is over."""
+
+    transport: asyncio.Transport
+    protocol: StreamProtocol
+    result: Negotiated | ExportsListed
+    trailing: bytes  # bytes received after the handshake (transmission phase)
+
+
+class _HandshakeReceiver:
+    """Feeds received bytes to the handshake and queues its events for the driver task."""
+
+    def __init__(self, hs: ClientHandshake, endpoint: Endpoint) -> None:
+        self.hs = hs
+        self.endpoint = endpoint
+        self.protocol: StreamProtocol | None = None
+        self._buf = bytearray(65536)
+        self._view = memoryview(self._buf)
+        self._events: collections.deque[object] = collections.deque()
+        self._error: BaseException | None = None
+        self._waiter: asyncio.Future[None] | None = None
+        self.tls_active = False  # the stream is TLS now
+        self.tls_quiet = True  # and nothing has arrived through it yet
+
+    def get_buffer(self, sizehint: int) -> memoryview:
+        return self._view
+
+    def buffer_updated(self, nbytes: int) -> None:
+        if self._error is not None:
+            return
+        if self.tls_active:
+            self.tls_quiet = False
+        try:
+            events = self.hs.receive_data(self._view[:nbytes])
+        except NbdError as exc:
+            self._send()  # a polite NBD_OPT_ABORT, when the handshake queued one
+            self._fail(exc)
+            return
+        self._send()
+        if events:
+            self._events.extend(events)
+            self._wake()
+
+    def eof_received(self) -> None:
+        if not self.hs.done:
+            self._fail(
+                self._tls_error(None)
+                or self.hs.eof_error()
+                or ConnectionLostError("server closed the connection")
+            )
+
+    def connection_lost(self, exc: BaseException | None) -> None:
+        if self.hs.done and not self._events:
+            return
+        error = self._tls_error(exc)
+        if error is None and exc is None:
+            error = self.hs.eof_error()
+        if error is None:
+            reason = f": {exc}" if exc else ""
+            error = ConnectionLostError(
+                f"connection to {self.endpoint.display} lost during the handshake{reason}"
+            )
+        self._fail(error)
+
+    def _tls_error(self, exc: BaseException | None) -> NbdError | None:
+        """A TLS alert, or a hang-up right after the TLS handshake (a server that rejects
+        the client certificate under TLS 1.3 does that), as a TLSError; else None."""
+        if not self.tls_active:
+            return None
+        from .tls import after_handshake_error
+
+        return after_handshake_error(self.endpoint, exc, quiet=self.tls_quiet)
+
+    def _send(self) -> None:
+        data = self.hs.data_to_send()
+        if data and self.protocol is not None and self.protocol.transport is not None:
+            transport = self.protocol.transport
+            if not transport.is_closing():
+                transport.write(data)
+
+    def _fail(self, exc: BaseException) -> None:
+        if self._error is None:
+            self._error = exc
+        self._wake()
+
+    def _wake(self) -> None:
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
+
+    async def next_event(self) -> object:
+        while True:
+            if self._events:
+                return self._events.popleft()
+            if self._error is not None:
+                raise self._error
+            self._waiter = asyncio.get_running_loop().create_future()
+            await self._waiter
+
+
+def _locate(exc: NbdError, endpoint: Endpoint) -> NbdError:
+    """The same error with the server's location appended."""
+    where = endpoint.display
+    message = str(exc)
+    if where in message:
+        return exc
+    if isinstance(exc, HandshakeError):
+        new: NbdError = type(exc)(f"{message} on {where}", reply=exc.reply, option=exc.option)
+        new.server_message = getattr(exc, "server_message", "")  # type: ignore[attr-defined]
+    elif isinstance(exc, ProtocolError):
+        new = ProtocolError(f"{message} (server {where})")
+    else:
+        return exc
+    new.__cause__ = exc.__cause__
+    return new
+
+
+async def handshake(
+    endpoint: Endpoint,
+    hs: ClientHandshake,
+    *,
+    connect_timeout: float | None = DEFAULT_CONNECT_TIMEOUT,
+    opener: Opener | None = None,
+    start_tls: TlsUpgrader | None = None,
+) -> Handshaken:
+    """Connect to ``endpoint`` and run ``hs`` to its end; see the module documentation.
+
+    Raises ConnectError (unreachable, timed out), HandshakeError and its subclasses,
+    ProtocolError, ConnectionLostError or NotSupportedError, each with the location.
+    """
+    if endpoint.tls:
+        start_tls = start_tls or tls_upgrader()
+        if start_tls is None:
+            raise NotSupportedError(
+                f"TLS is not supported by this nbdtui build ({endpoint.scheme}:// endpoint)"
+            )
+        check = getattr(start_tls, "check", None)
+        if check is not None:
+            check(endpoint)  # unusable TLS settings fail before anything is sent
+    receiver = _HandshakeReceiver(hs, endpoint)
+    transport: asyncio.Transport | None = None
+    protocol: StreamProtocol | None = None
+    ok = False
+    try:
+        async with asyncio.timeout(connect_timeout):
+            transport, protocol = await open_stream(endpoint, receiver, opener=opener)
+            receiver.protocol = protocol
+            receiver._send()  # the server speaks first; nothing is queued yet
+            while True:
+                event = await receiver.next_event()
+                if isinstance(event, StartTLS):
+                    assert start_tls is not None
+                    try:
+                        transport = await start_tls(endpoint, transport, protocol)
+                    except OSError as exc:  # ssl.SSLError is one
+                        from .tls import handshake_error
+
+                        raise handshake_error(endpoint, exc) from exc
+                    protocol.transport = transport
+                    receiver.tls_active = True
+                    hs.tls_established()
+                    receiver._send()
+                    continue
+                if isinstance(event, Negotiated | ExportsListed):
+                    if event.tls:
+                        from .tls import is_verified
+
+                        event = dataclasses.replace(event, tls_verified=is_verified(transport))
+                    ok = True
+                    return Handshaken(transport, protocol, event, hs.trailing_data)
+    except TimeoutError:
+        raise ConnectError(
+            f"timed out connecting to {endpoint.display} after {connect_timeout:g} s"
+        ) from None
+    except NbdError as exc:
+        raise _locate(exc, endpoint) from exc.__cause__
+    except OSError as exc:
+        raise connect_error(endpoint, exc) from exc
+    finally:
+        if not ok and transport is not None:
+            with contextlib.suppress(Exception):
+                transport.abort()

@@ -1,0 +1,630 @@
+"""Client side of the NBD transmission phase as a sans-IO state machine.
+
+No sockets, no asyncio: :class:`ClientTransmission` encodes requests and turns the
+bytes of the server's replies into events. Requests are tracked by cookie so that every
+reply can be checked against the request it answers (NetworkBlockDevice/nbd
+``doc/proto.md``, "Transmission" and "Structured reply types").
+
+Sending::
+
+    cookie, header = machine.request(Command.WRITE, offset, len(data), CommandFlag.FUA)
+    sock.send(header); sock.send(data)      # the payload is never copied by the machine
+
+Receiving, two ways that may be mixed freely:
+
+* ``receive_data(data) -> list[event]``: bytes in, events out. READ payload arrives as
+  :class:`Data` events carrying ``bytes`` (a piece at a time: the machine never buffers
+  a payload, only headers and the small fixed parts of chunks).
+* Zero-copy: when :meth:`ClientTransmission.read_target` returns a :class:`ReadTarget`,
+  the next ``target.length`` bytes on the wire are READ payload for ``target.cookie``
+  at export offset ``target.offset``. The driver may receive them (or a prefix) straight
+  into the caller's buffer and then call ``payload_received(n)``, which returns the
+  same events with ``Data.data = None``. When ``read_target()`` is ``None`` the machine
+  wants header bytes: :meth:`ClientTransmission.bytes_wanted` says how many complete
+  the next fixed-size piece (feeding more through ``receive_data`` is fine).
+
+Events (frozen dataclasses): :class:`Data`, :class:`Hole`, :class:`BlockStatus`,
+:class:`ChunkError` and, last for every request, :class:`RequestDone` with the request's
+first error (0 when it succeeded).
+
+Errors: a peer that breaks the protocol (bad magic, unknown cookie, a chunk outside its
+request or of a type the request cannot take, impossible lengths...) raises
+:class:`~nbdtui.errors.ProtocolError`; the machine is then dead and every later call
+raises the same error. The events completed by the same ``receive_data`` call before the
+violation are in the exception's ``events`` attribute (replies that arrived whole
+before the garbage did succeed). Errors the server reports for one request are events, not
+exceptions. Misuse by the driver (bad arguments) raises ``ValueError``.
+
+Tolerance, where the spec leaves room or servers differ: a simple reply may answer any
+request but a successful READ once structured replies were negotiated (a simple *error*
+reply to READ is accepted, its meaning is unambiguous); unknown reply flags are ignored;
+block status chunks for any context id are passed on; a READ reply that claims success
+without covering the whole range fails that request (EIO) instead of the connection.
+"""
+
+from __future__ import annotations
+
+import bisect
+import struct
+from dataclasses import dataclass
+
+from nbdtui.errors import ProtocolError
+from nbdtui.proto.constants import (
+    CHUNK_ERROR_BIT,
+    EXTENDED_REPLY_MAGIC,
+    REQUEST_MAGIC,
+    SIMPLE_REPLY_HEADER_SIZE,
+    SIMPLE_REPLY_MAGIC,
+    STRUCTURED_REPLY_HEADER_SIZE,
+    STRUCTURED_REPLY_MAGIC,
+    ChunkType,
+    Command,
+    CommandFlag,
+    Errno,
+    ReplyFlag,
+)
+
+__all__ = [
+    "BlockStatus",
+    "ChunkError",
+    "ClientTransmission",
+    "Data",
+    "Hole",
+    "ReadTarget",
+    "RequestDone",
+    "command_name",
+]
+
+_REQUEST = struct.Struct(">IHHQQI")  # magic, flags, type, cookie, offset, length
+_SIMPLE = struct.Struct(">IIQ")  # magic, error, cookie
+_STRUCTURED = struct.Struct(">IHHQI")  # magic, flags, type, cookie, length
+_U32 = struct.Struct(">I")
+_U64 = struct.Struct(">Q")
+_HOLE = struct.Struct(">QI")
+_ERROR = struct.Struct(">IH")
+_EXTENT = struct.Struct(">II")
+
+U32_MAX = 2**32 - 1
+U64_MAX = 2**64 - 1
+# Fixed-size chunk payloads are buffered whole: refuse absurd lengths before buffering.
+# A block status chunk SHOULD hold at most 2**20 descriptors; accept twice that.
+MAX_BLOCK_STATUS_CHUNK = 4 + 8 * 2**21
+MAX_ERROR_CHUNK = 6 + 0xFFFF + 8 + 4096
+
+# Plain ints for the hot paths (IntEnum/IntFlag operators are slow in Python 3.11).
+_READ, _WRITE, _DISC, _FLUSH = int(Command.READ), int(Command.WRITE), int(Command.DISC), 3
+_BLOCK_STATUS = int(Command.BLOCK_STATUS)
+_T_NONE, _T_DATA, _T_HOLE = 0, int(ChunkType.OFFSET_DATA), int(ChunkType.OFFSET_HOLE)
+_T_STATUS, _T_ERROR, _T_ERROR_OFFSET = 5, int(ChunkType.ERROR), int(ChunkType.ERROR_OFFSET)
+_DONE = int(ReplyFlag.DONE)
+_DF, _REQ_ONE = int(CommandFlag.DF), int(CommandFlag.REQ_ONE)
+_FUA = int(CommandFlag.FUA)
+
+# Command flags each command may carry (FUA is valid on every command, doc/proto.md).
+_ALLOWED_FLAGS = {
+    _READ: _DF | _FUA,
+    _WRITE: _FUA,
+    _DISC: 0,
+    _FLUSH: _FUA,
+    int(Command.TRIM): _FUA,
+    int(Command.CACHE): _FUA,
+    int(Command.WRITE_ZEROES): int(CommandFlag.FUA | CommandFlag.NO_HOLE | CommandFlag.FAST_ZERO),
+    _BLOCK_STATUS: _REQ_ONE | _FUA,
+}
+
+
+def command_name(command: int) -> str:
+    """``NBD_CMD_READ`` for 0; ``command 99`` for a value the spec does not define."""
+    try:
+        return f"NBD_CMD_{Command(command).name}"
+    except ValueError:
+        return f"command {command}"
+
+
+def _chunk_name(kind: int) -> str:
+    try:
+        return f"NBD_REPLY_TYPE_{ChunkType(kind).name}"
+    except ValueError:
+        return f"chunk type {kind}"
+
+
+# ---- events -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Data:
+    """``length`` bytes of the export at ``offset`` for READ ``cookie``.
+
+    ``data`` holds them when they came through ``receive_data``; it is ``None`` when the
+    driver received them itself (``payload_received``) into the target it was given.
+    """
+
+    cookie: int
+    offset: int
+    length: int
+    data: bytes | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Hole:
+    """``length`` bytes at ``offset`` read as zeroes (structured OFFSET_HOLE chunk)."""
+
+    cookie: int
+    offset: int
+    length: int
+
+
+@dataclass(frozen=True, slots=True)
+class BlockStatus:
+    """One NBD_REPLY_TYPE_BLOCK_STATUS chunk: ``extents`` are ``(length, flags)`` pairs
+    describing consecutive bytes from the request's offset."""
+
+    cookie: int
+    context_id: int
+    extents: tuple[tuple[int, int], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ChunkError:
+    """An error chunk (``offset`` is set for NBD_REPLY_TYPE_ERROR_OFFSET)."""
+
+    cookie: int
+    error: int
+    message: str = ""
+    offset: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RequestDone:
+    """The reply to ``cookie`` is complete; ``error`` is 0 or the first error reported."""
+
+    cookie: int
+    error: int = 0
+    message: str = ""
+    offset: int | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error == 0
+
+
+@dataclass(frozen=True, slots=True)
+class ReadTarget:
+    """The next ``length`` bytes on the wire are READ payload for ``cookie``, to be
+    stored at export offset ``offset`` (``offset - request offset`` in its buffer)."""
+
+    cookie: int
+    offset: int
+    length: int
+
+
+Event = Data | Hole | BlockStatus | ChunkError | RequestDone
+
+
+# ---- the state machine ------------------------------------------------------------
+
+
+class _InFlight:
+    """What the machine remembers about one request until its final reply."""
+
+    __slots__ = (
+        "command",
+        "content_chunks",
+        "covered",
+        "error",
+        "error_offset",
+        "flags",
+        "length",
+        "message",
+        "offset",
+        "spans",
+        "statuses",
+    )
+
+    def __init__(self, command: int, flags: int, offset: int, length: int) -> None:
+        self.command = command
+        self.flags = flags
+        self.offset = offset
+        self.length = length
+        self.spans: list[tuple[int, int]] = []  # sorted, non-overlapping content chunks
+        self.covered = 0
+        self.content_chunks = 0
+        self.statuses = 0
+        self.error = 0
+        self.message = ""
+        self.error_offset: int | None = None
+
+    def describe(self, cookie: int) -> str:
+        return f"{command_name(self.command)} {self.offset:#x}+{self.length} (cookie {cookie:#x})"
+
+
+# What the bytes being buffered are (the parser's states).
+_SIMPLE_HEADER = 0  # first 16 bytes of any reply
+_STRUCTURED_HEADER = 1  # the 4 more bytes of a structured chunk header
+_DATA_OFFSET = 2  # the u64 offset of an OFFSET_DATA chunk
+_CHUNK_BODY = 3  # the whole payload of a HOLE / BLOCK_STATUS / error chunk
+_PAYLOAD = 4  # streaming READ payload (simple reply or OFFSET_DATA)
+
+
+class ClientTransmission:
+    """The client half of the transmission phase; see the module documentation.
+
+    ``structured`` says whether NBD_OPT_STRUCTURED_REPLY was agreed in the handshake.
+    """
+
+    def __init__(self, *, structured: bool) -> None:
+        self.structured = structured
+        self._inflight: dict[int, _InFlight] = {}
+        self._next_cookie = 1
+        self._disconnected = False
+        self._error: ProtocolError | None = None
+
+        self._state = _SIMPLE_HEADER
+        self._buf = bytearray()
+        self._need = SIMPLE_REPLY_HEADER_SIZE
+        # the current reply / chunk
+        self._cookie = 0
+        self._req: _InFlight | None = None
+        self._chunk_flags = 0
+        self._chunk_type = 0
+        self._chunk_length = 0
+        # streaming payload
+        self._pos = 0  # export offset of the next payload byte
+        self._remaining = 0
+        self._simple = False  # the payload belongs to a simple reply
+
+    # ---- requests ---------------------------------------------------------------------
+
+    def request(
+        self, command: int, offset: int = 0, length: int = 0, flags: int = 0
+    ) -> tuple[int, bytes]:
+        """Encode one request; returns ``(cookie, 28-byte header)``.
+
+        For NBD_CMD_WRITE the driver sends ``length`` bytes of payload after the header.
+        The cookie stays reserved until the final reply to it has been parsed. After
+        NBD_CMD_DISC (which has no reply) nothing more may be sent.
+        """
+        self._check_alive()
+        if self._disconnected:
+            raise ValueError("NBD_CMD_DISC was sent: no request may follow it")
+        allowed = _ALLOWED_FLAGS.get(command)
+        if allowed is None:
+            raise ValueError(f"unsupported NBD command {command}")
+        if flags & ~allowed:
+            raise ValueError(f"command flags {flags:#x} are not valid for {command_name(command)}")
+        if not 0 <= offset <= U64_MAX or not 0 <= length <= U32_MAX:
+            raise ValueError(f"offset {offset} or length {length} does not fit the request")
+        if offset + length > U64_MAX + 1:
+            raise ValueError(f"range {offset:#x}+{length} wraps around 2**64")
+        if command == _BLOCK_STATUS and not self.structured:
+            raise ValueError("NBD_CMD_BLOCK_STATUS needs structured replies")
+        if (command in (_DISC, _FLUSH)) and (offset or length):
+            raise ValueError(f"{command_name(command)} takes no offset or length")
+        cookie = self._allocate_cookie()
+        header = _REQUEST.pack(REQUEST_MAGIC, flags, command, cookie, offset, length)
+        if command == _DISC:
+            self._disconnected = True
+        else:
+            self._inflight[cookie] = _InFlight(int(command), int(flags), offset, length)
+        return cookie, header
+
+    def _allocate_cookie(self) -> int:
+        cookie = self._next_cookie
+        while cookie in self._inflight:
+            cookie = cookie + 1 if cookie < U64_MAX else 1
+        self._next_cookie = cookie + 1 if cookie < U64_MAX else 1
+        return cookie
+
+    @property
+    def in_flight(self) -> int:
+        """Requests sent whose final reply has not been parsed yet."""
+        return len(self._inflight)
+
+    def is_pending(self, cookie: int) -> bool:
+        return cookie in self._inflight
+
+    @property
+    def disconnected(self) -> bool:
+        """NBD_CMD_DISC was encoded."""
+        return self._disconnected
+
+    @property
+    def error(self) -> ProtocolError | None:
+        """The protocol error that killed the machine, if any."""
+        return self._error
+
+    # ---- receiving --------------------------------------------------------------------
+
+    def read_target(self) -> ReadTarget | None:
+        """Where the next payload bytes go, or ``None`` when header bytes come next."""
+        if self._state != _PAYLOAD:
+            return None
+        return ReadTarget(self._cookie, self._pos, self._remaining)
+
+    def bytes_wanted(self) -> int:
+        """How many bytes complete the piece being parsed (the payload when streaming)."""
+        if self._state == _PAYLOAD:
+            return self._remaining
+        return self._need - len(self._buf)
+
+    def payload_received(self, n: int) -> list[Event]:
+        """The driver stored ``n`` payload bytes of the current :class:`ReadTarget`."""
+        self._check_alive()
+        if self._state != _PAYLOAD or not 0 < n <= self._remaining:
+            raise ValueError(f"payload_received({n}) without a read target of that size")
+        events: list[Event] = [Data(self._cookie, self._pos, n)]
+        self._consume_payload(n, events)
+        return events
+
+    def receive_data(self, data: bytes | bytearray | memoryview) -> list[Event]:
+        """Feed bytes as they arrive (any fragmentation); returns the events they complete."""
+        self._check_alive()
+        view = memoryview(data).cast("B") if not isinstance(data, bytes) else memoryview(data)
+        events: list[Event] = []
+        pos, end = 0, len(view)
+        try:
+            while pos < end:
+                if self._state == _PAYLOAD:
+                    take = min(self._remaining, end - pos)
+                    events.append(
+                        Data(self._cookie, self._pos, take, bytes(view[pos : pos + take]))
+                    )
+                    self._consume_payload(take, events)
+                else:
+                    take = min(self._need - len(self._buf), end - pos)
+                    self._buf += view[pos : pos + take]
+                    if len(self._buf) == self._need:
+                        self._parse_piece(events)
+                pos += take
+        except ProtocolError as exc:
+            exc.events = events  # type: ignore[attr-defined]
+            self._die(exc)
+            raise
+        return events
+
+    # ---- parsing ----------------------------------------------------------------------
+
+    def _check_alive(self) -> None:
+        if self._error is not None:
+            raise self._error
+
+    def _die(self, exc: ProtocolError) -> None:
+        self._error = exc
+        self._buf = bytearray()
+        self._req = None
+
+    def _expect(self, state: int, need: int) -> None:
+        self._state = state
+        self._need = need
+        self._buf.clear()
+
+    def _parse_piece(self, events: list[Event]) -> None:
+        state = self._state
+        if state == _SIMPLE_HEADER:
+            self._parse_header(events)
+        elif state == _STRUCTURED_HEADER:
+            self._parse_chunk_header(events)
+        elif state == _DATA_OFFSET:
+            self._parse_data_offset(events)
+        else:
+            self._parse_chunk_body(events)
+
+    def _lookup(self, cookie: int) -> _InFlight:
+        req = self._inflight.get(cookie)
+        if req is None:
+            raise ProtocolError(f"reply for unknown cookie {cookie:#x}")
+        return req
+
+    def _parse_header(self, events: list[Event]) -> None:
+        buf = self._buf
+        (magic,) = _U32.unpack_from(buf)
+        if magic == STRUCTURED_REPLY_MAGIC:
+            if not self.structured:
+                raise ProtocolError(
+                    "server sent a structured reply although structured replies were not negotiated"
+                )
+            self._state = _STRUCTURED_HEADER
+            self._need = STRUCTURED_REPLY_HEADER_SIZE
+            return
+        if magic != SIMPLE_REPLY_MAGIC:
+            hint = " (extended headers, which were not negotiated)"
+            raise ProtocolError(
+                f"bad reply magic {magic:#010x}{hint if magic == EXTENDED_REPLY_MAGIC else ''}"
+            )
+        _, error, cookie = _SIMPLE.unpack_from(buf)
+        req = self._lookup(cookie)
+        self._cookie, self._req = cookie, req
+        if req.command == _READ and error == 0:
+            if self.structured:
+                raise ProtocolError(
+                    f"server sent a successful simple reply to {req.describe(cookie)} "
+                    "although structured replies were negotiated"
+                )
+            if req.length:
+                self._state = _PAYLOAD
+                self._simple = True
+                self._pos = req.offset
+                self._remaining = req.length
+                self._buf.clear()
+                return
+        if error:
+            req.error = int(Errno.from_wire(error))
+        self._finish(events)
+
+    def _parse_chunk_header(self, events: list[Event]) -> None:
+        _, flags, kind, cookie, length = _STRUCTURED.unpack_from(self._buf)
+        req = self._lookup(cookie)
+        self._cookie, self._req = cookie, req
+        self._chunk_flags, self._chunk_type, self._chunk_length = flags, kind, length
+        if kind == _T_NONE:
+            if length != 0:
+                raise self._chunk_error("it must be empty")
+            if not flags & _DONE:
+                raise self._chunk_error("NBD_REPLY_TYPE_NONE without the DONE flag")
+            self._end_chunk(events)
+            return
+        if kind in (_T_DATA, _T_HOLE):
+            if req.command != _READ:
+                raise self._chunk_error("", "unexpected ")
+            if req.flags & _DF and req.content_chunks:
+                raise self._chunk_error("a second content chunk despite NBD_CMD_FLAG_DF")
+            req.content_chunks += 1
+            if kind == _T_DATA:
+                if length < 9:
+                    raise self._chunk_error("it must be at least 9 bytes")
+                self._expect(_DATA_OFFSET, 8)
+            else:
+                if length != _HOLE.size:
+                    raise self._chunk_error("it must be exactly 12 bytes")
+                self._expect(_CHUNK_BODY, length)
+            return
+        if kind == _T_STATUS:
+            if req.command != _BLOCK_STATUS:
+                raise self._chunk_error("", "unexpected ")
+            if length < 12 or (length - 4) % 8 or length > MAX_BLOCK_STATUS_CHUNK:
+                raise self._chunk_error("impossible length")
+            self._expect(_CHUNK_BODY, length)
+            return
+        if kind & CHUNK_ERROR_BIT:
+            minimum = 14 if kind == _T_ERROR_OFFSET else 6
+            if not minimum <= length <= MAX_ERROR_CHUNK:
+                raise self._chunk_error("impossible length")
+            self._expect(_CHUNK_BODY, length)
+            return
+        raise self._chunk_error("", "unknown ")
+
+    def _chunk_error(self, problem: str, prefix: str = "") -> ProtocolError:
+        req = self._req
+        assert req is not None
+        where = (
+            f"{prefix}{_chunk_name(self._chunk_type)} chunk of length {self._chunk_length} "
+            f"for {req.describe(self._cookie)}"
+        )
+        return ProtocolError(f"{where}: {problem}" if problem else where)
+
+    def _parse_data_offset(self, events: list[Event]) -> None:
+        (offset,) = _U64.unpack_from(self._buf)
+        size = self._chunk_length - 8
+        self._add_span(offset, size, "data")
+        self._state = _PAYLOAD
+        self._simple = False
+        self._pos = offset
+        self._remaining = size
+        self._buf.clear()
+
+    def _add_span(self, offset: int, size: int, what: str) -> None:
+        req = self._req
+        assert req is not None
+        end = offset + size
+        if offset < req.offset or end > req.offset + req.length:
+            raise ProtocolError(
+                f"server sent {what} for {offset:#x}+{size} outside the range of "
+                f"{req.describe(self._cookie)}"
+            )
+        spans = req.spans
+        i = bisect.bisect_left(spans, (offset, end))
+        if (i > 0 and spans[i - 1][1] > offset) or (i < len(spans) and spans[i][0] < end):
+            raise ProtocolError(
+                f"server sent {what} for {offset:#x}+{size} overlapping earlier content "
+                f"of {req.describe(self._cookie)}"
+            )
+        spans.insert(i, (offset, end))
+        req.covered += size
+
+    def _consume_payload(self, n: int, events: list[Event]) -> None:
+        self._pos += n
+        self._remaining -= n
+        if self._remaining == 0:
+            self._buf.clear()
+            if self._simple:
+                self._finish(events)
+            else:
+                self._end_chunk(events)
+
+    def _parse_chunk_body(self, events: list[Event]) -> None:
+        kind, buf, req, cookie = self._chunk_type, self._buf, self._req, self._cookie
+        assert req is not None
+        if kind == _T_HOLE:
+            offset, size = _HOLE.unpack_from(buf)
+            if size == 0:
+                raise ProtocolError(f"empty hole chunk for {req.describe(cookie)}")
+            self._add_span(offset, size, "a hole")
+            events.append(Hole(cookie, offset, size))
+        elif kind == _T_STATUS:
+            (context,) = _U32.unpack_from(buf)
+            extents = tuple(_EXTENT.iter_unpack(memoryview(buf)[4:]))
+            for length, _flags in extents:
+                if length == 0:
+                    raise ProtocolError(
+                        f"block status extent of length 0 for {req.describe(cookie)}"
+                    )
+            if req.flags & _REQ_ONE and (len(extents) != 1 or extents[0][0] > req.length):
+                raise ProtocolError(
+                    f"server ignored NBD_CMD_FLAG_REQ_ONE in its reply to {req.describe(cookie)}"
+                )
+            req.statuses += 1
+            events.append(BlockStatus(cookie, context, extents))
+        else:
+            self._parse_error_chunk(kind, buf, req, cookie, events)
+        self._end_chunk(events)
+
+    def _parse_error_chunk(
+        self, kind: int, buf: bytearray, req: _InFlight, cookie: int, events: list[Event]
+    ) -> None:
+        error, size = _ERROR.unpack_from(buf)
+        room = len(buf) - (14 if kind == _T_ERROR_OFFSET else 6)
+        if size > room:
+            raise ProtocolError(
+                f"{_chunk_name(kind)} chunk for {req.describe(cookie)}: message of {size} "
+                f"bytes does not fit in the chunk"
+            )
+        if error == 0 and (kind in (_T_ERROR, _T_ERROR_OFFSET)):
+            raise ProtocolError(
+                f"{_chunk_name(kind)} chunk with error 0 for {req.describe(cookie)}"
+            )
+        message = _decode_message(buf[6 : 6 + size])
+        offset = None
+        if kind == _T_ERROR_OFFSET:
+            (offset,) = _U64.unpack_from(buf, 6 + size)
+            if not req.offset <= offset < req.offset + max(req.length, 1):
+                raise ProtocolError(
+                    f"error offset {offset:#x} outside the range of {req.describe(cookie)}"
+                )
+        elif kind != _T_ERROR:
+            # Unknown error chunk type: it fails only its own request.
+            detail = f"unknown error chunk type {kind}"
+            message = f"{detail}: {message}" if message else detail
+        errno = int(Errno.from_wire(error)) if error else int(Errno.EINVAL)
+        events.append(ChunkError(cookie, errno, message, offset))
+        if not req.error:
+            req.error, req.message, req.error_offset = errno, message, offset
+
+    def _end_chunk(self, events: list[Event]) -> None:
+        if self._chunk_flags & _DONE:
+            self._finish(events)
+        else:
+            self._expect(_SIMPLE_HEADER, SIMPLE_REPLY_HEADER_SIZE)
+
+    def _finish(self, events: list[Event]) -> None:
+        cookie, req = self._cookie, self._req
+        assert req is not None
+        del self._inflight[cookie]
+        if not req.error and self.structured:
+            if req.command == _READ and req.covered != req.length:
+                req.error = int(Errno.EIO)
+                req.message = (
+                    f"server reported success after sending only {req.covered} of "
+                    f"{req.length} bytes"
+                )
+            elif req.command == _BLOCK_STATUS and not req.statuses:
+                req.error = int(Errno.EIO)
+                req.message = "server reported success without sending any block status"
+        events.append(RequestDone(cookie, req.error, req.message, req.error_offset))
+        self._req = None
+        self._expect(_SIMPLE_HEADER, SIMPLE_REPLY_HEADER_SIZE)
+
+
+def _decode_message(raw: bytes | bytearray) -> str:
+    """A server's error text as one printable line."""
+    text = bytes(raw).decode("utf-8", errors="replace")
+    return "".join(c if c.isprintable() else " " for c in text).strip()
