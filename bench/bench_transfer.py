@@ -1,0 +1,189 @@
+#!/usr/bin/env python3
+"""Throughput of nbdtui against nbdcopy and fio, side by side in one run.
+
+Starts nbdkit itself (on a Unix socket in a private directory), then measures:
+
+- sequential read of SIZE from the `pattern` plugin: `nbdtui read -o /dev/null` vs
+  `nbdcopy URI null:` with the same connections and requests in flight;
+- sequential write of SIZE into the `memory` plugin: `nbdtui write` vs `nbdcopy FILE URI`;
+- random 4 KiB reads at depth 16 on one connection: nbdtui's library vs
+  `fio --ioengine=nbd`;
+- peak resident memory of `nbdtui read` of SIZE to /dev/null.
+
+Each timed row is the median of --runs runs. Figures are ratios against the other
+tool (>1.0 means nbdtui is faster). Usage:
+
+    python bench/bench_transfer.py [--size 1G] [--connections 4] [--requests 16] [--runs 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+from nbdtui.sizes import parse_size
+
+GiB = 1024**3
+
+
+@contextmanager
+def nbdkit(tmp: Path, *args: str):
+    sock = tmp / f"nbdkit-{len(list(tmp.iterdir()))}.sock"
+    proc = subprocess.Popen(
+        ["nbdkit", "-f", "--exit-with-parent", "-U", str(sock), *args],
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 10
+    while not sock.exists():
+        if time.monotonic() > deadline or proc.poll() is not None:
+            proc.kill()
+            raise SystemExit(f"nbdkit {' '.join(args)} did not start")
+        time.sleep(0.02)
+    try:
+        yield f"nbd+unix:///?socket={sock}"
+    finally:
+        proc.terminate()
+        proc.wait(5)
+
+
+def timed(cmd: list[str], **kwargs) -> float:
+    start = time.perf_counter()
+    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, **kwargs)
+    return time.perf_counter() - start
+
+
+def median_time(runs: int, cmd: list[str]) -> float:
+    return statistics.median(timed(cmd) for _ in range(runs))
+
+
+def peak_rss_mib(cmd: list[str]) -> float:
+    """Peak RSS of one child, via wait4's rusage (ru_maxrss is KiB on Linux)."""
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL)
+    _, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode:
+        raise SystemExit(f"{cmd} exited {proc.returncode}")
+    return usage.ru_maxrss / 1024
+
+
+async def nbdtui_random_reads(uri: str, size: int, depth: int, seconds: float) -> float:
+    import nbdtui
+
+    blocks = size // 4096
+    rng = random.Random(1)
+    done = 0
+    async with nbdtui.open(uri, window=depth, connections=1) as export:
+        deadline = time.perf_counter() + seconds
+
+        async def worker() -> None:
+            nonlocal done
+            while time.perf_counter() < deadline:
+                await export.read(rng.randrange(blocks) * 4096, 4096)
+                done += 1
+
+        start = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(depth)))
+        elapsed = time.perf_counter() - start
+    return done / elapsed
+
+
+def fio_random_reads(uri: str, depth: int, seconds: float) -> float:
+    out = subprocess.run(
+        [
+            "fio",
+            "--name=randread",
+            "--ioengine=nbd",
+            f"--uri={uri}",
+            "--rw=randread",
+            "--bs=4k",
+            f"--iodepth={depth}",
+            f"--runtime={seconds}",
+            "--time_based",
+            "--output-format=json",
+            "--randrepeat=1",
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    return json.loads(out[out.index("{") :])["jobs"][0]["read"]["iops"]
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--size", default="1G")
+    ap.add_argument("--connections", type=int, default=4)
+    ap.add_argument("--requests", type=int, default=16)
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--seconds", type=float, default=10.0, help="random-read duration")
+    ap.add_argument("--json", metavar="FILE", help="also write the figures as JSON")
+    opts = ap.parse_args()
+    size = parse_size(opts.size)
+    for tool in ("nbdkit", "nbdcopy", "fio"):
+        if not shutil.which(tool):
+            raise SystemExit(f"bench: {tool} is not installed (scripts/install-deps.sh)")
+    nbdtui_cmd = [sys.executable, "-m", "nbdtui"]
+    c, r = str(opts.connections), str(opts.requests)
+    rows: list[tuple[str, float, float, str, str]] = []
+    results: dict[str, float] = {}
+    with tempfile.TemporaryDirectory(prefix="nbdtui-bench-") as tmpdir:
+        tmp = Path(tmpdir)
+        with nbdkit(tmp, "pattern", f"size={size}") as uri:
+            ours = median_time(
+                opts.runs,
+                [*nbdtui_cmd, "read", uri, "-o", "/dev/null", "--connections", c, "--window", r],
+            )
+            theirs = median_time(
+                opts.runs, ["nbdcopy", f"--connections={c}", f"--requests={r}", uri, "null:"]
+            )
+            rows.append(("sequential read", size / ours, size / theirs, "MiB/s", "nbdcopy"))
+            results["peak_rss_mib"] = peak_rss_mib(
+                [*nbdtui_cmd, "read", uri, "-o", "/dev/null", "--connections", c, "--window", r]
+            )
+            ours_iops = asyncio.run(nbdtui_random_reads(uri, size, 16, opts.seconds))
+            fio_iops = fio_random_reads(uri, 16, opts.seconds)
+            rows.append(("random 4K read, depth 16", ours_iops, fio_iops, "IOPS", "fio"))
+        src = tmp / "source.img"
+        with open(src, "wb") as f:
+            block = os.urandom(1024 * 1024)
+            for _ in range(size // len(block)):
+                f.write(block)
+        with nbdkit(tmp, "memory", f"size={size}") as uri:
+            ours = median_time(
+                opts.runs, [*nbdtui_cmd, "write", uri, str(src), "--connections", c, "--window", r]
+            )
+        with nbdkit(tmp, "memory", f"size={size}") as uri:
+            theirs = median_time(
+                opts.runs, ["nbdcopy", f"--connections={c}", f"--requests={r}", str(src), uri]
+            )
+        rows.insert(1, ("sequential write", size / ours, size / theirs, "MiB/s", "nbdcopy"))
+
+    print(
+        f"nbdtui vs other tools: {opts.size}, {c} connections x {r} requests, median of {opts.runs}"
+    )
+    print(f"{'benchmark':<26} {'nbdtui':>12} {'other':>12} {'unit':<6} {'ratio':>6}  vs")
+    for name, ours, theirs, unit, other in rows:
+        scale = 1 / (1024 * 1024) if unit == "MiB/s" else 1
+        ratio = ours / theirs
+        results[name] = ratio
+        figures = f"{ours * scale:12.1f} {theirs * scale:12.1f} {unit:<6} {ratio:6.2f}"
+        print(f"{name:<26} {figures}  {other}")
+    print(f"{'peak RSS of nbdtui read':<26} {results['peak_rss_mib']:12.1f} {'':>12} MiB")
+    if opts.json:
+        Path(opts.json).write_text(json.dumps(results, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,201 @@
+"""`nbdtui info` and `nbdtui list`: what a server and its exports are.
+
+``--json`` prints the keys that ``nbdinfo --json`` uses, so scripts written for
+nbdinfo keep working.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+from nbdtui.errors import UriError
+from nbdtui.proto.events import ExportInfo
+from nbdtui.sizes import format_size
+from nbdtui.uri import Endpoint, parse
+
+_CAPABILITIES = (
+    ("is_rotational", "rotational"),
+    ("is_read_only", "read_only"),
+    ("can_cache", "can_cache"),
+    ("can_df", "can_df"),
+    ("can_fast_zero", "can_fast_zero"),
+    ("can_flush", "can_flush"),
+    ("can_fua", "can_fua"),
+    ("can_multi_conn", "can_multi_conn"),
+    ("can_trim", "can_trim"),
+    ("can_zero", "can_zero"),
+)
+
+
+def export_json(
+    endpoint: Endpoint,
+    info: ExportInfo,
+    *,
+    contexts: tuple[str, ...] | None,
+    description: str | None = None,
+) -> dict[str, Any]:
+    """One entry of ``exports[]``, keys and order as nbdinfo prints them."""
+    out: dict[str, Any] = {"export-name": info.name}
+    desc = info.description if info.description is not None else description
+    if desc:
+        out["description"] = desc
+    uri = export_uri(endpoint, info.name)
+    if uri is not None:
+        out["uri"] = uri
+    if contexts is not None:
+        out["contexts"] = list(contexts)
+    for key, attr in _CAPABILITIES:
+        out[key] = getattr(info, attr)
+    out["export-size"] = info.size
+    if info.block_minimum is not None:
+        out["block_size_minimum"] = info.block_minimum
+    if info.block_preferred is not None:
+        out["block_size_preferred"] = info.block_preferred
+    if info.block_maximum is not None:
+        out["block_size_maximum"] = info.block_maximum
+    return out
+
+
+def export_uri(endpoint: Endpoint, name: str) -> str | None:
+    """The URI of a named export; None when a server sent a name no URI can carry."""
+    try:
+        return endpoint.with_export(name).uri
+    except UriError:
+        return None
+
+
+def _print_json(doc: dict[str, Any]) -> None:
+    json.dump(doc, sys.stdout, indent=2)
+    sys.stdout.write("\n")
+
+
+def _flag_words(info: ExportInfo) -> str:
+    words = [
+        word
+        for word, present in (
+            ("flush", info.can_flush),
+            ("fua", info.can_fua),
+            ("trim", info.can_trim),
+            ("zero", info.can_zero),
+            ("fast-zero", info.can_fast_zero),
+            ("cache", info.can_cache),
+            ("df", info.can_df),
+            ("multi-conn", info.can_multi_conn),
+            ("resize", info.can_resize),
+            ("rotational", info.rotational),
+        )
+        if present
+    ]
+    return " ".join(words) or "none"
+
+
+def _block_sizes(info: ExportInfo) -> str:
+    if info.block_minimum is None:
+        return "not advertised"
+    return (
+        f"minimum {info.block_minimum}, preferred {info.block_preferred}, "
+        f"maximum {info.block_maximum}"
+    )
+
+
+def _protocol_line(protocol: str, structured: bool, tls: bool) -> str:
+    parts = [protocol, "TLS" if tls else "no TLS"]
+    parts.append("structured replies" if structured else "simple replies only")
+    return ", ".join(parts)
+
+
+def describe_export(
+    endpoint: Endpoint, info: ExportInfo, contexts: tuple[str, ...] | None
+) -> list[str]:
+    rows = [
+        ("uri", export_uri(endpoint, info.name) or "(the server's name has no URI form)"),
+        ("size", f"{info.size} ({format_size(info.size)})"),
+        ("read-only", "yes" if info.read_only else "no"),
+        ("supports", _flag_words(info)),
+        ("block sizes", _block_sizes(info)),
+    ]
+    if info.description:
+        rows.append(("description", info.description))
+    if contexts is not None:
+        rows.append(("contexts", ", ".join(contexts) or "none"))
+    return [f"  {key + ':':<13} {value}" for key, value in rows]
+
+
+async def _info(args: argparse.Namespace) -> int:
+    from nbdtui.client.api import probe
+
+    endpoint = parse(args.uri)
+    negotiated = await probe(endpoint, connect_timeout=args.connect_timeout)
+    info = negotiated.info
+    if args.json:
+        _print_json(
+            {
+                "protocol": negotiated.protocol,
+                "TLS": negotiated.tls,
+                "structured": negotiated.structured,
+                "exports": [export_json(endpoint, info, contexts=negotiated.available_contexts)],
+            }
+        )
+        return 0
+    print(f"export {info.name!r} on {endpoint.display}")
+    print(
+        f"  {'protocol:':<13} "
+        f"{_protocol_line(negotiated.protocol, negotiated.structured, negotiated.tls)}"
+    )
+    print("\n".join(describe_export(endpoint, info, negotiated.available_contexts)))
+    return 0
+
+
+async def _list(args: argparse.Namespace) -> int:
+    from nbdtui.client.api import list_exports
+
+    endpoint = parse(args.uri)
+    listed = await list_exports(endpoint, connect_timeout=args.connect_timeout)
+    if args.json:
+        entries = []
+        for item in listed.exports:
+            if item.info is not None:
+                entries.append(
+                    export_json(
+                        endpoint, item.info, contexts=item.contexts, description=item.description
+                    )
+                )
+            else:
+                entry: dict[str, Any] = {"export-name": item.name}
+                if item.description:
+                    entry["description"] = item.description
+                if (uri := export_uri(endpoint, item.name)) is not None:
+                    entry["uri"] = uri
+                entries.append(entry)
+        _print_json(
+            {
+                "protocol": listed.protocol,
+                "TLS": listed.tls,
+                "structured": listed.structured,
+                "exports": entries,
+            }
+        )
+        return 0
+    if not listed.exports:
+        print(f"{endpoint.display}: the server lists no exports")
+        return 0
+    width = max(len(_shown_name(e.name)) for e in listed.exports)
+    for item in listed.exports:
+        size = format_size(item.info.size) if item.info else "?"
+        ro = "ro" if item.info and item.info.read_only else "rw" if item.info else "  "
+        desc = item.description or (item.info.description if item.info else "") or ""
+        print(f"{_shown_name(item.name):<{width}}  {size:>10}  {ro}  {desc}".rstrip())
+    return 0
+
+
+def _shown_name(name: str) -> str:
+    return name if name else '""'
+
+
+async def run(args: argparse.Namespace) -> int:
+    if args.command == "info":
+        return await _info(args)
+    return await _list(args)

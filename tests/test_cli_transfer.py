@@ -1,0 +1,184 @@
+"""`map`, `dump`, `read`, `write`, `flush`, `trim`, `zero` against real servers.
+
+nbdcopy, nbdinfo and util-linux hexdump are the oracles.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import subprocess
+
+import pytest
+
+from tests.cli_helpers import assert_one_line_error, nbdtui, oracle
+
+MiB = 1024 * 1024
+
+
+def nbdcopy_out(uri: str) -> bytes:
+    return oracle("nbdcopy", uri, "-")
+
+
+@pytest.fixture
+def populated(nbdkit):
+    """A 4 MiB memory export holding random bytes in its first 1.5 MiB, holes after."""
+    server = nbdkit("memory", "4M")
+    data = random.Random(7).randbytes(3 * MiB // 2)
+    oracle("nbdcopy", "--destination-is-zero", "-", server.uri, input=data)
+    return server, data
+
+
+@pytest.mark.parametrize(
+    ("offset", "length"),
+    [(0, None), (0, 1), (4095, 2), (MiB - 1, 3), (4 * MiB - 1, 1), (12345, 300000)],
+)
+def test_read_matches_nbdcopy(populated, offset, length):
+    server, _ = populated
+    whole = nbdcopy_out(server.uri)
+    args = ["read", server.uri, "--offset", str(offset)]
+    if length is not None:
+        args += ["--length", str(length)]
+    result = nbdtui(*args)
+    assert result.returncode == 0, result.stderr
+    end = len(whole) if length is None else offset + length
+    assert result.stdout == whole[offset:end]
+
+
+def test_read_to_file_with_size_suffixes(populated, tmp_path):
+    server, data = populated
+    out = tmp_path / "out.bin"
+    result = nbdtui("read", server.uri, "--offset", "2s", "--length", "1K", "-o", str(out))
+    assert result.returncode == 0, result.stderr
+    assert out.read_bytes() == data[1024:2048]
+
+
+def test_read_large_from_qemu_nbd_crosses_payload_limit(qemu_nbd, make_image, tmp_path):
+    size = 40 * MiB  # qemu-nbd's maximum payload is 32 MiB
+    content = random.Random(3).randbytes(size)
+    server = qemu_nbd(make_image(tmp_path, size, content=content), export="disk")
+    out = tmp_path / "out.bin"
+    result = nbdtui("read", server.uri, "-o", str(out))
+    assert result.returncode == 0, result.stderr
+    assert out.read_bytes() == content
+
+
+def test_read_past_end_is_refused(populated):
+    server, _ = populated
+    result = nbdtui("read", server.uri, "--offset", "4M", "--length", "1")
+    assert_one_line_error(result, 2, "past the end")
+
+
+def test_write_reads_back_and_leaves_neighbours(populated, tmp_path):
+    server, _data = populated
+    before = nbdcopy_out(server.uri)
+    payload = random.Random(11).randbytes(70001)
+    src = tmp_path / "in.bin"
+    src.write_bytes(payload)
+    result = nbdtui("write", server.uri, str(src), "--offset", "0x1001")
+    assert result.returncode == 0, result.stderr
+    after = nbdcopy_out(server.uri)
+    assert after[0x1001 : 0x1001 + len(payload)] == payload
+    assert after[:0x1001] == before[:0x1001]
+    assert after[0x1001 + len(payload) :] == before[0x1001 + len(payload) :]
+
+
+def test_write_from_stdin_with_fua(populated):
+    server, _ = populated
+    result = nbdtui("write", server.uri, "-", "--offset", "8s", "--fua", input=b"hello, disk")
+    assert result.returncode == 0, result.stderr
+    assert nbdcopy_out(server.uri)[4096 : 4096 + 11] == b"hello, disk"
+
+
+def test_write_past_end_sends_nothing(nbdkit, tmp_path):
+    server = nbdkit("memory", "64K", log=True)
+    src = tmp_path / "in.bin"
+    src.write_bytes(b"x" * 4096)
+    result = nbdtui("write", server.uri, str(src), "--offset", "62K")
+    assert_one_line_error(result, 2, "past the end")
+    assert "Write" not in server.log_path.read_text()
+
+
+def test_write_to_read_only_export_sends_no_write(nbdkit, tmp_path):
+    server = nbdkit("memory", "1M", log=True, extra_options=("-r",))
+    src = tmp_path / "in.bin"
+    src.write_bytes(b"x" * 512)
+    result = nbdtui("write", server.uri, str(src))
+    assert_one_line_error(result, 1, "read-only")
+    log = server.log_path.read_text()
+    assert "connection=1" in log or "Connect" in log  # the server did see us
+    assert "Write" not in log
+
+
+def test_map_matches_nbdinfo(populated):
+    server, _ = populated
+    ours = nbdtui("map", "--json", server.uri)
+    assert ours.returncode == 0, ours.stderr
+    theirs = json.loads(oracle("nbdinfo", "--map", "--json", server.uri))
+    assert ours.json() == theirs
+    human = nbdtui("map", server.uri).text
+    assert human == oracle("nbdinfo", "--map", server.uri).decode()
+
+
+def test_trim_shows_as_hole_and_zero_reads_zeros(populated):
+    server, _ = populated
+    assert nbdtui("trim", server.uri, "--offset", "0", "--length", "64K").returncode == 0
+    first = json.loads(oracle("nbdinfo", "--map", "--json", server.uri))[0]
+    assert first["offset"] == 0 and first["length"] >= 65536
+    assert "hole" in first["description"]
+    result = nbdtui("zero", server.uri, "--offset", "100K", "--length", "5000")
+    assert result.returncode == 0, result.stderr
+    assert nbdcopy_out(server.uri)[100 * 1024 : 100 * 1024 + 5000] == bytes(5000)
+
+
+def test_flush(populated):
+    server, _ = populated
+    assert nbdtui("flush", server.uri).returncode == 0
+
+
+def test_trim_needs_length():
+    result = nbdtui("trim", "nbd://localhost/x", "--offset", "0")
+    assert result.returncode == 2
+    assert "--length" in result.stderr
+
+
+@pytest.mark.parametrize(("offset", "length"), [(0, 512), (3, 1), (17, 4096), (0x1FFF0, 100)])
+def test_dump_matches_hexdump(populated, tmp_path, offset, length):
+    server, _ = populated
+    image = tmp_path / "image.bin"
+    image.write_bytes(nbdcopy_out(server.uri))
+    expected = subprocess.run(
+        ["hexdump", "-C", "-s", str(offset), "-n", str(length), str(image)],
+        capture_output=True,
+        check=True,
+    ).stdout
+    result = nbdtui("dump", server.uri, "--offset", str(offset), "--length", str(length))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == expected
+
+
+def test_dump_squeezes_a_hole(populated, tmp_path):
+    server, _ = populated
+    start, length = 2 * MiB, 64 * 1024
+    result = nbdtui("dump", server.uri, "-s", str(start), "-n", str(length))
+    lines = result.text.splitlines()
+    assert lines == [
+        f"{start:08x}  00 00 00 00 00 00 00 00  00 00 00 00 00 00 00 00  |................|",
+        "*",
+        f"{start + length:08x}",
+    ]
+
+
+def test_read_pipe_closed_early_is_quiet(nbdkit):
+    server = nbdkit("pattern", "64M")
+    proc = subprocess.run(
+        f"python -m nbdtui read '{server.uri}' | head -c 10 >/dev/null; echo ${{PIPESTATUS[0]}}",
+        shell=True,
+        executable="/bin/bash",
+        capture_output=True,
+        text=True,
+        env={**os.environ},
+        timeout=60,
+    )
+    assert "Traceback" not in proc.stderr
