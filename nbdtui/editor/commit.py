@@ -1,0 +1,198 @@
+"""Writing reviewed edits to an export, and taking them back, through the undo journal.
+
+Every write goes the same way, so that nothing written is impossible to undo:
+
+1. read the bytes the export has now and check they are the ones the edits were made
+   on (another writer may have changed them since they were fetched);
+2. ``Journal.record`` the old and new bytes of every range: durable before any write;
+3. write each range, then flush when the export supports it;
+4. mark the entry ``written``; on any error (or cancellation) mark it ``failed`` and
+   raise :class:`CommitError`, which names the entry.
+
+:func:`revert` writes the old bytes of an entry back, itself through a new journal entry
+(so a revert can be reverted), after checking that each range still holds the bytes the
+entry wrote. :func:`zero_range` zeroes or trims a range the same way. None of this
+imports Textual: the CLI reuses it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Sequence
+from typing import Any
+
+from nbdtui.editor.edits import EditRange, PendingEdits
+from nbdtui.errors import NbdError, NotSupportedError
+from nbdtui.journal import Journal, JournalRange, strip_secrets
+
+MAX_UNDOABLE = 32 << 20  # bytes a zero/trim may cover: their old bytes go to the journal
+_PIECE = 4 << 20  # bytes per read or write request
+
+
+class CommitError(NbdError):
+    """Writing failed; ``entry_id`` is the journal entry (marked failed), if any."""
+
+    def __init__(self, message: str, entry_id: int | None = None):
+        super().__init__(message)
+        self.entry_id = entry_id
+
+
+class ConflictError(CommitError):
+    """The export no longer holds the bytes the edit (or the revert) expects."""
+
+
+def endpoint_of(export: Any) -> str:
+    """The endpoint string journal entries are filed under (the export's URI, no secrets)."""
+    endpoint = getattr(export, "endpoint", None)
+    return strip_secrets(str(getattr(endpoint, "uri", endpoint) or ""))
+
+
+async def _record(journal: Journal, export: Any, ranges: Sequence[JournalRange], note: str) -> int:
+    # SQLite with synchronous=FULL waits for the disk: keep the event loop free meanwhile.
+    return await asyncio.to_thread(journal.record, endpoint_of(export), export.name, ranges, note)
+
+
+async def _mark(journal: Journal, entry: int, state: str) -> None:
+    await asyncio.to_thread(journal.mark, entry, state)
+
+
+async def read_range(export: Any, offset: int, length: int) -> bytes:
+    out = bytearray()
+    while len(out) < length:
+        n = min(_PIECE, length - len(out))
+        out += await export.read(offset + len(out), n)
+    return bytes(out)
+
+
+async def _write_range(export: Any, offset: int, data: bytes) -> None:
+    for pos in range(0, len(data), _PIECE):
+        await export.write(offset + pos, data[pos : pos + _PIECE])
+
+
+def _hexpos(offset: int) -> str:
+    return f"{offset} (0x{offset:x})"
+
+
+async def _journaled_write(
+    export: Any, journal: Journal, ranges: Sequence[JournalRange], note: str
+) -> int:
+    entry = await _record(journal, export, ranges, note)
+    try:
+        for r in ranges:
+            await _write_range(export, r.offset, r.new)
+        if export.info.can_flush:
+            await export.flush()
+    except BaseException as error:
+        await _fail(journal, entry, error)
+        raise
+    await _mark(journal, entry, "written")
+    return entry
+
+
+async def _fail(journal: Journal, entry: int, error: BaseException) -> None:
+    """Mark ``entry`` failed; turn an NBD error into a CommitError naming the entry."""
+    with contextlib.suppress(NbdError):
+        journal.mark(entry, "failed")  # no thread: this must happen even when cancelled
+    if isinstance(error, NbdError):
+        raise CommitError(f"{error}; journal entry #{entry} marked failed", entry) from error
+
+
+def _check_writable(export: Any) -> None:
+    if export.info.read_only:
+        raise NotSupportedError(f"export {export.name!r} is read-only: nothing was written")
+
+
+async def commit(
+    export: Any, edits: PendingEdits | Sequence[EditRange], journal: Journal, note: str = ""
+) -> int:
+    """Journal, write and flush ``edits``; returns the journal entry id.
+
+    The caller clears the pending edits only after this returns: on error they stay.
+    """
+    ranges = edits.ranges() if isinstance(edits, PendingEdits) else list(edits)
+    if not ranges:
+        raise ValueError("there are no pending edits to write")
+    _check_writable(export)
+    for r in ranges:
+        current = await read_range(export, r.offset, r.length)
+        # A range already holding the new bytes was written by an earlier, failed commit.
+        if current not in (r.old, r.new):
+            raise ConflictError(
+                f"the bytes at offset {_hexpos(r.offset)} changed on the export since they "
+                "were read: reload (r) and edit again; nothing was written"
+            )
+    return await _journaled_write(
+        export, journal, [JournalRange(r.offset, r.old, r.new) for r in ranges], note
+    )
+
+
+async def revert(
+    export: Any, journal: Journal, entry_id: int, *, force: bool = False
+) -> int | None:
+    """Write back the old bytes of journal entry ``entry_id``; mark it ``reverted``.
+
+    Each range must hold the bytes the entry wrote (or already its old bytes, which are
+    left alone) unless ``force``. Returns the id of the journal entry of the revert
+    itself, or ``None`` when every range already held its old bytes.
+    """
+    entry = await asyncio.to_thread(journal.get, entry_id)
+    if not force:
+        if entry.state == "reverted":
+            raise ConflictError(f"journal entry #{entry_id} was already reverted")
+        if (entry.endpoint, entry.export) != (endpoint_of(export), export.name):
+            raise ConflictError(
+                f"journal entry #{entry_id} is for export {entry.export!r} at "
+                f"{entry.endpoint}, not {export.name!r} at {endpoint_of(export)}"
+            )
+    _check_writable(export)
+    plan = []
+    for r in entry.ranges:
+        current = await read_range(export, r.offset, len(r.old))
+        if current == r.old:
+            continue
+        if current != r.new and not force:
+            raise ConflictError(
+                f"the bytes at offset {_hexpos(r.offset)} are no longer the ones journal "
+                f"entry #{entry_id} wrote: nothing was reverted (force to override)"
+            )
+        plan.append(JournalRange(r.offset, current, r.old))
+    new_id = None
+    if plan:
+        new_id = await _journaled_write(export, journal, plan, f"revert of #{entry_id}")
+    await _mark(journal, entry_id, "reverted")
+    return new_id
+
+
+async def zero_range(
+    export: Any, journal: Journal, offset: int, length: int, *, trim: bool = False
+) -> int:
+    """Zero (write zeroes) or trim ``[offset, offset + length)`` after journaling its
+    bytes; returns the journal entry id. After a trim the export may read anything, so
+    reverting a trim can need ``force``."""
+    what = "trim" if trim else "zero"
+    _check_writable(export)
+    if not (export.info.can_trim if trim else export.info.can_zero):
+        raise NotSupportedError(f"export {export.name!r} does not support {what}")
+    if length <= 0 or offset < 0 or offset + length > export.size:
+        raise ValueError(f"range {offset}+{length} is not inside the export")
+    if length > MAX_UNDOABLE:
+        raise ValueError(
+            f"{what} of {length} bytes refused: only ranges up to {MAX_UNDOABLE >> 20} MiB "
+            "can be journaled (and so undone)"
+        )
+    old = await read_range(export, offset, length)
+    ranges = [JournalRange(offset, old, bytes(length))]
+    entry = await _record(journal, export, ranges, what)
+    try:
+        if trim:
+            await export.trim(offset, length)
+        else:
+            await export.zero(offset, length)
+        if export.info.can_flush:
+            await export.flush()
+    except BaseException as error:
+        await _fail(journal, entry, error)
+        raise
+    await _mark(journal, entry, "written")
+    return entry

@@ -1,0 +1,87 @@
+"""Allocation map of an export for the editor: ``]``/``[`` and hole skipping in search.
+
+``base:allocation`` block status says which parts of an export are holes (``HOLE``) and
+which read as zeros (``ZERO``). When the export cannot answer (no block status, or the
+server refuses), every byte counts as allocated data: slower, never wrong.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+from nbdtui.errors import ConnectionLostError, NbdError, ProtocolError
+
+QUERY = 1 << 30  # bytes asked per block-status request
+
+
+@dataclass(frozen=True)
+class Span:
+    """A piece of the export, clipped to what was asked for."""
+
+    offset: int
+    length: int
+    allocated: bool  # not a hole
+    zero: bool  # reads as zeros
+
+    @property
+    def end(self) -> int:
+        return self.offset + self.length
+
+
+async def spans(export: Any, start: int, end: int) -> AsyncIterator[Span]:
+    """The allocation of ``[start, end)`` in order, without gaps or overlaps."""
+    pos = start
+    while pos < end:
+        length = min(end - pos, QUERY - pos % QUERY)
+        try:
+            extents = await export.extents(pos, length)
+        except (ConnectionLostError, ProtocolError):
+            raise
+        except NbdError:
+            extents = []
+        progressed = False
+        for extent in extents:
+            lo, hi = max(extent.offset, pos), min(extent.offset + extent.length, end)
+            if lo != pos or hi <= lo:
+                break  # a gap or nothing new: ask again from pos
+            yield Span(pos, hi - lo, not extent.hole, extent.zero)
+            pos, progressed = hi, True
+        if not progressed:
+            # No usable answer: call the rest of this query plain data.
+            yield Span(pos, length, True, False)
+            pos += length
+
+
+async def next_data(export: Any, offset: int, size: int) -> int | None:
+    """Start of the next allocated run after ``offset`` (``None``: there is none)."""
+    in_run = True
+    first = True
+    async for span in spans(export, offset, size):
+        if first:
+            in_run, first = span.allocated, False
+            continue
+        if not span.allocated:
+            in_run = False
+        elif not in_run:
+            return span.offset
+    return None
+
+
+async def previous_data(export: Any, offset: int) -> int | None:
+    """Start of the allocated run before ``offset``: the start of the run holding the
+    cursor when the cursor is inside it, else the run before (``None``: none)."""
+    hi, window = offset, 1 << 20
+    candidate: int | None = None
+    while hi > 0:
+        lo = max(0, hi - window)
+        window = min(window * 2, QUERY)
+        found = [span async for span in spans(export, lo, hi)]
+        for span in reversed(found):
+            if span.allocated:
+                candidate = span.offset
+            elif candidate is not None:
+                return candidate
+        hi = lo
+    return candidate

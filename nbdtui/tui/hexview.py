@@ -1,0 +1,491 @@
+"""HexView: the Line-API widget that draws an export as offset, hex and text columns.
+
+Scrolling is the widget's own: it keeps the index of its top row as a Python integer
+and draws ``height`` rows from there with ``render_line``. Measured with Textual 8.2:
+a ``ScrollView`` with a virtual height of 2**36 lines (1 TiB) scrolls to its end in
+60 ms and exactly, but its scroll offsets are floats, exact only up to 2**53, and an NBD
+export may have 2**63 - 1 bytes (2**59 rows here): at 2**55 rows a jump of 1000 rows
+already landed 24 rows off. A scrollbar thumb is also useless at that scale. So the
+widget keeps the offset itself; the right-hand column shows where the window is (click
+it to jump there), and jumps never animate (an animated scroll would fetch every block
+on the way).
+
+Blocks come from a bounded :class:`BlockCache`; missing ones are fetched in one worker
+(exclusive group: a new request cancels the previous one, so the latest position wins)
+and shown as ``··`` until they land. Pending edits are drawn over the fetched bytes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import string
+from collections.abc import Awaitable, Callable
+from typing import ClassVar
+
+from rich.segment import Segment
+from rich.style import Style
+from textual import events
+from textual.message import Message
+from textual.strip import Strip
+from textual.widget import Widget
+
+from nbdtui.editor.cache import Block, BlockCache, read_block
+from nbdtui.editor.edits import PendingEdits
+from nbdtui.editor.layout import RowLayout
+from nbdtui.errors import NbdError
+
+Reader = Callable[[int, int], Awaitable[bytes]]
+_TEXT = [chr(b) if 0x20 <= b < 0x7F else "." for b in range(256)]
+HEX_PANE, TEXT_PANE = "hex", "text"
+
+
+class HexView(Widget, can_focus=True):
+    """Offset column, hex pane, text pane and sector headers, for any export size.
+
+    Read-only unless ``writable`` is set; then typed bytes become pending edits.
+    """
+
+    COMPONENT_CLASSES: ClassVar[set[str]] = {
+        "hexview--offset",
+        "hexview--header",
+        "hexview--zero",
+        "hexview--pending",
+        "hexview--cursor",
+        "hexview--cursor-other",
+        "hexview--selection",
+        "hexview--placeholder",
+        "hexview--bad",
+        "hexview--track",
+        "hexview--thumb",
+    }
+
+    DEFAULT_CSS = """
+    HexView { width: auto; height: 1fr; }
+    HexView > .hexview--offset { color: $text-muted; }
+    HexView > .hexview--header { color: $accent; text-style: bold; }
+    HexView > .hexview--zero { color: $text-disabled; }
+    HexView > .hexview--pending { color: $warning; text-style: bold underline; }
+    HexView > .hexview--cursor { background: $accent; color: $text; text-style: bold; }
+    HexView > .hexview--cursor-other { text-style: reverse; }
+    HexView > .hexview--selection { background: $primary 60%; }
+    HexView > .hexview--placeholder { color: $text-disabled; }
+    HexView > .hexview--bad { color: $error; text-style: bold; }
+    HexView > .hexview--track { color: $panel-lighten-1; }
+    HexView > .hexview--thumb { color: $accent; }
+    """
+
+    class Moved(Message):
+        """The cursor, the selection or the pane changed."""
+
+    class Loaded(Message):
+        """Fetching started or finished (look at ``in_flight`` and ``fetch_error``)."""
+
+    def __init__(
+        self,
+        read: Reader,
+        size: int,
+        *,
+        sector_size: int = 512,
+        edits: PendingEdits | None = None,
+        cache: BlockCache | None = None,
+        id: str | None = None,
+    ) -> None:
+        super().__init__(id=id)
+        self.read = read
+        self.layout_rows = RowLayout(size, sector_size)
+        self.edits = edits if edits is not None else PendingEdits()
+        self.cache = cache if cache is not None else BlockCache()
+        self.top = 0  # index of the first row shown
+        self.cursor = 0
+        self.writable = False
+        self.pane = HEX_PANE
+        self.low_nibble = False  # the next hex digit typed sets the low nibble
+        self.anchor: int | None = None  # selection start (the cursor is its other end)
+        self.marking = False  # `v` pressed: moving extends the selection
+        self.header_label: Callable[[int], str] = lambda sector: ""
+        self.in_flight: set[int] = set()
+        self._fetch_token: object | None = None
+        self.fetch_error: str | None = None
+        self._failed: set[int] = set()
+
+    # ---- geometry -----------------------------------------------------------------
+
+    @property
+    def size_bytes(self) -> int:
+        return self.layout_rows.size
+
+    @property
+    def sector_size(self) -> int:
+        return self.layout_rows.sector_size
+
+    @property
+    def rows(self) -> int:
+        return max(1, self.size.height)
+
+    def set_sector_size(self, sector_size: int) -> None:
+        self.layout_rows = RowLayout(self.size_bytes, sector_size)
+        self.top = self.layout_rows.top_for(self.cursor, self.rows)
+        self._changed()
+
+    @property
+    def line_width(self) -> int:
+        """Columns of a data row: offset, hex pane, text pane, position column."""
+        lay = self.layout_rows
+        return lay.offset_digits + 2 + 3 * lay.bytes_per_line + 1 + lay.bytes_per_line + 2 + 2
+
+    def get_content_width(self, container, viewport) -> int:
+        return self.line_width
+
+    @property
+    def selection(self) -> tuple[int, int] | None:
+        """The selected bytes as ``(first, last)`` inclusive, or ``None``."""
+        if self.anchor is None:
+            return None
+        return min(self.anchor, self.cursor), max(self.anchor, self.cursor)
+
+    def clear_selection(self) -> None:
+        self.anchor, self.marking = None, False
+        self._changed()
+
+    def toggle_mark(self) -> None:
+        """``v``: start a selection at the cursor, or fix its end where the cursor is."""
+        if self.marking:
+            self.marking = False
+        else:
+            self.anchor, self.marking = self.cursor, True
+        self._changed()
+
+    # ---- movement -----------------------------------------------------------------
+
+    def move(self, delta: int, *, extend: bool = False) -> None:
+        """Move the cursor by ``delta`` bytes, scrolling as little as possible."""
+        self._place(self.cursor + delta, extend)
+        row = self.layout_rows.row_of(self.cursor)
+        top = self.top
+        if row < top:
+            # Show the sector header too when the cursor reaches a sector's first line.
+            first_line = self.cursor % self.sector_size < self.layout_rows.bytes_per_line
+            top = row - 1 if first_line else row
+        elif row >= top + self.rows:
+            top = row - self.rows + 1
+        self._scroll(top)
+
+    def jump(self, offset: int, *, extend: bool = False) -> None:
+        """Put the cursor on ``offset`` and show its sector from its header if it fits."""
+        self._place(offset, extend)
+        row = self.layout_rows.row_of(self.cursor)
+        if not self.top <= row < self.top + self.rows or self.size.height == 0:
+            self._scroll(self.layout_rows.top_for(self.cursor, self.rows))
+        else:
+            self._scroll(self.top)
+
+    def page(self, sectors: int) -> None:
+        """PgUp/PgDn: one sector back or on, with the sector's header at the top."""
+        self._place(self.cursor + sectors * self.sector_size, False)
+        self._scroll(self.layout_rows.top_for(self.cursor, self.rows))
+
+    def scroll_rows(self, delta: int) -> None:
+        self._scroll(self.top + delta)
+
+    def switch_pane(self) -> None:
+        self.pane = TEXT_PANE if self.pane == HEX_PANE else HEX_PANE
+        self.low_nibble = False
+        self._changed()
+
+    def _place(self, offset: int, extend: bool) -> None:
+        old = self.cursor
+        self.cursor = self.layout_rows.clamp(offset)
+        self.low_nibble = False
+        if extend and self.anchor is None:
+            self.anchor = old
+        elif not extend and not self.marking:
+            self.anchor = None
+
+    def _scroll(self, top: int) -> None:
+        self.top = self.layout_rows.clamp_top(top, self.rows)
+        self._changed()
+
+    def _changed(self) -> None:
+        self.refresh()
+        self.post_message(self.Moved())
+        self.request_blocks()
+
+    def on_resize(self) -> None:
+        row = self.layout_rows.row_of(self.cursor)
+        if not self.top <= row < self.top + self.rows:
+            # e.g. a jump made before the first layout, when the height was unknown
+            self._scroll(self.layout_rows.top_for(self.cursor, self.rows))
+        else:
+            self._scroll(self.top)
+
+    # ---- bytes --------------------------------------------------------------------
+
+    def device_byte(self, offset: int) -> int | None:
+        """The export's byte at ``offset`` when it is loaded and readable."""
+        block = self.cache.block_at(offset)
+        if block is None or block.bad_at(offset, self.sector_size):
+            return None
+        pos = offset - block.offset
+        return block.data[pos] if pos < len(block.data) else None
+
+    def bytes_at(self, offset: int, length: int) -> bytes | None:
+        """Loaded bytes from ``offset`` (pending edits applied), possibly short."""
+        data = self.cache.peek(offset, length)
+        return None if data is None else self.edits.overlay(offset, data)
+
+    def invalidate(self) -> None:
+        """Forget the cached blocks (after a write) and fetch what is on screen again."""
+        self.cache.invalidate()
+        self._failed.clear()
+        self.fetch_error = None
+        self._cancel_fetch()
+        self.refresh()
+        self.request_blocks()
+
+    def _cancel_fetch(self) -> None:
+        if self.is_mounted:
+            self.workers.cancel_group(self, self._group)
+        self._fetch_token = None
+        self.in_flight = set()
+
+    def _visible_blocks(self) -> list[int]:
+        lay, bs = self.layout_rows, self.cache.block_size
+        first = lay.row(self.top)
+        last = lay.row(min(self.top + self.rows, lay.total_rows) - 1)
+        if first is None or last is None:
+            return []
+        wanted = range(first.offset // bs, (last.offset + max(last.length, 1) - 1) // bs + 1)
+        cursor_block = self.cursor // bs
+        return [*wanted, *([cursor_block] if cursor_block not in wanted else [])]
+
+    def request_blocks(self) -> None:
+        """Fetch the visible blocks that are not cached: the latest request wins, a
+        fetch for blocks no longer on screen is cancelled."""
+        if not self.is_mounted:
+            return
+        wanted = self._visible_blocks()
+        missing = [i for i in wanted if i not in self.cache and i not in self._failed]
+        if missing and set(missing) <= self.in_flight:
+            return  # the running fetch brings them
+        if not missing:
+            if self.in_flight - set(wanted):
+                self._cancel_fetch()
+                self.post_message(self.Loaded())
+            return
+        self.in_flight = set(missing)
+        self._fetch_token = token = object()
+        self.post_message(self.Loaded())
+        self.run_worker(
+            self._fetch(missing, self.cache.epoch, token),
+            group=self._group,
+            exclusive=True,
+            exit_on_error=False,
+        )
+
+    @property
+    def _group(self) -> str:
+        return f"hexview-fetch-{id(self)}"
+
+    async def _fetch(self, indexes: list[int], epoch: int, token: object) -> None:
+        bs = self.cache.block_size
+
+        async def one(index: int) -> None:
+            offset = index * bs
+            length = min(bs, self.size_bytes - offset)
+            block: Block = await read_block(self.read, offset, length, self.sector_size)
+            if self.cache.put(index, block, epoch):
+                self.refresh()
+
+        try:
+            await asyncio.gather(*(one(i) for i in indexes))
+            self.fetch_error = None
+        except NbdError as error:
+            self._failed.update(i for i in indexes if i not in self.cache)
+            self.fetch_error = str(error)
+        finally:
+            if token is self._fetch_token:  # not replaced by a newer fetch meanwhile
+                self.in_flight = set()
+                self._fetch_token = None
+                self.post_message(self.Loaded())
+            self.refresh()
+
+    # ---- drawing ------------------------------------------------------------------
+
+    def _style(self, name: str) -> Style:
+        return self.get_component_rich_style(f"hexview--{name}")
+
+    def render_line(self, y: int) -> Strip:
+        width = self.size.width
+        lay = self.layout_rows
+        row = lay.row(self.top + y)
+        base = self.rich_style
+        if row is None:
+            segments = []
+        elif row.is_header:
+            segments = self._header(row.sector, row.offset, width - 2)
+        else:
+            segments = self._data(row.offset, row.length)
+        content = Strip(segments).crop_extend(0, max(width - 2, 0), base)
+        return Strip.join([content, Strip([Segment(" ", base), self._track(y)])])
+
+    def _track(self, y: int) -> Segment:
+        """The position column: a thumb at the window's place in the export."""
+        rows, total = self.rows, max(self.layout_rows.total_rows, 1)
+        thumb = min(rows - 1, self.top * rows // total)
+        if y == thumb:
+            return Segment("█", self._style("thumb"))
+        return Segment("│", self._style("track"))
+
+    def _header(self, sector: int, offset: int, width: int) -> list[Segment]:
+        label = self.header_label(sector)
+        text = f"── sector {sector} ── 0x{offset:x} "
+        if label:
+            text += f"── {label} "
+        text = text.ljust(width, "─")[:width]
+        return [Segment(text, self._style("header"))]
+
+    def _data(self, offset: int, length: int) -> list[Segment]:
+        lay = self.layout_rows
+        digits = lay.offset_digits
+        segs = [Segment(f"{offset:0{digits}x}", self._style("offset")), Segment("  ")]
+        block = self.cache.block_at(offset)
+        sel = self.selection
+        styles = {
+            k: self._style(k)
+            for k in ("zero", "pending", "cursor", "cursor-other", "selection", "placeholder")
+        }
+        bad_style = self._style("bad")
+        hex_cells: list[Segment] = []
+        text_cells: list[Segment] = []
+        for i in range(lay.bytes_per_line):
+            pos = offset + i
+            if i >= length:
+                hex_cells.append(Segment("   " if i != 7 else "    "))
+                text_cells.append(Segment(" "))
+                continue
+            value = self.edits.value(pos)
+            pending = value is not None
+            style = Style()
+            if block is None:
+                hex_text, char, style = "··", "·", styles["placeholder"]
+            elif block.bad_at(pos, self.sector_size):
+                hex_text, char, style = "!!", "!", bad_style
+            else:
+                if value is None:
+                    value = block.data[pos - block.offset]
+                hex_text, char = f"{value:02x}", _TEXT[value]
+                if pending:
+                    style = styles["pending"]
+                elif value == 0:
+                    style = styles["zero"]
+            if pending and block is None:
+                hex_text, char = f"{value:02x}", _TEXT[value]
+                style = styles["pending"]
+            if sel and sel[0] <= pos <= sel[1]:
+                style = style + styles["selection"]
+            hex_style = text_style = style
+            if pos == self.cursor:
+                active, other = styles["cursor"], styles["cursor-other"]
+                hex_style = style + (active if self.pane == HEX_PANE else other)
+                text_style = style + (active if self.pane == TEXT_PANE else other)
+            if pos == self.cursor and self.pane == HEX_PANE and self.low_nibble:
+                hex_cells += [Segment(hex_text[0], style), Segment(hex_text[1], hex_style)]
+            else:
+                hex_cells.append(Segment(hex_text, hex_style))
+            hex_cells.append(Segment("  " if i == 7 else " "))
+            text_cells.append(Segment(char, text_style))
+        bar = Segment("│", styles["placeholder"])
+        return [*segs, *hex_cells, bar, *text_cells, bar]
+
+    # ---- keys -------------------------------------------------------------------
+
+    _KEYS: ClassVar[dict[str, Callable[[HexView], None]]] = {
+        "up": lambda v: v.move(-v.layout_rows.bytes_per_line),
+        "down": lambda v: v.move(v.layout_rows.bytes_per_line),
+        "left": lambda v: v.move(-1),
+        "right": lambda v: v.move(1),
+        "shift+up": lambda v: v.move(-v.layout_rows.bytes_per_line, extend=True),
+        "shift+down": lambda v: v.move(v.layout_rows.bytes_per_line, extend=True),
+        "shift+left": lambda v: v.move(-1, extend=True),
+        "shift+right": lambda v: v.move(1, extend=True),
+        "pageup": lambda v: v.page(-1),
+        "pagedown": lambda v: v.page(1),
+        "home": lambda v: v.jump(0),
+        "end": lambda v: v.jump(v.size_bytes - 1),
+        "tab": lambda v: v.switch_pane(),
+    }
+
+    def on_key(self, event: events.Key) -> None:
+        """Movement keys, and in write mode typed bytes, act here, in typing order.
+
+        Bound on the screen, movement keys would run only once their event has bubbled
+        up to the app, after keys typed later had already reached this widget: in a
+        burst of keys (fast typing, a terminal paste) ``41<Right>42`` would type ``42``
+        at the wrong place. The screen's bindings list them for the footer and help.
+        """
+        action = self._KEYS.get(event.key)
+        if action is not None:
+            action(self)
+        elif not (self.writable and self._type(event.character)):
+            return
+        event.stop()
+        event.prevent_default()
+
+    def _type(self, char: str | None) -> bool:
+        """Overwrite the byte at the cursor: a hex digit in the hex pane sets a nibble,
+        a printable ASCII character in the text pane sets the byte. False: not a byte."""
+        if char is None or len(char) != 1 or self.size_bytes == 0:
+            return False
+        if self.pane == HEX_PANE:
+            if char not in string.hexdigits:
+                return False
+        elif not 0x20 <= ord(char) < 0x7F:
+            return False
+        original = self.device_byte(self.cursor)
+        if original is None:
+            self.app.bell()
+            self.notify("The byte under the cursor is not loaded or unreadable: nothing typed.")
+        elif self.pane == HEX_PANE:
+            self.edits.set_nibble(self.cursor, not self.low_nibble, int(char, 16), original)
+            if self.low_nibble:
+                self.move(1)
+            else:
+                self.low_nibble = True
+                self._changed()
+        else:
+            self.edits.set_byte(self.cursor, ord(char), original)
+            self.move(1)
+        return True
+
+    # ---- mouse --------------------------------------------------------------------
+
+    def on_mouse_scroll_down(self, event: events.MouseScrollDown) -> None:
+        event.stop()
+        self.scroll_rows(3)
+
+    def on_mouse_scroll_up(self, event: events.MouseScrollUp) -> None:
+        event.stop()
+        self.scroll_rows(-3)
+
+    def on_click(self, event: events.Click) -> None:
+        """Put the cursor on the clicked byte (hex or text pane); the right column
+        jumps to that fraction of the export."""
+        self.focus()
+        if event.x >= self.size.width - 1:
+            total = self.layout_rows.total_rows
+            self._scroll(event.y * total // self.rows)
+            return
+        row = self.layout_rows.row(self.top + event.y)
+        if row is None or row.is_header:
+            return
+        hex_x = event.x - self.layout_rows.offset_digits - 2
+        text_x = hex_x - 3 * 16 - 1 - 1
+        if 0 <= hex_x < 3 * 16 + 1:
+            index, self.pane = (hex_x - (hex_x > 24)) // 3, HEX_PANE
+        elif 0 <= text_x < 16:
+            index, self.pane = text_x, TEXT_PANE
+        else:
+            return
+        if index < row.length:
+            self._place(row.offset + index, False)
+            self._changed()
