@@ -14,7 +14,6 @@ from typing import ClassVar
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical, VerticalScroll
-from textual.markup import escape
 from textual.screen import ModalScreen
 from textual.widgets import Button, Checkbox, Input, Label, OptionList, Static
 from textual.widgets.option_list import Option
@@ -22,6 +21,7 @@ from textual.widgets.option_list import Option
 from nbdtui.editor.edits import EditRange
 from nbdtui.editor.search import PatternError, parse_pattern
 from nbdtui.sizes import format_size
+from nbdtui.tui.widgets.confirm import escape_markup as escape
 
 _CSS = """
 {name} {{ align: center middle; background: $background 60%; }}

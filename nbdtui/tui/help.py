@@ -92,7 +92,7 @@ def binding_table(bindings: list[Binding]) -> str:
         merged.setdefault(_describe(binding), []).append(label)
     width = max((len(" / ".join(keys)) for keys in merged.values()), default=0)
     return "\n".join(
-        f"  [b]{escape_markup(' / '.join(keys)):<{width}}[/b]  {escape_markup(text)}"
+        f"  [b]{escape_markup(' / '.join(keys).ljust(width))}[/b]  {escape_markup(text)}"
         for text, keys in merged.items()
     )
 

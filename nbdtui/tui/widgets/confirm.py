@@ -7,14 +7,15 @@ from typing import ClassVar
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
-from textual.markup import escape
 from textual.screen import ModalScreen
 from textual.widgets import Button, Static
 
 
 def escape_markup(text: str) -> str:
-    """``text`` (an export name, a server message) safe inside Textual markup."""
-    return escape(text)
+    """``text`` (an export name, a server message, a key such as ``[``) safe inside
+    Textual markup. Textual's own ``escape`` leaves a lone ``[`` alone, which its parser
+    then takes for the start of a tag; every ``[`` is escaped here."""
+    return text.replace("[", "\\[")
 
 
 class ConfirmScreen(ModalScreen[bool]):
