@@ -1,0 +1,161 @@
+#!/usr/bin/env python3
+"""Sequential read over TLS: nbdtui's library vs ``nbdcopy URI null:``, both over TLS.
+
+Generates a CA and a server certificate for 127.0.0.1 with openssl in a private
+directory, starts ``nbdkit --tls=require --tls-certificates=DIR pattern SIZE`` on
+127.0.0.1, then reads the whole export with nbdtui (``Export.read_into`` pieces into
+reused buffers, like bench_read.py) and with nbdcopy, both over ``nbds://``. Prints each
+median of --runs runs and the ratio nbdtui / nbdcopy; with --plain, the same over an
+``nbd://`` server for reference. Usage:
+
+    python bench/bench_tls.py [--size 512M] [--connections 4] [--window 16] [--runs 3] [--plain]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import shutil
+import socket
+import statistics
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import nbdtui
+from nbdtui.client import Pool
+from nbdtui.sizes import parse_size
+
+MiB = 1024 * 1024
+
+SERVER_EXT = """\
+basicConstraints = critical, CA:FALSE
+keyUsage = critical, digitalSignature, keyEncipherment
+extendedKeyUsage = serverAuth
+subjectAltName = DNS:localhost, IP:127.0.0.1
+"""
+
+
+def make_certs(directory: Path) -> None:
+    def openssl(*args: str) -> None:
+        subprocess.run(["openssl", *args], cwd=directory, check=True, capture_output=True)
+
+    (directory / "server.ext").write_text(SERVER_EXT)
+    openssl(
+        *("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-sha256", "-days", "2"),
+        *("-keyout", "ca-key.pem", "-out", "ca-cert.pem", "-subj", "/CN=nbdtui bench CA"),
+        *("-addext", "basicConstraints=critical,CA:TRUE"),
+        *("-addext", "keyUsage=critical,keyCertSign,cRLSign"),
+    )
+    openssl(
+        *("req", "-new", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=localhost"),
+        *("-keyout", "server-key.pem", "-out", "server.csr"),
+    )
+    openssl(
+        *("x509", "-req", "-in", "server.csr", "-CA", "ca-cert.pem", "-CAkey", "ca-key.pem"),
+        *("-CAcreateserial", "-days", "2", "-sha256", "-extfile", "server.ext"),
+        *("-out", "server-cert.pem"),
+    )
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def start_nbdkit(size: int, tls_dir: Path | None) -> tuple[subprocess.Popen, int]:
+    port = free_port()
+    tls = ["--tls=require", f"--tls-certificates={tls_dir}"] if tls_dir else ["--tls=off"]
+    where = ["-i", "127.0.0.1", "-p", str(port)]
+    server = subprocess.Popen(
+        ["nbdkit", "-f", "--exit-with-parent", *where, *tls, "pattern", str(size)]
+    )
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        with socket.socket() as sock:
+            if sock.connect_ex(("127.0.0.1", port)) == 0:
+                return server, port
+        time.sleep(0.02)
+    server.kill()
+    raise SystemExit("bench: nbdkit did not start")
+
+
+async def nbdtui_read(uri: str, opts: argparse.Namespace) -> float:
+    async with nbdtui.open(
+        uri, pool=Pool(), connections=opts.connections, window=opts.window
+    ) as export:
+        assert export.negotiated.tls == uri.startswith("nbds")
+        buffers = [bytearray(opts.piece) for _ in range(opts.pieces)]
+        times = []
+        for _ in range(opts.runs):
+            start = time.perf_counter()
+            pending: list[asyncio.Task] = []
+            for i, pos in enumerate(range(0, export.size, opts.piece)):
+                if len(pending) == opts.pieces:
+                    await pending.pop(0)
+                view = memoryview(buffers[i % opts.pieces])[: min(opts.piece, export.size - pos)]
+                pending.append(asyncio.ensure_future(export.read_into(pos, view)))
+            await asyncio.gather(*pending)
+            times.append(time.perf_counter() - start)
+        return export.size / statistics.median(times) / MiB
+
+
+def nbdcopy_read(uri: str, opts: argparse.Namespace, size: int) -> float:
+    cmd = ["nbdcopy", f"--connections={opts.connections}", f"--requests={opts.window}"]
+    times = []
+    for _ in range(opts.runs):
+        start = time.perf_counter()
+        subprocess.run([*cmd, uri, "null:"], check=True)
+        times.append(time.perf_counter() - start)
+    return size / statistics.median(times) / MiB
+
+
+def measure(uri: str, opts: argparse.Namespace, size: int, label: str) -> float:
+    theirs = nbdcopy_read(uri, opts, size)
+    ours = asyncio.run(nbdtui_read(uri, opts))
+    print(f"{'nbdcopy ' + label:<22} {theirs:8.0f} MiB/s")
+    print(f"{'nbdtui ' + label:<22} {ours:8.0f} MiB/s   ratio nbdtui/nbdcopy {ours / theirs:.2f}")
+    return ours / theirs
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--size", default="512M")
+    ap.add_argument("--connections", type=int, default=4)
+    ap.add_argument("--window", type=int, default=16)
+    ap.add_argument("--piece", type=parse_size, default=64 * MiB)
+    ap.add_argument("--pieces", type=int, default=2)
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--plain", action="store_true", help="also measure without TLS")
+    opts = ap.parse_args()
+    size = parse_size(opts.size)
+    for tool in ("nbdkit", "nbdcopy", "openssl"):
+        if not shutil.which(tool):
+            raise SystemExit(f"bench: {tool} is not installed")
+    print(
+        f"sequential read of {opts.size} from nbdkit pattern on 127.0.0.1, "
+        f"{opts.connections} connections x {opts.window} requests, median of {opts.runs}"
+    )
+    with tempfile.TemporaryDirectory(prefix="nbdtui-bench-tls-") as tmp:
+        certs = Path(tmp)
+        make_certs(certs)
+        server, port = start_nbdkit(size, certs)
+        try:
+            measure(f"nbds://127.0.0.1:{port}/?tls-certificates={certs}", opts, size, "TLS")
+        finally:
+            server.terminate()
+            server.wait()
+        if opts.plain:
+            server, port = start_nbdkit(size, None)
+            try:
+                measure(f"nbd://127.0.0.1:{port}/", opts, size, "plaintext")
+            finally:
+                server.terminate()
+                server.wait()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
