@@ -14,10 +14,11 @@ from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import Footer, Static
 
+from nbdtui.describe import block_sizes, flag_words, protocol_line
 from nbdtui.errors import NbdError
 from nbdtui.proto.events import ExportInfo
 from nbdtui.sizes import format_size
-from nbdtui.tui.server import protocol_line, shown_name
+from nbdtui.tui.server import shown_name
 from nbdtui.tui.widgets.allocation import (
     DATA,
     HOLE,
@@ -38,35 +39,6 @@ MAP_PIECE = 1 << 30
 SECTOR = 512
 
 
-def flag_words(info: ExportInfo) -> str:
-    words = [
-        word
-        for word, present in (
-            ("flush", info.can_flush),
-            ("fua", info.can_fua),
-            ("trim", info.can_trim),
-            ("zero", info.can_zero),
-            ("fast-zero", info.can_fast_zero),
-            ("cache", info.can_cache),
-            ("df", info.can_df),
-            ("multi-conn", info.can_multi_conn),
-            ("resize", info.can_resize),
-            ("rotational", info.rotational),
-        )
-        if present
-    ]
-    return " ".join(words) or "none"
-
-
-def block_sizes(info: ExportInfo) -> str:
-    if info.block_minimum is None:
-        return "not advertised"
-    return (
-        f"minimum {info.block_minimum}, preferred {info.block_preferred}, "
-        f"maximum {info.block_maximum}"
-    )
-
-
 def details_rows(export) -> list[tuple[str, str]]:
     """(label, value) rows describing an open export."""
     info: ExportInfo = export.info
@@ -76,7 +48,12 @@ def details_rows(export) -> list[tuple[str, str]]:
         ("Read-only", "yes" if info.read_only else "no"),
         ("Supports", flag_words(info)),
         ("Block sizes", block_sizes(info)),
-        ("Protocol", protocol_line(negotiated.protocol, negotiated.structured, negotiated.tls)),
+        (
+            "Protocol",
+            protocol_line(
+                negotiated.protocol, negotiated.structured, negotiated.tls, negotiated.tls_verified
+            ),
+        ),
         ("Meta contexts", ", ".join(name for name, _ in negotiated.meta_contexts) or "none"),
     ]
     if negotiated.available_contexts is not None:

@@ -11,6 +11,7 @@ from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
 
+from nbdtui.describe import protocol_line
 from nbdtui.proto.events import ExportDetails, ExportsListed
 from nbdtui.sizes import format_size
 from nbdtui.tui.widgets.confirm import escape_markup
@@ -22,16 +23,6 @@ MARK = "●"
 
 def shown_name(name: str) -> str:
     return name if name else '""  (default)'
-
-
-def protocol_line(protocol: str, structured: bool, tls: bool) -> str:
-    return ", ".join(
-        [
-            protocol,
-            "TLS" if tls else "no TLS",
-            "structured replies" if structured else "simple replies only",
-        ]
-    )
 
 
 class ServerScreen(Screen[None]):
@@ -89,9 +80,12 @@ class ServerScreen(Screen[None]):
         names = {item.name for item in listed.exports}
         self.marked &= names
         count = len(listed.exports)
+        protocol = protocol_line(
+            listed.protocol, listed.structured, listed.tls, listed.tls_verified
+        )
         summary = (
             f"[b]{escape_markup(self.endpoint.display)}[/]   "
-            f"{protocol_line(listed.protocol, listed.structured, listed.tls)}   "
+            f"{protocol}   "
             f"[dim]{count} export{'s' if count != 1 else ''}[/]"
         )
         self.query_one("#server-summary", Static).update(summary)
