@@ -64,6 +64,27 @@ def test_read_large_from_qemu_nbd_crosses_payload_limit(qemu_nbd, make_image, tm
     assert out.read_bytes() == content
 
 
+def test_read_of_many_pieces_with_holes_matches_nbdcopy(nbdkit, tmp_path):
+    """More pieces than buffers in the ring, pieces that are holes (not read), data
+    pieces after them reusing the buffers, an unaligned start and end."""
+    server = nbdkit("memory", "48M")
+    image = tmp_path / "sparse.img"
+    rng = random.Random(4)
+    with open(image, "wb") as f:
+        f.truncate(48 * MiB)
+        for offset in (0, 9 * MiB - 3, 20 * MiB, 33 * MiB + 5, 47 * MiB):
+            f.seek(offset)
+            f.write(rng.randbytes(MiB))
+    oracle("nbdcopy", str(image), server.uri)  # leaves the zero regions as holes
+    expected = image.read_bytes()[12345 : 48 * MiB - 777]
+    out = tmp_path / "out.bin"
+    args = ["read", server.uri, "--offset", "12345", "--length", str(len(expected))]
+    result = nbdtui(*args, "-o", str(out))
+    assert result.returncode == 0, result.stderr
+    assert out.read_bytes() == expected
+    assert nbdcopy_out(server.uri)[12345 : 48 * MiB - 777] == expected
+
+
 def test_read_past_end_is_refused(populated):
     server, _ = populated
     result = nbdtui("read", server.uri, "--offset", "4M", "--length", "1")
@@ -89,6 +110,26 @@ def test_write_from_stdin_with_fua(populated):
     result = nbdtui("write", server.uri, "-", "--offset", "8s", "--fua", input=b"hello, disk")
     assert result.returncode == 0, result.stderr
     assert nbdcopy_out(server.uri)[4096 : 4096 + 11] == b"hello, disk"
+
+
+@pytest.mark.parametrize("source", ["file", "stdin"])
+def test_write_of_many_pieces_matches_nbdcopy(nbdkit, tmp_path, source):
+    """More pieces than are in flight at once (buffers and file ranges are reused), an
+    unaligned offset, a short last piece; from a file (sent with sendfile) and a pipe."""
+    server = nbdkit("memory", "64M")
+    payload = random.Random(12).randbytes(45 * MiB + 12345)
+    if source == "file":
+        src = tmp_path / "in.bin"
+        src.write_bytes(payload)
+        result = nbdtui("write", server.uri, str(src), "--offset", "4097")
+    else:
+        result = nbdtui("write", server.uri, "-", "--offset", "4097", input=payload)
+    assert result.returncode == 0, result.stderr
+    after = nbdcopy_out(server.uri)
+    assert after[4097 : 4097 + len(payload)] == payload
+    assert after[:4097] == bytes(4097) and after[4097 + len(payload) :] == bytes(
+        64 * MiB - 4097 - len(payload)
+    )
 
 
 def test_write_past_end_sends_nothing(nbdkit, tmp_path):

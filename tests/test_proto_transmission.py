@@ -568,3 +568,51 @@ def test_any_stream_yields_events_or_protocol_error(pieces, cuts):
             m.receive_data(b"x")
         return
     assert m.bytes_wanted() > 0
+
+
+def _run_stream(stream: bytes, bounds, *, copy: bool):
+    """Feed ``stream`` cut at ``bounds``; the coalesced events (payload as bytes) and
+    the protocol error's message, if any."""
+    m, _ = _fresh()
+    events: list = []
+    error = None
+    try:
+        for a, b in itertools.pairwise(bounds):
+            piece = bytearray(stream[a:b])
+            got = m.receive_data(piece, copy=copy)
+            for ev in got:
+                if isinstance(ev, Data):
+                    assert isinstance(ev.data, bytes if copy else memoryview)
+                    ev = Data(ev.cookie, ev.offset, ev.length, bytes(ev.data))
+                events.append(ev)
+            piece[:] = b"\xee" * len(piece)  # a reused receive buffer: views were consumed
+    except ProtocolError as exc:
+        events += [
+            Data(e.cookie, e.offset, e.length, bytes(e.data)) if isinstance(e, Data) else e
+            for e in exc.events
+        ]
+        error = str(exc)
+    return coalesce(events), error
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(pieces=st.lists(_piece, max_size=8), cuts=st.lists(st.integers(0, 400), max_size=6))
+def test_parsing_in_place_matches_parsing_byte_by_byte(pieces, cuts):
+    """Whole pieces are parsed in place from the caller's data, fragments buffered first:
+    both give the same events and the same error, with or without copies."""
+    stream = b"".join(pieces)
+    whole = _run_stream(stream, [0, len(stream)], copy=True)
+    bounds = sorted({0, len(stream), *(c for c in cuts if c < len(stream))})
+    assert _run_stream(stream, bounds, copy=False) == whole
+    assert _run_stream(stream, range(len(stream) + 1), copy=True) == whole
+
+
+def test_receive_data_without_copy_gives_views_of_the_data():
+    m = ClientTransmission(structured=True)
+    r, _ = m.request(Command.READ, 0, 8)
+    buf = bytearray(data_chunk(r, 0, b"abcdefgh", DONE))
+    data, done = m.receive_data(buf, copy=False)
+    assert isinstance(data.data, memoryview) and data.data == b"abcdefgh"
+    assert done == RequestDone(r)
+    buf[-8:] = b"ABCDEFGH"  # a view, not a copy: valid only while the data is unchanged
+    assert data.data == b"ABCDEFGH"

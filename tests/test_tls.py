@@ -205,6 +205,10 @@ async def test_verify_peer_false_connects_unverified(nbdkit, tls_certs):
     result = run_nbdtui("info", "--json", uri)
     assert result.returncode == 0, result.stderr
     assert result.json()["TLS"] is True
+    human = run_nbdtui("info", uri)
+    assert "newstyle-fixed, TLS (unverified), structured replies" in human.stdout.decode()
+    verified = run_nbdtui("info", nbdkit("memory", "1M", tls=tls_certs).tls_uri_for())
+    assert "newstyle-fixed, TLS (verified), structured replies" in verified.stdout.decode()
     # Written out as 0 too; anything else (or nothing) keeps verification on.
     negotiated = await probe(uri.replace("tls-verify-peer=false", "tls-verify-peer=0"))
     assert negotiated.tls and not negotiated.tls_verified

@@ -52,6 +52,16 @@ def _positive_float(text: str) -> float:
     return value
 
 
+def _non_negative_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid number {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must not be negative")
+    return value
+
+
 def _positive_int(text: str) -> int:
     try:
         value = int(text, 0)
@@ -60,6 +70,31 @@ def _positive_int(text: str) -> int:
     if value <= 0:
         raise argparse.ArgumentTypeError(f"{text!r} must be greater than 0")
     return value
+
+
+def _ssh_target(text: str):
+    from nbdtui.uri import parse_ssh_target
+
+    try:
+        return parse_ssh_target(text)
+    except UriError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def target_endpoint(args: argparse.Namespace):
+    """The endpoint a command works on: its URI, reached through ``--ssh`` if given."""
+    from nbdtui.uri import parse
+
+    endpoint = parse(args.uri)
+    if getattr(args, "ssh_accept_new", False):
+        from nbdtui.ssh_prompts import accept_new_host_keys
+
+        accept_new_host_keys()
+    if getattr(args, "ssh", None) is not None:
+        from nbdtui.ssh_endpoint import tunnel_endpoint
+
+        endpoint = tunnel_endpoint(endpoint, args.ssh)
+    return endpoint
 
 
 COMMANDS: dict[str, str] = {
@@ -73,6 +108,7 @@ COMMANDS: dict[str, str] = {
     "trim": "discard a range (the server may then read back anything)",
     "zero": "write zeros over a range",
     "demo": "serve a demo disk from an embedded NBD server and open it",
+    "journal": "list, show and revert the hex editor's journaled writes",
 }
 
 
@@ -100,6 +136,18 @@ def build_parser() -> ArgumentParser:
             default=10.0,
             metavar="SECONDS",
             help="give up connecting after this long (default 10)",
+        )
+        p.add_argument(
+            "--ssh",
+            type=_ssh_target,
+            default=None,
+            metavar="[USER@]HOST[:PORT]",
+            help="reach the endpoint through this SSH host (Unix socket paths are on it)",
+        )
+        p.add_argument(
+            "--ssh-accept-new",
+            action="store_true",
+            help="trust and save the key of an SSH host that known_hosts does not list",
         )
 
     def io_options(p: ArgumentParser) -> None:
@@ -179,6 +227,29 @@ def build_parser() -> ArgumentParser:
             )
             p.add_argument("--no-hole", action="store_true", help="allocate: do not punch a hole")
 
+    for name in ("map", "dump", "read", "write", "flush", "trim", "zero"):
+        p = sub.choices[name]
+        p.add_argument(
+            "--timeout",
+            type=_positive_float,
+            default=None,
+            metavar="SECONDS",
+            help="fail a request without a reply after this long, then reconnect "
+            "(default: no limit)",
+        )
+        p.add_argument(
+            "--reconnect-delay",
+            type=_non_negative_float,
+            default=0.0,
+            metavar="SECONDS",
+            help="after a lost connection, keep reconnecting this long and send the "
+            "unanswered requests again (default 0: fail at once)",
+        )
+
+    from nbdtui.cli import journal
+
+    journal.add_arguments(command("journal"))
+
     p = command("demo")
     p.add_argument(
         "--serve",
@@ -206,6 +277,10 @@ def dispatch(args: argparse.Namespace) -> int:
         from nbdtui.cli import demo
 
         return demo.run(args)
+    if args.command == "journal":
+        from nbdtui.cli import journal
+
+        return _run(journal.run(args))
     raise AssertionError(args.command)
 
 

@@ -11,10 +11,12 @@ import json
 import sys
 from typing import Any
 
+from nbdtui.cli import target_endpoint
+from nbdtui.describe import block_sizes, flag_words, protocol_line
 from nbdtui.errors import UriError
 from nbdtui.proto.events import ExportInfo
 from nbdtui.sizes import format_size
-from nbdtui.uri import Endpoint, parse
+from nbdtui.uri import Endpoint
 
 _CAPABILITIES = (
     ("is_rotational", "rotational"),
@@ -72,41 +74,6 @@ def _print_json(doc: dict[str, Any]) -> None:
     sys.stdout.write("\n")
 
 
-def _flag_words(info: ExportInfo) -> str:
-    words = [
-        word
-        for word, present in (
-            ("flush", info.can_flush),
-            ("fua", info.can_fua),
-            ("trim", info.can_trim),
-            ("zero", info.can_zero),
-            ("fast-zero", info.can_fast_zero),
-            ("cache", info.can_cache),
-            ("df", info.can_df),
-            ("multi-conn", info.can_multi_conn),
-            ("resize", info.can_resize),
-            ("rotational", info.rotational),
-        )
-        if present
-    ]
-    return " ".join(words) or "none"
-
-
-def _block_sizes(info: ExportInfo) -> str:
-    if info.block_minimum is None:
-        return "not advertised"
-    return (
-        f"minimum {info.block_minimum}, preferred {info.block_preferred}, "
-        f"maximum {info.block_maximum}"
-    )
-
-
-def _protocol_line(protocol: str, structured: bool, tls: bool) -> str:
-    parts = [protocol, "TLS" if tls else "no TLS"]
-    parts.append("structured replies" if structured else "simple replies only")
-    return ", ".join(parts)
-
-
 def describe_export(
     endpoint: Endpoint, info: ExportInfo, contexts: tuple[str, ...] | None
 ) -> list[str]:
@@ -114,8 +81,8 @@ def describe_export(
         ("uri", export_uri(endpoint, info.name) or "(the server's name has no URI form)"),
         ("size", f"{info.size} ({format_size(info.size)})"),
         ("read-only", "yes" if info.read_only else "no"),
-        ("supports", _flag_words(info)),
-        ("block sizes", _block_sizes(info)),
+        ("supports", flag_words(info)),
+        ("block sizes", block_sizes(info)),
     ]
     if info.description:
         rows.append(("description", info.description))
@@ -127,7 +94,7 @@ def describe_export(
 async def _info(args: argparse.Namespace) -> int:
     from nbdtui.client.api import probe
 
-    endpoint = parse(args.uri)
+    endpoint = target_endpoint(args)  # the URI, tunnelled through --ssh if given
     negotiated = await probe(endpoint, connect_timeout=args.connect_timeout)
     info = negotiated.info
     if args.json:
@@ -141,10 +108,10 @@ async def _info(args: argparse.Namespace) -> int:
         )
         return 0
     print(f"export {info.name!r} on {endpoint.display}")
-    print(
-        f"  {'protocol:':<13} "
-        f"{_protocol_line(negotiated.protocol, negotiated.structured, negotiated.tls)}"
+    protocol = protocol_line(
+        negotiated.protocol, negotiated.structured, negotiated.tls, negotiated.tls_verified
     )
+    print(f"  {'protocol:':<13} {protocol}")
     print("\n".join(describe_export(endpoint, info, negotiated.available_contexts)))
     return 0
 
@@ -152,7 +119,7 @@ async def _info(args: argparse.Namespace) -> int:
 async def _list(args: argparse.Namespace) -> int:
     from nbdtui.client.api import list_exports
 
-    endpoint = parse(args.uri)
+    endpoint = target_endpoint(args)  # the URI, tunnelled through --ssh if given
     listed = await list_exports(endpoint, connect_timeout=args.connect_timeout)
     if args.json:
         entries = []

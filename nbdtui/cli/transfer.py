@@ -9,21 +9,25 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import collections
+import concurrent.futures
 import contextlib
 import functools
 import json
 import os
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 
-from nbdtui.cli import UsageError
+from nbdtui.cli import UsageError, target_endpoint
 from nbdtui.cli.progress import progress
-from nbdtui.uri import parse
+from nbdtui.client.connection import FileRange
 
 # One piece of a streamed transfer, and how many pieces may be in flight at once
 # (the export splits each piece further into requests over its connections).
 PIECE = 4 * 1024 * 1024
 PIECES_IN_FLIGHT = 8
+READ_AHEAD = 2  # pieces of the input of `nbdtui write` read ahead of the writes
 DUMP_DEFAULT_LENGTH = 512
 
 
@@ -46,24 +50,38 @@ def _resolve_length(args: argparse.Namespace, size: int, default: int | None = N
 async def stream_read(export, offset: int, length: int) -> AsyncIterator[memoryview]:
     """Yield the range in order, keeping up to PIECES_IN_FLIGHT pieces in flight.
 
-    Holes and zero extents are produced locally instead of being read.
+    A yielded piece is valid until the next one is asked for: the pieces are received
+    into a ring of PIECES_IN_FLIGHT + 1 buffers allocated once (a fresh buffer per piece
+    costs a page fault per 4 KiB and halved the throughput). Holes and zero extents are
+    produced locally instead of being read.
     """
     zero_ranges = await _zero_ranges(export, offset, length)
     pending: list[asyncio.Task] = []
+    ring: list[memoryview] = []
+    zeroes: memoryview | None = None
 
-    async def fetch(start: int, n: int) -> memoryview:
-        buf = bytearray(n)
-        if not _all_zero(zero_ranges, start, n):
-            await export.read_into(start, memoryview(buf))
-        return memoryview(buf)
+    async def fetch(buf: memoryview, start: int) -> memoryview:
+        nonlocal zeroes
+        if _all_zero(zero_ranges, start, len(buf)):
+            if zeroes is None:
+                zeroes = memoryview(bytes(PIECE))
+            return zeroes[: len(buf)]
+        await export.read_into(start, buf)
+        return buf
 
-    pos, end = offset, offset + length
+    pos, end, count = offset, offset + length, 0
     try:
         while pos < end or pending:
+            # In flight: the next PIECES_IN_FLIGHT pieces; the consumer is done with the
+            # one yielded before, whose buffer is the one reused here.
             while pos < end and len(pending) < PIECES_IN_FLIGHT:
                 n = min(PIECE, end - pos)
-                pending.append(asyncio.ensure_future(fetch(pos, n)))
+                slot = count % (PIECES_IN_FLIGHT + 1)
+                if slot == len(ring):
+                    ring.append(memoryview(bytearray(PIECE)))
+                pending.append(asyncio.ensure_future(fetch(ring[slot][:n], pos)))
                 pos += n
+                count += 1
             yield await pending.pop(0)
     finally:
         for task in pending:
@@ -143,45 +161,108 @@ def _write_all(fd: int, data: memoryview) -> None:
 
 
 async def _write(export, args: argparse.Namespace) -> int:
-    fua = args.fua
     with contextlib.ExitStack() as stack:
         if args.input == "-":
-            fd = sys.stdin.fileno()
-            total = None
+            source, total = sys.stdin, None
         else:
-            fd = os.open(args.input, os.O_RDONLY)
-            stack.callback(os.close, fd)
-            st = os.fstat(fd)
-            total = st.st_size if os.path.isfile(args.input) else None
+            source = stack.enter_context(open(args.input, "rb", buffering=0))
+            total = os.fstat(source.fileno()).st_size if os.path.isfile(args.input) else None
         if total is not None:
             check_range(args.offset, total, export.size)
         bar = stack.enter_context(progress("write", total))
-        pending: set[asyncio.Task] = set()
-        pos = args.offset
-        loop = asyncio.get_running_loop()
-        try:
-            while True:
-                data = await loop.run_in_executor(None, _read_full, fd, PIECE)
-                if not data:
-                    break
-                check_range(pos, len(data), export.size)
-                task = asyncio.ensure_future(export.write(pos, data, fua=fua))
-                task.add_done_callback(functools.partial(_count_written, bar, len(data)))
-                pending.add(task)
-                pos += len(data)
-                if len(pending) >= PIECES_IN_FLIGHT:
-                    done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
-                    for t in done:
-                        t.result()
-            # Every write must be acknowledged before we report success.
-            for t in asyncio.as_completed(list(pending)):
-                await t
-            pending.clear()
-        finally:
-            for t in pending:
-                t.cancel()
-            await asyncio.gather(*pending, return_exceptions=True)
+        if total is not None:
+            await _write_file(export, source, args.offset, total, args.fua, bar)
+        else:
+            await _write_stream(export, source.fileno(), args.offset, args.fua, bar)
     return 0
+
+
+async def _write_file(export, file, offset: int, total: int, fua: bool, bar) -> None:
+    """Write a regular file, PIECES_IN_FLIGHT pieces at a time. Each piece is a
+    FileRange: over a plain socket its bytes go from the page cache to the socket
+    (sendfile), never read into Python (that read and the copy asyncio makes of what the
+    socket does not take at once cost more than the send itself)."""
+    pending: set[asyncio.Task] = set()
+    try:
+        for pos in range(0, total, PIECE):
+            n = min(PIECE, total - pos)
+            while len(pending) >= PIECES_IN_FLIGHT:
+                done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+                for t in done:
+                    t.result()  # the first failure ends the transfer
+            task = asyncio.ensure_future(
+                export.write(offset + pos, FileRange(file, pos, n), fua=fua)
+            )
+            task.add_done_callback(functools.partial(_count_written, bar, n))
+            pending.add(task)
+        # Every write must be acknowledged before we report success.
+        while pending:
+            done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+            for t in done:
+                t.result()
+    finally:
+        for t in pending:
+            t.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
+
+
+async def _write_stream(export, fd: int, offset: int, fua: bool, bar) -> None:
+    """Write what a pipe (or any stream) delivers until its end.
+
+    Pieces are read in a thread, READ_AHEAD of them ahead of the writes (so that reading
+    is never what the writes wait for), into a ring of PIECES_IN_FLIGHT + READ_AHEAD
+    buffers allocated once; a buffer is read into again only once the server
+    acknowledged the write of the piece it held.
+    """
+    ring = PIECES_IN_FLIGHT + READ_AHEAD
+    free: list[memoryview] = []
+    reads: collections.deque[tuple[memoryview, concurrent.futures.Future[int]]]
+    reads = collections.deque()
+    pending: dict[asyncio.Task, memoryview] = {}
+    reader = ThreadPoolExecutor(1, "nbdtui-write-input")  # one thread: reads in order
+    eof = False
+    pos = offset
+
+    def reap(done: Iterable[asyncio.Task]) -> None:
+        for t in done:
+            free.append(pending.pop(t))
+            t.result()  # the first failure ends the transfer
+
+    try:
+        while True:
+            reap([t for t in pending if t.done()])
+            while not eof and len(reads) < READ_AHEAD and len(reads) + len(pending) < ring:
+                buf = free.pop() if free else memoryview(bytearray(PIECE))
+                reads.append((buf, reader.submit(_read_into, fd, buf)))
+            if reads:
+                buf, reading = reads.popleft()
+                n = await asyncio.wrap_future(reading)
+                if n < len(buf):
+                    eof = True  # the reads queued after this one find nothing
+                if not n:
+                    free.append(buf)
+                    continue
+                check_range(pos, n, export.size)
+                task = asyncio.ensure_future(export.write(pos, buf[:n], fua=fua))
+                task.add_done_callback(functools.partial(_count_written, bar, n))
+                pending[task] = buf
+                pos += n
+            elif pending and not eof:  # every buffer holds a piece being written
+                done, _ = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+                reap(done)
+            else:
+                break
+        # Every write must be acknowledged before we report success.
+        while pending:
+            done, _ = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+            reap(done)
+    finally:
+        for t in pending:
+            t.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
+        # A read of a pipe may block for as long as its writer likes: the thread is left
+        # behind (it ends with the pipe).
+        reader.shutdown(wait=False, cancel_futures=True)
 
 
 def _count_written(bar, n: int, task: asyncio.Task) -> None:
@@ -189,16 +270,15 @@ def _count_written(bar, n: int, task: asyncio.Task) -> None:
         bar.advance(n)
 
 
-def _read_full(fd: int, n: int) -> bytes:
-    parts: list[bytes] = []
+def _read_into(fd: int, buf: memoryview) -> int:
+    """Fill ``buf`` from ``fd`` (short only at the end of the input); bytes read."""
     got = 0
-    while got < n:
-        chunk = os.read(fd, n - got)
-        if not chunk:
+    while got < len(buf):
+        n = os.readv(fd, [buf[got:]])
+        if not n:
             break
-        parts.append(chunk)
-        got += len(chunk)
-    return b"".join(parts)
+        got += n
+    return got
 
 
 async def _flush(export, args: argparse.Namespace) -> int:
@@ -232,10 +312,12 @@ _COMMANDS: dict[str, Callable[..., Awaitable[int]]] = {
 async def run(args: argparse.Namespace) -> int:
     from nbdtui.client.api import open as open_export
 
-    endpoint = parse(args.uri)
+    endpoint = target_endpoint(args)  # the URI, tunnelled through --ssh if given
     options = {"connect_timeout": args.connect_timeout}
     if hasattr(args, "window"):
         options["window"] = args.window
         options["connections"] = args.connections
+    options["timeout"] = getattr(args, "timeout", None)  # --timeout, --reconnect-delay
+    options["reconnect_delay"] = getattr(args, "reconnect_delay", 0.0)
     async with open_export(endpoint, **options) as export:
         return await _COMMANDS[args.command](export, args)

@@ -2,7 +2,8 @@
 
 Public API (see :mod:`nbdtui.client.api`)::
 
-    open(target, *, connect_timeout=10.0, window=16, connections=None, pool=None)
+    open(target, *, connect_timeout=10.0, window=16, connections=None, pool=None,
+         timeout=None, reconnect_delay=0.0)
         -> async context manager yielding an Export
     list_exports(target, *, connect_timeout=10.0, details=True) -> ExportsListed
     probe(target, *, connect_timeout=10.0) -> Negotiated
@@ -13,7 +14,7 @@ Nothing here imports textual.
 from __future__ import annotations
 
 from nbdtui.client.api import list_exports, open, probe
-from nbdtui.client.connection import Connection, ConnectionStats
+from nbdtui.client.connection import Connection, ConnectionStats, FileRange
 from nbdtui.client.export import Export, Extent, RangeError
 from nbdtui.client.pool import Pool, default_pool
 
@@ -22,6 +23,7 @@ __all__ = [
     "ConnectionStats",
     "Export",
     "Extent",
+    "FileRange",
     "Pool",
     "RangeError",
     "default_pool",

@@ -27,7 +27,7 @@ from nbdtui.errors import NbdError
 from nbdtui.proto.constants import BASE_ALLOCATION, Command
 from nbdtui.proto.events import ExportDetails, ExportsListed, Negotiated
 from nbdtui.proto.handshake import ClientHandshake
-from nbdtui.uri import Endpoint, parse
+from nbdtui.uri import Endpoint, SshTarget, parse
 
 from .connection import DEFAULT_WINDOW
 from .export import Export
@@ -38,8 +38,23 @@ from .transport import Opener, TlsUpgrader
 __all__ = ["list_exports", "open", "probe"]
 
 
-def _endpoint(target: str | Endpoint) -> Endpoint:
-    return target if isinstance(target, Endpoint) else parse(target)
+def _endpoint(target: str | Endpoint, ssh: str | SshTarget | None = None) -> Endpoint:
+    endpoint = target if isinstance(target, Endpoint) else parse(target)
+    if ssh is not None:  # reach it from an SSH host: see nbdtui.ssh_endpoint
+        from nbdtui.ssh_endpoint import tunnel_endpoint
+
+        endpoint = tunnel_endpoint(endpoint, ssh)
+    return endpoint
+
+
+def _ssh_login(endpoint: Endpoint, timeout: float | None, opener: Opener | None):
+    """For nbd+ssh: log in first, so that a password prompt does not count against
+    ``timeout`` (see :func:`nbdtui.ssh.ssh_login`); a no-op for other endpoints."""
+    if endpoint.transport != "ssh" or opener is not None:
+        return contextlib.nullcontext()
+    from nbdtui.ssh import ssh_login
+
+    return ssh_login(endpoint, timeout)
 
 
 class OpenExport:
@@ -55,8 +70,10 @@ class OpenExport:
     async def _open(self) -> Export:
         options = dict(self._options)
         pool: Pool = options.pop("pool", None) or default_pool()  # type: ignore[assignment]
-        endpoint = _endpoint(self._target)
-        group = await pool.acquire(endpoint, **options)  # type: ignore[arg-type]
+        endpoint = _endpoint(self._target, options.pop("ssh", None))  # type: ignore[arg-type]
+        timeout, opener = options.get("connect_timeout"), options.get("opener")
+        async with _ssh_login(endpoint, timeout, opener):  # type: ignore[arg-type]
+            group = await pool.acquire(endpoint, **options)  # type: ignore[arg-type]
         try:
             return Export(group, pool)
         except BaseException:
@@ -84,6 +101,9 @@ def open(
     pool: Pool | None = None,
     opener: Opener | None = None,
     start_tls: TlsUpgrader | None = None,
+    ssh: str | SshTarget | None = None,
+    timeout: float | None = None,
+    reconnect_delay: float = 0.0,
 ) -> OpenExport:
     """Open the export ``target`` names; use as ``async with open(...) as export``.
 
@@ -94,13 +114,26 @@ def open(
     (default: :func:`~nbdtui.client.pool.default_pool`), shared with every other user of
     the same endpoint in the process; the first user's settings apply. ``opener`` and
     ``start_tls`` replace the registered transport and TLS upgrader (see
-    :mod:`nbdtui.client.transport`).
+    :mod:`nbdtui.client.transport`). ``ssh`` (``"[user@]host[:port]"``) reaches an
+    ``nbd://`` or ``nbd+unix://`` target through that SSH host (the socket path is on
+    it; see :func:`nbdtui.ssh_endpoint.tunnel_endpoint`).
+
+    ``timeout`` bounds each request (``None``: no limit): a request without a reply
+    after that many seconds fails with RequestTimeoutError, and its connection is closed
+    and reopened (the other requests in flight on it are sent again). After a lost
+    connection, nbdtui reconnects with backoff for up to ``reconnect_delay`` seconds
+    (0: fail at once), sending again the requests that were in flight; when it gives
+    up, they fail with ConnectionLostError. See :mod:`nbdtui.client.resilience`.
 
     Raises UriError, ConnectError, HandshakeError (ExportNotFoundError,
     TLSRequiredError), ProtocolError or NotSupportedError.
     """
     if window < 1:
         raise ValueError("window must be at least 1")
+    if timeout is not None and timeout <= 0:
+        raise ValueError("timeout must be greater than 0")
+    if reconnect_delay < 0:
+        raise ValueError("reconnect_delay must not be negative")
     return OpenExport(
         target,
         connect_timeout=connect_timeout,
@@ -109,6 +142,9 @@ def open(
         pool=pool,
         opener=opener,
         start_tls=start_tls,
+        ssh=ssh,
+        timeout=timeout,
+        reconnect_delay=reconnect_delay,
     )
 
 
@@ -126,6 +162,7 @@ async def list_exports(
     details: bool = True,
     opener: Opener | None = None,
     start_tls: TlsUpgrader | None = None,
+    ssh: str | SshTarget | None = None,
 ) -> ExportsListed:
     """The exports of the server ``target`` names (its export name is ignored).
 
@@ -135,11 +172,12 @@ async def list_exports(
     opened yet: for an export whose INFO says 0 bytes, nbdtui asks again with NBD_OPT_GO
     on a connection of its own and keeps that answer.
     """
-    endpoint = _endpoint(target)
+    endpoint = _endpoint(target, ssh)
     hs = ClientHandshake(list_exports=True, list_details=details, tls=endpoint.tls)
-    done = await handshake(
-        endpoint, hs, connect_timeout=connect_timeout, opener=opener, start_tls=start_tls
-    )
+    async with _ssh_login(endpoint, connect_timeout, opener):
+        done = await handshake(
+            endpoint, hs, connect_timeout=connect_timeout, opener=opener, start_tls=start_tls
+        )
     await _disconnect(done.transport)  # NBD_OPT_ABORT was already sent
     listed = done.result
     assert isinstance(listed, ExportsListed)
@@ -176,20 +214,22 @@ async def probe(
     connect_timeout: float | None = DEFAULT_CONNECT_TIMEOUT,
     opener: Opener | None = None,
     start_tls: TlsUpgrader | None = None,
+    ssh: str | SshTarget | None = None,
 ) -> Negotiated:
     """Connect to the export, learn everything the handshake tells (metadata contexts
     listed with NBD_OPT_LIST_META_CONTEXT, ``base:allocation`` set), then disconnect
-    cleanly (NBD_CMD_DISC). Used by ``nbdtui info``."""
-    endpoint = _endpoint(target)
+    cleanly (NBD_CMD_DISC). Used by ``nbdtui info``. ``ssh``: as for :func:`open`."""
+    endpoint = _endpoint(target, ssh)
     hs = ClientHandshake(
         export_name=endpoint.export,
         meta_contexts=(BASE_ALLOCATION,),
         list_contexts=True,
         tls=endpoint.tls,
     )
-    done = await handshake(
-        endpoint, hs, connect_timeout=connect_timeout, opener=opener, start_tls=start_tls
-    )
+    async with _ssh_login(endpoint, connect_timeout, opener):
+        done = await handshake(
+            endpoint, hs, connect_timeout=connect_timeout, opener=opener, start_tls=start_tls
+        )
     assert isinstance(done.result, Negotiated)
     from nbdtui.proto.transmission import ClientTransmission
 

@@ -23,7 +23,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 from dataclasses import dataclass
+from typing import BinaryIO
 
 from nbdtui.errors import ConnectionLostError, NbdError, ProtocolError, RequestError
 from nbdtui.proto.constants import BASE_ALLOCATION, Command, Errno
@@ -43,7 +45,15 @@ from .transport import NullReceiver, Opener, StreamProtocol, TlsUpgrader
 from .window import RequestWindow
 
 DEFAULT_WINDOW = 16
-SCRATCH_SIZE = 16 * 1024  # receive buffer for headers and small payload pieces
+# Receiving: replies and payload pieces smaller than ZERO_COPY_MIN are received into a
+# scratch buffer large enough for many replies at once (one recv, one buffer_updated for
+# a whole burst of small replies) and copied to their destination; a payload of at
+# least ZERO_COPY_MIN is received straight into the caller's buffer. While only such
+# large reads are in flight, a header is received alone (HEADER_PEEK bytes: a structured
+# chunk header and its data offset) so that the payload behind it is not copied.
+SCRATCH_SIZE = 256 * 1024
+ZERO_COPY_MIN = 64 * 1024
+HEADER_PEEK = 28
 DISCARD_SIZE = 1 << 20  # payload of abandoned reads lands here
 SMALL_WRITE = 64 * 1024  # below this, header and payload go out as one joined write
 CLOSE_TIMEOUT = 5.0
@@ -59,6 +69,7 @@ COMMAND_WORDS = {
 }
 
 _ZEROES = memoryview(bytes(1 << 20))
+_READ, _BLOCK_STATUS = int(Command.READ), int(Command.BLOCK_STATUS)
 
 
 @dataclass(frozen=True)
@@ -77,12 +88,53 @@ class ConnectionStats:
     error: str | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class FileRange:
+    """A WRITE payload that is ``length`` bytes of a regular file, at ``offset`` in it.
+
+    ``file`` is open in binary mode (only its descriptor is used: its position does not
+    matter and is not changed). Over a plain socket the bytes go from the file to the
+    socket with the kernel's sendfile, never through a Python buffer; over other
+    transports (TLS, SSH) they are read and written. The file must not shrink before
+    the write is acknowledged. Slicing gives the corresponding sub-range, so a
+    FileRange can stand for a buffer wherever payloads are split into requests.
+    """
+
+    file: BinaryIO
+    offset: int
+    length: int
+
+    def __len__(self) -> int:
+        return self.length
+
+    def __getitem__(self, key: slice) -> FileRange:
+        start, stop, step = key.indices(self.length)
+        if step != 1:
+            raise ValueError("a FileRange slice must be contiguous")
+        return FileRange(self.file, self.offset + start, max(stop - start, 0))
+
+    def read(self) -> bytes:
+        """The bytes (read now)."""
+        data = os.pread(self.file.fileno(), self.length, self.offset)
+        if len(data) != self.length:
+            raise _short_file(self, len(data))
+        return data
+
+
+def _short_file(payload: FileRange, got: int) -> NbdError:
+    name = getattr(payload.file, "name", "the input file")
+    return NbdError(
+        f"{name} ended at {payload.offset + got} bytes while {payload.length} bytes at "
+        f"offset {payload.offset} were being written from it (did it shrink?)"
+    )
+
+
 class PendingRequest:
     """A request on the wire. ``future`` resolves with its result: ``None``, or for
     NBD_CMD_BLOCK_STATUS the list of :class:`~nbdtui.proto.transmission.BlockStatus`
     chunks received."""
 
-    __slots__ = ("command", "cookie", "dest", "future", "offset", "statuses")
+    __slots__ = ("command", "cookie", "dest", "future", "offset", "small", "statuses")
 
     def __init__(
         self,
@@ -97,7 +149,9 @@ class PendingRequest:
         self.offset = offset
         self.dest = dest
         self.future = future
-        self.statuses: list[BlockStatus] | None = [] if command == Command.BLOCK_STATUS else None
+        self.statuses: list[BlockStatus] | None = [] if command == _BLOCK_STATUS else None
+        # its reply is small (everything but a large read): see ZERO_COPY_MIN
+        self.small = command != _READ or dest is None or len(dest) < ZERO_COPY_MIN
 
     def abandon(self) -> None:
         """The caller stops waiting: never touch its buffer again, drop the result."""
@@ -127,7 +181,10 @@ class Connection:
         self._pending: dict[int, PendingRequest] = {}
         self._idle: asyncio.Event = asyncio.Event()
         self._idle.set()
+        self._loop = asyncio.get_running_loop()
         self._scratch = memoryview(bytearray(SCRATCH_SIZE))
+        self._peek = self._scratch[:HEADER_PEEK]
+        self._small = 0  # requests in flight whose reply is small (PendingRequest.small)
         self._discard: memoryview | None = None
         self._payload_target = False
         self._error: NbdError | None = None
@@ -136,6 +193,7 @@ class Connection:
         self._disc_sent = False
         self._close_task: asyncio.Task[None] | None = None
         self._outbox: list[bytes] = []
+        self._file_send: asyncio.Task[None] | None = None  # a FileRange payload going out
         self._flush_scheduled = False
         self.requests = 0
         self.peak_in_flight = 0
@@ -202,8 +260,17 @@ class Connection:
 
     @property
     def load(self) -> int:
-        """Window slots in use plus tasks waiting for one (for least-loaded choice)."""
-        return self._window.used + self._window.waiting
+        """Window slots in use plus tasks waiting for one (for least-loaded choice).
+
+        A connection busy sending (writing paused: the server is not taking the bytes
+        as fast as they come; or a FileRange payload going out) counts as full, so that
+        large writes spread over other connections and more are opened while it stays so.
+        """
+        window = self._window
+        load = window.used + window.waiting
+        if (self._file_send is not None or self.protocol.writing_paused) and load < window.size:
+            return window.size
+        return load
 
     @property
     def window(self) -> int:
@@ -246,32 +313,51 @@ class Connection:
         length: int = 0,
         flags: int = 0,
         *,
-        payload: bytes | bytearray | memoryview | None = None,
+        payload: bytes | bytearray | memoryview | FileRange | None = None,
         dest: memoryview | None = None,
     ) -> PendingRequest:
         """Wait for a window slot, send the request, and return it without waiting for
-        the reply (await ``.future``). ``payload`` is WRITE data; ``dest`` (``length``
-        bytes, format ``B``) receives READ data. If this coroutine is cancelled after
-        the request was sent, the request is abandoned (its reply is still consumed)."""
+        the reply (await ``.future``). ``payload`` is WRITE data (a :class:`FileRange`
+        is sent from its file); ``dest`` (``length`` bytes, format ``B``) receives READ
+        data. If this coroutine is cancelled after the request was sent, the request is
+        abandoned (its reply is still consumed)."""
         self._check_usable()
+        if type(payload) is FileRange and payload.length <= SMALL_WRITE:
+            payload = payload.read()  # sent like any small payload
         window = self._window
-        if window.used < window.size and not window.waiting:
-            window.used += 1  # fast path of window.acquire()
-        else:
+        if not window.try_acquire():
             await window.acquire()
+            try:
+                self._check_usable()
+            except BaseException:
+                window.release()
+                raise
+        if payload is not None and len(payload) > SMALL_WRITE:
+            # Nothing may come between the header and the payload of a FileRange
+            # going out: wait before anything of this request is registered or sent.
+            while self._file_send is not None:
+                try:
+                    await asyncio.wait([self._file_send])
+                    self._check_usable()
+                except BaseException:
+                    window.release()
+                    raise
         try:
-            self._check_usable()
             cookie, header = self.machine.request(command, offset, length, flags)
         except BaseException:
-            self._window.release()
+            window.release()
             raise
-        future = asyncio.get_running_loop().create_future()
+        future = self._loop.create_future()
         pending = PendingRequest(cookie, command, offset, dest, future)
-        self._pending[cookie] = pending
-        self._idle.clear()
+        pending_map = self._pending
+        if not pending_map:
+            self._idle.clear()
+        pending_map[cookie] = pending
+        if pending.small:
+            self._small += 1
         self.requests += 1
-        if len(self._pending) > self.peak_in_flight:
-            self.peak_in_flight = len(self._pending)
+        if len(pending_map) > self.peak_in_flight:
+            self.peak_in_flight = len(pending_map)
         if payload is None:
             self._queue(header)
         elif len(payload) <= SMALL_WRITE:
@@ -281,8 +367,17 @@ class Connection:
             # Large payloads go out as they are, never joined into a copy.
             self._flush()
             self.transport.write(header)
-            self.transport.write(payload)
             self.bytes_written += len(payload)
+            if type(payload) is FileRange:
+                sending = self._file_send = self._loop.create_task(self._send_file(payload))
+                try:
+                    # Not cancelled with the caller: the stream needs the whole payload.
+                    await asyncio.wait([sending])
+                except BaseException:
+                    pending.abandon()
+                    raise
+                return pending
+            self.transport.write(payload)
         if self.protocol.writing_paused:
             try:
                 await self.protocol.drain()
@@ -299,11 +394,51 @@ class Connection:
         self._outbox.append(data)
         if not self._flush_scheduled:
             self._flush_scheduled = True
-            asyncio.get_running_loop().call_soon(self._flush)
+            self._loop.call_soon(self._flush)
+
+    async def _send_file(self, payload: FileRange) -> None:
+        """Send the payload of the WRITE whose header was just written. Meanwhile
+        nothing else is written: other large payloads wait, small requests are queued
+        and go out after it.
+
+        asyncio's sendfile stops reading the socket while it sends. Replies carrying
+        data (READ, BLOCK_STATUS) could then fill the server's socket, and a server that
+        stops reading requests while its replies are stuck would never take the rest
+        of the payload: with such requests in flight the bytes are read and written.
+        """
+        try:
+            sent: int | None = None
+            if not any(p.command in (_READ, _BLOCK_STATUS) for p in self._pending.values()):
+                try:
+                    sent = await self._loop.sendfile(
+                        self.transport, payload.file, payload.offset, payload.length, fallback=False
+                    )
+                except RuntimeError:
+                    # No sendfile on this transport (TLS, SSH...): nothing was sent.
+                    if self.transport.is_closing():
+                        return  # the connection is going: connection_lost fails the requests
+            if sent is None:
+                data = payload.read()
+                self.transport.write(data)
+                sent = len(data)
+            if sent != payload.length:
+                raise _short_file(payload, sent)
+        except NbdError as exc:
+            self._fail(exc)
+        except OSError as exc:
+            self._fail(
+                ConnectionLostError(
+                    f"connection to {self.endpoint.display} lost while sending a write ({exc})"
+                )
+            )
+        finally:
+            self._file_send = None
+            if self._error is None:
+                self._flush()  # what was queued meanwhile
 
     def _flush(self) -> None:
         self._flush_scheduled = False
-        if not self._outbox:
+        if not self._outbox or self._file_send is not None:
             return
         data = self._outbox[0] if len(self._outbox) == 1 else b"".join(self._outbox)
         self._outbox.clear()
@@ -331,9 +466,15 @@ class Connection:
     # ---- receiving (the StreamProtocol's receiver) ----------------------------------
 
     def get_buffer(self, sizehint: int) -> memoryview:
+        """A large READ payload is received in place, everything else into the scratch
+        buffer (see ZERO_COPY_MIN)."""
+        self._payload_target = False
         if self._error is None:
             target = self.machine.read_target()
-            if target is not None:
+            if target is None:
+                if not self._small and self._pending:
+                    return self._peek  # only large reads in flight: just the next header
+            elif target.length >= ZERO_COPY_MIN:
                 self._payload_target = True
                 pending = self._pending[target.cookie]
                 dest = pending.dest
@@ -343,7 +484,6 @@ class Connection:
                 if self._discard is None:
                     self._discard = memoryview(bytearray(DISCARD_SIZE))
                 return self._discard[: min(target.length, DISCARD_SIZE)]
-        self._payload_target = False
         return self._scratch
 
     def buffer_updated(self, nbytes: int) -> None:
@@ -353,12 +493,21 @@ class Connection:
             if self._payload_target:
                 events = self.machine.payload_received(nbytes)
             else:
-                events = self.machine.receive_data(self._scratch[:nbytes])
+                # Data events are views of the scratch buffer, copied out by _dispatch.
+                events = self.machine.receive_data(self._scratch[:nbytes], copy=False)
         except ProtocolError as exc:
             self._dispatch(getattr(exc, "events", ()))
             self._fail(_located(exc, self.endpoint))
             return
+        in_flight = len(self._pending)
         self._dispatch(events)
+        if len(self._pending) < in_flight and not self._flush_scheduled:
+            # Requests completed: the tasks waiting for them run in the next loop
+            # iteration and often send more at once. A flush scheduled now runs right
+            # after them in that iteration; scheduled by their first request, it would
+            # only run in the iteration after (one more poll per round trip).
+            self._flush_scheduled = True
+            self._loop.call_soon(self._flush)
 
     def _feed(self, data: bytes) -> None:
         try:
@@ -395,28 +544,31 @@ class Connection:
     def _complete(self, done: RequestDone) -> None:
         pending = self._pending.pop(done.cookie)
         pending.dest = None
+        if pending.small:
+            self._small -= 1
         self._window.release()
         if not self._pending:
             self._idle.set()
-        if done.error:
-            self.errors += 1
+        error = done.error
         future = pending.future
-        if not future.done():
-            if done.error:
-                future.set_exception(
-                    RequestError(
-                        done.error,
-                        done.message,
-                        offset=done.offset,
-                        command=COMMAND_WORDS.get(Command(pending.command), "request"),
-                    )
-                )
-            else:
+        if not error:
+            if not future.done():
                 future.set_result(pending.statuses)
-        if done.error == Errno.ESHUTDOWN and not self._closing:
+            return
+        self.errors += 1
+        if not future.done():
+            future.set_exception(
+                RequestError(
+                    error,
+                    done.message,
+                    offset=done.offset,
+                    command=COMMAND_WORDS.get(Command(pending.command), "request"),
+                )
+            )
+        if error == Errno.ESHUTDOWN and not self._closing:
             # The server is shutting down: the spec asks for a soft disconnect.
             self._closing = True
-            self._close_task = asyncio.get_running_loop().create_task(self.close())
+            self._close_task = self._loop.create_task(self.close())
 
     def eof_received(self) -> None:
         self._lost(None)
@@ -445,6 +597,11 @@ class Connection:
 
     # ---- failure and close ----------------------------------------------------------
 
+    def abort(self, exc: NbdError) -> None:
+        """End the connection now (a request timed out, the user cancelled it): every
+        waiter fails with ``exc``, and no cookie of this stream is ever reused."""
+        self._fail(exc)
+
     def _fail(self, exc: NbdError) -> None:
         """End the connection: every waiter fails with ``exc``; later requests too."""
         if self._error is not None:
@@ -452,6 +609,7 @@ class Connection:
         self._error = exc
         self._closed = True
         pending, self._pending = list(self._pending.values()), {}
+        self._small = 0
         self._idle.set()
         for p in pending:
             p.dest = None
@@ -461,6 +619,8 @@ class Connection:
                 p.future.add_done_callback(_consume_exception)
         self._window.fail(exc)
         self.protocol.receiver = NullReceiver()
+        if self._file_send is not None:
+            self._file_send.cancel()  # its sendfile would wait for the closed socket forever
         if not self.transport.is_closing():
             self.transport.abort()
 

@@ -15,7 +15,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -30,8 +29,9 @@ from nbdtui.proto.constants import (
 from nbdtui.proto.events import ExportInfo, Negotiated
 from nbdtui.uri import Endpoint
 
-from .connection import ConnectionStats, PendingRequest
+from .connection import ConnectionStats, FileRange
 from .pool import ExportGroup, Pool
+from .resilience import perform, perform_all
 
 # Requests of large transfers: 1 MiB measured fastest (bench: 1 GiB pattern read, 4
 # connections); a transfer is split into at least SPREAD requests (down to
@@ -168,38 +168,25 @@ class Export:
 
     async def _run(self, jobs: Iterator[tuple]) -> None:
         """Send ``(command, offset, length, flags, payload, dest)`` jobs, keeping as many
-        in flight as the connections allow; raise the first error once all are done."""
-        pending: list[PendingRequest] = []
-        failed: list[BaseException] = []
+        in flight as the connections allow; raise the first error once all are done.
+        Requests a lost connection took with it are sent again when the export
+        reconnects (see :mod:`nbdtui.client.resilience`)."""
+        await perform_all(self._group, jobs)
 
-        def note(future: asyncio.Future) -> None:
-            if not future.cancelled() and future.exception() is not None:
-                failed.append(future.exception())  # type: ignore[arg-type]
-
-        try:
-            for command, offset, length, flags, payload, dest in jobs:
-                if failed:
-                    break
-                conn = self._group.pick()
-                p = await conn.submit(command, offset, length, flags, payload=payload, dest=dest)
-                p.future.add_done_callback(note)
-                pending.append(p)
-            if pending:
-                await asyncio.wait([p.future for p in pending])
-        except BaseException:
-            for p in pending:
-                p.abandon()
-            raise
-        for p in pending:
-            if p.future.cancelled():  # pragma: no cover - only abandon() cancels
-                raise asyncio.CancelledError
-            exc = p.future.exception()
-            if exc is not None:
-                raise exc
-
-    async def _one(self, command: int, offset: int = 0, length: int = 0, flags: int = 0, **kw):
-        conn = self._group.pick()
-        return await conn.request(command, offset, length, flags, **kw)
+    async def _one(
+        self,
+        command: int,
+        offset: int = 0,
+        length: int = 0,
+        flags: int = 0,
+        *,
+        payload: bytes | bytearray | memoryview | None = None,
+        dest: memoryview | None = None,
+    ):
+        result, _ = await perform(
+            self._group, command, offset, length, flags, payload=payload, dest=dest
+        )
+        return result
 
     # ---- reads --------------------------------------------------------------------
 
@@ -244,12 +231,19 @@ class Export:
     # ---- writes -------------------------------------------------------------------
 
     async def write(
-        self, offset: int, data: bytes | bytearray | memoryview, *, fua: bool = False
+        self, offset: int, data: bytes | bytearray | memoryview | FileRange, *, fua: bool = False
     ) -> None:
         """Write ``data`` at ``offset``; with ``fua`` the server persists it before
-        answering. Returns once the server acknowledged every byte."""
+        answering. Returns once the server acknowledged every byte.
+
+        ``data`` may be a :class:`~nbdtui.client.connection.FileRange`: bytes of a file,
+        sent from the file without passing through Python where the transport allows.
+        """
         self._check_write("write", fua=fua)
-        view = _as_bytes_view(data, writable=False)
+        if isinstance(data, FileRange):  # split like a buffer (read for read-modify-write)
+            view = data if self.block_minimum == 1 else memoryview(data.read())
+        else:
+            view = _as_bytes_view(data, writable=False)
         self._check_range(offset, len(view))
         if not view:
             return
@@ -326,10 +320,11 @@ class Export:
         self._check_open()
         if not self.info.can_flush:
             raise NotSupportedError("cannot flush: the server does not support flush")
-        if self.info.can_multi_conn or len(self._group.connections) == 1:
-            await self._one(Command.FLUSH)
-        else:  # pragma: no cover - the pool opens one connection without multi-conn
-            await asyncio.gather(*(c.request(Command.FLUSH) for c in self._group.connections))
+        # Without multi-conn the pool opens one connection: its flush covers everything.
+        group = self._group
+        covered = group.flush_started()
+        await self._one(Command.FLUSH)
+        group.flush_done(covered)  # raises if acknowledged writes went with a lost connection
 
     async def trim(self, offset: int, length: int, *, fua: bool = False) -> None:
         """Tell the server the range is no longer needed (it may read back as anything).
@@ -432,9 +427,10 @@ class Export:
         pos, end = offset, offset + length
         step = self._aligned_down(NO_PAYLOAD_MAX)
         while pos < end:
-            conn = self._group.pick()
-            context = conn.context_id(BASE_ALLOCATION)
-            statuses = await conn.request(Command.BLOCK_STATUS, pos, min(end - pos, step))
+            statuses, conn = await perform(
+                self._group, Command.BLOCK_STATUS, pos, min(end - pos, step)
+            )
+            context = conn.context_id(BASE_ALLOCATION)  # may differ after a reconnect
             mine = [s for s in statuses or () if s.context_id == context]
             if not mine:
                 raise ProtocolError(
@@ -461,8 +457,42 @@ class Export:
         return _NoLock()
 
     def connection_stats(self) -> list[ConnectionStats]:
-        """A snapshot of each connection to this export (shared with other users)."""
+        """A snapshot of each connection to this export (shared with other users):
+        :class:`~nbdtui.client.pool.PooledConnectionStats`, with the age of the oldest
+        request in flight and a ``"reconnecting"`` row while a connection is reopened."""
         return self._group.stats()
+
+    @property
+    def timeout(self) -> float | None:
+        """Seconds a request may wait for its reply (``None``: no limit); see
+        :func:`nbdtui.open`. Shared with every user of the same connections."""
+        return self._group.timeout
+
+    @timeout.setter
+    def timeout(self, value: float | None) -> None:
+        self._group.timeout = value
+
+    @property
+    def reconnect_delay(self) -> float:
+        """Seconds to keep reconnecting after a lost connection (0: fail at once)."""
+        return self._group.reconnect_delay
+
+    @reconnect_delay.setter
+    def reconnect_delay(self, value: float) -> None:
+        if value < 0:
+            raise ValueError("reconnect_delay must not be negative")
+        self._group.reconnect_delay = value
+
+    @property
+    def reconnecting(self) -> bool:
+        """A lost connection is being reopened (requests wait for it)."""
+        return self._group.reconnecting
+
+    def reconnect(self) -> None:
+        """Try to reconnect now, also after nbdtui gave up (a "retry" key); requests
+        sent meanwhile wait for it. Nothing happens while a connection is usable."""
+        self._check_open()
+        self._group.revive()
 
     @property
     def closed(self) -> bool:

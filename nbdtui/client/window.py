@@ -37,6 +37,14 @@ class RequestWindow:
     def waiting(self) -> int:
         return len(self._waiters)
 
+    def try_acquire(self) -> bool:
+        """Take a free slot without waiting; False when the window is full (or tasks
+        already wait for a slot: they come first)."""
+        if self.used < self._size and not self._waiters:
+            self.used += 1
+            return True
+        return False
+
     async def acquire(self) -> None:
         """Take a slot, waiting in FIFO order when the window is full."""
         if self.used < self._size and not self._waiters:
@@ -56,7 +64,7 @@ class RequestWindow:
 
     def release(self) -> None:
         """Give a slot back (to the first waiter, if any)."""
-        if not self._grant_one():
+        if not (self._waiters and self._grant_one()):
             self.used -= 1
 
     def _grant_one(self) -> bool:

@@ -30,6 +30,7 @@ from nbdtui.tui.connect import ConnectScreen
 from nbdtui.tui.export import ExportScreen
 from nbdtui.tui.help import HelpScreen
 from nbdtui.tui.pool import PoolScreen
+from nbdtui.tui.prompts import PromptHooks, for_the_tui
 from nbdtui.tui.server import ServerScreen, shown_name
 from nbdtui.tui.widgets.confirm import ConfirmScreen
 from nbdtui.tui.widgets.placeholder import PlaceholderEditor
@@ -71,7 +72,7 @@ def pending_edits_of(screen: Screen) -> int:
 
 def _message(exc: BaseException) -> str:
     if isinstance(exc, NbdError):
-        return str(exc)
+        return for_the_tui(str(exc))
     if isinstance(exc, OSError):
         return exc.strerror or str(exc)
     return f"unexpected error: {exc!r}"
@@ -101,9 +102,13 @@ class NbdtuiApp(App[int]):
         connect_timeout: float = 10.0,
         window: int = 16,
         journal: Any = None,
+        ssh: str | None = None,
     ) -> None:
         super().__init__()
         self.start_uri = uri
+        self.start_ssh = ssh  # "[user@]host[:port]" to reach start_uri through (--ssh)
+        self._prompts: PromptHooks | None = None
+        self._ssh_logins: dict[tuple[object, ...], contextlib.AsyncExitStack] = {}
         self.demo_uris = dict(demo_uris or {})
         self.connect_timeout = connect_timeout
         self.window = window
@@ -155,7 +160,10 @@ class NbdtuiApp(App[int]):
 
     def _make_connect_screen(self) -> ConnectScreen:
         return ConnectScreen(
-            uri=self.start_uri, recent=self.recent_uris(), demo_uris=self.demo_uris
+            uri=self.start_uri,
+            recent=self.recent_uris(),
+            demo_uris=self.demo_uris,
+            via=self.start_ssh,
         )
 
     @property
@@ -163,11 +171,18 @@ class NbdtuiApp(App[int]):
         return self.get_screen_stack(MAIN)[0]  # type: ignore[return-value]
 
     def on_mount(self) -> None:
+        # SSH passwords, passphrases and unknown host keys are asked in modals.
+        self._prompts = PromptHooks(self).install()
         if self.start_uri:
-            self.open_target(self.start_uri)
+            self.open_target(self.start_uri, self.start_ssh)
 
     async def on_unmount(self) -> None:
+        if self._prompts is not None:
+            self._prompts.restore()
         await self.close_all()
+        for login in self._ssh_logins.values():
+            with contextlib.suppress(Exception):
+                await login.aclose()
         if self._demo is not None:
             await asyncio.to_thread(self._demo.stop)
         for store in (self._history, self.journal):
@@ -183,7 +198,7 @@ class NbdtuiApp(App[int]):
     # ---- connecting
 
     def on_connect_screen_open_requested(self, event: ConnectScreen.OpenRequested) -> None:
-        self.open_target(event.uri)
+        self.open_target(event.uri, event.via)
 
     def on_connect_screen_forget_requested(self, event: ConnectScreen.ForgetRequested) -> None:
         if self.history:
@@ -201,15 +216,24 @@ class NbdtuiApp(App[int]):
         self.open_demo()
 
     @work(group="connect", exclusive=True, exit_on_error=False)
-    async def open_target(self, text: str) -> None:
-        """Open what ``text`` names: the editor on an export, or the server's exports."""
+    async def open_target(self, text: str, via: str | None = None) -> None:
+        """Open what ``text`` names: the editor on an export, or the server's exports.
+
+        ``via`` (``[user@]host[:port]``) reaches it through that SSH host; the
+        ``nbd+ssh://`` URI that does so is what is remembered."""
         try:
             endpoint = parse(text)
+            if via:
+                from nbdtui.ssh_endpoint import tunnel_endpoint
+
+                endpoint = tunnel_endpoint(endpoint, via)
+                text = endpoint.uri
         except UriError as exc:
             self._fail(str(exc), title="Invalid endpoint")
             return
         self.connect_screen.show_status(f"Connecting to {endpoint.display} …")
         try:
+            await self._hold_ssh_login(endpoint)
             if not endpoint.export:
                 listed = await self._list_or_none(endpoint)
                 if listed is not None and len(listed.exports) > 1:
@@ -221,11 +245,27 @@ class NbdtuiApp(App[int]):
                     endpoint = endpoint.with_export(listed.exports[0].name)
             session = await self.open_session(endpoint)
             self._remember(text)
-            self.connect_screen.show_status("")
+            negotiated = session.export.negotiated
+            self.connect_screen.show_opened(shown_name(session.export.name), endpoint, negotiated)
             await self.switch_mode(session.mode)
             await self.open_editor(session, 0)
         except Exception as exc:
             self._fail(_message(exc))
+
+    async def _hold_ssh_login(self, endpoint: Endpoint) -> None:
+        """Log in to the SSH host of an nbd+ssh endpoint and keep that connection until
+        the app exits (like ssh's ControlPersist): listing, opening and reopening exports
+        there then ask for a password or passphrase once, not at every step."""
+        if endpoint.transport != "ssh":
+            return
+        from nbdtui.ssh import ssh_login
+
+        login = contextlib.AsyncExitStack()
+        await login.enter_async_context(ssh_login(endpoint, self.connect_timeout))
+        key = (endpoint.user, endpoint.host, endpoint.port)
+        old, self._ssh_logins[key] = self._ssh_logins.get(key), login
+        if old is not None:  # the same connection when it still works, else a dead one
+            await old.aclose()
 
     async def _list_or_none(self, endpoint: Endpoint):
         """The server's exports, or None when it will not list them (open the default)."""

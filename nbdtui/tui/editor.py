@@ -238,7 +238,9 @@ class EditorScreen(Screen[None]):
         if self._busy:
             parts.append(self._busy)
         status = self.query_one("#editor-status", Static)
-        status.update(" │ ".join(parts))
+        # One line (height: 1, full width): new text never moves anything, so repaint
+        # the line alone rather than lay the whole screen out again on every key.
+        status.update(" │ ".join(parts), layout=False)
         status.set_class(self.writable, "write")
 
     def _refresh_inspector(self) -> None:

@@ -14,7 +14,7 @@ from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import Footer, Static
 
-from nbdtui.describe import block_sizes, flag_words, protocol_line
+from nbdtui.describe import block_sizes, flag_words, protocol_line, tls_state
 from nbdtui.errors import NbdError
 from nbdtui.proto.events import ExportInfo
 from nbdtui.sizes import format_size
@@ -129,9 +129,16 @@ class ExportScreen(Screen[None]):
         width = max(len(label) for label, _ in rows)
         uri = self.session.endpoint.uri
         head = f"[dim]{'URI':<{width}}[/]  {escape_markup(uri)}"
-        return "\n".join(
-            [head] + [f"[dim]{label:<{width}}[/]  {escape_markup(value)}" for label, value in rows]
-        )
+        negotiated = self.export.negotiated
+        state = tls_state(negotiated.tls, negotiated.tls_verified)
+        style = "b $success" if negotiated.tls_verified else "b reverse $warning"
+        lines = [head]
+        for label, value in rows:
+            shown = escape_markup(value)
+            if label == "Protocol" and negotiated.tls:  # unverified TLS stands out
+                shown = shown.replace(state, f"[{style}]{state}[/]", 1)
+            lines.append(f"[dim]{label:<{width}}[/]  {shown}")
+        return "\n".join(lines)
 
     def on_mount(self) -> None:
         self.load_map()

@@ -25,6 +25,7 @@ from typing import ClassVar
 from rich.segment import Segment
 from rich.style import Style
 from textual import events
+from textual.geometry import Region
 from textual.message import Message
 from textual.strip import Strip
 from textual.widget import Widget
@@ -37,6 +38,21 @@ from nbdtui.errors import NbdError
 Reader = Callable[[int, int], Awaitable[bytes]]
 _TEXT = [chr(b) if 0x20 <= b < 0x7F else "." for b in range(256)]
 HEX_PANE, TEXT_PANE = "hex", "text"
+_TEXT_BYTES = bytes(b if 0x20 <= b < 0x7F else 0x2E for b in range(256))  # _TEXT, as bytes
+_PLAIN = Style()  # an unstyled byte (a new Style() each, before: equal to this one)
+_SEP, _GAP = Segment(" "), Segment("  ")  # between hex cells; after the 8th / the offset
+
+
+class _FrameStyles:
+    """The styles one repaint of a :class:`HexView` draws with."""
+
+    __slots__ = ("bar", "base", "hex_cells", "styles")
+
+    def __init__(self, base: Style, styles: dict[str, Style]) -> None:
+        self.base, self.styles = base, styles
+        self.bar = Segment("│", styles["placeholder"])
+        zero = styles["zero"]
+        self.hex_cells = [Segment(f"{b:02x}", zero if b == 0 else _PLAIN) for b in range(256)]
 
 
 class HexView(Widget, can_focus=True):
@@ -107,6 +123,7 @@ class HexView(Widget, can_focus=True):
         self._fetch_token: object | None = None
         self.fetch_error: str | None = None
         self._failed: set[int] = set()
+        self._frame: _FrameStyles | None = None  # the styles of the repaint under way
 
     # ---- geometry -----------------------------------------------------------------
 
@@ -307,54 +324,140 @@ class HexView(Widget, can_focus=True):
                 self.in_flight = set()
                 self._fetch_token = None
                 self.post_message(self.Loaded())
-            self.refresh()
+            # No refresh here: every block stored above was repainted already, and
+            # nothing else drawn depends on what changed (in_flight, fetch_error).
 
     # ---- drawing ------------------------------------------------------------------
+
+    _STYLE_NAMES = (
+        "offset",
+        "header",
+        "zero",
+        "pending",
+        "cursor",
+        "cursor-other",
+        "selection",
+        "placeholder",
+        "bad",
+        "track",
+        "thumb",
+    )
 
     def _style(self, name: str) -> Style:
         return self.get_component_rich_style(f"hexview--{name}")
 
+    def _styles(self) -> _FrameStyles:
+        """The styles of one repaint: those of the frame being drawn, else fresh ones."""
+        frame = self._frame
+        if frame is None:
+            frame = _FrameStyles(self.rich_style, {n: self._style(n) for n in self._STYLE_NAMES})
+        return frame
+
+    def render_lines(self, crop: Region) -> list[Strip]:
+        # Look the styles up once for all the rows of this repaint (they only change
+        # with CSS, a theme or a pseudo-class, and Textual repaints after any of them).
+        self._frame = None
+        self._frame = self._styles()
+        try:
+            return super().render_lines(crop)
+        finally:
+            self._frame = None
+
     def render_line(self, y: int) -> Strip:
+        frame = self._styles()
         width = self.size.width
         lay = self.layout_rows
         row = lay.row(self.top + y)
-        base = self.rich_style
-        if row is None:
+        base = frame.base
+        tail = [Segment(" ", base), self._track(y, frame)]
+        if row is not None and not row.is_header:
+            segments = self._data(row.offset, row.length, frame)
+            # A data row is exactly this wide (every character takes one cell), so when
+            # the widget has its natural width there is nothing to crop or pad.
+            if lay.offset_digits + 69 == width - 2 and row.length == lay.bytes_per_line:
+                return Strip(segments + tail, width)
+        elif row is None:
             segments = []
-        elif row.is_header:
-            segments = self._header(row.sector, row.offset, width - 2)
         else:
-            segments = self._data(row.offset, row.length)
+            segments = self._header(row.sector, row.offset, width - 2, frame)
         content = Strip(segments).crop_extend(0, max(width - 2, 0), base)
-        return Strip.join([content, Strip([Segment(" ", base), self._track(y)])])
+        return Strip.join([content, Strip(tail)])
 
-    def _track(self, y: int) -> Segment:
+    def _track(self, y: int, frame: _FrameStyles) -> Segment:
         """The position column: a thumb at the window's place in the export."""
         rows, total = self.rows, max(self.layout_rows.total_rows, 1)
         thumb = min(rows - 1, self.top * rows // total)
         if y == thumb:
-            return Segment("█", self._style("thumb"))
-        return Segment("│", self._style("track"))
+            return Segment("█", frame.styles["thumb"])
+        return Segment("│", frame.styles["track"])
 
-    def _header(self, sector: int, offset: int, width: int) -> list[Segment]:
+    def _header(self, sector: int, offset: int, width: int, frame: _FrameStyles) -> list[Segment]:
         label = self.header_label(sector)
         text = f"── sector {sector} ── 0x{offset:x} "
         if label:
             text += f"── {label} "
         text = text.ljust(width, "─")[:width]
-        return [Segment(text, self._style("header"))]
+        return [Segment(text, frame.styles["header"])]
 
-    def _data(self, offset: int, length: int) -> list[Segment]:
+    def _data(self, offset: int, length: int, frame: _FrameStyles) -> list[Segment]:
+        lay = self.layout_rows
+        bpl = lay.bytes_per_line
+        block = self.cache.block_at(offset)
+        if (
+            length == bpl == 16
+            and block is not None
+            and block.bad_at(offset, self.sector_size) is None
+            and not offset <= self.cursor < offset + length
+            and not (self.edits and self.edits.overlaps(offset, length))
+        ):
+            sel = self.selection
+            if sel is None or sel[1] < offset or sel[0] >= offset + length:
+                pos = offset - block.offset
+                data = block.data[pos : pos + length]
+                if len(data) == length:
+                    return self._plain_data(offset, data, frame)
+        return self._any_data(offset, length, block, frame)
+
+    def _plain_data(self, offset: int, data: bytes, frame: _FrameStyles) -> list[Segment]:
+        """A full row of loaded, readable, unedited bytes, without the cursor or the
+        selection: what :meth:`_any_data` draws there, with runs of equally styled
+        text-pane characters in one segment."""
+        digits = self.layout_rows.offset_digits
+        hex_cells = frame.hex_cells
+        segs = [Segment(f"{offset:0{digits}x}", frame.styles["offset"]), _GAP]
+        for value in data[:7]:
+            segs += (hex_cells[value], _SEP)
+        segs += (hex_cells[data[7]], _GAP)
+        for value in data[8:]:
+            segs += (hex_cells[value], _SEP)
+        bar = frame.bar
+        segs.append(bar)
+        text = data.translate(_TEXT_BYTES).decode("ascii")
+        if 0 not in data:
+            segs.append(Segment(text, _PLAIN))
+        elif not data.strip(b"\0"):
+            segs.append(Segment(text, frame.styles["zero"]))
+        else:
+            zero = frame.styles["zero"]
+            start = 0
+            is_zero = data[0] == 0
+            for i in range(1, 16):
+                if (data[i] == 0) != is_zero:
+                    segs.append(Segment(text[start:i], zero if is_zero else _PLAIN))
+                    start, is_zero = i, not is_zero
+            segs.append(Segment(text[start:], zero if is_zero else _PLAIN))
+        segs.append(bar)
+        return segs
+
+    def _any_data(
+        self, offset: int, length: int, block: Block | None, frame: _FrameStyles
+    ) -> list[Segment]:
         lay = self.layout_rows
         digits = lay.offset_digits
-        segs = [Segment(f"{offset:0{digits}x}", self._style("offset")), Segment("  ")]
-        block = self.cache.block_at(offset)
+        styles = frame.styles
+        segs = [Segment(f"{offset:0{digits}x}", styles["offset"]), Segment("  ")]
         sel = self.selection
-        styles = {
-            k: self._style(k)
-            for k in ("zero", "pending", "cursor", "cursor-other", "selection", "placeholder")
-        }
-        bad_style = self._style("bad")
+        bad_style = styles["bad"]
         hex_cells: list[Segment] = []
         text_cells: list[Segment] = []
         for i in range(lay.bytes_per_line):

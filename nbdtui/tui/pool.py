@@ -1,12 +1,16 @@
 """The pool screen: every connection nbdtui holds, refreshed twice a second.
 
-Rates are computed here from the byte counters of two successive refreshes.
+Rates are computed here from the byte counters of two successive refreshes. A
+connection whose oldest request in flight has waited more than a few seconds shows as
+*stalled* (with that age); one being reopened after a loss shows as *reconnecting* (with
+how long it has been trying). ``c`` closes the selected connection and opens a new one:
+the requests in flight on it are sent again (see :mod:`nbdtui.client.resilience`).
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -26,9 +30,13 @@ STATE_STYLES = {
     "ready": "bold green",
     "connecting": "yellow",
     "reconnecting": "bold yellow",
+    "stalled": "bold red",
     "closing": "yellow",
     "closed": "dim",
 }
+# A request waiting longer than this makes its connection show as stalled (the pool
+# reports ``stalled`` itself; this is for stats that only carry ``oldest_age``).
+STALL_SECONDS = 3.0
 
 
 def field(stat: Any, name: str, default: Any = None) -> Any:
@@ -60,7 +68,30 @@ def per_second(value: float) -> str:
     return "—" if value <= 0 else f"{format_size(int(value))}/s"
 
 
+def state_text(stat: Any) -> Text:
+    """The State cell: the state, ``stalled 4.2 s`` for a connection whose oldest
+    request has waited that long, ``reconnecting 3 s`` with how long it has tried."""
+    state = str(field(stat, "state", "?"))
+    age = float(field(stat, "oldest_age", 0.0) or 0.0)
+    stalled = field(stat, "stalled", None)
+    if stalled is None:
+        stalled = age >= STALL_SECONDS
+    if state == "ready" and stalled:
+        return Text(f"stalled {age:.1f} s", style=STATE_STYLES["stalled"])
+    if state == "reconnecting" and age > 0:
+        return Text(f"reconnecting {age:.0f} s", style=STATE_STYLES[state])
+    return Text(state, style=STATE_STYLES.get(state, ""))
+
+
+def default_cancel(conn_id: int) -> bool:
+    """Close and reopen connection ``conn_id`` of any pool of the process."""
+    from nbdtui.client.pool import cancel_connection
+
+    return cancel_connection(conn_id)
+
+
 ConnectionStats = Callable[[], list[tuple[str, Any]]]
+Cancel = Callable[[int], "bool | Awaitable[bool]"]
 
 
 class PoolScreen(Screen[None]):
@@ -72,13 +103,22 @@ class PoolScreen(Screen[None]):
         Binding("escape", "back", "Back"),
         Binding("f2", "back", "Back", show=False),
         Binding("p", "toggle_pause", "Pause"),
+        Binding("c", "cancel_connection", "Cancel"),
     ]
 
-    def __init__(self, stats: ConnectionStats, *, interval: float = REFRESH_SECONDS) -> None:
+    def __init__(
+        self,
+        stats: ConnectionStats,
+        *,
+        interval: float = REFRESH_SECONDS,
+        cancel: Cancel | None = None,
+    ) -> None:
         super().__init__()
         self.stats = stats
         self.interval = interval
+        self.cancel = cancel or default_cancel
         self.samples: dict[str, Sample] = {}
+        self.latest: dict[str, Any] = {}  # key -> stats of the last refresh
         self.paused = False
 
     def compose(self) -> ComposeResult:
@@ -114,6 +154,31 @@ class PoolScreen(Screen[None]):
         self.paused = not self.paused
         self.refresh_stats(force=True)
 
+    async def action_cancel_connection(self) -> None:
+        """Close the selected connection and open a new one (for a stalled one)."""
+        table = self.query_one("#connections", DataTable)
+        if not table.row_count:
+            return
+        key = table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
+        stat = self.latest.get(str(key))
+        conn_id = field(stat, "conn_id", 0) if stat is not None else 0
+        where = field(stat, "endpoint", "?") if stat is not None else "?"
+        if not conn_id:
+            self.notify("This row is not a connection that can be cancelled.", severity="warning")
+            return
+        try:
+            done = self.cancel(int(conn_id))
+            if isinstance(done, Awaitable):
+                done = await done
+        except Exception as exc:  # someone else's code: report, never crash
+            self.notify(f"Cannot cancel the connection: {exc}", severity="error")
+            return
+        if done:
+            self.notify(f"Closing the connection to {where} and opening a new one.")
+        else:
+            self.notify("That connection is gone already.", severity="warning")
+        self.refresh_stats(force=True)
+
     def refresh_stats(self, force: bool = False) -> None:
         if self.paused and not force:
             return
@@ -126,6 +191,7 @@ class PoolScreen(Screen[None]):
         now = time.monotonic()
         seen = set()
         total_read = total_written = 0.0
+        self.latest = {str(key): stat for key, stat in records}
         for key, stat in records:
             seen.add(key)
             row = self._row(key, stat, now)
@@ -146,6 +212,9 @@ class PoolScreen(Screen[None]):
             f"read {per_second(total_read)}   written {per_second(total_written)}"
             f"   [dim]every {self.interval:g} s[/]{paused}"
         )
+        stalled = sum(1 for _, s in records if str(state_text(s)).startswith("stalled"))
+        if stalled:
+            summary += f"   [b $error]{stalled} stalled[/] (c: cancel and reconnect)"
         errors = [(k, field(s, "error")) for k, s in records if field(s, "error")]
         if errors:
             summary += f"\n[$error]last error: {escape_markup(str(errors[-1][1]))}[/]"
@@ -159,7 +228,6 @@ class PoolScreen(Screen[None]):
         sample = Sample(now, read, written)
         read_rate, write_rate = rate(sample, self.samples.get(key))
         self.samples[key] = sample
-        state = str(field(stat, "state", "?"))
         in_flight = field(stat, "in_flight", 0)
         window = field(stat, "window", 0)
         errors = int(field(stat, "errors", 0) or 0)
@@ -167,7 +235,7 @@ class PoolScreen(Screen[None]):
         return [
             str(field(stat, "endpoint", "?")),
             export if export else Text('""', style="dim"),
-            Text(state, style=STATE_STYLES.get(state, "")),
+            state_text(stat),
             Text(f"{in_flight}/{window}", justify="right"),
             Text(per_second(read_rate), justify="right"),
             Text(per_second(write_rate), justify="right"),
