@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 __version__ = "0.1.0"
 
 if TYPE_CHECKING:  # pragma: no cover
-    from nbdtui.client.api import open  # noqa: A004
+    from nbdtui.client.api import open
 
 __all__ = ["__version__", "open"]
 
