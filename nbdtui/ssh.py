@@ -332,8 +332,18 @@ class SshConnections:
             fingerprint=key.get_fingerprint(),
             known_hosts=login.save_to,
         )
-        if not (route.accept_new_host_key or await ask_host_key(unknown)):
-            return False
+        if not route.accept_new_host_key:
+            # Like a password prompt, time spent reading the fingerprint does not count
+            # against the connect timeout.
+            if client.on_prompt is not None:
+                client.on_prompt(True)
+            try:
+                trusted = await ask_host_key(unknown)
+            finally:
+                if client.on_prompt is not None:
+                    client.on_prompt(False)
+            if not trusted:
+                return False
         if login.save_to is None:
             return False  # UserKnownHostsFile none: nowhere to remember it
         try:

@@ -475,6 +475,22 @@ async def test_host_key_prompt_hook_decides(ssh_home, disk):
     assert asked[0].known_hosts == str(ssh_home.known_hosts)
 
 
+async def test_time_spent_on_the_host_key_question_does_not_count(ssh_home, disk):
+    import nbdtui.client as client
+    from nbdtui import ssh_prompts
+
+    ssh_home.known_hosts.write_text("")
+
+    async def slow_reader(key) -> bool:
+        await asyncio.sleep(2.0)  # reading the fingerprint, longer than the timeout
+        return True
+
+    ssh_prompts.set_host_key_prompt(slow_reader)
+    negotiated = await client.probe(ssh_home.nbd_ssh_uri("disk", disk.socket), connect_timeout=1.0)
+    assert negotiated.info.size == 4 * MiB
+    assert "ssh-" in ssh_home.known_hosts.read_text() or "ecdsa" in ssh_home.known_hosts.read_text()
+
+
 def test_missing_remote_socket(sshd, tmp_path):
     server = sshd()
     missing = tmp_path / "nothing-here.sock"
