@@ -14,6 +14,7 @@ import nbdtui
 from nbdtui.client import Pool
 from nbdtui.client.pool import PooledConnectionStats
 from nbdtui.tui.pool import PoolScreen, state_text
+from tests.test_resilience_timeout import ONE_THREAD
 
 
 class Host(App):
@@ -58,7 +59,7 @@ async def _wait(pilot, condition, timeout: float = 10) -> None:
 
 
 async def test_a_stalled_connection_is_shown_and_cancelled(nbdkit):
-    server = nbdkit("pattern", "4M", filters=("delay",), extra_options=("rdelay=4",))
+    server = nbdkit("pattern", "4M", filters=("delay",), extra_options=(*ONE_THREAD, "rdelay=4"))
     pool = Pool()
     async with nbdtui.open(server.uri, pool=pool) as export:
 
