@@ -54,6 +54,11 @@ class Session:
         return f"{shown_name(self.export.name)}  —  {self.endpoint.display}"
 
 
+# An interactive session rides out a dropped connection: it reconnects for this long and
+# sends the unanswered requests again (the pool screen shows "reconnecting").
+RECONNECT_DELAY = 30.0
+
+
 def pending_edits_of(screen: Screen) -> int:
     """How many pending edits ``screen`` reports (0 when it has none or cannot tell)."""
     probe = getattr(screen, "has_pending_edits", None)
@@ -103,6 +108,7 @@ class NbdtuiApp(App[int]):
         window: int = 16,
         journal: Any = None,
         ssh: str | None = None,
+        reconnect_delay: float = RECONNECT_DELAY,
     ) -> None:
         super().__init__()
         self.start_uri = uri
@@ -112,6 +118,7 @@ class NbdtuiApp(App[int]):
         self.demo_uris = dict(demo_uris or {})
         self.connect_timeout = connect_timeout
         self.window = window
+        self.reconnect_delay = reconnect_delay
         self.journal = journal
         self.sessions: dict[str, Session] = {}
         self._history = history
@@ -334,7 +341,12 @@ class NbdtuiApp(App[int]):
         stack = contextlib.AsyncExitStack()
         try:
             export = await stack.enter_async_context(
-                open_export(endpoint, connect_timeout=self.connect_timeout, window=self.window)
+                open_export(
+                    endpoint,
+                    connect_timeout=self.connect_timeout,
+                    window=self.window,
+                    reconnect_delay=self.reconnect_delay,
+                )
             )
         except BaseException:
             await stack.aclose()
@@ -566,7 +578,8 @@ def create_app(
     """The app, configured but not running (tests drive it with ``run_test``).
 
     ``options``: ``history`` (a :class:`nbdtui.history.History`; default: the one in
-    the user's config dir), ``connect_timeout``, ``window``, ``journal``.
+    the user's config dir), ``connect_timeout``, ``window``, ``journal``, ``ssh``,
+    ``reconnect_delay`` (seconds to keep reconnecting after a drop; default 30).
     """
     return NbdtuiApp(uri, demo_uris=demo_uris, **options)
 
