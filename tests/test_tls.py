@@ -30,32 +30,11 @@ from nbdtui.proto.constants import IHAVEOPT, NBDMAGIC, OPTION_REPLY_MAGIC, Optio
 from nbdtui.uri import parse
 from tests.cli_helpers import assert_one_line_error, oracle
 from tests.cli_helpers import nbdtui as run_nbdtui
+from tests.test_cli_report import SHARED_KEYS  # the keys both tools print
 
 ROOT = Path(__file__).resolve().parent.parent
 MiB = 1024 * 1024
 HAVE_PSK = hasattr(ssl.SSLContext, "set_psk_client_callback")
-
-# Keys both `nbdtui info --json` and `nbdinfo --json` print for an export.
-SHARED_KEYS = (
-    "export-name",
-    "description",
-    "uri",
-    "contexts",
-    "is_rotational",
-    "is_read_only",
-    "can_cache",
-    "can_df",
-    "can_fast_zero",
-    "can_flush",
-    "can_fua",
-    "can_multi_conn",
-    "can_trim",
-    "can_zero",
-    "export-size",
-    "block_size_minimum",
-    "block_size_preferred",
-    "block_size_maximum",
-)
 
 
 def with_params(uri: str, **params: str | Path) -> str:

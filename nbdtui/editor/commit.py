@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from nbdtui.editor.edits import EditRange, PendingEdits
@@ -74,13 +74,18 @@ def _hexpos(offset: int) -> str:
     return f"{offset} (0x{offset:x})"
 
 
-async def _journaled_write(
-    export: Any, journal: Journal, ranges: Sequence[JournalRange], note: str
+async def _journaled(
+    export: Any,
+    journal: Journal,
+    ranges: Sequence[JournalRange],
+    note: str,
+    write: Callable[[], Awaitable[None]],
 ) -> int:
+    """Record the old bytes of ``ranges`` (durably), run ``write``, flush where the export
+    can, then mark the entry written; a failure at any step marks it failed."""
     entry = await _record(journal, export, ranges, note)
     try:
-        for r in ranges:
-            await _write_range(export, r.offset, r.new)
+        await write()
         if export.info.can_flush:
             await export.flush()
     except BaseException as error:
@@ -88,6 +93,16 @@ async def _journaled_write(
         raise
     await _mark(journal, entry, "written")
     return entry
+
+
+async def _journaled_write(
+    export: Any, journal: Journal, ranges: Sequence[JournalRange], note: str
+) -> int:
+    async def write() -> None:
+        for r in ranges:
+            await _write_range(export, r.offset, r.new)
+
+    return await _journaled(export, journal, ranges, note, write)
 
 
 async def _fail(journal: Journal, entry: int, error: BaseException) -> None:
@@ -183,16 +198,5 @@ async def zero_range(
         )
     old = await read_range(export, offset, length)
     ranges = [JournalRange(offset, old, bytes(length))]
-    entry = await _record(journal, export, ranges, what)
-    try:
-        if trim:
-            await export.trim(offset, length)
-        else:
-            await export.zero(offset, length)
-        if export.info.can_flush:
-            await export.flush()
-    except BaseException as error:
-        await _fail(journal, entry, error)
-        raise
-    await _mark(journal, entry, "written")
-    return entry
+    action = export.trim if trim else export.zero
+    return await _journaled(export, journal, ranges, what, lambda: action(offset, length))

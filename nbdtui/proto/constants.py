@@ -124,6 +124,14 @@ class Command(enum.IntEnum):
     RESIZE = 8
 
 
+def command_name(command: int) -> str:
+    """``NBD_CMD_READ`` for 0; ``command 99`` for a value the spec does not define."""
+    try:
+        return f"NBD_CMD_{Command(command).name}"
+    except ValueError:
+        return f"command {command}"
+
+
 class ReplyFlag(enum.IntFlag):
     DONE = 1 << 0
 

@@ -20,6 +20,7 @@ from nbdtui.proto.constants import (
     CommandFlag,
     Errno,
     ReplyFlag,
+    command_name,
 )
 from nbdtui.proto.constants import TransmissionFlag as TF
 from nbdtui.proto.events import ExportInfo
@@ -141,13 +142,6 @@ REQUEST_TYPES: dict[int, type[Request]] = {
 }
 
 # ---- validation ------------------------------------------------------------------------
-
-
-def command_name(command: int) -> str:
-    try:
-        return f"NBD_CMD_{Command(command).name}"
-    except ValueError:
-        return f"command {command}"
 
 
 def _flag_names(flags: int) -> str:

@@ -62,6 +62,7 @@ from nbdtui.proto.constants import (
     CommandFlag,
     Errno,
     ReplyFlag,
+    command_name,
 )
 
 __all__ = [
@@ -112,14 +113,6 @@ _ALLOWED_FLAGS = {
     int(Command.WRITE_ZEROES): int(CommandFlag.FUA | CommandFlag.NO_HOLE | CommandFlag.FAST_ZERO),
     _BLOCK_STATUS: _REQ_ONE | _FUA,
 }
-
-
-def command_name(command: int) -> str:
-    """``NBD_CMD_READ`` for 0; ``command 99`` for a value the spec does not define."""
-    try:
-        return f"NBD_CMD_{Command(command).name}"
-    except ValueError:
-        return f"command {command}"
 
 
 def _chunk_name(kind: int) -> str:
