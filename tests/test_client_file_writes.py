@@ -165,3 +165,28 @@ async def test_cancelled_file_write_still_sends_its_whole_payload(nbdkit, tmp_pa
                 assert conn.usable
             await export.write(0, FileRange(f, 0, len(source)))
         assert await export.read(0, len(source)) == source
+
+
+async def test_unaligned_file_range_with_a_minimum_block_size(nbdkit, tmp_path, sendfile_calls):
+    """The partial blocks at the ends are read-modify-written (read from the file), the
+    aligned middle still goes out with sendfile; the server sees aligned requests only."""
+    server = nbdkit(
+        "memory",
+        "4M",
+        unix=True,
+        filters=("blocksize-policy",),
+        extra_options=("blocksize-minimum=4096", "blocksize-error-policy=error"),
+    )
+    base = random.Random(25).randbytes(4 * MiB)
+    oracle("nbdcopy", "-", server.uri, input=base)
+    source = random.Random(26).randbytes(2 * MiB + 333)
+    path = tmp_path / "source.bin"
+    path.write_bytes(bytes(50) + source)
+    shadow = bytearray(base)
+    async with nbdtui.open(server.uri, pool=Pool()) as export:
+        assert export.block_minimum == 4096
+        with open(path, "rb") as f:
+            await export.write(1001, FileRange(f, 50, len(source)))
+        shadow[1001 : 1001 + len(source)] = source
+    assert nbdcopy_out(server.uri) == shadow
+    assert sendfile_calls and sum(sendfile_calls) < len(source)  # all but the ends

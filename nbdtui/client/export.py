@@ -240,10 +240,8 @@ class Export:
         sent from the file without passing through Python where the transport allows.
         """
         self._check_write("write", fua=fua)
-        if isinstance(data, FileRange):  # split like a buffer (read for read-modify-write)
-            view = data if self.block_minimum == 1 else memoryview(data.read())
-        else:
-            view = _as_bytes_view(data, writable=False)
+        # A FileRange is split like a buffer and its pieces are sent from the file.
+        view = data if isinstance(data, FileRange) else _as_bytes_view(data, writable=False)
         self._check_range(offset, len(view))
         if not view:
             return
@@ -306,7 +304,10 @@ class Export:
             if data is None:
                 buf[lo - block : hi - block] = bytes(hi - lo)
             else:
-                buf[lo - block : hi - block] = data[lo - offset : hi - offset]
+                piece = data[lo - offset : hi - offset]
+                buf[lo - block : hi - block] = (
+                    piece.read() if isinstance(piece, FileRange) else piece
+                )
             patched.append((block, buf))
         await self._run(
             (Command.WRITE, block, len(buf), flags, memoryview(buf), None) for block, buf in patched
