@@ -27,11 +27,13 @@ from nbdtui.sizes import parse_size
 MiB = 1024 * 1024
 
 
-async def nbdtui_read(uri: str, opts: argparse.Namespace, request_size: int) -> float:
+async def nbdtui_read(uri: str, opts: argparse.Namespace, request_size: int | None = None) -> float:
+    """Median MiB/s of reading the whole export ``opts.runs`` times through the library."""
     async with nbdtui.open(
         uri, pool=Pool(), connections=opts.connections, window=opts.window
     ) as export:
-        export.request_size = request_size
+        if request_size is not None:
+            export.request_size = request_size
         buffers = [bytearray(opts.piece) for _ in range(opts.pieces)]
         times = []
         for _ in range(opts.runs):

@@ -17,14 +17,14 @@ import argparse
 import asyncio
 import shutil
 import socket
-import statistics
 import subprocess
 import tempfile
 import time
 from pathlib import Path
 
-import nbdtui
-from nbdtui.client import Pool
+from bench_read import nbdcopy_read, nbdtui_read  # the same measurement, over TLS here
+
+from nbdtui.client import probe
 from nbdtui.sizes import parse_size
 
 MiB = 1024 * 1024
@@ -82,37 +82,8 @@ def start_nbdkit(size: int, tls_dir: Path | None) -> tuple[subprocess.Popen, int
     raise SystemExit("bench: nbdkit did not start")
 
 
-async def nbdtui_read(uri: str, opts: argparse.Namespace) -> float:
-    async with nbdtui.open(
-        uri, pool=Pool(), connections=opts.connections, window=opts.window
-    ) as export:
-        assert export.negotiated.tls == uri.startswith("nbds")
-        buffers = [bytearray(opts.piece) for _ in range(opts.pieces)]
-        times = []
-        for _ in range(opts.runs):
-            start = time.perf_counter()
-            pending: list[asyncio.Task] = []
-            for i, pos in enumerate(range(0, export.size, opts.piece)):
-                if len(pending) == opts.pieces:
-                    await pending.pop(0)
-                view = memoryview(buffers[i % opts.pieces])[: min(opts.piece, export.size - pos)]
-                pending.append(asyncio.ensure_future(export.read_into(pos, view)))
-            await asyncio.gather(*pending)
-            times.append(time.perf_counter() - start)
-        return export.size / statistics.median(times) / MiB
-
-
-def nbdcopy_read(uri: str, opts: argparse.Namespace, size: int) -> float:
-    cmd = ["nbdcopy", f"--connections={opts.connections}", f"--requests={opts.window}"]
-    times = []
-    for _ in range(opts.runs):
-        start = time.perf_counter()
-        subprocess.run([*cmd, uri, "null:"], check=True)
-        times.append(time.perf_counter() - start)
-    return size / statistics.median(times) / MiB
-
-
 def measure(uri: str, opts: argparse.Namespace, size: int, label: str) -> float:
+    assert asyncio.run(probe(uri)).tls == uri.startswith("nbds")
     theirs = nbdcopy_read(uri, opts, size)
     ours = asyncio.run(nbdtui_read(uri, opts))
     print(f"{'nbdcopy ' + label:<22} {theirs:8.0f} MiB/s")
