@@ -9,24 +9,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from nbdtui.client.export import Extent
 from nbdtui.errors import NotSupportedError, RequestError
 
 PAGE = 4096
-
-
-@dataclass(frozen=True)
-class FakeExtent:
-    offset: int
-    length: int
-    flags: int
-
-    @property
-    def hole(self) -> bool:
-        return bool(self.flags & 1)
-
-    @property
-    def zero(self) -> bool:
-        return bool(self.flags & 2)
 
 
 @dataclass(frozen=True)
@@ -99,27 +85,27 @@ class MemoryExport:
     async def trim(self, offset: int, length: int) -> None:
         await self.zero(offset, length)
 
-    async def extents(self, offset: int, length: int) -> list[FakeExtent]:
+    async def extents(self, offset: int, length: int) -> list[Extent]:
         if not self.block_status:
             raise NotSupportedError("no block status")
         self._check(offset, length)
-        out: list[FakeExtent] = []
+        out: list[Extent] = []
         pos, end = offset, offset + length
         while pos < end:
             flags = 0 if pos // PAGE in self.pages else 3
             nxt = min(end, (pos // PAGE + 1) * PAGE)
             if out and out[-1].flags == flags:
                 last = out.pop()
-                out.append(FakeExtent(last.offset, nxt - last.offset, flags))
+                out.append(Extent(last.offset, nxt - last.offset, flags))
             else:
-                out.append(FakeExtent(pos, nxt - pos, flags))
+                out.append(Extent(pos, nxt - pos, flags))
             # Jump over long runs of holes without walking every page.
             if flags == 3:
                 later = [p for p in self.pages if p * PAGE >= nxt]
                 stop = min([end, *(p * PAGE for p in later)])
                 if stop > nxt:
                     last = out.pop()
-                    out.append(FakeExtent(last.offset, stop - last.offset, flags))
+                    out.append(Extent(last.offset, stop - last.offset, flags))
                     nxt = stop
             pos = nxt
         return out

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 import pytest
 from textual.widgets import Input, Static
 
+from nbdtui.client.export import Extent
 from nbdtui.history import History
 from nbdtui.proto.constants import TransmissionFlag as TF
 from nbdtui.proto.events import ExportDetails, ExportInfo, ExportsListed, Negotiated
@@ -77,21 +78,6 @@ def nbdinfo_json(uri: str, *args: str) -> dict:
 # ---- deterministic stand-ins for snapshots ------------------------------------------
 
 
-@dataclass(frozen=True)
-class FakeExtent:
-    offset: int
-    length: int
-    flags: int
-
-    @property
-    def hole(self) -> bool:
-        return bool(self.flags & 1)
-
-    @property
-    def zero(self) -> bool:
-        return bool(self.flags & 2)
-
-
 @dataclass
 class FakeStats:
     endpoint: str
@@ -114,7 +100,7 @@ class FakeExport:
     name: str = "disk"
     size: int = 64 * 1024 * 1024
     flags: int = int(FLAGS)
-    extents_list: list[FakeExtent] = field(default_factory=list)
+    extents_list: list[Extent] = field(default_factory=list)
     stats: list[FakeStats] = field(default_factory=list)
     closed: bool = False
 
@@ -132,7 +118,7 @@ class FakeExport:
             available_contexts=("base:allocation",),
         )
 
-    async def extents(self, offset: int, length: int) -> list[FakeExtent]:
+    async def extents(self, offset: int, length: int) -> list[Extent]:
         end = offset + length
         return [e for e in self.extents_list if e.offset < end and e.offset + e.length > offset]
 
@@ -149,11 +135,11 @@ def fake_disk() -> FakeExport:
     mib = 1024 * 1024
     return FakeExport(
         extents_list=[
-            FakeExtent(0, 4 * mib, 0),
-            FakeExtent(4 * mib, 12 * mib, 3),
-            FakeExtent(16 * mib, 8 * mib, 2),
-            FakeExtent(24 * mib, 8 * mib, 0),
-            FakeExtent(32 * mib, 32 * mib, 3),
+            Extent(0, 4 * mib, 0),
+            Extent(4 * mib, 12 * mib, 3),
+            Extent(16 * mib, 8 * mib, 2),
+            Extent(24 * mib, 8 * mib, 0),
+            Extent(32 * mib, 32 * mib, 3),
         ],
         stats=[
             FakeStats(
