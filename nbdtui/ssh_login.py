@@ -234,7 +234,11 @@ class SshClient(asyncssh.SSHClient):
                 asyncssh.read_private_key(filename, answer)
             except (asyncssh.KeyImportError, asyncssh.KeyEncryptionError) as exc:
                 text = str(exc)
-                if "ncorrect passphrase" in text or "Unable to decrypt" in text:
+                if (
+                    "ncorrect passphrase" in text
+                    or "Unable to decrypt" in text
+                    or _wrong_passphrase_looks_corrupt(filename)
+                ):
                     continue
                 self.prompt_problem = f"cannot decrypt key {filename}: {text}"
                 return None
@@ -243,6 +247,18 @@ class SshClient(asyncssh.SSHClient):
             return answer
         self.prompt_problem = f"wrong passphrase for key {filename}"
         return None
+
+
+def _wrong_passphrase_looks_corrupt(filename: str) -> bool:
+    """True for PEM and PKCS#8 keys encrypted with a passphrase: their ciphers carry no
+    check, so a wrong passphrase now and then gets past the padding and then fails to
+    decode ("Invalid PEM private key") instead of saying "Incorrect passphrase"."""
+    try:
+        with open(filename, "rb") as f:
+            head = f.read(4096)
+    except OSError:
+        return False
+    return b"Proc-Type: 4,ENCRYPTED" in head or b"BEGIN ENCRYPTED PRIVATE KEY" in head
 
 
 def _needs_bcrypt(filename: str) -> bool:

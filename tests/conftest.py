@@ -94,6 +94,26 @@ def tls_certs(_tls_master: TlsCerts, tmp_path: Path) -> TlsCerts:
     return _tls_master.copy_to(tmp_path / "tls")
 
 
+@pytest.fixture
+def ssh_home(sshd, monkeypatch) -> SshServer:
+    """An sshd whose client HOME is this process's HOME (asyncssh reads ~/.ssh)."""
+    server = sshd()
+    monkeypatch.setenv("HOME", str(server.home))
+    monkeypatch.delenv("SSH_AUTH_SOCK", raising=False)
+    return server
+
+
+@pytest.fixture
+def reset_ssh_prompts() -> Iterator[None]:
+    """Put nbdtui.ssh_prompts' hooks back to their defaults after the test."""
+    yield
+    from nbdtui import ssh_prompts
+
+    ssh_prompts.set_password_prompt(ssh_prompts.terminal_password_prompt)
+    ssh_prompts.set_host_key_prompt(None)
+    ssh_prompts.set_notice(None)
+
+
 # --------------------------------------------------------------------------- nothing ran?
 
 _executed = 0

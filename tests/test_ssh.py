@@ -50,23 +50,9 @@ def unix_uri(server, export: str | None = None) -> str:
     return server.uri_for(server.export if export is None else export)
 
 
-@pytest.fixture
-def ssh_home(sshd, monkeypatch):
-    """An sshd whose client HOME is this process's HOME (asyncssh reads ~/.ssh)."""
-    server = sshd()
-    monkeypatch.setenv("HOME", str(server.home))
-    monkeypatch.delenv("SSH_AUTH_SOCK", raising=False)
-    return server
-
-
 @pytest.fixture(autouse=True)
-def _reset_prompts():
-    from nbdtui import ssh_prompts
-
-    yield
-    ssh_prompts.set_password_prompt(ssh_prompts.terminal_password_prompt)
-    ssh_prompts.set_host_key_prompt(None)
-    ssh_prompts.set_notice(None)
+def _reset_prompts(reset_ssh_prompts):
+    """Every test here leaves the prompt hooks as it found them."""
 
 
 @pytest.fixture
@@ -659,6 +645,39 @@ def test_ctrl_c_at_the_passphrase_prompt(sshd, disk):
     assert status == 130, output.decode(errors="replace")
     assert b"nbdtui: interrupted" in output and b"Traceback" not in output
     assert attributes[3] & termios.ECHO  # the terminal was restored
+
+
+async def test_a_wrong_passphrase_that_decodes_as_garbage_is_asked_again(ssh_home, disk):
+    """Legacy PEM keys have no passphrase check: now and then a wrong passphrase passes
+    the padding and fails to decode instead. That is still a wrong passphrase."""
+    import asyncssh
+
+    import nbdtui.client as client
+    from nbdtui import ssh_prompts
+
+    key = _use_encrypted_key(ssh_home)
+    for n in range(20000):  # about 1 in 256 wrong passphrases does this
+        try:
+            asyncssh.read_private_key(str(key), f"wrong{n}")
+        except asyncssh.KeyImportError as exc:
+            if "Unable to decrypt" not in str(exc) and "ncorrect passphrase" not in str(exc):
+                garbage = f"wrong{n}"  # decrypted to bytes that do not decode as a key
+                break
+    else:
+        pytest.fail("no wrong passphrase decoded as garbage")
+    answers = iter([garbage, "s3cret"])
+    prompts: list[str] = []
+
+    async def modal(prompt: str, echo: bool) -> str | None:
+        prompts.append(prompt)
+        return next(answers)
+
+    ssh_prompts.set_password_prompt(modal)
+    assert (await client.probe(ssh_home.nbd_ssh_uri("disk", disk.socket))).info.size == 4 * MiB
+    assert prompts == [
+        f"Enter passphrase for key '{key}': ",
+        f"Bad passphrase, try again for key '{key}': ",
+    ]
 
 
 async def test_password_prompt_hook_is_asked_for_the_passphrase(ssh_home, disk):

@@ -28,20 +28,8 @@ SIZE = (140, 44)
 
 
 @pytest.fixture(autouse=True)
-def _reset_prompts():
-    yield
-    ssh_prompts.set_password_prompt(ssh_prompts.terminal_password_prompt)
-    ssh_prompts.set_host_key_prompt(None)
-    ssh_prompts.set_notice(None)
-
-
-@pytest.fixture
-def ssh_home(sshd, monkeypatch):
-    """An sshd whose client HOME is this process's HOME (asyncssh reads ~/.ssh)."""
-    server = sshd()
-    monkeypatch.setenv("HOME", str(server.home))
-    monkeypatch.delenv("SSH_AUTH_SOCK", raising=False)
-    return server
+def _reset_prompts(reset_ssh_prompts):
+    """Every test here leaves the prompt hooks as it found them."""
 
 
 @pytest.fixture
