@@ -5,6 +5,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
+from nbdtui.client.export import Extent
 from nbdtui.tui.widgets.allocation import (
     DATA,
     HOLE,
@@ -15,8 +16,6 @@ from nbdtui.tui.widgets.allocation import (
     cell_range,
     classify,
 )
-
-from .conftest import FakeExtent
 
 
 def test_strongest_kind_wins_within_a_cell():
@@ -75,7 +74,7 @@ def extents(draw):
         st.lists(st.sampled_from([0, 1, 2, 3]), min_size=len(bounds) - 1, max_size=len(bounds) - 1)
     )
     return size, [
-        FakeExtent(a, b - a, f) for a, b, f in zip(bounds[:-1], bounds[1:], flags, strict=True)
+        Extent(a, b - a, f) for a, b, f in zip(bounds[:-1], bounds[1:], flags, strict=True)
     ]
 
 
