@@ -427,6 +427,25 @@ class SshServer(Server):
     def uri_for(self, export: str) -> str:
         return self.nbd_ssh_uri(export)
 
+    def use_encrypted_key(self, passphrase: str = "s3cret", *, pem: bool = False) -> Path:
+        """Make a passphrase-protected key the client's identity (and authorize it).
+
+        ``pem=True``: ECDSA in legacy PEM form, decryptable without bcrypt; otherwise
+        ed25519 in OpenSSH form (bcrypt KDF), ssh-keygen's default.
+        """
+        key = self.home / ".ssh" / "id_encrypted"
+        kind = ["-t", "ecdsa", "-m", "PEM"] if pem else ["-t", "ed25519"]
+        subprocess.run(
+            ["ssh-keygen", "-q", *kind, "-N", passphrase, "-f", str(key)],
+            check=True,
+            capture_output=True,
+        )
+        with open(f"{self.client_key}.pub", "a") as authorized:  # sshd's AuthorizedKeysFile
+            authorized.write(Path(f"{key}.pub").read_text())
+        config = self.config_path.read_text()
+        self.config_path.write_text(config.replace(str(self.client_key), str(key)))
+        return key
+
     def nbd_ssh_uri(
         self, export: str = "", socket: str | None = None, *, use_alias: bool = False
     ) -> str:

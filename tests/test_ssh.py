@@ -536,24 +536,9 @@ def test_hostile_or_bad_ssh_endpoints_are_usage_errors(sshd, args):
 # ---------------------------------------------------------------- passwords and passphrases
 
 
-def _use_encrypted_key(server, passphrase: str = "s3cret") -> Path:
-    """A passphrase-protected ECDSA key in PEM form (decryptable without bcrypt)."""
-    key = server.home / ".ssh" / "id_encrypted"
-    subprocess.run(
-        ["ssh-keygen", "-q", "-t", "ecdsa", "-m", "PEM", "-N", passphrase, "-f", str(key)],
-        check=True,
-        capture_output=True,
-    )
-    with open(f"{server.client_key}.pub", "a") as authorized:  # sshd's AuthorizedKeysFile
-        authorized.write(Path(f"{key}.pub").read_text())
-    config = server.config_path.read_text()
-    server.config_path.write_text(config.replace(str(server.client_key), str(key)))
-    return key
-
-
 def test_passphrase_without_a_terminal_fails_clearly(sshd, disk):
     server = sshd()
-    key = _use_encrypted_key(server)
+    key = server.use_encrypted_key(pem=True)
     r = cli(server, "info", server.nbd_ssh_uri("disk", disk.socket))
     assert_one_line_error(
         r, 1, "ssh: authentication failed", f"key {key} is encrypted and stdin is not a terminal"
@@ -608,7 +593,7 @@ def _run_on_a_terminal(server, args, react) -> tuple[int, bytes, list[int]]:
 
 def test_passphrase_asked_on_the_terminal(sshd, disk):
     server = sshd()
-    key = _use_encrypted_key(server)
+    key = server.use_encrypted_key(pem=True)
     answered = []
 
     def react(output: bytes) -> bytes | None:
@@ -629,7 +614,7 @@ def test_passphrase_asked_on_the_terminal(sshd, disk):
 
 def test_ctrl_c_at_the_passphrase_prompt(sshd, disk):
     server = sshd()
-    _use_encrypted_key(server)
+    server.use_encrypted_key(pem=True)
     pressed = []
 
     def react(output: bytes) -> bytes | None:
@@ -655,7 +640,7 @@ async def test_a_wrong_passphrase_that_decodes_as_garbage_is_asked_again(ssh_hom
     import nbdtui.client as client
     from nbdtui import ssh_prompts
 
-    key = _use_encrypted_key(ssh_home)
+    key = ssh_home.use_encrypted_key(pem=True)
     for n in range(20000):  # about 1 in 256 wrong passphrases does this
         try:
             asyncssh.read_private_key(str(key), f"wrong{n}")
@@ -685,7 +670,7 @@ async def test_password_prompt_hook_is_asked_for_the_passphrase(ssh_home, disk):
     from nbdtui import ssh_prompts
     from nbdtui.errors import ConnectError
 
-    key = _use_encrypted_key(ssh_home)
+    key = ssh_home.use_encrypted_key(pem=True)
     prompts: list[tuple[str, bool]] = []
     answers = iter(["wrong", "s3cret"])
 
@@ -709,7 +694,7 @@ async def test_time_spent_in_a_prompt_does_not_count_against_the_timeout(ssh_hom
     import nbdtui.client as client
     from nbdtui import ssh_prompts
 
-    _use_encrypted_key(ssh_home)
+    ssh_home.use_encrypted_key(pem=True)
 
     async def slow_typist(prompt: str, echo: bool) -> str:
         await asyncio.sleep(2.0)

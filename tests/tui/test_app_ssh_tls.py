@@ -249,24 +249,9 @@ async def test_changed_host_key_is_refused_without_asking(make_app, ssh_home, me
     assert ssh_home.known_hosts.read_text().count("\n") == 1  # nothing was added
 
 
-def _use_encrypted_key(server, passphrase: str = "s3cret") -> Path:
-    """A passphrase-protected ed25519 key in OpenSSH format (bcrypt KDF) as the identity."""
-    key = server.home / ".ssh" / "id_encrypted"
-    subprocess.run(
-        ["ssh-keygen", "-q", "-t", "ed25519", "-N", passphrase, "-f", str(key)],
-        check=True,
-        capture_output=True,
-    )
-    with open(f"{server.client_key}.pub", "a") as authorized:  # sshd's AuthorizedKeysFile
-        authorized.write(Path(f"{key}.pub").read_text())
-    config = server.config_path.read_text()
-    server.config_path.write_text(config.replace(str(server.client_key), str(key)))
-    return key
-
-
 async def test_passphrase_modal_cancel_then_answer(make_app, ssh_home, memory):
     pytest.importorskip("bcrypt")
-    key = _use_encrypted_key(ssh_home)
+    key = ssh_home.use_encrypted_key()
     app = make_app()
     async with app.run_test(size=SIZE) as pilot:
         await type_uri(pilot, ssh_home.nbd_ssh_uri("", memory.socket))
