@@ -59,14 +59,19 @@ def nbdcopy_read(uri: str, opts: argparse.Namespace, size: int) -> float:
     return size / statistics.median(times) / MiB
 
 
-def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--size", default="1G")
+def add_read_options(ap: argparse.ArgumentParser, *, size: str) -> None:
+    """The options nbdtui_read and nbdcopy_read read from ``opts``."""
+    ap.add_argument("--size", default=size)
     ap.add_argument("--connections", type=int, default=4)
     ap.add_argument("--window", type=int, default=16)
     ap.add_argument("--piece", type=parse_size, default=64 * MiB)
     ap.add_argument("--pieces", type=int, default=2)
     ap.add_argument("--runs", type=int, default=3)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    add_read_options(ap, size="1G")
     opts = ap.parse_args()
     size = parse_size(opts.size)
     for tool in ("nbdkit", "nbdcopy"):

@@ -22,7 +22,11 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench_read import nbdcopy_read, nbdtui_read  # the same measurement, over TLS here
+from bench_read import (  # the same measurement, over TLS here
+    add_read_options,
+    nbdcopy_read,
+    nbdtui_read,
+)
 
 from nbdtui.client import probe
 from nbdtui.sizes import parse_size
@@ -93,12 +97,7 @@ def measure(uri: str, opts: argparse.Namespace, size: int, label: str) -> float:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--size", default="512M")
-    ap.add_argument("--connections", type=int, default=4)
-    ap.add_argument("--window", type=int, default=16)
-    ap.add_argument("--piece", type=parse_size, default=64 * MiB)
-    ap.add_argument("--pieces", type=int, default=2)
-    ap.add_argument("--runs", type=int, default=3)
+    add_read_options(ap, size="512M")
     ap.add_argument("--plain", action="store_true", help="also measure without TLS")
     opts = ap.parse_args()
     size = parse_size(opts.size)
