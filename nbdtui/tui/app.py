@@ -33,7 +33,6 @@ from nbdtui.tui.pool import PoolScreen
 from nbdtui.tui.prompts import PromptHooks, for_the_tui
 from nbdtui.tui.server import ServerScreen, shown_name
 from nbdtui.tui.widgets.confirm import ConfirmScreen
-from nbdtui.tui.widgets.placeholder import PlaceholderEditor
 from nbdtui.tui.widgets.switcher import SwitcherScreen
 from nbdtui.uri import Endpoint, parse
 
@@ -410,30 +409,19 @@ class NbdtuiApp(App[int]):
 
     async def open_editor(self, session: Session, offset: int) -> None:
         """Show the editor of ``session`` (one per export) at ``offset``."""
-        try:
-            from nbdtui.tui.editor import EditorScreen
-        except ImportError:
-            EditorScreen = None
+        from nbdtui.tui.editor import EditorScreen
+
         stack = self.stack_of(session.mode)
-        editor_type = EditorScreen or PlaceholderEditor
-        editor = next((s for s in stack if isinstance(s, editor_type)), None)
+        editor = next((s for s in stack if isinstance(s, EditorScreen)), None)
         if self.current_mode != session.mode:
             await self.switch_mode(session.mode)
         if editor is None:
-            if EditorScreen is None:
-                editor = PlaceholderEditor(session.export)
-            else:
-                journal = self._journal()
-                editor = EditorScreen(session.export, journal=journal, sector_size=512)
+            editor = EditorScreen(session.export, journal=self._journal(), sector_size=512)
             await self.push_screen(editor)
         else:
             while self.screen is not editor:
                 await self.pop_screen()
-        goto = getattr(editor, "goto", None)
-        if callable(goto):
-            result = goto(offset)
-            if asyncio.iscoroutine(result):
-                await result
+        editor.goto(offset)
 
     def _journal(self):
         """The undo journal shared by every editor (opened on first use)."""
