@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import BinaryIO
 
@@ -132,26 +133,40 @@ def _short_file(payload: FileRange, got: int) -> NbdError:
 class PendingRequest:
     """A request on the wire. ``future`` resolves with its result: ``None``, or for
     NBD_CMD_BLOCK_STATUS the list of :class:`~nbdtui.proto.transmission.BlockStatus`
-    chunks received."""
+    chunks received. ``sent_at`` is the event loop's time when it was queued."""
 
-    __slots__ = ("command", "cookie", "dest", "future", "offset", "small", "statuses")
+    __slots__ = (
+        "command",
+        "cookie",
+        "dest",
+        "future",
+        "length",
+        "offset",
+        "sent_at",
+        "small",
+        "statuses",
+    )
 
     def __init__(
         self,
         cookie: int,
         command: int,
         offset: int,
+        length: int,
         dest: memoryview | None,
         future: asyncio.Future,
+        sent_at: float,
     ) -> None:
         self.cookie = cookie
         self.command = command
         self.offset = offset
+        self.length = length
         self.dest = dest
         self.future = future
+        self.sent_at = sent_at
         self.statuses: list[BlockStatus] | None = [] if command == _BLOCK_STATUS else None
         # its reply is small (everything but a large read): see ZERO_COPY_MIN
-        self.small = command != _READ or dest is None or len(dest) < ZERO_COPY_MIN
+        self.small = command != _READ or dest is None or length < ZERO_COPY_MIN
 
     def abandon(self) -> None:
         """The caller stops waiting: never touch its buffer again, drop the result."""
@@ -281,6 +296,11 @@ class Connection:
     def window(self, value: int) -> None:
         self._window.size = value
 
+    def pending_requests(self) -> Iterator[PendingRequest]:
+        """The requests in flight, oldest first (a live view: do not send or receive
+        while iterating)."""
+        return iter(self._pending.values())
+
     def context_id(self, name: str = BASE_ALLOCATION) -> int | None:
         return self.negotiated.context_id(name)
 
@@ -321,8 +341,9 @@ class Connection:
         is sent from its file); ``dest`` (``length`` bytes, format ``B``) receives READ
         data. If this coroutine is cancelled after the request was sent, the request is
         abandoned (its reply is still consumed)."""
-        self._check_usable()
-        if type(payload) is FileRange and payload.length <= SMALL_WRITE:
+        if self._error is not None or self._closing or self._closed:
+            self._check_usable()
+        if payload is not None and type(payload) is FileRange and payload.length <= SMALL_WRITE:
             payload = payload.read()  # sent like any small payload
         window = self._window
         if not window.try_acquire():
@@ -347,8 +368,10 @@ class Connection:
         except BaseException:
             window.release()
             raise
-        future = self._loop.create_future()
-        pending = PendingRequest(cookie, command, offset, dest, future)
+        loop = self._loop
+        pending = PendingRequest(
+            cookie, command, offset, length, dest, loop.create_future(), loop.time()
+        )
         pending_map = self._pending
         if not pending_map:
             self._idle.clear()

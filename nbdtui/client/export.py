@@ -42,6 +42,9 @@ SPREAD = 8
 NO_PAYLOAD_MAX = 1 << 30  # TRIM / WRITE_ZEROES / BLOCK_STATUS requests are split at 1 GiB
 
 
+_READ = int(Command.READ)
+
+
 class RangeError(NbdError, ValueError):
     """A range past the end of the export (nothing was sent)."""
 
@@ -134,6 +137,8 @@ class Export:
         if value < 1:
             raise ValueError("request_size must be positive")
         self._request_size = self._aligned_down(min(value, self.max_payload))
+        # reads up to this size are never split (see _split_size)
+        self._single_max = self._aligned_down(min(self._request_size, MIN_REQUEST_SIZE))
 
     def _split_size(self, length: int) -> int:
         size = min(self._request_size, max(length // SPREAD, MIN_REQUEST_SIZE))
@@ -194,7 +199,8 @@ class Export:
         """``length`` bytes at ``offset``."""
         self._check_range(offset, length)
         buf = bytearray(length)
-        await self.read_into(offset, buf)
+        if length:
+            await self._read_checked(offset, memoryview(buf))
         return bytes(buf)
 
     async def read_into(self, offset: int, buffer: bytearray | memoryview) -> None:
@@ -204,10 +210,13 @@ class Export:
         ``buffer`` is no longer written to once the cancellation is delivered.
         """
         view = _as_bytes_view(buffer, writable=True)
+        self._check_range(offset, len(view))
+        if view:
+            await self._read_checked(offset, view)
+
+    async def _read_checked(self, offset: int, view: memoryview) -> None:
+        """Read into ``view`` (not empty, within the export)."""
         length = len(view)
-        self._check_range(offset, length)
-        if length == 0:
-            return
         mb = self.block_minimum
         if mb > 1 and (offset % mb or length % mb):
             start = offset - offset % mb
@@ -215,6 +224,9 @@ class Export:
             tmp = bytearray(end - start)
             await self._read(start, memoryview(tmp))
             view[:] = memoryview(tmp)[offset - start : offset - start + length]
+            return
+        if length <= self._single_max:  # one request (random reads: the hot path)
+            await perform(self._group, _READ, offset, length, dest=view)
             return
         await self._read(offset, view)
 

@@ -125,7 +125,7 @@ class ExportGroup(GroupRecovery):
         self.negotiated: Negotiated | None = None
         self.locks = RangeLock()
         self.refs = 0
-        self.watchdog = Watchdog(self._expired)
+        self.watchdog = Watchdog(self._expired, lambda: self.connections)
         self.watchdog.timeout = timeout
         self.reconnects = 0  # successful reconnections
         self.last_error: NbdError | None = None  # why the last connection was lost
@@ -268,10 +268,12 @@ class ExportGroup(GroupRecovery):
         or for a reconnect); return it without waiting for its reply."""
         failures = 0
         while True:
-            conn = self._least_loaded()
+            conns = self.connections
+            # (one connection is the usual case: no search)
+            conn = conns[0] if len(conns) == 1 and conns[0].usable else self._least_loaded()
             if conn is None:
                 conn = await self.connection()
-            elif conn.load >= conn.window:
+            elif len(conns) < self.max_connections and conn.load >= conn.window:
                 self._grow()
             try:
                 if self.watchdog.timeout is None:
@@ -288,7 +290,7 @@ class ExportGroup(GroupRecovery):
                 if conn.usable or failures >= MAX_SENDS:
                     raise
                 continue
-            self.watchdog.track(conn, pending, length)
+            self.watchdog.track(pending)
             return conn, pending
 
     async def _submit_within(

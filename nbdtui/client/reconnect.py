@@ -90,10 +90,10 @@ class GroupRecovery:
 
     # ---- timeouts, cancelling, reconnecting -------------------------------------------
 
-    def _expired(self, conn: Connection, pending: PendingRequest, length: int, age: float) -> None:
+    def _expired(self, conn: Connection, pending: PendingRequest, age: float) -> None:
         """The watchdog found a request older than the timeout: fail it, then close its
         connection (the others in flight on it are sent again on a new one)."""
-        what = describe(pending.command, pending.offset, length)
+        what = describe(pending.command, pending.offset, pending.length)
         timeout = self.watchdog.timeout or age
         error = RequestTimeoutError(
             f"{what} timed out after {timeout:g} s (server {self.endpoint.display})"

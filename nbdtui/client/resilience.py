@@ -150,20 +150,26 @@ def check_compatible(before: Negotiated, after: Negotiated, where: str) -> None:
 
 
 class Watchdog:
-    """When each request in flight was sent, oldest first; see the module documentation.
+    """Ages of the requests in flight; see the module documentation.
 
-    ``on_expired(connection, pending, length, age)`` is called for a request older than
-    ``timeout`` (``None``: no limit); it must settle the request's future.
+    Each request carries the time it was sent (``PendingRequest.sent_at``) and each
+    connection keeps its requests in the order they were sent, so the oldest request
+    of a connection is the first one still waited for: nothing is recorded per request
+    here (a done callback per request cost a loop callback on the hot path).
+
+    ``connections()`` gives the connections to watch; ``on_expired(connection, pending,
+    age)`` is called for the oldest request of a connection once it is older than
+    ``timeout`` (``None``: no limit) and must settle the request's future.
     """
 
     def __init__(
-        self, on_expired: Callable[[Connection, PendingRequest, int, float], None]
+        self,
+        on_expired: Callable[[Connection, PendingRequest, float], None],
+        connections: Callable[[], Iterable[Connection]],
     ) -> None:
         self._timeout: float | None = None
         self._on_expired = on_expired
-        # future -> (sent at, connection, request, length); dicts keep insertion order, so
-        # the oldest request comes first
-        self._sent: dict[asyncio.Future, tuple[float, Connection, PendingRequest, int]] = {}
+        self._connections = connections
         self._timer: asyncio.TimerHandle | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
 
@@ -179,26 +185,21 @@ class Watchdog:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
-        if value is not None and self._sent:
-            self._arm(next(iter(self._sent.values()))[0])
+        if value is not None:
+            sent = [p.sent_at for p in map(_oldest, self._connections()) if p is not None]
+            if sent:
+                self._arm(min(sent))
 
-    def track(self, conn: Connection, pending: PendingRequest, length: int) -> None:
-        loop = self._loop
-        if loop is None:
-            loop = self._loop = asyncio.get_running_loop()
-        now = loop.time()
-        future = pending.future
-        self._sent[future] = (now, conn, pending, length)
-        future.add_done_callback(self._untrack)
+    def track(self, pending: PendingRequest) -> None:
+        """``pending`` was just sent: make sure a timer runs while a timeout is set."""
         if self._timeout is not None and self._timer is None:
-            self._arm(now)
-
-    def _untrack(self, future: asyncio.Future) -> None:
-        self._sent.pop(future, None)
+            self._arm(pending.sent_at)
 
     def _arm(self, sent_at: float) -> None:
         assert self._timeout is not None
-        loop = self._loop or asyncio.get_running_loop()
+        loop = self._loop
+        if loop is None:
+            loop = self._loop = asyncio.get_running_loop()
         self._timer = loop.call_at(sent_at + self._timeout, self._check)
 
     def _check(self) -> None:
@@ -208,30 +209,38 @@ class Watchdog:
             return
         now = self._loop.time()
         expired = []
-        for future, (sent_at, conn, pending, length) in self._sent.items():
-            if future.done():
-                continue  # its done callback has not run yet
-            if now - sent_at < timeout - 1e-3:
-                self._arm(sent_at)
-                break
-            expired.append((conn, pending, length, now - sent_at))
-        for conn, pending, length, age in expired:
+        for conn in list(self._connections()):
+            pending = _oldest(conn)
+            if pending is not None and now - pending.sent_at >= timeout - 1e-3:
+                expired.append((conn, pending, now - pending.sent_at))
+        for conn, pending, age in expired:
             if not pending.future.done():
-                self._on_expired(conn, pending, length, age)
+                self._on_expired(conn, pending, age)
+        if self._timer is None:
+            # Requests sent meanwhile armed it already; else the oldest left sets it.
+            left = [p.sent_at for p in map(_oldest, self._connections()) if p is not None]
+            if left:
+                self._arm(min(left))
 
     def oldest(self, conn: Connection) -> float:
         """Seconds the oldest request in flight on ``conn`` has waited (0 when none)."""
-        if self._loop is None:
+        pending = _oldest(conn)
+        if pending is None:
             return 0.0
-        for future, (sent_at, owner, _, _) in self._sent.items():
-            if owner is conn and not future.done():
-                return max(self._loop.time() - sent_at, 0.0)
-        return 0.0
+        return max(pending.future.get_loop().time() - pending.sent_at, 0.0)
 
     def close(self) -> None:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
+
+
+def _oldest(conn: Connection) -> PendingRequest | None:
+    """The oldest request in flight on ``conn`` whose caller still waits for it."""
+    for pending in conn.pending_requests():
+        if not pending.future.done():
+            return pending
+    return None
 
 
 # ---- sending with replay --------------------------------------------------------------
@@ -280,7 +289,8 @@ async def perform(
             continue
         except RequestError as exc:
             raise locate(exc, group.endpoint.display, offset, length) from exc
-        group.succeeded(conn, command)
+        if command in _CHANGES:
+            group.succeeded(conn, command)
         return result, conn
 
 

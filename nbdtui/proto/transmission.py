@@ -80,6 +80,7 @@ _REQUEST = struct.Struct(">IHHQQI")  # magic, flags, type, cookie, offset, lengt
 _SIMPLE = struct.Struct(">IIQ")  # magic, error, cookie
 _STRUCTURED = struct.Struct(">IHHQI")  # magic, flags, type, cookie, length
 _DATA_CHUNK = struct.Struct(">IHHQIQ")  # a structured chunk header and a data offset
+_DATA_CHUNK_FROM, _DATA_CHUNK_SIZE = _DATA_CHUNK.unpack_from, _DATA_CHUNK.size
 _U32 = struct.Struct(">I")
 _U64 = struct.Struct(">Q")
 _HOLE = struct.Struct(">QI")
@@ -99,6 +100,7 @@ _BLOCK_STATUS = int(Command.BLOCK_STATUS)
 _T_NONE, _T_DATA, _T_HOLE = 0, int(ChunkType.OFFSET_DATA), int(ChunkType.OFFSET_HOLE)
 _T_STATUS, _T_ERROR, _T_ERROR_OFFSET = 5, int(ChunkType.ERROR), int(ChunkType.ERROR_OFFSET)
 _DONE = int(ReplyFlag.DONE)
+_FAST_COMMANDS = frozenset((_READ, _WRITE))
 _DF, _REQ_ONE = int(CommandFlag.DF), int(CommandFlag.REQ_ONE)
 _FUA = int(CommandFlag.FUA)
 
@@ -327,6 +329,24 @@ class ClientTransmission:
         The cookie stays reserved until the final reply to it has been parsed. After
         NBD_CMD_DISC (which has no reply) nothing more may be sent.
         """
+        if (
+            command in _FAST_COMMANDS
+            and not flags
+            and offset >= 0
+            and 0 < length <= U32_MAX
+            and offset + length <= U64_MAX + 1
+            and self._error is None
+            and not self._disconnected
+        ):
+            # The hot path: a plain READ or WRITE passes every check below.
+            cookie = self._next_cookie
+            inflight = self._inflight
+            if cookie in inflight or cookie == U64_MAX:
+                cookie = self._allocate_cookie()
+            else:
+                self._next_cookie = cookie + 1
+            inflight[cookie] = _InFlight(_READ if command == _READ else _WRITE, 0, offset, length)
+            return cookie, _REQUEST.pack(REQUEST_MAGIC, 0, command, cookie, offset, length)
         self._check_alive()
         if self._disconnected:
             raise ValueError("NBD_CMD_DISC was sent: no request may follow it")
@@ -428,11 +448,11 @@ class ClientTransmission:
                 elif (
                     state == _SIMPLE_HEADER
                     and not self._buf
-                    and end - pos >= _DATA_CHUNK.size
+                    and end - pos >= _DATA_CHUNK_SIZE
                     and self.structured
-                    and self._whole_read(view, pos)
+                    and (whole := self._whole_read(view, pos, end, events, copy))
                 ):
-                    pos += _DATA_CHUNK.size  # the payload comes next
+                    pos += whole  # the reply, or its header with the payload next
                 elif not self._buf and end - pos >= self._need:
                     # The whole fixed-size piece is here: parse it in place, unbuffered.
                     need = self._need
@@ -572,13 +592,19 @@ class ClientTransmission:
             return
         raise self._chunk_error("", "unknown ")
 
-    def _whole_read(self, buf: _Buffer, at: int) -> bool:
+    def _whole_read(
+        self, buf: memoryview, at: int, end: int, events: list[Event], copy: bool
+    ) -> int:
         """The usual reply to a READ, parsed at once: one OFFSET_DATA chunk covering the
-        whole request, its header and data offset at ``buf[at:at + 28]``. Returns False
-        (having changed nothing) for anything else, which the general parsers handle."""
-        magic, flags, kind, cookie, length, offset = _DATA_CHUNK.unpack_from(buf, at)
+        whole request, its header and data offset at ``buf[at:at + 28]``. Returns 0
+        (having changed nothing) for anything else, which the general parsers handle.
+
+        When the chunk ends the reply and its payload is in ``buf`` too, the reply is
+        finished here (the burst of small reads of a random workload); else the
+        payload streams next. Returns the bytes consumed."""
+        magic, flags, kind, cookie, length, offset = _DATA_CHUNK_FROM(buf, at)
         if magic != STRUCTURED_REPLY_MAGIC or kind != _T_DATA:
-            return False
+            return 0
         req = self._inflight.get(cookie)
         if (
             req is None
@@ -588,18 +614,26 @@ class ClientTransmission:
             or length - 8 != req.length
             or not req.length
         ):
-            return False
+            return 0
+        size = req.length
+        start = at + _DATA_CHUNK_SIZE
+        if flags & _DONE and end - start >= size:
+            del self._inflight[cookie]
+            piece = buf[start : start + size]
+            events.append(_data(cookie, offset, size, bytes(piece) if copy else piece))
+            events.append(_done(cookie, 0, "", None))
+            return _DATA_CHUNK_SIZE + size
         # What _parse_chunk_header and _parse_data_offset would conclude.
         self._cookie, self._req = cookie, req
         self._chunk_flags, self._chunk_type, self._chunk_length = flags, kind, length
         req.content_chunks = 1
-        req.spans.append((offset, offset + req.length))
-        req.covered = req.length
+        req.spans.append((offset, offset + size))
+        req.covered = size
         self._state = _PAYLOAD
         self._simple = False
         self._pos = offset
-        self._remaining = req.length
-        return True
+        self._remaining = size
+        return _DATA_CHUNK_SIZE
 
     def _chunk_error(self, problem: str, prefix: str = "") -> ProtocolError:
         req = self._req
