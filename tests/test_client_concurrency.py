@@ -85,6 +85,28 @@ async def test_no_multi_conn_means_one_connection(nbdkit):
         assert len(export.connection_stats()) == 1
 
 
+async def test_open_connections_opens_them_all_at_once(nbdkit):
+    """Before a bulk transfer every connection is opened up front, so the first burst
+    of requests is spread over all of them; without multi-conn it stays at one."""
+    server = nbdkit("pattern", "64M")
+    async with nbdtui.open(server.uri, pool=Pool(), window=4, connections=3) as export:
+        assert len(export.connection_stats()) == 1  # opened lazily otherwise
+        await export.open_connections()
+        stats = export.connection_stats()
+        assert [s.state for s in stats] == ["ready"] * 3
+        await export.open_connections()  # nothing more to open
+        assert len(export.connection_stats()) == 3
+        data = await export.read(0, 12 * MiB)
+        assert all(s.requests > 0 for s in export.connection_stats())
+        assert data == pattern(12 * MiB)
+    single = nbdkit(
+        "memory", "1M", filters=("multi-conn",), extra_options=("multi-conn-mode=disable",)
+    )
+    async with nbdtui.open(single.uri, pool=Pool(), connections=4) as export:
+        await export.open_connections()
+        assert len(export.connection_stats()) == 1
+
+
 async def test_pool_shares_connections_and_counts_users(nbdkit):
     server = nbdkit("memory", "1M")
     pool = Pool()

@@ -244,6 +244,44 @@ async def test_cancel_read_with_payload_half_received(fake_server):
         await export.write(0, b"written")
 
 
+async def test_cancel_large_read_received_in_place(fake_server):
+    """The same for a read large enough to be received straight into the caller's
+    buffer: once the cancellation is delivered the rest of the payload goes elsewhere,
+    even though the receive had already started filling that buffer."""
+    size, first = 256 * 1024, 100 * 1024
+    payload = bytes(range(256)) * (size // 256)
+    go_on = asyncio.Event()
+
+    async def scenario(peer: Peer) -> None:
+        ((_, _, c1, *_),) = await peer.requests(1)
+        header = struct.pack(">IHHQIQ", STRUCTURED_REPLY_MAGIC, 1, 1, c1, 8 + size, 0)
+        peer.send(header + payload[:first])
+        await peer.writer.drain()
+        await go_on.wait()
+        peer.send(payload[first:])
+        ((_, _, c2, off2, len2, _),) = await peer.requests(1)
+        peer.chunk(c2, ChunkType.OFFSET_DATA, struct.pack(">Q", off2) + b"B" * len2, 1)
+        await asyncio.sleep(0.5)
+
+    uri = await fake_server(scenario)
+    async with nbdtui.open(uri, pool=Pool(), connections=1) as export:
+        [conn] = export._group.connections
+        buf = bytearray(b"\xaa" * size)
+        task = asyncio.create_task(export.read_into(0, buf))
+        async with asyncio.timeout(5):
+            while buf[first - 1] != payload[first - 1]:
+                await asyncio.sleep(0.01)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        assert buf[:first] == payload[:first]
+        go_on.set()
+        assert await asyncio.wait_for(export.read(8, 100), 5) == b"B" * 100
+        assert buf[first:] == b"\xaa" * (size - first)  # the rest was discarded
+        assert conn.in_flight == 0
+        assert conn.bytes_read == size + 100
+
+
 async def test_close_sends_disc_after_in_flight_requests(fake_server):
     seen: list[int] = []
 

@@ -25,8 +25,8 @@ from nbdtui.client.connection import FileRange
 
 # One piece of a streamed transfer, and how many pieces may be in flight at once
 # (the export splits each piece further into requests over its connections).
-PIECE = 4 * 1024 * 1024
-PIECES_IN_FLIGHT = 8
+PIECE = 8 * 1024 * 1024
+PIECES_IN_FLIGHT = 6
 READ_AHEAD = 2  # pieces of the input of `nbdtui write` read ahead of the writes
 DUMP_DEFAULT_LENGTH = 512
 
@@ -56,6 +56,8 @@ async def stream_read(export, offset: int, length: int) -> AsyncIterator[memoryv
     produced locally instead of being read.
     """
     zero_ranges = await _zero_ranges(export, offset, length)
+    if length > PIECE:
+        await export.open_connections()
     pending: list[asyncio.Task] = []
     ring: list[memoryview] = []
     zeroes: memoryview | None = None
@@ -170,6 +172,8 @@ async def _write(export, args: argparse.Namespace) -> int:
         if total is not None:
             check_range(args.offset, total, export.size)
         bar = stack.enter_context(progress("write", total))
+        if total is None or total > PIECE:
+            await export.open_connections()
         if total is not None:
             await _write_file(export, source, args.offset, total, args.fua, bar)
         else:

@@ -201,7 +201,11 @@ class Connection:
         self._peek = self._scratch[:HEADER_PEEK]
         self._small = 0  # requests in flight whose reply is small (PendingRequest.small)
         self._discard: memoryview | None = None
-        self._payload_target = False
+        # a READ payload being received in place: the rest of its buffer, its request,
+        # and the bytes received so far
+        self._stream: memoryview | None = None
+        self._stream_req: PendingRequest | None = None
+        self._stream_got = 0
         self._error: NbdError | None = None
         self._closing = False
         self._closed = False
@@ -491,37 +495,70 @@ class Connection:
     def get_buffer(self, sizehint: int) -> memoryview:
         """A large READ payload is received in place, everything else into the scratch
         buffer (see ZERO_COPY_MIN)."""
-        self._payload_target = False
+        stream = self._stream
+        if stream is not None:
+            if self._stream_req.dest is not None:
+                return stream  # the rest of the payload being received in place
+            self._end_stream()  # abandoned meanwhile: its buffer is not touched again
+            if self._error is not None:
+                return self._scratch
         if self._error is None:
             target = self.machine.read_target()
             if target is None:
                 if not self._small and self._pending:
                     return self._peek  # only large reads in flight: just the next header
             elif target.length >= ZERO_COPY_MIN:
-                self._payload_target = True
                 pending = self._pending[target.cookie]
                 dest = pending.dest
                 if dest is not None:
                     start = target.offset - pending.offset
-                    return dest[start : start + target.length]
-                if self._discard is None:
-                    self._discard = memoryview(bytearray(DISCARD_SIZE))
-                return self._discard[: min(target.length, DISCARD_SIZE)]
+                    stream = dest[start : start + target.length]
+                else:
+                    if self._discard is None:
+                        self._discard = memoryview(bytearray(DISCARD_SIZE))
+                    stream = self._discard[: min(target.length, DISCARD_SIZE)]
+                self._stream = stream
+                self._stream_req = pending
+                self._stream_got = 0
+                return stream
         return self._scratch
 
     def buffer_updated(self, nbytes: int) -> None:
         if self._error is not None:
             return
+        stream = self._stream
+        if stream is not None:
+            # Payload received in place: the machine hears of it once the view is full
+            # (one call per payload, not one per recv).
+            if nbytes < len(stream):
+                self._stream = stream[nbytes:]
+                self._stream_got += nbytes
+                return
+            self._stream_got += nbytes
+            self._end_stream()
+            return
         try:
-            if self._payload_target:
-                events = self.machine.payload_received(nbytes)
-            else:
-                # Data events are views of the scratch buffer, copied out by _dispatch.
-                events = self.machine.receive_data(self._scratch[:nbytes], copy=False)
+            # Data events are views of the scratch buffer, copied out by _dispatch.
+            events = self.machine.receive_data(self._scratch[:nbytes], copy=False)
         except ProtocolError as exc:
             self._dispatch(getattr(exc, "events", ()))
             self._fail(_located(exc, self.endpoint))
             return
+        self._dispatched(events)
+
+    def _end_stream(self) -> None:
+        """Tell the machine how much of the payload being received in place arrived."""
+        got, self._stream, self._stream_req = self._stream_got, None, None
+        if not got:
+            return
+        try:
+            events = self.machine.payload_received(got)
+        except ProtocolError as exc:  # pragma: no cover - payload bytes cannot be wrong
+            self._fail(_located(exc, self.endpoint))
+            return
+        self._dispatched(events)
+
+    def _dispatched(self, events: list) -> None:
         in_flight = len(self._pending)
         self._dispatch(events)
         if len(self._pending) < in_flight and not self._flush_scheduled:
@@ -631,6 +668,7 @@ class Connection:
             return
         self._error = exc
         self._closed = True
+        self._stream = self._stream_req = None
         pending, self._pending = list(self._pending.values()), {}
         self._small = 0
         self._idle.set()

@@ -193,6 +193,12 @@ class Export:
         )
         return result
 
+    async def open_connections(self) -> None:
+        """Open every connection the export may use now (they open one at a time as
+        request windows fill otherwise): worth it before a large transfer."""
+        self._check_open()
+        await self._group.open_all()
+
     # ---- reads --------------------------------------------------------------------
 
     async def read(self, offset: int, length: int) -> bytes:

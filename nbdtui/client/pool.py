@@ -337,14 +337,42 @@ class ExportGroup(GroupRecovery):
             return
         self._opening = asyncio.get_running_loop().create_task(self._open_another())
 
+    async def open_all(self) -> None:
+        """Open now, concurrently, every connection the group may use (before a bulk
+        transfer: requests queued on the first connection while the others open one by
+        one would stay there). Failures are kept as when growing: the transfer goes on
+        with the connections there are."""
+        if self._opening is not None:
+            await asyncio.wait([self._opening])
+        missing = self.max_connections - len(self.connections)
+        if (
+            missing <= 0
+            or self._closed
+            or self._reconnecting is not None
+            or self._grow_error is not None
+        ):
+            return
+        task = self._opening = asyncio.ensure_future(
+            asyncio.gather(*(self._add_connection() for _ in range(missing)))
+        )
+        try:
+            await asyncio.wait([task])
+        finally:
+            if self._opening is task:
+                self._opening = None
+
     async def _open_another(self) -> None:
+        try:
+            await self._add_connection()
+        finally:
+            self._opening = None
+
+    async def _add_connection(self) -> None:
         try:
             conn = await self._connect()
         except NbdError as exc:
             self._grow_error = exc  # keep working with the connections we have
             return
-        finally:
-            self._opening = None
         assert self.negotiated is not None
         first = self.negotiated.info
         if self._closed or (conn.info.size, conn.info.flags) != (first.size, first.flags):
