@@ -255,6 +255,37 @@ class ExportGroup(GroupRecovery):
             if exc is not None:
                 raise exc
 
+    def send_nowait(
+        self,
+        command: int,
+        offset: int,
+        length: int,
+        flags: int,
+        payload: object = None,
+        dest: memoryview | None = None,
+    ) -> tuple[Connection, PendingRequest] | None:
+        """:meth:`send` when nothing needs waiting for (see
+        :meth:`Connection.submit_nowait`); ``None`` when :meth:`send` must be used."""
+        conns = self.connections
+        # (one connection is the usual case: no search)
+        conn = conns[0] if len(conns) == 1 and conns[0].usable else self._least_loaded()
+        if conn is None:
+            return None
+        if len(conns) < self.max_connections and conn.load >= conn.window:
+            self._grow()
+        pending = conn.submit_nowait(
+            command,
+            offset,
+            length,
+            flags,
+            payload=payload,  # type: ignore[arg-type]
+            dest=dest,
+        )
+        if pending is None:
+            return None
+        self.watchdog.track(pending)
+        return conn, pending
+
     async def send(
         self,
         command: int,

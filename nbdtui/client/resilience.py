@@ -274,7 +274,10 @@ async def perform(
     """
     sends = 0
     while True:
-        conn, pending = await group.send(command, offset, length, flags, payload, dest)
+        sent = group.send_nowait(command, offset, length, flags, payload, dest)
+        if sent is None:
+            sent = await group.send(command, offset, length, flags, payload, dest)
+        conn, pending = sent
         sends += 1
         try:
             result = await pending.future
