@@ -21,7 +21,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from nbdtui.cli import UsageError, target_endpoint
 from nbdtui.cli.progress import progress
-from nbdtui.client.connection import FileRange
+from nbdtui.client.requests import FileRange
 
 # One piece of a streamed transfer, and how many pieces may be in flight at once
 # (the export splits each piece further into requests over its connections).

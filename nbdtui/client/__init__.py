@@ -14,9 +14,10 @@ Nothing here imports textual.
 from __future__ import annotations
 
 from nbdtui.client.api import list_exports, open, probe
-from nbdtui.client.connection import Connection, ConnectionStats, FileRange
+from nbdtui.client.connection import Connection, ConnectionStats
 from nbdtui.client.export import Export, Extent, RangeError
 from nbdtui.client.pool import Pool, default_pool
+from nbdtui.client.requests import FileRange
 
 __all__ = [
     "Connection",

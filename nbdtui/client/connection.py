@@ -23,10 +23,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import BinaryIO
 
 from nbdtui.errors import ConnectionLostError, NbdError, ProtocolError, RequestError
 from nbdtui.proto.constants import BASE_ALLOCATION, Command, Errno
@@ -42,6 +40,7 @@ from nbdtui.proto.transmission import (
 from nbdtui.uri import Endpoint
 
 from .negotiate import DEFAULT_CONNECT_TIMEOUT, handshake
+from .requests import ZERO_COPY_MIN, FileRange, PendingRequest, short_file_error
 from .transport import NullReceiver, Opener, StreamProtocol, TlsUpgrader
 from .window import RequestWindow
 
@@ -53,7 +52,6 @@ DEFAULT_WINDOW = 16
 # large reads are in flight, a header is received alone (HEADER_PEEK bytes: a structured
 # chunk header and its data offset) so that the payload behind it is not copied.
 SCRATCH_SIZE = 256 * 1024
-ZERO_COPY_MIN = 64 * 1024
 HEADER_PEEK = 28
 DISCARD_SIZE = 1 << 20  # payload of abandoned reads lands here
 SMALL_WRITE = 64 * 1024  # below this, header and payload go out as one joined write
@@ -87,92 +85,6 @@ class ConnectionStats:
     bytes_read: int
     bytes_written: int
     error: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class FileRange:
-    """A WRITE payload that is ``length`` bytes of a regular file, at ``offset`` in it.
-
-    ``file`` is open in binary mode (only its descriptor is used: its position does not
-    matter and is not changed). Over a plain socket the bytes go from the file to the
-    socket with the kernel's sendfile, never through a Python buffer; over other
-    transports (TLS, SSH) they are read and written. The file must not shrink before
-    the write is acknowledged. Slicing gives the corresponding sub-range, so a
-    FileRange can stand for a buffer wherever payloads are split into requests.
-    """
-
-    file: BinaryIO
-    offset: int
-    length: int
-
-    def __len__(self) -> int:
-        return self.length
-
-    def __getitem__(self, key: slice) -> FileRange:
-        start, stop, step = key.indices(self.length)
-        if step != 1:
-            raise ValueError("a FileRange slice must be contiguous")
-        return FileRange(self.file, self.offset + start, max(stop - start, 0))
-
-    def read(self) -> bytes:
-        """The bytes (read now)."""
-        data = os.pread(self.file.fileno(), self.length, self.offset)
-        if len(data) != self.length:
-            raise _short_file(self, len(data))
-        return data
-
-
-def _short_file(payload: FileRange, got: int) -> NbdError:
-    name = getattr(payload.file, "name", "the input file")
-    return NbdError(
-        f"{name} ended at {payload.offset + got} bytes while {payload.length} bytes at "
-        f"offset {payload.offset} were being written from it (did it shrink?)"
-    )
-
-
-class PendingRequest:
-    """A request on the wire. ``future`` resolves with its result: ``None``, or for
-    NBD_CMD_BLOCK_STATUS the list of :class:`~nbdtui.proto.transmission.BlockStatus`
-    chunks received. ``sent_at`` is the event loop's time when it was queued."""
-
-    __slots__ = (
-        "command",
-        "cookie",
-        "dest",
-        "future",
-        "length",
-        "offset",
-        "sent_at",
-        "small",
-        "statuses",
-    )
-
-    def __init__(
-        self,
-        cookie: int,
-        command: int,
-        offset: int,
-        length: int,
-        dest: memoryview | None,
-        future: asyncio.Future,
-        sent_at: float,
-    ) -> None:
-        self.cookie = cookie
-        self.command = command
-        self.offset = offset
-        self.length = length
-        self.dest = dest
-        self.future = future
-        self.sent_at = sent_at
-        self.statuses: list[BlockStatus] | None = [] if command == _BLOCK_STATUS else None
-        # its reply is small (everything but a large read): see ZERO_COPY_MIN
-        self.small = command != _READ or dest is None or length < ZERO_COPY_MIN
-
-    def abandon(self) -> None:
-        """The caller stops waiting: never touch its buffer again, drop the result."""
-        self.dest = None
-        if not self.future.done():
-            self.future.cancel()
 
 
 class Connection:
@@ -504,7 +416,7 @@ class Connection:
                 self.transport.write(data)
                 sent = len(data)
             if sent != payload.length:
-                raise _short_file(payload, sent)
+                raise short_file_error(payload, sent)
         except NbdError as exc:
             self._fail(exc)
         except OSError as exc:

@@ -29,8 +29,9 @@ from nbdtui.proto.constants import (
 from nbdtui.proto.events import ExportInfo, Negotiated
 from nbdtui.uri import Endpoint
 
-from .connection import ConnectionStats, FileRange
+from .connection import ConnectionStats
 from .pool import ExportGroup, Pool
+from .requests import FileRange
 from .resilience import perform, perform_all
 
 # Requests of large transfers: 1 MiB measured fastest (bench: 1 GiB pattern read, 4
@@ -257,7 +258,7 @@ class Export:
         """Write ``data`` at ``offset``; with ``fua`` the server persists it before
         answering. Returns once the server acknowledged every byte.
 
-        ``data`` may be a :class:`~nbdtui.client.connection.FileRange`: bytes of a file,
+        ``data`` may be a :class:`~nbdtui.client.requests.FileRange`: bytes of a file,
         sent from the file without passing through Python where the transport allows.
         """
         self._check_write("write", fua=fua)

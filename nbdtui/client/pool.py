@@ -34,9 +34,10 @@ from nbdtui.errors import ConnectionLostError, NbdError, ProtocolError, RequestT
 from nbdtui.proto.events import Negotiated
 from nbdtui.uri import Endpoint
 
-from .connection import DEFAULT_WINDOW, Connection, ConnectionStats, PendingRequest
+from .connection import DEFAULT_WINDOW, Connection, ConnectionStats
 from .negotiate import DEFAULT_CONNECT_TIMEOUT
 from .reconnect import GroupRecovery
+from .requests import PendingRequest
 from .resilience import MAX_SENDS, STALL_SECONDS, Backoff, Watchdog, describe
 from .transport import Opener, TlsUpgrader
 

@@ -23,7 +23,8 @@ from typing import TYPE_CHECKING
 
 from nbdtui.errors import ConnectionLostError, NbdError, RequestTimeoutError
 
-from .connection import Connection, PendingRequest
+from .connection import Connection
+from .requests import PendingRequest
 from .resilience import (
     _CHANGES,
     Backoff,

@@ -34,7 +34,8 @@ from nbdtui.proto.constants import BASE_ALLOCATION, DEFAULT_BLOCK_MAX, Command
 from nbdtui.proto.constants import TransmissionFlag as TF
 from nbdtui.proto.events import Negotiated
 
-from .connection import COMMAND_WORDS, Connection, PendingRequest
+from .connection import COMMAND_WORDS, Connection
+from .requests import PendingRequest
 
 if TYPE_CHECKING:  # pragma: no cover
     from .pool import ExportGroup

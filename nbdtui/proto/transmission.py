@@ -46,7 +46,6 @@ from __future__ import annotations
 
 import bisect
 import struct
-from dataclasses import dataclass
 
 from nbdtui.errors import ProtocolError
 from nbdtui.proto.constants import (
@@ -64,6 +63,18 @@ from nbdtui.proto.constants import (
     ReplyFlag,
     command_name,
 )
+from nbdtui.proto.transmission_events import (
+    BlockStatus,
+    ChunkError,
+    Data,
+    Event,
+    Hole,
+    ReadTarget,
+    RequestDone,
+)
+from nbdtui.proto.transmission_events import make_data as _data
+from nbdtui.proto.transmission_events import make_done as _done
+from nbdtui.proto.transmission_events import make_target as _target
 
 __all__ = [
     "BlockStatus",
@@ -81,6 +92,7 @@ _SIMPLE = struct.Struct(">IIQ")  # magic, error, cookie
 _STRUCTURED = struct.Struct(">IHHQI")  # magic, flags, type, cookie, length
 _DATA_CHUNK = struct.Struct(">IHHQIQ")  # a structured chunk header and a data offset
 _DATA_CHUNK_FROM, _DATA_CHUNK_SIZE = _DATA_CHUNK.unpack_from, _DATA_CHUNK.size
+_Buffer = bytes | bytearray | memoryview
 _U32 = struct.Struct(">I")
 _U64 = struct.Struct(">Q")
 _HOLE = struct.Struct(">QI")
@@ -122,128 +134,6 @@ def _chunk_name(kind: int) -> str:
         return f"NBD_REPLY_TYPE_{ChunkType(kind).name}"
     except ValueError:
         return f"chunk type {kind}"
-
-
-# ---- events -----------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class Data:
-    """``length`` bytes of the export at ``offset`` for READ ``cookie``.
-
-    ``data`` holds them when they came through ``receive_data``; it is ``None`` when the
-    driver received them itself (``payload_received``) into the target it was given.
-    """
-
-    cookie: int
-    offset: int
-    length: int
-    data: bytes | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Hole:
-    """``length`` bytes at ``offset`` read as zeroes (structured OFFSET_HOLE chunk)."""
-
-    cookie: int
-    offset: int
-    length: int
-
-
-@dataclass(frozen=True, slots=True)
-class BlockStatus:
-    """One NBD_REPLY_TYPE_BLOCK_STATUS chunk: ``extents`` are ``(length, flags)`` pairs
-    describing consecutive bytes from the request's offset."""
-
-    cookie: int
-    context_id: int
-    extents: tuple[tuple[int, int], ...]
-
-
-@dataclass(frozen=True, slots=True)
-class ChunkError:
-    """An error chunk (``offset`` is set for NBD_REPLY_TYPE_ERROR_OFFSET)."""
-
-    cookie: int
-    error: int
-    message: str = ""
-    offset: int | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class RequestDone:
-    """The reply to ``cookie`` is complete; ``error`` is 0 or the first error reported."""
-
-    cookie: int
-    error: int = 0
-    message: str = ""
-    offset: int | None = None
-
-    @property
-    def ok(self) -> bool:
-        return self.error == 0
-
-
-@dataclass(frozen=True, slots=True)
-class ReadTarget:
-    """The next ``length`` bytes on the wire are READ payload for ``cookie``, to be
-    stored at export offset ``offset`` (``offset - request offset`` in its buffer)."""
-
-    cookie: int
-    offset: int
-    length: int
-
-
-Event = Data | Hole | BlockStatus | ChunkError | RequestDone
-_Buffer = bytes | bytearray | memoryview
-
-# Constructors for the events of every reply (the hot path). A frozen dataclass's
-# generated __init__ stores each field through object.__setattr__ (about 1.3 µs for four
-# fields); storing through the slot descriptors builds the very same object in well under
-# half of that. Positional, every field given.
-_new = object.__new__
-_data_set = (Data.cookie.__set__, Data.offset.__set__, Data.length.__set__, Data.data.__set__)
-_done_set = (
-    RequestDone.cookie.__set__,
-    RequestDone.error.__set__,
-    RequestDone.message.__set__,
-    RequestDone.offset.__set__,
-)
-_target_set = (ReadTarget.cookie.__set__, ReadTarget.offset.__set__, ReadTarget.length.__set__)
-
-
-def _data(
-    cookie: int,
-    offset: int,
-    length: int,
-    data: bytes | memoryview | None,
-    _s: tuple = _data_set,
-) -> Data:
-    ev = _new(Data)
-    _s[0](ev, cookie)
-    _s[1](ev, offset)
-    _s[2](ev, length)
-    _s[3](ev, data)
-    return ev
-
-
-def _done(
-    cookie: int, error: int, message: str, offset: int | None, _s: tuple = _done_set
-) -> RequestDone:
-    ev = _new(RequestDone)
-    _s[0](ev, cookie)
-    _s[1](ev, error)
-    _s[2](ev, message)
-    _s[3](ev, offset)
-    return ev
-
-
-def _target(cookie: int, offset: int, length: int, _s: tuple = _target_set) -> ReadTarget:
-    ev = _new(ReadTarget)
-    _s[0](ev, cookie)
-    _s[1](ev, offset)
-    _s[2](ev, length)
-    return ev
 
 
 # ---- the state machine ------------------------------------------------------------

@@ -1,0 +1,105 @@
+"""What a connection keeps per request, and a WRITE payload sent from a file."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from dataclasses import dataclass
+from typing import BinaryIO
+
+from nbdtui.errors import NbdError
+from nbdtui.proto.constants import Command
+from nbdtui.proto.transmission import BlockStatus
+
+# A READ payload of at least this size is received straight into the caller's buffer;
+# smaller ones (and every other reply) go through the connection's scratch buffer,
+# where a burst of them is received at once (see nbdtui.client.connection).
+ZERO_COPY_MIN = 64 * 1024
+
+_READ, _BLOCK_STATUS = int(Command.READ), int(Command.BLOCK_STATUS)
+
+
+@dataclass(frozen=True, slots=True)
+class FileRange:
+    """A WRITE payload that is ``length`` bytes of a regular file, at ``offset`` in it.
+
+    ``file`` is open in binary mode (only its descriptor is used: its position does not
+    matter and is not changed). Over a plain socket the bytes go from the file to the
+    socket with the kernel's sendfile, never through a Python buffer; over other
+    transports (TLS, SSH) they are read and written. The file must not shrink before
+    the write is acknowledged. Slicing gives the corresponding sub-range, so a
+    FileRange can stand for a buffer wherever payloads are split into requests.
+    """
+
+    file: BinaryIO
+    offset: int
+    length: int
+
+    def __len__(self) -> int:
+        return self.length
+
+    def __getitem__(self, key: slice) -> FileRange:
+        start, stop, step = key.indices(self.length)
+        if step != 1:
+            raise ValueError("a FileRange slice must be contiguous")
+        return FileRange(self.file, self.offset + start, max(stop - start, 0))
+
+    def read(self) -> bytes:
+        """The bytes (read now)."""
+        data = os.pread(self.file.fileno(), self.length, self.offset)
+        if len(data) != self.length:
+            raise short_file_error(self, len(data))
+        return data
+
+
+def short_file_error(payload: FileRange, got: int) -> NbdError:
+    name = getattr(payload.file, "name", "the input file")
+    return NbdError(
+        f"{name} ended at {payload.offset + got} bytes while {payload.length} bytes at "
+        f"offset {payload.offset} were being written from it (did it shrink?)"
+    )
+
+
+class PendingRequest:
+    """A request on the wire. ``future`` resolves with its result: ``None``, or for
+    NBD_CMD_BLOCK_STATUS the list of :class:`~nbdtui.proto.transmission.BlockStatus`
+    chunks received. ``sent_at`` is the event loop's time when it was queued."""
+
+    __slots__ = (
+        "command",
+        "cookie",
+        "dest",
+        "future",
+        "length",
+        "offset",
+        "sent_at",
+        "small",
+        "statuses",
+    )
+
+    def __init__(
+        self,
+        cookie: int,
+        command: int,
+        offset: int,
+        length: int,
+        dest: memoryview | None,
+        future: asyncio.Future,
+        sent_at: float,
+    ) -> None:
+        self.cookie = cookie
+        self.command = command
+        self.offset = offset
+        self.length = length
+        self.dest = dest
+        self.future = future
+        self.sent_at = sent_at
+        self.statuses: list[BlockStatus] | None = [] if command == _BLOCK_STATUS else None
+        # its reply is small (everything but a large read): see ZERO_COPY_MIN
+        self.small = command != _READ or dest is None or length < ZERO_COPY_MIN
+
+    def abandon(self) -> None:
+        """The caller stops waiting: never touch its buffer again, drop the result."""
+        self.dest = None
+        if not self.future.done():
+            self.future.cancel()
