@@ -10,10 +10,15 @@ Starts nbdkit itself (on a Unix socket in a private directory), then measures:
   `fio --ioengine=nbd`;
 - peak resident memory of `nbdtui read` of SIZE to /dev/null.
 
-Each timed row is the median of --runs runs. Figures are ratios against the other
-tool (>1.0 means nbdtui is faster). Usage:
+The sequential rows are measured twice: as commands (`cli`: the whole process, Python's
+start-up and imports included, about 0.1 s that nbdcopy, a C program, does not pay) and
+`in process`: the very code the command runs (`nbdtui.cli.transfer`), timed from opening
+the export to closing it, in this process. Runs of nbdtui and of the other tool
+alternate, so that a change in the machine's load weighs on both. Each timed row is the
+median of --runs runs. Figures are ratios against the other tool (>1.0 means nbdtui is
+faster). Usage:
 
-    python bench/bench_transfer.py [--size 1G] [--connections 4] [--requests 16] [--runs 3]
+    python bench/bench_transfer.py [--size 1G] [--connections 4] [--requests 16] [--runs 5]
 """
 
 from __future__ import annotations
@@ -34,9 +39,17 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import nbdtui
+from nbdtui.cli.transfer import _write_file as write_regular_file
+from nbdtui.cli.transfer import stream_read
+from nbdtui.client import Pool
 from nbdtui.sizes import parse_size
 
 GiB = 1024**3
+
+
+class NoProgress:
+    def advance(self, n: int) -> None:
+        pass
 
 
 @contextmanager
@@ -65,8 +78,48 @@ def timed(cmd: list[str], **kwargs) -> float:
     return time.perf_counter() - start
 
 
-def median_time(runs: int, cmd: list[str]) -> float:
-    return statistics.median(timed(cmd) for _ in range(runs))
+def paired_medians(runs: int, ours, theirs) -> tuple[float, float]:
+    """Median seconds of ``ours()`` and ``theirs()`` (each returns its seconds), run
+    alternately."""
+    a, b = [], []
+    for _ in range(runs):
+        a.append(ours())
+        b.append(theirs())
+    return statistics.median(a), statistics.median(b)
+
+
+def in_process(uri: str, connections: int, window: int, transfer) -> float:
+    """Seconds to open the export, run ``await transfer(export)``, and close it."""
+
+    async def run() -> float:
+        start = time.perf_counter()
+        async with nbdtui.open(uri, pool=Pool(), connections=connections, window=window) as export:
+            await transfer(export)
+        return time.perf_counter() - start
+
+    return asyncio.run(run())
+
+
+async def read_to_null(export) -> None:
+    """What `nbdtui read -o /dev/null` does once the export is open."""
+    fd = os.open(os.devnull, os.O_WRONLY)
+    try:
+        async for piece in stream_read(export, 0, export.size):
+            os.write(fd, piece)
+    finally:
+        os.close(fd)
+
+
+def write_file(path: Path):
+    """What `nbdtui write URI FILE` does once the export is open."""
+
+    async def write(export) -> None:
+        size = path.stat().st_size
+        await export.open_connections()
+        with open(path, "rb", buffering=0) as f:
+            await write_regular_file(export, f, 0, size, False, NoProgress())
+
+    return write
 
 
 def peak_rss_mib(cmd: list[str]) -> float:
@@ -127,7 +180,7 @@ def main() -> int:
     ap.add_argument("--size", default="1G")
     ap.add_argument("--connections", type=int, default=4)
     ap.add_argument("--requests", type=int, default=16)
-    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--seconds", type=float, default=10.0, help="random-read duration")
     ap.add_argument("--json", metavar="FILE", help="also write the figures as JSON")
     opts = ap.parse_args()
@@ -141,21 +194,33 @@ def main() -> int:
     compileall.compile_dir(Path(nbdtui.__file__).parent, quiet=1)
     nbdtui_cmd = [sys.executable, "-m", "nbdtui"]
     c, r = str(opts.connections), str(opts.requests)
+    conns, window = opts.connections, opts.requests
     rows: list[tuple[str, float, float, str, str]] = []
     results: dict[str, float] = {}
     with tempfile.TemporaryDirectory(prefix="nbdtui-bench-") as tmpdir:
         tmp = Path(tmpdir)
         with nbdkit(tmp, "pattern", f"size={size}") as uri:
-            ours = median_time(
+            nbdtui_read = [*nbdtui_cmd, "read", uri, "-o", "/dev/null"]
+            nbdcopy_read = ["nbdcopy", f"--connections={c}", f"--requests={r}", uri, "null:"]
+            ours, theirs = paired_medians(
                 opts.runs,
-                [*nbdtui_cmd, "read", uri, "-o", "/dev/null", "--connections", c, "--window", r],
+                lambda: timed([*nbdtui_read, "--connections", c, "--window", r]),
+                lambda: timed(nbdcopy_read),
             )
-            theirs = median_time(
-                opts.runs, ["nbdcopy", f"--connections={c}", f"--requests={r}", uri, "null:"]
+            rows.append(("sequential read, cli", size / ours, size / theirs, "MiB/s", "nbdcopy"))
+            ours, theirs = paired_medians(
+                opts.runs,
+                lambda: in_process(uri, conns, window, read_to_null),
+                lambda: timed(nbdcopy_read),
             )
-            rows.append(("sequential read", size / ours, size / theirs, "MiB/s", "nbdcopy"))
+            rows.append(
+                ("sequential read, in process", size / ours, size / theirs, "MiB/s", "nbdcopy")
+            )
+            results["startup_s"] = statistics.median(
+                timed([*nbdtui_read, "--length", "4K"]) for _ in range(opts.runs)
+            )
             results["peak_rss_mib"] = peak_rss_mib(
-                [*nbdtui_cmd, "read", uri, "-o", "/dev/null", "--connections", c, "--window", r]
+                [*nbdtui_read, "--connections", c, "--window", r]
             )
             ours_iops = asyncio.run(nbdtui_random_reads(uri, size, 16, opts.seconds))
             fio_iops = fio_random_reads(uri, 16, opts.seconds)
@@ -166,26 +231,39 @@ def main() -> int:
             for _ in range(size // len(block)):
                 f.write(block)
         with nbdkit(tmp, "memory", f"size={size}") as uri:
-            ours = median_time(
-                opts.runs, [*nbdtui_cmd, "write", uri, str(src), "--connections", c, "--window", r]
+            nbdcopy_write = ["nbdcopy", f"--connections={c}", f"--requests={r}", str(src), uri]
+            timed(nbdcopy_write)  # untimed: the memory plugin allocates on first write
+            ours, theirs = paired_medians(
+                opts.runs,
+                lambda: timed(
+                    [*nbdtui_cmd, "write", uri, str(src), "--connections", c, "--window", r]
+                ),
+                lambda: timed(nbdcopy_write),
             )
-        with nbdkit(tmp, "memory", f"size={size}") as uri:
-            theirs = median_time(
-                opts.runs, ["nbdcopy", f"--connections={c}", f"--requests={r}", str(src), uri]
+            rows.insert(
+                2, ("sequential write, cli", size / ours, size / theirs, "MiB/s", "nbdcopy")
             )
-        rows.insert(1, ("sequential write", size / ours, size / theirs, "MiB/s", "nbdcopy"))
+            ours, theirs = paired_medians(
+                opts.runs,
+                lambda: in_process(uri, conns, window, write_file(src)),
+                lambda: timed(nbdcopy_write),
+            )
+            rows.insert(
+                3, ("sequential write, in process", size / ours, size / theirs, "MiB/s", "nbdcopy")
+            )
 
     print(
         f"nbdtui vs other tools: {opts.size}, {c} connections x {r} requests, median of {opts.runs}"
     )
-    print(f"{'benchmark':<26} {'nbdtui':>12} {'other':>12} {'unit':<6} {'ratio':>6}  vs")
+    print(f"{'benchmark':<30} {'nbdtui':>12} {'other':>12} {'unit':<6} {'ratio':>6}  vs")
     for name, ours, theirs, unit, other in rows:
         scale = 1 / (1024 * 1024) if unit == "MiB/s" else 1
         ratio = ours / theirs
         results[name] = ratio
         figures = f"{ours * scale:12.1f} {theirs * scale:12.1f} {unit:<6} {ratio:6.2f}"
-        print(f"{name:<26} {figures}  {other}")
-    print(f"{'peak RSS of nbdtui read':<26} {results['peak_rss_mib']:12.1f} {'':>12} MiB")
+        print(f"{name:<30} {figures}  {other}")
+    print(f"{'peak RSS of nbdtui read':<30} {results['peak_rss_mib']:12.1f} {'':>12} MiB")
+    print(f"{'nbdtui start-up (4K read)':<30} {results['startup_s'] * 1000:12.1f} {'':>12} ms")
     if opts.json:
         Path(opts.json).write_text(json.dumps(results, indent=2) + "\n")
     return 0
