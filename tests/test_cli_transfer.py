@@ -132,6 +132,36 @@ def test_write_of_many_pieces_matches_nbdcopy(nbdkit, tmp_path, source):
     )
 
 
+def test_write_flush_flushes_after_the_writes(nbdkit, tmp_path):
+    server = nbdkit("memory", "16M", log=True)
+    src = tmp_path / "in.bin"
+    src.write_bytes(random.Random(3).randbytes(9 * MiB))
+    result = nbdtui("write", server.uri, str(src))
+    assert result.returncode == 0, result.stderr
+    assert "Flush" not in server.log_path.read_text()  # not unless asked
+    result = nbdtui("write", server.uri, str(src), "--offset", "1M", "--flush")
+    assert result.returncode == 0, result.stderr
+    log = server.log_path.read_text().splitlines()
+    # nbdkit's log filter: "Write id=N ..." when a request comes, "...Write id=N return=0"
+    # when it is answered
+    answered = [i for i, line in enumerate(log) if "...Write id=" in line]
+    flushes = [i for i, line in enumerate(log) if " Flush id=" in line]
+    assert len(flushes) == 1 and answered
+    assert flushes[0] > max(answered)  # sent after the last write was answered
+    assert nbdcopy_out(server.uri)[MiB : 10 * MiB] == src.read_bytes()
+
+
+def test_write_flush_without_server_flush_writes_nothing(nbd_server, tmp_path):
+    image = tmp_path / "disk.img"
+    image.write_bytes(bytes(MiB))
+    server = nbd_server({"disk": {"file": str(image)}})
+    src = tmp_path / "in.bin"
+    src.write_bytes(b"x" * 4096)
+    result = nbdtui("write", server.uri, str(src), "--flush")
+    assert_one_line_error(result, 1, "does not support flush")
+    assert image.read_bytes() == bytes(MiB)
+
+
 def test_write_past_end_sends_nothing(nbdkit, tmp_path):
     server = nbdkit("memory", "64K", log=True)
     src = tmp_path / "in.bin"

@@ -212,6 +212,11 @@ def build_parser() -> ArgumentParser:
     p.add_argument("input", metavar="FILE", help="input file, - for stdin")
     p.add_argument("--offset", type=_size, default=0, metavar="N", help="start (default 0)")
     p.add_argument("--fua", action="store_true", help="force unit access on every write")
+    p.add_argument(
+        "--flush",
+        action="store_true",
+        help="flush once every write is acknowledged (the data is then persistent)",
+    )
 
     p = command("flush")
     connection_options(p)

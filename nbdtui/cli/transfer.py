@@ -22,6 +22,7 @@ from concurrent.futures import ThreadPoolExecutor
 from nbdtui.cli import UsageError, target_endpoint
 from nbdtui.cli.progress import progress
 from nbdtui.client.requests import FileRange
+from nbdtui.errors import NotSupportedError
 
 # One piece of a streamed transfer, and how many pieces may be in flight at once
 # (the export splits each piece further into requests over its connections).
@@ -163,6 +164,10 @@ def _write_all(fd: int, data: memoryview) -> None:
 
 
 async def _write(export, args: argparse.Namespace) -> int:
+    if args.flush and not export.info.can_flush:
+        raise NotSupportedError(
+            "cannot --flush: the server does not support flush (nothing was written)"
+        )
     with contextlib.ExitStack() as stack:
         if args.input == "-":
             source, total = sys.stdin, None
@@ -178,6 +183,8 @@ async def _write(export, args: argparse.Namespace) -> int:
             await _write_file(export, source, args.offset, total, args.fua, bar)
         else:
             await _write_stream(export, source.fileno(), args.offset, args.fua, bar)
+    if args.flush:
+        await export.flush()
     return 0
 
 
