@@ -81,6 +81,12 @@ def _ssh_target(text: str):
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
+def _ssh_text(text: str) -> str:
+    """An SSH host for the UI, checked here and passed on as written."""
+    _ssh_target(text)
+    return text
+
+
 def target_endpoint(args: argparse.Namespace):
     """The endpoint a command works on: its URI, reached through ``--ssh`` if given."""
     from nbdtui.uri import parse
@@ -116,7 +122,8 @@ def build_parser() -> ArgumentParser:
     parser = ArgumentParser(
         prog="nbdtui",
         description="Work with remote block devices over NBD. "
-        "Run 'nbdtui' alone for the terminal UI, 'nbdtui URI' to open an export in it.",
+        "Run 'nbdtui' alone for the terminal UI, 'nbdtui URI' to open an export in it "
+        "('nbdtui --ssh [USER@]HOST URI' through an SSH host).",
         epilog="Endpoints: nbd://host[:port]/export, nbds://…, nbd+unix:///export?socket=PATH, "
         "nbd+ssh://[user@]host/export?socket=PATH, nbd:host:port:exportname=NAME.",
     )
@@ -289,24 +296,58 @@ def dispatch(args: argparse.Namespace) -> int:
     raise AssertionError(args.command)
 
 
-def _run_tui(uri: str | None) -> int:
-    if uri is not None:
+def _tui_parser() -> ArgumentParser:
+    p = ArgumentParser(prog="nbdtui", description="The terminal UI.")
+    p.add_argument("uri", metavar="URI", nargs="?", help="endpoint to open at once")
+    p.add_argument(
+        "--ssh",
+        type=_ssh_text,
+        metavar="[USER@]HOST[:PORT]",
+        help="reach URI (nbd:// or nbd+unix://) through this SSH host",
+    )
+    p.add_argument(
+        "--ssh-accept-new",
+        action="store_true",
+        help="trust and remember SSH host keys not yet in known_hosts instead of asking",
+    )
+    return p
+
+
+def _is_tui(argv: list[str]) -> bool:
+    """``nbdtui``, ``nbdtui URI`` and ``nbdtui [--ssh HOST] [--ssh-accept-new] [URI]``
+    (in any order) open the terminal UI; anything else is a subcommand."""
+    if not argv:
+        return True
+    if argv[0].startswith("--ssh"):
+        return True
+    return not argv[0].startswith("-") and argv[0] not in COMMANDS
+
+
+def _run_tui(argv: list[str]) -> int:
+    args, extra = _tui_parser().parse_known_args(argv)
+    if extra:
+        if args.uri is not None and argv and argv[0] == args.uri:
+            build_parser().error(f"unknown command {args.uri!r}")
+        _tui_parser().error(f"unrecognized arguments: {' '.join(extra)}")
+    if args.uri is not None:
         from nbdtui.uri import parse
 
-        parse(uri)  # a bad endpoint is a command-line error before any screen opens
+        # A bad endpoint is a command-line error before any screen opens.
+        endpoint = parse(args.uri)
+        if args.ssh is not None:
+            from nbdtui.ssh_endpoint import tunnel_endpoint
+
+            tunnel_endpoint(endpoint, args.ssh)
     from nbdtui.tui.app import run_app
 
-    return run_app(uri=uri) or EXIT_OK
+    return run_app(uri=args.uri, ssh=args.ssh, ssh_accept_new=args.ssh_accept_new) or EXIT_OK
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
-        first = next((a for a in argv if not a.startswith("-")), None)
-        if not argv or (first is not None and first not in COMMANDS and argv[0] == first):
-            if len(argv) > 1:
-                build_parser().error(f"unknown command {argv[0]!r}")
-            return _run_tui(argv[0] if argv else None)
+        if _is_tui(argv):
+            return _run_tui(argv)
         args = build_parser().parse_args(argv)
         if args.command is None:
             return _run_tui(None)

@@ -107,11 +107,14 @@ class NbdtuiApp(App[int]):
         window: int = 16,
         journal: Any = None,
         ssh: str | None = None,
+        ssh_accept_new: bool = False,
         reconnect_delay: float = RECONNECT_DELAY,
     ) -> None:
         super().__init__()
         self.start_uri = uri
         self.start_ssh = ssh  # "[user@]host[:port]" to reach start_uri through (--ssh)
+        # --ssh-accept-new: unknown SSH host keys are trusted and saved without asking
+        self.ssh_accept_new = ssh_accept_new
         self._prompts: PromptHooks | None = None
         self._ssh_logins: dict[tuple[object, ...], contextlib.AsyncExitStack] = {}
         self.demo_uris = dict(demo_uris or {})
@@ -566,14 +569,17 @@ def create_app(
     """The app, configured but not running (tests drive it with ``run_test``).
 
     ``options``: ``history`` (a :class:`nbdtui.history.History`; default: the one in
-    the user's config dir), ``connect_timeout``, ``window``, ``journal``, ``ssh``,
-    ``reconnect_delay`` (seconds to keep reconnecting after a drop; default 30).
+    the user's config dir), ``connect_timeout``, ``window``, ``journal``, ``ssh`` (the
+    SSH host to reach ``uri`` through), ``ssh_accept_new`` (trust unknown host keys
+    without asking), ``reconnect_delay`` (seconds to keep reconnecting after a drop;
+    default 30).
     """
     return NbdtuiApp(uri, demo_uris=demo_uris, **options)
 
 
-def run_app(uri: str | None = None, demo_uris: dict[str, str] | None = None) -> int:
-    """Run the terminal UI until the user quits; returns the exit status."""
-    app = create_app(uri, demo_uris)
+def run_app(uri: str | None = None, demo_uris: dict[str, str] | None = None, **options: Any) -> int:
+    """Run the terminal UI until the user quits; returns the exit status. ``options``
+    as for :func:`create_app`."""
+    app = create_app(uri, demo_uris, **options)
     app.run()
     return app.return_code or 0

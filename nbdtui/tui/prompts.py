@@ -221,6 +221,8 @@ class PromptHooks:
         return answer
 
     async def ask_host_key(self, key: UnknownHostKey) -> bool:
+        if getattr(self.app, "ssh_accept_new", False):
+            return True  # --ssh-accept-new
         return bool(await self._ask(HostKeyScreen(key)))
 
     def notice(self, message: str) -> None:

@@ -157,6 +157,39 @@ async def test_via_ssh_field_tunnels_a_unix_endpoint(make_app, ssh_home, memory)
         assert [e.uri for e in app.history.recent()] == [parse(tunnelled).uri]
 
 
+async def test_started_with_ssh_opens_the_uri_through_the_host(make_app, ssh_home, memory):
+    """`nbdtui --ssh HOST URI`: the app opens URI through HOST as soon as it starts."""
+    tunnelled = f"nbd+ssh://{ssh_home.alias}/?socket={quote(memory.socket, safe='/')}"
+    app = make_app(memory.uri_for(""), ssh=ssh_home.alias)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: app.sessions or status_of(app).has_class("error"))
+        assert app.sessions, text_of(status_of(app))
+        (session,) = app.sessions.values()
+        assert session.endpoint == parse(tunnelled)
+        assert session.export.size == 3 * MiB
+        assert [e.uri for e in app.history.recent()] == [parse(tunnelled).uri]
+
+
+async def test_ssh_accept_new_trusts_an_unknown_key_without_asking(make_app, ssh_home, memory):
+    """`nbdtui --ssh-accept-new`: no host-key modal; the key is saved to known_hosts."""
+    ssh_home.known_hosts.write_text("")
+    host_pub = Path(f"{ssh_home.host_key}.pub")
+    app = make_app(ssh_home.nbd_ssh_uri("", memory.socket), ssh_accept_new=True)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(
+            pilot,
+            lambda: (
+                app.sessions
+                or status_of(app).has_class("error")
+                or isinstance(app.screen, HostKeyScreen)
+            ),
+        )
+        assert not isinstance(app.screen, HostKeyScreen)
+        assert app.sessions, text_of(status_of(app))
+        saved = ssh_home.known_hosts.read_text()
+        assert f"[127.0.0.1]:{ssh_home.port} ssh-ed25519 {host_pub.read_text().split()[1]}" in saved
+
+
 @pytest.mark.parametrize(
     ("uri", "via", "needle"),
     [
