@@ -218,14 +218,14 @@ class ExportGroup(GroupRecovery):
                 best = conn
         return best
 
-    def pick(self) -> Connection:
-        """The least-loaded usable connection (and open another if all are full)."""
-        best = self._least_loaded()
-        if best is None:
-            raise self._dead_error()
-        if best.load >= best.window:
+    def _pick(self) -> Connection | None:
+        """The usable connection to send on, or None; opens another one when they are
+        all full (the hot path of :meth:`send`: one connection is not searched)."""
+        conns = self.connections
+        conn = conns[0] if len(conns) == 1 and conns[0].usable else self._least_loaded()
+        if conn is not None and len(conns) < self.max_connections and conn.load >= conn.window:
             self._grow()
-        return best
+        return conn
 
     async def connection(self) -> Connection:
         """The least-loaded usable connection; when none is, wait for the reconnect
@@ -267,13 +267,9 @@ class ExportGroup(GroupRecovery):
     ) -> tuple[Connection, PendingRequest] | None:
         """:meth:`send` when nothing needs waiting for (see
         :meth:`Connection.submit_nowait`); ``None`` when :meth:`send` must be used."""
-        conns = self.connections
-        # (one connection is the usual case: no search)
-        conn = conns[0] if len(conns) == 1 and conns[0].usable else self._least_loaded()
+        conn = self._pick()
         if conn is None:
             return None
-        if len(conns) < self.max_connections and conn.load >= conn.window:
-            self._grow()
         pending = conn.submit_nowait(
             command,
             offset,
@@ -300,13 +296,9 @@ class ExportGroup(GroupRecovery):
         or for a reconnect); return it without waiting for its reply."""
         failures = 0
         while True:
-            conns = self.connections
-            # (one connection is the usual case: no search)
-            conn = conns[0] if len(conns) == 1 and conns[0].usable else self._least_loaded()
+            conn = self._pick()
             if conn is None:
                 conn = await self.connection()
-            elif len(conns) < self.max_connections and conn.load >= conn.window:
-                self._grow()
             try:
                 if self.watchdog.timeout is None:
                     pending = await conn.submit(
