@@ -143,8 +143,9 @@ async def nbdtui_random_reads(uri: str, size: int, depth: int, seconds: float) -
 
         async def worker() -> None:
             nonlocal done
+            buf = bytearray(4096)  # like fio, each I/O in flight has its own buffer
             while time.perf_counter() < deadline:
-                await export.read(rng.randrange(blocks) * 4096, 4096)
+                await export.read_into(rng.randrange(blocks) * 4096, buf)
                 done += 1
 
         start = time.perf_counter()

@@ -220,8 +220,12 @@ class Export:
         ``buffer`` is no longer written to once the cancellation is delivered.
         """
         view = _as_bytes_view(buffer, writable=True)
-        self._check_range(offset, len(view))
-        if view:
+        length = len(view)
+        self._check_range(offset, length)
+        if length <= self._single_max and self.block_minimum == 1:
+            if length:  # (the hot path of random reads: one request)
+                await perform(self._group, _READ, offset, length, dest=view)
+        else:
             await self._read_checked(offset, view)
 
     async def _read_checked(self, offset: int, view: memoryview) -> None:
