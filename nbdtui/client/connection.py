@@ -296,8 +296,13 @@ class Connection:
             except BaseException:
                 window.release()
                 raise
-        large = payload is not None and len(payload) > SMALL_WRITE
-        if large:
+        if payload is None or len(payload) <= SMALL_WRITE:
+            try:
+                pending = self._send_small(command, offset, length, flags, payload, dest)
+            except BaseException:
+                window.release()
+                raise
+        else:
             # Nothing may come between the header and the payload of a FileRange
             # going out: wait before anything of this request is registered or sent.
             while self._file_send is not None:
@@ -307,13 +312,6 @@ class Connection:
                 except BaseException:
                     window.release()
                     raise
-        if not large:
-            try:
-                pending = self._send_small(command, offset, length, flags, payload, dest)
-            except BaseException:
-                window.release()
-                raise
-        else:
             try:
                 cookie, header = self.machine.request(command, offset, length, flags)
             except BaseException:

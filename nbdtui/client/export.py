@@ -206,11 +206,7 @@ class Export:
         """``length`` bytes at ``offset``."""
         self._check_range(offset, length)
         buf = bytearray(length)
-        if length <= self._single_max and self.block_minimum == 1:
-            if length:  # (the hot path of random reads: one request)
-                await perform(self._group, _READ, offset, length, dest=memoryview(buf))
-        else:
-            await self._read_checked(offset, memoryview(buf))
+        await self.read_into(offset, buf)
         return bytes(buf)
 
     async def read_into(self, offset: int, buffer: bytearray | memoryview) -> None:
@@ -222,27 +218,20 @@ class Export:
         view = _as_bytes_view(buffer, writable=True)
         length = len(view)
         self._check_range(offset, length)
-        if length <= self._single_max and self.block_minimum == 1:
-            if length:  # (the hot path of random reads: one request)
-                await perform(self._group, _READ, offset, length, dest=view)
-        else:
-            await self._read_checked(offset, view)
-
-    async def _read_checked(self, offset: int, view: memoryview) -> None:
-        """Read into ``view`` (not empty, within the export)."""
-        length = len(view)
+        if not length:
+            return
         mb = self.block_minimum
-        if mb > 1 and (offset % mb or length % mb):
+        if mb == 1 and length <= self._single_max:
+            # One request (random reads: the hot path).
+            await perform(self._group, _READ, offset, length, dest=view)
+        elif mb > 1 and (offset % mb or length % mb):
             start = offset - offset % mb
             end = min(-(-(offset + length) // mb) * mb, self.size)
             tmp = bytearray(end - start)
             await self._read(start, memoryview(tmp))
             view[:] = memoryview(tmp)[offset - start : offset - start + length]
-            return
-        if length <= self._single_max:  # one request (random reads: the hot path)
-            await perform(self._group, _READ, offset, length, dest=view)
-            return
-        await self._read(offset, view)
+        else:
+            await self._read(offset, view)
 
     async def _read(self, offset: int, view: memoryview) -> None:
         size = self._split_size(len(view))
