@@ -18,19 +18,27 @@ import contextlib
 import itertools
 import os
 import pwd
-import secrets
-import shutil
 import signal
-import socket as socketlib
 import subprocess
 import sys
 import time
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import quote
 
-import pytest
+from tests.images import make_image
+from tests.processes import (
+    SUPERVISOR,
+    free_port,
+    is_alive,
+    is_listening,
+    pdeathsig_prefix,
+    process_tree,
+    require_binary,
+    tail_of,
+)
+from tests.tls_material import TlsCerts, make_tls_certs, tls_directory
 
 READY_TIMEOUT = float(os.environ.get("NBDTUI_TEST_SERVER_TIMEOUT", "20"))
 # How long stop() waits after SIGTERM before SIGKILL. nbdkit 1.32 does not act on SIGTERM
@@ -43,258 +51,23 @@ MAX_UNIX_PATH = 107
 
 KINDS = ("nbdkit", "qemu-nbd", "nbd-server", "sshd")
 
+# Names the test modules import from here.
+__all__ = [
+    "Server",
+    "ServerFactory",
+    "ServerStartError",
+    "SshServer",
+    "TlsCerts",
+    "is_alive",
+    "is_listening",
+    "make_image",
+    "make_tls_certs",
+    "require_binary",
+]
+
 
 class ServerStartError(RuntimeError):
     """A server did not come up; the message carries its command line and output."""
-
-
-# --------------------------------------------------------------------------- binaries
-
-
-def in_ci() -> bool:
-    """True when the ``CI`` environment variable is set (to anything but false/0/no)."""
-    return os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
-
-
-def missing(reason: str) -> None:
-    """Skip the current test, or fail it under CI, where nothing may be skipped silently."""
-    if in_ci():
-        pytest.fail(f"{reason} (CI is set, so this is a failure, not a skip)", pytrace=False)
-    pytest.skip(reason)
-
-
-def require_binary(name: str) -> str:
-    """The absolute path of ``name`` (also looked up in /usr/sbin and /sbin); skip if absent."""
-    path = shutil.which(name) or shutil.which(name, path="/usr/sbin:/sbin:/usr/local/sbin")
-    if path is None:
-        missing(f"{name} is not installed (scripts/install-deps.sh installs it)")
-    return path
-
-
-# --------------------------------------------------------------------------- /proc helpers
-
-
-def _ppid_map() -> dict[int, int]:
-    parents: dict[int, int] = {}
-    for entry in os.scandir("/proc"):
-        if not entry.name.isdigit():
-            continue
-        try:
-            data = Path("/proc", entry.name, "stat").read_bytes()
-        except OSError:
-            continue
-        # "pid (comm) state ppid ...": comm may contain spaces and parentheses.
-        fields = data[data.rfind(b")") + 2 :].split()
-        parents[int(entry.name)] = int(fields[1])
-    return parents
-
-
-def process_tree(pid: int) -> list[int]:
-    """``pid`` followed by all its living descendants (breadth first)."""
-    children: dict[int, list[int]] = {}
-    for child, parent in _ppid_map().items():
-        children.setdefault(parent, []).append(child)
-    tree, todo = [], [pid]
-    while todo:
-        current = todo.pop(0)
-        tree.append(current)
-        todo.extend(children.get(current, ()))
-    return tree
-
-
-def is_alive(pid: int) -> bool:
-    """True when ``pid`` exists and is not a zombie."""
-    try:
-        data = Path("/proc", str(pid), "stat").read_bytes()
-    except OSError:
-        return False
-    return data[data.rfind(b")") + 2 :][:1] not in (b"Z", b"X")
-
-
-def _socket_inodes(pids: Iterable[int]) -> set[int]:
-    inodes: set[int] = set()
-    for pid in pids:
-        fd_dir = f"/proc/{pid}/fd"
-        try:
-            fds = os.listdir(fd_dir)
-        except OSError:
-            continue
-        for fd in fds:
-            try:
-                target = os.readlink(f"{fd_dir}/{fd}")
-            except OSError:
-                continue
-            if target.startswith("socket:["):
-                inodes.add(int(target[8:-1]))
-    return inodes
-
-
-def _tcp_listen_inodes(port: int) -> set[int]:
-    inodes: set[int] = set()
-    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
-        try:
-            lines = Path(table).read_text().splitlines()[1:]
-        except OSError:
-            continue
-        for line in lines:
-            fields = line.split()
-            if fields[3] == "0A" and int(fields[1].rsplit(":", 1)[1], 16) == port:  # LISTEN
-                inodes.add(int(fields[9]))
-    return inodes
-
-
-def _unix_listen_inodes(path: str) -> set[int]:
-    inodes: set[int] = set()
-    try:
-        lines = Path("/proc/net/unix").read_text().splitlines()[1:]
-    except OSError:
-        return inodes
-    for line in lines:
-        fields = line.split()
-        # Num RefCount Protocol Flags Type St Inode Path; flag 0x10000 is __SO_ACCEPTCON.
-        if len(fields) >= 8 and int(fields[3], 16) & 0x10000 and fields[7] == path:
-            inodes.add(int(fields[6]))
-    return inodes
-
-
-def _proc_works() -> bool:
-    return Path("/proc/net/tcp").exists() and Path("/proc/self/fd").exists()
-
-
-def _connectable(port: int | None, unix_path: str | None) -> bool:
-    """Fallback readiness probe where /proc is not available."""
-    family = socketlib.AF_UNIX if unix_path else socketlib.AF_INET
-    with socketlib.socket(family, socketlib.SOCK_STREAM) as sock:
-        sock.settimeout(1)
-        try:
-            sock.connect(unix_path or ("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
-
-
-def is_listening(pid: int, *, port: int | None = None, unix_path: str | None = None) -> bool:
-    """True when the process tree of ``pid`` holds a listening socket on ``port``/``unix_path``."""
-    if not _proc_works():
-        return _connectable(port, unix_path)
-    wanted = _unix_listen_inodes(unix_path) if unix_path else _tcp_listen_inodes(port or 0)
-    return bool(wanted) and bool(wanted & _socket_inodes(process_tree(pid)))
-
-
-def free_port() -> int:
-    """An ephemeral TCP port of 127.0.0.1 that was free a moment ago (callers must retry)."""
-    with socketlib.socket(socketlib.AF_INET, socketlib.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _tail(path: Path | None, limit: int = 4000) -> str:
-    if path is None:
-        return ""
-    try:
-        text = path.read_text(errors="replace")
-    except OSError:
-        return ""
-    return text[-limit:]
-
-
-_PDEATHSIG: list[str] | None = None
-
-
-def _pdeathsig_prefix() -> list[str]:
-    """``setpriv --pdeathsig TERM --`` when available: the server dies with pytest."""
-    global _PDEATHSIG
-    if _PDEATHSIG is None:
-        setpriv = shutil.which("setpriv")
-        _PDEATHSIG = []
-        if setpriv and sys.platform.startswith("linux"):
-            help_text = subprocess.run(
-                [setpriv, "--help"], capture_output=True, text=True, check=False
-            ).stdout
-            if "--pdeathsig" in help_text:
-                _PDEATHSIG = [setpriv, "--pdeathsig", "TERM", "--"]
-    return list(_PDEATHSIG)
-
-
-# A tiny supervisor for servers that insist on daemonizing (nbd-server forks one process per
-# connection only when it daemonizes; with -d it serves a single session and exits). It becomes
-# a child subreaper, so the daemon is re-parented to it and stays in our process tree; it dies
-# with pytest (PR_SET_PDEATHSIG) and takes the whole tree down when terminated.
-SUPERVISOR = r"""
-import ctypes, os, signal, sys, time
-libc = ctypes.CDLL(None, use_errno=True)
-libc.prctl(36, 1, 0, 0, 0)                 # PR_SET_CHILD_SUBREAPER
-libc.prctl(1, int(signal.SIGTERM), 0, 0, 0)  # PR_SET_PDEATHSIG
-
-class Stop(Exception):
-    pass
-
-def stop(signum, frame):
-    raise Stop
-
-def descendants():
-    parents = {}
-    for name in os.listdir("/proc"):
-        if name.isdigit():
-            try:
-                data = open(f"/proc/{name}/stat", "rb").read()
-            except OSError:
-                continue
-            parents[int(name)] = int(data[data.rfind(b")") + 2:].split()[1])
-    found, todo = [], [os.getpid()]
-    while todo:
-        current = todo.pop()
-        kids = [pid for pid, parent in parents.items() if parent == current]
-        found += kids
-        todo += kids
-    return found
-
-def reap():
-    while True:
-        try:
-            pid, _ = os.waitpid(-1, os.WNOHANG)
-        except ChildProcessError:
-            return
-        if pid == 0:
-            return
-
-def kill_all(sig):
-    for pid in descendants():
-        try:
-            os.kill(pid, sig)
-        except ProcessLookupError:
-            pass
-
-signal.signal(signal.SIGTERM, stop)
-signal.signal(signal.SIGINT, stop)
-status = 0
-try:
-    if os.getppid() != int(sys.argv[1]):
-        sys.exit(1)
-    os.posix_spawnp(sys.argv[2], sys.argv[2:], os.environ)
-    while True:
-        try:
-            pid, raw = os.waitpid(-1, 0)
-        except ChildProcessError:
-            break
-        status = os.waitstatus_to_exitcode(raw)
-except Stop:
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    kill_all(signal.SIGTERM)
-    deadline = time.monotonic() + 1.5
-    while descendants() and time.monotonic() < deadline:
-        reap()
-        time.sleep(0.02)
-    kill_all(signal.SIGKILL)
-    while True:
-        try:
-            os.waitpid(-1, 0)
-        except ChildProcessError:
-            break
-    status = 0
-sys.exit(status if status >= 0 else 128 - status)
-"""
 
 
 # --------------------------------------------------------------------------- servers
@@ -368,7 +141,7 @@ class Server:
 
     def output(self) -> str:
         """What the server wrote to stderr so far (handy in assertion messages)."""
-        return _tail(self.stderr_path or self.log_path, 20000)
+        return tail_of(self.stderr_path or self.log_path, 20000)
 
     def stop(self) -> None:
         """Terminate the server and everything it started; wait; SIGKILL if needed. Idempotent."""
@@ -482,226 +255,6 @@ class SshServer(Server):
         return proc
 
 
-@dataclass(frozen=True)
-class TlsCerts:
-    """X.509 material in the directory layout shared by nbdkit, qemu and libnbd.
-
-    Each directory holds ``ca-cert.pem``, ``server-cert.pem``, ``server-key.pem``,
-    ``client-cert.pem`` and ``client-key.pem``:
-
-    - ``dir``: all signed by the test CA; the server cert is for ``localhost`` and
-      ``127.0.0.1`` (subjectAltName). Pass it to ``nbdkit --tls-certificates``, qemu's
-      ``tls-creds-x509,dir=`` and libnbd's ``?tls-certificates=``.
-    - ``expired_dir``: same CA and client pair, but a server cert that expired in 2000.
-    - ``wrong_ca_dir``: another CA (with its own ``ca-cert.pem``) signed the server and client
-      certs; a server using it is rejected by a client trusting ``dir``, and vice versa.
-    - ``psk_file``: ``psk_user:hexkey`` for ``nbdkit --tls-psk`` / libnbd ``?tls-psk-file=``.
-    """
-
-    dir: Path
-    expired_dir: Path
-    wrong_ca_dir: Path
-    psk_file: Path
-    psk_user: str = "nbdtui"
-
-    @property
-    def ca_cert(self) -> Path:
-        return self.dir / "ca-cert.pem"
-
-    @property
-    def server_cert(self) -> Path:
-        return self.dir / "server-cert.pem"
-
-    @property
-    def server_key(self) -> Path:
-        return self.dir / "server-key.pem"
-
-    @property
-    def client_cert(self) -> Path:
-        return self.dir / "client-cert.pem"
-
-    @property
-    def client_key(self) -> Path:
-        return self.dir / "client-key.pem"
-
-    def copy_to(self, dest: Path) -> TlsCerts:
-        """A copy of every file under ``dest`` (which must not exist yet)."""
-        root = self.dir.parent
-        shutil.copytree(root, dest, symlinks=True)
-        return replace(
-            self,
-            dir=dest / self.dir.relative_to(root),
-            expired_dir=dest / self.expired_dir.relative_to(root),
-            wrong_ca_dir=dest / self.wrong_ca_dir.relative_to(root),
-            psk_file=dest / self.psk_file.relative_to(root),
-        )
-
-
-# --------------------------------------------------------------------------- images
-
-
-def make_image(
-    tmp_path: Path,
-    size: int,
-    fmt: str = "raw",
-    content: bytes | None = None,
-    name: str | None = None,
-) -> Path:
-    """Create a ``size``-byte disk image with ``qemu-img create``; ``content`` goes at offset 0.
-
-    For qcow2 with content, a raw image is written first and converted, so the guest-visible
-    bytes are exactly ``content`` followed by zeros.
-    """
-    qemu_img = require_binary("qemu-img")
-    if content is not None and len(content) > size:
-        raise ValueError(f"content ({len(content)} bytes) is larger than the image ({size})")
-    if name is None:
-        for n in itertools.count(1):
-            path = tmp_path / f"image-{n}.{fmt}"
-            if not path.exists():
-                break
-    else:
-        path = tmp_path / name
-    tmp_path.mkdir(parents=True, exist_ok=True)
-
-    def run(*args: str) -> None:
-        proc = subprocess.run([qemu_img, *args], capture_output=True, text=True, check=False)
-        if proc.returncode != 0:
-            raise RuntimeError(f"qemu-img {' '.join(args)}: {proc.stderr.strip()}")
-
-    if fmt == "raw" or content is None:
-        run("create", "-q", "-f", fmt, str(path), str(size))
-        if content:  # only raw gets here with content
-            with path.open("r+b") as f:
-                f.write(content)
-        return path
-    raw = path.with_name(path.name + ".raw-source")
-    run("create", "-q", "-f", "raw", str(raw), str(size))
-    with raw.open("r+b") as f:
-        f.write(content)
-    run("convert", "-q", "-f", "raw", "-O", fmt, str(raw), str(path))
-    raw.unlink()
-    return path
-
-
-# --------------------------------------------------------------------------- TLS material
-
-
-def _openssl(cwd: Path, *args: str) -> None:
-    openssl = require_binary("openssl")
-    proc = subprocess.run(
-        [openssl, *args], cwd=cwd, capture_output=True, text=True, stdin=subprocess.DEVNULL
-    )
-    if proc.returncode != 0:
-        raise RuntimeError(f"openssl {' '.join(args)}: {proc.stderr.strip()}")
-
-
-_SERVER_EXT = """\
-basicConstraints = critical, CA:FALSE
-keyUsage = critical, digitalSignature, keyEncipherment
-extendedKeyUsage = serverAuth
-subjectKeyIdentifier = hash
-authorityKeyIdentifier = keyid
-subjectAltName = DNS:localhost, IP:127.0.0.1, IP:::1
-"""
-
-_CLIENT_EXT = """\
-basicConstraints = critical, CA:FALSE
-keyUsage = critical, digitalSignature, keyEncipherment
-extendedKeyUsage = clientAuth
-subjectKeyIdentifier = hash
-authorityKeyIdentifier = keyid
-"""
-
-_CA_CONFIG = """\
-[ca]
-default_ca = test_ca
-[test_ca]
-database = {work}/index.txt
-new_certs_dir = {work}/issued
-serial = {work}/serial
-default_md = sha256
-policy = policy_any
-unique_subject = no
-[policy_any]
-commonName = supplied
-"""
-
-
-def make_tls_certs(directory: Path) -> TlsCerts:
-    """Generate CA, server and client certificates (plus the bad variants) with openssl."""
-    work = directory / "ca-private"
-    good, expired, wrong = directory / "pki", directory / "pki-expired", directory / "pki-wrong-ca"
-    for d in (work, good, expired, wrong, work / "issued"):
-        d.mkdir(parents=True, exist_ok=True)
-    (work / "server.ext").write_text(_SERVER_EXT)
-    (work / "client.ext").write_text(_CLIENT_EXT)
-    (work / "index.txt").write_text("")
-    (work / "serial").write_text(secrets.token_hex(8) + "\n")
-    (work / "ca.cnf").write_text(_CA_CONFIG.format(work=work))
-
-    def new_ca(name: str, cn: str) -> None:
-        _openssl(
-            work,
-            *("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-sha256", "-days", "3650"),
-            *("-keyout", f"{name}-key.pem", "-out", f"{name}-cert.pem", "-subj", f"/CN={cn}"),
-            *("-addext", "basicConstraints=critical,CA:TRUE"),
-            *("-addext", "keyUsage=critical,keyCertSign,cRLSign"),
-        )
-
-    def new_key(name: str, cn: str) -> None:
-        _openssl(
-            work,
-            *("req", "-new", "-newkey", "rsa:2048", "-nodes", "-subj", f"/CN={cn}"),
-            *("-keyout", f"{name}-key.pem", "-out", f"{name}.csr"),
-        )
-
-    def sign(csr: str, ca: str, ext: str, out: Path) -> None:
-        _openssl(
-            work,
-            *("x509", "-req", "-in", csr, "-CA", f"{ca}-cert.pem", "-CAkey", f"{ca}-key.pem"),
-            *("-set_serial", str(int(secrets.token_hex(8), 16)), "-days", "3650", "-sha256"),
-            *("-extfile", ext, "-out", str(out)),
-        )
-
-    new_ca("ca", "nbdtui test CA")
-    new_ca("other-ca", "nbdtui wrong CA")
-    new_key("server", "localhost")
-    new_key("client", "nbdtui-client")
-
-    sign("server.csr", "ca", "server.ext", good / "server-cert.pem")
-    sign("client.csr", "ca", "client.ext", good / "client-cert.pem")
-    sign("server.csr", "other-ca", "server.ext", wrong / "server-cert.pem")
-    sign("client.csr", "other-ca", "client.ext", wrong / "client-cert.pem")
-    # `openssl x509 -days` cannot backdate; `openssl ca` takes explicit validity dates.
-    _openssl(
-        work,
-        *("ca", "-batch", "-notext", "-config", "ca.cnf", "-cert", "ca-cert.pem"),
-        *("-keyfile", "ca-key.pem", "-in", "server.csr", "-extfile", "server.ext"),
-        *("-startdate", "20000101000000Z", "-enddate", "20000102000000Z"),
-        *("-out", str(expired / "server-cert.pem")),
-    )
-
-    for d in (good, expired):
-        shutil.copy(work / "ca-cert.pem", d / "ca-cert.pem")
-    shutil.copy(work / "other-ca-cert.pem", wrong / "ca-cert.pem")
-    for d in (good, expired, wrong):
-        shutil.copy(work / "server-key.pem", d / "server-key.pem")
-        shutil.copy(work / "client-key.pem", d / "client-key.pem")
-        (d / "server-key.pem").chmod(0o600)
-        (d / "client-key.pem").chmod(0o600)
-    shutil.copy(good / "client-cert.pem", expired / "client-cert.pem")
-
-    psk = directory / "psk.keys"
-    psk.write_text(f"nbdtui:{secrets.token_hex(32)}\n")
-    psk.chmod(0o600)
-    return TlsCerts(dir=good, expired_dir=expired, wrong_ca_dir=wrong, psk_file=psk)
-
-
-def _tls_dir(tls: TlsCerts | Path | str) -> Path:
-    return tls.dir if isinstance(tls, TlsCerts) else Path(tls)
-
-
 # --------------------------------------------------------------------------- factory
 
 # nbdkit options that take their value as the next argument.
@@ -785,7 +338,7 @@ class ServerFactory:
             delay = 0.005
             while True:
                 if process.poll() is not None:
-                    text = _tail(output)
+                    text = tail_of(output)
                     last_error = (
                         f"{kind} exited with status {process.returncode} before listening\n"
                         f"command: {' '.join(argv)}\noutput:\n{text}"
@@ -798,7 +351,7 @@ class ServerFactory:
                     raise ServerStartError(
                         f"{kind} did not listen on {unix_path or f'127.0.0.1:{port}'} within "
                         f"{READY_TIMEOUT:.0f}s\ncommand: {' '.join(argv)}\n"
-                        f"output:\n{_tail(output)}"
+                        f"output:\n{tail_of(output)}"
                     )
                 time.sleep(delay)
                 delay = min(delay * 2, 0.05)
@@ -875,7 +428,7 @@ class ServerFactory:
         tls_args: list[str] = []
         tls_dir = None
         if tls is not None:
-            tls_dir = _tls_dir(tls)
+            tls_dir = tls_directory(tls)
             tls_args = ["--tls=require", f"--tls-certificates={tls_dir}"]
             if tls_verify_peer:
                 tls_args.append("--tls-verify-peer")
@@ -946,7 +499,7 @@ class ServerFactory:
         tls_args: list[str] = []
         tls_dir = None
         if tls is not None:
-            tls_dir = _tls_dir(tls)
+            tls_dir = tls_directory(tls)
             verify = "on" if tls_verify_peer else "off"
             tls_args = [
                 "--object",
@@ -957,7 +510,7 @@ class ServerFactory:
         def argv(port: int | None) -> list[str]:
             where = ["-k", unix_path] if unix_path else ["-b", "127.0.0.1", "-p", str(port)]
             return [
-                *_pdeathsig_prefix(),
+                *pdeathsig_prefix(),
                 binary,
                 "--persistent",
                 "--shared=8",
@@ -1046,7 +599,7 @@ class ServerFactory:
             lines = [f"[{export}]", f"exportname = {files[export]}"]
             lines += [f"{key} = {_conf_value(value)}" for key, value in opts.items()]
             sections.append("\n".join(lines))
-        tls_dir = _tls_dir(tls) if tls is not None else None
+        tls_dir = tls_directory(tls) if tls is not None else None
 
         def argv(port: int | None) -> list[str]:
             gen: dict[str, object] = {"allowlist": True}
@@ -1158,7 +711,7 @@ class ServerFactory:
         )
 
         def argv(port: int | None) -> list[str]:
-            return [*_pdeathsig_prefix(), sshd, "-D", "-e", "-f", str(sshd_config), "-p", str(port)]
+            return [*pdeathsig_prefix(), sshd, "-D", "-e", "-f", str(sshd_config), "-p", str(port)]
 
         process, port, used = self._launch("sshd", argv, unix_path=None, output=output, cwd=work)
         assert port is not None
