@@ -324,11 +324,12 @@ def _is_tui(argv: list[str]) -> bool:
 
 
 def _run_tui(argv: list[str]) -> int:
-    args, extra = _tui_parser().parse_known_args(argv)
+    parser = _tui_parser()
+    args, extra = parser.parse_known_args(argv)
     if extra:
         if args.uri is not None and argv and argv[0] == args.uri:
             build_parser().error(f"unknown command {args.uri!r}")
-        _tui_parser().error(f"unrecognized arguments: {' '.join(extra)}")
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     if args.uri is not None:
         from nbdtui.uri import parse
 

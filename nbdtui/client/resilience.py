@@ -187,9 +187,7 @@ class Watchdog:
             self._timer.cancel()
             self._timer = None
         if value is not None:
-            sent = [p.sent_at for p in map(_oldest, self._connections()) if p is not None]
-            if sent:
-                self._arm(min(sent))
+            self._arm_for_oldest()
 
     def track(self, pending: PendingRequest) -> None:
         """``pending`` was just sent: make sure a timer runs while a timeout is set."""
@@ -217,11 +215,14 @@ class Watchdog:
         for conn, pending, age in expired:
             if not pending.future.done():
                 self._on_expired(conn, pending, age)
-        if self._timer is None:
-            # Requests sent meanwhile armed it already; else the oldest left sets it.
-            left = [p.sent_at for p in map(_oldest, self._connections()) if p is not None]
-            if left:
-                self._arm(min(left))
+        if self._timer is None:  # (requests sent meanwhile armed it already)
+            self._arm_for_oldest()
+
+    def _arm_for_oldest(self) -> None:
+        """Arm the timer for the oldest request in flight on any connection, if any."""
+        sent = [p.sent_at for p in map(_oldest, self._connections()) if p is not None]
+        if sent:
+            self._arm(min(sent))
 
     def oldest(self, conn: Connection) -> float:
         """Seconds the oldest request in flight on ``conn`` has waited (0 when none)."""
@@ -293,8 +294,7 @@ async def perform(
             continue
         except RequestError as exc:
             raise locate(exc, group.endpoint.display, offset, length) from exc
-        if command in _CHANGES:
-            group.succeeded(conn, command)
+        group.succeeded(conn, command)
         return result, conn
 
 
