@@ -40,6 +40,11 @@ def oracle(*args: str, input: bytes | None = None) -> bytes:
     return proc.stdout
 
 
+def nbdcopy_out(uri: str) -> bytes:
+    """The whole export, as nbdcopy reads it."""
+    return oracle("nbdcopy", uri, "-")
+
+
 def assert_one_line_error(result: Result, code: int, *needles: str) -> None:
     assert result.returncode == code, (result.returncode, result.stderr)
     lines = result.stderr.strip().splitlines()

@@ -12,13 +12,9 @@ import subprocess
 
 import pytest
 
-from tests.cli_helpers import assert_one_line_error, nbdtui, oracle
+from tests.cli_helpers import assert_one_line_error, nbdcopy_out, nbdtui, oracle
 
 MiB = 1024 * 1024
-
-
-def nbdcopy_out(uri: str) -> bytes:
-    return oracle("nbdcopy", uri, "-")
 
 
 @pytest.fixture

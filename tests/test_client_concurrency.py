@@ -10,14 +10,10 @@ import pytest
 import nbdtui
 from nbdtui.client import Pool
 from nbdtui.errors import RequestError
-from tests.cli_helpers import oracle
+from tests.cli_helpers import nbdcopy_out
 
 KiB = 1024
 MiB = 1024 * KiB
-
-
-def nbdcopy_out(uri: str) -> bytes:
-    return oracle("nbdcopy", uri, "-")
 
 
 def pattern(size: int) -> bytes:

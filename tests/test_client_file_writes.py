@@ -11,14 +11,10 @@ import pytest
 import nbdtui
 from nbdtui.client import FileRange, Pool
 from nbdtui.errors import NbdError
-from tests.cli_helpers import oracle
+from tests.cli_helpers import nbdcopy_out, oracle
 
 KiB = 1024
 MiB = 1024 * KiB
-
-
-def nbdcopy_out(uri: str) -> bytes:
-    return oracle("nbdcopy", uri, "-")
 
 
 @pytest.fixture

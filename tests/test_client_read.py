@@ -10,7 +10,7 @@ import nbdtui
 from nbdtui.client import Pool, probe
 from nbdtui.client.export import RangeError
 from nbdtui.errors import NbdError
-from tests.cli_helpers import oracle
+from tests.cli_helpers import nbdcopy_out, oracle
 
 KiB = 1024
 MiB = 1024 * KiB
@@ -26,10 +26,6 @@ RANGES = [
     (12345, 3 * MiB + 7),
     (4 * MiB - 1, 1),
 ]
-
-
-def nbdcopy_out(uri: str) -> bytes:
-    return oracle("nbdcopy", uri, "-")
 
 
 async def check_ranges(uri: str, whole: bytes, ranges=RANGES) -> None:

@@ -14,14 +14,10 @@ import nbdtui
 from nbdtui.client import Extent, Pool
 from nbdtui.errors import NotSupportedError
 from nbdtui.proto.constants import AllocationFlag
-from tests.cli_helpers import oracle
+from tests.cli_helpers import nbdcopy_out, oracle
 
 KiB = 1024
 MiB = 1024 * KiB
-
-
-def nbdcopy_out(uri: str) -> bytes:
-    return oracle("nbdcopy", uri, "-")
 
 
 def nbdinfo_map(uri: str) -> list[dict]:

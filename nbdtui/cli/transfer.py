@@ -22,12 +22,13 @@ from concurrent.futures import ThreadPoolExecutor
 from nbdtui.cli import UsageError, target_endpoint
 from nbdtui.cli.progress import progress
 from nbdtui.client.requests import FileRange
+from nbdtui.client.threaded_reads import threaded_reads
 from nbdtui.errors import NotSupportedError
 
 # One piece of a streamed transfer, and how many pieces may be in flight at once
 # (the export splits each piece further into requests over its connections).
 PIECE = 8 * 1024 * 1024
-PIECES_IN_FLIGHT = 6
+PIECES_IN_FLIGHT = 7
 READ_AHEAD = 2  # pieces of the input of `nbdtui write` read ahead of the writes
 DUMP_DEFAULT_LENGTH = 512
 
@@ -57,8 +58,10 @@ async def stream_read(export, offset: int, length: int) -> AsyncIterator[memoryv
     produced locally instead of being read.
     """
     zero_ranges = await _zero_ranges(export, offset, length)
+    reader = None
     if length > PIECE:
-        await export.open_connections()
+        reader = await threaded_reads(export)
+    reads = reader or export
     pending: list[asyncio.Task] = []
     ring: list[memoryview] = []
     zeroes: memoryview | None = None
@@ -69,7 +72,7 @@ async def stream_read(export, offset: int, length: int) -> AsyncIterator[memoryv
             if zeroes is None:
                 zeroes = memoryview(bytes(PIECE))
             return zeroes[: len(buf)]
-        await export.read_into(start, buf)
+        await reads.read_into(start, buf)
         return buf
 
     pos, end, count = offset, offset + length, 0
@@ -90,6 +93,8 @@ async def stream_read(export, offset: int, length: int) -> AsyncIterator[memoryv
         for task in pending:
             task.cancel()
         await asyncio.gather(*pending, return_exceptions=True)
+        if reader is not None:
+            await reader.close()
 
 
 async def _zero_ranges(export, offset: int, length: int) -> list[tuple[int, int]]:

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -126,6 +127,7 @@ class Connection:
         self._outbox: list[bytes] = []
         self._file_send: asyncio.Task[None] | None = None  # a FileRange payload going out
         self._flush_scheduled = False
+        self._lent = 0  # window slots held while the socket is lent to a thread
         self.requests = 0
         self.peak_in_flight = 0
         self.errors = 0
@@ -454,6 +456,62 @@ class Connection:
         except asyncio.CancelledError:
             pending.abandon()
             raise
+
+    # ---- lending the socket to a thread (bulk reads) --------------------------------
+
+    async def lend(self) -> socket.socket | None:
+        """Hand the stream to a thread: take every window slot (so nothing is in flight
+        and nothing else is sent), stop receiving, and return a blocking duplicate of
+        the socket. The thread then drives :attr:`machine` alone until
+        :meth:`give_back`. ``None``, with nothing taken, when the stream is not a plain
+        TCP or Unix socket (TLS and SSH streams are not lent)."""
+        transport = self.transport
+        raw = transport.get_extra_info("socket")
+        if (
+            raw is None
+            or transport.get_extra_info("ssl_object") is not None
+            or self.endpoint.transport not in ("tcp", "unix")
+            or self._lent
+        ):
+            return None
+        window, taken = self._window, 0
+        try:
+            while taken < window.size and self.usable:
+                await window.acquire()
+                taken += 1
+        except BaseException:
+            for _ in range(taken):
+                window.release()
+            raise
+        if not self.usable or self._pending:
+            for _ in range(taken):
+                window.release()
+            return None
+        self._flush()
+        self._lent = taken
+        self._idle.clear()  # close() waits for the thread to give the stream back
+        transport.pause_reading()
+        sock = raw.dup()
+        sock.setblocking(True)  # the open file is shared: the transport's socket too
+        return sock
+
+    def give_back(self, sock: socket.socket, error: NbdError | None = None) -> None:
+        """End a :meth:`lend`: the thread is done with ``sock`` (every reply to what it
+        sent was received), or the stream failed with ``error``."""
+        with contextlib.suppress(OSError):
+            sock.setblocking(False)
+            for option in (socket.SO_RCVTIMEO, socket.SO_SNDTIMEO):
+                sock.setsockopt(socket.SOL_SOCKET, option, bytes(16))
+        sock.close()
+        taken, self._lent = self._lent, 0
+        if error is None and self._error is None and not self.transport.is_closing():
+            self.transport.resume_reading()
+        for _ in range(taken):
+            self._window.release()
+        if not self._pending:
+            self._idle.set()
+        if error is not None:
+            self._fail(error)
 
     # ---- receiving (the StreamProtocol's receiver) ----------------------------------
 

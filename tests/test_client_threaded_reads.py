@@ -1,0 +1,204 @@
+"""Large reads on threads (nbdtui.client.threaded_reads), against real servers: the bytes
+equal nbdcopy's, the connections come back usable, and every failure (a server error, a
+lost server, a timeout, a cancelled transfer) ends like a read of the usual path."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import threading
+import time
+
+import pytest
+
+import nbdtui
+from nbdtui.cli.transfer import PIECE, stream_read
+from nbdtui.client import Pool
+from nbdtui.client.threaded_reads import threaded_reads
+from nbdtui.errors import ConnectionLostError, RequestError, RequestTimeoutError
+from tests.cli_helpers import nbdcopy_out
+
+MiB = 1 << 20
+
+
+def reading_threads() -> int:
+    return sum(t.name.startswith("nbdtui-read-") for t in threading.enumerate())
+
+
+async def read_lent(export, offset: int, length: int) -> tuple[bytes, int]:
+    """Read the range in 4 MiB pieces on lent connections; also says how many
+    connections were lent."""
+    reads = await threaded_reads(export)
+    assert reads is not None
+    lent = reading_threads()
+    buf = bytearray(length)
+    view = memoryview(buf)
+    try:
+        await asyncio.gather(
+            *(
+                reads.read_into(offset + at, view[at : at + 4 * MiB])
+                for at in range(0, length, 4 * MiB)
+            )
+        )
+    finally:
+        await reads.close()
+    return bytes(buf), lent
+
+
+def pattern(offset: int, length: int) -> bytes:
+    """What nbdkit's pattern plugin serves: each 8-byte word is its big-endian offset."""
+    start = offset - offset % 8
+    words = b"".join(i.to_bytes(8, "big") for i in range(start, offset + length, 8))
+    return words[offset - start : offset - start + length]
+
+
+async def check_given_back(export, tail: bytes | None = None) -> None:
+    """Every connection is usable again, with nothing held, and reads as usual (the
+    last bytes are ``tail``, or what nbdcopy reads)."""
+    for conn in export._group.connections:
+        assert conn.usable and conn.load == 0 and conn._lent == 0
+    if tail is None:
+        tail = nbdcopy_out(export.endpoint.uri)[-3:]
+    assert await export.read(export.size - len(tail), len(tail)) == tail
+
+
+@pytest.fixture
+def contents():
+    return random.Random(5).randbytes(24 * MiB + 4096)
+
+
+@pytest.mark.parametrize("kind", ["nbdkit", "qemu-nbd", "nbd-server"])
+async def test_lent_reads_match_nbdcopy(
+    kind, contents, nbdkit, qemu_nbd, nbd_server, make_image, tmp_path
+):
+    # nbdkit and qemu-nbd send structured replies (qemu-nbd: holes as OFFSET_HOLE),
+    # nbd-server simple ones; nbdkit allows 4 connections (multi-conn), the others 1.
+    image = make_image(tmp_path, 32 * MiB, content=contents)
+    if kind == "nbdkit":
+        server = nbdkit("file", str(image), unix=True)
+    elif kind == "qemu-nbd":
+        server = qemu_nbd(image, export="disk")
+    else:
+        server = nbd_server({"disk": {"file": image}})
+    async with nbdtui.open(server.uri, pool=Pool()) as export:
+        data, lent = await read_lent(export, 12345 * 512, 20 * MiB + 7 * 512)
+        assert lent == len(export._group.connections) >= 1
+        assert reading_threads() == 0
+        assert data == nbdcopy_out(server.uri)[12345 * 512 : 12345 * 512 + 20 * MiB + 7 * 512]
+        assert sum(c.requests for c in export._group.connections) >= 21
+        await check_given_back(export)
+
+
+async def test_tls_streams_are_not_lent(nbdkit, tls_certs):
+    server = nbdkit("pattern", "16M", tls=tls_certs)
+    async with nbdtui.open(server.tls_uri_for(), pool=Pool()) as export:
+        assert await threaded_reads(export) is None
+        await check_given_back(export)
+
+
+async def test_stream_read_of_many_pieces_is_lent_and_matches_nbdcopy(nbdkit):
+    server = nbdkit("pattern", "64M", unix=True)
+    seen_threads = 0
+    chunks = []
+    async with nbdtui.open(server.uri, pool=Pool()) as export:
+        async for piece in stream_read(export, 333, 5 * PIECE + 1000):
+            seen_threads = max(seen_threads, reading_threads())
+            chunks.append(bytes(piece))
+        assert seen_threads == 4  # the pattern plugin allows multi-conn: 4 connections
+        assert b"".join(chunks) == nbdcopy_out(server.uri)[333 : 333 + 5 * PIECE + 1000]
+        await check_given_back(export)
+
+
+async def test_a_transfer_stopped_early_gives_the_connections_back(nbdkit):
+    server = nbdkit("pattern", "256M")
+    async with nbdtui.open(server.uri, pool=Pool()) as export:
+        stream = stream_read(export, 0, export.size)
+        first = bytes(await anext(stream))
+        await stream.aclose()  # replies to what was sent are received, then given back
+        assert reading_threads() == 0
+        assert first == nbdcopy_out(server.uri)[:PIECE]
+        await check_given_back(export)
+
+
+async def test_a_cancelled_read_leaves_its_buffer_alone_once_cancelled(nbdkit):
+    server = nbdkit("pattern", "64M", filters=("delay",), extra_options=("delay-read=300ms",))
+    async with nbdtui.open(server.uri, pool=Pool()) as export:
+        reads = await threaded_reads(export)
+        buf = bytearray(32 * MiB)
+        task = asyncio.create_task(reads.read_into(0, memoryview(buf)))
+        await asyncio.sleep(0.1)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        snapshot = bytes(buf)  # settled: no thread writes into it any more
+        await asyncio.sleep(0.2)
+        assert bytes(buf) == snapshot
+        assert snapshot.count(0) < len(snapshot)  # the threads had started filling it
+        await reads.close()
+        await check_given_back(export, pattern(export.size - 9, 9))
+
+
+async def test_a_server_error_is_the_usual_request_error(nbdkit, tmp_path):
+    trigger = tmp_path / "fail-reads"
+    server = nbdkit(
+        "pattern",
+        "32M",
+        filters=("error",),
+        extra_options=("error-pread=EIO", "error-pread-rate=1", f"error-pread-file={trigger}"),
+    )
+    async with nbdtui.open(server.uri, pool=Pool()) as export:
+        trigger.touch()
+        with pytest.raises(RequestError) as lent_error:
+            await read_lent(export, 0, 4 * MiB)
+        with pytest.raises(RequestError) as usual_error:
+            await export.read_into(0, bytearray(4 * MiB))
+        assert lent_error.value.errno_name == "EIO"
+        assert str(lent_error.value) == str(usual_error.value)
+        trigger.unlink()
+        data, _ = await read_lent(export, 0, 16 * MiB)
+        assert data == nbdcopy_out(server.uri)[: 16 * MiB]
+        await check_given_back(export)
+
+
+async def test_a_server_gone_mid_transfer_fails_every_waiter(nbdkit):
+    server = nbdkit("pattern", "1G", filters=("delay",), extra_options=("delay-read=5ms",))
+    async with nbdtui.open(server.uri, pool=Pool()) as export:
+        stream = stream_read(export, 0, export.size)
+        await anext(stream)
+        server.kill()
+        t0 = time.monotonic()
+        with pytest.raises(ConnectionLostError):
+            async with asyncio.timeout(20):
+                async for _ in stream:
+                    pass
+        assert time.monotonic() - t0 < 10
+        assert reading_threads() == 0
+        assert not any(c.usable for c in export._group.connections)
+
+
+async def test_a_stalled_server_times_out(nbdkit):
+    server = nbdkit(
+        "pattern", "64M", filters=("delay",), extra_options=("--threads=1", "delay-read=3")
+    )
+    async with nbdtui.open(server.uri, pool=Pool(), timeout=0.5) as export:
+        t0 = time.monotonic()
+        with pytest.raises(RequestTimeoutError, match=r"timed out after 0\.5 s"):
+            await read_lent(export, 0, 16 * MiB)
+        assert time.monotonic() - t0 < 8
+        assert reading_threads() == 0
+
+
+async def test_other_requests_wait_for_the_connections_to_come_back(nbdkit):
+    server = nbdkit("memory", "32M")
+    async with nbdtui.open(server.uri, pool=Pool()) as export:
+        await export.write(5 * MiB, b"written")
+        reads = await threaded_reads(export)
+        other = asyncio.create_task(export.read(5 * MiB, 7))
+        buf = bytearray(16 * MiB)
+        await reads.read_into(0, memoryview(buf))
+        await asyncio.sleep(0.05)
+        assert not other.done()  # every window slot is lent
+        await reads.close()
+        assert await asyncio.wait_for(other, 5) == b"written"
+        assert buf[5 * MiB : 5 * MiB + 7] == b"written"
+        await check_given_back(export)
