@@ -12,7 +12,8 @@ import time
 import pytest
 
 import nbdtui
-from nbdtui.cli.transfer import PIECE, stream_read
+from nbdtui.cli.transfer import READ_PIECE as PIECE
+from nbdtui.cli.transfer import stream_read
 from nbdtui.client import Pool
 from nbdtui.client.threaded_reads import threaded_reads
 from nbdtui.errors import ConnectionLostError, RequestError, RequestTimeoutError

@@ -28,7 +28,12 @@ from nbdtui.errors import NotSupportedError
 # One piece of a streamed transfer, and how many pieces may be in flight at once
 # (the export splits each piece further into requests over its connections).
 PIECE = 8 * 1024 * 1024
-PIECES_IN_FLIGHT = 7
+PIECES_IN_FLIGHT = 6
+# Reads (on threads, see nbdtui.client.threaded_reads): 4 MiB x 8 was as fast as
+# 8 MiB x 7 (bench/bench_transfer.py) with half the memory; the buffers alone, fresh
+# pages the kernel zeroes, cost about 0.6 ms per MiB here.
+READ_PIECE = 4 * 1024 * 1024
+READ_PIECES_IN_FLIGHT = 8
 READ_AHEAD = 2  # pieces of the input of `nbdtui write` read ahead of the writes
 DUMP_DEFAULT_LENGTH = 512
 
@@ -50,16 +55,16 @@ def _resolve_length(args: argparse.Namespace, size: int, default: int | None = N
 
 
 async def stream_read(export, offset: int, length: int) -> AsyncIterator[memoryview]:
-    """Yield the range in order, keeping up to PIECES_IN_FLIGHT pieces in flight.
+    """Yield the range in order, keeping up to READ_PIECES_IN_FLIGHT pieces in flight.
 
     A yielded piece is valid until the next one is asked for: the pieces are received
-    into a ring of PIECES_IN_FLIGHT + 1 buffers allocated once (a fresh buffer per piece
+    into a ring of READ_PIECES_IN_FLIGHT + 1 buffers allocated once (a fresh buffer per piece
     costs a page fault per 4 KiB and halved the throughput). Holes and zero extents are
     produced locally instead of being read.
     """
     zero_ranges = await _zero_ranges(export, offset, length)
     reader = None
-    if length > PIECE:
+    if length > READ_PIECE:
         reader = await threaded_reads(export)
     reads = reader or export
     pending: list[asyncio.Task] = []
@@ -70,7 +75,7 @@ async def stream_read(export, offset: int, length: int) -> AsyncIterator[memoryv
         nonlocal zeroes
         if _all_zero(zero_ranges, start, len(buf)):
             if zeroes is None:
-                zeroes = memoryview(bytes(PIECE))
+                zeroes = memoryview(bytes(READ_PIECE))
             return zeroes[: len(buf)]
         await reads.read_into(start, buf)
         return buf
@@ -78,13 +83,13 @@ async def stream_read(export, offset: int, length: int) -> AsyncIterator[memoryv
     pos, end, count = offset, offset + length, 0
     try:
         while pos < end or pending:
-            # In flight: the next PIECES_IN_FLIGHT pieces; the consumer is done with the
+            # In flight: the next READ_PIECES_IN_FLIGHT pieces; the consumer is done with the
             # one yielded before, whose buffer is the one reused here.
-            while pos < end and len(pending) < PIECES_IN_FLIGHT:
-                n = min(PIECE, end - pos)
-                slot = count % (PIECES_IN_FLIGHT + 1)
+            while pos < end and len(pending) < READ_PIECES_IN_FLIGHT:
+                n = min(READ_PIECE, end - pos)
+                slot = count % (READ_PIECES_IN_FLIGHT + 1)
                 if slot == len(ring):
-                    ring.append(memoryview(bytearray(PIECE)))
+                    ring.append(memoryview(bytearray(READ_PIECE)))
                 pending.append(asyncio.ensure_future(fetch(ring[slot][:n], pos)))
                 pos += n
                 count += 1
