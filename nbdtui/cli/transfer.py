@@ -22,14 +22,14 @@ from concurrent.futures import ThreadPoolExecutor
 from nbdtui.cli import UsageError, target_endpoint
 from nbdtui.cli.progress import progress
 from nbdtui.client.requests import FileRange
-from nbdtui.client.threaded_reads import threaded_reads
+from nbdtui.client.threaded_io import threaded_io
 from nbdtui.errors import NotSupportedError
 
 # One piece of a streamed transfer, and how many pieces may be in flight at once
 # (the export splits each piece further into requests over its connections).
 PIECE = 8 * 1024 * 1024
 PIECES_IN_FLIGHT = 6
-# Reads (on threads, see nbdtui.client.threaded_reads): 4 MiB x 8 was as fast as
+# Reads (on threads, see nbdtui.client.threaded_io): 4 MiB x 8 was as fast as
 # 8 MiB x 7 (bench/bench_transfer.py) with half the memory; the buffers alone, fresh
 # pages the kernel zeroes, cost about 0.6 ms per MiB here.
 READ_PIECE = 4 * 1024 * 1024
@@ -65,7 +65,7 @@ async def stream_read(export, offset: int, length: int) -> AsyncIterator[memoryv
     zero_ranges = await _zero_ranges(export, offset, length)
     reader = None
     if length > READ_PIECE:
-        reader = await threaded_reads(export)
+        reader = await threaded_io(export)
     reads = reader or export
     pending: list[asyncio.Task] = []
     ring: list[memoryview] = []
@@ -204,6 +204,8 @@ async def _write_file(export, file, offset: int, total: int, fua: bool, bar) -> 
     (sendfile), never read into Python (that read and the copy asyncio makes of what the
     socket does not take at once cost more than the send itself)."""
     pending: set[asyncio.Task] = set()
+    writer = await threaded_io(export) if total > PIECE else None
+    writes = writer or export
     try:
         for pos in range(0, total, PIECE):
             n = min(PIECE, total - pos)
@@ -212,7 +214,7 @@ async def _write_file(export, file, offset: int, total: int, fua: bool, bar) -> 
                 for t in done:
                     t.result()  # the first failure ends the transfer
             task = asyncio.ensure_future(
-                export.write(offset + pos, FileRange(file, pos, n), fua=fua)
+                writes.write(offset + pos, FileRange(file, pos, n), fua=fua)
             )
             task.add_done_callback(functools.partial(_count_written, bar, n))
             pending.add(task)
@@ -225,6 +227,8 @@ async def _write_file(export, file, offset: int, total: int, fua: bool, bar) -> 
         for t in pending:
             t.cancel()
         await asyncio.gather(*pending, return_exceptions=True)
+        if writer is not None:
+            await writer.close()
 
 
 async def _write_stream(export, fd: int, offset: int, fua: bool, bar) -> None:

@@ -84,10 +84,10 @@ class GroupRecovery:
             and (self.reconnect_delay > 0 or isinstance(exc, ClosedByClient))
         )
 
-    def succeeded(self, conn: Connection, command: int) -> None:
-        """A request got a successful reply (called by the senders)."""
+    def succeeded(self, conn: Connection, command: int, count: int = 1) -> None:
+        """``count`` requests got a successful reply (called by the senders)."""
         if command in _CHANGES:
-            self._unflushed[conn] = self._unflushed.get(conn, 0) + 1
+            self._unflushed[conn] = self._unflushed.get(conn, 0) + count
 
     # ---- timeouts, cancelling, reconnecting -------------------------------------------
 

@@ -1,5 +1,5 @@
-"""Large reads on threads (nbdtui.client.threaded_reads), against real servers: the bytes
-equal nbdcopy's, the connections come back usable, and every failure (a server error, a
+"""Bulk reads and writes on threads (nbdtui.client.threaded_io), against real servers:
+the bytes equal nbdcopy's, the connections come back usable, and every failure (a server error, a
 lost server, a timeout, a cancelled transfer) ends like a read of the usual path."""
 
 from __future__ import annotations
@@ -15,23 +15,30 @@ import nbdtui
 from nbdtui.cli.transfer import READ_PIECE as PIECE
 from nbdtui.cli.transfer import stream_read
 from nbdtui.client import Pool
-from nbdtui.client.threaded_reads import threaded_reads
-from nbdtui.errors import ConnectionLostError, RequestError, RequestTimeoutError
+from nbdtui.client.requests import FileRange
+from nbdtui.client.threaded_io import threaded_io
+from nbdtui.errors import (
+    ConnectionLostError,
+    NbdError,
+    NotSupportedError,
+    RequestError,
+    RequestTimeoutError,
+)
 from tests.cli_helpers import nbdcopy_out
 
 MiB = 1 << 20
 
 
-def reading_threads() -> int:
-    return sum(t.name.startswith("nbdtui-read-") for t in threading.enumerate())
+def io_threads() -> int:
+    return sum(t.name.startswith("nbdtui-io-") for t in threading.enumerate())
 
 
 async def read_lent(export, offset: int, length: int) -> tuple[bytes, int]:
     """Read the range in 4 MiB pieces on lent connections; also says how many
     connections were lent."""
-    reads = await threaded_reads(export)
+    reads = await threaded_io(export)
     assert reads is not None
-    lent = reading_threads()
+    lent = io_threads()
     buf = bytearray(length)
     view = memoryview(buf)
     try:
@@ -84,7 +91,7 @@ async def test_lent_reads_match_nbdcopy(
     async with nbdtui.open(server.uri, pool=Pool()) as export:
         data, lent = await read_lent(export, 12345 * 512, 20 * MiB + 7 * 512)
         assert lent == len(export._group.connections) >= 1
-        assert reading_threads() == 0
+        assert io_threads() == 0
         assert data == nbdcopy_out(server.uri)[12345 * 512 : 12345 * 512 + 20 * MiB + 7 * 512]
         assert sum(c.requests for c in export._group.connections) >= 21
         await check_given_back(export)
@@ -93,7 +100,7 @@ async def test_lent_reads_match_nbdcopy(
 async def test_tls_streams_are_not_lent(nbdkit, tls_certs):
     server = nbdkit("pattern", "16M", tls=tls_certs)
     async with nbdtui.open(server.tls_uri_for(), pool=Pool()) as export:
-        assert await threaded_reads(export) is None
+        assert await threaded_io(export) is None
         await check_given_back(export)
 
 
@@ -103,7 +110,7 @@ async def test_stream_read_of_many_pieces_is_lent_and_matches_nbdcopy(nbdkit):
     chunks = []
     async with nbdtui.open(server.uri, pool=Pool()) as export:
         async for piece in stream_read(export, 333, 5 * PIECE + 1000):
-            seen_threads = max(seen_threads, reading_threads())
+            seen_threads = max(seen_threads, io_threads())
             chunks.append(bytes(piece))
         assert seen_threads == 4  # the pattern plugin allows multi-conn: 4 connections
         assert b"".join(chunks) == nbdcopy_out(server.uri)[333 : 333 + 5 * PIECE + 1000]
@@ -116,7 +123,7 @@ async def test_a_transfer_stopped_early_gives_the_connections_back(nbdkit):
         stream = stream_read(export, 0, export.size)
         first = bytes(await anext(stream))
         await stream.aclose()  # replies to what was sent are received, then given back
-        assert reading_threads() == 0
+        assert io_threads() == 0
         assert first == nbdcopy_out(server.uri)[:PIECE]
         await check_given_back(export)
 
@@ -124,7 +131,7 @@ async def test_a_transfer_stopped_early_gives_the_connections_back(nbdkit):
 async def test_a_cancelled_read_leaves_its_buffer_alone_once_cancelled(nbdkit):
     server = nbdkit("pattern", "64M", filters=("delay",), extra_options=("delay-read=300ms",))
     async with nbdtui.open(server.uri, pool=Pool()) as export:
-        reads = await threaded_reads(export)
+        reads = await threaded_io(export)
         buf = bytearray(32 * MiB)
         task = asyncio.create_task(reads.read_into(0, memoryview(buf)))
         await asyncio.sleep(0.1)
@@ -173,7 +180,7 @@ async def test_a_server_gone_mid_transfer_fails_every_waiter(nbdkit):
                 async for _ in stream:
                     pass
         assert time.monotonic() - t0 < 10
-        assert reading_threads() == 0
+        assert io_threads() == 0
         assert not any(c.usable for c in export._group.connections)
 
 
@@ -183,17 +190,20 @@ async def test_a_stalled_server_times_out(nbdkit):
     )
     async with nbdtui.open(server.uri, pool=Pool(), timeout=0.5) as export:
         t0 = time.monotonic()
-        with pytest.raises(RequestTimeoutError, match=r"timed out after 0\.5 s"):
-            await read_lent(export, 0, 16 * MiB)
-        assert time.monotonic() - t0 < 8
-        assert reading_threads() == 0
+        with pytest.raises(
+            RequestTimeoutError, match=r"^read of \d+ bytes at offset 0x0 timed out after 0\.5 s"
+        ):
+            await read_lent(export, 0, 4 * MiB)
+        # half a second on the thread, half a second again the usual way
+        assert time.monotonic() - t0 < 4
+        assert io_threads() == 0
 
 
 async def test_other_requests_wait_for_the_connections_to_come_back(nbdkit):
     server = nbdkit("memory", "32M")
     async with nbdtui.open(server.uri, pool=Pool()) as export:
         await export.write(5 * MiB, b"written")
-        reads = await threaded_reads(export)
+        reads = await threaded_io(export)
         other = asyncio.create_task(export.read(5 * MiB, 7))
         buf = bytearray(16 * MiB)
         await reads.read_into(0, memoryview(buf))
@@ -203,3 +213,113 @@ async def test_other_requests_wait_for_the_connections_to_come_back(nbdkit):
         assert await asyncio.wait_for(other, 5) == b"written"
         assert buf[5 * MiB : 5 * MiB + 7] == b"written"
         await check_given_back(export)
+
+
+# ---- writes -----------------------------------------------------------------------------
+
+
+async def write_lent(export, offset: int, data, *, fua: bool = False) -> int:
+    """Write ``data`` (bytes or a FileRange) in 4 MiB pieces on lent connections; says
+    how many connections were lent."""
+    io = await threaded_io(export)
+    assert io is not None
+    lent = io_threads()
+    try:
+        await asyncio.gather(
+            *(
+                io.write(offset + at, data[at : at + 4 * MiB], fua=fua)
+                for at in range(0, len(data), 4 * MiB)
+            )
+        )
+    finally:
+        await io.close()
+    return lent
+
+
+@pytest.mark.parametrize("kind", ["nbdkit", "qemu-nbd", "nbd-server"])
+async def test_lent_writes_from_a_file_read_back_through_nbdcopy(
+    kind, nbdkit, qemu_nbd, nbd_server, make_image, tmp_path
+):
+    before = random.Random(8).randbytes(32 * MiB)
+    image = make_image(tmp_path, 32 * MiB, content=before)
+    if kind == "nbdkit":
+        server = nbdkit("file", str(image), unix=True)
+    elif kind == "qemu-nbd":
+        server = qemu_nbd(image, export="disk")
+    else:
+        server = nbd_server({"disk": {"file": image}})
+    source = tmp_path / "source"
+    payload = random.Random(9).randbytes(18 * MiB + 3 * 512)
+    source.write_bytes(b"x" * 1000 + payload)
+    offset = 4097 * 512
+    async with nbdtui.open(server.uri, pool=Pool()) as export:
+        with open(source, "rb", buffering=0) as f:
+            lent = await write_lent(export, offset, FileRange(f, 1000, len(payload)))
+        assert lent == len(export._group.connections) >= 1
+        # every acknowledged write is on record for the next flush
+        requests = -(-len(payload) // export.request_size)
+        assert sum(export._group.flush_started().values()) == requests
+        if export.info.can_flush:
+            await export.flush()
+        await check_given_back(export)
+    after = nbdcopy_out(server.uri)
+    assert after[offset : offset + len(payload)] == payload
+    assert after[:offset] == before[:offset]
+    assert after[offset + len(payload) :] == before[offset + len(payload) :]
+
+
+async def test_lent_writes_with_fua_reach_the_server_with_fua(nbdkit):
+    server = nbdkit("memory", "16M", log=True)
+    payload = random.Random(10).randbytes(9 * MiB)
+    async with nbdtui.open(server.uri, pool=Pool()) as export:
+        await write_lent(export, 0, memoryview(payload), fua=True)
+        await check_given_back(export)
+    assert nbdcopy_out(server.uri)[: len(payload)] == payload
+    writes = [line for line in server.log_path.read_text().splitlines() if " Write id=" in line]
+    assert len(writes) == 9 and all("fua=1" in line for line in writes)
+
+
+async def test_a_lent_write_to_a_read_only_export_sends_nothing(nbdkit):
+    server = nbdkit("memory", "16M", log=True, readonly=True)
+    async with nbdtui.open(server.uri, pool=Pool()) as export:
+        with pytest.raises(NotSupportedError, match="read-only"):
+            await write_lent(export, 0, memoryview(bytes(8 * MiB)))
+        await check_given_back(export, bytes(3))
+    assert "Write" not in server.log_path.read_text()
+
+
+async def test_a_failed_lent_write_is_the_usual_request_error(nbdkit, tmp_path):
+    trigger = tmp_path / "fail-writes"
+    server = nbdkit(
+        "memory",
+        "16M",
+        filters=("error",),
+        extra_options=(
+            "error-pwrite=ENOSPC",
+            "error-pwrite-rate=1",
+            f"error-pwrite-file={trigger}",
+        ),
+    )
+    payload = memoryview(random.Random(11).randbytes(4 * MiB))
+    async with nbdtui.open(server.uri, pool=Pool()) as export:
+        trigger.touch()
+        with pytest.raises(RequestError) as lent_error:
+            await write_lent(export, 0, payload)
+        with pytest.raises(RequestError) as usual_error:
+            await export.write(0, payload)
+        assert lent_error.value.errno_name == "ENOSPC"
+        assert str(lent_error.value) == str(usual_error.value)
+        trigger.unlink()
+        await write_lent(export, 0, payload)
+        await check_given_back(export)
+    assert nbdcopy_out(server.uri)[: 4 * MiB] == payload
+
+
+async def test_a_file_that_shrank_fails_the_write_as_usual(nbdkit, tmp_path):
+    server = nbdkit("memory", "16M")
+    source = tmp_path / "source"
+    source.write_bytes(bytes(5 * MiB))
+    shrank = r"ended at 5242880 bytes .* \(did it shrink\?\)"
+    async with nbdtui.open(server.uri, pool=Pool()) as export:
+        with open(source, "rb", buffering=0) as f, pytest.raises(NbdError, match=shrank):
+            await write_lent(export, 0, FileRange(f, 0, 8 * MiB))
