@@ -15,6 +15,7 @@ import nbdtui
 from nbdtui.cli.transfer import READ_PIECE as PIECE
 from nbdtui.cli.transfer import stream_read
 from nbdtui.client import Pool
+from nbdtui.client.connection import CLOSE_TIMEOUT
 from nbdtui.client.requests import FileRange
 from nbdtui.client.threaded_io import threaded_io
 from nbdtui.errors import (
@@ -144,6 +145,30 @@ async def test_a_cancelled_read_leaves_its_buffer_alone_once_cancelled(nbdkit):
         assert snapshot.count(0) < len(snapshot)  # the threads had started filling it
         await reads.close()
         await check_given_back(export, pattern(export.size - 9, 9))
+
+
+async def test_giving_up_on_a_server_that_does_not_answer_is_bounded(nbdkit):
+    # No timeout set, and the replies never come: cancelling the transfer (Ctrl-C) ends
+    # the lent streams after CLOSE_TIMEOUT, as closing a connection does.
+    server = nbdkit(
+        "pattern", "64M", filters=("delay",), extra_options=("--threads=1", "delay-read=60")
+    )
+    async with nbdtui.open(server.uri, pool=Pool()) as export:
+
+        async def consume() -> None:
+            async for _ in stream_read(export, 0, export.size):
+                pass
+
+        task = asyncio.create_task(consume())
+        await asyncio.sleep(0.5)
+        assert io_threads() == len(export._group.connections)
+        t0 = time.monotonic()
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        assert CLOSE_TIMEOUT - 0.5 < time.monotonic() - t0 < CLOSE_TIMEOUT + 3
+        assert io_threads() == 0
+        assert not any(c.usable for c in export._group.connections)
 
 
 async def test_a_server_error_is_the_usual_request_error(nbdkit, tmp_path):

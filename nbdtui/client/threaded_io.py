@@ -33,7 +33,7 @@ from nbdtui.errors import ConnectionLostError, NbdError, ProtocolError, RequestT
 from nbdtui.proto.constants import Command, CommandFlag
 from nbdtui.proto.transmission import Data, Hole, RequestDone
 
-from .connection import Connection, _fill_zero, _located
+from .connection import CLOSE_TIMEOUT, Connection, _fill_zero, _located
 from .requests import FileRange, short_file_error
 from .resilience import describe
 
@@ -78,6 +78,7 @@ class ThreadedIO:
         self._closing: asyncio.Task[None] | None = None
         self._ended: list[asyncio.Future[None]] = []
         self._threads: list[threading.Thread] = []
+        self._socks = [sock for _, sock in lent]
         timeout = export.timeout
         for index, (conn, sock) in enumerate(lent):
             if timeout is not None:
@@ -140,17 +141,29 @@ class ThreadedIO:
                 turn += 1
             self._turn = turn
             self._cond.notify_all()
-        if await _settled(piece.done):
-            return True
-        await self.close()
-        return False
+        try:
+            ok = await asyncio.shield(piece.done)
+        except asyncio.CancelledError:
+            # The transfer is given up: the threads stop (within CLOSE_TIMEOUT, see
+            # _close), and this returns only once none can touch ``data`` any more.
+            if self._closing is None:
+                self._closing = self._loop.create_task(self._close())
+            await _uncancellable(piece.done)
+            raise
+        if not ok:
+            await self.close()
+        return ok
 
     async def close(self) -> None:
         """Stop the threads once the replies to what they sent are in, and give every
         connection back. Requests queued and not sent yet are done the usual way."""
         if self._closing is None:
             self._closing = self._loop.create_task(self._close())
-        await _settled(self._closing)
+        try:
+            await asyncio.shield(self._closing)
+        except asyncio.CancelledError:
+            await _uncancellable(self._closing)
+            raise
 
     async def _close(self) -> None:
         with self._cond:
@@ -161,7 +174,14 @@ class ThreadedIO:
             self._cond.notify_all()
         for job in queued:
             self._finished(job[3], False)
-        await asyncio.gather(*self._ended)
+        _, late = await asyncio.wait(self._ended, timeout=CLOSE_TIMEOUT)
+        if late:
+            # A server that does not answer what was sent: end the streams (a thread
+            # blocked in recv or send returns), as Connection.close does.
+            for sock in self._socks:
+                with contextlib.suppress(OSError):  # given back (closed) meanwhile
+                    sock.shutdown(socket.SHUT_RDWR)
+            await asyncio.gather(*self._ended)
         for thread in self._threads:
             thread.join()  # returning: its last act was to report it ended
 
@@ -324,18 +344,11 @@ def _settle(piece: _Piece) -> None:
         piece.done.set_result(not piece.failed)
 
 
-async def _settled(future: asyncio.Future):
-    """The result of ``future``; when cancelled meanwhile, wait for it all the same (a
-    thread may still be using the caller's buffer), then raise CancelledError."""
-    try:
-        return await asyncio.shield(future)
-    except asyncio.CancelledError:
-        while not future.done():
-            try:
-                await asyncio.shield(future)
-            except asyncio.CancelledError:
-                continue
-        raise
+async def _uncancellable(future: asyncio.Future) -> None:
+    """Wait for ``future`` to be done, whatever cancellations come meanwhile."""
+    while not future.done():
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.shield(future)
 
 
 def _send(sock: socket.socket, out: list[tuple[bytes, memoryview | FileRange | None]]) -> None:
