@@ -40,7 +40,7 @@ from pathlib import Path
 
 import nbdtui
 from nbdtui.cli.transfer import _write_file as write_regular_file
-from nbdtui.cli.transfer import stream_read
+from nbdtui.cli.transfer import read_pieces
 from nbdtui.client import Pool
 from nbdtui.sizes import parse_size
 
@@ -101,11 +101,12 @@ def in_process(uri: str, connections: int, window: int, transfer) -> float:
 
 
 async def read_to_null(export) -> None:
-    """What `nbdtui read -o /dev/null` does once the export is open."""
+    """What `nbdtui read -o /dev/null` does once the export is open (pieces are written
+    at their place as they come: /dev/null is seekable)."""
     fd = os.open(os.devnull, os.O_WRONLY)
     try:
-        async for piece in stream_read(export, 0, export.size):
-            os.write(fd, piece)
+        async for pos, piece in read_pieces(export, 0, export.size, ordered=False):
+            os.pwrite(fd, piece, pos)
     finally:
         os.close(fd)
 

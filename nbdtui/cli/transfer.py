@@ -15,6 +15,7 @@ import contextlib
 import functools
 import json
 import os
+import stat
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
@@ -56,19 +57,33 @@ def _resolve_length(args: argparse.Namespace, size: int, default: int | None = N
 
 async def stream_read(export, offset: int, length: int) -> AsyncIterator[memoryview]:
     """Yield the range in order, keeping up to READ_PIECES_IN_FLIGHT pieces in flight.
+    A yielded piece is valid until the next one is asked for (see :func:`read_pieces`)."""
+    async with contextlib.aclosing(read_pieces(export, offset, length)) as pieces:
+        async for _, piece in pieces:
+            yield piece
+
+
+async def read_pieces(
+    export, offset: int, length: int, *, ordered: bool = True
+) -> AsyncIterator[tuple[int, memoryview]]:
+    """Yield ``(position, piece)`` for the whole range, keeping up to
+    READ_PIECES_IN_FLIGHT pieces in flight: in order, or (``ordered=False``) each as
+    soon as it is in, which keeps every connection busy (in order, a piece that comes
+    late holds up every later one; measured: about 9% of the throughput).
 
     A yielded piece is valid until the next one is asked for: the pieces are received
-    into a ring of READ_PIECES_IN_FLIGHT + 1 buffers allocated once (a fresh buffer per piece
+    into READ_PIECES_IN_FLIGHT + 1 buffers allocated once (a fresh buffer per piece
     costs a page fault per 4 KiB and halved the throughput). Holes and zero extents are
-    produced locally instead of being read.
+    produced locally instead of being read. Large ranges are read on threads (see
+    nbdtui.client.threaded_io) when the export's streams allow it.
     """
     zero_ranges = await _zero_ranges(export, offset, length)
-    reader = None
-    if length > READ_PIECE:
-        reader = await threaded_io(export)
+    reader = await threaded_io(export) if length > READ_PIECE else None
     reads = reader or export
-    pending: list[asyncio.Task] = []
-    ring: list[memoryview] = []
+    ring: list[memoryview] = []  # the buffers
+    idle: list[int] = []  # indexes in ring of the free ones
+    pending: dict[asyncio.Task, tuple[int, int]] = {}  # piece -> (its buffer, position)
+    held: int | None = None  # the buffer of the piece yielded last
     zeroes: memoryview | None = None
 
     async def fetch(buf: memoryview, start: int) -> memoryview:
@@ -80,20 +95,27 @@ async def stream_read(export, offset: int, length: int) -> AsyncIterator[memoryv
         await reads.read_into(start, buf)
         return buf
 
-    pos, end, count = offset, offset + length, 0
+    pos, end = offset, offset + length
     try:
         while pos < end or pending:
-            # In flight: the next READ_PIECES_IN_FLIGHT pieces; the consumer is done with the
-            # one yielded before, whose buffer is the one reused here.
+            if held is not None:  # the consumer is done with that piece
+                idle.append(held)
+                held = None
             while pos < end and len(pending) < READ_PIECES_IN_FLIGHT:
-                n = min(READ_PIECE, end - pos)
-                slot = count % (READ_PIECES_IN_FLIGHT + 1)
-                if slot == len(ring):
+                if not idle:
+                    idle.append(len(ring))
                     ring.append(memoryview(bytearray(READ_PIECE)))
-                pending.append(asyncio.ensure_future(fetch(ring[slot][:n], pos)))
+                slot, n = idle.pop(), min(READ_PIECE, end - pos)
+                pending[asyncio.ensure_future(fetch(ring[slot][:n], pos))] = (slot, pos)
                 pos += n
-                count += 1
-            yield await pending.pop(0)
+            if ordered:
+                task = next(iter(pending))  # the oldest
+                await asyncio.wait([task])
+            else:
+                finished, _ = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+                task = min(finished, key=lambda t: pending[t][1])
+            held, start = pending.pop(task)
+            yield start, task.result()  # the first failure ends the transfer
     finally:
         for task in pending:
             task.cancel()
@@ -153,6 +175,7 @@ async def _dump(export, args: argparse.Namespace) -> int:
 async def _read(export, args: argparse.Namespace) -> int:
     length = _resolve_length(args, export.size)
     with contextlib.ExitStack() as stack:
+        seekable = False  # whether pieces may be written at their place as they come
         if args.output == "-":
             if sys.stdout.isatty() and length > 64 * 1024:
                 raise UsageError("refusing to write raw bytes to a terminal: use -o FILE")
@@ -160,11 +183,31 @@ async def _read(export, args: argparse.Namespace) -> int:
         else:
             fd = os.open(args.output, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666)
             stack.callback(os.close, fd)
+            seekable = _is_seekable(fd)
         bar = stack.enter_context(progress("read", length))
-        async for piece in stream_read(export, args.offset, length):
-            _write_all(fd, piece)
-            bar.advance(len(piece))
+        pieces = read_pieces(export, args.offset, length, ordered=not seekable)
+        async with contextlib.aclosing(pieces):
+            async for pos, piece in pieces:
+                if seekable:
+                    _pwrite_all(fd, piece, pos - args.offset)
+                else:
+                    _write_all(fd, piece)
+                bar.advance(len(piece))
     return 0
+
+
+def _is_seekable(fd: int) -> bool:
+    """A regular file, a block device or the null device (not a pipe, socket or tty)."""
+    st = os.fstat(fd)
+    if stat.S_ISREG(st.st_mode) or stat.S_ISBLK(st.st_mode):
+        return True
+    return stat.S_ISCHR(st.st_mode) and st.st_rdev == os.stat(os.devnull).st_rdev
+
+
+def _pwrite_all(fd: int, data: memoryview, at: int) -> None:
+    while data:
+        n = os.pwrite(fd, data, at)
+        data, at = data[n:], at + n
 
 
 def _write_all(fd: int, data: memoryview) -> None:
