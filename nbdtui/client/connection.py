@@ -565,7 +565,7 @@ class Connection:
             events = self.machine.receive_data(self._scratch[:nbytes], copy=False)
         except ProtocolError as exc:
             self._dispatch(getattr(exc, "events", ()))
-            self._fail(_located(exc, self.endpoint))
+            self._fail(located(exc, self.endpoint))
             return
         self._dispatched(events)
 
@@ -577,7 +577,7 @@ class Connection:
         try:
             events = self.machine.payload_received(got)
         except ProtocolError as exc:  # pragma: no cover - payload bytes cannot be wrong
-            self._fail(_located(exc, self.endpoint))
+            self._fail(located(exc, self.endpoint))
             return
         self._dispatched(events)
 
@@ -597,7 +597,7 @@ class Connection:
             events = self.machine.receive_data(data)
         except ProtocolError as exc:
             self._dispatch(getattr(exc, "events", ()))
-            self._fail(_located(exc, self.endpoint))
+            self._fail(located(exc, self.endpoint))
             return
         self._dispatch(events)
 
@@ -617,7 +617,7 @@ class Connection:
             elif kind is Hole:
                 pending = pending_map[ev.cookie]
                 if pending.dest is not None:
-                    _fill_zero(pending.dest, ev.offset - pending.offset, ev.length)
+                    fill_zero(pending.dest, ev.offset - pending.offset, ev.length)
             elif kind is BlockStatus:
                 statuses = pending_map[ev.cookie].statuses
                 if statuses is not None:
@@ -750,7 +750,7 @@ def _consume_exception(future: asyncio.Future) -> None:
         future.exception()
 
 
-def _fill_zero(dest: memoryview, start: int, length: int) -> None:
+def fill_zero(dest: memoryview, start: int, length: int) -> None:
     end = start + length
     while start < end:
         n = min(end - start, len(_ZEROES))
@@ -758,5 +758,5 @@ def _fill_zero(dest: memoryview, start: int, length: int) -> None:
         start += n
 
 
-def _located(exc: ProtocolError, endpoint: Endpoint) -> ProtocolError:
+def located(exc: ProtocolError, endpoint: Endpoint) -> ProtocolError:
     return ProtocolError(f"{exc} (server {endpoint.display})")

@@ -33,7 +33,7 @@ from nbdtui.errors import ConnectionLostError, NbdError, ProtocolError, RequestT
 from nbdtui.proto.constants import Command, CommandFlag
 from nbdtui.proto.transmission import Data, Hole, RequestDone
 
-from .connection import CLOSE_TIMEOUT, Connection, _fill_zero, _located
+from .connection import CLOSE_TIMEOUT, Connection, fill_zero, located
 from .requests import FileRange, short_file_error
 from .resilience import describe
 
@@ -200,7 +200,7 @@ class ThreadedIO:
         try:
             self._drive(conn, sock, queue, acked)
         except ProtocolError as exc:
-            error = _located(exc, conn.endpoint)
+            error = located(exc, conn.endpoint)
         except NbdError as exc:  # a timeout; the file of a FileRange shrank
             error = exc
         except (OSError, EOFError) as exc:
@@ -302,7 +302,7 @@ class ThreadedIO:
                             view[at : at + ev.length] = ev.data
                     elif kind is Hole:
                         _, start, view, _, _ = sent[ev.cookie]
-                        _fill_zero(view, ev.offset - start, ev.length)
+                        fill_zero(view, ev.offset - start, ev.length)
                     elif kind is RequestDone:
                         job = sent.pop(ev.cookie)
                         if job[0] == _READ:
