@@ -396,9 +396,16 @@ async def threaded_io(export) -> ThreadedIO | None:
     """Open every connection of ``export`` and lend those that can be lent to transfer
     threads; ``None`` when none can (nothing is then taken from the export)."""
     await export.open_connections()
-    conns = [c for c in export._group.connections if c.usable]
-    socks = await asyncio.gather(*(c.lend() for c in conns), return_exceptions=True)
-    lent = [(c, s) for c, s in zip(conns, socks, strict=True) if isinstance(s, socket.socket)]
+    lent: list[tuple[Connection, socket.socket]] = []
+    try:
+        for conn in [c for c in export._group.connections if c.usable]:
+            sock = await conn.lend()
+            if sock is not None:
+                lent.append((conn, sock))
+    except BaseException:  # cancelled: nothing may stay lent
+        for conn, sock in lent:
+            conn.give_back(sock)
+        raise
     if not lent:
         return None
     return ThreadedIO(export, lent)
