@@ -40,7 +40,7 @@ from pathlib import Path
 
 import nbdtui
 from nbdtui.cli.transfer import _write_file as write_regular_file
-from nbdtui.cli.transfer import read_pieces
+from nbdtui.cli.transfer import read_to_file
 from nbdtui.client import Pool
 from nbdtui.sizes import parse_size
 
@@ -101,12 +101,10 @@ def in_process(uri: str, connections: int, window: int, transfer) -> float:
 
 
 async def read_to_null(export) -> None:
-    """What `nbdtui read -o /dev/null` does once the export is open (pieces are written
-    at their place as they come: /dev/null is seekable)."""
+    """What `nbdtui read -o /dev/null` does once the export is open."""
     fd = os.open(os.devnull, os.O_WRONLY)
     try:
-        async for pos, piece in read_pieces(export, 0, export.size, ordered=False):
-            os.pwrite(fd, piece, pos)
+        await read_to_file(export, 0, export.size, fd, NoProgress())
     finally:
         os.close(fd)
 

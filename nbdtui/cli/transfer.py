@@ -23,7 +23,7 @@ from concurrent.futures import ThreadPoolExecutor
 from nbdtui.cli import UsageError, target_endpoint
 from nbdtui.cli.progress import progress
 from nbdtui.client.requests import FileRange
-from nbdtui.client.threaded_io import threaded_io
+from nbdtui.client.threaded_io import pwrite_all, threaded_io
 from nbdtui.errors import NotSupportedError
 
 # One piece of a streamed transfer, and how many pieces may be in flight at once
@@ -35,6 +35,7 @@ PIECES_IN_FLIGHT = 6
 # pages the kernel zeroes, cost about 0.6 ms per MiB here.
 READ_PIECE = 4 * 1024 * 1024
 READ_PIECES_IN_FLIGHT = 8
+FILE_PIECES_IN_FLIGHT = 16  # into a file on threads: spliced, no buffer per piece
 READ_AHEAD = 2  # pieces of the input of `nbdtui write` read ahead of the writes
 DUMP_DEFAULT_LENGTH = 512
 
@@ -64,7 +65,12 @@ async def stream_read(export, offset: int, length: int) -> AsyncIterator[memoryv
 
 
 async def read_pieces(
-    export, offset: int, length: int, *, ordered: bool = True
+    export,
+    offset: int,
+    length: int,
+    *,
+    ordered: bool = True,
+    zero_ranges: list[tuple[int, int]] | None = None,
 ) -> AsyncIterator[tuple[int, memoryview]]:
     """Yield ``(position, piece)`` for the whole range, keeping up to
     READ_PIECES_IN_FLIGHT pieces in flight: in order, or (``ordered=False``) each as
@@ -77,7 +83,8 @@ async def read_pieces(
     produced locally instead of being read. Large ranges are read on threads (see
     nbdtui.client.threaded_io) when the export's streams allow it.
     """
-    zero_ranges = await _zero_ranges(export, offset, length)
+    if zero_ranges is None:  # (asked before the connections are lent)
+        zero_ranges = await _zero_ranges(export, offset, length)
     reader = await threaded_io(export) if length > READ_PIECE else None
     reads = reader or export
     ring: list[memoryview] = []  # the buffers
@@ -185,15 +192,63 @@ async def _read(export, args: argparse.Namespace) -> int:
             stack.callback(os.close, fd)
             seekable = _is_seekable(fd)
         bar = stack.enter_context(progress("read", length))
-        pieces = read_pieces(export, args.offset, length, ordered=not seekable)
+        if seekable:
+            await read_to_file(export, args.offset, length, fd, bar)
+        else:
+            async with contextlib.aclosing(stream_read(export, args.offset, length)) as pieces:
+                async for piece in pieces:
+                    _write_all(fd, piece)
+                    bar.advance(len(piece))
+    return 0
+
+
+async def read_to_file(export, offset: int, length: int, fd: int, bar) -> None:
+    """Read the range into ``fd`` (a regular file, a block device or /dev/null; at 0
+    for ``offset``), each piece written at its place as soon as it is in. On threads
+    (see nbdtui.client.threaded_io) the bytes go from the socket to the file through a
+    pipe (splice), never through a Python buffer: many pieces may then be in flight at
+    no cost in memory."""
+    # (asked before the connections are lent: it is a request of the usual path)
+    zero_ranges = await _zero_ranges(export, offset, length)
+    reader = await threaded_io(export) if length > READ_PIECE else None
+    if reader is None:
+        pieces = read_pieces(export, offset, length, ordered=False, zero_ranges=zero_ranges)
         async with contextlib.aclosing(pieces):
             async for pos, piece in pieces:
-                if seekable:
-                    _pwrite_all(fd, piece, pos - args.offset)
-                else:
-                    _write_all(fd, piece)
+                pwrite_all(fd, piece, pos - offset)
                 bar.advance(len(piece))
-    return 0
+        return
+    out = os.fdopen(fd, "wb", buffering=0, closefd=False)  # what a FileRange holds
+    zeroes: memoryview | None = None
+    pending: dict[asyncio.Future, int] = {}
+    try:
+        for pos in range(offset, offset + length, READ_PIECE):
+            n = min(READ_PIECE, offset + length - pos)
+            if _all_zero(zero_ranges, pos, n):
+                if zeroes is None:
+                    zeroes = memoryview(bytes(READ_PIECE))
+                pwrite_all(fd, zeroes[:n], pos - offset)
+                bar.advance(n)
+                continue
+            while len(pending) >= FILE_PIECES_IN_FLIGHT:
+                await _reap(pending, bar)
+            task = asyncio.ensure_future(reader.read_into(pos, FileRange(out, pos - offset, n)))
+            pending[task] = n
+        while pending:
+            await _reap(pending, bar)
+    finally:
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
+        await reader.close()
+
+
+async def _reap(pending: dict[asyncio.Future, int], bar) -> None:
+    done, _ = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+    for task in done:
+        n = pending.pop(task)
+        task.result()  # the first failure ends the transfer
+        bar.advance(n)
 
 
 def _is_seekable(fd: int) -> bool:
@@ -202,12 +257,6 @@ def _is_seekable(fd: int) -> bool:
     if stat.S_ISREG(st.st_mode) or stat.S_ISBLK(st.st_mode):
         return True
     return stat.S_ISCHR(st.st_mode) and st.st_rdev == os.stat(os.devnull).st_rdev
-
-
-def _pwrite_all(fd: int, data: memoryview, at: int) -> None:
-    while data:
-        n = os.pwrite(fd, data, at)
-        data, at = data[n:], at + n
 
 
 def _write_all(fd: int, data: memoryview) -> None:

@@ -8,8 +8,10 @@ parity for reads and beat it for writes from a file. Nothing else changes: each 
 drives the connection's own sans-IO machine
 (:class:`~nbdtui.proto.transmission.ClientTransmission`), which it owns alone while the
 connection is lent (:meth:`Connection.lend`); READ payload is received straight into the
-caller's buffer (MSG_WAITALL: one call per payload), WRITE payload from a
-:class:`FileRange` goes from the page cache to the socket (sendfile).
+caller's buffer (MSG_WAITALL: one call per payload), or, for a :class:`FileRange`
+destination, from the socket through a pipe into the file (splice: the bytes never
+reach user space); WRITE payload from a :class:`FileRange` goes from the page cache to
+the socket (sendfile).
 
 Only plain TCP and Unix streams are lent (not TLS, not SSH): :func:`threaded_io` returns
 ``None`` when there is none to lend, and the caller transfers as usual. Whatever goes
@@ -24,6 +26,8 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import errno
+import fcntl
 import os
 import socket
 import struct
@@ -38,6 +42,7 @@ from .requests import FileRange, short_file_error
 from .resilience import describe
 
 HEADER_PEEK = 28  # a structured chunk header and its data offset; see connection.py
+PIPE_SIZE = 1 << 20  # of the pipe READ payload is spliced through (at most, by default)
 _READ, _WRITE = int(Command.READ), int(Command.WRITE)
 
 
@@ -99,11 +104,19 @@ class ThreadedIO:
             thread.start()
             self._threads.append(thread)
 
-    async def read_into(self, offset: int, buffer: memoryview) -> None:
+    async def read_into(self, offset: int, buffer: memoryview | FileRange) -> None:
         """Fill ``buffer`` with the bytes at ``offset``, like :meth:`Export.read_into`
-        (which does it, after :meth:`close`, if the threads could not)."""
+        (which does it, after :meth:`close`, if the threads could not). ``buffer`` may
+        be a :class:`FileRange` of a file open for writing: the bytes are written there
+        (and that file must not be written by others meanwhile)."""
         export = self._export
-        if not await self._on_threads(_READ, offset, buffer, 0):
+        if await self._on_threads(_READ, offset, buffer, 0):
+            return
+        if type(buffer) is FileRange:
+            data = bytearray(buffer.length)
+            await export.read_into(offset, data)
+            pwrite_all(buffer.file.fileno(), memoryview(data), buffer.offset)
+        else:
             await export.read_into(offset, buffer)
 
     async def write(self, offset: int, data: memoryview | FileRange, *, fua: bool = False) -> None:
@@ -251,6 +264,7 @@ class ThreadedIO:
         sent: dict[int, Job] = {}  # by cookie, the requests in flight
         reads = 0  # of which READs
         peek = memoryview(bytearray(HEADER_PEEK))
+        into_file = _IntoFile()
         try:
             while True:
                 out: list[tuple[bytes, memoryview | FileRange | None]] = []
@@ -275,6 +289,7 @@ class ThreadedIO:
                         elif sent:
                             break
                         elif self._stopping:
+                            into_file.close()
                             return
                         else:
                             cond.wait()
@@ -290,7 +305,10 @@ class ThreadedIO:
                 else:
                     _, start, view, _, _ = sent[target.cookie]
                     at = target.offset - start
-                    _receive_exactly(sock, view[at : at + target.length])
+                    if type(view) is FileRange:
+                        into_file.receive(sock, view, at, target.length)
+                    else:
+                        _receive_exactly(sock, view[at : at + target.length])
                     events = machine.payload_received(target.length)
                 for ev in events:
                     kind = type(ev)
@@ -299,10 +317,16 @@ class ThreadedIO:
                         if ev.data is not None:
                             _, start, view, _, _ = sent[ev.cookie]
                             at = ev.offset - start
-                            view[at : at + ev.length] = ev.data
+                            if type(view) is FileRange:
+                                pwrite_all(view.file.fileno(), ev.data, view.offset + at)
+                            else:
+                                view[at : at + ev.length] = ev.data
                     elif kind is Hole:
                         _, start, view, _, _ = sent[ev.cookie]
-                        fill_zero(view, ev.offset - start, ev.length)
+                        if type(view) is FileRange:
+                            into_file.zeroes(view, ev.offset - start, ev.length)
+                        else:
+                            fill_zero(view, ev.offset - start, ev.length)
                     elif kind is RequestDone:
                         job = sent.pop(ev.cookie)
                         if job[0] == _READ:
@@ -314,6 +338,7 @@ class ThreadedIO:
                             conn.bytes_written += len(job[2])
                         self._finished(job[3], not ev.error)
         except BaseException as exc:
+            into_file.close()
             oldest = next(iter(sent.values()), None)
             for job in sent.values():
                 self._finished(job[3], False)
@@ -379,6 +404,78 @@ def _send_file(sock: socket.socket, payload: FileRange) -> None:
             raise short_file_error(payload, pos - payload.offset)
         pos += n
         left -= n
+
+
+class _IntoFile:
+    """A thread's way of receiving READ payload into a file: spliced from the socket
+    into a pipe and from the pipe into the file (no copy through user space), or, where
+    the file refuses splice, received into a buffer and written."""
+
+    def __init__(self) -> None:
+        self._pipe: tuple[int, int] | None = None
+        self._capacity = 0  # of the pipe
+        self._splice = hasattr(os, "splice")
+        self._buffer: memoryview | None = None
+
+    def receive(self, sock: socket.socket, dest: FileRange, at: int, length: int) -> None:
+        fd, pos = dest.file.fileno(), dest.offset + at
+        while length and self._splice:
+            if self._pipe is None:
+                self._pipe, self._capacity = _pipe()
+            r, w = self._pipe
+            n = os.splice(sock.fileno(), w, min(length, self._capacity))
+            if not n:
+                raise EOFError
+            length -= n
+            try:
+                while n:
+                    k = os.splice(r, fd, n, offset_dst=pos)
+                    n, pos = n - k, pos + k
+            except OSError as exc:
+                if exc.errno not in (errno.EINVAL, errno.EOPNOTSUPP, errno.ENOSYS):
+                    raise
+                self._splice = False  # this file takes no splice: what is in the pipe
+                while n:  # goes the long way, and all that comes after it
+                    data = os.read(r, n)
+                    pwrite_all(fd, memoryview(data), pos)
+                    n, pos = n - len(data), pos + len(data)
+        while length:
+            if self._buffer is None:
+                self._buffer = memoryview(bytearray(PIPE_SIZE))
+            view = self._buffer[: min(length, PIPE_SIZE)]
+            _receive_exactly(sock, view)
+            pwrite_all(fd, view, pos)
+            length, pos = length - len(view), pos + len(view)
+
+    def zeroes(self, dest: FileRange, at: int, length: int) -> None:
+        """A hole: zeroes written (the file may hold other bytes there)."""
+        zero = memoryview(bytes(min(length, PIPE_SIZE)))
+        fd, pos = dest.file.fileno(), dest.offset + at
+        while length:
+            n = min(length, len(zero))
+            pwrite_all(fd, zero[:n], pos)
+            length, pos = length - n, pos + n
+
+    def close(self) -> None:
+        if self._pipe is not None:
+            for end in self._pipe:
+                os.close(end)
+            self._pipe = None
+
+
+def _pipe() -> tuple[tuple[int, int], int]:
+    """A pipe, and how many bytes it holds."""
+    r, w = os.pipe2(os.O_CLOEXEC)
+    with contextlib.suppress(OSError):  # the default (64 KiB) works, with more calls
+        fcntl.fcntl(w, fcntl.F_SETPIPE_SZ, PIPE_SIZE)
+    return (r, w), fcntl.fcntl(w, fcntl.F_GETPIPE_SZ)
+
+
+def pwrite_all(fd: int, data: memoryview | bytes, at: int) -> None:
+    view = memoryview(data)
+    while view:
+        n = os.pwrite(fd, view, at)
+        view, at = view[n:], at + n
 
 
 def _receive_exactly(sock: socket.socket, view: memoryview) -> None:
