@@ -73,24 +73,34 @@ async def check_given_back(export, tail: bytes | None = None) -> None:
     assert await export.read(export.size - len(tail), len(tail)) == tail
 
 
+# nbdkit and qemu-nbd send structured replies (qemu-nbd: holes as OFFSET_HOLE),
+# nbd-server simple ones; nbdkit allows 4 connections (multi-conn), the others 1.
+KINDS = ["nbdkit", "qemu-nbd", "nbd-server"]
+
+
+@pytest.fixture
+def serve(nbdkit, qemu_nbd, nbd_server):
+    """``serve(kind, image) -> Server``: the image served by a server of that kind."""
+
+    def start(kind: str, image):
+        if kind == "nbdkit":
+            return nbdkit("file", str(image), unix=True)
+        if kind == "qemu-nbd":
+            return qemu_nbd(image, export="disk")
+        return nbd_server({"disk": {"file": image}})
+
+    return start
+
+
 @pytest.fixture
 def contents():
     return random.Random(5).randbytes(24 * MiB + 4096)
 
 
-@pytest.mark.parametrize("kind", ["nbdkit", "qemu-nbd", "nbd-server"])
-async def test_lent_reads_match_nbdcopy(
-    kind, contents, nbdkit, qemu_nbd, nbd_server, make_image, tmp_path
-):
-    # nbdkit and qemu-nbd send structured replies (qemu-nbd: holes as OFFSET_HOLE),
-    # nbd-server simple ones; nbdkit allows 4 connections (multi-conn), the others 1.
+@pytest.mark.parametrize("kind", KINDS)
+async def test_lent_reads_match_nbdcopy(kind, contents, serve, make_image, tmp_path):
     image = make_image(tmp_path, 32 * MiB, content=contents)
-    if kind == "nbdkit":
-        server = nbdkit("file", str(image), unix=True)
-    elif kind == "qemu-nbd":
-        server = qemu_nbd(image, export="disk")
-    else:
-        server = nbd_server({"disk": {"file": image}})
+    server = serve(kind, image)
     async with nbdtui.open(server.uri, pool=Pool()) as export:
         data, lent = await read_lent(export, 12345 * 512, 20 * MiB + 7 * 512)
         assert lent == len(export._group.connections) >= 1
@@ -120,9 +130,9 @@ async def read_lent_into_file(export, offset: int, length: int, path) -> int:
 
 
 @pytest.mark.parametrize("how", ["splice", "splice refused", "no splice"])
-@pytest.mark.parametrize("kind", ["nbdkit", "qemu-nbd", "nbd-server"])
+@pytest.mark.parametrize("kind", KINDS)
 async def test_lent_reads_into_a_file_match_nbdcopy(
-    kind, how, contents, nbdkit, qemu_nbd, nbd_server, make_image, tmp_path, monkeypatch
+    kind, how, contents, serve, make_image, tmp_path, monkeypatch
 ):
     # Into a file the payload goes socket -> pipe -> file (splice). A file that refuses
     # splice (EINVAL: only a fake of that syscall can say so here) or a system without
@@ -130,12 +140,7 @@ async def test_lent_reads_into_a_file_match_nbdcopy(
     # sends it as OFFSET_HOLE chunks): zeroes must be written over the 0xff already there;
     # nbd-server's simple replies put the first payload bytes in with the header.
     image = make_image(tmp_path, 32 * MiB, content=contents)
-    if kind == "nbdkit":
-        server = nbdkit("file", str(image), unix=True)
-    elif kind == "qemu-nbd":
-        server = qemu_nbd(image, export="disk")
-    else:
-        server = nbd_server({"disk": {"file": image}})
+    server = serve(kind, image)
     if how == "no splice":
         monkeypatch.delattr(os, "splice")
     elif how == "splice refused":
@@ -324,18 +329,11 @@ async def write_lent(export, offset: int, data, *, fua: bool = False) -> int:
     return lent
 
 
-@pytest.mark.parametrize("kind", ["nbdkit", "qemu-nbd", "nbd-server"])
-async def test_lent_writes_from_a_file_read_back_through_nbdcopy(
-    kind, nbdkit, qemu_nbd, nbd_server, make_image, tmp_path
-):
+@pytest.mark.parametrize("kind", KINDS)
+async def test_lent_writes_from_a_file_read_back_through_nbdcopy(kind, serve, make_image, tmp_path):
     before = random.Random(8).randbytes(32 * MiB)
     image = make_image(tmp_path, 32 * MiB, content=before)
-    if kind == "nbdkit":
-        server = nbdkit("file", str(image), unix=True)
-    elif kind == "qemu-nbd":
-        server = qemu_nbd(image, export="disk")
-    else:
-        server = nbd_server({"disk": {"file": image}})
+    server = serve(kind, image)
     source = tmp_path / "source"
     payload = random.Random(9).randbytes(18 * MiB + 3 * 512)
     source.write_bytes(b"x" * 1000 + payload)
