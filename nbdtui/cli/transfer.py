@@ -244,10 +244,12 @@ async def read_to_file(export, offset: int, length: int, fd: int, bar) -> None:
 
 
 async def _reap(pending: dict[asyncio.Future, int], bar) -> None:
+    """Wait for one or more of ``pending`` (each with its length in bytes) to end; the
+    first failure ends the transfer."""
     done, _ = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
     for task in done:
         n = pending.pop(task)
-        task.result()  # the first failure ends the transfer
+        task.result()
         bar.advance(n)
 
 
@@ -295,26 +297,19 @@ async def _write_file(export, file, offset: int, total: int, fua: bool, bar) -> 
     FileRange: over a plain socket its bytes go from the page cache to the socket
     (sendfile), never read into Python (that read and the copy asyncio makes of what the
     socket does not take at once cost more than the send itself)."""
-    pending: set[asyncio.Task] = set()
+    pending: dict[asyncio.Future, int] = {}  # a write -> its length
     writer = await threaded_io(export) if total > PIECE else None
     writes = writer or export
     try:
         for pos in range(0, total, PIECE):
             n = min(PIECE, total - pos)
             while len(pending) >= PIECES_IN_FLIGHT:
-                done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
-                for t in done:
-                    t.result()  # the first failure ends the transfer
-            task = asyncio.ensure_future(
-                writes.write(offset + pos, FileRange(file, pos, n), fua=fua)
-            )
-            task.add_done_callback(functools.partial(_count_written, bar, n))
-            pending.add(task)
+                await _reap(pending, bar)
+            file_range = FileRange(file, pos, n)
+            pending[asyncio.ensure_future(writes.write(offset + pos, file_range, fua=fua))] = n
         # Every write must be acknowledged before we report success.
         while pending:
-            done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
-            for t in done:
-                t.result()
+            await _reap(pending, bar)
     finally:
         for t in pending:
             t.cancel()
