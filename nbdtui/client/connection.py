@@ -457,7 +457,7 @@ class Connection:
             pending.abandon()
             raise
 
-    # ---- lending the socket to a thread (bulk reads) --------------------------------
+    # ---- lending the socket to a thread (bulk transfers, see threaded_io) -----------
 
     async def lend(self) -> socket.socket | None:
         """Hand the stream to a thread: take every window slot (so nothing is in flight
