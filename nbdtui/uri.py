@@ -54,7 +54,6 @@ Decisions where the spec leaves a choice:
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import ipaddress
 import re
 from dataclasses import dataclass
@@ -208,6 +207,8 @@ def _bracket(host: str) -> str:
 
 
 def _suggest(word: str, choices: tuple[str, ...] | list[str]) -> str | None:
+    import difflib  # only for a mistyped word: not at start-up
+
     close = difflib.get_close_matches(word, choices, n=1, cutoff=0.6)
     return close[0] if close else None
 

@@ -13,7 +13,6 @@ import collections
 import concurrent.futures
 import contextlib
 import functools
-import json
 import os
 import stat
 import sys
@@ -155,6 +154,8 @@ async def _map(export, args: argparse.Namespace) -> int:
             {"offset": e.offset, "length": e.length, "type": e.flags, "description": e.description}
             for e in extents
         ]
+        import json  # only for --json: not at start-up
+
         json.dump(doc, sys.stdout, indent=2)
         sys.stdout.write("\n")
     else:
