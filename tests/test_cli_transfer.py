@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import re
 import subprocess
 
 import pytest
@@ -257,3 +258,22 @@ def test_read_pipe_closed_early_is_quiet(nbdkit):
         timeout=60,
     )
     assert "Traceback" not in proc.stderr
+
+
+def test_read_to_dev_null_reads_every_byte_once(nbdkit):
+    # /dev/null is written like a file (each piece at its place): the server must still
+    # be asked for every byte of the range, once.
+    server = nbdkit("pattern", "40M", log=True)
+    result = nbdtui("read", server.uri, "--offset", "1M", "--length", "37M", "-o", os.devnull)
+    assert result.returncode == 0, result.stderr
+    pattern = re.compile(r" Read id=\d+ offset=(0x[0-9a-f]+) count=(0x[0-9a-f]+)")
+    spans = sorted(
+        (int(m[1], 16), int(m[2], 16))
+        for m in map(pattern.search, server.log_path.read_text().splitlines())
+        if m
+    )
+    assert sum(n for _, n in spans) == 37 * MiB
+    at = MiB
+    for offset, n in spans:
+        assert offset == at
+        at += n
