@@ -277,3 +277,23 @@ def test_read_to_dev_null_reads_every_byte_once(nbdkit):
     for offset, n in spans:
         assert offset == at
         at += n
+
+
+@pytest.mark.parametrize("redirect", [">", ">>"])
+def test_read_to_redirected_stdout_lands_between_what_comes_before_and_after(
+    nbdkit, tmp_path, redirect
+):
+    # `>`: stdout is a file written at its place piece by piece, from where the shell's
+    # offset is, which is left after the range; `>>` (append): in order.
+    server = nbdkit("pattern", "64M")
+    out = tmp_path / "out.bin"
+    out.write_bytes(b"old bytes, gone with > and kept with >>\n")
+    before = out.read_bytes() if redirect == ">>" else b""
+    script = (
+        f"{{ printf 'head\\n'; python -m nbdtui read '{server.uri}' --offset 3M --length 37M;"
+        f" printf 'tail\\n'; }} {redirect} '{out}'"
+    )
+    proc = subprocess.run(script, shell=True, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    expected = before + b"head\n" + nbdcopy_out(server.uri)[3 * MiB : 40 * MiB] + b"tail\n"
+    assert out.read_bytes() == expected

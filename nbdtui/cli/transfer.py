@@ -12,6 +12,7 @@ import asyncio
 import collections
 import concurrent.futures
 import contextlib
+import fcntl
 import functools
 import os
 import stat
@@ -183,7 +184,6 @@ async def _dump(export, args: argparse.Namespace) -> int:
 async def _read(export, args: argparse.Namespace) -> int:
     length = _resolve_length(args, export.size)
     with contextlib.ExitStack() as stack:
-        seekable = False  # whether pieces may be written at their place as they come
         if args.output == "-":
             if sys.stdout.isatty() and length > 64 * 1024:
                 raise UsageError("refusing to write raw bytes to a terminal: use -o FILE")
@@ -191,10 +191,13 @@ async def _read(export, args: argparse.Namespace) -> int:
         else:
             fd = os.open(args.output, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666)
             stack.callback(os.close, fd)
-            seekable = _is_seekable(fd)
         bar = stack.enter_context(progress("read", length))
-        if seekable:
-            await read_to_file(export, args.offset, length, fd, bar)
+        if _is_seekable(fd):  # pieces are written at their place as they come
+            # From where the file is (`{ echo header; nbdtui read URI; } > FILE`), and
+            # left after the range, as sequential writes would have left it.
+            at = os.lseek(fd, 0, os.SEEK_CUR)
+            await read_to_file(export, args.offset, length, fd, bar, at=at)
+            os.lseek(fd, at + length, os.SEEK_SET)
         else:
             async with contextlib.aclosing(stream_read(export, args.offset, length)) as pieces:
                 async for piece in pieces:
@@ -203,9 +206,9 @@ async def _read(export, args: argparse.Namespace) -> int:
     return 0
 
 
-async def read_to_file(export, offset: int, length: int, fd: int, bar) -> None:
-    """Read the range into ``fd`` (a regular file, a block device or /dev/null; at 0
-    for ``offset``), each piece written at its place as soon as it is in. On threads
+async def read_to_file(export, offset: int, length: int, fd: int, bar, *, at: int = 0) -> None:
+    """Read the range into ``fd`` (a regular file, a block device or /dev/null; at
+    ``at`` for ``offset``), each piece written at its place as soon as it is in. On threads
     (see nbdtui.client.threaded_io) the bytes go from the socket to the file through a
     pipe (splice), never through a Python buffer: many pieces may then be in flight at
     no cost in memory."""
@@ -216,7 +219,7 @@ async def read_to_file(export, offset: int, length: int, fd: int, bar) -> None:
         pieces = read_pieces(export, offset, length, ordered=False, zero_ranges=zero_ranges)
         async with contextlib.aclosing(pieces):
             async for pos, piece in pieces:
-                pwrite_all(fd, piece, pos - offset)
+                pwrite_all(fd, piece, at + pos - offset)
                 bar.advance(len(piece))
         return
     out = os.fdopen(fd, "wb", buffering=0, closefd=False)  # what a FileRange holds
@@ -228,12 +231,14 @@ async def read_to_file(export, offset: int, length: int, fd: int, bar) -> None:
             if _all_zero(zero_ranges, pos, n):
                 if zeroes is None:
                     zeroes = memoryview(bytes(READ_PIECE))
-                pwrite_all(fd, zeroes[:n], pos - offset)
+                pwrite_all(fd, zeroes[:n], at + pos - offset)
                 bar.advance(n)
                 continue
             while len(pending) >= FILE_PIECES_IN_FLIGHT:
                 await _reap(pending, bar)
-            task = asyncio.ensure_future(reader.read_into(pos, FileRange(out, pos - offset, n)))
+            task = asyncio.ensure_future(
+                reader.read_into(pos, FileRange(out, at + pos - offset, n))
+            )
             pending[task] = n
         while pending:
             await _reap(pending, bar)
@@ -255,7 +260,10 @@ async def _reap(pending: dict[asyncio.Future, int], bar) -> None:
 
 
 def _is_seekable(fd: int) -> bool:
-    """A regular file, a block device or the null device (not a pipe, socket or tty)."""
+    """A regular file, a block device or the null device (not a pipe, socket or tty),
+    not open for appending (where pwrite appends wherever it is told to write)."""
+    if fcntl.fcntl(fd, fcntl.F_GETFL) & os.O_APPEND:
+        return False
     st = os.fstat(fd)
     if stat.S_ISREG(st.st_mode) or stat.S_ISBLK(st.st_mode):
         return True
