@@ -68,7 +68,7 @@ COMMAND_WORDS = {
     Command.BLOCK_STATUS: "block status",
 }
 
-_ZEROES = memoryview(bytes(1 << 20))
+ZEROES = memoryview(bytes(1 << 20))  # zeroes to copy from (holes)
 _READ, _BLOCK_STATUS = int(Command.READ), int(Command.BLOCK_STATUS)
 
 
@@ -753,8 +753,8 @@ def _consume_exception(future: asyncio.Future) -> None:
 def fill_zero(dest: memoryview, start: int, length: int) -> None:
     end = start + length
     while start < end:
-        n = min(end - start, len(_ZEROES))
-        dest[start : start + n] = _ZEROES[:n]
+        n = min(end - start, len(ZEROES))
+        dest[start : start + n] = ZEROES[:n]
         start += n
 
 

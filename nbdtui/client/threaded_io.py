@@ -37,7 +37,7 @@ from nbdtui.errors import ConnectionLostError, NbdError, ProtocolError, RequestT
 from nbdtui.proto.constants import Command, CommandFlag
 from nbdtui.proto.transmission import Data, Hole, RequestDone
 
-from .connection import CLOSE_TIMEOUT, Connection, fill_zero, located
+from .connection import CLOSE_TIMEOUT, ZEROES, Connection, fill_zero, located
 from .requests import FileRange, short_file_error
 from .resilience import describe
 
@@ -449,11 +449,10 @@ class _IntoFile:
 
     def zeroes(self, dest: FileRange, at: int, length: int) -> None:
         """A hole: zeroes written (the file may hold other bytes there)."""
-        zero = memoryview(bytes(min(length, PIPE_SIZE)))
         fd, pos = dest.file.fileno(), dest.offset + at
         while length:
-            n = min(length, len(zero))
-            pwrite_all(fd, zero[:n], pos)
+            n = min(length, len(ZEROES))
+            pwrite_all(fd, ZEROES[:n], pos)
             length, pos = length - n, pos + n
 
     def close(self) -> None:
