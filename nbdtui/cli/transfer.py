@@ -290,7 +290,7 @@ async def _write(export, args: argparse.Namespace) -> int:
         if total is not None:
             check_range(args.offset, total, export.size)
         bar = stack.enter_context(progress("write", total))
-        if total is None or total > PIECE:
+        if total is None:  # (a large file's connections are opened by threaded_io)
             await export.open_connections()
         if total is not None:
             await _write_file(export, source, args.offset, total, args.fua, bar)
