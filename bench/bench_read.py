@@ -22,7 +22,7 @@ from pathlib import Path
 
 import nbdtui
 from nbdtui.client import Pool
-from nbdtui.sizes import parse_size
+from nbdtui.present.sizes import parse_size
 
 MiB = 1024 * 1024
 

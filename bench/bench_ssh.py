@@ -45,8 +45,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from nbdtui.sizes import parse_size  # noqa: E402
-from tests.servers import ServerFactory, SshServer  # noqa: E402
+from nbdtui.present.sizes import parse_size  # noqa: E402
+from tests.support.servers import ServerFactory, SshServer  # noqa: E402
 
 MiB = 1024 * 1024
 GCM = "aes128-gcm@openssh.com"

@@ -29,7 +29,7 @@ from bench_read import (  # the same measurement, over TLS here
 )
 
 from nbdtui.client import probe
-from nbdtui.sizes import parse_size
+from nbdtui.present.sizes import parse_size
 
 MiB = 1024 * 1024
 

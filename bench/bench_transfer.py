@@ -42,7 +42,7 @@ import nbdtui
 from nbdtui.cli.transfer import _write_file as write_regular_file
 from nbdtui.cli.transfer import read_to_file
 from nbdtui.client import Pool
-from nbdtui.sizes import parse_size
+from nbdtui.present.sizes import parse_size
 
 GiB = 1024**3
 

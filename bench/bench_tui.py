@@ -299,11 +299,11 @@ def send_keys(app, key: str, count: int) -> None:
 async def run_app(uri: str, tmp: Path, opts: argparse.Namespace, targets: list[int]) -> dict:
     from textual.widgets import Input
 
-    from nbdtui.history import History
-    from nbdtui.journal import Journal
+    from nbdtui.editor.journal import Journal
     from nbdtui.tui.app import create_app
-    from nbdtui.tui.dialogs import GotoDialog
-    from nbdtui.tui.editor import EditorScreen
+    from nbdtui.tui.dialogs.editing import GotoDialog
+    from nbdtui.tui.history import History
+    from nbdtui.tui.screens.sector_editor import EditorScreen
 
     history = History(tmp / "history.sqlite3")
     journal = Journal(tmp / "journal.sqlite3")

@@ -46,7 +46,7 @@ from nbdtui.errors import (
     RequestError,
     RequestTimeoutError,
 )
-from nbdtui.sizes import parse_size
+from nbdtui.present.sizes import parse_size
 
 KiB, MiB = 1024, 1024 * 1024
 MAX_REWRITES = 100

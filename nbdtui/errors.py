@@ -5,6 +5,41 @@ Every message is one line a person can act on; the CLI prints ``nbdtui: <message
 
 from __future__ import annotations
 
+import enum
+
+
+class Errno(enum.IntEnum):
+    """NBD error values carried on the wire (not the host's errno numbers)."""
+
+    EPERM = 1
+    EIO = 5
+    ENOMEM = 12
+    EINVAL = 22
+    ENOSPC = 28
+    EOVERFLOW = 75
+    ENOTSUP = 95
+    ESHUTDOWN = 108
+
+    @classmethod
+    def from_wire(cls, value: int) -> Errno:
+        """An unknown error value reads as EINVAL, as the spec says."""
+        try:
+            return cls(value)
+        except ValueError:
+            return cls.EINVAL
+
+
+ERRNO_TEXT = {
+    Errno.EPERM: "Operation not permitted",
+    Errno.EIO: "Input/output error",
+    Errno.ENOMEM: "Cannot allocate memory",
+    Errno.EINVAL: "Invalid argument",
+    Errno.ENOSPC: "No space left on device",
+    Errno.EOVERFLOW: "Value too large",
+    Errno.ENOTSUP: "Operation not supported",
+    Errno.ESHUTDOWN: "Server is shutting down",
+}
+
 
 class NbdError(Exception):
     """Base of every error nbdtui raises on purpose."""
@@ -12,6 +47,10 @@ class NbdError(Exception):
 
 class UriError(NbdError, ValueError):
     """A malformed endpoint string (bad command line: exit status 2)."""
+
+
+class UsageError(NbdError):
+    """The command line asks for something impossible (exit status 2)."""
 
 
 class ConnectError(NbdError):
@@ -66,8 +105,6 @@ class RequestError(NbdError):
         offset: int | None = None,
         command: str | None = None,
     ):
-        from nbdtui.proto.constants import ERRNO_TEXT, Errno
-
         err = Errno.from_wire(errno)
         self.errno = int(err)
         self.errno_name = err.name

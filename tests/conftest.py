@@ -3,7 +3,7 @@
 Every server fixture is a factory: call it as often as needed inside a test; everything it
 started is stopped at teardown. Servers listen on an ephemeral port of 127.0.0.1 or on a Unix
 socket in the test's ``tmp_path``. A missing binary skips the test, except when ``CI`` is set,
-where it fails. See ``tests/servers.py`` for the machinery and the :class:`Server` object.
+where it fails. See ``tests/support/servers.py`` for the machinery and the :class:`Server` object.
 
     def test_example(nbdkit, qemu_nbd, make_image, tmp_path):
         mem = nbdkit("memory", "1M", log=True)           # Server; mem.uri, mem.log_path
@@ -26,14 +26,14 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from tests.servers import (  # noqa: E402
+from tests.support.servers import (  # noqa: E402
     Server,
     ServerFactory,
     SshServer,
     TlsCerts,
     make_tls_certs,
 )
-from tests.servers import make_image as _make_image  # noqa: E402
+from tests.support.servers import make_image as _make_image  # noqa: E402
 
 __all__ = ["Server", "SshServer", "TlsCerts"]
 
@@ -105,9 +105,9 @@ def ssh_home(sshd, monkeypatch) -> SshServer:
 
 @pytest.fixture
 def reset_ssh_prompts() -> Iterator[None]:
-    """Put nbdtui.ssh_prompts' hooks back to their defaults after the test."""
+    """Put nbdtui.client.transport.ssh.prompts' hooks back to their defaults after the test."""
     yield
-    from nbdtui import ssh_prompts
+    from nbdtui.client.transport.ssh import prompts as ssh_prompts
 
     ssh_prompts.set_password_prompt(ssh_prompts.terminal_password_prompt)
     ssh_prompts.set_host_key_prompt(None)

@@ -11,11 +11,11 @@ import json
 import sys
 from typing import Any
 
-from nbdtui.cli import target_endpoint
-from nbdtui.describe import block_sizes, flag_words, protocol_line
+from nbdtui.cli.parser import target_endpoint
 from nbdtui.errors import UriError
+from nbdtui.present.describe import block_sizes, flag_words, protocol_line
+from nbdtui.present.sizes import format_size
 from nbdtui.proto.events import ExportInfo
-from nbdtui.sizes import format_size
 from nbdtui.uri import Endpoint
 
 _CAPABILITIES = (

@@ -20,11 +20,11 @@ import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 
-from nbdtui.cli import UsageError, target_endpoint
+from nbdtui.cli.parser import target_endpoint
 from nbdtui.cli.progress import progress
 from nbdtui.client.requests import FileRange
 from nbdtui.client.threaded_io import pwrite_all, threaded_io
-from nbdtui.errors import NotSupportedError
+from nbdtui.errors import NotSupportedError, UsageError
 
 # One piece of a streamed transfer, and how many pieces may be in flight at once
 # (the export splits each piece further into requests over its connections).
@@ -166,7 +166,7 @@ async def _map(export, args: argparse.Namespace) -> int:
 
 
 async def _dump(export, args: argparse.Namespace) -> int:
-    from nbdtui.hexdump import HexDumper
+    from nbdtui.present.hexdump import HexDumper
 
     length = _resolve_length(args, export.size, default=DUMP_DEFAULT_LENGTH)
     dumper = HexDumper(args.offset)

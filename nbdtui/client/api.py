@@ -23,25 +23,24 @@ import contextlib
 import dataclasses
 from collections.abc import Generator
 
+from nbdtui.client.connection import DEFAULT_WINDOW
+from nbdtui.client.export import Export
+from nbdtui.client.negotiate import DEFAULT_CONNECT_TIMEOUT, handshake
+from nbdtui.client.pool import Pool, default_pool
+from nbdtui.client.transport.stream import Opener, TlsUpgrader
 from nbdtui.errors import NbdError
 from nbdtui.proto.constants import BASE_ALLOCATION, Command
 from nbdtui.proto.events import ExportDetails, ExportsListed, Negotiated
 from nbdtui.proto.handshake import ClientHandshake
 from nbdtui.uri import Endpoint, SshTarget, parse
 
-from .connection import DEFAULT_WINDOW
-from .export import Export
-from .negotiate import DEFAULT_CONNECT_TIMEOUT, handshake
-from .pool import Pool, default_pool
-from .transport import Opener, TlsUpgrader
-
 __all__ = ["list_exports", "open", "probe"]
 
 
 def _endpoint(target: str | Endpoint, ssh: str | SshTarget | None = None) -> Endpoint:
     endpoint = target if isinstance(target, Endpoint) else parse(target)
-    if ssh is not None:  # reach it from an SSH host: see nbdtui.ssh_endpoint
-        from nbdtui.ssh_endpoint import tunnel_endpoint
+    if ssh is not None:  # reach it from an SSH host: see nbdtui.client.transport.ssh.endpoint
+        from nbdtui.client.transport.ssh.endpoint import tunnel_endpoint
 
         endpoint = tunnel_endpoint(endpoint, ssh)
     return endpoint
@@ -52,7 +51,7 @@ def _ssh_login(endpoint: Endpoint, timeout: float | None, opener: Opener | None)
     ``timeout`` (see :func:`nbdtui.ssh.ssh_login`); a no-op for other endpoints."""
     if endpoint.transport != "ssh" or opener is not None:
         return contextlib.nullcontext()
-    from nbdtui.ssh import ssh_login
+    from nbdtui.client.transport.ssh.tunnel import ssh_login
 
     return ssh_login(endpoint, timeout)
 
@@ -114,7 +113,7 @@ def open(
     (default: :func:`~nbdtui.client.pool.default_pool`), shared with every other user of
     the same endpoint in the process; the first user's settings apply. ``opener`` and
     ``start_tls`` replace the registered transport and TLS upgrader (see
-    :mod:`nbdtui.client.transport`). ``ssh`` (``"[user@]host[:port]"``) reaches an
+    :mod:`nbdtui.client.transport.stream`). ``ssh`` (``"[user@]host[:port]"``) reaches an
     ``nbd://`` or ``nbd+unix://`` target through that SSH host (the socket path is on
     it; see :func:`nbdtui.ssh_endpoint.tunnel_endpoint`).
 

@@ -27,8 +27,12 @@ import socket
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from nbdtui.errors import ConnectionLostError, NbdError, ProtocolError, RequestError
-from nbdtui.proto.constants import BASE_ALLOCATION, Command, Errno
+from nbdtui.client.negotiate import DEFAULT_CONNECT_TIMEOUT, handshake
+from nbdtui.client.requests import ZERO_COPY_MIN, FileRange, PendingRequest, short_file_error
+from nbdtui.client.transport.stream import NullReceiver, Opener, StreamProtocol, TlsUpgrader
+from nbdtui.client.window import RequestWindow
+from nbdtui.errors import ConnectionLostError, Errno, NbdError, ProtocolError, RequestError
+from nbdtui.proto.constants import BASE_ALLOCATION, Command
 from nbdtui.proto.events import ExportInfo, Negotiated
 from nbdtui.proto.handshake import ClientHandshake
 from nbdtui.proto.transmission import (
@@ -39,11 +43,6 @@ from nbdtui.proto.transmission import (
     RequestDone,
 )
 from nbdtui.uri import Endpoint
-
-from .negotiate import DEFAULT_CONNECT_TIMEOUT, handshake
-from .requests import ZERO_COPY_MIN, FileRange, PendingRequest, short_file_error
-from .transport import NullReceiver, Opener, StreamProtocol, TlsUpgrader
-from .window import RequestWindow
 
 DEFAULT_WINDOW = 16
 # Receiving: replies and payload pieces smaller than ZERO_COPY_MIN are received into a

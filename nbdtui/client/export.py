@@ -18,6 +18,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+from nbdtui.client.connection import ConnectionStats
+from nbdtui.client.pool import ExportGroup, Pool
+from nbdtui.client.requests import FileRange
+from nbdtui.client.resilience import perform, perform_all
 from nbdtui.errors import NbdError, NotSupportedError, ProtocolError
 from nbdtui.proto.constants import (
     BASE_ALLOCATION,
@@ -28,11 +32,6 @@ from nbdtui.proto.constants import (
 )
 from nbdtui.proto.events import ExportInfo, Negotiated
 from nbdtui.uri import Endpoint
-
-from .connection import ConnectionStats
-from .pool import ExportGroup, Pool
-from .requests import FileRange
-from .resilience import perform, perform_all
 
 # Requests of large transfers: 1 MiB measured fastest (bench: 1 GiB pattern read, 4
 # connections); a transfer is split into at least SPREAD requests (down to

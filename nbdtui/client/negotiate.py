@@ -1,6 +1,6 @@
 """Drive the sans-IO :class:`~nbdtui.proto.handshake.ClientHandshake` over a stream.
 
-:func:`handshake` opens the stream (any opener, see :mod:`nbdtui.client.transport`),
+:func:`handshake` opens the stream (any opener, see :mod:`nbdtui.client.transport.stream`),
 feeds the server's bytes to the handshake, sends what it queues, upgrades to TLS when it
 says ``StartTLS``, and returns once it reports ``Negotiated`` or ``ExportsListed``. The
 whole of it (connect + handshake) is bounded by ``connect_timeout``.
@@ -14,6 +14,8 @@ import contextlib
 import dataclasses
 from dataclasses import dataclass
 
+from nbdtui.client.transport.openers import connect_error, open_stream, tls_upgrader
+from nbdtui.client.transport.stream import Opener, StreamProtocol, TlsUpgrader
 from nbdtui.errors import (
     ConnectError,
     ConnectionLostError,
@@ -25,15 +27,6 @@ from nbdtui.errors import (
 from nbdtui.proto.events import ExportsListed, Negotiated, StartTLS
 from nbdtui.proto.handshake import ClientHandshake
 from nbdtui.uri import Endpoint
-
-from .transport import (
-    Opener,
-    StreamProtocol,
-    TlsUpgrader,
-    connect_error,
-    open_stream,
-    tls_upgrader,
-)
 
 DEFAULT_CONNECT_TIMEOUT = 10.0
 
@@ -108,7 +101,7 @@ class _HandshakeReceiver:
         the client certificate under TLS 1.3 does that), as a TLSError; else None."""
         if not self.tls_active:
             return None
-        from .tls import after_handshake_error
+        from nbdtui.client.transport.tls import after_handshake_error
 
         return after_handshake_error(self.endpoint, exc, quiet=self.tls_quiet)
 
@@ -193,7 +186,7 @@ async def handshake(
                     try:
                         transport = await start_tls(endpoint, transport, protocol)
                     except OSError as exc:  # ssl.SSLError is one
-                        from .tls import handshake_error
+                        from nbdtui.client.transport.tls import handshake_error
 
                         raise handshake_error(endpoint, exc) from exc
                     protocol.transport = transport
@@ -203,7 +196,7 @@ async def handshake(
                     continue
                 if isinstance(event, Negotiated | ExportsListed):
                     if event.tls:
-                        from .tls import is_verified
+                        from nbdtui.client.transport.tls import is_verified
 
                         event = dataclasses.replace(event, tls_verified=is_verified(transport))
                     ok = True

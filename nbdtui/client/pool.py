@@ -30,16 +30,15 @@ import itertools
 import weakref
 from collections.abc import AsyncIterator
 
+from nbdtui.client.connection import DEFAULT_WINDOW, Connection, ConnectionStats
+from nbdtui.client.negotiate import DEFAULT_CONNECT_TIMEOUT
+from nbdtui.client.reconnect import GroupRecovery
+from nbdtui.client.requests import PendingRequest
+from nbdtui.client.resilience import MAX_SENDS, STALL_SECONDS, Backoff, Watchdog, describe
+from nbdtui.client.transport.stream import Opener, TlsUpgrader
 from nbdtui.errors import ConnectionLostError, NbdError, ProtocolError, RequestTimeoutError
 from nbdtui.proto.events import Negotiated
 from nbdtui.uri import Endpoint
-
-from .connection import DEFAULT_WINDOW, Connection, ConnectionStats
-from .negotiate import DEFAULT_CONNECT_TIMEOUT
-from .reconnect import GroupRecovery
-from .requests import PendingRequest
-from .resilience import MAX_SENDS, STALL_SECONDS, Backoff, Watchdog, describe
-from .transport import Opener, TlsUpgrader
 
 DEFAULT_MAX_CONNECTIONS = 4
 

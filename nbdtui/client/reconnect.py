@@ -21,11 +21,9 @@ from __future__ import annotations
 import asyncio
 from typing import TYPE_CHECKING
 
-from nbdtui.errors import ConnectionLostError, NbdError, RequestTimeoutError
-
-from .connection import Connection
-from .requests import PendingRequest
-from .resilience import (
+from nbdtui.client.connection import Connection
+from nbdtui.client.requests import PendingRequest
+from nbdtui.client.resilience import (
     _CHANGES,
     Backoff,
     ClosedByClient,
@@ -34,6 +32,7 @@ from .resilience import (
     check_compatible,
     describe,
 )
+from nbdtui.errors import ConnectionLostError, NbdError, RequestTimeoutError
 
 if TYPE_CHECKING:  # pragma: no cover
     from nbdtui.proto.events import Negotiated

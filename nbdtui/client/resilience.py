@@ -29,16 +29,15 @@ import asyncio
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
+from nbdtui.client.connection import COMMAND_WORDS, Connection
+from nbdtui.client.requests import PendingRequest
 from nbdtui.errors import ConnectionLostError, NbdError, RequestError
 from nbdtui.proto.constants import BASE_ALLOCATION, DEFAULT_BLOCK_MAX, Command
 from nbdtui.proto.constants import TransmissionFlag as TF
 from nbdtui.proto.events import Negotiated
 
-from .connection import COMMAND_WORDS, Connection
-from .requests import PendingRequest
-
 if TYPE_CHECKING:  # pragma: no cover
-    from .pool import ExportGroup
+    from nbdtui.client.pool import ExportGroup
 
 BACKOFF_START = 0.1
 BACKOFF_MAX = 2.0

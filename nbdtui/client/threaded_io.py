@@ -33,13 +33,12 @@ import socket
 import struct
 import threading
 
+from nbdtui.client.connection import CLOSE_TIMEOUT, ZEROES, Connection, fill_zero, located
+from nbdtui.client.requests import FileRange, short_file_error
+from nbdtui.client.resilience import describe
 from nbdtui.errors import ConnectionLostError, NbdError, ProtocolError, RequestTimeoutError
 from nbdtui.proto.constants import Command, CommandFlag
 from nbdtui.proto.transmission import Data, Hole, RequestDone
-
-from .connection import CLOSE_TIMEOUT, ZEROES, Connection, fill_zero, located
-from .requests import FileRange, short_file_error
-from .resilience import describe
 
 HEADER_PEEK = 28  # a structured chunk header and its data offset; see connection.py
 PIPE_SIZE = 1 << 20  # of the pipe READ payload is spliced through (at most, by default)

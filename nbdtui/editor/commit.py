@@ -23,8 +23,8 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from nbdtui.editor.edits import EditRange, PendingEdits
+from nbdtui.editor.journal import Journal, JournalRange, strip_secrets
 from nbdtui.errors import NbdError, NotSupportedError
-from nbdtui.journal import Journal, JournalRange, strip_secrets
 
 MAX_UNDOABLE = 32 << 20  # bytes a zero/trim may cover: their old bytes go to the journal
 _PIECE = 4 << 20  # bytes per read or write request

@@ -159,38 +159,6 @@ class AllocationFlag(enum.IntFlag):
 BASE_ALLOCATION = "base:allocation"
 
 
-class Errno(enum.IntEnum):
-    """Error values carried on the wire (not the host's errno numbers)."""
-
-    EPERM = 1
-    EIO = 5
-    ENOMEM = 12
-    EINVAL = 22
-    ENOSPC = 28
-    EOVERFLOW = 75
-    ENOTSUP = 95
-    ESHUTDOWN = 108
-
-    @classmethod
-    def from_wire(cls, value: int) -> Errno:
-        """An unknown error value reads as EINVAL, as the spec says."""
-        try:
-            return cls(value)
-        except ValueError:
-            return cls.EINVAL
-
-
-ERRNO_TEXT = {
-    Errno.EPERM: "Operation not permitted",
-    Errno.EIO: "Input/output error",
-    Errno.ENOMEM: "Cannot allocate memory",
-    Errno.EINVAL: "Invalid argument",
-    Errno.ENOSPC: "No space left on device",
-    Errno.EOVERFLOW: "Value too large",
-    Errno.ENOTSUP: "Operation not supported",
-    Errno.ESHUTDOWN: "Server is shutting down",
-}
-
 # Block size defaults when the server says nothing (doc/proto.md, "Block size constraints").
 DEFAULT_BLOCK_MIN = 1
 INTEROP_BLOCK_MIN = 512

@@ -11,6 +11,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import ClassVar
 
+from nbdtui.errors import Errno
 from nbdtui.proto.constants import (
     MAX_STRING,
     SIMPLE_REPLY_MAGIC,
@@ -18,7 +19,6 @@ from nbdtui.proto.constants import (
     ChunkType,
     Command,
     CommandFlag,
-    Errno,
     ReplyFlag,
     command_name,
 )

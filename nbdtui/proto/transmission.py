@@ -47,7 +47,7 @@ from __future__ import annotations
 import bisect
 import struct
 
-from nbdtui.errors import ProtocolError
+from nbdtui.errors import Errno, ProtocolError
 from nbdtui.proto.constants import (
     CHUNK_ERROR_BIT,
     EXTENDED_REPLY_MAGIC,
@@ -59,7 +59,6 @@ from nbdtui.proto.constants import (
     ChunkType,
     Command,
     CommandFlag,
-    Errno,
     ReplyFlag,
     command_name,
 )

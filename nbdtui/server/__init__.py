@@ -2,12 +2,12 @@
 
 ``serve(exports)`` starts an asyncio server for ``{name: Backend}`` and returns a
 ``RunningServer``; ``MemoryBackend`` is a sparse in-memory disk.  The demo exports
-live in ``nbdtui.server.demo`` (imported on demand: it builds the demo image).
+live in ``nbdtui.server.demo_exports`` (imported on demand: it builds the demo image).
 """
 
 from __future__ import annotations
 
 from nbdtui.server.backend import Backend, BackendError, MemoryBackend
-from nbdtui.server.server import RunningServer, export_info, serve
+from nbdtui.server.listener import RunningServer, export_info, serve
 
 __all__ = ["Backend", "BackendError", "MemoryBackend", "RunningServer", "export_info", "serve"]

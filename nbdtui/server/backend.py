@@ -11,8 +11,8 @@ import bisect
 from collections.abc import Iterable, Iterator
 from typing import Protocol, runtime_checkable
 
-from nbdtui.errors import NbdError
-from nbdtui.proto.constants import AllocationFlag, Errno
+from nbdtui.errors import Errno, NbdError
+from nbdtui.proto.constants import AllocationFlag
 
 CHUNK_SIZE = 64 * 1024
 _ZERO_CHUNK = bytes(CHUNK_SIZE)

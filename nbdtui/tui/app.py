@@ -26,14 +26,14 @@ from textual.binding import Binding, BindingType
 from textual.screen import Screen
 
 from nbdtui.errors import HandshakeError, NbdError, TLSRequiredError, UriError
-from nbdtui.tui.connect import ConnectScreen
-from nbdtui.tui.export import ExportScreen
-from nbdtui.tui.help import HelpScreen
-from nbdtui.tui.pool import PoolScreen
-from nbdtui.tui.prompts import PromptHooks, for_the_tui
-from nbdtui.tui.server import ServerScreen, shown_name
-from nbdtui.tui.widgets.confirm import ConfirmScreen
-from nbdtui.tui.widgets.switcher import SwitcherScreen
+from nbdtui.tui.dialogs.confirm import ConfirmScreen
+from nbdtui.tui.dialogs.login_prompts import PromptHooks, for_the_tui
+from nbdtui.tui.dialogs.switcher import SwitcherScreen
+from nbdtui.tui.screens.connect import ConnectScreen
+from nbdtui.tui.screens.export_info import ExportScreen
+from nbdtui.tui.screens.help import HelpScreen
+from nbdtui.tui.screens.pool_monitor import PoolScreen
+from nbdtui.tui.screens.remote_exports import ServerScreen, shown_name
 from nbdtui.uri import Endpoint, parse
 
 MAIN = "main"
@@ -134,7 +134,7 @@ class NbdtuiApp(App[int]):
     def history(self):
         if self._history is None:
             try:
-                from nbdtui.history import History
+                from nbdtui.tui.history import History
 
                 self._history = History()
             except Exception as exc:  # a read-only home must not stop the app
@@ -233,7 +233,7 @@ class NbdtuiApp(App[int]):
         try:
             endpoint = parse(text)
             if via:
-                from nbdtui.ssh_endpoint import tunnel_endpoint
+                from nbdtui.client.transport.ssh.endpoint import tunnel_endpoint
 
                 endpoint = tunnel_endpoint(endpoint, via)
                 text = endpoint.uri
@@ -267,7 +267,7 @@ class NbdtuiApp(App[int]):
         there then ask for a password or passphrase once, not at every step."""
         if endpoint.transport != "ssh":
             return
-        from nbdtui.ssh import ssh_login
+        from nbdtui.client.transport.ssh.tunnel import ssh_login
 
         login = contextlib.AsyncExitStack()
         await login.enter_async_context(ssh_login(endpoint, self.connect_timeout))
@@ -381,7 +381,7 @@ class NbdtuiApp(App[int]):
         if not self.demo_uris:
             self.connect_screen.show_status("Starting the demo server …")
             try:
-                from nbdtui.cli.demo import DemoThread
+                from nbdtui.server.demo_exports import DemoThread
 
                 self._demo = await asyncio.to_thread(DemoThread(unix=True).start)
             except Exception as exc:
@@ -412,7 +412,7 @@ class NbdtuiApp(App[int]):
 
     async def open_editor(self, session: Session, offset: int) -> None:
         """Show the editor of ``session`` (one per export) at ``offset``."""
-        from nbdtui.tui.editor import EditorScreen
+        from nbdtui.tui.screens.sector_editor import EditorScreen
 
         stack = self.stack_of(session.mode)
         editor = next((s for s in stack if isinstance(s, EditorScreen)), None)
@@ -430,7 +430,7 @@ class NbdtuiApp(App[int]):
         """The undo journal shared by every editor (opened on first use)."""
         if self.journal is None:
             try:
-                from nbdtui.journal import Journal
+                from nbdtui.editor.journal import Journal
 
                 self.journal = Journal()
             except Exception as exc:
@@ -568,7 +568,7 @@ def create_app(
 ) -> NbdtuiApp:
     """The app, configured but not running (tests drive it with ``run_test``).
 
-    ``options``: ``history`` (a :class:`nbdtui.history.History`; default: the one in
+    ``options``: ``history`` (a :class:`nbdtui.tui.history.History`; default: the one in
     the user's config dir), ``connect_timeout``, ``window``, ``journal``, ``ssh`` (the
     SSH host to reach ``uri`` through), ``ssh_accept_new`` (trust unknown host keys
     without asking), ``reconnect_delay`` (seconds to keep reconnecting after a drop;

@@ -14,10 +14,10 @@ import pytest
 from textual.widgets import Input, Static
 
 from nbdtui.client.export import Extent
-from nbdtui.history import History
 from nbdtui.proto.constants import TransmissionFlag as TF
 from nbdtui.proto.events import ExportDetails, ExportInfo, ExportsListed, Negotiated
 from nbdtui.tui.app import NbdtuiApp, create_app
+from nbdtui.tui.history import History
 
 SNAP_SIZE = (100, 32)
 

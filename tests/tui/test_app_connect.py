@@ -8,8 +8,8 @@ import pytest
 from textual.widgets import Input, OptionList, Static
 
 from nbdtui.errors import UriError
-from nbdtui.tui.connect import ConnectScreen
-from nbdtui.tui.export import ExportScreen
+from nbdtui.tui.screens.connect import ConnectScreen
+from nbdtui.tui.screens.export_info import ExportScreen
 from nbdtui.uri import parse
 
 from .conftest import text_of, type_uri, wait_for

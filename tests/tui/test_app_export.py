@@ -5,12 +5,12 @@ from __future__ import annotations
 from textual.screen import Screen
 from textual.widgets import DataTable, Static
 
-from nbdtui.tui.export import ExportScreen
-from nbdtui.tui.help import HelpScreen
-from nbdtui.tui.pool import PoolScreen
-from nbdtui.tui.server import ServerScreen
+from nbdtui.tui.dialogs.confirm import ConfirmScreen
+from nbdtui.tui.screens.export_info import ExportScreen
+from nbdtui.tui.screens.help import HelpScreen
+from nbdtui.tui.screens.pool_monitor import PoolScreen
+from nbdtui.tui.screens.remote_exports import ServerScreen
 from nbdtui.tui.widgets.allocation import DATA, HOLE, KIND_CHARS, AllocationBar, cell_range
-from nbdtui.tui.widgets.confirm import ConfirmScreen
 from nbdtui.uri import parse
 
 from .conftest import nbdinfo_json, text_of, wait_for

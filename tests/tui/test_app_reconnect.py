@@ -6,7 +6,7 @@ import asyncio
 import os
 
 from nbdtui.tui.app import RECONNECT_DELAY
-from tests.test_resilience_reconnect import restart
+from tests.integration.test_resilience_reconnect import restart
 
 from .conftest import wait_for
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from textual.widgets import DataTable, OptionList, Static
 
-from nbdtui.tui.connect import ConnectScreen
-from nbdtui.tui.export import ExportScreen
-from nbdtui.tui.server import ServerScreen
-from nbdtui.tui.widgets.switcher import SwitcherScreen
+from nbdtui.tui.dialogs.switcher import SwitcherScreen
+from nbdtui.tui.screens.connect import ConnectScreen
+from nbdtui.tui.screens.export_info import ExportScreen
+from nbdtui.tui.screens.remote_exports import ServerScreen
 
 from .conftest import nbdinfo_json, text_of, wait_for
 

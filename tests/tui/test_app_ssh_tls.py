@@ -14,11 +14,11 @@ from urllib.parse import quote
 import pytest
 from textual.widgets import Input, Static
 
-from nbdtui import ssh_prompts
-from nbdtui.ssh_prompts import UnknownHostKey
-from nbdtui.tui.connect import ConnectScreen
-from nbdtui.tui.export import ExportScreen
-from nbdtui.tui.prompts import HostKeyScreen, PasswordScreen
+from nbdtui.client.transport.ssh import prompts as ssh_prompts
+from nbdtui.client.transport.ssh.prompts import UnknownHostKey
+from nbdtui.tui.dialogs.login_prompts import HostKeyScreen, PasswordScreen
+from nbdtui.tui.screens.connect import ConnectScreen
+from nbdtui.tui.screens.export_info import ExportScreen
 from nbdtui.uri import parse
 
 from .conftest import SNAP_SIZE, text_of, wait_for

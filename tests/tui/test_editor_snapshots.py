@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from nbdtui.disk.demo import HELLO_OFFSET
+from nbdtui.disk.demo_image import HELLO_OFFSET
 from tests.tui.test_editor_view import (
     EditorHarness,
     press,

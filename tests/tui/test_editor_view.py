@@ -19,9 +19,9 @@ from textual.widgets import Input, Label, OptionList, Static
 
 import nbdtui
 from nbdtui.client.pool import Pool
-from nbdtui.disk.demo import HELLO_OFFSET, build_demo_image
-from nbdtui.journal import Journal
-from nbdtui.tui.editor import EditorScreen
+from nbdtui.disk.demo_image import HELLO_OFFSET, build_demo_image
+from nbdtui.editor.journal import Journal
+from nbdtui.tui.screens.sector_editor import EditorScreen
 
 TIB = 1 << 40
 

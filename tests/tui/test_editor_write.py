@@ -13,8 +13,8 @@ import pytest
 from textual import events
 from textual.widgets import Static
 
-from nbdtui.disk.demo import HELLO_OFFSET
-from nbdtui.journal import Journal
+from nbdtui.disk.demo_image import HELLO_OFFSET
+from nbdtui.editor.journal import Journal
 from tests.tui.test_editor_view import (
     EditorHarness,
     nbdsh_write,
