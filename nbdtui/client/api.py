@@ -48,7 +48,7 @@ def _endpoint(target: str | Endpoint, ssh: str | SshTarget | None = None) -> End
 
 def _ssh_login(endpoint: Endpoint, timeout: float | None, opener: Opener | None):
     """For nbd+ssh: log in first, so that a password prompt does not count against
-    ``timeout`` (see :func:`nbdtui.ssh.ssh_login`); a no-op for other endpoints."""
+    ``timeout`` (see :func:`nbdtui.client.transport.ssh.tunnel.ssh_login`); a no-op for other endpoints."""
     if endpoint.transport != "ssh" or opener is not None:
         return contextlib.nullcontext()
     from nbdtui.client.transport.ssh.tunnel import ssh_login
@@ -115,7 +115,7 @@ def open(
     ``start_tls`` replace the registered transport and TLS upgrader (see
     :mod:`nbdtui.client.transport.stream`). ``ssh`` (``"[user@]host[:port]"``) reaches an
     ``nbd://`` or ``nbd+unix://`` target through that SSH host (the socket path is on
-    it; see :func:`nbdtui.ssh_endpoint.tunnel_endpoint`).
+    it; see :func:`nbdtui.client.transport.ssh.endpoint.tunnel_endpoint`).
 
     ``timeout`` bounds each request (``None``: no limit): a request without a reply
     after that many seconds fails with RequestTimeoutError, and its connection is closed

@@ -227,6 +227,7 @@ async def test_unknown_host_key_modal_no_then_yes(make_app, ssh_home, memory):
         await type_uri(pilot, ssh_home.nbd_ssh_uri("", memory.socket))
         await pilot.press("enter")
         await wait_for(pilot, lambda: isinstance(app.screen, HostKeyScreen))
+        await pilot.pause()  # the modal focuses "no" when mounted: let on_mount run first
         shown = text_of(app.screen.query_one("#host-key-details", Static))
         for part in (
             "Host         127.0.0.1",

@@ -36,7 +36,13 @@ def imported(source: str, name: str, is_package: bool, modules: set[str]) -> set
             if node.level:
                 anchor = package.split(".")[: len(package.split(".")) - (node.level - 1)]
                 base = ".".join([*anchor, base] if base else anchor)
-            targets = [f"{base}.{alias.name}" for alias in node.names] + [base]
+            # `from pkg import sub` imports module pkg.sub; `from mod import name`, mod.
+            # (That importing pkg.sub first runs pkg/__init__ is Python's doing, not an
+            # import of the code: it is left out, or every package would be a cycle.)
+            targets = [
+                f"{base}.{alias.name}" if f"{base}.{alias.name}" in modules else base
+                for alias in node.names
+            ]
         elif (
             isinstance(node, ast.Call)
             and getattr(node.func, "attr", getattr(node.func, "id", None)) == "import_module"
@@ -45,7 +51,6 @@ def imported(source: str, name: str, is_package: bool, modules: set[str]) -> set
         ):
             targets = [str(node.args[0].value)]
         for target in targets:
-            # `from nbdtui.x import y` names module nbdtui.x.y when there is one, else x
             while target and target not in modules:
                 target = target.rpartition(".")[0]
             if target and target != name:
