@@ -48,7 +48,8 @@ def _endpoint(target: str | Endpoint, ssh: str | SshTarget | None = None) -> End
 
 def _ssh_login(endpoint: Endpoint, timeout: float | None, opener: Opener | None):
     """For nbd+ssh: log in first, so that a password prompt does not count against
-    ``timeout`` (see :func:`nbdtui.client.transport.ssh.tunnel.ssh_login`); a no-op for other endpoints."""
+    ``timeout`` (see :func:`nbdtui.client.transport.ssh.tunnel.ssh_login`); a no-op for
+    other endpoints."""
     if endpoint.transport != "ssh" or opener is not None:
         return contextlib.nullcontext()
     from nbdtui.client.transport.ssh.tunnel import ssh_login
