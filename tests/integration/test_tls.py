@@ -32,7 +32,7 @@ from tests.integration.test_cli_report import SHARED_KEYS  # the keys both tools
 from tests.support.cli_helpers import assert_one_line_error, oracle
 from tests.support.cli_helpers import nbdtui as run_nbdtui
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]  # the checkout: tests/integration/ is two below
 MiB = 1024 * 1024
 HAVE_PSK = hasattr(ssl.SSLContext, "set_psk_client_callback")
 
