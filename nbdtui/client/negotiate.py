@@ -12,6 +12,7 @@ import asyncio
 import collections
 import contextlib
 import dataclasses
+import logging
 from dataclasses import dataclass
 
 from nbdtui.client.transport.openers import connect_error, open_stream, tls_upgrader
@@ -28,6 +29,8 @@ from nbdtui.proto.handshake import ClientHandshake
 from nbdtui.uri import Endpoint
 
 DEFAULT_CONNECT_TIMEOUT = 10.0
+
+_log = logging.getLogger("nbdtui.client.transport")
 
 
 @dataclass
@@ -184,6 +187,10 @@ async def handshake(
 
                         raise handshake_error(endpoint, exc) from exc
                     protocol.transport = transport
+                    if _log.isEnabledFor(logging.DEBUG):
+                        from nbdtui.client.transport.tls import describe
+
+                        _log.debug("TLS upgraded: %s (%s)", describe(transport), endpoint.display)
                     receiver.tls_active = True
                     hs.tls_established()
                     receiver.send_queued()

@@ -50,7 +50,6 @@ import asyncio
 import dataclasses
 import getpass
 import ipaddress
-import logging
 import ssl
 import sys
 from collections.abc import Callable
@@ -89,8 +88,6 @@ _NOT_YET_VALID = 9
 _EXPIRED = 10
 _REVOKED = 23
 _NAME_MISMATCH = {62, 63, 64}  # host name, e-mail, IP address
-
-_log = logging.getLogger("nbdtui.client.transport")
 
 
 @dataclass(frozen=True)
@@ -368,8 +365,6 @@ async def start_tls(
         raise handshake_error(endpoint, exc) from exc
     if tls_transport is None:  # pragma: no cover - asyncio returns one unless it raised
         raise TLSError(f"TLS handshake with {endpoint.display} failed: no TLS transport")
-    if _log.isEnabledFor(logging.DEBUG):
-        _log.debug("TLS upgraded: %s", describe(tls_transport))
     return tls_transport
 
 
