@@ -62,11 +62,11 @@ async def open_channel(
     route: SshRoute,
     transport: ChannelTransport,
     *,
-    where: str,
+    ssh_host: str,
 ) -> None:
     """Open the channel of ``route`` on ``conn`` with ``transport`` as its session.
 
-    ``where`` names the SSH host in messages. Raises ConnectError when the server
+    ``ssh_host`` names the SSH host in messages. Raises ConnectError when the server
     refuses the channel."""
     try:
         if route.socket is not None:
@@ -85,7 +85,7 @@ async def open_channel(
                 max_pktsize=CHANNEL_MAX_PACKET,
             )
     except asyncssh.ChannelOpenError as exc:
-        raise await _channel_error(conn, route, where, exc) from None
+        raise await _channel_error(conn, route, ssh_host, exc) from None
 
 
 async def _diagnose_socket(conn: asyncssh.SSHClientConnection, path: str) -> str | None:
@@ -108,13 +108,13 @@ async def _diagnose_socket(conn: asyncssh.SSHClientConnection, path: str) -> str
 async def _channel_error(
     conn: asyncssh.SSHClientConnection,
     route: SshRoute,
-    host: str,
+    ssh_host: str,
     exc: asyncssh.ChannelOpenError,
 ) -> ConnectError:
     what = _OPEN_REASONS.get(exc.code, "open failed")
     detail: str | None
     if route.socket is not None:
-        where = f"remote socket {route.socket} on {host}"
+        where = f"remote socket {route.socket} on {ssh_host}"
         if exc.code == asyncssh.OPEN_CONNECT_FAILED:
             detail = await _diagnose_socket(conn, route.socket)
             reason = exc.reason if exc.reason and exc.reason != "open failed" else None
@@ -124,7 +124,7 @@ async def _channel_error(
         else:
             detail = exc.reason or None
     else:
-        where = f"{route.target} as seen from {host}"
+        where = f"{route.target} as seen from {ssh_host}"
         if exc.code == asyncssh.OPEN_ADMINISTRATIVELY_PROHIBITED:
             detail = "is AllowTcpForwarding off in sshd_config?"
         else:

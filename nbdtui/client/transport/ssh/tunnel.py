@@ -208,7 +208,7 @@ class SshConnections:
             transport = ChannelTransport(
                 protocol, on_closed=release, extra={"ssh_target": route.target}
             )
-            await open_channel(conn, route, transport, where=link.login.host)
+            await open_channel(conn, route, transport, ssh_host=link.login.host)
             return transport, protocol
         except BaseException:
             release()
