@@ -12,6 +12,7 @@ import asyncio
 import collections
 import contextlib
 import dataclasses
+import logging
 from dataclasses import dataclass
 
 from nbdtui.client.transport.openers import connect_error, open_stream, tls_upgrader
@@ -21,7 +22,6 @@ from nbdtui.errors import (
     ConnectionLostError,
     HandshakeError,
     NbdError,
-    NotSupportedError,
     ProtocolError,
 )
 from nbdtui.proto.events import ExportsListed, Negotiated, StartTLS
@@ -29,6 +29,8 @@ from nbdtui.proto.handshake import ClientHandshake
 from nbdtui.uri import Endpoint
 
 DEFAULT_CONNECT_TIMEOUT = 10.0
+
+_log = logging.getLogger("nbdtui.client.transport")
 
 
 @dataclass
@@ -67,10 +69,10 @@ class _HandshakeReceiver:
         try:
             events = self.hs.receive_data(self._view[:nbytes])
         except NbdError as exc:
-            self._send()  # a polite NBD_OPT_ABORT, when the handshake queued one
+            self.send_queued()  # a polite NBD_OPT_ABORT, when the handshake queued one
             self._fail(exc)
             return
-        self._send()
+        self.send_queued()
         if events:
             self._events.extend(events)
             self._wake()
@@ -105,7 +107,8 @@ class _HandshakeReceiver:
 
         return after_handshake_error(self.endpoint, exc, quiet=self.tls_quiet)
 
-    def _send(self) -> None:
+    def send_queued(self) -> None:
+        """Write what the handshake has queued (nothing once the stream is closing)."""
         data = self.hs.data_to_send()
         if data and self.protocol is not None and self.protocol.transport is not None:
             transport = self.protocol.transport
@@ -139,7 +142,8 @@ def _locate(exc: NbdError, endpoint: Endpoint) -> NbdError:
         return exc
     if isinstance(exc, HandshakeError):
         new: NbdError = type(exc)(f"{message} on {where}", reply=exc.reply, option=exc.option)
-        new.server_message = getattr(exc, "server_message", "")  # type: ignore[attr-defined]
+        # the server's own text, an attribute the handshake sets ("" when there is none)
+        vars(new)["server_message"] = getattr(exc, "server_message", "")
     elif isinstance(exc, ProtocolError):
         new = ProtocolError(f"{message} (server {where})")
     else:
@@ -161,15 +165,8 @@ async def handshake(
     Raises ConnectError (unreachable, timed out), HandshakeError and its subclasses,
     ProtocolError, ConnectionLostError or NotSupportedError, each with the location.
     """
-    if endpoint.tls:
-        start_tls = start_tls or tls_upgrader()
-        if start_tls is None:
-            raise NotSupportedError(
-                f"TLS is not supported by this nbdtui build ({endpoint.scheme}:// endpoint)"
-            )
-        check = getattr(start_tls, "check", None)
-        if check is not None:
-            check(endpoint)  # unusable TLS settings fail before anything is sent
+    if endpoint.tls and start_tls is None:
+        start_tls = tls_upgrader(endpoint)  # unusable TLS settings fail before anything is sent
     receiver = _HandshakeReceiver(hs, endpoint)
     transport: asyncio.Transport | None = None
     protocol: StreamProtocol | None = None
@@ -178,7 +175,7 @@ async def handshake(
         async with asyncio.timeout(connect_timeout):
             transport, protocol = await open_stream(endpoint, receiver, opener=opener)
             receiver.protocol = protocol
-            receiver._send()  # the server speaks first; nothing is queued yet
+            receiver.send_queued()  # the server speaks first; nothing is queued yet
             while True:
                 event = await receiver.next_event()
                 if isinstance(event, StartTLS):
@@ -190,9 +187,13 @@ async def handshake(
 
                         raise handshake_error(endpoint, exc) from exc
                     protocol.transport = transport
+                    if _log.isEnabledFor(logging.DEBUG):
+                        from nbdtui.client.transport.tls import describe
+
+                        _log.debug("TLS upgraded: %s (%s)", describe(transport), endpoint.display)
                     receiver.tls_active = True
                     hs.tls_established()
-                    receiver._send()
+                    receiver.send_queued()
                     continue
                 if isinstance(event, Negotiated | ExportsListed):
                     if event.tls:

@@ -9,8 +9,9 @@ exactly like ``functools.partial(loop.create_connection, host=..., port=...)``:
   (importing asyncssh costs a few tenths of a second);
 - ``vsock`` is refused with :class:`~nbdtui.errors.NotSupportedError`.
 
-:func:`tls_upgrader` returns :func:`nbdtui.client.transport.tls.start_tls`, imported the
-first time a TLS endpoint is opened. ``Connection`` and the ``api`` functions also take
+:func:`tls_upgrader` checks an endpoint's TLS settings and returns
+:func:`nbdtui.client.transport.tls.start_tls`, imported the first time a TLS endpoint is
+opened. ``Connection`` and the ``api`` functions also take
 ``opener=`` and ``start_tls=`` arguments that replace these for one call (tests use them
 to put a fault between client and server).
 
@@ -23,10 +24,12 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import logging
 import socket
 
 from nbdtui.client.transport.stream import (
     Opener,
+    P,
     ProtocolFactory,
     Receiver,
     StreamProtocol,
@@ -37,22 +40,27 @@ from nbdtui.uri import Endpoint
 
 __all__ = ["connect_error", "open_stream", "opener_for", "tls_upgrader"]
 
+_log = logging.getLogger("nbdtui.client.transport")
 
-def tls_upgrader() -> TlsUpgrader:
-    """The built-in TLS upgrader (``ssl`` is stdlib, but the module is only needed for
-    TLS endpoints)."""
-    from nbdtui.client.transport.tls import start_tls
 
-    return start_tls
+def tls_upgrader(endpoint: Endpoint) -> TlsUpgrader:
+    """The built-in TLS upgrader, once ``endpoint``'s TLS settings proved usable: raises
+    TLSError (or UriError) now, before anything connects. :mod:`nbdtui.client.transport.tls`
+    is imported only then (``ssl`` is stdlib, but only TLS endpoints need that module)."""
+    from nbdtui.client.transport import tls
+
+    tls.check(endpoint)
+    return tls.start_tls
 
 
 def _tcp_opener(endpoint: Endpoint) -> Opener:
-    async def open_tcp(
-        factory: ProtocolFactory,
-    ) -> tuple[asyncio.BaseTransport, asyncio.BaseProtocol]:
+    host = endpoint.host
+    assert host is not None  # every tcp endpoint has one
+
+    async def open_tcp(factory: ProtocolFactory[P]) -> tuple[asyncio.Transport, P]:
         loop = asyncio.get_running_loop()
         transport, protocol = await loop.create_connection(
-            factory, host=endpoint.host, port=endpoint.tcp_port
+            factory, host=host, port=endpoint.tcp_port
         )
         sock = transport.get_extra_info("socket")
         if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
@@ -66,9 +74,7 @@ def _unix_opener(endpoint: Endpoint) -> Opener:
     path = endpoint.socket
     assert path is not None  # a leading NUL names an abstract socket (Linux)
 
-    async def open_unix(
-        factory: ProtocolFactory,
-    ) -> tuple[asyncio.BaseTransport, asyncio.BaseProtocol]:
+    async def open_unix(factory: ProtocolFactory[P]) -> tuple[asyncio.Transport, P]:
         loop = asyncio.get_running_loop()
         return await loop.create_unix_connection(factory, path=path)
 
@@ -146,4 +152,5 @@ async def open_stream(
     if not isinstance(protocol, StreamProtocol):  # pragma: no cover - opener misuse
         transport.close()
         raise TypeError("an opener must use the protocol factory it is given")
-    return transport, protocol  # type: ignore[return-value]
+    _log.debug("stream opened: %s to %s", endpoint.transport, endpoint.display)
+    return transport, protocol

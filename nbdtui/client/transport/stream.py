@@ -9,14 +9,18 @@ connection can receive READ payload straight into the caller's buffer. A stream 
 delivers ``bytes`` (an asyncssh channel) calls ``data_received``; :class:`StreamProtocol`
 copies them into its receiver's buffers.
 
-Which transport opens a stream is decided in :mod:`nbdtui.client.transport.openers`.
+The types every opener and upgrader shares are here too: :class:`Opener` (``await
+opener(factory)`` opens a stream, like ``loop.create_connection``), ``ProtocolFactory``
+and ``TlsUpgrader`` (``await upgrade(endpoint, transport, protocol)``, like
+``loop.start_tls``). Which transport opens a stream is decided in
+:mod:`nbdtui.client.transport.openers`.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from typing import Protocol
+from typing import Protocol, TypeAlias, TypeVar, cast
 
 from nbdtui.uri import Endpoint
 
@@ -42,11 +46,27 @@ class Receiver(Protocol):
     def connection_lost(self, exc: BaseException | None) -> None: ...
 
 
-ProtocolFactory = Callable[[], asyncio.BaseProtocol]
-Opener = Callable[[ProtocolFactory], Awaitable[tuple[asyncio.BaseTransport, asyncio.BaseProtocol]]]
-TlsUpgrader = Callable[
+P = TypeVar("P", bound=asyncio.BaseProtocol)
+
+ProtocolFactory: TypeAlias = Callable[[], P]
+"""A zero-argument callable making the protocol of a new stream (``ProtocolFactory[P]``)."""
+
+
+class Opener(Protocol):
+    """Opens a stream: ``await opener(factory)`` connects, calls ``factory()`` once for the
+    protocol, and returns ``(transport, protocol)`` with that very protocol, exactly like
+    ``functools.partial(loop.create_connection, host=..., port=...)``."""
+
+    def __call__(
+        self, factory: ProtocolFactory[P], /
+    ) -> Awaitable[tuple[asyncio.Transport, P]]: ...
+
+
+TlsUpgrader: TypeAlias = Callable[
     [Endpoint, asyncio.Transport, "StreamProtocol"], Awaitable[asyncio.Transport]
 ]
+"""``await upgrade(endpoint, transport, protocol)`` wraps an open plaintext stream in TLS
+(like ``loop.start_tls``) and returns the TLS transport, delivering to ``protocol``."""
 
 
 class NullReceiver:
@@ -84,7 +104,9 @@ class StreamProtocol(asyncio.BufferedProtocol):
     # ---- asyncio callbacks --------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]
+        # asyncio's signature says BaseTransport; a stream's transport is a full Transport
+        # (a socket's, or an SSH channel's: ChannelTransport).
+        self.transport = cast(asyncio.Transport, transport)
 
     def get_buffer(self, sizehint: int) -> memoryview | bytearray:
         return self.receiver.get_buffer(sizehint)

@@ -2,7 +2,8 @@
 ``nbds+ssh://``).
 
 :func:`~nbdtui.client.transport.openers.tls_upgrader` imports this module the first time
-a TLS endpoint is opened and hands out :func:`start_tls`. The TLS layer is asyncio's
+a TLS endpoint is opened, checks the endpoint's settings with :func:`check` and hands out
+:func:`start_tls`. The TLS layer is asyncio's
 (``loop.start_tls``), which hands decrypted bytes to a ``BufferedProtocol`` straight into
 its buffers: READ payload is still received into the caller's buffer.
 
@@ -51,6 +52,7 @@ import getpass
 import ipaddress
 import ssl
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -59,10 +61,12 @@ from nbdtui.errors import NbdError, NotSupportedError, TLSError, UriError
 from nbdtui.uri import Endpoint
 
 __all__ = [
+    "NbdSSLContext",
     "TlsSettings",
     "after_handshake_error",
     "check",
     "context_for",
+    "describe",
     "handshake_error",
     "is_verified",
     "make_context",
@@ -165,7 +169,14 @@ def _is_ip(name: str) -> bool:
 # ---- contexts ----------------------------------------------------------------------
 
 
-def make_context(settings: TlsSettings) -> ssl.SSLContext:
+class NbdSSLContext(ssl.SSLContext):
+    """A client context made by :func:`make_context`, which knows whether a connection
+    made with it authenticates the server (:attr:`TlsSettings.verified`)."""
+
+    verified: bool = False
+
+
+def make_context(settings: TlsSettings) -> NbdSSLContext:
     """The client SSLContext for ``settings``; TLSError for unusable files."""
     if settings.kind == "psk":
         context = _psk_context(settings)
@@ -173,12 +184,12 @@ def make_context(settings: TlsSettings) -> ssl.SSLContext:
         context = _anon_context()
     else:
         context = _x509_context(settings)
-    context.nbdtui_verified = settings.verified  # type: ignore[attr-defined]
+    context.verified = settings.verified
     return context
 
 
-def _x509_context(settings: TlsSettings) -> ssl.SSLContext:
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)  # CERT_REQUIRED, check_hostname
+def _x509_context(settings: TlsSettings) -> NbdSSLContext:
+    context = NbdSSLContext(ssl.PROTOCOL_TLS_CLIENT)  # CERT_REQUIRED, check_hostname
     context.minimum_version = ssl.TLSVersion.TLSv1_2
     directory = settings.certificates
     if directory is None:
@@ -232,8 +243,8 @@ def _load_directory(context: ssl.SSLContext, directory: Path) -> None:
         ) from exc
 
 
-def _anon_context() -> ssl.SSLContext:
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+def _anon_context() -> NbdSSLContext:
+    context = NbdSSLContext(ssl.PROTOCOL_TLS_CLIENT)
     context.check_hostname = False
     context.verify_mode = ssl.CERT_NONE
     # Anonymous key exchange exists only up to TLS 1.2 (GnuTLS's ANON-DH / ANON-ECDH).
@@ -265,26 +276,35 @@ def read_psk(path: Path, user: str) -> bytes:
     raise TLSError(f"user '{user}' not found in PSK file {path} (set the user: nbds://NAME@...)")
 
 
-def _psk_context(settings: TlsSettings) -> ssl.SSLContext:
-    if not hasattr(ssl.SSLContext, "set_psk_client_callback"):
+# What SSLContext.set_psk_client_callback takes: the server's identity hint to
+# (identity, key).
+_PskClientCallback = Callable[[str | None], tuple[str | None, bytes]]
+
+
+def _psk_context(settings: TlsSettings) -> NbdSSLContext:
+    context = NbdSSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    # SSLContext.set_psk_client_callback is new in Python 3.13 (not in the 3.11 stubs)
+    set_callback: Callable[[_PskClientCallback], None] | None = getattr(
+        context, "set_psk_client_callback", None
+    )
+    if set_callback is None:
         this = f"{sys.version_info.major}.{sys.version_info.minor}"
         raise TLSError(f"TLS-PSK needs Python 3.13 or newer (this is {this})")
     assert settings.psk_file is not None and settings.psk_user is not None
     key = read_psk(settings.psk_file, settings.psk_user)
     identity = settings.psk_user
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     context.check_hostname = False
     context.verify_mode = ssl.CERT_NONE
     context.minimum_version = ssl.TLSVersion.TLSv1_2
     context.set_ciphers("ECDHE-PSK:DHE-PSK:PSK")  # for TLS 1.2; TLS 1.3 suites stay on
-    context.set_psk_client_callback(lambda hint: (identity, key))  # type: ignore[attr-defined]
+    set_callback(lambda hint: (identity, key))
     return context
 
 
 # ---- the upgrader ------------------------------------------------------------------
 
 
-_CONTEXTS: dict[tuple[object, ...], ssl.SSLContext] = {}
+_CONTEXTS: dict[tuple[object, ...], NbdSSLContext] = {}
 _CONTEXTS_KEPT = 16
 
 
@@ -306,7 +326,7 @@ def _stamp(settings: TlsSettings) -> tuple[object, ...]:
     return tuple(stamp)
 
 
-def context_for(settings: TlsSettings) -> ssl.SSLContext:
+def context_for(settings: TlsSettings) -> NbdSSLContext:
     """:func:`make_context`, cached: the connections of a pool share one context (loading
     the system CA store takes tens of milliseconds)."""
     key = (dataclasses.replace(settings, hostname=None), _stamp(settings))  # name: not in it
@@ -327,7 +347,8 @@ def check(endpoint: Endpoint) -> None:
 async def start_tls(
     endpoint: Endpoint, transport: asyncio.Transport, protocol: StreamProtocol
 ) -> asyncio.Transport:
-    """Wrap ``transport`` in TLS as ``endpoint`` asks (the registered upgrader)."""
+    """Wrap ``transport`` in TLS as ``endpoint`` asks (the built-in
+    :data:`~nbdtui.client.transport.stream.TlsUpgrader`)."""
     settings = settings_for(endpoint)
     context = context_for(settings)
     hostname = settings.hostname
@@ -337,14 +358,14 @@ async def start_tls(
         raise NotSupportedError(f"TLS over {endpoint.transport} connections is not supported")
     loop = asyncio.get_running_loop()
     try:
-        return await loop.start_tls(  # type: ignore[return-value]
+        tls_transport = await loop.start_tls(
             transport, protocol, context, server_side=False, server_hostname=hostname
         )
     except (OSError, EOFError) as exc:
         raise handshake_error(endpoint, exc) from exc
-
-
-start_tls.check = check  # type: ignore[attr-defined]
+    if tls_transport is None:  # pragma: no cover - asyncio returns one unless it raised
+        raise TLSError(f"TLS handshake with {endpoint.display} failed: no TLS transport")
+    return tls_transport
 
 
 def is_verified(transport: asyncio.BaseTransport) -> bool:
@@ -353,12 +374,23 @@ def is_verified(transport: asyncio.BaseTransport) -> bool:
     For contexts not made here: a verified certificate chain and host name.
     """
     context = transport.get_extra_info("sslcontext")
-    if context is None:
+    if isinstance(context, NbdSSLContext):
+        return context.verified
+    if not isinstance(context, ssl.SSLContext):
         return False
-    marked = getattr(context, "nbdtui_verified", None)
-    if marked is not None:
-        return bool(marked)
     return context.verify_mode == ssl.CERT_REQUIRED and context.check_hostname
+
+
+def describe(transport: asyncio.BaseTransport) -> str:
+    """The TLS version and cipher of ``transport`` and whether the server was verified,
+    for the debug log (``"TLSv1.3 TLS_AES_256_GCM_SHA384, verified"``)."""
+    ssl_object = transport.get_extra_info("ssl_object")
+    if not isinstance(ssl_object, ssl.SSLObject | ssl.SSLSocket):
+        return "not TLS"
+    cipher = ssl_object.cipher()
+    name = cipher[0] if cipher is not None else "no cipher"
+    verified = "verified" if is_verified(transport) else "not verified"
+    return f"{ssl_object.version()} {name}, {verified}"
 
 
 # ---- errors ------------------------------------------------------------------------

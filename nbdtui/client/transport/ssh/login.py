@@ -4,8 +4,9 @@
 User, known_hosts files); :class:`SshClient` is the asyncssh client that checks the host
 key against them (recording *why* a key was refused: unknown or different) and asks for
 passwords, keyboard-interactive answers and key passphrases through
-:mod:`nbdtui.client.transport.ssh.prompts`; :func:`connect_error` turns asyncssh's
-failures into one-line
+:mod:`nbdtui.client.transport.ssh.prompts`; :func:`trust_new_key` asks whether to trust
+a host key that ``known_hosts`` does not know and saves it (:func:`save_host_key`);
+:func:`connect_error` turns asyncssh's failures into one-line
 :class:`~nbdtui.errors.ConnectError` messages starting ``ssh:``. Used by
 :mod:`nbdtui.client.transport.ssh.tunnel` (imported lazily: this module imports asyncssh).
 """
@@ -16,15 +17,20 @@ import asyncio
 import contextlib
 import os
 import socket as socketlib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import asyncssh
 
 from nbdtui.client.transport.ssh.endpoint import SshRoute
-from nbdtui.client.transport.ssh.prompts import PromptUnavailable, ask_password, notify
+from nbdtui.client.transport.ssh.prompts import (
+    PromptUnavailable,
+    UnknownHostKey,
+    ask_host_key,
+    ask_password,
+    notify,
+)
 from nbdtui.errors import ConnectError, NbdError
 
 __all__ = [
@@ -35,6 +41,7 @@ __all__ = [
     "key_type",
     "resolve_login",
     "save_host_key",
+    "trust_new_key",
 ]
 
 PASSWORD_ATTEMPTS = 3
@@ -62,7 +69,7 @@ class Login:
     user: str
     known_hosts_files: list[str]  # readable files to check against
     save_to: str | None  # where a newly trusted key goes
-    ciphers: Any = ()  # () = ssh_config's Ciphers, else our preference
+    ciphers: Sequence[str] = ()  # () = ssh_config's Ciphers, else our preference
 
     @property
     def where(self) -> str:
@@ -108,7 +115,7 @@ async def resolve_login(route: SshRoute, config: str | None) -> Login:
     )
 
 
-def _cipher_preference() -> list[str] | tuple[()]:
+def _cipher_preference() -> Sequence[str]:
     """asyncssh's default ciphers with AES-GCM first: its ChaCha20-Poly1305 runs three
     cipher contexts per packet in Python and moves half as many bytes per second."""
     try:
@@ -161,7 +168,9 @@ class SshClient(asyncssh.SSHClient):
         if self.on_lost is not None:
             self.on_lost()
 
-    def validate_host_public_key(self, host: str, addr: str, port: int, key: Any) -> bool:
+    def validate_host_public_key(
+        self, host: str, addr: str, port: int, key: asyncssh.SSHKey
+    ) -> bool:
         # Called only for a key that known_hosts does not list for this host.
         trusted = self.known.match(host, addr, None if port == 22 else port)[0]
         self.refused = "mismatch" if trusted else "unknown"
@@ -181,7 +190,7 @@ class SshClient(asyncssh.SSHClient):
             if self.on_prompt is not None:
                 self.on_prompt(False)
 
-    async def password_auth_requested(self) -> str | None:  # type: ignore[override]
+    async def password_auth_requested(self) -> str | None:
         if self.prompt_problem or self.passwords_asked >= PASSWORD_ATTEMPTS:
             return None
         self.passwords_asked += 1
@@ -189,17 +198,17 @@ class SshClient(asyncssh.SSHClient):
             notify("permission denied, please try again")
         return await self._ask(f"{self.login.user}@{self.login.host}'s password: ", False)
 
-    def kbdint_auth_requested(self) -> str | None:  # type: ignore[override]
+    def kbdint_auth_requested(self) -> str | None:
         return None if self.prompt_problem else ""
 
-    async def kbdint_challenge_received(  # type: ignore[override]
-        self, name: str, instructions: str, lang: str, prompts: list[tuple[str, bool]]
+    async def kbdint_challenge_received(
+        self, name: str, instructions: str, lang: str, prompts: Sequence[tuple[str, bool]]
     ) -> list[str] | None:
         if not prompts:
             return []
         if instructions:
             notify(instructions.strip())
-        answers = []
+        answers: list[str] = []
         for prompt, echo in prompts:
             answer = await self._ask(prompt, echo)
             if answer is None:
@@ -274,6 +283,51 @@ def _needs_bcrypt(filename: str) -> bool:
     except OSError:
         return False
     return head.startswith(b"-----BEGIN OPENSSH PRIVATE KEY-----")
+
+
+# ---- trusting a new host key ----------------------------------------------------------
+
+
+async def trust_new_key(client: SshClient, route: SshRoute) -> bool:
+    """After ``client`` refused a host key that known_hosts has nothing about: ask whether
+    to trust it (unless the route accepts new keys) and save it if so. True when it is in
+    known_hosts now (log in again); ConnectError when it cannot be saved."""
+    key = client.refused_key
+    if client.refused != "unknown" or key is None:
+        return False
+    host, port = client.refused_at
+    login = client.login
+    unknown = UnknownHostKey(
+        host=host,
+        port=port,
+        key_type=key_type(key),
+        fingerprint=key.get_fingerprint(),
+        known_hosts=login.save_to,
+    )
+    if not route.accept_new_host_key:
+        # Like a password prompt, time spent reading the fingerprint does not count
+        # against the connect timeout.
+        if client.on_prompt is not None:
+            client.on_prompt(True)
+        try:
+            trusted = await ask_host_key(unknown)
+        finally:
+            if client.on_prompt is not None:
+                client.on_prompt(False)
+        if not trusted:
+            return False
+    if login.save_to is None:
+        return False  # UserKnownHostsFile none: nowhere to remember it
+    try:
+        path = save_host_key(login, host, port, key)
+    except OSError as exc:
+        raise ConnectError(
+            f"ssh: cannot add the host key of {hostport(host, port)} to "
+            f"{login.save_to}: {exc.strerror or exc}"
+        ) from None
+    login.known_hosts_files = list(dict.fromkeys([*login.known_hosts_files, path]))
+    notify(f"added {hostport(host, port)} ({unknown.key_type} {unknown.fingerprint}) to {path}")
+    return True
 
 
 # ---- errors ----------------------------------------------------------------------------

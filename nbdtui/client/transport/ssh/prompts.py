@@ -178,7 +178,7 @@ async def ask_password(prompt: str, echo: bool = False) -> str | None:
     answer = hook(prompt, echo)
     if inspect.isawaitable(answer):
         answer = await answer
-    return answer  # type: ignore[return-value]
+    return answer
 
 
 async def ask_host_key(key: UnknownHostKey) -> bool:

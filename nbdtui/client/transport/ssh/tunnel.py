@@ -1,78 +1,72 @@
-"""NBD over SSH: ``nbd+ssh://`` endpoints and ``--ssh`` tunnels, with asyncssh.
+"""NBD over SSH: the SSH connections that ``nbd+ssh://`` endpoints and ``--ssh`` tunnels
+share, and the opener that makes a channel of one per NBD connection.
 
-Imported lazily (importing asyncssh takes a few tenths of a second) the first time an SSH endpoint
-is opened: :func:`nbdtui.client.transport.openers.opener_for` imports it for an ``ssh``
-endpoint and calls :func:`ssh_opener`.
+Imported lazily (importing asyncssh takes a few tenths of a second) the first time an SSH
+endpoint is opened: :func:`nbdtui.client.transport.openers.opener_for` imports it for an
+``ssh`` endpoint and calls :func:`ssh_opener`.
 
 How a connection is made:
 
 - One SSH connection per login (user, host, port, ssh_config file) and event loop
   carries every NBD connection to that host: each NBD connection is one *direct
-  channel* of it, to the remote Unix socket (``direct-streamlocal``, what ``ssh -L
-  LOCAL:/remote.sock`` uses) or to ``HOST:PORT`` as the SSH host sees it
-  (``direct-tcpip``). The
-  channel lives in this process: nothing listens locally, nothing runs on the remote
-  host (no ``nc``, no shell). The SSH connection closes with its last channel.
-- Like OpenSSH: ``~/.ssh/config`` (Host aliases, HostName, User, Port, IdentityFile,
-  IdentitiesOnly, ProxyJump, ProxyCommand, UserKnownHostsFile... whatever asyncssh
-  supports), the agent (``SSH_AUTH_SOCK``) and the default keys.
+  channel* of it (:mod:`nbdtui.client.transport.ssh.channel`), to the remote Unix socket
+  (``direct-streamlocal``) or to ``HOST:PORT`` as the SSH host sees it
+  (``direct-tcpip``). The channel lives in this process: nothing listens locally,
+  nothing runs on the remote host (no ``nc``, no shell). The SSH connection closes with
+  its last channel.
+- Logging in is :mod:`nbdtui.client.transport.ssh.login`'s: like OpenSSH,
+  ``~/.ssh/config`` (Host aliases, HostName, User, Port, IdentityFile, IdentitiesOnly,
+  ProxyJump, ProxyCommand, UserKnownHostsFile... whatever asyncssh supports), the agent
+  (``SSH_AUTH_SOCK``) and the default keys.
 - Host keys are checked against the ``known_hosts`` files of ssh_config (default
   ``~/.ssh/known_hosts`` and ``/etc/ssh/ssh_known_hosts``). A key that differs from the
   known one is always refused. A host with no known key is refused unless the endpoint
   says ``x-accept-new-host-key=yes`` or the host-key prompt of
   :mod:`nbdtui.client.transport.ssh.prompts` trusts it (``--ssh-accept-new``); the key is
-  then appended
-  to the user's ``known_hosts`` and the connection is made again (so a key swapped in
-  between is caught as a mismatch).
+  then appended to the user's ``known_hosts`` and the connection is made again (so a key
+  swapped in between is caught as a mismatch).
 - Passwords, keyboard-interactive answers and key passphrases are asked through
-  :mod:`nbdtui.client.transport.ssh.prompts` (the terminal by default, only when stdin is one). The
-  client API logs in with :func:`ssh_login` before the NBD handshake, whose timeout
-  then does not include the time the user takes to type (the login's own timeout is
-  paused while a prompt is open).
+  :mod:`nbdtui.client.transport.ssh.prompts` (the terminal by default, only when stdin
+  is one). The client API logs in with :func:`ssh_login` before the NBD handshake, whose
+  timeout then does not include the time the user takes to type (the login's own
+  timeout is paused while a prompt is open).
 - asyncssh's AES-GCM is preferred to its ChaCha20-Poly1305 (twice the throughput)
   unless ssh_config sets ``Ciphers``.
 - StrictHostKeyChecking and BatchMode of ssh_config are not read (asyncssh does not
   parse them): unknown keys are always refused unless explicitly accepted.
 
-Every failure is a :class:`~nbdtui.errors.ConnectError` whose message starts ``ssh:``;
-a remote socket that cannot be opened is diagnosed over SFTP (missing, not a socket).
+Every failure is a :class:`~nbdtui.errors.ConnectError` whose message starts ``ssh:``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
-import stat
 import weakref
 from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager
 
 import asyncssh
 
-from nbdtui.client.transport.ssh.channel import ChannelTransport
+from nbdtui.client.transport.ssh.channel import ChannelTransport, open_channel
 from nbdtui.client.transport.ssh.endpoint import SshRoute, ssh_route
 from nbdtui.client.transport.ssh.login import (
     Login,
     SshClient,
     connect_error,
     hostport,
-    key_type,
     resolve_login,
-    save_host_key,
+    trust_new_key,
 )
-from nbdtui.client.transport.ssh.prompts import UnknownHostKey, ask_host_key, notify
-from nbdtui.client.transport.stream import Opener
+from nbdtui.client.transport.stream import Opener, P, ProtocolFactory
 from nbdtui.errors import ConnectError
 from nbdtui.uri import Endpoint
 
-__all__ = ["SshConnections", "ssh_connections", "ssh_login"]
+__all__ = ["SshConnections", "ssh_connections", "ssh_login", "ssh_opener"]
 
-# Channel flow control: the receive window the server may fill before we acknowledge,
-# and the largest data packet we accept. Packets above glibc's mmap threshold (128 KiB)
-# cost page faults for every buffer asyncssh allocates; 64 KiB measured best.
-CHANNEL_WINDOW = 4 * 1024 * 1024
-CHANNEL_MAX_PACKET = 64 * 1024
-DIAGNOSE_TIMEOUT = 3.0
+_log = logging.getLogger("nbdtui.client.transport")
 
 # asyncio reads the SSH socket into 256 KiB bytes objects. Until glibc's dynamic mmap
 # threshold (initially 128 KiB) has been raised by the free of a larger block, each of
@@ -81,57 +75,6 @@ DIAGNOSE_TIMEOUT = 3.0
 # elsewhere: glibc would raise it later by itself, other allocators ignore this).
 _warm_up = bytearray(1 << 20)
 del _warm_up
-
-_OPEN_REASONS = {
-    asyncssh.OPEN_ADMINISTRATIVELY_PROHIBITED: "administratively prohibited",
-    asyncssh.OPEN_CONNECT_FAILED: "open failed",
-    asyncssh.OPEN_UNKNOWN_CHANNEL_TYPE: "not supported by the server",
-    asyncssh.OPEN_RESOURCE_SHORTAGE: "resource shortage",
-}
-
-
-async def _diagnose_socket(conn: asyncssh.SSHClientConnection, path: str) -> str | None:
-    """Why the server could not open a remote Unix socket, asked over SFTP (no shell)."""
-    try:
-        async with asyncio.timeout(DIAGNOSE_TIMEOUT):
-            async with conn.start_sftp_client() as sftp:
-                attrs = await sftp.stat(path)
-    except asyncssh.SFTPNoSuchFile:
-        return "No such file or directory"
-    except asyncssh.SFTPPermissionDenied:
-        return "Permission denied"
-    except (asyncssh.Error, OSError, TimeoutError):
-        return None
-    if attrs.permissions is not None and not stat.S_ISSOCK(attrs.permissions):
-        return "not a socket"
-    return "nothing accepts connections on it, or no permission"
-
-
-async def _channel_error(
-    conn: asyncssh.SSHClientConnection,
-    route: SshRoute,
-    login: Login,
-    exc: asyncssh.ChannelOpenError,
-) -> ConnectError:
-    what = _OPEN_REASONS.get(exc.code, "open failed")
-    if route.socket is not None:
-        where = f"remote socket {route.socket} on {login.host}"
-        if exc.code == asyncssh.OPEN_CONNECT_FAILED:
-            detail = await _diagnose_socket(conn, route.socket)
-            reason = exc.reason if exc.reason and exc.reason != "open failed" else None
-            detail = detail or reason
-        elif exc.code == asyncssh.OPEN_ADMINISTRATIVELY_PROHIBITED:
-            detail = "is AllowStreamLocalForwarding off in sshd_config?"
-        else:
-            detail = exc.reason or None
-    else:
-        where = f"{route.target} as seen from {login.host}"
-        if exc.code == asyncssh.OPEN_ADMINISTRATIVELY_PROHIBITED:
-            detail = "is AllowTcpForwarding off in sshd_config?"
-        else:
-            detail = exc.reason or None
-    return ConnectError(f"ssh: {where}: {what}" + (f" ({detail})" if detail else ""))
-
 
 # ---- shared SSH connections -------------------------------------------------------------
 
@@ -182,8 +125,8 @@ class SshConnections:
 
     def _acquire(self, endpoint: Endpoint) -> _Link:
         route = ssh_route(endpoint)
-        config = os.path.expanduser("~/.ssh/config")
-        config = config if os.path.isfile(config) else None
+        path = os.path.expanduser("~/.ssh/config")
+        config = path if os.path.isfile(path) else None
         key = (route.user, route.host, route.port, config)
         link = self._links.get(key)
         if link is None or not link.usable:
@@ -191,6 +134,8 @@ class SshConnections:
             link.task = asyncio.get_running_loop().create_task(self._connect(link, config))
             link.task.add_done_callback(_consume)
             self._links[key] = link
+        elif link.conn is not None:
+            _log.debug("SSH connection to %s reused (%d users)", link.where, link.refs + 1)
         link.refs += 1
         return link
 
@@ -201,6 +146,7 @@ class SshConnections:
         if self._links.get(link.key) is link:
             del self._links[link.key]
         if link.conn is not None:
+            _log.debug("SSH connection to %s closed: its last user let go", link.where)
             link.conn.close()
         elif link.task is not None and not link.task.done():
             link.task.cancel()
@@ -241,8 +187,8 @@ class SshConnections:
             self._release(link)
 
     async def open_channel(
-        self, endpoint: Endpoint, protocol_factory: Callable[[], asyncio.BaseProtocol]
-    ) -> tuple[ChannelTransport, asyncio.BaseProtocol]:
+        self, endpoint: Endpoint, protocol_factory: ProtocolFactory[P]
+    ) -> tuple[ChannelTransport, P]:
         """Open a channel to the endpoint's NBD server; returns ``(transport, protocol)``."""
         link = self._acquire(endpoint)
         route = link.route
@@ -262,24 +208,7 @@ class SshConnections:
             transport = ChannelTransport(
                 protocol, on_closed=release, extra={"ssh_target": route.target}
             )
-            try:
-                if route.socket is not None:
-                    await conn.create_unix_connection(
-                        lambda: transport,
-                        route.socket,
-                        window=CHANNEL_WINDOW,
-                        max_pktsize=CHANNEL_MAX_PACKET,
-                    )
-                else:
-                    await conn.create_connection(
-                        lambda: transport,
-                        route.nbd_host,
-                        route.nbd_port,
-                        window=CHANNEL_WINDOW,
-                        max_pktsize=CHANNEL_MAX_PACKET,
-                    )
-            except asyncssh.ChannelOpenError as exc:
-                raise await _channel_error(conn, route, link.login, exc) from None
+            await open_channel(conn, route, transport, ssh_host=link.login.host)
             return transport, protocol
         except BaseException:
             release()
@@ -312,63 +241,28 @@ class SshConnections:
                 if (
                     attempt == 1
                     and isinstance(exc, asyncssh.HostKeyNotVerifiable)
-                    and await self._trust_new_key(client, route)
+                    and await trust_new_key(client, route)
                 ):
                     continue  # the key is in known_hosts now: log in again
                 raise connect_error(exc, login, client) from None
             link.conn = conn
+            _log.debug("SSH connection to %s opened as %s", login.where, login.user)
             return conn
         raise AssertionError("unreachable")
 
-    async def _trust_new_key(self, client: SshClient, route: SshRoute) -> bool:
-        """Ask whether to trust a key known_hosts has nothing about; save it if so."""
-        key = client.refused_key
-        if client.refused != "unknown" or key is None:
-            return False
-        host, port = client.refused_at
-        login = client.login
-        unknown = UnknownHostKey(
-            host=host,
-            port=port,
-            key_type=key_type(key),
-            fingerprint=key.get_fingerprint(),
-            known_hosts=login.save_to,
-        )
-        if not route.accept_new_host_key:
-            # Like a password prompt, time spent reading the fingerprint does not count
-            # against the connect timeout.
-            if client.on_prompt is not None:
-                client.on_prompt(True)
-            try:
-                trusted = await ask_host_key(unknown)
-            finally:
-                if client.on_prompt is not None:
-                    client.on_prompt(False)
-            if not trusted:
-                return False
-        if login.save_to is None:
-            return False  # UserKnownHostsFile none: nowhere to remember it
-        try:
-            path = save_host_key(login, host, port, key)
-        except OSError as exc:
-            raise ConnectError(
-                f"ssh: cannot add the host key of {hostport(host, port)} to "
-                f"{login.save_to}: {exc.strerror or exc}"
-            ) from None
-        login.known_hosts_files = list(dict.fromkeys([*login.known_hosts_files, path]))
-        notify(f"added {hostport(host, port)} ({unknown.key_type} {unknown.fingerprint}) to {path}")
-        return True
-
     def _lost(self, link: _Link) -> None:
         link.lost = True
-        if self._links.get(link.key) is link:
+        if self._links.get(link.key) is link:  # not closed by us: by the server, or lost
             del self._links[link.key]
+            if link.conn is not None:
+                _log.debug("SSH connection to %s closed by the other end", link.where)
 
     async def close(self) -> None:
         """Close every SSH connection, whoever still uses it."""
         links, self._links = list(self._links.values()), {}
         for link in links:
             if link.conn is not None:
+                _log.debug("SSH connection to %s closed (closing them all)", link.where)
                 link.conn.close()
                 with contextlib.suppress(Exception):
                     await link.conn.wait_closed()
@@ -376,7 +270,7 @@ class SshConnections:
                 link.task.cancel()
 
 
-def _consume(task: asyncio.Task) -> None:
+def _consume(task: asyncio.Task[asyncssh.SSHClientConnection]) -> None:
     if not task.cancelled():
         task.exception()
 
@@ -395,7 +289,7 @@ def ssh_connections() -> SshConnections:
     return cache
 
 
-def ssh_login(endpoint: Endpoint, timeout: float | None):
+def ssh_login(endpoint: Endpoint, timeout: float | None) -> AbstractAsyncContextManager[None]:
     """``async with ssh_login(endpoint, timeout):`` log in to the SSH host of an
     ``nbd+ssh`` endpoint first (prompts do not count against ``timeout``) and keep that
     connection for the NBD connections opened inside the block."""
@@ -406,7 +300,7 @@ def ssh_opener(endpoint: Endpoint) -> Opener:
     """The opener of an ``nbd+ssh://`` endpoint: a channel through a shared SSH connection."""
     ssh_route(endpoint)  # a bad x- parameter is a UriError before anything connects
 
-    async def open_ssh(factory):
+    async def open_ssh(factory: ProtocolFactory[P]) -> tuple[asyncio.Transport, P]:
         return await ssh_connections().open_channel(endpoint, factory)
 
     return open_ssh
