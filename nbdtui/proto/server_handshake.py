@@ -1,7 +1,7 @@
 """Sans-IO server side of the NBD handshake (fixed newstyle, NO_ZEROES).
 
 ``ServerHandshake`` consumes option bytes and produces option replies; it never
-touches a socket.  ``nbdtui.proto.server.ServerConnection`` drives it and then
+touches a socket.  ``nbdtui.proto.server_connection.ServerConnection`` drives it and then
 switches to the transmission phase.
 
 Supported options: EXPORT_NAME, ABORT, LIST, INFO, GO (NBD_INFO_EXPORT, NAME,
@@ -15,7 +15,6 @@ from __future__ import annotations
 import dataclasses
 import struct
 from collections.abc import Mapping
-from dataclasses import dataclass
 
 from nbdtui.proto.constants import (
     BASE_ALLOCATION,
@@ -33,7 +32,8 @@ from nbdtui.proto.constants import (
     OptionReply,
 )
 from nbdtui.proto.constants import TransmissionFlag as TF
-from nbdtui.proto.events import ExportInfo
+from nbdtui.proto.server_events import ConnectionClosed, OptionHandled, TransmissionStarted
+from nbdtui.proto.types import ExportInfo
 
 GREETING = struct.pack(
     ">QQH", NBDMAGIC, IHAVEOPT, HandshakeFlag.FIXED_NEWSTYLE | HandshakeFlag.NO_ZEROES
@@ -48,48 +48,6 @@ BASE_ALLOCATION_ID = 1
 KNOWN_CONTEXTS = (BASE_ALLOCATION,)
 
 _KNOWN_CLIENT_FLAGS = int(ClientFlag.FIXED_NEWSTYLE | ClientFlag.NO_ZEROES)
-
-
-# ---- events ----------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class OptionHandled:
-    """The server answered one option.  ``reply`` is the final reply type sent
-    (``NBD_REP_ACK`` or an error); 0 for NBD_OPT_EXPORT_NAME, which has no reply."""
-
-    option: int
-    reply: int
-    export: str | None = None
-
-
-@dataclass(frozen=True)
-class TransmissionStarted:
-    """The handshake finished (GO or EXPORT_NAME): requests for ``info.name`` follow.
-
-    ``info.flags`` are the transmission flags sent to this client; ``meta_contexts``
-    maps each selected context to its id (empty unless SET_META_CONTEXT chose the
-    same export); ``block_size_requested`` tells whether the client asked for
-    NBD_INFO_BLOCK_SIZE with GO (and so promised to honour the constraints).
-    """
-
-    info: ExportInfo
-    structured: bool
-    meta_contexts: tuple[tuple[str, int], ...] = ()
-    via: str = "go"
-    block_size_requested: bool = False
-
-
-@dataclass(frozen=True)
-class ConnectionClosed:
-    """The connection must be closed once queued bytes are sent.
-
-    ``error`` is True when the client broke the protocol (or asked for an export
-    that EXPORT_NAME cannot refuse), False for NBD_OPT_ABORT, NBD_CMD_DISC and EOF.
-    """
-
-    reason: str
-    error: bool = False
 
 
 # ---- helpers ---------------------------------------------------------------------------

@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Iterable
-from dataclasses import dataclass
-from typing import ClassVar
 
 from nbdtui.errors import Errno
 from nbdtui.proto.constants import (
@@ -23,7 +21,17 @@ from nbdtui.proto.constants import (
     command_name,
 )
 from nbdtui.proto.constants import TransmissionFlag as TF
-from nbdtui.proto.events import ExportInfo
+from nbdtui.proto.server_events import (
+    BlockStatusRequest,
+    CacheRequest,
+    FlushRequest,
+    ReadRequest,
+    Request,
+    TrimRequest,
+    WriteRequest,
+    WriteZeroesRequest,
+)
+from nbdtui.proto.types import ExportInfo
 
 REQUEST_HEADER = struct.Struct(">IHHQQI")  # magic, flags, type, cookie, offset, length
 SIMPLE_REPLY = struct.Struct(">IIQ")  # magic, error, cookie
@@ -32,101 +40,6 @@ CHUNK_HEADER = struct.Struct(">IHHQI")  # magic, flags, type, cookie, payload le
 MAX_CHUNK_DATA = 0xFFFFFFFF - 8
 # More descriptors than this in one BLOCK_STATUS chunk are cut off (the spec allows less).
 MAX_EXTENTS = 1 << 16
-
-# ---- request events --------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Request:
-    """One request the server must answer (every command but DISC)."""
-
-    command: ClassVar[Command]
-    cookie: int
-    flags: int
-    offset: int
-    length: int
-
-    @property
-    def fua(self) -> bool:
-        return bool(self.flags & CommandFlag.FUA)
-
-
-@dataclass(frozen=True)
-class ReadRequest(Request):
-    command: ClassVar[Command] = Command.READ
-
-    @property
-    def df(self) -> bool:
-        """Don't fragment: the reply must carry at most one content chunk."""
-        return bool(self.flags & CommandFlag.DF)
-
-
-@dataclass(frozen=True)
-class WriteRequest(Request):
-    """``data`` is a read-only view of the payload, valid until the reply is sent;
-    it is a slice of the received bytes when the payload arrived in one piece."""
-
-    data: memoryview
-    command: ClassVar[Command] = Command.WRITE
-
-
-@dataclass(frozen=True)
-class FlushRequest(Request):
-    command: ClassVar[Command] = Command.FLUSH
-
-
-@dataclass(frozen=True)
-class TrimRequest(Request):
-    command: ClassVar[Command] = Command.TRIM
-
-
-@dataclass(frozen=True)
-class CacheRequest(Request):
-    command: ClassVar[Command] = Command.CACHE
-
-
-@dataclass(frozen=True)
-class WriteZeroesRequest(Request):
-    command: ClassVar[Command] = Command.WRITE_ZEROES
-
-    @property
-    def no_hole(self) -> bool:
-        return bool(self.flags & CommandFlag.NO_HOLE)
-
-    @property
-    def fast_zero(self) -> bool:
-        return bool(self.flags & CommandFlag.FAST_ZERO)
-
-
-@dataclass(frozen=True)
-class BlockStatusRequest(Request):
-    command: ClassVar[Command] = Command.BLOCK_STATUS
-
-    @property
-    def req_one(self) -> bool:
-        return bool(self.flags & CommandFlag.REQ_ONE)
-
-
-@dataclass(frozen=True)
-class DisconnectRequest:
-    """NBD_CMD_DISC: answer what is outstanding, then close.  It has no reply."""
-
-    cookie: int
-    flags: int = 0
-
-
-@dataclass(frozen=True)
-class RequestRejected:
-    """A request the connection refused by itself; its error reply is already queued."""
-
-    cookie: int
-    command: int
-    flags: int
-    offset: int
-    length: int
-    error: Errno
-    message: str
-
 
 REQUEST_TYPES: dict[int, type[Request]] = {
     cls.command: cls

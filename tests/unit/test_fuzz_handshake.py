@@ -15,8 +15,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from nbdtui.errors import HandshakeError, NbdError, ProtocolError
-from nbdtui.proto.events import ExportsListed, Negotiated, StartTLS
-from nbdtui.proto.handshake import ClientHandshake
+from nbdtui.proto.client_events import ExportsListed, Negotiated, StartTLS
+from nbdtui.proto.client_handshake import ClientHandshake
 from tests.unit.test_proto_handshake import SCENARIOS, reference
 
 EVENTS = (Negotiated, ExportsListed, StartTLS)

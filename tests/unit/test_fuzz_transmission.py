@@ -14,15 +14,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from nbdtui.errors import ProtocolError
+from nbdtui.proto.client_events import BlockStatus, ChunkError, Data, Hole, RequestDone
+from nbdtui.proto.client_transmission import ClientTransmission
 from nbdtui.proto.constants import Command, CommandFlag
-from nbdtui.proto.transmission import (
-    BlockStatus,
-    ChunkError,
-    ClientTransmission,
-    Data,
-    Hole,
-    RequestDone,
-)
 from tests.unit.test_proto_transmission import _piece, coalesce, simple
 
 EVENT_TYPES = (Data, Hole, BlockStatus, ChunkError, RequestDone)

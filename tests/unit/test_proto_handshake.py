@@ -26,6 +26,8 @@ from nbdtui.errors import (
     ProtocolError,
     TLSRequiredError,
 )
+from nbdtui.proto.client_events import ExportsListed, Negotiated, StartTLS
+from nbdtui.proto.client_handshake import ClientHandshake
 from nbdtui.proto.constants import (
     MAX_OPTION_REPLY,
     HandshakeFlag,
@@ -34,14 +36,7 @@ from nbdtui.proto.constants import (
     OptionReply,
     TransmissionFlag,
 )
-from nbdtui.proto.events import (
-    ExportDetails,
-    ExportInfo,
-    ExportsListed,
-    Negotiated,
-    StartTLS,
-)
-from nbdtui.proto.handshake import ClientHandshake
+from nbdtui.proto.types import ExportDetails, ExportInfo
 
 # ---- server byte builders (test side) ------------------------------------------------
 

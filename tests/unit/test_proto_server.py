@@ -25,8 +25,8 @@ from nbdtui.proto.constants import (
     ReplyFlag,
 )
 from nbdtui.proto.constants import TransmissionFlag as TF
-from nbdtui.proto.events import ExportInfo
-from nbdtui.proto.server import (
+from nbdtui.proto.server_connection import ServerConnection, ServerState
+from nbdtui.proto.server_events import (
     BlockStatusRequest,
     CacheRequest,
     ConnectionClosed,
@@ -35,13 +35,12 @@ from nbdtui.proto.server import (
     OptionHandled,
     ReadRequest,
     RequestRejected,
-    ServerConnection,
-    ServerState,
     TransmissionStarted,
     TrimRequest,
     WriteRequest,
     WriteZeroesRequest,
 )
+from nbdtui.proto.types import ExportInfo
 
 MIB = 1024 * 1024
 RW = (

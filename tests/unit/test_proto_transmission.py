@@ -10,6 +10,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from nbdtui.errors import Errno, ProtocolError
+from nbdtui.proto.client_events import BlockStatus, ChunkError, Data, Hole, RequestDone
+from nbdtui.proto.client_transmission import ClientTransmission
 from nbdtui.proto.constants import (
     REQUEST_MAGIC,
     SIMPLE_REPLY_MAGIC,
@@ -19,15 +21,7 @@ from nbdtui.proto.constants import (
     CommandFlag,
     ReplyFlag,
 )
-from nbdtui.proto.transmission import (
-    BlockStatus,
-    ChunkError,
-    ClientTransmission,
-    Data,
-    Hole,
-    ReadTarget,
-    RequestDone,
-)
+from nbdtui.proto.types import ReadTarget
 
 DONE = ReplyFlag.DONE
 

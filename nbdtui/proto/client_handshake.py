@@ -66,6 +66,7 @@ from nbdtui.errors import (
     TLSRequiredError,
 )
 from nbdtui.proto import options as wire
+from nbdtui.proto.client_events import ExportsListed, Negotiated, StartTLS
 from nbdtui.proto.constants import (
     IHAVEOPT,
     NBDMAGIC,
@@ -77,7 +78,7 @@ from nbdtui.proto.constants import (
     Option,
     OptionReply,
 )
-from nbdtui.proto.events import ExportDetails, ExportInfo, ExportsListed, Negotiated, StartTLS
+from nbdtui.proto.types import ExportDetails, ExportInfo
 
 _MAGICS = struct.Struct(">QQ")  # NBDMAGIC, then IHAVEOPT or the oldstyle magic
 _HANDSHAKE_FLAGS = struct.Struct(">H")

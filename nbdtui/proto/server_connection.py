@@ -30,59 +30,38 @@ from nbdtui.proto.constants import (
     REQUEST_HEADER_SIZE,
     REQUEST_MAGIC,
     Command,
+    command_name,
 )
-from nbdtui.proto.events import ExportInfo
+from nbdtui.proto.server_events import (
+    ConnectionClosed,
+    DisconnectRequest,
+    Request,
+    RequestRejected,
+    TransmissionStarted,
+    WriteRequest,
+)
 from nbdtui.proto.server_handshake import (
     GREETING,
     MAX_OPTION_LENGTH,
     OPTION_HEADER,
-    ConnectionClosed,
-    OptionHandled,
     ServerHandshake,
-    TransmissionStarted,
 )
 from nbdtui.proto.server_transmission import (
     MAX_CHUNK_DATA,
     REQUEST_HEADER,
     REQUEST_TYPES,
-    BlockStatusRequest,
-    CacheRequest,
-    DisconnectRequest,
-    FlushRequest,
-    ReadRequest,
-    Request,
-    RequestRejected,
-    TrimRequest,
-    WriteRequest,
-    WriteZeroesRequest,
     check_request,
     chunk_block_status,
     chunk_error,
     chunk_none,
     chunk_offset_data_header,
     chunk_offset_hole,
-    command_name,
     error_reply,
     simple_reply,
 )
+from nbdtui.proto.types import ExportInfo
 
-__all__ = [
-    "BlockStatusRequest",
-    "CacheRequest",
-    "ConnectionClosed",
-    "DisconnectRequest",
-    "FlushRequest",
-    "OptionHandled",
-    "ReadRequest",
-    "Request",
-    "RequestRejected",
-    "ServerConnection",
-    "ServerState",
-    "TransmissionStarted",
-    "TrimRequest",
-    "WriteRequest",
-    "WriteZeroesRequest",
-]
+__all__ = ["ServerConnection", "ServerState"]
 
 _CLIENT_FLAGS = struct.Struct(">I")
 _EMPTY = memoryview(b"")

@@ -48,6 +48,10 @@ import bisect
 import struct
 
 from nbdtui.errors import Errno, ProtocolError
+from nbdtui.proto.client_events import BlockStatus, ChunkError, Hole
+from nbdtui.proto.client_events import TransmissionEvent as Event
+from nbdtui.proto.client_events import make_data as _data
+from nbdtui.proto.client_events import make_done as _done
 from nbdtui.proto.constants import (
     CHUNK_ERROR_BIT,
     EXTENDED_REPLY_MAGIC,
@@ -62,29 +66,10 @@ from nbdtui.proto.constants import (
     ReplyFlag,
     command_name,
 )
-from nbdtui.proto.transmission_events import (
-    BlockStatus,
-    ChunkError,
-    Data,
-    Event,
-    Hole,
-    ReadTarget,
-    RequestDone,
-)
-from nbdtui.proto.transmission_events import make_data as _data
-from nbdtui.proto.transmission_events import make_done as _done
-from nbdtui.proto.transmission_events import make_target as _target
+from nbdtui.proto.types import ReadTarget
+from nbdtui.proto.types import make_target as _target
 
-__all__ = [
-    "BlockStatus",
-    "ChunkError",
-    "ClientTransmission",
-    "Data",
-    "Hole",
-    "ReadTarget",
-    "RequestDone",
-    "command_name",
-]
+__all__ = ["ClientTransmission"]
 
 _REQUEST = struct.Struct(">IHHQQI")  # magic, flags, type, cookie, offset, length
 _SIMPLE = struct.Struct(">IIQ")  # magic, error, cookie
