@@ -348,6 +348,8 @@ class ClientTransmission:
                         self._parse_piece(events)
                     pos += take
         except ProtocolError as exc:
+            # ProtocolError (nbdtui.errors) does not declare ``events``: only this machine
+            # attaches them (see the module documentation)
             exc.events = events  # type: ignore[attr-defined]
             self._die(exc)
             raise
@@ -647,7 +649,7 @@ class ClientTransmission:
             self._buf.clear()
 
 
-def _decode_message(raw: bytes | bytearray) -> str:
+def _decode_message(raw: _Buffer) -> str:
     """A server's error text as one printable line."""
     text = bytes(raw).decode("utf-8", errors="replace")
     return "".join(c if c.isprintable() else " " for c in text).strip()

@@ -37,6 +37,7 @@ from nbdtui.proto.server_events import (
     DisconnectRequest,
     Request,
     RequestRejected,
+    ServerEvent,
     TransmissionStarted,
     WriteRequest,
 )
@@ -102,7 +103,7 @@ class ServerConnection:
         self.export: ExportInfo | None = None
         self.structured = False
         self.meta_contexts: tuple[tuple[str, int], ...] = ()
-        self._out: list[bytes | memoryview] = [GREETING]
+        self._out: list[bytes | bytearray | memoryview] = [GREETING]
         self._in: deque[memoryview] = deque()
         self._in_len = 0
         self._skip = 0
@@ -118,7 +119,7 @@ class ServerConnection:
         self._out.clear()
         return out
 
-    def buffers_to_send(self) -> list[bytes | memoryview]:
+    def buffers_to_send(self) -> list[bytes | bytearray | memoryview]:
         """Everything queued so far as separate buffers, so that large READ data
         can be written without joining it to its header (empties the queue)."""
         out, self._out = self._out, []
@@ -131,13 +132,13 @@ class ServerConnection:
 
     # ---- input ------------------------------------------------------------------------
 
-    def receive_data(self, data: bytes | bytearray | memoryview) -> list[object]:
+    def receive_data(self, data: bytes | bytearray | memoryview) -> list[ServerEvent]:
         """Feed received bytes; ``b""`` means the client closed its side (EOF).
 
         ``bytes`` are kept by reference (WRITE payloads are views of them); other
         buffer types are copied first because their owner may reuse them.
         """
-        if self.state is ServerState.CLOSED:
+        if self._closed():
             return []
         if not data:
             return [self._close(self._eof_reason(), error=False)]
@@ -145,10 +146,15 @@ class ServerConnection:
             data = bytes(data)
         self._in.append(memoryview(data))
         self._in_len += len(data)
-        events: list[object] = []
-        while self.state is not ServerState.CLOSED and self._step(events):
+        events: list[ServerEvent] = []
+        while not self._closed() and self._step(events):
             pass
         return events
+
+    def _closed(self) -> bool:
+        # a method, not ``self.state is ...`` inline: mypy would keep self.state narrowed
+        # across _step(), which changes it
+        return self.state is ServerState.CLOSED
 
     def _eof_reason(self) -> str:
         if self.state is ServerState.TRANSMISSION:
@@ -201,7 +207,7 @@ class ServerConnection:
             self._in_len -= k
         return self._skip == 0
 
-    def _step(self, events: list[object]) -> bool:
+    def _step(self, events: list[ServerEvent]) -> bool:
         if self._skip and not self._discard():
             return False
         if self.state is ServerState.CLIENT_FLAGS:
@@ -212,7 +218,7 @@ class ServerConnection:
 
     # ---- handshake --------------------------------------------------------------------
 
-    def _step_client_flags(self, events: list[object]) -> bool:
+    def _step_client_flags(self, events: list[ServerEvent]) -> bool:
         if self._in_len < 4:
             return False
         (flags,) = _CLIENT_FLAGS.unpack(self._take(4))
@@ -223,7 +229,7 @@ class ServerConnection:
             self.state = ServerState.OPTIONS
         return True
 
-    def _step_option(self, events: list[object]) -> bool:
+    def _step_option(self, events: list[ServerEvent]) -> bool:
         if self._option is None:
             if self._in_len < OPTION_HEADER.size:
                 return False
@@ -245,7 +251,9 @@ class ServerConnection:
         self._emit_handshake(reply, more, events)
         return True
 
-    def _emit_handshake(self, reply: bytes, more: list[object], events: list[object]) -> None:
+    def _emit_handshake(
+        self, reply: bytes, more: list[ServerEvent], events: list[ServerEvent]
+    ) -> None:
         if reply:
             self._out.append(reply)
         for event in more:
@@ -262,7 +270,7 @@ class ServerConnection:
 
     # ---- transmission -----------------------------------------------------------------
 
-    def _step_request(self, events: list[object]) -> bool:
+    def _step_request(self, events: list[ServerEvent]) -> bool:
         if self._write is not None:
             flags, cookie, offset, length = self._write
             if self._in_len < length:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import struct
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 from nbdtui.proto.constants import (
     BASE_ALLOCATION,
@@ -32,7 +32,12 @@ from nbdtui.proto.constants import (
     OptionReply,
 )
 from nbdtui.proto.constants import TransmissionFlag as TF
-from nbdtui.proto.server_events import ConnectionClosed, OptionHandled, TransmissionStarted
+from nbdtui.proto.server_events import (
+    ConnectionClosed,
+    OptionHandled,
+    ServerEvent,
+    TransmissionStarted,
+)
 from nbdtui.proto.types import ExportInfo
 
 GREETING = struct.pack(
@@ -48,6 +53,9 @@ BASE_ALLOCATION_ID = 1
 KNOWN_CONTEXTS = (BASE_ALLOCATION,)
 
 _KNOWN_CLIENT_FLAGS = int(ClientFlag.FIXED_NEWSTYLE | ClientFlag.NO_ZEROES)
+
+# One option's handler: (option, data) -> (reply bytes, events)
+_OptionHandler = Callable[[int, bytes], tuple[bytes, list[ServerEvent]]]
 
 
 # ---- helpers ---------------------------------------------------------------------------
@@ -73,7 +81,7 @@ class _Reader:
     def _unpack(self, fmt: str, size: int) -> int:
         if self.pos + size > len(self.data):
             raise _Invalid("option data is too short")
-        (value,) = struct.unpack_from(fmt, self.data, self.pos)
+        value: int = struct.unpack_from(fmt, self.data, self.pos)[0]
         self.pos += size
         return value
 
@@ -173,10 +181,10 @@ class ServerHandshake:
 
     # -- options --------------------------------------------------------------------
 
-    def handle_option(self, option: int, data: bytes) -> tuple[bytes, list[object]]:
+    def handle_option(self, option: int, data: bytes) -> tuple[bytes, list[ServerEvent]]:
         if option == Option.EXPORT_NAME:
             return self._export_name(data)
-        handler = {
+        handlers: dict[int, _OptionHandler] = {
             Option.ABORT: self._abort,
             Option.LIST: self._list,
             Option.INFO: self._info_or_go,
@@ -184,7 +192,8 @@ class ServerHandshake:
             Option.STRUCTURED_REPLY: self._structured_reply,
             Option.LIST_META_CONTEXT: self._meta_context,
             Option.SET_META_CONTEXT: self._meta_context,
-        }.get(option)
+        }
+        handler = handlers.get(option)
         if handler is None:
             return self._unsupported(option)
         try:
@@ -194,7 +203,7 @@ class ServerHandshake:
                 self.meta_contexts, self.meta_export = (), None
             return self._error(option, OptionReply.ERR_INVALID, str(exc))
 
-    def too_big(self, option: int, length: int) -> tuple[bytes, list[object]]:
+    def too_big(self, option: int, length: int) -> tuple[bytes, list[ServerEvent]]:
         """An option whose payload was skipped unread because it is too large."""
         if option == Option.EXPORT_NAME:
             return b"", [ConnectionClosed("NBD_OPT_EXPORT_NAME name is too long", error=True)]
@@ -203,17 +212,17 @@ class ServerHandshake:
         message = f"option data of {length} bytes is larger than {MAX_OPTION_LENGTH}"
         return self._error(option, OptionReply.ERR_TOO_BIG, message)
 
-    def _error(self, option: int, reply: int, message: str) -> tuple[bytes, list[object]]:
+    def _error(self, option: int, reply: int, message: str) -> tuple[bytes, list[ServerEvent]]:
         return option_reply(option, reply, _string(message)), [OptionHandled(option, reply)]
 
-    def _unsupported(self, option: int) -> tuple[bytes, list[object]]:
+    def _unsupported(self, option: int) -> tuple[bytes, list[ServerEvent]]:
         try:
             name = f"NBD_OPT_{Option(option).name}"
         except ValueError:
             name = f"option {option}"
         return self._error(option, OptionReply.ERR_UNSUP, f"{name} is not supported")
 
-    def _export_name(self, data: bytes) -> tuple[bytes, list[object]]:
+    def _export_name(self, data: bytes) -> tuple[bytes, list[ServerEvent]]:
         try:
             reader = _Reader(data)
             name = reader.string(len(data), "export name")
@@ -230,13 +239,13 @@ class ServerHandshake:
         started = TransmissionStarted(info, self.structured, contexts, via="export_name")
         return reply, [OptionHandled(Option.EXPORT_NAME, 0, info.name), started]
 
-    def _abort(self, option: int, data: bytes) -> tuple[bytes, list[object]]:
+    def _abort(self, option: int, data: bytes) -> tuple[bytes, list[ServerEvent]]:
         # The spec says to ignore any data sent with ABORT.
         reply = option_reply(option, OptionReply.ACK)
         closed = ConnectionClosed("client sent NBD_OPT_ABORT")
         return reply, [OptionHandled(option, OptionReply.ACK), closed]
 
-    def _list(self, option: int, data: bytes) -> tuple[bytes, list[object]]:
+    def _list(self, option: int, data: bytes) -> tuple[bytes, list[ServerEvent]]:
         if data:
             raise _Invalid("NBD_OPT_LIST takes no data")
         if not self.allow_list:
@@ -250,7 +259,7 @@ class ServerHandshake:
         out += option_reply(option, OptionReply.ACK)
         return bytes(out), [OptionHandled(option, OptionReply.ACK)]
 
-    def _info_or_go(self, option: int, data: bytes) -> tuple[bytes, list[object]]:
+    def _info_or_go(self, option: int, data: bytes) -> tuple[bytes, list[ServerEvent]]:
         reader = _Reader(data)
         name = reader.string(reader.u32(), "export name")
         requests = [reader.u16() for _ in range(reader.u16())]
@@ -273,7 +282,7 @@ class ServerHandshake:
         sizes = (info.block_minimum, info.block_preferred, info.block_maximum)
         send_info(Info.BLOCK_SIZE, struct.pack(">III", *sizes))
         out += option_reply(option, OptionReply.ACK)
-        events: list[object] = [OptionHandled(option, OptionReply.ACK, info.name)]
+        events: list[ServerEvent] = [OptionHandled(option, OptionReply.ACK, info.name)]
         if option == Option.GO:
             contexts = self.meta_contexts if self.meta_export == info.name else ()
             events.append(
@@ -287,7 +296,7 @@ class ServerHandshake:
             )
         return bytes(out), events
 
-    def _structured_reply(self, option: int, data: bytes) -> tuple[bytes, list[object]]:
+    def _structured_reply(self, option: int, data: bytes) -> tuple[bytes, list[ServerEvent]]:
         if data:
             raise _Invalid("NBD_OPT_STRUCTURED_REPLY takes no data")
         if self.structured:
@@ -295,7 +304,7 @@ class ServerHandshake:
         self.structured = True
         return option_reply(option, OptionReply.ACK), [OptionHandled(option, OptionReply.ACK)]
 
-    def _meta_context(self, option: int, data: bytes) -> tuple[bytes, list[object]]:
+    def _meta_context(self, option: int, data: bytes) -> tuple[bytes, list[ServerEvent]]:
         setting = option == Option.SET_META_CONTEXT
         if setting:
             # SET replaces the previous selection even when it fails.

@@ -65,6 +65,15 @@ def _flag_names(flags: int) -> str:
     return "|".join(parts)
 
 
+# The transmission flag that must be set for the client to use a command.
+_ADVERTISED: dict[int, TF] = {
+    Command.FLUSH: TF.SEND_FLUSH,
+    Command.TRIM: TF.SEND_TRIM,
+    Command.WRITE_ZEROES: TF.SEND_WRITE_ZEROES,
+    Command.CACHE: TF.SEND_CACHE,
+}
+
+
 def check_request(
     command: int,
     flags: int,
@@ -99,12 +108,7 @@ def check_request(
     writes = command in (Command.WRITE, Command.TRIM, Command.WRITE_ZEROES)
     if writes and tflags & TF.READ_ONLY:
         return Errno.EPERM, f"{name} on a read-only export"
-    advertised = {
-        Command.FLUSH: TF.SEND_FLUSH,
-        Command.TRIM: TF.SEND_TRIM,
-        Command.WRITE_ZEROES: TF.SEND_WRITE_ZEROES,
-        Command.CACHE: TF.SEND_CACHE,
-    }.get(command)
+    advertised = _ADVERTISED.get(command)
     if advertised is not None and not tflags & advertised:
         return Errno.EINVAL, f"{name} is not supported by this export"
     if command == Command.BLOCK_STATUS and not (structured and has_contexts):

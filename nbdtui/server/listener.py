@@ -45,6 +45,7 @@ from nbdtui.proto.server_events import (
     ReadRequest,
     Request,
     RequestRejected,
+    ServerEvent,
     TransmissionStarted,
     TrimRequest,
     WriteRequest,
@@ -165,7 +166,7 @@ class _Client(asyncio.Protocol):
 
     # -- input ----------------------------------------------------------------------
 
-    def _feed(self, events: list[object]) -> None:
+    def _feed(self, events: list[ServerEvent]) -> None:
         for event in events:
             if isinstance(event, TransmissionStarted):
                 self.backend = self.server.exports[event.info.name]
