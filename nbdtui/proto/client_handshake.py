@@ -1,5 +1,56 @@
 """Client side of the NBD handshake as a sans-IO state machine (in the style of h11).
 
+Theory of operation
+-------------------
+
+Two layers. The *parser* (:class:`_State`, this table) cuts the server's bytes into
+messages; the *negotiation* is a generator (``_negotiate_go``, ``_negotiate_list`` or
+``_negotiate_newstyle``, chosen by the greeting) that yields one request at a time
+(send an option, send EXPORT_NAME, wait for TLS) and is resumed with the answer. What
+the generator yields next decides the parser's next state; when it returns, its value
+(``Negotiated`` or ``ExportsListed``) is the last event and the state is DONE. There is
+no transitions dict: ``_step`` dispatches on the state and ``_advance`` sets the next one.
+
+===================  ===========================================  ===================
+state                what moves it                                next state
+===================  ===========================================  ===================
+GREETING             oldstyle greeting (emits ``Negotiated``)     DONE
+GREETING             fixed newstyle greeting (client flags and    OPTION_REPLY
+                     the first option queued)
+GREETING             non-fixed newstyle greeting (client flags    EXPORT_NAME_REPLY
+                     and EXPORT_NAME queued)
+OPTION_REPLY         an intermediate reply (SERVER, INFO,         OPTION_REPLY
+                     META_CONTEXT) to the option awaited
+OPTION_REPLY         the final reply (ACK or error), the          OPTION_REPLY
+                     negotiation sends the next option
+OPTION_REPLY         final reply to GO is ERR_UNSUP (EXPORT_NAME  EXPORT_NAME_REPLY
+                     queued)
+OPTION_REPLY         ACK to STARTTLS (emits ``StartTLS``)         WAIT_TLS
+OPTION_REPLY         the last final reply (emits ``Negotiated``   DONE
+                     or ``ExportsListed``; LIST queues ABORT)
+EXPORT_NAME_REPLY    size, flags (and zeroes unless NO_ZEROES)    DONE
+                     (emits ``Negotiated``)
+WAIT_TLS             ``tls_established()`` (the next option is    OPTION_REPLY
+                     queued)
+DONE                 any bytes: kept in ``trailing_data``         DONE
+GREETING,            an error raised from ``receive_data``        FAILED
+OPTION_REPLY,
+WAIT_TLS
+FAILED               any call to ``receive_data``: raises the     FAILED
+                     same error again
+===================  ===========================================  ===================
+
+Errors, per state: a bad magic or an impossible message (GREETING, OPTION_REPLY), a
+reply to an option that was not sent, or of a type that option cannot receive
+(OPTION_REPLY), plaintext bytes while TLS is being set up (WAIT_TLS) are
+``ProtocolError``; a greeting that cannot do what was asked (list or TLS with oldstyle
+or non-fixed newstyle) and a refusal by the server (OPTION_REPLY) are
+``HandshakeError``. ``tls_established()`` outside WAIT_TLS is a ``RuntimeError`` (the
+driver's bug). End of file is reported by ``eof_error()`` for each state.
+
+Driving it
+----------
+
 No sockets, no asyncio, no clocks: the driver feeds whatever bytes arrive to
 :meth:`ClientHandshake.receive_data` (any fragmentation), sends whatever
 :meth:`ClientHandshake.data_to_send` returns, and reacts to the events:

@@ -1,6 +1,6 @@
 """Encoding of NBD handshake options and decoding of option replies (fixed newstyle).
 
-Pure functions over bytes, used by :mod:`nbdtui.proto.handshake`. Layouts follow
+Pure functions over bytes, used by :mod:`nbdtui.proto.client_handshake`. Layouts follow
 NetworkBlockDevice/nbd ``doc/proto.md``, "Option types" and "Option reply types";
 every integer is big-endian.
 """

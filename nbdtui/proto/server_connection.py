@@ -1,5 +1,12 @@
 """Sans-IO NBD server connection, in the style of h11: bytes in, events out.
 
+It combines the two halves of the server side: the handshake
+(:class:`~nbdtui.proto.server_handshake.ServerHandshake` haggles over the options) and
+the transmission phase (requests parsed here and checked by
+:func:`~nbdtui.proto.server_transmission.check_request`, replies encoded by
+:mod:`~nbdtui.proto.server_transmission`). It emits the events of
+:mod:`~nbdtui.proto.server_events`::
+
     conn = ServerConnection({"disk": ExportInfo("disk", size, flags)})
     send(conn.data_to_send())                 # the greeting
     for event in conn.receive_data(received): # options are answered by the connection
@@ -7,11 +14,42 @@
     conn.send_reply(cookie) / conn.send_read(cookie, data) / conn.send_error(...)
     send(conn.data_to_send())
 
-Events: ``OptionHandled``, ``TransmissionStarted``, ``ConnectionClosed`` (close the
-socket once the queued bytes are sent), the request events of
-``server_transmission`` (``ReadRequest``, ``WriteRequest``, ...,
-``DisconnectRequest``) and ``RequestRejected`` (an invalid request the connection
-already answered with an error, per the spec).
+Theory of operation
+-------------------
+
+The greeting is queued at construction. :class:`ServerState` is the connection's state
+(``state``, public); there is no transitions dict, ``_step`` dispatches on the state:
+
+=============  ======================================================  =============
+state          what moves it (events emitted)                          next state
+=============  ======================================================  =============
+CLIENT_FLAGS   the client's 4 flag bytes, known flags only             OPTIONS
+CLIENT_FLAGS   unknown client flags (``ConnectionClosed``, error)      CLOSED
+OPTIONS        an option, answered by ServerHandshake                  OPTIONS
+               (``OptionHandled``; a refused option stays here)
+OPTIONS        GO or EXPORT_NAME accepted (``OptionHandled``,          TRANSMISSION
+               ``TransmissionStarted``)
+OPTIONS        ABORT (``OptionHandled``, ``ConnectionClosed``); bad    CLOSED
+               option magic or EXPORT_NAME of an unknown export
+               (``ConnectionClosed``, error)
+TRANSMISSION   a valid request (a ``Request`` subclass; WRITE once     TRANSMISSION
+               its payload is in)
+TRANSMISSION   an invalid request (``RequestRejected``; its error      TRANSMISSION
+               reply is queued, a WRITE payload skipped)
+TRANSMISSION   NBD_CMD_DISC (``DisconnectRequest``,                    CLOSED
+               ``ConnectionClosed``)
+TRANSMISSION   bad request magic (``ConnectionClosed``, error)         CLOSED
+any but        end of file, ``receive_data(b"")``                      CLOSED
+CLOSED         (``ConnectionClosed``)
+CLOSED         anything: ``receive_data`` returns no events            CLOSED
+=============  ======================================================  =============
+
+Replies (``send_reply``, ``send_read``, ``send_read_data``, ``send_read_hole``,
+``send_block_status``, ``send_done``, ``send_error``) may be sent in any order for the
+requests handed out and not yet finished (``pending``); a reply for a cookie that is not
+pending, or of a kind the request cannot take, raises ``ValueError`` (the caller's bug,
+not the client's). The lifecycle of one request is in
+:mod:`~nbdtui.proto.server_transmission`.
 
 Received ``bytes`` are not copied: a WRITE payload that arrived in one piece is a
 view of it.  Payloads that span several pieces are copied once.

@@ -8,6 +8,44 @@ Supported options: EXPORT_NAME, ABORT, LIST, INFO, GO (NBD_INFO_EXPORT, NAME,
 DESCRIPTION, BLOCK_SIZE), STRUCTURED_REPLY, LIST_META_CONTEXT and
 SET_META_CONTEXT (``base:allocation``).  STARTTLS, EXTENDED_HEADERS and unknown
 options are answered with NBD_REP_ERR_UNSUP.
+
+Theory of operation
+-------------------
+
+The connection (state OPTIONS of ``ServerConnection``) hands each option to
+:meth:`ServerHandshake.handle_option`, which returns the reply bytes and the events.
+There is no state enum: what the handshake remembers between options is
+``structured`` (STRUCTURED_REPLY was accepted) and the SET_META_CONTEXT selection
+(``meta_contexts`` for ``meta_export``); an event ending the handshake
+(``TransmissionStarted`` or ``ConnectionClosed``) moves the connection out of OPTIONS.
+
+==================  ==========================================  =======================
+option              reply (events: ``OptionHandled``, and)      remembered / next
+==================  ==========================================  =======================
+EXPORT_NAME         size, flags, zeroes unless NO_ZEROES        transmission
+                    (``TransmissionStarted``)
+EXPORT_NAME         nothing: the spec allows no error here      closed
+(unknown, invalid)  (only ``ConnectionClosed``, error)
+ABORT               ACK (``ConnectionClosed``)                  closed
+LIST                SERVER for each export, ACK; ERR_POLICY     --
+                    when listing is disabled
+INFO                INFO (EXPORT, NAME, DESCRIPTION,            --
+                    BLOCK_SIZE), ACK; ERR_UNKNOWN
+GO                  as INFO (``TransmissionStarted`` on ACK)    transmission
+STRUCTURED_REPLY    ACK; ERR_INVALID when already agreed        ``structured``
+LIST_META_CONTEXT   META_CONTEXT (id 0) for each match, ACK;    --
+                    ERR_INVALID before STRUCTURED_REPLY
+SET_META_CONTEXT    META_CONTEXT for each selected context,     ``meta_contexts``
+                    ACK; ERR_INVALID before STRUCTURED_REPLY    (emptied on any error)
+payload > 64 KiB    skipped unread; ERR_TOO_BIG (EXPORT_NAME:   --
+                    ``ConnectionClosed``, error)
+anything else       ERR_UNSUP                                   --
+==================  ==========================================  =======================
+
+Any other option whose data does not parse is answered with ERR_INVALID (a client's
+mistake in one option does not end the handshake); ERR_UNKNOWN answers a name that
+is not an export. The transmission flags sent with EXPORT_NAME, INFO and GO always
+have HAS_FLAGS, and SEND_DF only with structured replies.
 """
 
 from __future__ import annotations

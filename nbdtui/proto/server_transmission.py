@@ -1,7 +1,35 @@
-"""Sans-IO server side of the NBD transmission phase: request events, request
-validation and reply encoders (simple replies and structured reply chunks).
+"""Sans-IO server side of the NBD transmission phase: request validation and reply
+encoders (simple replies and structured reply chunks).
 
-Everything here is pure: bytes and numbers in, bytes and events out.
+Everything here is pure: numbers in, bytes or an error out. The request events are in
+:mod:`~nbdtui.proto.server_events`;
+:class:`~nbdtui.proto.server_connection.ServerConnection` parses the requests and keeps
+track of them.
+
+Theory of operation: the life of one request
+--------------------------------------------
+
+There is no machine object for this phase: the connection (state TRANSMISSION) reads
+a 28-byte request header, then, per request:
+
+==============================  ============================================  ============
+request                         what the connection does (event)              then
+==============================  ============================================  ============
+NBD_CMD_DISC                    ``DisconnectRequest``                         closed
+bad magic                       ``ConnectionClosed`` (error)                  closed
+refused by ``check_request``    queues ``error_reply`` (WRITE: its payload    next header
+                                is skipped unread) (``RequestRejected``)
+WRITE                           waits for the payload, then ``WriteRequest``  pending
+any other command               the ``Request`` subclass of REQUEST_TYPES     pending
+==============================  ============================================  ============
+
+A pending request stays pending (``ServerConnection.pending``) until its final reply:
+``send_reply`` (a simple reply: not for READ and BLOCK_STATUS), ``send_read`` (the whole
+READ), ``send_error``, or the last of its structured chunks (``send_read_data`` /
+``send_read_hole`` / ``send_block_status`` with ``done=True``, or ``send_done``).
+Chunks before the last leave it pending. Structured chunks need structured replies;
+a READ chunk must lie inside its request. Several requests with the same cookie are
+answered first in, first out.
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """Property tests: whatever a server sends during the handshake, the sans-IO
-:class:`~nbdtui.proto.handshake.ClientHandshake` yields only its events or raises its
+:class:`~nbdtui.proto.client_handshake.ClientHandshake` yields only its events or raises its
 documented errors (HandshakeError and subclasses, ProtocolError), and after an error
 every later call raises the same error.
 

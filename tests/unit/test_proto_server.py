@@ -1,4 +1,4 @@
-"""The sans-IO NBD server (nbdtui.proto.server): bytes in, events and bytes out."""
+"""The sans-IO NBD server (nbdtui.proto.server_connection): bytes in, events and bytes out."""
 
 from __future__ import annotations
 
