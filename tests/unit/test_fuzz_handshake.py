@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from nbdtui.errors import HandshakeError, NbdError, ProtocolError
 from nbdtui.proto.client_events import ExportsListed, Negotiated, StartTLS
 from nbdtui.proto.client_handshake import ClientHandshake
-from tests.unit.test_proto_handshake import SCENARIOS, reference
+from tests.support.proto_scenarios import SCENARIOS, reference
 
 EVENTS = (Negotiated, ExportsListed, StartTLS)
 HANDSHAKES = {
