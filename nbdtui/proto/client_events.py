@@ -77,14 +77,15 @@ class ExportsListed(ClientEvent):
 class Data(ClientEvent):
     """``length`` bytes of the export at ``offset`` for READ ``cookie``.
 
-    ``data`` holds them when they came through ``receive_data``; it is ``None`` when the
+    ``data`` holds them when they came through ``receive_data`` (``bytes``, or a
+    ``memoryview`` of the data given with ``copy=False``); it is ``None`` when the
     driver received them itself (``payload_received``) into the target it was given.
     """
 
     cookie: int
     offset: int
     length: int
-    data: bytes | None = None
+    data: bytes | memoryview | None = None
 
 
 @dataclass(frozen=True, slots=True)
