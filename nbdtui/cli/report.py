@@ -15,7 +15,7 @@ from nbdtui.cli.parser import target_endpoint
 from nbdtui.errors import UriError
 from nbdtui.present.describe import block_sizes, flag_words, protocol_line
 from nbdtui.present.sizes import format_size
-from nbdtui.proto.events import ExportInfo
+from nbdtui.proto.types import ExportInfo
 from nbdtui.uri import Endpoint
 
 _CAPABILITIES = (

@@ -29,9 +29,10 @@ from nbdtui.client.negotiate import DEFAULT_CONNECT_TIMEOUT, handshake
 from nbdtui.client.pool import Pool, default_pool
 from nbdtui.client.transport.stream import Opener, TlsUpgrader
 from nbdtui.errors import NbdError
+from nbdtui.proto.client_events import ExportsListed, Negotiated
+from nbdtui.proto.client_handshake import ClientHandshake
 from nbdtui.proto.constants import BASE_ALLOCATION, Command
-from nbdtui.proto.events import ExportDetails, ExportsListed, Negotiated
-from nbdtui.proto.handshake import ClientHandshake
+from nbdtui.proto.types import ExportDetails
 from nbdtui.uri import Endpoint, SshTarget, parse
 
 __all__ = ["list_exports", "open", "probe"]
@@ -231,7 +232,7 @@ async def probe(
             endpoint, hs, connect_timeout=connect_timeout, opener=opener, start_tls=start_tls
         )
     assert isinstance(done.result, Negotiated)
-    from nbdtui.proto.transmission import ClientTransmission
+    from nbdtui.proto.client_transmission import ClientTransmission
 
     _, disc = ClientTransmission(structured=done.result.structured).request(Command.DISC)
     await _disconnect(done.transport, disc)

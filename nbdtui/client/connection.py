@@ -32,16 +32,11 @@ from nbdtui.client.requests import ZERO_COPY_MIN, FileRange, PendingRequest, sho
 from nbdtui.client.transport.stream import NullReceiver, Opener, StreamProtocol, TlsUpgrader
 from nbdtui.client.window import RequestWindow
 from nbdtui.errors import ConnectionLostError, Errno, NbdError, ProtocolError, RequestError
+from nbdtui.proto.client_events import BlockStatus, Data, Hole, Negotiated, RequestDone
+from nbdtui.proto.client_handshake import ClientHandshake
+from nbdtui.proto.client_transmission import ClientTransmission
 from nbdtui.proto.constants import BASE_ALLOCATION, Command
-from nbdtui.proto.events import ExportInfo, Negotiated
-from nbdtui.proto.handshake import ClientHandshake
-from nbdtui.proto.transmission import (
-    BlockStatus,
-    ClientTransmission,
-    Data,
-    Hole,
-    RequestDone,
-)
+from nbdtui.proto.types import ExportInfo
 from nbdtui.uri import Endpoint
 
 DEFAULT_WINDOW = 16

@@ -23,6 +23,7 @@ from nbdtui.client.pool import ExportGroup, Pool
 from nbdtui.client.requests import FileRange
 from nbdtui.client.resilience import perform, perform_all
 from nbdtui.errors import NbdError, NotSupportedError, ProtocolError
+from nbdtui.proto.client_events import Negotiated
 from nbdtui.proto.constants import (
     BASE_ALLOCATION,
     DEFAULT_BLOCK_MAX,
@@ -30,7 +31,7 @@ from nbdtui.proto.constants import (
     Command,
     CommandFlag,
 )
-from nbdtui.proto.events import ExportInfo, Negotiated
+from nbdtui.proto.types import ExportInfo
 from nbdtui.uri import Endpoint
 
 # Requests of large transfers: 1 MiB measured fastest (bench: 1 GiB pattern read, 4

@@ -24,8 +24,8 @@ from nbdtui.errors import (
     NbdError,
     ProtocolError,
 )
-from nbdtui.proto.events import ExportsListed, Negotiated, StartTLS
-from nbdtui.proto.handshake import ClientHandshake
+from nbdtui.proto.client_events import ExportsListed, Negotiated, StartTLS
+from nbdtui.proto.client_handshake import ClientHandshake
 from nbdtui.uri import Endpoint
 
 DEFAULT_CONNECT_TIMEOUT = 10.0

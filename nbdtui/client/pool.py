@@ -37,7 +37,7 @@ from nbdtui.client.requests import PendingRequest
 from nbdtui.client.resilience import MAX_SENDS, STALL_SECONDS, Backoff, Watchdog, describe
 from nbdtui.client.transport.stream import Opener, TlsUpgrader
 from nbdtui.errors import ConnectionLostError, NbdError, ProtocolError, RequestTimeoutError
-from nbdtui.proto.events import Negotiated
+from nbdtui.proto.client_events import Negotiated
 from nbdtui.uri import Endpoint
 
 DEFAULT_MAX_CONNECTIONS = 4

@@ -35,7 +35,7 @@ from nbdtui.client.resilience import (
 from nbdtui.errors import ConnectionLostError, NbdError, RequestTimeoutError
 
 if TYPE_CHECKING:  # pragma: no cover
-    from nbdtui.proto.events import Negotiated
+    from nbdtui.proto.client_events import Negotiated
     from nbdtui.uri import Endpoint
 
 # A reconnect attempt near the end of reconnect_delay still gets this long to connect.

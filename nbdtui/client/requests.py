@@ -8,8 +8,8 @@ from dataclasses import dataclass
 from typing import BinaryIO
 
 from nbdtui.errors import NbdError
+from nbdtui.proto.client_events import BlockStatus
 from nbdtui.proto.constants import Command
-from nbdtui.proto.transmission import BlockStatus
 
 # A READ payload of at least this size is received straight into the caller's buffer;
 # smaller ones (and every other reply) go through the connection's scratch buffer,

@@ -32,9 +32,9 @@ from typing import TYPE_CHECKING, Any
 from nbdtui.client.connection import COMMAND_WORDS, Connection
 from nbdtui.client.requests import PendingRequest
 from nbdtui.errors import ConnectionLostError, NbdError, RequestError
+from nbdtui.proto.client_events import Negotiated
 from nbdtui.proto.constants import BASE_ALLOCATION, DEFAULT_BLOCK_MAX, Command
 from nbdtui.proto.constants import TransmissionFlag as TF
-from nbdtui.proto.events import Negotiated
 
 if TYPE_CHECKING:  # pragma: no cover
     from nbdtui.client.pool import ExportGroup

@@ -37,8 +37,8 @@ from nbdtui.client.connection import CLOSE_TIMEOUT, ZEROES, Connection, fill_zer
 from nbdtui.client.requests import FileRange, short_file_error
 from nbdtui.client.resilience import describe
 from nbdtui.errors import ConnectionLostError, NbdError, ProtocolError, RequestTimeoutError
+from nbdtui.proto.client_events import Data, Hole, RequestDone
 from nbdtui.proto.constants import Command, CommandFlag
-from nbdtui.proto.transmission import Data, Hole, RequestDone
 
 HEADER_PEEK = 28  # a structured chunk header and its data offset; see connection.py
 PIPE_SIZE = 1 << 20  # of the pipe READ payload is spliced through (at most, by default)

@@ -6,7 +6,7 @@ thing in the same words.
 
 from __future__ import annotations
 
-from nbdtui.proto.events import ExportInfo
+from nbdtui.proto.types import ExportInfo
 
 
 def flag_words(info: ExportInfo) -> str:

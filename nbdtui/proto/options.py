@@ -1,6 +1,6 @@
 """Encoding of NBD handshake options and decoding of option replies (fixed newstyle).
 
-Pure functions over bytes, used by :mod:`nbdtui.proto.handshake`. Layouts follow
+Pure functions over bytes, used by :mod:`nbdtui.proto.client_handshake`. Layouts follow
 NetworkBlockDevice/nbd ``doc/proto.md``, "Option types" and "Option reply types";
 every integer is big-endian.
 """
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Iterable
+from typing import NamedTuple
 
 from nbdtui.errors import ProtocolError
 from nbdtui.proto.constants import (
@@ -32,10 +33,13 @@ _INFO_EXPORT = struct.Struct(">QH")  # size, transmission flags
 _INFO_BLOCK_SIZE = struct.Struct(">III")  # minimum, preferred, maximum payload
 
 # Exact NBD_REP_INFO lengths (including the u16 type) of the fixed-size info types.
-_INFO_LENGTH = {Info.EXPORT: 2 + _INFO_EXPORT.size, Info.BLOCK_SIZE: 2 + _INFO_BLOCK_SIZE.size}
+_INFO_LENGTH: dict[int, int] = {
+    Info.EXPORT: 2 + _INFO_EXPORT.size,
+    Info.BLOCK_SIZE: 2 + _INFO_BLOCK_SIZE.size,
+}
 
 # Short reasons, as in "server refuses to list exports (policy)".
-_REFUSAL = {
+_REFUSAL: dict[int, str] = {
     OptionReply.ERR_UNSUP: "unsupported",
     OptionReply.ERR_POLICY: "policy",
     OptionReply.ERR_INVALID: "invalid request",
@@ -47,6 +51,25 @@ _REFUSAL = {
     OptionReply.ERR_TOO_BIG: "request or reply too big",
     OptionReply.ERR_EXT_HEADER_REQD: "extended headers required, which nbdtui does not support",
 }
+
+
+class InfoExport(NamedTuple):
+    """NBD_INFO_EXPORT: the export's size and transmission flags."""
+
+    size: int
+    flags: int
+
+
+class InfoBlockSize(NamedTuple):
+    """NBD_INFO_BLOCK_SIZE: the block size constraints (checked by check_block_sizes)."""
+
+    minimum: int
+    preferred: int
+    maximum: int
+
+
+#: A decoded NBD_REP_INFO: (info type, value); see decode_info.
+InfoItem = tuple[int, InfoExport | InfoBlockSize | str | None]
 
 
 # ---- names -----------------------------------------------------------------------
@@ -207,11 +230,11 @@ def decode_meta_context(payload: bytes) -> tuple[int, str]:
     return ident, decode_name(payload[4:], "metadata context name")
 
 
-def decode_info(payload: bytes) -> tuple[int, object]:
+def decode_info(payload: bytes) -> InfoItem:
     """NBD_REP_INFO: u16 info type, then its payload.
 
-    Returns ``(info_type, value)``: ``(size, flags)`` for EXPORT, a string for NAME and
-    DESCRIPTION, ``(minimum, preferred, maximum)`` for BLOCK_SIZE, ``None`` for types
+    Returns ``(info_type, value)``: an :class:`InfoExport` for EXPORT, a string for NAME
+    and DESCRIPTION, an :class:`InfoBlockSize` for BLOCK_SIZE, ``None`` for types
     nbdtui does not know (the spec says to ignore them).
     """
     if len(payload) < 2:
@@ -220,13 +243,14 @@ def decode_info(payload: bytes) -> tuple[int, object]:
     check_info_length(info_type, len(payload))
     body = payload[2:]
     if info_type == Info.EXPORT:
-        return info_type, _INFO_EXPORT.unpack(body)
+        size, flags = _INFO_EXPORT.unpack(body)
+        return info_type, InfoExport(size, flags)
     if info_type == Info.NAME:
         return info_type, decode_name(body, "canonical export name")
     if info_type == Info.DESCRIPTION:
         return info_type, decode_description(body)
     if info_type == Info.BLOCK_SIZE:
-        sizes = _INFO_BLOCK_SIZE.unpack(body)
+        sizes = InfoBlockSize(*_INFO_BLOCK_SIZE.unpack(body))
         check_block_sizes(*sizes)
         return info_type, sizes
     return info_type, None

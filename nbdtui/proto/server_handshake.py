@@ -1,21 +1,58 @@
 """Sans-IO server side of the NBD handshake (fixed newstyle, NO_ZEROES).
 
 ``ServerHandshake`` consumes option bytes and produces option replies; it never
-touches a socket.  ``nbdtui.proto.server.ServerConnection`` drives it and then
+touches a socket.  ``nbdtui.proto.server_connection.ServerConnection`` drives it and then
 switches to the transmission phase.
 
 Supported options: EXPORT_NAME, ABORT, LIST, INFO, GO (NBD_INFO_EXPORT, NAME,
 DESCRIPTION, BLOCK_SIZE), STRUCTURED_REPLY, LIST_META_CONTEXT and
 SET_META_CONTEXT (``base:allocation``).  STARTTLS, EXTENDED_HEADERS and unknown
 options are answered with NBD_REP_ERR_UNSUP.
+
+Theory of operation
+-------------------
+
+The connection (state OPTIONS of ``ServerConnection``) hands each option to
+:meth:`ServerHandshake.handle_option`, which returns the reply bytes and the events.
+There is no state enum: what the handshake remembers between options is
+``structured`` (STRUCTURED_REPLY was accepted) and the SET_META_CONTEXT selection
+(``meta_contexts`` for ``meta_export``); an event ending the handshake
+(``TransmissionStarted`` or ``ConnectionClosed``) moves the connection out of OPTIONS.
+
+==================  ==========================================  =======================
+option              reply (events: ``OptionHandled``, and)      remembered / next
+==================  ==========================================  =======================
+EXPORT_NAME         size, flags, zeroes unless NO_ZEROES        transmission
+                    (``TransmissionStarted``)
+EXPORT_NAME         nothing: the spec allows no error here      closed
+(unknown, invalid)  (only ``ConnectionClosed``, error)
+ABORT               ACK (``ConnectionClosed``)                  closed
+LIST                SERVER for each export, ACK; ERR_POLICY     --
+                    when listing is disabled
+INFO                INFO (EXPORT, NAME, DESCRIPTION,            --
+                    BLOCK_SIZE), ACK; ERR_UNKNOWN
+GO                  as INFO (``TransmissionStarted`` on ACK)    transmission
+STRUCTURED_REPLY    ACK; ERR_INVALID when already agreed        ``structured``
+LIST_META_CONTEXT   META_CONTEXT (id 0) for each match, ACK;    --
+                    ERR_INVALID before STRUCTURED_REPLY
+SET_META_CONTEXT    META_CONTEXT for each selected context,     ``meta_contexts``
+                    ACK; ERR_INVALID before STRUCTURED_REPLY    (emptied on any error)
+payload > 64 KiB    skipped unread; ERR_TOO_BIG (EXPORT_NAME:   --
+                    ``ConnectionClosed``, error)
+anything else       ERR_UNSUP                                   --
+==================  ==========================================  =======================
+
+Any other option whose data does not parse is answered with ERR_INVALID (a client's
+mistake in one option does not end the handshake); ERR_UNKNOWN answers a name that
+is not an export. The transmission flags sent with EXPORT_NAME, INFO and GO always
+have HAS_FLAGS, and SEND_DF only with structured replies.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import struct
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
 
 from nbdtui.proto.constants import (
     BASE_ALLOCATION,
@@ -33,7 +70,13 @@ from nbdtui.proto.constants import (
     OptionReply,
 )
 from nbdtui.proto.constants import TransmissionFlag as TF
-from nbdtui.proto.events import ExportInfo
+from nbdtui.proto.server_events import (
+    ConnectionClosed,
+    OptionHandled,
+    ServerEvent,
+    TransmissionStarted,
+)
+from nbdtui.proto.types import ExportInfo
 
 GREETING = struct.pack(
     ">QQH", NBDMAGIC, IHAVEOPT, HandshakeFlag.FIXED_NEWSTYLE | HandshakeFlag.NO_ZEROES
@@ -49,47 +92,8 @@ KNOWN_CONTEXTS = (BASE_ALLOCATION,)
 
 _KNOWN_CLIENT_FLAGS = int(ClientFlag.FIXED_NEWSTYLE | ClientFlag.NO_ZEROES)
 
-
-# ---- events ----------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class OptionHandled:
-    """The server answered one option.  ``reply`` is the final reply type sent
-    (``NBD_REP_ACK`` or an error); 0 for NBD_OPT_EXPORT_NAME, which has no reply."""
-
-    option: int
-    reply: int
-    export: str | None = None
-
-
-@dataclass(frozen=True)
-class TransmissionStarted:
-    """The handshake finished (GO or EXPORT_NAME): requests for ``info.name`` follow.
-
-    ``info.flags`` are the transmission flags sent to this client; ``meta_contexts``
-    maps each selected context to its id (empty unless SET_META_CONTEXT chose the
-    same export); ``block_size_requested`` tells whether the client asked for
-    NBD_INFO_BLOCK_SIZE with GO (and so promised to honour the constraints).
-    """
-
-    info: ExportInfo
-    structured: bool
-    meta_contexts: tuple[tuple[str, int], ...] = ()
-    via: str = "go"
-    block_size_requested: bool = False
-
-
-@dataclass(frozen=True)
-class ConnectionClosed:
-    """The connection must be closed once queued bytes are sent.
-
-    ``error`` is True when the client broke the protocol (or asked for an export
-    that EXPORT_NAME cannot refuse), False for NBD_OPT_ABORT, NBD_CMD_DISC and EOF.
-    """
-
-    reason: str
-    error: bool = False
+# One option's handler: (option, data) -> (reply bytes, events)
+_OptionHandler = Callable[[int, bytes], tuple[bytes, list[ServerEvent]]]
 
 
 # ---- helpers ---------------------------------------------------------------------------
@@ -115,7 +119,7 @@ class _Reader:
     def _unpack(self, fmt: str, size: int) -> int:
         if self.pos + size > len(self.data):
             raise _Invalid("option data is too short")
-        (value,) = struct.unpack_from(fmt, self.data, self.pos)
+        value: int = struct.unpack_from(fmt, self.data, self.pos)[0]
         self.pos += size
         return value
 
@@ -215,10 +219,10 @@ class ServerHandshake:
 
     # -- options --------------------------------------------------------------------
 
-    def handle_option(self, option: int, data: bytes) -> tuple[bytes, list[object]]:
+    def handle_option(self, option: int, data: bytes) -> tuple[bytes, list[ServerEvent]]:
         if option == Option.EXPORT_NAME:
             return self._export_name(data)
-        handler = {
+        handlers: dict[int, _OptionHandler] = {
             Option.ABORT: self._abort,
             Option.LIST: self._list,
             Option.INFO: self._info_or_go,
@@ -226,7 +230,8 @@ class ServerHandshake:
             Option.STRUCTURED_REPLY: self._structured_reply,
             Option.LIST_META_CONTEXT: self._meta_context,
             Option.SET_META_CONTEXT: self._meta_context,
-        }.get(option)
+        }
+        handler = handlers.get(option)
         if handler is None:
             return self._unsupported(option)
         try:
@@ -236,7 +241,7 @@ class ServerHandshake:
                 self.meta_contexts, self.meta_export = (), None
             return self._error(option, OptionReply.ERR_INVALID, str(exc))
 
-    def too_big(self, option: int, length: int) -> tuple[bytes, list[object]]:
+    def too_big(self, option: int, length: int) -> tuple[bytes, list[ServerEvent]]:
         """An option whose payload was skipped unread because it is too large."""
         if option == Option.EXPORT_NAME:
             return b"", [ConnectionClosed("NBD_OPT_EXPORT_NAME name is too long", error=True)]
@@ -245,17 +250,17 @@ class ServerHandshake:
         message = f"option data of {length} bytes is larger than {MAX_OPTION_LENGTH}"
         return self._error(option, OptionReply.ERR_TOO_BIG, message)
 
-    def _error(self, option: int, reply: int, message: str) -> tuple[bytes, list[object]]:
+    def _error(self, option: int, reply: int, message: str) -> tuple[bytes, list[ServerEvent]]:
         return option_reply(option, reply, _string(message)), [OptionHandled(option, reply)]
 
-    def _unsupported(self, option: int) -> tuple[bytes, list[object]]:
+    def _unsupported(self, option: int) -> tuple[bytes, list[ServerEvent]]:
         try:
             name = f"NBD_OPT_{Option(option).name}"
         except ValueError:
             name = f"option {option}"
         return self._error(option, OptionReply.ERR_UNSUP, f"{name} is not supported")
 
-    def _export_name(self, data: bytes) -> tuple[bytes, list[object]]:
+    def _export_name(self, data: bytes) -> tuple[bytes, list[ServerEvent]]:
         try:
             reader = _Reader(data)
             name = reader.string(len(data), "export name")
@@ -272,13 +277,13 @@ class ServerHandshake:
         started = TransmissionStarted(info, self.structured, contexts, via="export_name")
         return reply, [OptionHandled(Option.EXPORT_NAME, 0, info.name), started]
 
-    def _abort(self, option: int, data: bytes) -> tuple[bytes, list[object]]:
+    def _abort(self, option: int, data: bytes) -> tuple[bytes, list[ServerEvent]]:
         # The spec says to ignore any data sent with ABORT.
         reply = option_reply(option, OptionReply.ACK)
         closed = ConnectionClosed("client sent NBD_OPT_ABORT")
         return reply, [OptionHandled(option, OptionReply.ACK), closed]
 
-    def _list(self, option: int, data: bytes) -> tuple[bytes, list[object]]:
+    def _list(self, option: int, data: bytes) -> tuple[bytes, list[ServerEvent]]:
         if data:
             raise _Invalid("NBD_OPT_LIST takes no data")
         if not self.allow_list:
@@ -292,7 +297,7 @@ class ServerHandshake:
         out += option_reply(option, OptionReply.ACK)
         return bytes(out), [OptionHandled(option, OptionReply.ACK)]
 
-    def _info_or_go(self, option: int, data: bytes) -> tuple[bytes, list[object]]:
+    def _info_or_go(self, option: int, data: bytes) -> tuple[bytes, list[ServerEvent]]:
         reader = _Reader(data)
         name = reader.string(reader.u32(), "export name")
         requests = [reader.u16() for _ in range(reader.u16())]
@@ -315,7 +320,7 @@ class ServerHandshake:
         sizes = (info.block_minimum, info.block_preferred, info.block_maximum)
         send_info(Info.BLOCK_SIZE, struct.pack(">III", *sizes))
         out += option_reply(option, OptionReply.ACK)
-        events: list[object] = [OptionHandled(option, OptionReply.ACK, info.name)]
+        events: list[ServerEvent] = [OptionHandled(option, OptionReply.ACK, info.name)]
         if option == Option.GO:
             contexts = self.meta_contexts if self.meta_export == info.name else ()
             events.append(
@@ -329,7 +334,7 @@ class ServerHandshake:
             )
         return bytes(out), events
 
-    def _structured_reply(self, option: int, data: bytes) -> tuple[bytes, list[object]]:
+    def _structured_reply(self, option: int, data: bytes) -> tuple[bytes, list[ServerEvent]]:
         if data:
             raise _Invalid("NBD_OPT_STRUCTURED_REPLY takes no data")
         if self.structured:
@@ -337,7 +342,7 @@ class ServerHandshake:
         self.structured = True
         return option_reply(option, OptionReply.ACK), [OptionHandled(option, OptionReply.ACK)]
 
-    def _meta_context(self, option: int, data: bytes) -> tuple[bytes, list[object]]:
+    def _meta_context(self, option: int, data: bytes) -> tuple[bytes, list[ServerEvent]]:
         setting = option == Option.SET_META_CONTEXT
         if setting:
             # SET replaces the previous selection even when it fails.

@@ -1,15 +1,41 @@
-"""Sans-IO server side of the NBD transmission phase: request events, request
-validation and reply encoders (simple replies and structured reply chunks).
+"""Sans-IO server side of the NBD transmission phase: request validation and reply
+encoders (simple replies and structured reply chunks).
 
-Everything here is pure: bytes and numbers in, bytes and events out.
+Everything here is pure: numbers in, bytes or an error out. The request events are in
+:mod:`~nbdtui.proto.server_events`;
+:class:`~nbdtui.proto.server_connection.ServerConnection` parses the requests and keeps
+track of them.
+
+Theory of operation: the life of one request
+--------------------------------------------
+
+There is no machine object for this phase: the connection (state TRANSMISSION) reads
+a 28-byte request header, then, per request:
+
+==============================  ============================================  ============
+request                         what the connection does (event)              then
+==============================  ============================================  ============
+NBD_CMD_DISC                    ``DisconnectRequest``                         closed
+bad magic                       ``ConnectionClosed`` (error)                  closed
+refused by ``check_request``    queues ``error_reply`` (WRITE: its payload    next header
+                                is skipped unread) (``RequestRejected``)
+WRITE                           waits for the payload, then ``WriteRequest``  pending
+any other command               the ``Request`` subclass of REQUEST_TYPES     pending
+==============================  ============================================  ============
+
+A pending request stays pending (``ServerConnection.pending``) until its final reply:
+``send_reply`` (a simple reply: not for READ and BLOCK_STATUS), ``send_read`` (the whole
+READ), ``send_error``, or the last of its structured chunks (``send_read_data`` /
+``send_read_hole`` / ``send_block_status`` with ``done=True``, or ``send_done``).
+Chunks before the last leave it pending. Structured chunks need structured replies;
+a READ chunk must lie inside its request. Several requests with the same cookie are
+answered first in, first out.
 """
 
 from __future__ import annotations
 
 import struct
 from collections.abc import Iterable
-from dataclasses import dataclass
-from typing import ClassVar
 
 from nbdtui.errors import Errno
 from nbdtui.proto.constants import (
@@ -23,7 +49,17 @@ from nbdtui.proto.constants import (
     command_name,
 )
 from nbdtui.proto.constants import TransmissionFlag as TF
-from nbdtui.proto.events import ExportInfo
+from nbdtui.proto.server_events import (
+    BlockStatusRequest,
+    CacheRequest,
+    FlushRequest,
+    ReadRequest,
+    Request,
+    TrimRequest,
+    WriteRequest,
+    WriteZeroesRequest,
+)
+from nbdtui.proto.types import ExportInfo
 
 REQUEST_HEADER = struct.Struct(">IHHQQI")  # magic, flags, type, cookie, offset, length
 SIMPLE_REPLY = struct.Struct(">IIQ")  # magic, error, cookie
@@ -32,101 +68,6 @@ CHUNK_HEADER = struct.Struct(">IHHQI")  # magic, flags, type, cookie, payload le
 MAX_CHUNK_DATA = 0xFFFFFFFF - 8
 # More descriptors than this in one BLOCK_STATUS chunk are cut off (the spec allows less).
 MAX_EXTENTS = 1 << 16
-
-# ---- request events --------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Request:
-    """One request the server must answer (every command but DISC)."""
-
-    command: ClassVar[Command]
-    cookie: int
-    flags: int
-    offset: int
-    length: int
-
-    @property
-    def fua(self) -> bool:
-        return bool(self.flags & CommandFlag.FUA)
-
-
-@dataclass(frozen=True)
-class ReadRequest(Request):
-    command: ClassVar[Command] = Command.READ
-
-    @property
-    def df(self) -> bool:
-        """Don't fragment: the reply must carry at most one content chunk."""
-        return bool(self.flags & CommandFlag.DF)
-
-
-@dataclass(frozen=True)
-class WriteRequest(Request):
-    """``data`` is a read-only view of the payload, valid until the reply is sent;
-    it is a slice of the received bytes when the payload arrived in one piece."""
-
-    data: memoryview
-    command: ClassVar[Command] = Command.WRITE
-
-
-@dataclass(frozen=True)
-class FlushRequest(Request):
-    command: ClassVar[Command] = Command.FLUSH
-
-
-@dataclass(frozen=True)
-class TrimRequest(Request):
-    command: ClassVar[Command] = Command.TRIM
-
-
-@dataclass(frozen=True)
-class CacheRequest(Request):
-    command: ClassVar[Command] = Command.CACHE
-
-
-@dataclass(frozen=True)
-class WriteZeroesRequest(Request):
-    command: ClassVar[Command] = Command.WRITE_ZEROES
-
-    @property
-    def no_hole(self) -> bool:
-        return bool(self.flags & CommandFlag.NO_HOLE)
-
-    @property
-    def fast_zero(self) -> bool:
-        return bool(self.flags & CommandFlag.FAST_ZERO)
-
-
-@dataclass(frozen=True)
-class BlockStatusRequest(Request):
-    command: ClassVar[Command] = Command.BLOCK_STATUS
-
-    @property
-    def req_one(self) -> bool:
-        return bool(self.flags & CommandFlag.REQ_ONE)
-
-
-@dataclass(frozen=True)
-class DisconnectRequest:
-    """NBD_CMD_DISC: answer what is outstanding, then close.  It has no reply."""
-
-    cookie: int
-    flags: int = 0
-
-
-@dataclass(frozen=True)
-class RequestRejected:
-    """A request the connection refused by itself; its error reply is already queued."""
-
-    cookie: int
-    command: int
-    flags: int
-    offset: int
-    length: int
-    error: Errno
-    message: str
-
 
 REQUEST_TYPES: dict[int, type[Request]] = {
     cls.command: cls
@@ -150,6 +91,15 @@ def _flag_names(flags: int) -> str:
     if rest:
         parts.append(f"flags 0x{rest:x}")
     return "|".join(parts)
+
+
+# The transmission flag that must be set for the client to use a command.
+_ADVERTISED: dict[int, TF] = {
+    Command.FLUSH: TF.SEND_FLUSH,
+    Command.TRIM: TF.SEND_TRIM,
+    Command.WRITE_ZEROES: TF.SEND_WRITE_ZEROES,
+    Command.CACHE: TF.SEND_CACHE,
+}
 
 
 def check_request(
@@ -186,12 +136,7 @@ def check_request(
     writes = command in (Command.WRITE, Command.TRIM, Command.WRITE_ZEROES)
     if writes and tflags & TF.READ_ONLY:
         return Errno.EPERM, f"{name} on a read-only export"
-    advertised = {
-        Command.FLUSH: TF.SEND_FLUSH,
-        Command.TRIM: TF.SEND_TRIM,
-        Command.WRITE_ZEROES: TF.SEND_WRITE_ZEROES,
-        Command.CACHE: TF.SEND_CACHE,
-    }.get(command)
+    advertised = _ADVERTISED.get(command)
     if advertised is not None and not tflags & advertised:
         return Errno.EINVAL, f"{name} is not supported by this export"
     if command == Command.BLOCK_STATUS and not (structured and has_contexts):

@@ -35,8 +35,8 @@ from nbdtui.proto.constants import (
     AllocationFlag,
 )
 from nbdtui.proto.constants import TransmissionFlag as TF
-from nbdtui.proto.events import ExportInfo
-from nbdtui.proto.server import (
+from nbdtui.proto.server_connection import ServerConnection
+from nbdtui.proto.server_events import (
     BlockStatusRequest,
     CacheRequest,
     ConnectionClosed,
@@ -45,13 +45,14 @@ from nbdtui.proto.server import (
     ReadRequest,
     Request,
     RequestRejected,
-    ServerConnection,
+    ServerEvent,
     TransmissionStarted,
     TrimRequest,
     WriteRequest,
     WriteZeroesRequest,
 )
 from nbdtui.proto.server_transmission import MAX_EXTENTS
+from nbdtui.proto.types import ExportInfo
 from nbdtui.server.backend import Backend, BackendError
 
 log = logging.getLogger(__name__)
@@ -165,7 +166,7 @@ class _Client(asyncio.Protocol):
 
     # -- input ----------------------------------------------------------------------
 
-    def _feed(self, events: list[object]) -> None:
+    def _feed(self, events: list[ServerEvent]) -> None:
         for event in events:
             if isinstance(event, TransmissionStarted):
                 self.backend = self.server.exports[event.info.name]

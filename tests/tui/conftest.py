@@ -14,8 +14,9 @@ import pytest
 from textual.widgets import Input, Static
 
 from nbdtui.client.export import Extent
+from nbdtui.proto.client_events import ExportsListed, Negotiated
 from nbdtui.proto.constants import TransmissionFlag as TF
-from nbdtui.proto.events import ExportDetails, ExportInfo, ExportsListed, Negotiated
+from nbdtui.proto.types import ExportDetails, ExportInfo
 from nbdtui.tui.app import NbdtuiApp, create_app
 from nbdtui.tui.history import History
 

@@ -1,5 +1,5 @@
 """Property tests: whatever a server sends during the handshake, the sans-IO
-:class:`~nbdtui.proto.handshake.ClientHandshake` yields only its events or raises its
+:class:`~nbdtui.proto.client_handshake.ClientHandshake` yields only its events or raises its
 documented errors (HandshakeError and subclasses, ProtocolError), and after an error
 every later call raises the same error.
 
@@ -15,9 +15,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from nbdtui.errors import HandshakeError, NbdError, ProtocolError
-from nbdtui.proto.events import ExportsListed, Negotiated, StartTLS
-from nbdtui.proto.handshake import ClientHandshake
-from tests.unit.test_proto_handshake import SCENARIOS, reference
+from nbdtui.proto.client_events import ExportsListed, Negotiated, StartTLS
+from nbdtui.proto.client_handshake import ClientHandshake
+from tests.support.proto_scenarios import SCENARIOS, reference
 
 EVENTS = (Negotiated, ExportsListed, StartTLS)
 HANDSHAKES = {

@@ -14,16 +14,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from nbdtui.errors import ProtocolError
+from nbdtui.proto.client_events import BlockStatus, ChunkError, Data, Hole, RequestDone
+from nbdtui.proto.client_transmission import ClientTransmission
 from nbdtui.proto.constants import Command, CommandFlag
-from nbdtui.proto.transmission import (
-    BlockStatus,
-    ChunkError,
-    ClientTransmission,
-    Data,
-    Hole,
-    RequestDone,
-)
-from tests.unit.test_proto_transmission import _piece, coalesce, simple
+from tests.support.proto_scenarios import coalesce, reply_piece, simple
 
 EVENT_TYPES = (Data, Hole, BlockStatus, ChunkError, RequestDone)
 
@@ -120,7 +114,7 @@ _simple_piece = st.one_of(
 
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
-    pieces=st.lists(_piece, max_size=8),
+    pieces=st.lists(reply_piece, max_size=8),
     sizes=st.lists(st.integers(1, 90), min_size=1, max_size=6),
 )
 def test_zero_copy_path_agrees_with_receive_data(pieces, sizes):

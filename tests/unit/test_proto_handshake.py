@@ -1,20 +1,15 @@
 """The client handshake state machine: server bytes in, events and client bytes out.
 
-The byte builders below are written from doc/proto.md independently of
-``nbdtui.proto.options`` so that the encoder is checked against a second reading of the
-spec. The last section drives the state machine over a real socket against nbdkit and
-compares with libnbd's nbdinfo.
+The byte builders and the scripted server (``tests/support/proto_scenarios.py``) are
+written from doc/proto.md independently of ``nbdtui.proto.options`` so that the encoder
+is checked against a second reading of the spec. The same machine against real nbdkit
+over a socket, compared with libnbd's nbdinfo: tests/integration/
+test_proto_handshake_oracle.py.
 """
 
 from __future__ import annotations
 
-import json
-import shutil
-import socket
-import ssl
 import struct
-import subprocess
-from collections.abc import Callable
 
 import pytest
 from hypothesis import given, settings
@@ -26,220 +21,43 @@ from nbdtui.errors import (
     ProtocolError,
     TLSRequiredError,
 )
+from nbdtui.proto.client_events import ExportsListed, Negotiated, StartTLS
+from nbdtui.proto.client_handshake import ClientHandshake
 from nbdtui.proto.constants import (
     MAX_OPTION_REPLY,
-    HandshakeFlag,
     Info,
     Option,
     OptionReply,
-    TransmissionFlag,
 )
-from nbdtui.proto.events import (
-    ExportDetails,
-    ExportInfo,
-    ExportsListed,
-    Negotiated,
-    StartTLS,
+from nbdtui.proto.types import ExportDetails, ExportInfo
+from tests.support.proto_scenarios import (
+    ACK,
+    FIXED,
+    FLAGS,
+    NO_ZEROES,
+    SCENARIOS,
+    Conversation,
+    client_flags,
+    context_payload,
+    converse,
+    export_name_reply,
+    go_payload,
+    greeting,
+    info_block_size,
+    info_description,
+    info_export,
+    info_name,
+    oldstyle_greeting,
+    opt,
+    reference,
+    rep,
+    rep_context,
+    rep_error,
+    rep_info,
+    rep_server,
+    split_options,
+    standard_server,
 )
-from nbdtui.proto.handshake import ClientHandshake
-
-# ---- server byte builders (test side) ------------------------------------------------
-
-FIXED = HandshakeFlag.FIXED_NEWSTYLE
-NO_ZEROES = HandshakeFlag.NO_ZEROES
-ACK = OptionReply.ACK
-FLAGS = TransmissionFlag.HAS_FLAGS | TransmissionFlag.SEND_FLUSH | TransmissionFlag.SEND_TRIM
-
-
-def greeting(flags: int = FIXED | NO_ZEROES) -> bytes:
-    return b"NBDMAGIC" + b"IHAVEOPT" + struct.pack(">H", flags)
-
-
-def oldstyle_greeting(size: int, flags: int) -> bytes:
-    return (
-        b"NBDMAGIC"
-        + bytes.fromhex("0000420281861253")
-        + struct.pack(">QI", size, flags)
-        + bytes(124)
-    )
-
-
-def rep(option: int, reply: int, payload: bytes = b"") -> bytes:
-    return (
-        bytes.fromhex("0003e889045565a9")
-        + struct.pack(">III", option, reply, len(payload))
-        + payload
-    )
-
-
-def rep_error(option: int, reply: int, message: str = "") -> bytes:
-    return rep(option, reply, message.encode())
-
-
-def rep_info(option: int, info_type: int, body: bytes) -> bytes:
-    return rep(option, OptionReply.INFO, struct.pack(">H", info_type) + body)
-
-
-def info_export(option: int, size: int, flags: int) -> bytes:
-    return rep_info(option, Info.EXPORT, struct.pack(">QH", size, flags))
-
-
-def info_name(option: int, name: str) -> bytes:
-    return rep_info(option, Info.NAME, name.encode())
-
-
-def info_description(option: int, text: str) -> bytes:
-    return rep_info(option, Info.DESCRIPTION, text.encode())
-
-
-def info_block_size(option: int, minimum: int, preferred: int, maximum: int) -> bytes:
-    return rep_info(option, Info.BLOCK_SIZE, struct.pack(">III", minimum, preferred, maximum))
-
-
-def rep_server(name: str, description: str = "") -> bytes:
-    raw = name.encode()
-    return rep(
-        Option.LIST, OptionReply.SERVER, struct.pack(">I", len(raw)) + raw + description.encode()
-    )
-
-
-def rep_context(option: int, ident: int, name: str) -> bytes:
-    return rep(option, OptionReply.META_CONTEXT, struct.pack(">I", ident) + name.encode())
-
-
-def export_name_reply(size: int, flags: int, *, zeroes: bool) -> bytes:
-    return struct.pack(">QH", size, flags) + (bytes(124) if zeroes else b"")
-
-
-# ---- client byte builders and parser ----------------------------------------------------
-
-
-def client_flags(flags: int) -> bytes:
-    return struct.pack(">I", flags)
-
-
-def opt(option: int, payload: bytes = b"") -> bytes:
-    return b"IHAVEOPT" + struct.pack(">II", option, len(payload)) + payload
-
-
-def go_payload(name: str, infos: tuple[int, ...] = (1, 2, 3)) -> bytes:
-    raw = name.encode()
-    return struct.pack(">I", len(raw)) + raw + struct.pack(f">H{len(infos)}H", len(infos), *infos)
-
-
-def context_payload(name: str, queries: tuple[str, ...] = ()) -> bytes:
-    raw = name.encode()
-    out = struct.pack(">I", len(raw)) + raw + struct.pack(">I", len(queries))
-    for query in queries:
-        out += struct.pack(">I", len(query.encode())) + query.encode()
-    return out
-
-
-def split_options(data: bytes) -> list[tuple[int, bytes]]:
-    """Parse a stream of client option requests."""
-    out = []
-    while data:
-        assert data[:8] == b"IHAVEOPT", data
-        option, length = struct.unpack(">II", data[8:16])
-        out.append((option, data[16 : 16 + length]))
-        data = data[16 + length :]
-    return out
-
-
-# ---- a scripted fake peer --------------------------------------------------------------
-
-Answer = Callable[[int, bytes], bytes]
-
-
-def standard_server(
-    *,
-    size: int = 1 << 20,
-    flags: int = FLAGS,
-    exports: tuple[tuple[str, str], ...] = (("disk", "the disk"),),
-    contexts: tuple[str, ...] = ("base:allocation", "qemu:dirty-bitmap:"),
-    zeroes: bool = False,
-    overrides: dict[int, bytes | Answer] | None = None,
-) -> Answer:
-    """A fixed-newstyle server that accepts everything; ``overrides`` replace answers."""
-
-    def answer(option: int, payload: bytes) -> bytes:
-        if overrides and option in overrides:
-            override = overrides[option]
-            return override(option, payload) if callable(override) else override
-        if option in (Option.STARTTLS, Option.STRUCTURED_REPLY, Option.ABORT):
-            return rep(option, ACK)
-        if option == Option.LIST:
-            return b"".join(rep_server(n, d) for n, d in exports) + rep(option, ACK)
-        if option == Option.LIST_META_CONTEXT:
-            return b"".join(rep_context(option, 0, c) for c in contexts) + rep(option, ACK)
-        if option == Option.SET_META_CONTEXT:
-            (name_len,) = struct.unpack(">I", payload[:4])
-            rest = payload[8 + name_len :]
-            out = b""
-            ident = 7
-            while rest:
-                (length,) = struct.unpack(">I", rest[:4])
-                out += rep_context(option, ident, rest[4 : 4 + length].decode())
-                rest = rest[4 + length :]
-                ident += 1
-            return out + rep(option, ACK)
-        if option in (Option.INFO, Option.GO):
-            (name_len,) = struct.unpack(">I", payload[:4])
-            name = payload[4 : 4 + name_len].decode()
-            return info_export(option, size, flags) + info_name(option, name) + rep(option, ACK)
-        if option == Option.EXPORT_NAME:
-            return export_name_reply(size, flags, zeroes=zeroes)
-        raise AssertionError(f"unexpected option {option}")
-
-    return answer
-
-
-class Conversation:
-    """Plays a server against a ClientHandshake, answering one option at a time."""
-
-    def __init__(self, hs: ClientHandshake, server_greeting: bytes, answer: Answer):
-        self.hs = hs
-        self.greeting = server_greeting
-        self.answer = answer
-        self.client_flags: bytes | None = None
-        self.options: list[tuple[int, bytes]] = []
-        self.server_bytes = bytearray()  # everything the server sent, in order
-        self.events: list[object] = []
-
-    def run(self, chunk: int | None = None) -> list[object]:
-        pending = self.greeting
-        while pending:
-            self.server_bytes += pending
-            self.feed(pending, chunk)
-            out = self.hs.data_to_send()
-            if self.client_flags is None and out:
-                self.client_flags, out = out[:4], out[4:]
-            pending = b""
-            for option, payload in split_options(out):
-                self.options.append((option, payload))
-                pending += self.answer(option, payload)
-        return self.events
-
-    def feed(self, data: bytes, chunk: int | None) -> None:
-        step = chunk or len(data) or 1
-        for i in range(0, len(data), step):
-            new = self.hs.receive_data(data[i : i + step])
-            self.events += new
-            if StartTLS() in new:
-                assert new == [StartTLS()]
-                assert self.hs.data_to_send() == b""  # nothing in plaintext after the ACK
-                self.hs.tls_established()
-
-    @property
-    def option_codes(self) -> list[int]:
-        return [option for option, _ in self.options]
-
-
-def converse(hs: ClientHandshake, answer: Answer | None = None, flags: int = FIXED | NO_ZEROES):
-    conv = Conversation(hs, greeting(flags), answer or standard_server())
-    conv.run()
-    return conv
-
 
 # ---- greetings -------------------------------------------------------------------------
 
@@ -754,38 +572,6 @@ def test_list_over_tls():
 
 # ---- fragmentation ---------------------------------------------------------------------
 
-SCENARIOS: dict[str, Callable[[], tuple[ClientHandshake, Answer, int]]] = {
-    "go": lambda: (
-        ClientHandshake(export_name="disk", list_contexts=True),
-        standard_server(),
-        FIXED | NO_ZEROES,
-    ),
-    "export-name": lambda: (
-        ClientHandshake(export_name="x"),
-        standard_server(
-            zeroes=True,
-            overrides={
-                Option.GO: info_name(Option.GO, "x") + rep_error(Option.GO, OptionReply.ERR_UNSUP)
-            },
-        ),
-        FIXED,
-    ),
-    "list": lambda: (
-        ClientHandshake(list_exports=True, list_details=True),
-        standard_server(),
-        FIXED,
-    ),
-    "newstyle": lambda: (ClientHandshake(export_name="y"), standard_server(zeroes=True), 0),
-}
-
-
-def reference(name: str) -> Conversation:
-    hs, answer, flags = SCENARIOS[name]()
-    conv = Conversation(hs, greeting(flags), answer)
-    conv.run()
-    assert conv.hs.done
-    return conv
-
 
 @pytest.mark.parametrize("name", sorted(SCENARIOS))
 def test_byte_at_a_time_gives_the_same_events_and_bytes(name):
@@ -927,211 +713,3 @@ def test_eof_error_in_each_state():
     hs = started(tls=True)
     hs.receive_data(rep(Option.STARTTLS, ACK))
     assert "instead of starting TLS" in str(hs.eof_error())
-
-
-# ---- oracle: real servers over real sockets ----------------------------------------------
-
-needs_nbdkit = pytest.mark.skipif(shutil.which("nbdkit") is None, reason="nbdkit is not installed")
-
-
-@pytest.fixture
-def nbdkit(servers) -> Callable[..., str]:
-    """Start nbdkit on a Unix socket with the shared fixture; returns the socket path.
-
-    Arguments starting with ``-`` are nbdkit options, the first other one the plugin.
-    """
-
-    def start(*args: str) -> str:
-        options = [a for a in args if a.startswith("-")]
-        plugin, *plugin_args = (a for a in args if not a.startswith("-"))
-        return servers.nbdkit(plugin, *plugin_args, unix=True, extra_options=options).socket
-
-    return start
-
-
-def handshake_over_socket(path: str, hs: ClientHandshake) -> tuple[list[object], socket.socket]:
-    """Drive ``hs`` with blocking socket calls; returns the events and the open socket."""
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    sock.settimeout(10)
-    sock.connect(path)
-    events: list[object] = []
-    try:
-        while not hs.done:
-            out = hs.data_to_send()
-            if out:
-                sock.sendall(out)
-            data = sock.recv(65536)
-            if not data:
-                raise hs.eof_error()
-            events += hs.receive_data(data)
-        sock.sendall(hs.data_to_send())
-    except BaseException:
-        sock.close()
-        raise
-    return events, sock
-
-
-def read_first_sector(sock: socket.socket, trailing: bytes) -> bytes:
-    """A simple NBD_CMD_READ (structured replies off) proves transmission really began."""
-    assert trailing == b""
-    sock.sendall(struct.pack(">IHHQQI", 0x25609513, 0, 0, 0xC0FFEE, 0, 512))
-    data = b""
-    while len(data) < 16 + 512:
-        data += sock.recv(65536)
-    magic, error, cookie = struct.unpack(">IIQ", data[:16])
-    assert (magic, error, cookie) == (0x67446698, 0, 0xC0FFEE)
-    return data[16:]
-
-
-@needs_nbdkit
-def test_nbdkit_go_and_transmission(nbdkit):
-    path = nbdkit("--filter=exportname", "pattern", "1M", "exportname=a", "exportdesc=fixed:hello")
-    hs = ClientHandshake(export_name="a", list_contexts=True, structured_replies=False)
-    (event,), sock = handshake_over_socket(path, hs)
-    with sock:
-        assert event.protocol == "newstyle-fixed"
-        assert event.info.size == 1 << 20
-        assert event.info.description == "hello"
-        assert event.info.flags & TransmissionFlag.HAS_FLAGS
-        # the pattern plugin stores each 8-byte offset big-endian at that offset
-        assert read_first_sector(sock, hs.trailing_data)[8:16] == struct.pack(">Q", 8)
-
-
-@needs_nbdkit
-def test_nbdkit_structured_and_contexts_match_nbdinfo(nbdkit):
-    path = nbdkit("memory", "1M")
-    hs = ClientHandshake(list_contexts=True)
-    (event,), sock = handshake_over_socket(path, hs)
-    sock.close()
-    assert event.structured is True
-    assert event.context_id("base:allocation") is not None
-    if shutil.which("nbdinfo") is None:
-        pytest.skip("nbdinfo is not installed")
-    out = subprocess.run(
-        ["nbdinfo", "--json", f"nbd+unix:///?socket={path}"],
-        capture_output=True,
-        check=True,
-        text=True,
-    ).stdout
-    oracle = json.loads(out)
-    export = oracle["exports"][0]
-    assert oracle["protocol"] == event.protocol
-    assert export["export-size"] == event.info.size
-    assert tuple(export["contexts"]) == event.available_contexts
-    for key in (
-        "read_only",
-        "can_flush",
-        "can_fua",
-        "can_trim",
-        "can_zero",
-        "can_multi_conn",
-        "can_cache",
-        "can_df",
-    ):
-        oracle_key = "is_read_only" if key == "read_only" else key
-        assert export[oracle_key] == getattr(event.info, key), key
-
-
-@needs_nbdkit
-def test_nbdkit_list_with_details_and_unknown_export(nbdkit):
-    path = nbdkit(
-        "--filter=exportname",
-        "memory",
-        "64K",
-        "exportname=a",
-        "exportname=b",
-        "exportname-list=explicit",
-        "exportname-strict=true",
-        "exportdesc=fixed:d",
-    )
-    (listed,), sock = handshake_over_socket(
-        path, ClientHandshake(list_exports=True, list_details=True)
-    )
-    sock.close()
-    assert [e.name for e in listed.exports] == ["a", "b"]
-    assert all(e.info is not None and e.info.size == 64 * 1024 for e in listed.exports)
-    assert all(e.contexts == ("base:allocation",) for e in listed.exports)
-    with pytest.raises(ExportNotFoundError, match="export 'zz' not found"):
-        handshake_over_socket(path, ClientHandshake(export_name="zz"))
-
-
-@needs_nbdkit
-def test_nbdkit_oldstyle_and_non_fixed_newstyle(nbdkit):
-    (event,), sock = handshake_over_socket(nbdkit("-o", "memory", "8K"), ClientHandshake())
-    sock.close()
-    assert (event.protocol, event.info.size, event.structured) == ("oldstyle", 8192, False)
-    path = nbdkit("--mask-handshake=0", "memory", "16K")
-    (event,), sock = handshake_over_socket(path, ClientHandshake(export_name="q"))
-    sock.close()
-    assert (event.protocol, event.info.size, event.info.name) == ("newstyle", 16384, "q")
-
-
-@needs_nbdkit
-def test_nbdkit_tls_required_and_refused(nbdkit, tmp_path):
-    psk = tmp_path / "keys.psk"
-    psk.write_text("alice:" + "0" * 64 + "\n")
-    path = nbdkit("--tls=require", f"--tls-psk={psk}", "memory", "1M")
-    with pytest.raises(TLSRequiredError, match="use nbds://"):
-        handshake_over_socket(path, ClientHandshake())
-    path = nbdkit("--tls=off", "memory", "1M")
-    with pytest.raises(HandshakeError, match="server does not support TLS"):
-        handshake_over_socket(path, ClientHandshake(tls=True))
-
-
-def make_certificates(directory) -> None:
-    """A throw-away CA and a server certificate for localhost, as nbdkit expects them."""
-
-    def openssl(*args: str) -> None:
-        subprocess.run(["openssl", *args], cwd=directory, check=True, capture_output=True)
-
-    key = ("-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes")
-    openssl(
-        "req",
-        "-x509",
-        *key,
-        "-days",
-        "1",
-        "-subj",
-        "/CN=nbdtui test CA",
-        "-keyout",
-        "ca-key.pem",
-        "-out",
-        "ca-cert.pem",
-    )
-    openssl(
-        "req", *key, "-keyout", "server-key.pem", "-out", "server.csr", "-subj", "/CN=localhost"
-    )
-    (directory / "san.ext").write_text("subjectAltName=DNS:localhost\n")
-    openssl(
-        "x509", "-req", "-in", "server.csr", "-CA", "ca-cert.pem", "-CAkey", "ca-key.pem",
-        "-CAcreateserial", "-days", "1", "-extfile", "san.ext", "-out", "server-cert.pem",
-    )  # fmt: skip
-
-
-@needs_nbdkit
-@pytest.mark.skipif(shutil.which("openssl") is None, reason="openssl is not installed")
-def test_nbdkit_real_tls_upgrade(nbdkit, tmp_path):
-    certs = tmp_path / "pki"
-    certs.mkdir()
-    make_certificates(certs)
-    path = nbdkit("--tls=require", f"--tls-certificates={certs}", "pattern", "1M")
-    hs = ClientHandshake(tls=True, structured_replies=False)
-    plain = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    plain.settimeout(10)
-    plain.connect(path)
-    events: list[object] = []
-    while not events:
-        plain.sendall(hs.data_to_send())
-        events = hs.receive_data(plain.recv(4096))
-    assert events == [StartTLS()]
-    assert hs.data_to_send() == b""
-    context = ssl.create_default_context(cafile=str(certs / "ca-cert.pem"))
-    with context.wrap_socket(plain, server_hostname="localhost") as sock:
-        hs.tls_established()
-        while not hs.done:
-            sock.sendall(hs.data_to_send())
-            events += hs.receive_data(sock.recv(65536))
-        negotiated = events[-1]
-        assert isinstance(negotiated, Negotiated)
-        assert (negotiated.tls, negotiated.info.size) == (True, 1 << 20)
-        assert read_first_sector(sock, hs.trailing_data)[8:16] == struct.pack(">Q", 8)

@@ -1,4 +1,4 @@
-"""The sans-IO NBD server (nbdtui.proto.server): bytes in, events and bytes out."""
+"""The sans-IO NBD server (nbdtui.proto.server_connection): bytes in, events and bytes out."""
 
 from __future__ import annotations
 
@@ -25,8 +25,8 @@ from nbdtui.proto.constants import (
     ReplyFlag,
 )
 from nbdtui.proto.constants import TransmissionFlag as TF
-from nbdtui.proto.events import ExportInfo
-from nbdtui.proto.server import (
+from nbdtui.proto.server_connection import ServerConnection, ServerState
+from nbdtui.proto.server_events import (
     BlockStatusRequest,
     CacheRequest,
     ConnectionClosed,
@@ -35,13 +35,12 @@ from nbdtui.proto.server import (
     OptionHandled,
     ReadRequest,
     RequestRejected,
-    ServerConnection,
-    ServerState,
     TransmissionStarted,
     TrimRequest,
     WriteRequest,
     WriteZeroesRequest,
 )
+from nbdtui.proto.types import ExportInfo
 
 MIB = 1024 * 1024
 RW = (

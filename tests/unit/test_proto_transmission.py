@@ -10,80 +10,28 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from nbdtui.errors import Errno, ProtocolError
+from nbdtui.proto.client_events import BlockStatus, ChunkError, Data, Hole, RequestDone
+from nbdtui.proto.client_transmission import ClientTransmission
 from nbdtui.proto.constants import (
     REQUEST_MAGIC,
-    SIMPLE_REPLY_MAGIC,
     STRUCTURED_REPLY_MAGIC,
     ChunkType,
     Command,
     CommandFlag,
-    ReplyFlag,
 )
-from nbdtui.proto.transmission import (
-    BlockStatus,
-    ChunkError,
-    ClientTransmission,
-    Data,
-    Hole,
-    ReadTarget,
-    RequestDone,
+from nbdtui.proto.types import ReadTarget
+from tests.support.proto_scenarios import (
+    DONE,
+    chunk,
+    coalesce,
+    data_chunk,
+    error_chunk,
+    hole_chunk,
+    none_chunk,
+    reply_piece,
+    simple,
+    status_chunk,
 )
-
-DONE = ReplyFlag.DONE
-
-
-def simple(cookie: int, error: int = 0, payload: bytes = b"") -> bytes:
-    return struct.pack(">IIQ", SIMPLE_REPLY_MAGIC, error, cookie) + payload
-
-
-def chunk(cookie: int, kind: int, payload: bytes = b"", flags: int = 0) -> bytes:
-    return (
-        struct.pack(">IHHQI", STRUCTURED_REPLY_MAGIC, flags, kind, cookie, len(payload)) + payload
-    )
-
-
-def data_chunk(cookie: int, offset: int, data: bytes, flags: int = 0) -> bytes:
-    return chunk(cookie, ChunkType.OFFSET_DATA, struct.pack(">Q", offset) + data, flags)
-
-
-def hole_chunk(cookie: int, offset: int, size: int, flags: int = 0) -> bytes:
-    return chunk(cookie, ChunkType.OFFSET_HOLE, struct.pack(">QI", offset, size), flags)
-
-
-def error_chunk(
-    cookie: int, error: int, message: bytes = b"", offset: int | None = None, flags: int = DONE
-) -> bytes:
-    body = struct.pack(">IH", error, len(message)) + message
-    if offset is None:
-        return chunk(cookie, ChunkType.ERROR, body, flags)
-    return chunk(cookie, ChunkType.ERROR_OFFSET, body + struct.pack(">Q", offset), flags)
-
-
-def status_chunk(cookie: int, context: int, extents, flags: int = DONE) -> bytes:
-    body = struct.pack(">I", context) + b"".join(struct.pack(">II", *e) for e in extents)
-    return chunk(cookie, ChunkType.BLOCK_STATUS, body, flags)
-
-
-def none_chunk(cookie: int) -> bytes:
-    return chunk(cookie, ChunkType.NONE, b"", DONE)
-
-
-def coalesce(events):
-    """Merge consecutive Data pieces so that fragmentation does not matter."""
-    out = []
-    for ev in events:
-        if (
-            isinstance(ev, Data)
-            and out
-            and isinstance(out[-1], Data)
-            and out[-1].cookie == ev.cookie
-            and out[-1].offset + out[-1].length == ev.offset
-        ):
-            prev = out.pop()
-            ev = Data(ev.cookie, prev.offset, prev.length + ev.length, prev.data + ev.data)
-        out.append(ev)
-    return out
-
 
 # ---- requests ---------------------------------------------------------------------
 
@@ -512,44 +460,8 @@ def _fresh():
     return m, cookies
 
 
-_piece = st.one_of(
-    st.binary(max_size=40),
-    st.builds(
-        simple, st.integers(0, 5), st.sampled_from([0, 0, 5, 22, 999]), st.binary(max_size=8)
-    ),
-    st.builds(
-        chunk,
-        st.integers(0, 5),
-        st.sampled_from([0, 1, 2, 5, 6, 7, 0x8001, 0x8002, 0x8005]),
-        st.binary(max_size=40),
-        st.integers(0, 3),
-    ),
-    st.builds(
-        data_chunk, st.integers(0, 5), st.integers(0, 70), st.binary(max_size=20), st.integers(0, 1)
-    ),
-    st.builds(
-        hole_chunk, st.integers(0, 5), st.integers(0, 70), st.integers(0, 70), st.integers(0, 1)
-    ),
-    st.builds(
-        error_chunk,
-        st.integers(0, 5),
-        st.integers(0, 200),
-        st.binary(max_size=6),
-        st.one_of(st.none(), st.integers(0, 70)),
-        st.integers(0, 1),
-    ),
-    st.builds(
-        status_chunk,
-        st.integers(0, 5),
-        st.integers(0, 3),
-        st.lists(st.tuples(st.integers(0, 80), st.integers(0, 3)), max_size=3),
-        st.integers(0, 1),
-    ),
-)
-
-
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(pieces=st.lists(_piece, max_size=8), cuts=st.lists(st.integers(0, 400), max_size=4))
+@given(pieces=st.lists(reply_piece, max_size=8), cuts=st.lists(st.integers(0, 400), max_size=4))
 def test_any_stream_yields_events_or_protocol_error(pieces, cuts):
     m, _ = _fresh()
     stream = b"".join(pieces)
@@ -595,7 +507,7 @@ def _run_stream(stream: bytes, bounds, *, copy: bool):
 
 
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(pieces=st.lists(_piece, max_size=8), cuts=st.lists(st.integers(0, 400), max_size=6))
+@given(pieces=st.lists(reply_piece, max_size=8), cuts=st.lists(st.integers(0, 400), max_size=6))
 def test_parsing_in_place_matches_parsing_byte_by_byte(pieces, cuts):
     """Whole pieces are parsed in place from the caller's data, fragments buffered first:
     both give the same events and the same error, with or without copies."""

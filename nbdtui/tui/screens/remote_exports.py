@@ -13,7 +13,8 @@ from textual.widgets import DataTable, Footer, Static
 
 from nbdtui.present.describe import protocol_line
 from nbdtui.present.sizes import format_size
-from nbdtui.proto.events import ExportDetails, ExportsListed
+from nbdtui.proto.client_events import ExportsListed
+from nbdtui.proto.types import ExportDetails
 from nbdtui.tui.dialogs.confirm import escape_markup
 from nbdtui.tui.widgets.titlebar import TitleBar
 from nbdtui.uri import Endpoint

@@ -5,6 +5,49 @@ bytes of the server's replies into events. Requests are tracked by cookie so tha
 reply can be checked against the request it answers (NetworkBlockDevice/nbd
 ``doc/proto.md``, "Transmission" and "Structured reply types").
 
+Theory of operation
+-------------------
+
+Requests and replies are independent. ``request()`` may be called in any state; it
+records the request by cookie (``in_flight``) until its final reply has been parsed.
+After NBD_CMD_DISC no request may follow (``disconnected``).
+
+The reply parser is a small state machine over what the bytes being received are; the
+states are plain ints (``_SIMPLE_HEADER`` ... ``_PAYLOAD``) for the hot path, and there
+is no transitions dict: each ``_parse_*`` method sets the next state. Every reply and
+every structured chunk starts in SIMPLE_HEADER, whose 16 bytes are a simple reply
+or the start of a chunk header.
+
+==================  ============================================  =================
+state (bytes)       what moves it                                 next state
+==================  ============================================  =================
+SIMPLE_HEADER (16)  a simple reply (emits ``RequestDone``)        SIMPLE_HEADER
+SIMPLE_HEADER (16)  a successful simple reply to READ, without    PAYLOAD
+                    structured replies
+SIMPLE_HEADER (16)  structured reply magic                        STRUCTURED_HEADER
+SIMPLE_HEADER (28)  fast path, one OFFSET_DATA chunk covering a   SIMPLE_HEADER
+                    whole READ, its payload in the same bytes
+                    (emits ``Data``, ``RequestDone``)
+SIMPLE_HEADER (28)  the same, payload not yet received            PAYLOAD
+STRUCTURED_HEADER   NBD_REPLY_TYPE_NONE with the DONE flag        SIMPLE_HEADER
+(4 more)            (emits ``RequestDone``)
+STRUCTURED_HEADER   OFFSET_DATA                                   DATA_OFFSET
+STRUCTURED_HEADER   OFFSET_HOLE, BLOCK_STATUS, an error chunk     CHUNK_BODY
+DATA_OFFSET (8)     the chunk's export offset                     PAYLOAD
+CHUNK_BODY (chunk   the body (emits ``Hole``, ``BlockStatus`` or  SIMPLE_HEADER
+length)             ``ChunkError``; then ``RequestDone`` when
+                    the chunk has the DONE flag)
+PAYLOAD (rest of    bytes through ``receive_data`` or             PAYLOAD
+the data)           ``payload_received`` (emit ``Data``)
+PAYLOAD             its last byte (``RequestDone`` when it ends   SIMPLE_HEADER
+                    a simple reply or a chunk with DONE)
+any but PAYLOAD     a protocol violation (``ProtocolError``)      dead
+dead                ``receive_data``, ``payload_received``,       dead
+                    ``request``: raise the same error
+==================  ============================================  =================
+
+"Dead" is not a parser state: the error is kept in ``error`` and checked first.
+
 Sending::
 
     cookie, header = machine.request(Command.WRITE, offset, len(data), CommandFlag.FUA)
@@ -48,6 +91,10 @@ import bisect
 import struct
 
 from nbdtui.errors import Errno, ProtocolError
+from nbdtui.proto.client_events import BlockStatus, ChunkError, Hole
+from nbdtui.proto.client_events import TransmissionEvent as Event
+from nbdtui.proto.client_events import make_data as _data
+from nbdtui.proto.client_events import make_done as _done
 from nbdtui.proto.constants import (
     CHUNK_ERROR_BIT,
     EXTENDED_REPLY_MAGIC,
@@ -62,29 +109,10 @@ from nbdtui.proto.constants import (
     ReplyFlag,
     command_name,
 )
-from nbdtui.proto.transmission_events import (
-    BlockStatus,
-    ChunkError,
-    Data,
-    Event,
-    Hole,
-    ReadTarget,
-    RequestDone,
-)
-from nbdtui.proto.transmission_events import make_data as _data
-from nbdtui.proto.transmission_events import make_done as _done
-from nbdtui.proto.transmission_events import make_target as _target
+from nbdtui.proto.types import ReadTarget
+from nbdtui.proto.types import make_target as _target
 
-__all__ = [
-    "BlockStatus",
-    "ChunkError",
-    "ClientTransmission",
-    "Data",
-    "Hole",
-    "ReadTarget",
-    "RequestDone",
-    "command_name",
-]
+__all__ = ["ClientTransmission"]
 
 _REQUEST = struct.Struct(">IHHQQI")  # magic, flags, type, cookie, offset, length
 _SIMPLE = struct.Struct(">IIQ")  # magic, error, cookie
@@ -363,6 +391,8 @@ class ClientTransmission:
                         self._parse_piece(events)
                     pos += take
         except ProtocolError as exc:
+            # ProtocolError (nbdtui.errors) does not declare ``events``: only this machine
+            # attaches them (see the module documentation)
             exc.events = events  # type: ignore[attr-defined]
             self._die(exc)
             raise
@@ -662,7 +692,7 @@ class ClientTransmission:
             self._buf.clear()
 
 
-def _decode_message(raw: bytes | bytearray) -> str:
+def _decode_message(raw: _Buffer) -> str:
     """A server's error text as one printable line."""
     text = bytes(raw).decode("utf-8", errors="replace")
     return "".join(c if c.isprintable() else " " for c in text).strip()

@@ -1,5 +1,12 @@
 """Sans-IO NBD server connection, in the style of h11: bytes in, events out.
 
+It combines the two halves of the server side: the handshake
+(:class:`~nbdtui.proto.server_handshake.ServerHandshake` haggles over the options) and
+the transmission phase (requests parsed here and checked by
+:func:`~nbdtui.proto.server_transmission.check_request`, replies encoded by
+:mod:`~nbdtui.proto.server_transmission`). It emits the events of
+:mod:`~nbdtui.proto.server_events`::
+
     conn = ServerConnection({"disk": ExportInfo("disk", size, flags)})
     send(conn.data_to_send())                 # the greeting
     for event in conn.receive_data(received): # options are answered by the connection
@@ -7,11 +14,42 @@
     conn.send_reply(cookie) / conn.send_read(cookie, data) / conn.send_error(...)
     send(conn.data_to_send())
 
-Events: ``OptionHandled``, ``TransmissionStarted``, ``ConnectionClosed`` (close the
-socket once the queued bytes are sent), the request events of
-``server_transmission`` (``ReadRequest``, ``WriteRequest``, ...,
-``DisconnectRequest``) and ``RequestRejected`` (an invalid request the connection
-already answered with an error, per the spec).
+Theory of operation
+-------------------
+
+The greeting is queued at construction. :class:`ServerState` is the connection's state
+(``state``, public); there is no transitions dict, ``_step`` dispatches on the state:
+
+=============  ======================================================  =============
+state          what moves it (events emitted)                          next state
+=============  ======================================================  =============
+CLIENT_FLAGS   the client's 4 flag bytes, known flags only             OPTIONS
+CLIENT_FLAGS   unknown client flags (``ConnectionClosed``, error)      CLOSED
+OPTIONS        an option, answered by ServerHandshake                  OPTIONS
+               (``OptionHandled``; a refused option stays here)
+OPTIONS        GO or EXPORT_NAME accepted (``OptionHandled``,          TRANSMISSION
+               ``TransmissionStarted``)
+OPTIONS        ABORT (``OptionHandled``, ``ConnectionClosed``); bad    CLOSED
+               option magic or EXPORT_NAME of an unknown export
+               (``ConnectionClosed``, error)
+TRANSMISSION   a valid request (a ``Request`` subclass; WRITE once     TRANSMISSION
+               its payload is in)
+TRANSMISSION   an invalid request (``RequestRejected``; its error      TRANSMISSION
+               reply is queued, a WRITE payload skipped)
+TRANSMISSION   NBD_CMD_DISC (``DisconnectRequest``,                    CLOSED
+               ``ConnectionClosed``)
+TRANSMISSION   bad request magic (``ConnectionClosed``, error)         CLOSED
+any but        end of file, ``receive_data(b"")``                      CLOSED
+CLOSED         (``ConnectionClosed``)
+CLOSED         anything: ``receive_data`` returns no events            CLOSED
+=============  ======================================================  =============
+
+Replies (``send_reply``, ``send_read``, ``send_read_data``, ``send_read_hole``,
+``send_block_status``, ``send_done``, ``send_error``) may be sent in any order for the
+requests handed out and not yet finished (``pending``); a reply for a cookie that is not
+pending, or of a kind the request cannot take, raises ``ValueError`` (the caller's bug,
+not the client's). The lifecycle of one request is in
+:mod:`~nbdtui.proto.server_transmission`.
 
 Received ``bytes`` are not copied: a WRITE payload that arrived in one piece is a
 view of it.  Payloads that span several pieces are copied once.
@@ -30,59 +68,39 @@ from nbdtui.proto.constants import (
     REQUEST_HEADER_SIZE,
     REQUEST_MAGIC,
     Command,
+    command_name,
 )
-from nbdtui.proto.events import ExportInfo
+from nbdtui.proto.server_events import (
+    ConnectionClosed,
+    DisconnectRequest,
+    Request,
+    RequestRejected,
+    ServerEvent,
+    TransmissionStarted,
+    WriteRequest,
+)
 from nbdtui.proto.server_handshake import (
     GREETING,
     MAX_OPTION_LENGTH,
     OPTION_HEADER,
-    ConnectionClosed,
-    OptionHandled,
     ServerHandshake,
-    TransmissionStarted,
 )
 from nbdtui.proto.server_transmission import (
     MAX_CHUNK_DATA,
     REQUEST_HEADER,
     REQUEST_TYPES,
-    BlockStatusRequest,
-    CacheRequest,
-    DisconnectRequest,
-    FlushRequest,
-    ReadRequest,
-    Request,
-    RequestRejected,
-    TrimRequest,
-    WriteRequest,
-    WriteZeroesRequest,
     check_request,
     chunk_block_status,
     chunk_error,
     chunk_none,
     chunk_offset_data_header,
     chunk_offset_hole,
-    command_name,
     error_reply,
     simple_reply,
 )
+from nbdtui.proto.types import ExportInfo
 
-__all__ = [
-    "BlockStatusRequest",
-    "CacheRequest",
-    "ConnectionClosed",
-    "DisconnectRequest",
-    "FlushRequest",
-    "OptionHandled",
-    "ReadRequest",
-    "Request",
-    "RequestRejected",
-    "ServerConnection",
-    "ServerState",
-    "TransmissionStarted",
-    "TrimRequest",
-    "WriteRequest",
-    "WriteZeroesRequest",
-]
+__all__ = ["ServerConnection", "ServerState"]
 
 _CLIENT_FLAGS = struct.Struct(">I")
 _EMPTY = memoryview(b"")
@@ -123,7 +141,7 @@ class ServerConnection:
         self.export: ExportInfo | None = None
         self.structured = False
         self.meta_contexts: tuple[tuple[str, int], ...] = ()
-        self._out: list[bytes | memoryview] = [GREETING]
+        self._out: list[bytes | bytearray | memoryview] = [GREETING]
         self._in: deque[memoryview] = deque()
         self._in_len = 0
         self._skip = 0
@@ -139,7 +157,7 @@ class ServerConnection:
         self._out.clear()
         return out
 
-    def buffers_to_send(self) -> list[bytes | memoryview]:
+    def buffers_to_send(self) -> list[bytes | bytearray | memoryview]:
         """Everything queued so far as separate buffers, so that large READ data
         can be written without joining it to its header (empties the queue)."""
         out, self._out = self._out, []
@@ -152,13 +170,13 @@ class ServerConnection:
 
     # ---- input ------------------------------------------------------------------------
 
-    def receive_data(self, data: bytes | bytearray | memoryview) -> list[object]:
+    def receive_data(self, data: bytes | bytearray | memoryview) -> list[ServerEvent]:
         """Feed received bytes; ``b""`` means the client closed its side (EOF).
 
         ``bytes`` are kept by reference (WRITE payloads are views of them); other
         buffer types are copied first because their owner may reuse them.
         """
-        if self.state is ServerState.CLOSED:
+        if self._closed():
             return []
         if not data:
             return [self._close(self._eof_reason(), error=False)]
@@ -166,10 +184,15 @@ class ServerConnection:
             data = bytes(data)
         self._in.append(memoryview(data))
         self._in_len += len(data)
-        events: list[object] = []
-        while self.state is not ServerState.CLOSED and self._step(events):
+        events: list[ServerEvent] = []
+        while not self._closed() and self._step(events):
             pass
         return events
+
+    def _closed(self) -> bool:
+        # a method, not ``self.state is ...`` inline: mypy would keep self.state narrowed
+        # across _step(), which changes it
+        return self.state is ServerState.CLOSED
 
     def _eof_reason(self) -> str:
         if self.state is ServerState.TRANSMISSION:
@@ -222,7 +245,7 @@ class ServerConnection:
             self._in_len -= k
         return self._skip == 0
 
-    def _step(self, events: list[object]) -> bool:
+    def _step(self, events: list[ServerEvent]) -> bool:
         if self._skip and not self._discard():
             return False
         if self.state is ServerState.CLIENT_FLAGS:
@@ -233,7 +256,7 @@ class ServerConnection:
 
     # ---- handshake --------------------------------------------------------------------
 
-    def _step_client_flags(self, events: list[object]) -> bool:
+    def _step_client_flags(self, events: list[ServerEvent]) -> bool:
         if self._in_len < 4:
             return False
         (flags,) = _CLIENT_FLAGS.unpack(self._take(4))
@@ -244,7 +267,7 @@ class ServerConnection:
             self.state = ServerState.OPTIONS
         return True
 
-    def _step_option(self, events: list[object]) -> bool:
+    def _step_option(self, events: list[ServerEvent]) -> bool:
         if self._option is None:
             if self._in_len < OPTION_HEADER.size:
                 return False
@@ -266,7 +289,9 @@ class ServerConnection:
         self._emit_handshake(reply, more, events)
         return True
 
-    def _emit_handshake(self, reply: bytes, more: list[object], events: list[object]) -> None:
+    def _emit_handshake(
+        self, reply: bytes, more: list[ServerEvent], events: list[ServerEvent]
+    ) -> None:
         if reply:
             self._out.append(reply)
         for event in more:
@@ -283,7 +308,7 @@ class ServerConnection:
 
     # ---- transmission -----------------------------------------------------------------
 
-    def _step_request(self, events: list[object]) -> bool:
+    def _step_request(self, events: list[ServerEvent]) -> bool:
         if self._write is not None:
             flags, cookie, offset, length = self._write
             if self._in_len < length:

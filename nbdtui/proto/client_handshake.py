@@ -1,5 +1,56 @@
 """Client side of the NBD handshake as a sans-IO state machine (in the style of h11).
 
+Theory of operation
+-------------------
+
+Two layers. The *parser* (:class:`_State`, this table) cuts the server's bytes into
+messages; the *negotiation* is a generator (``_negotiate_go``, ``_negotiate_list`` or
+``_negotiate_newstyle``, chosen by the greeting) that yields one request at a time
+(send an option, send EXPORT_NAME, wait for TLS) and is resumed with the answer. What
+the generator yields next decides the parser's next state; when it returns, its value
+(``Negotiated`` or ``ExportsListed``) is the last event and the state is DONE. There is
+no transitions dict: ``_step`` dispatches on the state and ``_advance`` sets the next one.
+
+===================  ===========================================  ===================
+state                what moves it                                next state
+===================  ===========================================  ===================
+GREETING             oldstyle greeting (emits ``Negotiated``)     DONE
+GREETING             fixed newstyle greeting (client flags and    OPTION_REPLY
+                     the first option queued)
+GREETING             non-fixed newstyle greeting (client flags    EXPORT_NAME_REPLY
+                     and EXPORT_NAME queued)
+OPTION_REPLY         an intermediate reply (SERVER, INFO,         OPTION_REPLY
+                     META_CONTEXT) to the option awaited
+OPTION_REPLY         the final reply (ACK or error), the          OPTION_REPLY
+                     negotiation sends the next option
+OPTION_REPLY         final reply to GO is ERR_UNSUP (EXPORT_NAME  EXPORT_NAME_REPLY
+                     queued)
+OPTION_REPLY         ACK to STARTTLS (emits ``StartTLS``)         WAIT_TLS
+OPTION_REPLY         the last final reply (emits ``Negotiated``   DONE
+                     or ``ExportsListed``; LIST queues ABORT)
+EXPORT_NAME_REPLY    size, flags (and zeroes unless NO_ZEROES)    DONE
+                     (emits ``Negotiated``)
+WAIT_TLS             ``tls_established()`` (the next option is    OPTION_REPLY
+                     queued)
+DONE                 any bytes: kept in ``trailing_data``         DONE
+GREETING,            an error raised from ``receive_data``        FAILED
+OPTION_REPLY,
+WAIT_TLS
+FAILED               any call to ``receive_data``: raises the     FAILED
+                     same error again
+===================  ===========================================  ===================
+
+Errors, per state: a bad magic or an impossible message (GREETING, OPTION_REPLY), a
+reply to an option that was not sent, or of a type that option cannot receive
+(OPTION_REPLY), plaintext bytes while TLS is being set up (WAIT_TLS) are
+``ProtocolError``; a greeting that cannot do what was asked (list or TLS with oldstyle
+or non-fixed newstyle) and a refusal by the server (OPTION_REPLY) are
+``HandshakeError``. ``tls_established()`` outside WAIT_TLS is a ``RuntimeError`` (the
+driver's bug). End of file is reported by ``eof_error()`` for each state.
+
+Driving it
+----------
+
 No sockets, no asyncio, no clocks: the driver feeds whatever bytes arrive to
 :meth:`ClientHandshake.receive_data` (any fragmentation), sends whatever
 :meth:`ClientHandshake.data_to_send` returns, and reacts to the events:
@@ -66,6 +117,7 @@ from nbdtui.errors import (
     TLSRequiredError,
 )
 from nbdtui.proto import options as wire
+from nbdtui.proto.client_events import ExportsListed, HandshakeEvent, Negotiated, StartTLS
 from nbdtui.proto.constants import (
     IHAVEOPT,
     NBDMAGIC,
@@ -77,7 +129,7 @@ from nbdtui.proto.constants import (
     Option,
     OptionReply,
 )
-from nbdtui.proto.events import ExportDetails, ExportInfo, ExportsListed, Negotiated, StartTLS
+from nbdtui.proto.types import ExportDetails, ExportInfo
 
 _MAGICS = struct.Struct(">QQ")  # NBDMAGIC, then IHAVEOPT or the oldstyle magic
 _HANDSHAKE_FLAGS = struct.Struct(">H")
@@ -94,11 +146,6 @@ _INTERMEDIATE = {
     Option.GO: OptionReply.INFO,
     Option.LIST_META_CONTEXT: OptionReply.META_CONTEXT,
     Option.SET_META_CONTEXT: OptionReply.META_CONTEXT,
-}
-_DECODE = {
-    OptionReply.SERVER: wire.decode_server,
-    OptionReply.INFO: wire.decode_info,
-    OptionReply.META_CONTEXT: wire.decode_meta_context,
 }
 
 TLS_REQUIRED_MESSAGE = "server requires TLS: use nbds://"
@@ -126,7 +173,7 @@ class _Send:
 
 @dataclass(frozen=True)
 class _SendExportName:
-    """Send NBD_OPT_EXPORT_NAME; the coroutine resumes with ``(size, flags)``."""
+    """Send NBD_OPT_EXPORT_NAME; the coroutine resumes with its :class:`_ExportNameReply`."""
 
     name: bytes
 
@@ -138,10 +185,16 @@ class _AwaitTLS:
 
 @dataclass(frozen=True)
 class _Reply:
-    """All replies to one option: decoded intermediate replies, then the final one."""
+    """All replies to one option: decoded intermediate replies, then the final one.
+
+    Only the kind of intermediate reply the option may receive is ever filled:
+    ``servers`` (LIST), ``infos`` (INFO, GO), ``contexts`` (the META_CONTEXT options).
+    """
 
     reply: int  # ACK or an error
-    items: tuple[object, ...]
+    servers: tuple[tuple[str, str], ...] = ()  # (name, description)
+    infos: tuple[wire.InfoItem, ...] = ()
+    contexts: tuple[tuple[int, str], ...] = ()  # (id, name)
     message: str = ""  # the server's text of an error reply
 
     @property
@@ -149,8 +202,19 @@ class _Reply:
         return self.reply == OptionReply.ACK
 
 
+@dataclass(frozen=True)
+class _ExportNameReply:
+    """The server's answer to NBD_OPT_EXPORT_NAME."""
+
+    size: int
+    flags: int
+
+
 _Request = _Send | _SendExportName | _AwaitTLS
-_Negotiation = Generator[_Request, object, Negotiated | ExportsListed]
+# What the machine resumes the coroutine with: the answer to the request it yielded
+# (None after _AwaitTLS, and to start it).
+_Answer = _Reply | _ExportNameReply | None
+_Negotiation = Generator[_Request, _Answer, Negotiated | ExportsListed]
 
 
 class ClientHandshake:
@@ -191,18 +255,21 @@ class ClientHandshake:
         self._inbox = bytearray()
         self._outbox = bytearray()
         self._trailing = bytearray()
-        self._events: list[object] = []  # produced outside receive_data, returned by it
+        self._events: list[HandshakeEvent] = []  # produced outside receive_data, returned by it
         self._error: NbdError | None = None
         self._negotiation: _Negotiation | None = None
         self._no_zeroes = False
         self._tls_active = False
         self._awaiting: Option | None = None
-        self._items: list[object] = []
+        # intermediate replies to the option awaited (see _Reply)
+        self._servers: list[tuple[str, str]] = []
+        self._infos: list[wire.InfoItem] = []
+        self._contexts: list[tuple[int, str]] = []
         self._unsupported: set[Option] = set()  # options answered with ERR_UNSUP
 
     # ---- public API ------------------------------------------------------------------
 
-    def receive_data(self, data: bytes | bytearray | memoryview) -> list[object]:
+    def receive_data(self, data: bytes | bytearray | memoryview) -> list[HandshakeEvent]:
         """Feed bytes as they arrive; returns the events they complete."""
         if self._error is not None:
             raise self._error
@@ -399,11 +466,23 @@ class ClientHandshake:
         payload = bytes(buf[header.size : end])
         del buf[:end]
         if not final:
-            self._items.append(_DECODE[OptionReply(reply)](payload))
+            # ``reply`` is the intermediate type of the option awaited (checked above)
+            if reply == OptionReply.SERVER:
+                self._servers.append(wire.decode_server(payload))
+            elif reply == OptionReply.INFO:
+                self._infos.append(wire.decode_info(payload))
+            else:
+                self._contexts.append(wire.decode_meta_context(payload))
             return True
         message = wire.decode_message(payload) if wire.is_error(reply) else ""
-        result = _Reply(reply=reply, items=tuple(self._items), message=message)
-        self._items = []
+        result = _Reply(
+            reply=reply,
+            servers=tuple(self._servers),
+            infos=tuple(self._infos),
+            contexts=tuple(self._contexts),
+            message=message,
+        )
+        self._servers, self._infos, self._contexts = [], [], []
         self._awaiting = None
         self._advance(result)
         return True
@@ -414,18 +493,19 @@ class ClientHandshake:
             return False
         size, flags = _EXPORT_NAME_REPLY.unpack_from(self._inbox)
         del self._inbox[:end]
-        self._advance((size, flags))
+        self._advance(_ExportNameReply(size, flags))
         return True
 
     # ---- driving the negotiation coroutine ---------------------------------------------
 
-    def _advance(self, value: object) -> None:
+    def _advance(self, value: _Answer) -> None:
         """Resume the negotiation with ``value`` and carry out what it asks next."""
         assert self._negotiation is not None
         try:
             request = self._negotiation.send(value)
         except StopIteration as stop:
-            self._events.append(stop.value)
+            result: Negotiated | ExportsListed = stop.value
+            self._events.append(result)
             self._state = _State.DONE
             return
         if isinstance(request, _Send):
@@ -441,8 +521,8 @@ class ClientHandshake:
 
     def _negotiate_newstyle(self) -> _Negotiation:
         """Non-fixed newstyle: EXPORT_NAME is the only option such a server knows."""
-        size, flags = yield _SendExportName(self._name_bytes)
-        info = ExportInfo(name=self._name, size=size, flags=flags)
+        answer = yield from _export_name(self._name_bytes)
+        info = ExportInfo(name=self._name, size=answer.size, flags=answer.flags)
         return Negotiated(info=info, protocol="newstyle", structured=False)
 
     def _negotiate_go(self) -> _Negotiation:
@@ -455,12 +535,12 @@ class ClientHandshake:
         if structured and self._context_bytes:
             agreed = yield from self._set_meta_contexts()
         payload = wire.encode_info_request(self._name_bytes, _INFO_REQUESTS)
-        reply = yield _Send(Option.GO, payload)
+        reply = yield from _ask(Option.GO, payload)
         if reply.ok:
             info = self._export_info(self._name, reply, Option.GO)
         elif reply.reply == OptionReply.ERR_UNSUP:
-            size, flags = yield _SendExportName(self._name_bytes)
-            info = ExportInfo(name=self._name, size=size, flags=flags)
+            answer = yield from _export_name(self._name_bytes)
+            info = ExportInfo(name=self._name, size=answer.size, flags=answer.flags)
         else:
             self._check_fatal(reply, Option.GO)
             if reply.reply == OptionReply.ERR_UNKNOWN:
@@ -482,20 +562,20 @@ class ClientHandshake:
     def _negotiate_list(self) -> _Negotiation:
         yield from self._start_tls()
         structured = yield from self._structured_reply()
-        reply = yield _Send(Option.LIST)
+        reply = yield from _ask(Option.LIST)
         if not reply.ok:
             self._check_fatal(reply, Option.LIST)
             reason = wire.refusal(reply.reply, reply.message)
             raise self._give_up(f"server refuses to list exports ({reason})", reply, Option.LIST)
         exports = []
-        for name, description in reply.items:
+        for name, description in reply.servers:
             contexts = info = None
             name_bytes = name.encode("utf-8")
             if self._list_details and structured and self._supported(Option.LIST_META_CONTEXT):
                 contexts = yield from self._list_meta_contexts(name_bytes, per_export=True)
             if self._list_details and self._supported(Option.INFO):
                 payload = wire.encode_info_request(name_bytes, _INFO_REQUESTS)
-                answer = yield _Send(Option.INFO, payload)
+                answer = yield from _ask(Option.INFO, payload)
                 if answer.ok:
                     info = self._export_info(name, answer, Option.INFO)
                 else:
@@ -511,66 +591,73 @@ class ClientHandshake:
 
     # ---- one option each ---------------------------------------------------------------
 
-    def _start_tls(self) -> Generator[_Request, object, None]:
+    def _start_tls(self) -> Generator[_Request, _Answer, None]:
         if not self._tls:
             return
-        reply = yield _Send(Option.STARTTLS)
+        reply = yield from _ask(Option.STARTTLS)
         if not reply.ok:
             detail = wire.refusal(reply.reply, reply.message, quiet=OptionReply.ERR_UNSUP)
             text = "server does not support TLS" + (f" ({detail})" if detail else "")
             raise self._give_up(text, reply, Option.STARTTLS)
         yield _AwaitTLS()
 
-    def _structured_reply(self) -> Generator[_Request, object, bool]:
+    def _structured_reply(self) -> Generator[_Request, _Answer, bool]:
         if not self._want_structured:
             return False
-        reply = yield _Send(Option.STRUCTURED_REPLY)
+        reply = yield from _ask(Option.STRUCTURED_REPLY)
         if not reply.ok:
             self._check_fatal(reply, Option.STRUCTURED_REPLY)
         return reply.ok
 
     def _list_meta_contexts(
         self, name: bytes, *, per_export: bool
-    ) -> Generator[_Request, object, tuple[str, ...] | None]:
+    ) -> Generator[_Request, _Answer, tuple[str, ...] | None]:
         payload = wire.encode_meta_context_request(name, ())
-        reply = yield _Send(Option.LIST_META_CONTEXT, payload)
+        reply = yield from _ask(Option.LIST_META_CONTEXT, payload)
         if not reply.ok:
             # The spec: after an error, disregard any context replies already sent.
             self._check_fatal(reply, Option.LIST_META_CONTEXT, per_export=per_export)
             return None
-        return tuple(context for _ident, context in reply.items)
+        return tuple(context for _ident, context in reply.contexts)
 
-    def _set_meta_contexts(self) -> Generator[_Request, object, tuple[tuple[str, int], ...]]:
+    def _set_meta_contexts(self) -> Generator[_Request, _Answer, tuple[tuple[str, int], ...]]:
         payload = wire.encode_meta_context_request(self._name_bytes, self._context_bytes)
-        reply = yield _Send(Option.SET_META_CONTEXT, payload)
+        reply = yield from _ask(Option.SET_META_CONTEXT, payload)
         if not reply.ok:
             self._check_fatal(reply, Option.SET_META_CONTEXT)
             return ()  # no context agreed: block status is unavailable, nothing more
-        return tuple((context, ident) for ident, context in reply.items)
+        return tuple((context, ident) for ident, context in reply.contexts)
 
     # ---- helpers -----------------------------------------------------------------------
 
     def _export_info(self, requested: str, reply: _Reply, option: Option) -> ExportInfo:
         """Fold the NBD_REP_INFO replies to a successful INFO/GO into an ExportInfo."""
-        fields: dict[int, object] = {}
-        for info_type, value in reply.items:
-            if value is not None:  # unknown info types decode to None: ignored
-                fields[info_type] = value
-        if Info.EXPORT not in fields:
+        # When the server repeats an info type, the last one counts.
+        export: wire.InfoExport | None = None
+        sizes: wire.InfoBlockSize | None = None
+        name, description = requested, None
+        for info_type, value in reply.infos:  # unknown info types decode to None: ignored
+            if isinstance(value, wire.InfoExport):
+                export = value
+            elif isinstance(value, wire.InfoBlockSize):
+                sizes = value
+            elif info_type == Info.NAME and value is not None:
+                name = value
+            elif info_type == Info.DESCRIPTION and value is not None:
+                description = value
+        if export is None:
             raise ProtocolError(
                 f"server accepted {wire.option_name(option)} for export '{requested}' "
                 "without sending NBD_INFO_EXPORT"
             )
-        size, flags = fields[Info.EXPORT]
-        minimum, preferred, maximum = fields.get(Info.BLOCK_SIZE, (None, None, None))
         return ExportInfo(
-            name=fields.get(Info.NAME, requested),
-            size=size,
-            flags=flags,
-            description=fields.get(Info.DESCRIPTION),
-            block_minimum=minimum,
-            block_preferred=preferred,
-            block_maximum=maximum,
+            name=name,
+            size=export.size,
+            flags=export.flags,
+            description=description,
+            block_minimum=sizes.minimum if sizes else None,
+            block_preferred=sizes.preferred if sizes else None,
+            block_maximum=sizes.maximum if sizes else None,
         )
 
     def _supported(self, option: Option) -> bool:
@@ -620,5 +707,24 @@ def _handshake_error(
 ) -> HandshakeError:
     """A HandshakeError (or subclass) with ``reply``, ``option`` and ``server_message`` set."""
     exc = cls(text, reply=reply.reply if reply else None, option=option)
-    exc.server_message = reply.message if reply else ""
+    # HandshakeError (nbdtui.errors) does not declare server_message; the handshake is
+    # what sets it, for every HandshakeError it raises.
+    exc.server_message = reply.message if reply else ""  # type: ignore[attr-defined]
     return exc
+
+
+# ---- the requests the coroutine yields, typed by their answers -------------------------
+
+
+def _ask(option: Option, payload: bytes = b"") -> Generator[_Request, _Answer, _Reply]:
+    """Send one option; returns all the replies to it."""
+    answer = yield _Send(option, payload)
+    assert isinstance(answer, _Reply)
+    return answer
+
+
+def _export_name(name: bytes) -> Generator[_Request, _Answer, _ExportNameReply]:
+    """Send NBD_OPT_EXPORT_NAME; returns the export's size and flags."""
+    answer = yield _SendExportName(name)
+    assert isinstance(answer, _ExportNameReply)
+    return answer
