@@ -26,7 +26,7 @@ from textual.binding import Binding, BindingType
 from textual.screen import Screen
 
 from nbdtui.errors import HandshakeError, NbdError, TLSRequiredError, UriError
-from nbdtui.tui.dialogs.confirm import ConfirmScreen
+from nbdtui.tui.dialogs.confirm import ConfirmDialog
 from nbdtui.tui.dialogs.login_prompts import PromptHooks, for_the_tui
 from nbdtui.tui.dialogs.switcher import SwitcherScreen
 from nbdtui.tui.screens.connect import ConnectScreen
@@ -460,7 +460,8 @@ class NbdtuiApp(App[int]):
                 self._close_session(session)
 
         self.push_screen(
-            ConfirmScreen(
+            ConfirmDialog(
+                "Close with pending edits?",
                 f"{shown_name(session.export.name)} has pending edits that were not written. "
                 "Close it and drop them?",
                 yes="Drop and close",
@@ -552,7 +553,8 @@ class NbdtuiApp(App[int]):
                 self.exit(0)
 
         self.push_screen(
-            ConfirmScreen(
+            ConfirmDialog(
+                "Quit with pending edits?",
                 "There are pending edits that were not written. Quit and drop them?",
                 yes="Quit",
                 no="Stay",

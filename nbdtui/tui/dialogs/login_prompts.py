@@ -30,7 +30,7 @@ from textual.widgets import Button, Input, Static
 
 from nbdtui.client.transport.ssh import prompts as ssh_prompts
 from nbdtui.client.transport.ssh.prompts import PromptUnavailable, UnknownHostKey
-from nbdtui.tui.dialogs.confirm import escape_markup
+from nbdtui.tui.markup import escape_markup
 
 __all__ = ["HostKeyScreen", "PasswordScreen", "PromptHooks", "for_the_tui"]
 

@@ -20,7 +20,7 @@ from textual.widgets.option_list import Option
 from nbdtui.client.transport.ssh.endpoint import ssh_route, tunnel_endpoint
 from nbdtui.errors import UriError
 from nbdtui.present.describe import tls_state
-from nbdtui.tui.dialogs.confirm import escape_markup
+from nbdtui.tui.markup import escape_markup
 from nbdtui.tui.widgets.titlebar import TitleBar
 from nbdtui.uri import Endpoint, parse, parse_ssh_target
 

@@ -21,7 +21,7 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
 
 from nbdtui.present.sizes import format_size
-from nbdtui.tui.dialogs.confirm import escape_markup
+from nbdtui.tui.markup import escape_markup
 from nbdtui.tui.widgets.titlebar import TitleBar
 
 REFRESH_SECONDS = 0.5

@@ -14,7 +14,7 @@ from textual.widgets import DataTable, Footer, Static
 from nbdtui.present.describe import protocol_line
 from nbdtui.present.sizes import format_size
 from nbdtui.proto.events import ExportDetails, ExportsListed
-from nbdtui.tui.dialogs.confirm import escape_markup
+from nbdtui.tui.markup import escape_markup
 from nbdtui.tui.widgets.titlebar import TitleBar
 from nbdtui.uri import Endpoint
 

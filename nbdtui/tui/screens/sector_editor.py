@@ -35,14 +35,12 @@ from nbdtui.editor.goto import parse_goto
 from nbdtui.editor.search import find
 from nbdtui.errors import NbdError
 from nbdtui.present.sizes import format_size
-from nbdtui.tui.dialogs.editing import (
-    ConfirmDialog,
-    GotoDialog,
-    JournalDialog,
-    PartitionDialog,
-    ReviewDialog,
-    SearchDialog,
-)
+from nbdtui.tui.dialogs.confirm import ConfirmDialog
+from nbdtui.tui.dialogs.goto_dialog import GotoDialog
+from nbdtui.tui.dialogs.journal_dialog import JournalDialog
+from nbdtui.tui.dialogs.partition_dialog import PartitionDialog
+from nbdtui.tui.dialogs.review_dialog import ReviewDialog
+from nbdtui.tui.dialogs.search_dialog import SearchDialog
 from nbdtui.tui.widgets.hexview import HEX_PANE, HexView
 
 # Actions bound to keys that type a byte in write mode (hex digits / any character).
