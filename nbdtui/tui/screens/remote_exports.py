@@ -59,7 +59,9 @@ class ServerScreen(Screen[None]):
     def compose(self) -> ComposeResult:
         yield TitleBar()
         yield Static("", id="server-summary")
-        table = DataTable(id="exports", cursor_type="row", zebra_stripes=True)
+        table: DataTable[Text | str] = DataTable(
+            id="exports", cursor_type="row", zebra_stripes=True
+        )
         table.border_title = "Exports"
         yield table
         yield Footer()
@@ -126,7 +128,8 @@ class ServerScreen(Screen[None]):
 
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
         event.stop()
-        self.post_message(self.OpenRequested(self.endpoint, [event.row_key.value]))
+        if event.row_key.value is not None:
+            self.post_message(self.OpenRequested(self.endpoint, [event.row_key.value]))
 
     def action_mark(self) -> None:
         name = self._highlighted()
