@@ -36,7 +36,9 @@ SIZE = (110, 36)
 @pytest.fixture(autouse=True)
 def _fixed_target(monkeypatch):
     """The review names the export's URI: show a fixed one instead of a temp path."""
-    monkeypatch.setattr("nbdtui.tui.screens.sector_editor.endpoint_of", lambda export: "nbd+unix:///disk")
+    monkeypatch.setattr(
+        "nbdtui.tui.screens.sector_editor.endpoint_of", lambda export: "nbd+unix:///disk"
+    )
 
 
 async def _open(pilot, *keys: str) -> None:
