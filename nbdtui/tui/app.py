@@ -28,11 +28,12 @@ from nbdtui.errors import HandshakeError, NbdError, TLSRequiredError, UriError
 from nbdtui.tui.dialogs.confirm import ConfirmDialog
 from nbdtui.tui.dialogs.login_prompts import PromptHooks, for_the_tui
 from nbdtui.tui.dialogs.switcher import SwitcherScreen
+from nbdtui.tui.markup import shown_name
 from nbdtui.tui.screens.connect import ConnectScreen
 from nbdtui.tui.screens.export_info import ExportScreen
 from nbdtui.tui.screens.help import HelpScreen
 from nbdtui.tui.screens.pool_monitor import PoolScreen
-from nbdtui.tui.screens.remote_exports import ServerScreen, shown_name
+from nbdtui.tui.screens.remote_exports import ServerScreen
 from nbdtui.tui.session import Session
 from nbdtui.uri import Endpoint, parse
 

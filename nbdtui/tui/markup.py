@@ -1,4 +1,5 @@
-"""Text from the network or the export made safe inside Textual markup."""
+"""Text from the network or the export as the UI shows it: safe inside Textual markup,
+and export names with the default export spelled out."""
 
 from __future__ import annotations
 
@@ -8,3 +9,8 @@ def escape_markup(text: str) -> str:
     Textual markup. Textual's own ``escape`` leaves a lone ``[`` alone, which its parser
     then takes for the start of a tag; every ``[`` is escaped here."""
     return text.replace("[", "\\[")
+
+
+def shown_name(name: str) -> str:
+    """An export name as the UI shows it (the default export's name is empty)."""
+    return name if name else '""  (default)'

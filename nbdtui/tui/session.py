@@ -6,7 +6,7 @@ import contextlib
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from nbdtui.tui.screens.remote_exports import shown_name
+from nbdtui.tui.markup import shown_name
 from nbdtui.uri import Endpoint
 
 if TYPE_CHECKING:

@@ -18,8 +18,7 @@ from nbdtui.errors import NbdError
 from nbdtui.present.describe import block_sizes, flag_words, protocol_line, tls_state
 from nbdtui.present.sizes import format_size
 from nbdtui.proto.events import ExportInfo
-from nbdtui.tui.markup import escape_markup
-from nbdtui.tui.screens.remote_exports import shown_name
+from nbdtui.tui.markup import escape_markup, shown_name
 from nbdtui.tui.widgets.allocation import (
     DATA,
     HOLE,

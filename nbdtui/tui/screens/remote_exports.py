@@ -14,15 +14,11 @@ from textual.widgets import DataTable, Footer, Static
 from nbdtui.present.describe import protocol_line
 from nbdtui.present.sizes import format_size
 from nbdtui.proto.events import ExportDetails, ExportsListed
-from nbdtui.tui.markup import escape_markup
+from nbdtui.tui.markup import escape_markup, shown_name
 from nbdtui.tui.widgets.titlebar import TitleBar
 from nbdtui.uri import Endpoint
 
 MARK = "●"
-
-
-def shown_name(name: str) -> str:
-    return name if name else '""  (default)'
 
 
 class ServerScreen(Screen[None]):
