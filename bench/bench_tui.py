@@ -301,7 +301,7 @@ async def run_app(uri: str, tmp: Path, opts: argparse.Namespace, targets: list[i
 
     from nbdtui.editor.journal import Journal
     from nbdtui.tui.app import create_app
-    from nbdtui.tui.dialogs.editing import GotoDialog
+    from nbdtui.tui.dialogs.goto_dialog import GotoDialog
     from nbdtui.tui.history import History
     from nbdtui.tui.screens.sector_editor import EditorScreen
 

@@ -465,6 +465,7 @@ def _parse_uri(scheme: str, rest: str) -> Endpoint:
         if not user:
             raise UriError("empty user name before '@'")
 
+    host: str | None
     host, port_text = _split_host_port(authority)
     port_limit = MAX_VSOCK if transport == "vsock" else MAX_PORT
     port = _parse_port(port_text, port_limit) if port_text is not None else None
@@ -482,7 +483,7 @@ def _parse_uri(scheme: str, rest: str) -> Endpoint:
 
     export = _decode(path[1:], "export name")
 
-    socket = None
+    socket: str | None = None
     tls_params: list[tuple[str, str]] = []
     extra: list[tuple[str, str]] = []
     seen: set[str] = set()

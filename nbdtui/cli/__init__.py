@@ -12,7 +12,7 @@ import argparse
 import asyncio
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Coroutine, Sequence
 
 from nbdtui.cli.parser import (
     COMMANDS,
@@ -26,7 +26,7 @@ from nbdtui.cli.parser import (
 from nbdtui.errors import NbdError, UriError, UsageError
 
 
-def _run(coro) -> int:
+def _run(coro: Coroutine[object, object, int | None]) -> int:
     return asyncio.run(coro) or EXIT_OK
 
 
@@ -77,7 +77,8 @@ def _is_tui(argv: list[str]) -> bool:
     return not argv[0].startswith("-") and argv[0] not in COMMANDS
 
 
-def _run_tui(argv: list[str]) -> int:
+def _run_tui(argv: list[str] | None) -> int:
+    """``argv`` None: the process's own arguments (argparse reads ``sys.argv``)."""
     parser = _tui_parser()
     args, extra = parser.parse_known_args(argv)
     if extra:

@@ -15,8 +15,12 @@ import asyncio
 import datetime
 import json
 import sys
+from typing import TYPE_CHECKING
 
 from nbdtui.present.sizes import format_size
+
+if TYPE_CHECKING:
+    from nbdtui.editor.journal import Journal
 
 PREVIEW = 16  # bytes of old/new shown per range by `show`
 
@@ -72,7 +76,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
 
 
-def _open_journal(args: argparse.Namespace):
+def _open_journal(args: argparse.Namespace) -> Journal:
     from nbdtui.editor.journal import Journal
 
     return Journal(getattr(args, "journal", None))
@@ -90,7 +94,7 @@ def _hex(data: bytes, limit: int) -> str:
     return text
 
 
-def _list(journal, args: argparse.Namespace) -> int:
+def _list(journal: Journal, args: argparse.Namespace) -> int:
     entries = journal.entries(limit=args.limit)
     out = sys.stdout
     if args.json:
@@ -124,7 +128,7 @@ def _list(journal, args: argparse.Namespace) -> int:
     return 0
 
 
-def _show(journal, args: argparse.Namespace) -> int:
+def _show(journal: Journal, args: argparse.Namespace) -> int:
     entry = journal.get(args.id)
     if args.json:
         doc = {
@@ -159,7 +163,7 @@ def _show(journal, args: argparse.Namespace) -> int:
     return 0
 
 
-async def _revert(journal, args: argparse.Namespace) -> int:
+async def _revert(journal: Journal, args: argparse.Namespace) -> int:
     from nbdtui.client.api import open as open_export
     from nbdtui.editor.commit import ConflictError, revert
     from nbdtui.uri import parse

@@ -4,9 +4,13 @@ endpoint a command works on."""
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING, Any, NoReturn, Protocol
 
 from nbdtui import __version__
 from nbdtui.errors import UriError
+
+if TYPE_CHECKING:
+    from nbdtui.uri import Endpoint, SshTarget
 
 EXIT_OK = 0
 EXIT_FAILURE = 1
@@ -16,7 +20,7 @@ EXIT_USAGE = 2
 class ArgumentParser(argparse.ArgumentParser):
     """argparse with our one-line ``nbdtui: …`` error format."""
 
-    def error(self, message: str) -> None:  # type: ignore[override]
+    def error(self, message: str) -> NoReturn:
         self.exit(EXIT_USAGE, f"nbdtui: {message} (see '{self.prog} --help')\n")
 
 
@@ -59,7 +63,7 @@ def _positive_int(text: str) -> int:
     return value
 
 
-def _ssh_target(text: str):
+def _ssh_target(text: str) -> SshTarget:
     from nbdtui.uri import parse_ssh_target
 
     try:
@@ -74,7 +78,7 @@ def ssh_text(text: str) -> str:
     return text
 
 
-def target_endpoint(args: argparse.Namespace):
+def target_endpoint(args: argparse.Namespace) -> Endpoint:
     """The endpoint a command works on: its URI, reached through ``--ssh`` if given."""
     from nbdtui.uri import parse
 
@@ -105,11 +109,18 @@ COMMANDS: dict[str, str] = {
 }
 
 
+class _Arguments(Protocol):
+    """What the options of a command are added to: its parser, or a _Skipped."""
+
+    # Any: argparse's own keyword arguments (action, type, default, …) have many types.
+    def add_argument(self, *names: str, **options: Any) -> object: ...
+
+
 class _Skipped:
     """Stands for the parser of a command that is not being run (see build_parser)."""
 
-    def __getattr__(self, name: str):
-        return lambda *args, **kwargs: self
+    def add_argument(self, *names: str, **options: Any) -> _Skipped:
+        return self
 
 
 def build_parser(only: str | None = None) -> ArgumentParser:
@@ -126,12 +137,15 @@ def build_parser(only: str | None = None) -> ArgumentParser:
     parser.add_argument("--version", action="version", version=f"nbdtui {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", title="commands")
 
-    def command(name: str, **kwargs) -> ArgumentParser:
-        if only is not None and name != only:
-            return _Skipped()  # type: ignore[return-value]
-        return sub.add_parser(name, help=COMMANDS[name], description=COMMANDS[name], **kwargs)
+    def add_command(name: str) -> ArgumentParser:
+        return sub.add_parser(name, help=COMMANDS[name], description=COMMANDS[name])
 
-    def connection_options(p: ArgumentParser, *, uri: bool = True) -> None:
+    def command(name: str) -> _Arguments:
+        if only is not None and name != only:
+            return _Skipped()
+        return add_command(name)
+
+    def connection_options(p: _Arguments, *, uri: bool = True) -> None:
         if uri:
             p.add_argument("uri", metavar="URI", help="NBD endpoint (see 'nbdtui --help')")
         p.add_argument(
@@ -154,7 +168,7 @@ def build_parser(only: str | None = None) -> ArgumentParser:
             help="trust and save the key of an SSH host that known_hosts does not list",
         )
 
-    def io_options(p: ArgumentParser) -> None:
+    def io_options(p: _Arguments) -> None:
         p.add_argument(
             "--window",
             type=_positive_int,
@@ -170,7 +184,7 @@ def build_parser(only: str | None = None) -> ArgumentParser:
             help="connections per export when the server allows multi-conn (default 4)",
         )
 
-    def range_options(p: ArgumentParser, *, required: bool) -> None:
+    def range_options(p: _Arguments, *, required: bool) -> None:
         p.add_argument("--offset", type=_size, default=0, metavar="N", help="start (default 0)")
         p.add_argument(
             "--length",
@@ -237,7 +251,7 @@ def build_parser(only: str | None = None) -> ArgumentParser:
             p.add_argument("--no-hole", action="store_true", help="allocate: do not punch a hole")
 
     for name in ("map", "dump", "read", "write", "flush", "trim", "zero"):
-        p = sub.choices.get(name, _Skipped())
+        p = sub.choices[name] if name in sub.choices else _Skipped()
         p.add_argument(
             "--timeout",
             type=_positive_float,
@@ -256,9 +270,9 @@ def build_parser(only: str | None = None) -> ArgumentParser:
         )
 
     if only in (None, "journal"):
-        from nbdtui.cli import journal_command as journal
+        from nbdtui.cli.journal_command import add_arguments
 
-        journal.add_arguments(command("journal"))
+        add_arguments(add_command("journal"))
 
     p = command("demo")
     p.add_argument(

@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import sys
 from contextlib import AbstractContextManager
-from typing import Any
+from typing import Protocol
+
+
+class ProgressBar(Protocol):
+    """What a transfer tells its progress bar: so many more bytes are done."""
+
+    def advance(self, n: int) -> None: ...
 
 
 class _Silent:
@@ -55,7 +61,7 @@ class _Bar:
 MIN_BYTES_FOR_BAR = 8 * 1024 * 1024
 
 
-def progress(description: str, total: int | None) -> AbstractContextManager[Any]:
+def progress(description: str, total: int | None) -> AbstractContextManager[ProgressBar]:
     if not sys.stderr.isatty() or (total is not None and total < MIN_BYTES_FOR_BAR):
         return _Silent()
     return _Bar(description, total)

@@ -17,14 +17,18 @@ import functools
 import os
 import stat
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING, BinaryIO
 
 from nbdtui.cli.parser import target_endpoint
-from nbdtui.cli.progress import progress
+from nbdtui.cli.progress import ProgressBar, progress
 from nbdtui.client.requests import FileRange
 from nbdtui.client.threaded_io import pwrite_all, threaded_io
 from nbdtui.errors import NotSupportedError, UsageError
+
+if TYPE_CHECKING:
+    from nbdtui.client.export import Export
 
 # One piece of a streamed transfer, and how many pieces may be in flight at once
 # (the export splits each piece further into requests over its connections).
@@ -46,6 +50,7 @@ def check_range(offset: int, length: int, size: int) -> None:
 
 
 def _resolve_length(args: argparse.Namespace, size: int, default: int | None = None) -> int:
+    length: int
     if args.length is not None:
         length = args.length
     elif default is not None:
@@ -56,7 +61,7 @@ def _resolve_length(args: argparse.Namespace, size: int, default: int | None = N
     return length
 
 
-async def stream_read(export, offset: int, length: int) -> AsyncIterator[memoryview]:
+async def stream_read(export: Export, offset: int, length: int) -> AsyncGenerator[memoryview, None]:
     """Yield the range in order, keeping up to READ_PIECES_IN_FLIGHT pieces in flight.
     A yielded piece is valid until the next one is asked for (see :func:`read_pieces`)."""
     async with contextlib.aclosing(read_pieces(export, offset, length)) as pieces:
@@ -65,13 +70,13 @@ async def stream_read(export, offset: int, length: int) -> AsyncIterator[memoryv
 
 
 async def read_pieces(
-    export,
+    export: Export,
     offset: int,
     length: int,
     *,
     ordered: bool = True,
     zero_ranges: list[tuple[int, int]] | None = None,
-) -> AsyncIterator[tuple[int, memoryview]]:
+) -> AsyncGenerator[tuple[int, memoryview], None]:
     """Yield ``(position, piece)`` for the whole range, keeping up to
     READ_PIECES_IN_FLIGHT pieces in flight: in order, or (``ordered=False``) each as
     soon as it is in, which keeps every connection busy (in order, a piece that comes
@@ -89,7 +94,7 @@ async def read_pieces(
     reads = reader or export
     ring: list[memoryview] = []  # the buffers
     idle: list[int] = []  # indexes in ring of the free ones
-    pending: dict[asyncio.Task, tuple[int, int]] = {}  # piece -> (its buffer, position)
+    pending: dict[asyncio.Task[memoryview], tuple[int, int]] = {}  # piece -> (its buffer, position)
     held: int | None = None  # the buffer of the piece yielded last
     zeroes: memoryview | None = None
 
@@ -131,7 +136,7 @@ async def read_pieces(
             await reader.close()
 
 
-async def _zero_ranges(export, offset: int, length: int) -> list[tuple[int, int]]:
+async def _zero_ranges(export: Export, offset: int, length: int) -> list[tuple[int, int]]:
     """Ranges known to read as zeros (base:allocation ZERO flag), merged."""
     if length == 0 or export.negotiated.context_id("base:allocation") is None:
         return []
@@ -147,7 +152,7 @@ def _all_zero(ranges: list[tuple[int, int]], start: int, n: int) -> bool:
     return any(lo <= start and end <= hi for lo, hi in ranges)
 
 
-async def _map(export, args: argparse.Namespace) -> int:
+async def _map(export: Export, args: argparse.Namespace) -> int:
     length = _resolve_length(args, export.size)
     extents = await export.extents(args.offset, length)
     if args.json:
@@ -165,7 +170,7 @@ async def _map(export, args: argparse.Namespace) -> int:
     return 0
 
 
-async def _dump(export, args: argparse.Namespace) -> int:
+async def _dump(export: Export, args: argparse.Namespace) -> int:
     from nbdtui.present.hexdump import HexDumper
 
     length = _resolve_length(args, export.size, default=DUMP_DEFAULT_LENGTH)
@@ -181,7 +186,7 @@ async def _dump(export, args: argparse.Namespace) -> int:
     return 0
 
 
-async def _read(export, args: argparse.Namespace) -> int:
+async def _read(export: Export, args: argparse.Namespace) -> int:
     length = _resolve_length(args, export.size)
     with contextlib.ExitStack() as stack:
         if args.output == "-":
@@ -206,7 +211,9 @@ async def _read(export, args: argparse.Namespace) -> int:
     return 0
 
 
-async def read_to_file(export, offset: int, length: int, fd: int, bar, *, at: int = 0) -> None:
+async def read_to_file(
+    export: Export, offset: int, length: int, fd: int, bar: ProgressBar, *, at: int = 0
+) -> None:
     """Read the range into ``fd`` (a regular file, a block device or /dev/null; at
     ``at`` for ``offset``), each piece written at its place as soon as it is in. On threads
     (see nbdtui.client.threaded_io) the bytes go from the socket to the file through a
@@ -224,7 +231,7 @@ async def read_to_file(export, offset: int, length: int, fd: int, bar, *, at: in
         return
     out = os.fdopen(fd, "wb", buffering=0, closefd=False)  # what a FileRange holds
     zeroes: memoryview | None = None
-    pending: dict[asyncio.Future, int] = {}
+    pending: dict[asyncio.Future[None], int] = {}
     try:
         for pos in range(offset, offset + length, READ_PIECE):
             n = min(READ_PIECE, offset + length - pos)
@@ -243,13 +250,13 @@ async def read_to_file(export, offset: int, length: int, fd: int, bar, *, at: in
         while pending:
             await _reap(pending, bar)
     finally:
-        for task in pending:
-            task.cancel()
+        for t in pending:
+            t.cancel()
         await asyncio.gather(*pending, return_exceptions=True)
         await reader.close()
 
 
-async def _reap(pending: dict[asyncio.Future, int], bar) -> None:
+async def _reap(pending: dict[asyncio.Future[None], int], bar: ProgressBar) -> None:
     """Wait for one or more of ``pending`` (each with its length in bytes) to end; the
     first failure ends the transfer."""
     done, _ = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
@@ -276,37 +283,41 @@ def _write_all(fd: int, data: memoryview) -> None:
         data = data[n:]
 
 
-async def _write(export, args: argparse.Namespace) -> int:
+async def _write(export: Export, args: argparse.Namespace) -> int:
     if args.flush and not export.info.can_flush:
         raise NotSupportedError(
             "cannot --flush: the server does not support flush (nothing was written)"
         )
     with contextlib.ExitStack() as stack:
+        file: BinaryIO | None = None  # the input when it is a file (not stdin)
         if args.input == "-":
-            source, total = sys.stdin, None
+            fd, total = sys.stdin.fileno(), None
         else:
-            source = stack.enter_context(open(args.input, "rb", buffering=0))
-            total = os.fstat(source.fileno()).st_size if os.path.isfile(args.input) else None
+            file = stack.enter_context(open(args.input, "rb", buffering=0))
+            fd = file.fileno()
+            total = os.fstat(fd).st_size if os.path.isfile(args.input) else None
         if total is not None:
             check_range(args.offset, total, export.size)
         bar = stack.enter_context(progress("write", total))
         if total is None:  # (a large file's connections are opened by threaded_io)
             await export.open_connections()
-        if total is not None:
-            await _write_file(export, source, args.offset, total, args.fua, bar)
+        if file is not None and total is not None:
+            await _write_file(export, file, args.offset, total, args.fua, bar)
         else:
-            await _write_stream(export, source.fileno(), args.offset, args.fua, bar)
+            await _write_stream(export, fd, args.offset, args.fua, bar)
     if args.flush:
         await export.flush()
     return 0
 
 
-async def _write_file(export, file, offset: int, total: int, fua: bool, bar) -> None:
+async def _write_file(
+    export: Export, file: BinaryIO, offset: int, total: int, fua: bool, bar: ProgressBar
+) -> None:
     """Write a regular file, PIECES_IN_FLIGHT pieces at a time. Each piece is a
     FileRange: over a plain socket its bytes go from the page cache to the socket
     (sendfile), never read into Python (that read and the copy asyncio makes of what the
     socket does not take at once cost more than the send itself)."""
-    pending: dict[asyncio.Future, int] = {}  # a write -> its length
+    pending: dict[asyncio.Future[None], int] = {}  # a write -> its length
     writer = await threaded_io(export) if total > PIECE else None
     writes = writer or export
     try:
@@ -327,7 +338,7 @@ async def _write_file(export, file, offset: int, total: int, fua: bool, bar) -> 
             await writer.close()
 
 
-async def _write_stream(export, fd: int, offset: int, fua: bool, bar) -> None:
+async def _write_stream(export: Export, fd: int, offset: int, fua: bool, bar: ProgressBar) -> None:
     """Write what a pipe (or any stream) delivers until its end.
 
     Pieces are read in a thread, READ_AHEAD of them ahead of the writes (so that reading
@@ -339,12 +350,12 @@ async def _write_stream(export, fd: int, offset: int, fua: bool, bar) -> None:
     free: list[memoryview] = []
     reads: collections.deque[tuple[memoryview, concurrent.futures.Future[int]]]
     reads = collections.deque()
-    pending: dict[asyncio.Task, memoryview] = {}
+    pending: dict[asyncio.Task[None], memoryview] = {}
     reader = ThreadPoolExecutor(1, "nbdtui-write-input")  # one thread: reads in order
     eof = False
     pos = offset
 
-    def reap(done: Iterable[asyncio.Task]) -> None:
+    def reap(done: Iterable[asyncio.Task[None]]) -> None:
         for t in done:
             free.append(pending.pop(t))
             t.result()  # the first failure ends the transfer
@@ -386,7 +397,7 @@ async def _write_stream(export, fd: int, offset: int, fua: bool, bar) -> None:
         reader.shutdown(wait=False, cancel_futures=True)
 
 
-def _count_written(bar, n: int, task: asyncio.Task) -> None:
+def _count_written(bar: ProgressBar, n: int, task: asyncio.Task[None]) -> None:
     if not task.cancelled() and task.exception() is None:
         bar.advance(n)
 
@@ -402,18 +413,18 @@ def _read_into(fd: int, buf: memoryview) -> int:
     return got
 
 
-async def _flush(export, args: argparse.Namespace) -> int:
+async def _flush(export: Export, args: argparse.Namespace) -> int:
     await export.flush()
     return 0
 
 
-async def _trim(export, args: argparse.Namespace) -> int:
+async def _trim(export: Export, args: argparse.Namespace) -> int:
     check_range(args.offset, args.length, export.size)
     await export.trim(args.offset, args.length, fua=args.fua)
     return 0
 
 
-async def _zero(export, args: argparse.Namespace) -> int:
+async def _zero(export: Export, args: argparse.Namespace) -> int:
     check_range(args.offset, args.length, export.size)
     await export.zero(args.offset, args.length, fua=args.fua, fast=args.fast, no_hole=args.no_hole)
     return 0

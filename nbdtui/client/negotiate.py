@@ -1,4 +1,4 @@
-"""Drive the sans-IO :class:`~nbdtui.proto.handshake.ClientHandshake` over a stream.
+"""Drive the sans-IO :class:`~nbdtui.proto.client_handshake.ClientHandshake` over a stream.
 
 :func:`handshake` opens the stream (any opener, see :mod:`nbdtui.client.transport.stream`),
 feeds the server's bytes to the handshake, sends what it queues, upgrades to TLS when it

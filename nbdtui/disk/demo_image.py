@@ -26,6 +26,7 @@ import os
 import struct
 import uuid
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
 
 __all__ = ["DEMO_SIZE", "HELLO_OFFSET", "HELLO_TEXT", "DemoImage", "build_demo_image"]
@@ -76,7 +77,7 @@ class DemoImage:
                 out[lo - offset : hi - offset] = data[lo - start : hi - start]
         return bytes(out)
 
-    def save(self, path: str | os.PathLike) -> None:
+    def save(self, path: str | os.PathLike[str]) -> None:
         """Write the image as a sparse file."""
         with open(path, "wb") as f:
             f.truncate(self.size)
@@ -111,7 +112,14 @@ def _gpt_entry(type_guid: str, unique: uuid.UUID, first: int, last: int, name: s
     )
 
 
-def _gpt_header(my_lba, alt_lba, first_usable, last_usable, entries_lba, entries_crc) -> bytes:
+def _gpt_header(
+    my_lba: int,
+    alt_lba: int,
+    first_usable: int,
+    last_usable: int,
+    entries_lba: int,
+    entries_crc: int,
+) -> bytes:
     fields = [
         b"EFI PART",
         0x00010000,
@@ -368,7 +376,7 @@ def build_demo_image(size: int = DEMO_SIZE) -> DemoImage:
         (2 * SECTOR, "GPT partition entries"),
         (HELLO_OFFSET, "hello text"),
     ]
-    builders = (
+    builders: tuple[Callable[[int, int], list[tuple[int, bytes]]], ...] = (
         lambda first, n: _fat32(first, n),
         lambda first, n: _ext4(n),
         lambda first, n: _ntfs(first, n),

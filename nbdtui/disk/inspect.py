@@ -25,9 +25,11 @@ Conventions:
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import math
 import struct
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 
 __all__ = ["MISSING", "Field", "inspect"]
@@ -136,26 +138,29 @@ _INTS = (
 )
 
 
+def _unpacked(fmt: str, data: bytes) -> str:
+    return str(struct.unpack_from(fmt, data)[0])
+
+
 def inspect(data: bytes) -> list[Field]:
     """The rows of the inspector for the (up to 16) bytes at the cursor."""
     data = bytes(data[:16])
     n = len(data)
     rows: list[Field] = []
 
-    def add(name: str, size: int, make) -> None:
+    def add(name: str, size: int, make: Callable[[], str]) -> None:
         rows.append(Field(name, make() if n >= max(size, 1) else MISSING, size))
 
     add("u8", 1, lambda: str(data[0]))
     add("i8", 1, lambda: str(struct.unpack_from("b", data)[0]))
     for name, code, size in _INTS:
         for order, prefix in (("LE", "<"), ("BE", ">")):
-            fmt = prefix + code
-            add(f"{name} {order}", size, lambda fmt=fmt: str(struct.unpack_from(fmt, data)[0]))
+            add(f"{name} {order}", size, functools.partial(_unpacked, prefix + code, data))
     for name, code, size in (("float32", "f", 4), ("float64", "d", 8)):
         for order, prefix in (("LE", "<"), ("BE", ">")):
             fmt = prefix + code
 
-            def make(fmt=fmt, size=size):
+            def make(fmt: str = fmt, size: int = size) -> str:
                 value = struct.unpack_from(fmt, data)[0]
                 return _float_text(value, data[:size], fmt)
 

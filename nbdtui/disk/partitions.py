@@ -21,8 +21,9 @@ import itertools
 import struct
 import uuid
 import zlib
-from collections.abc import Awaitable, Callable, Generator
+from collections.abc import Awaitable, Callable, Generator, Iterable
 from dataclasses import dataclass
+from typing import NotRequired, TypedDict, TypeGuard, TypeVar
 
 from nbdtui.disk.partition_types import (
     EXTENDED_TYPES,
@@ -93,6 +94,29 @@ class Partition:
         return self.scheme == "mbr" and int(self.type_id, 16) in EXTENDED_TYPES
 
 
+class GptHeader(TypedDict):
+    """The fields of a GPT header as :func:`decode_gpt_header` returns them."""
+
+    signature: str
+    revision: str
+    header_size: int
+    header_crc32: int
+    computed_crc32: int | None
+    crc_ok: bool
+    my_lba: int
+    alternate_lba: int
+    first_usable_lba: int
+    last_usable_lba: int
+    disk_guid: str
+    entries_lba: int
+    entry_count: int
+    entry_size: int
+    entries_crc32: int
+    # In decode_gpt_header's result; PartitionTable.header leaves it out (the table's
+    # problems say it all).
+    problems: NotRequired[list[str]]
+
+
 @dataclass(frozen=True)
 class PartitionTable:
     scheme: str  # "mbr" | "gpt"
@@ -100,7 +124,7 @@ class PartitionTable:
     partitions: tuple[Partition, ...]
     disk_guid: str | None = None  # GPT disk GUID
     problems: tuple[str, ...] = ()
-    header: dict | None = None  # decoded GPT header fields, for display
+    header: GptHeader | None = None  # decoded GPT header fields, for display
     disk_signature: int | None = None  # MBR disk identifier at 0x1B8
 
     @property
@@ -141,7 +165,15 @@ def _mbr_entries(sector0: bytes) -> list[tuple[int, int, int, int, int]] | None:
     return out
 
 
-def _mbr_partition(index, boot, ptype, first, count, sector_size, logical=False) -> Partition:
+def _mbr_partition(
+    index: int,
+    boot: int,
+    ptype: int,
+    first: int,
+    count: int,
+    sector_size: int,
+    logical: bool = False,
+) -> Partition:
     return Partition(
         index=index,
         scheme="mbr",
@@ -183,7 +215,7 @@ def _looks_like_boot_sector(sector0: bytes) -> bool:
 # ---------------------------------------------------------------- GPT
 
 
-def decode_gpt_header(sector: bytes, *, expected_lba: int | None = None) -> dict | None:
+def decode_gpt_header(sector: bytes, *, expected_lba: int | None = None) -> GptHeader | None:
     """Decode a GPT header; None when the "EFI PART" signature is absent.
 
     The result has every field plus ``crc_ok`` (computed over ``header_size`` bytes with
@@ -261,7 +293,7 @@ def decode_gpt_entry(raw: bytes, index: int, sector_size: int) -> Partition | No
     )
 
 
-def _header_geometry_problems(h: dict, disk_lbas: int, sector_size: int) -> list[str]:
+def _header_geometry_problems(h: GptHeader, disk_lbas: int, sector_size: int) -> list[str]:
     """Problems that make a header unusable (its entries cannot be read safely)."""
     out = []
     size = h["entry_size"]
@@ -343,11 +375,17 @@ def partition_table_plan(disk_size: int, sector_size: int | None = 512) -> Plan:
     return table
 
 
-def _replace_problems(table: PartitionTable, problems) -> PartitionTable:
+def _replace_problems(table: PartitionTable, problems: Iterable[str]) -> PartitionTable:
     return dataclasses.replace(table, problems=tuple(problems))
 
 
-def _mbr_plan(reader: _Reader, disk_size: int, ss: int, sector0: bytes, entries) -> Plan:
+def _mbr_plan(
+    reader: _Reader,
+    disk_size: int,
+    ss: int,
+    sector0: bytes,
+    entries: list[tuple[int, int, int, int, int]],
+) -> Generator[Request, bytes, PartitionTable]:
     disk_lbas = disk_size // ss
     problems: list[str] = []
     parts: list[Partition] = []
@@ -364,7 +402,8 @@ def _mbr_plan(reader: _Reader, disk_size: int, ss: int, sector0: bytes, entries)
     logicals: list[Partition] = []
     if extended is not None:
         ext_start, ext_count = extended
-        ebr_lba, visited, index = ext_start, set(), 5
+        ebr_lba, index = ext_start, 5
+        visited: set[int] = set()
         while True:
             if ebr_lba in visited:
                 problems.append(f"the extended partition chain loops back to LBA {ebr_lba}")
@@ -446,16 +485,16 @@ def _gpt_plan(
 
     problems: list[str] = []
 
-    def usable(h):
+    def usable(h: GptHeader | None) -> TypeGuard[GptHeader]:
         return h is not None and h["crc_ok"] and not _header_geometry_problems(h, disk_lbas, ss)
 
     for label, h in (("primary", primary), ("backup", backup)):
         if h is None:
             continue
-        for p in h["problems"]:
-            problems.append(f"{label} GPT header {p}")
-        for p in _header_geometry_problems(h, disk_lbas, ss):
-            problems.append(f"{label} GPT header: {p}")
+        for problem in h["problems"]:
+            problems.append(f"{label} GPT header {problem}")
+        for problem in _header_geometry_problems(h, disk_lbas, ss):
+            problems.append(f"{label} GPT header: {problem}")
     if primary is None:
         problems.insert(0, "primary GPT header missing")
     if backup is None:
@@ -472,8 +511,10 @@ def _gpt_plan(
         chosen, quality = backup, 1
         problems.append(f"using the backup GPT header at LBA {backup_lba}")
     else:
-        chosen = primary if primary is not None else backup
-        quality = 0
+        found = primary if primary is not None else backup
+        if found is None:  # not reached: both missing returned above
+            return None
+        chosen, quality = found, 0
         problems.append("no intact GPT header; the partitions shown may be wrong")
         if _header_geometry_problems(chosen, disk_lbas, ss):
             return quality, _gpt_table(ss, chosen, (), problems)
@@ -503,7 +544,7 @@ def _gpt_plan(
     elif quality == 2 and not crc_ok:
         quality = 1
 
-    parts = []
+    parts: list[Partition] = []
     size = chosen["entry_size"]
     for i in range(len(entries_raw) // size):
         p = decode_gpt_entry(entries_raw[i * size : i * size + 128], i + 1, ss)
@@ -521,14 +562,17 @@ def _gpt_plan(
     return quality, _gpt_table(ss, chosen, tuple(parts), problems)
 
 
-def _read_entries(reader: _Reader, h: dict, ss: int) -> Generator[Request, bytes, bytes]:
+def _read_entries(reader: _Reader, h: GptHeader, ss: int) -> Generator[Request, bytes, bytes]:
     length = h["entry_count"] * h["entry_size"]
     data = yield from reader.get(h["entries_lba"] * ss, length)
     return data
 
 
-def _gpt_table(ss: int, h: dict, parts, problems) -> PartitionTable:
-    header = {k: v for k, v in h.items() if k != "problems"}
+def _gpt_table(
+    ss: int, h: GptHeader, parts: Iterable[Partition], problems: Iterable[str]
+) -> PartitionTable:
+    header = h.copy()
+    header.pop("problems", None)
     return PartitionTable(
         scheme="gpt",
         sector_size=ss,
@@ -542,24 +586,31 @@ def _gpt_table(ss: int, h: dict, parts, problems) -> PartitionTable:
 # ---------------------------------------------------------------- drivers
 
 
-def run_plan(plan: Generator, read: Callable[[int, int], bytes]):
+_T = TypeVar("_T")
+
+
+def run_plan(plan: Generator[Request, bytes, _T], read: Callable[[int, int], bytes]) -> _T:
     """Drive a plan with a synchronous ``read(offset, length)``; return its result."""
     try:
         request = next(plan)
         while True:
             request = plan.send(read(*request))
     except StopIteration as stop:
-        return stop.value
+        result: _T = stop.value  # what the plan returned
+        return result
 
 
-async def run_plan_async(plan: Generator, aread: Callable[[int, int], Awaitable[bytes]]):
+async def run_plan_async(
+    plan: Generator[Request, bytes, _T], aread: Callable[[int, int], Awaitable[bytes]]
+) -> _T:
     """Drive a plan with an awaitable ``aread(offset, length)``; return its result."""
     try:
         request = next(plan)
         while True:
             request = plan.send(await aread(*request))
     except StopIteration as stop:
-        return stop.value
+        result: _T = stop.value  # what the plan returned
+        return result
 
 
 def read_partition_table(

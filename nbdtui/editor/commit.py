@@ -20,8 +20,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any
 
+from nbdtui.editor.device import Writable
 from nbdtui.editor.edits import EditRange, PendingEdits
 from nbdtui.editor.journal import Journal, JournalRange, strip_secrets
 from nbdtui.errors import NbdError, NotSupportedError
@@ -42,13 +42,15 @@ class ConflictError(CommitError):
     """The export no longer holds the bytes the edit (or the revert) expects."""
 
 
-def endpoint_of(export: Any) -> str:
+def endpoint_of(export: object) -> str:
     """The endpoint string journal entries are filed under (the export's URI, no secrets)."""
     endpoint = getattr(export, "endpoint", None)
     return strip_secrets(str(getattr(endpoint, "uri", endpoint) or ""))
 
 
-async def _record(journal: Journal, export: Any, ranges: Sequence[JournalRange], note: str) -> int:
+async def _record(
+    journal: Journal, export: Writable, ranges: Sequence[JournalRange], note: str
+) -> int:
     # SQLite with synchronous=FULL waits for the disk: keep the event loop free meanwhile.
     return await asyncio.to_thread(journal.record, endpoint_of(export), export.name, ranges, note)
 
@@ -57,7 +59,7 @@ async def _mark(journal: Journal, entry: int, state: str) -> None:
     await asyncio.to_thread(journal.mark, entry, state)
 
 
-async def read_range(export: Any, offset: int, length: int) -> bytes:
+async def read_range(export: Writable, offset: int, length: int) -> bytes:
     out = bytearray()
     while len(out) < length:
         n = min(_PIECE, length - len(out))
@@ -65,7 +67,7 @@ async def read_range(export: Any, offset: int, length: int) -> bytes:
     return bytes(out)
 
 
-async def _write_range(export: Any, offset: int, data: bytes) -> None:
+async def _write_range(export: Writable, offset: int, data: bytes) -> None:
     for pos in range(0, len(data), _PIECE):
         await export.write(offset + pos, data[pos : pos + _PIECE])
 
@@ -75,7 +77,7 @@ def _hexpos(offset: int) -> str:
 
 
 async def _journaled(
-    export: Any,
+    export: Writable,
     journal: Journal,
     ranges: Sequence[JournalRange],
     note: str,
@@ -96,7 +98,7 @@ async def _journaled(
 
 
 async def _journaled_write(
-    export: Any, journal: Journal, ranges: Sequence[JournalRange], note: str
+    export: Writable, journal: Journal, ranges: Sequence[JournalRange], note: str
 ) -> int:
     async def write() -> None:
         for r in ranges:
@@ -113,13 +115,13 @@ async def _fail(journal: Journal, entry: int, error: BaseException) -> None:
         raise CommitError(f"{error}; journal entry #{entry} marked failed", entry) from error
 
 
-def _check_writable(export: Any) -> None:
+def _check_writable(export: Writable) -> None:
     if export.info.read_only:
         raise NotSupportedError(f"export {export.name!r} is read-only: nothing was written")
 
 
 async def commit(
-    export: Any, edits: PendingEdits | Sequence[EditRange], journal: Journal, note: str = ""
+    export: Writable, edits: PendingEdits | Sequence[EditRange], journal: Journal, note: str = ""
 ) -> int:
     """Journal, write and flush ``edits``; returns the journal entry id.
 
@@ -143,7 +145,7 @@ async def commit(
 
 
 async def revert(
-    export: Any, journal: Journal, entry_id: int, *, force: bool = False
+    export: Writable, journal: Journal, entry_id: int, *, force: bool = False
 ) -> int | None:
     """Write back the old bytes of journal entry ``entry_id``; mark it ``reverted``.
 
@@ -180,7 +182,7 @@ async def revert(
 
 
 async def zero_range(
-    export: Any, journal: Journal, offset: int, length: int, *, trim: bool = False
+    export: Writable, journal: Journal, offset: int, length: int, *, trim: bool = False
 ) -> int:
     """Zero (write zeroes) or trim ``[offset, offset + length)`` after journaling its
     bytes; returns the journal entry id. After a trim the export may read anything, so

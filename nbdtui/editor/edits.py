@@ -108,7 +108,8 @@ class PendingEdits:
     def ranges(self) -> list[EditRange]:
         """Every change, consecutive bytes merged into one range, in offset order."""
         out: list[EditRange] = []
-        start = prev = None
+        start: int | None = None
+        prev = -1  # the offset before pos; only read while start is set
         for pos in [*self._keys(), None]:
             if start is not None and (pos is None or pos != prev + 1):
                 span = range(start, prev + 1)
@@ -122,7 +123,8 @@ class PendingEdits:
                 start = None
             if pos is not None and start is None:
                 start = pos
-            prev = pos
+            if pos is not None:
+                prev = pos
         return out
 
     # ---- changes ------------------------------------------------------------------

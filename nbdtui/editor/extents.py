@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import Any
 
+from nbdtui.editor.device import Mapped
 from nbdtui.errors import ConnectionLostError, NbdError, ProtocolError
 
 QUERY = 1 << 30  # bytes asked per block-status request
@@ -30,7 +30,7 @@ class Span:
         return self.offset + self.length
 
 
-async def spans(export: Any, start: int, end: int) -> AsyncIterator[Span]:
+async def spans(export: Mapped, start: int, end: int) -> AsyncIterator[Span]:
     """The allocation of ``[start, end)`` in order, without gaps or overlaps."""
     pos = start
     while pos < end:
@@ -54,7 +54,7 @@ async def spans(export: Any, start: int, end: int) -> AsyncIterator[Span]:
             pos += length
 
 
-async def next_data(export: Any, offset: int, size: int) -> int | None:
+async def next_data(export: Mapped, offset: int, size: int) -> int | None:
     """Start of the next allocated run after ``offset`` (``None``: there is none)."""
     in_run = True
     first = True
@@ -69,7 +69,7 @@ async def next_data(export: Any, offset: int, size: int) -> int | None:
     return None
 
 
-async def previous_data(export: Any, offset: int) -> int | None:
+async def previous_data(export: Mapped, offset: int) -> int | None:
     """Start of the allocated run before ``offset``: the start of the run holding the
     cursor when the cursor is inside it, else the run before (``None``: none)."""
     hi, window = offset, 1 << 20

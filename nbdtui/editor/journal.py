@@ -148,7 +148,7 @@ class Journal:
     def __enter__(self) -> Journal:
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
     def close(self) -> None:
@@ -180,6 +180,8 @@ class Journal:
                         (now, now, strip_secrets(endpoint), export, note, len(ranges), byte_count),
                     )
                     entry_id = cur.lastrowid
+                    if entry_id is None:  # never after an INSERT; typeshed allows it
+                        raise JournalError(f"undo journal {self.path}: no id for the entry")
                     self._db.executemany(
                         "INSERT INTO ranges (entry_id, seq, offset, old, new) VALUES (?,?,?,?,?)",
                         (
@@ -241,7 +243,7 @@ class Journal:
         ``ranges_loaded`` False) unless ``with_ranges``; :meth:`get` loads one fully.
         """
         query = f"SELECT {_COLUMNS} FROM entries"
-        args: tuple = ()
+        args: tuple[str, ...] = ()
         if endpoint is not None:
             query += " WHERE endpoint = ?"
             args = (strip_secrets(endpoint),)
@@ -259,7 +261,11 @@ class Journal:
 _COLUMNS = "id, created, endpoint, export, state, note, updated, range_count, byte_count"
 
 
-def _entry(row, ranges: tuple[JournalRange, ...], *, loaded: bool) -> JournalEntry:
+# The columns of _COLUMNS, in order.
+_Row = tuple[int, float, str, str, str, str, float, int, int]
+
+
+def _entry(row: _Row, ranges: tuple[JournalRange, ...], *, loaded: bool) -> JournalEntry:
     entry_id, created, endpoint, export, state, note, updated, count, nbytes = row
     return JournalEntry(
         id=entry_id,

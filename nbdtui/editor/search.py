@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import re
 from collections.abc import AsyncIterator, Callable
-from typing import Any
 
+from nbdtui.editor.device import Searchable
 from nbdtui.editor.extents import spans
 
 CHUNK = 1 << 20
@@ -54,7 +54,7 @@ def parse_pattern(text: str, *, text_mode: bool = False) -> bytes:
 
 
 async def find(
-    export: Any,
+    export: Searchable,
     pattern: bytes,
     start: int,
     *,
@@ -79,7 +79,14 @@ async def find(
     return await _forward(export, pattern, start, size, progress, chunk)
 
 
-async def _forward(export, pattern, start, size, progress, chunk) -> int | None:
+async def _forward(
+    export: Searchable,
+    pattern: bytes,
+    start: int,
+    size: int,
+    progress: Progress | None,
+    chunk: int,
+) -> int | None:
     keep = len(pattern) - 1
     base, buf = -1, b""
     async for off, data in _pieces(export, start, size, len(pattern), chunk):
@@ -98,7 +105,14 @@ async def _forward(export, pattern, start, size, progress, chunk) -> int | None:
     return None
 
 
-async def _backward(export, pattern, limit, hi, progress, chunk) -> int | None:
+async def _backward(
+    export: Searchable,
+    pattern: bytes,
+    limit: int,
+    hi: int,
+    progress: Progress | None,
+    chunk: int,
+) -> int | None:
     keep = len(pattern) - 1
     base, buf = -1, b""
     async for off, data in _pieces_backward(export, hi, len(pattern), chunk):
@@ -123,7 +137,9 @@ def _zero_edges(offset: int, length: int, m: int) -> tuple[tuple[int, int], ...]
     return ((offset, edge), (offset + length - edge, edge))
 
 
-async def _pieces(export, start, end, m, chunk) -> AsyncIterator[tuple[int, bytes]]:
+async def _pieces(
+    export: Searchable, start: int, end: int, m: int, chunk: int
+) -> AsyncIterator[tuple[int, bytes]]:
     # Reads begin at a chunk boundary; bytes before ``start`` only matter when read.
     async for span in spans(export, start - start % chunk, end):
         if span.zero:
@@ -138,7 +154,9 @@ async def _pieces(export, start, end, m, chunk) -> AsyncIterator[tuple[int, byte
             pos += n
 
 
-async def _pieces_backward(export, hi, m, chunk) -> AsyncIterator[tuple[int, bytes]]:
+async def _pieces_backward(
+    export: Searchable, hi: int, m: int, chunk: int
+) -> AsyncIterator[tuple[int, bytes]]:
     window = chunk
     while hi > 0:
         lo = max(0, hi - window)

@@ -36,7 +36,7 @@ def _multiplier(suffix: str) -> int | None:
         return SECTOR
     unit, rest = suffix[0], suffix[1:]
     if unit in _UNITS.lower() and rest in ("", "b", "i", "ib"):
-        return 1024 ** (_UNITS.lower().index(unit) + 1)
+        return 1 << (10 * (_UNITS.lower().index(unit) + 1))
     return None
 
 

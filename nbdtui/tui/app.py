@@ -17,8 +17,7 @@ import asyncio
 import contextlib
 import itertools
 from collections.abc import Iterable
-from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from textual import work
 from textual.app import App, SystemCommand
@@ -26,31 +25,26 @@ from textual.binding import Binding, BindingType
 from textual.screen import Screen
 
 from nbdtui.errors import HandshakeError, NbdError, TLSRequiredError, UriError
-from nbdtui.tui.dialogs.confirm import ConfirmScreen
+from nbdtui.tui.dialogs.confirm import ConfirmDialog
 from nbdtui.tui.dialogs.login_prompts import PromptHooks, for_the_tui
 from nbdtui.tui.dialogs.switcher import SwitcherScreen
+from nbdtui.tui.markup import shown_name
 from nbdtui.tui.screens.connect import ConnectScreen
 from nbdtui.tui.screens.export_info import ExportScreen
 from nbdtui.tui.screens.help import HelpScreen
 from nbdtui.tui.screens.pool_monitor import PoolScreen
-from nbdtui.tui.screens.remote_exports import ServerScreen, shown_name
+from nbdtui.tui.screens.remote_exports import ServerScreen
+from nbdtui.tui.session import Session
 from nbdtui.uri import Endpoint, parse
 
+if TYPE_CHECKING:
+    from nbdtui.client.export import Export
+    from nbdtui.editor.journal import Journal
+    from nbdtui.proto.client_events import ExportsListed
+    from nbdtui.server.demo_exports import DemoThread
+    from nbdtui.tui.history import History
+
 MAIN = "main"
-
-
-@dataclass
-class Session:
-    """One export held open (through the shared pool) with the mode that shows it."""
-
-    mode: str
-    endpoint: Endpoint
-    export: Any
-    stack: contextlib.AsyncExitStack = field(repr=False)
-
-    @property
-    def label(self) -> str:
-        return f"{shown_name(self.export.name)}  —  {self.endpoint.display}"
 
 
 # An interactive session rides out a dropped connection: it reconnects for this long and
@@ -58,7 +52,8 @@ class Session:
 RECONNECT_DELAY = 30.0
 
 
-def pending_edits_of(screen: Screen) -> int:
+# Screen[Any]: a mode's stack holds screens of any result type (Textual's own typing).
+def pending_edits_of(screen: Screen[Any]) -> int:
     """How many pending edits ``screen`` reports (0 when it has none or cannot tell)."""
     probe = getattr(screen, "has_pending_edits", None)
     if callable(probe):
@@ -102,10 +97,10 @@ class NbdtuiApp(App[int]):
         uri: str | None = None,
         *,
         demo_uris: dict[str, str] | None = None,
-        history: Any = None,
+        history: History | None = None,
         connect_timeout: float = 10.0,
         window: int = 16,
-        journal: Any = None,
+        journal: Journal | None = None,
         ssh: str | None = None,
         ssh_accept_new: bool = False,
         reconnect_delay: float = RECONNECT_DELAY,
@@ -121,17 +116,17 @@ class NbdtuiApp(App[int]):
         self.connect_timeout = connect_timeout
         self.window = window
         self.reconnect_delay = reconnect_delay
-        self.journal = journal
+        self.journal: Journal | Literal[False] | None = journal  # False: cannot open one
         self.sessions: dict[str, Session] = {}
-        self._history = history
+        self._history: History | Literal[False] | None = history  # False: none possible
         self._modes_made = itertools.count(1)
-        self._demo = None
+        self._demo: DemoThread | None = None
         self.add_mode(MAIN, self._make_connect_screen)
 
     # ---- history (recent endpoints)
 
     @property
-    def history(self):
+    def history(self) -> History | None:
         if self._history is None:
             try:
                 from nbdtui.tui.history import History
@@ -276,7 +271,7 @@ class NbdtuiApp(App[int]):
         if old is not None:  # the same connection when it still works, else a dead one
             await old.aclose()
 
-    async def _list_or_none(self, endpoint: Endpoint):
+    async def _list_or_none(self, endpoint: Endpoint) -> ExportsListed | None:
         """The server's exports, or None when it will not list them (open the default)."""
         from nbdtui.client.api import list_exports
 
@@ -287,7 +282,7 @@ class NbdtuiApp(App[int]):
         except HandshakeError:
             return None
 
-    async def show_server(self, endpoint: Endpoint, listed) -> None:
+    async def show_server(self, endpoint: Endpoint, listed: ExportsListed) -> None:
         if self.current_mode != MAIN:
             await self.switch_mode(MAIN)
         for screen in self.stack_of(MAIN):
@@ -360,7 +355,7 @@ class NbdtuiApp(App[int]):
         return self.add_session(endpoint, export, stack)
 
     def add_session(
-        self, endpoint: Endpoint, export: Any, stack: contextlib.AsyncExitStack | None = None
+        self, endpoint: Endpoint, export: Export, stack: contextlib.AsyncExitStack | None = None
     ) -> Session:
         """Adopt an open export: it gets a mode whose base is its ExportScreen.
 
@@ -426,7 +421,7 @@ class NbdtuiApp(App[int]):
                 await self.pop_screen()
         editor.goto(offset)
 
-    def _journal(self):
+    def _journal(self) -> Journal | None:
         """The undo journal shared by every editor (opened on first use)."""
         if self.journal is None:
             try:
@@ -438,7 +433,7 @@ class NbdtuiApp(App[int]):
                 self.notify(f"no undo journal: {_message(exc)}", severity="warning", timeout=8)
         return self.journal or None
 
-    def stack_of(self, mode: str) -> list[Screen]:
+    def stack_of(self, mode: str) -> list[Screen[Any]]:
         """The screens of ``mode`` (none when the mode was never shown or is gone)."""
         try:
             return self.get_screen_stack(mode)
@@ -460,7 +455,8 @@ class NbdtuiApp(App[int]):
                 self._close_session(session)
 
         self.push_screen(
-            ConfirmScreen(
+            ConfirmDialog(
+                "Close with pending edits?",
                 f"{shown_name(session.export.name)} has pending edits that were not written. "
                 "Close it and drop them?",
                 yes="Drop and close",
@@ -520,7 +516,7 @@ class NbdtuiApp(App[int]):
                 rows += [(f"{session.mode}#{i}", stat) for i, stat in enumerate(stats)]
         return rows
 
-    def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
+    def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:
         yield from super().get_system_commands(screen)
         yield SystemCommand("Connections", "Every connection, live (F2)", self.action_pool)
         yield SystemCommand("Switch export", "Go to another open export (F3)", self.action_exports)
@@ -552,7 +548,8 @@ class NbdtuiApp(App[int]):
                 self.exit(0)
 
         self.push_screen(
-            ConfirmScreen(
+            ConfirmDialog(
+                "Quit with pending edits?",
                 "There are pending edits that were not written. Quit and drop them?",
                 yes="Quit",
                 no="Stay",

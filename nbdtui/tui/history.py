@@ -111,7 +111,8 @@ class History:
 
     @property
     def journal_mode(self) -> str:
-        return self._db.execute("PRAGMA journal_mode").fetchone()[0]
+        mode: str = self._db.execute("PRAGMA journal_mode").fetchone()[0]
+        return mode
 
     def remember(self, uri: str) -> str:
         """Record a use of ``uri`` now; returns the spelling that was stored."""
@@ -161,5 +162,5 @@ class History:
     def __enter__(self) -> History:
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.close()

@@ -5,7 +5,7 @@ from __future__ import annotations
 from textual.screen import Screen
 from textual.widgets import DataTable, Static
 
-from nbdtui.tui.dialogs.confirm import ConfirmScreen
+from nbdtui.tui.dialogs.confirm import ConfirmDialog
 from nbdtui.tui.screens.export_info import ExportScreen
 from nbdtui.tui.screens.help import HelpScreen
 from nbdtui.tui.screens.pool_monitor import PoolScreen
@@ -167,12 +167,12 @@ async def test_quit_asks_first_when_a_screen_has_pending_edits(make_app):
         await app.push_screen(DirtyScreen())
         assert app.pending_edits() == 1
         await pilot.press("q")
-        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmDialog))
         await pilot.press("n")
         await wait_for(pilot, lambda: isinstance(app.screen, DirtyScreen))
         assert not app._exit
         await pilot.press("ctrl+q")
-        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmDialog))
         await pilot.press("y")
         await wait_for(pilot, lambda: app._exit)
 

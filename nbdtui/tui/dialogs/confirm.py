@@ -1,4 +1,4 @@
-"""A yes/no question in a modal box, and markup escaping for text from the network."""
+"""A yes/no question in a modal box: every confirmation of the app and the editor."""
 
 from __future__ import annotations
 
@@ -8,35 +8,34 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
-from textual.widgets import Button, Static
+from textual.widgets import Button, Label, Static
+
+from nbdtui.tui.dialogs.dialog_css import dialog_css
+from nbdtui.tui.markup import escape_markup
 
 
-def escape_markup(text: str) -> str:
-    """``text`` (an export name, a server message, a key such as ``[``) safe inside
-    Textual markup. Textual's own ``escape`` leaves a lone ``[`` alone, which its parser
-    then takes for the start of a tag; every ``[`` is escaped here."""
-    return text.replace("[", "\\[")
+class ConfirmDialog(ModalScreen[bool]):
+    """A title, a question, a yes button and a no button; ``No`` has the focus.
 
+    Dismisses with True for ``y`` or the yes button, False for ``n``, Escape or the no
+    button."""
 
-class ConfirmScreen(ModalScreen[bool]):
-    """Dismisses with True for yes, False for no or Escape."""
-
+    DEFAULT_CSS = dialog_css("ConfirmDialog")
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("y", "answer(True)", "Yes"),
-        Binding("n", "answer(False)", "No"),
-        Binding("escape", "answer(False)", "No"),
+        Binding("escape", "dismiss(False)", "No"),
+        Binding("n", "dismiss(False)", "No", show=False),
+        Binding("y", "dismiss(True)", "Yes", show=False),
     ]
 
-    def __init__(self, question: str, *, yes: str = "Yes", no: str = "No") -> None:
+    def __init__(self, title: str, question: str, yes: str = "Yes", no: str = "No") -> None:
         super().__init__()
-        self.question = question
-        self.yes = yes
-        self.no = no
+        self.title_text, self.question, self.yes, self.no = title, question, yes, no
 
     def compose(self) -> ComposeResult:
-        with Vertical(id="confirm-box"):
-            yield Static(escape_markup(self.question), id="confirm-question")
-            with Horizontal(id="confirm-buttons"):
+        with Vertical():
+            yield Label(escape_markup(self.title_text), classes="title")
+            yield Static(escape_markup(self.question), id="confirm-text")
+            with Horizontal():
                 yield Button(f"{self.yes} (y)", id="yes", variant="error")
                 yield Button(f"{self.no} (n)", id="no", variant="primary")
 
@@ -45,6 +44,3 @@ class ConfirmScreen(ModalScreen[bool]):
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
         self.dismiss(event.button.id == "yes")
-
-    def action_answer(self, yes: bool) -> None:
-        self.dismiss(yes)

@@ -20,17 +20,23 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Generic, TypeVar
 
 from textual.app import App, ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
-from textual.screen import ModalScreen, Screen
+from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Static
 
 from nbdtui.client.transport.ssh import prompts as ssh_prompts
-from nbdtui.client.transport.ssh.prompts import PromptUnavailable, UnknownHostKey
-from nbdtui.tui.dialogs.confirm import escape_markup
+from nbdtui.client.transport.ssh.prompts import (
+    HostKeyPrompt,
+    Notice,
+    PasswordPrompt,
+    PromptUnavailable,
+    UnknownHostKey,
+)
+from nbdtui.tui.markup import escape_markup
 
 __all__ = ["HostKeyScreen", "PasswordScreen", "PromptHooks", "for_the_tui"]
 
@@ -71,21 +77,24 @@ def for_the_tui(message: str) -> str:
     return message.replace(_CLI_HINT, " and was not trusted")
 
 
-class _AnswerScreen(ModalScreen[Any]):
+_Answer = TypeVar("_Answer")
+
+
+class _AnswerScreen(ModalScreen[_Answer], Generic[_Answer]):
     """A modal whose answer also resolves ``answer`` (a Future the hook awaits)."""
 
     def __init__(self) -> None:
         super().__init__()
-        self.answer: asyncio.Future[Any] | None = None
+        self.answer: asyncio.Future[_Answer] | None = None
 
-    def finish(self, value: Any) -> None:
+    def finish(self, value: _Answer) -> None:
         if self.answer is not None and not self.answer.done():
             self.answer.set_result(value)
         if self.is_attached and self.app.screen is self:
             self.dismiss(value)
 
 
-class PasswordScreen(_AnswerScreen):
+class PasswordScreen(_AnswerScreen[str | None]):
     """Asks for a password or passphrase; dismisses with the text, or None (Escape)."""
 
     DEFAULT_CSS = f"PasswordScreen {{{_BOX_CSS}}}"
@@ -117,7 +126,7 @@ class PasswordScreen(_AnswerScreen):
         self.finish(None)
 
 
-class HostKeyScreen(_AnswerScreen):
+class HostKeyScreen(_AnswerScreen[bool | None]):
     """Whether to trust (and save) a host key that known_hosts knows nothing about.
 
     Dismisses with True only for an explicit Yes (``y`` or the Trust button); No, Escape
@@ -175,9 +184,11 @@ class PromptHooks:
     """The app's answers to :mod:`nbdtui.client.transport.ssh.prompts`;
     ``install()`` returns self."""
 
-    def __init__(self, app: App) -> None:
+    # App[Any]: the hooks work for any app (Textual types App.screen's app the same way).
+    def __init__(self, app: App[Any]) -> None:
         self.app = app
-        self._saved: tuple[Any, Any, Any] | None = None
+        self._saved: tuple[PasswordPrompt | None, HostKeyPrompt | None, Notice] | None = None
+        # Any: the futures of every kind of question (a password, a host key decision).
         self._waiting: set[asyncio.Future[Any]] = set()
         self._lock = asyncio.Lock()
         self._closed = False
@@ -224,7 +235,8 @@ class PromptHooks:
     async def ask_host_key(self, key: UnknownHostKey) -> bool:
         if getattr(self.app, "ssh_accept_new", False):
             return True  # --ssh-accept-new
-        return bool(await self._ask(HostKeyScreen(key)))
+        trusted = await self._ask(HostKeyScreen(key))
+        return bool(trusted)
 
     def notice(self, message: str) -> None:
         if threading.get_ident() == getattr(self.app, "_thread_id", None):
@@ -234,13 +246,13 @@ class PromptHooks:
 
     # ---- one modal at a time
 
-    async def _ask(self, screen: _AnswerScreen) -> Any:
+    async def _ask(self, screen: _AnswerScreen[_Answer | None]) -> _Answer | None:
         if self._closed or not self.app.is_running:
             raise PromptUnavailable("the terminal UI is not running")
         async with self._lock:
             if self._closed:
                 raise PromptUnavailable("the terminal UI has closed")
-            answer: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+            answer: asyncio.Future[_Answer | None] = asyncio.get_running_loop().create_future()
             screen.answer = answer
             self._waiting.add(answer)
             try:
@@ -254,7 +266,7 @@ class PromptHooks:
                     answer.cancel()
                     self._take_down(screen)
 
-    def _take_down(self, screen: Screen) -> None:
+    def _take_down(self, screen: _AnswerScreen[_Answer | None]) -> None:
         def dismiss() -> None:
             if screen.is_attached and self.app.screen is screen:
                 screen.dismiss(None)

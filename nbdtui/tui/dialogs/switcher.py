@@ -10,7 +10,7 @@ from textual.screen import ModalScreen
 from textual.widgets import OptionList
 from textual.widgets.option_list import Option
 
-from nbdtui.tui.dialogs.confirm import escape_markup
+from nbdtui.tui.markup import escape_markup
 
 
 class SwitcherScreen(ModalScreen[str | None]):

@@ -20,7 +20,8 @@ from textual.widgets.option_list import Option
 from nbdtui.client.transport.ssh.endpoint import ssh_route, tunnel_endpoint
 from nbdtui.errors import UriError
 from nbdtui.present.describe import tls_state
-from nbdtui.tui.dialogs.confirm import escape_markup
+from nbdtui.proto.client_events import Negotiated
+from nbdtui.tui.markup import escape_markup
 from nbdtui.tui.widgets.titlebar import TitleBar
 from nbdtui.uri import Endpoint, parse, parse_ssh_target
 
@@ -219,7 +220,7 @@ class ConnectScreen(Screen[None]):
         status.set_class(error, "error")
         status.update(escape_markup(text))
 
-    def show_opened(self, name: str, endpoint: Endpoint, negotiated) -> None:
+    def show_opened(self, name: str, endpoint: Endpoint, negotiated: Negotiated) -> None:
         """The status line after an export opened: where, and its TLS state in
         :func:`nbdtui.present.describe.tls_state`'s words (unverified TLS stands out)."""
         state = tls_state(negotiated.tls, negotiated.tls_verified)

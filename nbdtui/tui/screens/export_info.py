@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 from rich.style import Style
 from rich.text import Text
@@ -18,8 +18,7 @@ from nbdtui.errors import NbdError
 from nbdtui.present.describe import block_sizes, flag_words, protocol_line, tls_state
 from nbdtui.present.sizes import format_size
 from nbdtui.proto.types import ExportInfo
-from nbdtui.tui.dialogs.confirm import escape_markup
-from nbdtui.tui.screens.remote_exports import shown_name
+from nbdtui.tui.markup import escape_markup, shown_name
 from nbdtui.tui.widgets.allocation import (
     DATA,
     HOLE,
@@ -32,6 +31,10 @@ from nbdtui.tui.widgets.allocation import (
 )
 from nbdtui.tui.widgets.titlebar import TitleBar
 
+if TYPE_CHECKING:
+    from nbdtui.client.export import Export
+    from nbdtui.tui.session import Session
+
 BASE_ALLOCATION = "base:allocation"
 # Block status is asked in pieces of at most this many bytes (the wire length is 32-bit);
 # the server may answer a shorter prefix, and the next request starts where it stopped.
@@ -39,7 +42,7 @@ MAP_PIECE = 1 << 30
 SECTOR = 512
 
 
-def details_rows(export) -> list[tuple[str, str]]:
+def details_rows(export: Export) -> list[tuple[str, str]]:
     """(label, value) rows describing an open export."""
     info: ExportInfo = export.info
     negotiated = export.negotiated
@@ -64,7 +67,7 @@ def details_rows(export) -> list[tuple[str, str]]:
 
 
 def legend() -> Text:
-    parts: list[tuple[str, Style] | str] = []
+    parts: list[tuple[str, Style | str] | str] = []
     for kind in (DATA, ZERO, HOLE):
         parts += [(KIND_CHARS[kind] * 2, KIND_STYLES[kind]), f" {KIND_NAMES[kind]}   "]
     parts.append(("  ←→↑↓ move · Tab next change · Enter edit here · click a cell", "dim"))
@@ -103,7 +106,7 @@ class ExportScreen(Screen[None]):
     class BackRequested(Message):
         pass
 
-    def __init__(self, session) -> None:
+    def __init__(self, session: Session) -> None:
         super().__init__()
         self.session = session
         self.export = session.export

@@ -6,7 +6,7 @@ way Textual merges them), so it cannot drift from what the keys really do.
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from textual.app import App, ComposeResult
 from textual.binding import Binding, BindingType
@@ -15,7 +15,7 @@ from textual.dom import DOMNode
 from textual.screen import ModalScreen, Screen
 from textual.widgets import Static
 
-from nbdtui.tui.dialogs.confirm import escape_markup
+from nbdtui.tui.markup import escape_markup
 
 
 def class_bindings(node: DOMNode) -> list[Binding]:
@@ -34,7 +34,7 @@ def class_bindings(node: DOMNode) -> list[Binding]:
     return found
 
 
-def app_bindings(app: App) -> list[Binding]:
+def app_bindings(app: App[Any]) -> list[Binding]:
     found = class_bindings(app)
     if app.ENABLE_COMMAND_PALETTE and all(b.action != "command_palette" for b in found):
         found.append(Binding(app.COMMAND_PALETTE_BINDING, "command_palette", "Command palette"))
@@ -105,7 +105,7 @@ class HelpScreen(ModalScreen[None]):
         Binding("f1", "dismiss", "Close"),
     ]
 
-    def __init__(self, screen: Screen) -> None:
+    def __init__(self, screen: Screen[Any]) -> None:
         super().__init__()
         self.target = screen
 

@@ -21,7 +21,7 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
 
 from nbdtui.present.sizes import format_size
-from nbdtui.tui.dialogs.confirm import escape_markup
+from nbdtui.tui.markup import escape_markup
 from nbdtui.tui.widgets.titlebar import TitleBar
 
 REFRESH_SECONDS = 0.5
@@ -123,7 +123,9 @@ class PoolScreen(Screen[None]):
 
     def compose(self) -> ComposeResult:
         yield TitleBar()
-        table = DataTable(id="connections", cursor_type="row", zebra_stripes=True)
+        table: DataTable[Text | str] = DataTable(
+            id="connections", cursor_type="row", zebra_stripes=True
+        )
         table.border_title = "Connections"
         yield table
         yield Static("", id="pool-summary")
@@ -189,22 +191,22 @@ class PoolScreen(Screen[None]):
             return
         table = self.query_one("#connections", DataTable)
         now = time.monotonic()
-        seen = set()
+        seen: set[str] = set()
         total_read = total_written = 0.0
         self.latest = {str(key): stat for key, stat in records}
         for key, stat in records:
             seen.add(key)
-            row = self._row(key, stat, now)
-            total_read += row.pop()
-            total_written += row.pop()
+            row, read_rate, write_rate = self._row(key, stat, now)
+            total_read += read_rate
+            total_written += write_rate
             if key in table.rows:
                 for column, value in zip(table.columns, row, strict=True):
                     table.update_cell(key, column, value)
             else:
                 table.add_row(*row, key=key)
-        for key in [k.value for k in table.rows if k.value not in seen]:
-            table.remove_row(key)
-            self.samples.pop(key, None)
+        for gone in [k.value for k in table.rows if k.value is not None and k.value not in seen]:
+            table.remove_row(gone)
+            self.samples.pop(gone, None)
         paused = "   [b $warning]paused[/]" if self.paused else ""
         count = len(records)
         summary = (
@@ -222,7 +224,8 @@ class PoolScreen(Screen[None]):
             summary += "\n[dim]No connection is open: open an export first.[/]"
         self.query_one("#pool-summary", Static).update(summary)
 
-    def _row(self, key: str, stat: Any, now: float) -> list:
+    def _row(self, key: str, stat: Any, now: float) -> tuple[list[Text | str], float, float]:
+        """The cells of ``stat``'s row, then its read and write rates (bytes/s)."""
         read = int(field(stat, "bytes_read", 0) or 0)
         written = int(field(stat, "bytes_written", 0) or 0)
         sample = Sample(now, read, written)
@@ -232,17 +235,19 @@ class PoolScreen(Screen[None]):
         window = field(stat, "window", 0)
         errors = int(field(stat, "errors", 0) or 0)
         export = field(stat, "export", "")
-        return [
-            str(field(stat, "endpoint", "?")),
-            export if export else Text('""', style="dim"),
-            state_text(stat),
-            Text(f"{in_flight}/{window}", justify="right"),
-            Text(per_second(read_rate), justify="right"),
-            Text(per_second(write_rate), justify="right"),
-            Text(str(errors), style="bold red" if errors else "", justify="right"),
-            Text(str(field(stat, "requests", "")), justify="right"),
-            Text(format_size(read), justify="right"),
-            Text(format_size(written), justify="right"),
-            write_rate,
+        return (
+            [
+                str(field(stat, "endpoint", "?")),
+                export if export else Text('""', style="dim"),
+                state_text(stat),
+                Text(f"{in_flight}/{window}", justify="right"),
+                Text(per_second(read_rate), justify="right"),
+                Text(per_second(write_rate), justify="right"),
+                Text(str(errors), style="bold red" if errors else "", justify="right"),
+                Text(str(field(stat, "requests", "")), justify="right"),
+                Text(format_size(read), justify="right"),
+                Text(format_size(written), justify="right"),
+            ],
             read_rate,
-        ]
+            write_rate,
+        )

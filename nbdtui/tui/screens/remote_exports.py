@@ -15,15 +15,11 @@ from nbdtui.present.describe import protocol_line
 from nbdtui.present.sizes import format_size
 from nbdtui.proto.client_events import ExportsListed
 from nbdtui.proto.types import ExportDetails
-from nbdtui.tui.dialogs.confirm import escape_markup
+from nbdtui.tui.markup import escape_markup, shown_name
 from nbdtui.tui.widgets.titlebar import TitleBar
 from nbdtui.uri import Endpoint
 
 MARK = "●"
-
-
-def shown_name(name: str) -> str:
-    return name if name else '""  (default)'
 
 
 class ServerScreen(Screen[None]):
@@ -60,7 +56,9 @@ class ServerScreen(Screen[None]):
     def compose(self) -> ComposeResult:
         yield TitleBar()
         yield Static("", id="server-summary")
-        table = DataTable(id="exports", cursor_type="row", zebra_stripes=True)
+        table: DataTable[Text | str] = DataTable(
+            id="exports", cursor_type="row", zebra_stripes=True
+        )
         table.border_title = "Exports"
         yield table
         yield Footer()
@@ -127,7 +125,8 @@ class ServerScreen(Screen[None]):
 
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
         event.stop()
-        self.post_message(self.OpenRequested(self.endpoint, [event.row_key.value]))
+        if event.row_key.value is not None:
+            self.post_message(self.OpenRequested(self.endpoint, [event.row_key.value]))
 
     def action_mark(self) -> None:
         name = self._highlighted()

@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import bisect
 import time
-from typing import Any, ClassVar
+from collections.abc import Callable
+from typing import TYPE_CHECKING, ClassVar
 
 from rich.cells import cell_len
 from textual import work
@@ -35,15 +36,18 @@ from nbdtui.editor.goto import parse_goto
 from nbdtui.editor.search import find
 from nbdtui.errors import NbdError
 from nbdtui.present.sizes import format_size
-from nbdtui.tui.dialogs.editing import (
-    ConfirmDialog,
-    GotoDialog,
-    JournalDialog,
-    PartitionDialog,
-    ReviewDialog,
-    SearchDialog,
-)
+from nbdtui.tui.dialogs.confirm import ConfirmDialog
+from nbdtui.tui.dialogs.goto_dialog import GotoDialog
+from nbdtui.tui.dialogs.journal_dialog import JournalDialog
+from nbdtui.tui.dialogs.partition_dialog import PartitionDialog
+from nbdtui.tui.dialogs.review_dialog import ReviewDialog
+from nbdtui.tui.dialogs.search_dialog import SearchDialog
 from nbdtui.tui.widgets.hexview import HEX_PANE, HexView
+
+if TYPE_CHECKING:
+    from nbdtui.client.export import Export
+    from nbdtui.disk.partitions import Partition, PartitionTable
+    from nbdtui.editor.journal import Journal
 
 # Actions bound to keys that type a byte in write mode (hex digits / any character).
 _HEX_PANE_TYPED = {"write_mode", "flush"}
@@ -52,6 +56,16 @@ _TEXT_PANE_TYPED = {
     *("search", "search_again", "inspector", "partitions", "mark", "zero", "trim"),
     *("journal", "reload"),
 }
+
+
+def on_yes(action: Callable[[], object]) -> Callable[[bool | None], None]:
+    """A dialog's callback that runs ``action`` when the answer is yes."""
+
+    def answered(yes: bool | None) -> None:
+        if yes:
+            action()
+
+    return answered
 
 
 class EditorScreen(Screen[None]):
@@ -105,17 +119,19 @@ class EditorScreen(Screen[None]):
         Binding("escape", "escape", "Back"),
     ]
 
-    def __init__(self, export: Any, *, journal: Any = None, sector_size: int = 512) -> None:
+    def __init__(
+        self, export: Export, *, journal: Journal | None = None, sector_size: int = 512
+    ) -> None:
         super().__init__()
         self.export = export
         self._journal = journal
         self.edits = PendingEdits()
         self.writable = False
-        self.table: Any = None
+        self.table: PartitionTable | None = None
         self.table_message = "reading the partition table…"
         self._starts: list[int] = []
         self._search: tuple[bytes, str] | None = None
-        self._search_worker: Worker | None = None
+        self._search_worker: Worker[None] | None = None
         self._search_state = ""
         self._busy = ""
         self._pane = HEX_PANE
@@ -167,7 +183,7 @@ class EditorScreen(Screen[None]):
         self.view.jump(offset)
 
     @property
-    def journal(self) -> Any:
+    def journal(self) -> Journal:
         if self._journal is None:
             from nbdtui.editor.journal import Journal
 
@@ -187,7 +203,7 @@ class EditorScreen(Screen[None]):
         self._refresh_status()
         self._refresh_inspector()
 
-    def partition_at(self, offset: int) -> Any:
+    def partition_at(self, offset: int) -> Partition | None:
         if self.table is None:
             return None
         index = bisect.bisect_right(self._starts, offset) - 1
@@ -197,7 +213,7 @@ class EditorScreen(Screen[None]):
                 return part
         return None
 
-    def _part_name(self, part: Any) -> str:
+    def _part_name(self, part: Partition) -> str:
         return f"p{part.index} {part.name or part.type_name}"
 
     def _header_label(self, sector: int) -> str:
@@ -371,6 +387,8 @@ class EditorScreen(Screen[None]):
         self._start_search(backward)
 
     def _start_search(self, backward: bool) -> None:
+        if self._search is None:
+            return
         pattern = self._search[0]
         cursor = self.view.cursor
         start = cursor - 1 if backward else cursor + 1
@@ -404,7 +422,7 @@ class EditorScreen(Screen[None]):
             self.notify(f"Not found {way} 0x{self.view.cursor:x}.", title="Search")
             return
         self.view.jump(hit)
-        self.view.anchor = hit + len(pattern) - 1
+        self.view.select_from = hit + len(pattern) - 1
         self.view.refresh()
         self.notify(f"Found at 0x{hit:x} ({time.monotonic() - began:.1f} s).", title="Search")
 
@@ -467,7 +485,7 @@ class EditorScreen(Screen[None]):
 
         self._ask_discard("Leave write mode?", answered)
 
-    def _ask_discard(self, title: str, answered) -> None:
+    def _ask_discard(self, title: str, answered: Callable[[bool | None], None]) -> None:
         question = f"{len(self.edits)} pending byte(s) were not written. Drop them?"
         self.app.push_screen(ConfirmDialog(title, question, "Drop them", "Keep"), answered)
 
@@ -498,7 +516,7 @@ class EditorScreen(Screen[None]):
             self.notify("There are no pending edits to write.")
             return
         dialog = ReviewDialog(self.edits.ranges(), self.view.sector_size, self._target())
-        self.app.push_screen(dialog, lambda yes: self._do_commit() if yes else None)
+        self.app.push_screen(dialog, on_yes(self._do_commit))
 
     @work(group="write", exclusive=True, exit_on_error=False)
     async def _do_commit(self) -> None:
@@ -570,7 +588,7 @@ class EditorScreen(Screen[None]):
             question += " After a trim the export may read back anything."
         self.app.push_screen(
             ConfirmDialog(f"{what} {length} bytes?", question, what, "Cancel"),
-            lambda yes: self._do_zero(lo, length, trim) if yes else None,
+            on_yes(lambda: self._do_zero(lo, length, trim)),
         )
 
     @work(group="write", exclusive=True, exit_on_error=False)
@@ -615,7 +633,7 @@ class EditorScreen(Screen[None]):
             note="Ranges that no longer hold these 'old' bytes stop the revert; "
             "the revert is journaled too.",
         )
-        self.app.push_screen(dialog, lambda yes: self._do_revert(entry_id, False) if yes else None)
+        self.app.push_screen(dialog, on_yes(lambda: self._do_revert(entry_id, False)))
 
     @work(group="write", exclusive=True, exit_on_error=False)
     async def _do_revert(self, entry_id: int, force: bool) -> None:
@@ -625,7 +643,7 @@ class EditorScreen(Screen[None]):
             if not force and "no longer" in str(error):
                 self.app.push_screen(
                     ConfirmDialog("Revert anyway?", str(error), "Revert anyway", "Cancel"),
-                    lambda yes: self._do_revert(entry_id, True) if yes else None,
+                    on_yes(lambda: self._do_revert(entry_id, True)),
                 )
             else:
                 self.notify(str(error), title="Not reverted", severity="error", timeout=15)
@@ -658,4 +676,4 @@ class EditorScreen(Screen[None]):
         if not self.edits:
             self.dismiss(None)
             return
-        self._ask_discard("Close the editor?", lambda yes: self.dismiss(None) if yes else None)
+        self._ask_discard("Close the editor?", on_yes(lambda: self.dismiss(None)))

@@ -13,10 +13,13 @@ from dataclasses import dataclass
 
 from rich.segment import Segment
 from rich.style import Style
+from textual import events
 from textual.message import Message
 from textual.reactive import reactive
 from textual.strip import Strip
 from textual.widget import Widget
+
+from nbdtui.editor.device import ExtentView
 
 UNMAPPED, HOLE, ZERO, DATA = 0, 1, 2, 3
 
@@ -30,7 +33,7 @@ KIND_STYLES = {
 }
 
 
-def extent_kind(extent) -> int:
+def extent_kind(extent: ExtentView) -> int:
     """The kind of an ``Extent`` of the base:allocation context."""
     if extent.hole:
         return HOLE
@@ -93,8 +96,8 @@ class AllocationBar(Widget):
             super().__init__()
             self.cell = cell
 
-    def __init__(self, size: int, **kwargs) -> None:
-        super().__init__(**kwargs)
+    def __init__(self, size: int, *, name: str | None = None, id: str | None = None) -> None:
+        super().__init__(name=name, id=id)
         self.export_size = size
         self.runs: list[Run] = []
         self.mapped = 0  # bytes from 0 whose kind is known
@@ -102,7 +105,7 @@ class AllocationBar(Widget):
 
     # ---- data in
 
-    def add_extents(self, extents: Iterable) -> None:
+    def add_extents(self, extents: Iterable[ExtentView]) -> None:
         new = [Run(e.offset, e.length, extent_kind(e)) for e in extents]
         for run in new:
             last = self.runs[-1] if self.runs else None
@@ -183,7 +186,7 @@ class AllocationBar(Widget):
     def watch_cursor(self) -> None:
         self.refresh()
 
-    def on_click(self, event) -> None:
+    def on_click(self, event: events.Click) -> None:
         width = max(self.content_size.width, 1)
         offset = event.get_content_offset(self)
         if offset is None:

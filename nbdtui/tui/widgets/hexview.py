@@ -25,7 +25,7 @@ from typing import ClassVar
 from rich.segment import Segment
 from rich.style import Style
 from textual import events
-from textual.geometry import Region
+from textual.geometry import Region, Size
 from textual.message import Message
 from textual.strip import Strip
 from textual.widget import Widget
@@ -116,7 +116,7 @@ class HexView(Widget, can_focus=True):
         self.writable = False
         self.pane = HEX_PANE
         self.low_nibble = False  # the next hex digit typed sets the low nibble
-        self.anchor: int | None = None  # selection start (the cursor is its other end)
+        self.select_from: int | None = None  # selection start (the cursor is its other end)
         self.marking = False  # `v` pressed: moving extends the selection
         self.header_label: Callable[[int], str] = lambda sector: ""
         self.in_flight: set[int] = set()
@@ -150,18 +150,18 @@ class HexView(Widget, can_focus=True):
         lay = self.layout_rows
         return lay.offset_digits + 2 + 3 * lay.bytes_per_line + 1 + lay.bytes_per_line + 2 + 2
 
-    def get_content_width(self, container, viewport) -> int:
+    def get_content_width(self, container: Size, viewport: Size) -> int:
         return self.line_width
 
     @property
     def selection(self) -> tuple[int, int] | None:
         """The selected bytes as ``(first, last)`` inclusive, or ``None``."""
-        if self.anchor is None:
+        if self.select_from is None:
             return None
-        return min(self.anchor, self.cursor), max(self.anchor, self.cursor)
+        return min(self.select_from, self.cursor), max(self.select_from, self.cursor)
 
     def clear_selection(self) -> None:
-        self.anchor, self.marking = None, False
+        self.select_from, self.marking = None, False
         self._changed()
 
     def toggle_mark(self) -> None:
@@ -169,7 +169,7 @@ class HexView(Widget, can_focus=True):
         if self.marking:
             self.marking = False
         else:
-            self.anchor, self.marking = self.cursor, True
+            self.select_from, self.marking = self.cursor, True
         self._changed()
 
     # ---- movement -----------------------------------------------------------------
@@ -213,10 +213,10 @@ class HexView(Widget, can_focus=True):
         old = self.cursor
         self.cursor = self.layout_rows.clamp(offset)
         self.low_nibble = False
-        if extend and self.anchor is None:
-            self.anchor = old
+        if extend and self.select_from is None:
+            self.select_from = old
         elif not extend and not self.marking:
-            self.anchor = None
+            self.select_from = None
 
     def _scroll(self, top: int) -> None:
         self.top = self.layout_rows.clamp_top(top, self.rows)
@@ -481,7 +481,7 @@ class HexView(Widget, can_focus=True):
                     style = styles["pending"]
                 elif value == 0:
                     style = styles["zero"]
-            if pending and block is None:
+            if value is not None and block is None:  # pending, nothing read yet
                 hex_text, char = f"{value:02x}", _TEXT[value]
                 style = styles["pending"]
             if sel and sel[0] <= pos <= sel[1]:
