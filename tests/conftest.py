@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -26,6 +26,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from tests.support.fakes import FakeNbdServers  # noqa: E402
 from tests.support.servers import (  # noqa: E402
     Server,
     ServerFactory,
@@ -101,6 +102,17 @@ def ssh_home(sshd, monkeypatch) -> SshServer:
     monkeypatch.setenv("HOME", str(server.home))
     monkeypatch.delenv("SSH_AUTH_SOCK", raising=False)
     return server
+
+
+@pytest.fixture
+async def fake_server() -> AsyncIterator[Callable[..., Awaitable[str]]]:
+    """``await fake_server(scenario, structured=True) -> uri``: a fake NBD server (see
+    :class:`tests.support.fakes.FakeNbdServers`); the scenario runs after the handshake with
+    a :class:`~tests.support.fakes.Peer`; its exceptions fail the test."""
+    fakes = FakeNbdServers()
+    yield fakes.start
+    errors = await fakes.close()
+    assert not errors, errors
 
 
 @pytest.fixture

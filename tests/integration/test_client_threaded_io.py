@@ -27,7 +27,7 @@ from nbdtui.errors import (
     RequestError,
     RequestTimeoutError,
 )
-from tests.support.cli_helpers import nbdcopy_out
+from tests.support.oracles import nbdcopy_out
 
 MiB = 1 << 20
 

@@ -21,7 +21,8 @@ import pytest
 from nbdtui.client.transport.ssh.endpoint import ssh_route, tunnel_endpoint
 from nbdtui.errors import ConnectionLostError, NbdError, UriError
 from nbdtui.uri import Endpoint, parse
-from tests.support.cli_helpers import Result, assert_one_line_error, oracle
+from tests.support.cli_helpers import Result, assert_one_line_error
+from tests.support.oracles import oracle
 
 MiB = 1024 * 1024
 

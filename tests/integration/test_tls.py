@@ -28,9 +28,9 @@ from nbdtui.client.transport.stream import StreamProtocol
 from nbdtui.errors import TLSError, TLSRequiredError, UriError
 from nbdtui.proto.constants import IHAVEOPT, NBDMAGIC, OPTION_REPLY_MAGIC, Option, OptionReply
 from nbdtui.uri import parse
-from tests.integration.test_cli_report import SHARED_KEYS  # the keys both tools print
-from tests.support.cli_helpers import assert_one_line_error, oracle
+from tests.support.cli_helpers import assert_one_line_error
 from tests.support.cli_helpers import nbdtui as run_nbdtui
+from tests.support.oracles import SHARED_KEYS, oracle
 
 ROOT = Path(__file__).resolve().parent.parent
 MiB = 1024 * 1024

@@ -20,8 +20,7 @@ from nbdtui.tui.dialogs.login_prompts import HostKeyScreen, PasswordScreen
 from nbdtui.tui.screens.connect import ConnectScreen
 from nbdtui.tui.screens.export_info import ExportScreen
 from nbdtui.uri import parse
-
-from .conftest import SNAP_SIZE, text_of, wait_for
+from tests.support.pilot import SNAP_SIZE, text_of, wait_for
 
 MiB = 1024 * 1024
 SIZE = (140, 44)

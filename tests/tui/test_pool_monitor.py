@@ -14,7 +14,7 @@ import nbdtui
 from nbdtui.client import Pool
 from nbdtui.client.pool import PooledConnectionStats
 from nbdtui.tui.screens.pool_monitor import PoolScreen, state_text
-from tests.integration.test_resilience_timeout import ONE_THREAD
+from tests.support.servers import ONE_THREAD
 
 
 class Host(App):
