@@ -1,11 +1,12 @@
 """What the tests run from outside this repository, and which Debian package brings it.
 
 One table, :data:`PROGRAMS` (program -> package) plus :data:`SYSTEM_MODULES` (a module of
-Debian's own ``/usr/bin/python3`` -> package). ``scripts/install-deps.sh`` must install every
+Debian's own ``/usr/bin/python3`` -> package), and :data:`PYTHON_MODULES` for the few
+modules of the test interpreter that pip installs. ``scripts/install-deps.sh`` must install every
 package named here (``tests/unit/test_requirements.py`` checks its ``APT_PACKAGES``).
 
-A test asks with :func:`require` (or :func:`require_system_module`); when the program is
-missing the test FAILS, naming the package::
+A test asks with :func:`require` (or :func:`require_system_module`, :func:`require_module`);
+when the program is missing the test FAILS, naming the package::
 
     sfdisk is missing: apt-get install fdisk (scripts/install-deps.sh installs it)
 
@@ -16,6 +17,7 @@ for losetup, a Python without TLS-PSK), and say so.
 from __future__ import annotations
 
 import functools
+import importlib
 import os
 import shutil
 import subprocess
@@ -37,6 +39,8 @@ PROGRAMS: dict[str, str] = {
     "sshd": "openssh-server",
     "ssh": "openssh-client",
     "ssh-keygen": "openssh-client",
+    "ssh-agent": "openssh-client",
+    "ssh-add": "openssh-client",
     "openssl": "openssl",
     # oracles for the hex dump, partition tables and file systems
     "hexdump": "bsdextrautils",
@@ -46,6 +50,7 @@ PROGRAMS: dict[str, str] = {
     "fsck.fat": "dosfstools",
     "mdir": "mtools",
     "mcopy": "mtools",
+    "mtype": "mtools",
     "mkfs.ext2": "e2fsprogs",
     "mkfs.ext3": "e2fsprogs",
     "mkfs.ext4": "e2fsprogs",
@@ -54,6 +59,7 @@ PROGRAMS: dict[str, str] = {
     "mkntfs": "ntfs-3g",
     "ntfs-3g": "ntfs-3g",
     "blkid": "util-linux",
+    "mkswap": "util-linux",
     "losetup": "mount",
     "file": "file",
     # process control, the terminal and benchmarks
@@ -68,6 +74,12 @@ SYSTEM_PYTHON = "/usr/bin/python3"
 # Modules imported by SYSTEM_PYTHON in a subprocess -> the Debian package.
 SYSTEM_MODULES: dict[str, str] = {
     "nbd": "python3-libnbd",
+}
+
+# Python modules the tests import that are not in the standard library and that only some
+# tests need -> how to install them (they come with nbdtui's dependencies and test extras).
+PYTHON_MODULES: dict[str, str] = {
+    "bcrypt": "asyncssh[bcrypt], a dependency of nbdtui",
 }
 
 # Directories searched besides PATH: sshd, sfdisk, mkfs.* live in sbin, which a normal
@@ -122,3 +134,18 @@ def require_system_module(module: str) -> str:
         message = missing_message(what, SYSTEM_MODULES[module])
         pytest.fail(f"{message}; {error}", pytrace=False)
     return SYSTEM_PYTHON
+
+
+def require_module(module: str) -> None:
+    """Fails the test, naming how to install it, when ``module`` cannot be imported by this
+    Python (``scripts/install-deps.sh`` runs ``pip install -e '.[test]'``)."""
+    if module not in PYTHON_MODULES:
+        raise KeyError(f"{module!r} is not in tests/support/requirements.py's PYTHON_MODULES")
+    try:
+        importlib.import_module(module)
+    except ImportError as exc:
+        pytest.fail(
+            f"{module} is missing ({exc}): pip install -e '.[test]' installs it "
+            f"({PYTHON_MODULES[module]}; scripts/install-deps.sh runs that pip)",
+            pytrace=False,
+        )

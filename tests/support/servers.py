@@ -242,7 +242,7 @@ class SshServer(Server):
 
     def ssh_args(self, *command: str, options: Sequence[str] = ()) -> list[str]:
         """``ssh -F CONFIG [OPTIONS...] ALIAS COMMAND...`` as an argv list."""
-        return ["ssh", "-F", str(self.config_path), *options, self.alias, *command]
+        return [require("ssh"), "-F", str(self.config_path), *options, self.alias, *command]
 
     def run(self, *command: str, timeout: float = 30) -> subprocess.CompletedProcess[str]:
         """Run ``command`` on the server via the real ssh client; it must succeed."""
