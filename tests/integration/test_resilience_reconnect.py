@@ -186,13 +186,15 @@ async def test_cancel_closes_and_reopens_the_connection(nbdkit):
         assert cancel_connection(10**9) is False
 
 
-async def test_a_stalled_connection_shows_its_oldest_request(nbdkit):
-    server = nbdkit("memory", "1M", filters=("delay",), extra_options=("rdelay=4",))
+async def test_a_stalled_connection_shows_its_oldest_request(nbdkit, monkeypatch):
+    # STALL_SECONDS (3 s) lowered to 1 s, and the server's delay with it.
+    monkeypatch.setattr("nbdtui.client.pool.STALL_SECONDS", 1.0)
+    server = nbdkit("memory", "1M", filters=("delay",), extra_options=("rdelay=2",))
     async with nbdtui.open(server.uri, pool=Pool()) as export:
         read = asyncio.create_task(export.read(0, 512))
-        await asyncio.sleep(3.3)
+        await asyncio.sleep(1.3)
         [row] = export.connection_stats()
-        assert row.stalled and row.oldest_age >= 3 and row.in_flight == 1
+        assert row.stalled and row.oldest_age >= 1 and row.in_flight == 1
         assert await asyncio.wait_for(read, 5) == bytes(512)
         [row] = export.connection_stats()
         assert not row.stalled and row.oldest_age == 0

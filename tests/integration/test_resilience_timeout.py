@@ -96,7 +96,7 @@ def test_cli_connect_timeout_against_a_silent_listener(silent_listener, command)
 
 
 async def test_a_stalled_read_times_out_and_the_connection_is_reopened(nbdkit):
-    server = nbdkit("memory", "4M", filters=("delay",), extra_options=(*ONE_THREAD, "delay-read=3"))
+    server = nbdkit("memory", "4M", filters=("delay",), extra_options=(*ONE_THREAD, "delay-read=2"))
     async with nbdtui.open(server.uri, pool=Pool(), timeout=0.5) as export:
         await export.write(0x1000, b"written before")  # writes are not delayed
         [before] = export.connection_stats()
