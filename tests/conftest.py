@@ -1,9 +1,25 @@
-"""Fixtures that start real NBD servers (and sshd) for one test and stop them afterwards.
+"""The test suite's layout, and the fixtures every part shares.
 
-Every server fixture is a factory: call it as often as needed inside a test; everything it
-started is stopped at teardown. Servers listen on an ephemeral port of 127.0.0.1 or on a Unix
-socket in the test's ``tmp_path``. A missing binary skips the test, except when ``CI`` is set,
-where it fails. See ``tests/support/servers.py`` for the machinery and the :class:`Server` object.
+- ``tests/unit/``: bytes in, events out -- the protocol core, decoders, the editor model,
+  text formatting; no server, no network, no Textual app.
+- ``tests/integration/``: the client library, the embedded server and the CLI against real
+  servers (nbdkit, qemu-nbd, nbd-server, OpenSSH's sshd), with libnbd's tools as oracles.
+- ``tests/tui/``: the Textual app and the hex editor, driven by Textual's pilot (its
+  fixtures in ``tests/tui/conftest.py``).
+- ``tests/support/``: shared code, never tests -- ``fakes.py`` (fake NBD peers that are real
+  socket servers, in-memory exports, snapshot stand-ins), ``oracles.py`` (nbdinfo, nbdcopy,
+  nbdsh), ``servers.py`` (the server machinery behind the fixtures below), ``pilot.py``
+  (driving the app and the editor harness), ``requirements.py`` (every program a test runs
+  -> its Debian package), ``cli_helpers.py``, ``images.py``, ``tls_material.py``.
+
+A test module never imports another test module (nor a conftest): what two modules share
+goes to ``tests/support/``, and a fixture to a conftest. A missing program fails the test
+with the package to install (``require("sfdisk")``); skips are for platform limits only.
+
+The server fixtures are factories: call them as often as needed inside a test; everything
+they started is stopped at teardown. Servers listen on an ephemeral port of 127.0.0.1 or on a
+Unix socket in the test's ``tmp_path``. See ``tests/support/servers.py`` for the machinery and
+the :class:`Server` object.
 
     def test_example(nbdkit, qemu_nbd, make_image, tmp_path):
         mem = nbdkit("memory", "1M", log=True)           # Server; mem.uri, mem.log_path
