@@ -1,9 +1,25 @@
-"""Fixtures that start real NBD servers (and sshd) for one test and stop them afterwards.
+"""The test suite's layout, and the fixtures every part shares.
 
-Every server fixture is a factory: call it as often as needed inside a test; everything it
-started is stopped at teardown. Servers listen on an ephemeral port of 127.0.0.1 or on a Unix
-socket in the test's ``tmp_path``. A missing binary skips the test, except when ``CI`` is set,
-where it fails. See ``tests/support/servers.py`` for the machinery and the :class:`Server` object.
+- ``tests/unit/``: bytes in, events out -- the protocol core, decoders, the editor model,
+  text formatting; no server, no network, no Textual app.
+- ``tests/integration/``: the client library, the embedded server and the CLI against real
+  servers (nbdkit, qemu-nbd, nbd-server, OpenSSH's sshd), with libnbd's tools as oracles.
+- ``tests/tui/``: the Textual app and the hex editor, driven by Textual's pilot (its
+  fixtures in ``tests/tui/conftest.py``).
+- ``tests/support/``: shared code, never tests -- ``fakes.py`` (fake NBD peers that are real
+  socket servers, in-memory exports, snapshot stand-ins), ``oracles.py`` (nbdinfo, nbdcopy,
+  nbdsh), ``servers.py`` (the server machinery behind the fixtures below), ``pilot.py``
+  (driving the app and the editor harness), ``requirements.py`` (every program a test runs
+  -> its Debian package), ``cli_helpers.py``, ``images.py``, ``tls_material.py``.
+
+A test module never imports another test module (nor a conftest): what two modules share
+goes to ``tests/support/``, and a fixture to a conftest. A missing program fails the test
+with the package to install (``require("sfdisk")``); skips are for platform limits only.
+
+The server fixtures are factories: call them as often as needed inside a test; everything
+they started is stopped at teardown. Servers listen on an ephemeral port of 127.0.0.1 or on a
+Unix socket in the test's ``tmp_path``. See ``tests/support/servers.py`` for the machinery and
+the :class:`Server` object.
 
     def test_example(nbdkit, qemu_nbd, make_image, tmp_path):
         mem = nbdkit("memory", "1M", log=True)           # Server; mem.uri, mem.log_path
@@ -15,7 +31,7 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -26,6 +42,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from tests.support.fakes import FakeNbdServers  # noqa: E402
 from tests.support.servers import (  # noqa: E402
     Server,
     ServerFactory,
@@ -101,6 +118,17 @@ def ssh_home(sshd, monkeypatch) -> SshServer:
     monkeypatch.setenv("HOME", str(server.home))
     monkeypatch.delenv("SSH_AUTH_SOCK", raising=False)
     return server
+
+
+@pytest.fixture
+async def fake_server() -> AsyncIterator[Callable[..., Awaitable[str]]]:
+    """``await fake_server(scenario, structured=True) -> uri``: a fake NBD server (see
+    :class:`tests.support.fakes.FakeNbdServers`); the scenario runs after the handshake with
+    a :class:`~tests.support.fakes.Peer`; its exceptions fail the test."""
+    fakes = FakeNbdServers()
+    yield fakes.start
+    errors = await fakes.close()
+    assert not errors, errors
 
 
 @pytest.fixture

@@ -26,8 +26,9 @@ from nbdtui.client import Pool
 from nbdtui.editor.commit import commit
 from nbdtui.editor.edits import EditRange
 from nbdtui.editor.journal import Journal
-from tests.support.cli_helpers import assert_one_line_error, oracle
+from tests.support.cli_helpers import assert_one_line_error
 from tests.support.cli_helpers import nbdtui as run_cli
+from tests.support.oracles import oracle
 
 MiB = 1 << 20
 

@@ -4,29 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from tests.support.cli_helpers import assert_one_line_error, nbdtui, oracle
-
-# Keys both tools print for an export; nbdinfo adds "content" and "export-size-str".
-SHARED_KEYS = (
-    "export-name",
-    "description",
-    "uri",
-    "contexts",
-    "is_rotational",
-    "is_read_only",
-    "can_cache",
-    "can_df",
-    "can_fast_zero",
-    "can_flush",
-    "can_fua",
-    "can_multi_conn",
-    "can_trim",
-    "can_zero",
-    "export-size",
-    "block_size_minimum",
-    "block_size_preferred",
-    "block_size_maximum",
-)
+from tests.support.cli_helpers import assert_one_line_error, nbdtui
+from tests.support.oracles import SHARED_KEYS, oracle
 
 
 def assert_info_agrees(uri: str, *, except_keys: tuple[str, ...] = ()) -> dict:

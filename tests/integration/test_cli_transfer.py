@@ -13,7 +13,8 @@ import subprocess
 
 import pytest
 
-from tests.support.cli_helpers import assert_one_line_error, nbdcopy_out, nbdtui, oracle
+from tests.support.cli_helpers import assert_one_line_error, nbdtui
+from tests.support.oracles import nbdcopy_out, oracle
 
 MiB = 1024 * 1024
 

@@ -10,7 +10,7 @@ import pytest
 import nbdtui
 from nbdtui.client import Pool
 from nbdtui.errors import RequestError
-from tests.support.cli_helpers import nbdcopy_out
+from tests.support.oracles import nbdcopy_out
 
 KiB = 1024
 MiB = 1024 * KiB

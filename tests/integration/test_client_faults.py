@@ -1,7 +1,8 @@
 """Broken servers and unreachable endpoints: every waiter fails with a clear error.
 
-The misbehaving peers are real socket servers (asyncio.start_server) that do a minimal
-fixed-newstyle handshake and then send what no real server would.
+The misbehaving peers are the fake servers of tests/support/fakes.py (the ``fake_server``
+fixture): real sockets that do a minimal fixed-newstyle handshake and then send what no
+real server would.
 """
 
 from __future__ import annotations
@@ -9,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import socket
 import struct
-from collections.abc import Awaitable, Callable
 
 import pytest
 
@@ -25,105 +25,13 @@ from nbdtui.errors import (
     RequestError,
 )
 from nbdtui.proto.constants import (
-    IHAVEOPT,
-    NBDMAGIC,
-    OPTION_REPLY_MAGIC,
     SIMPLE_REPLY_MAGIC,
     STRUCTURED_REPLY_MAGIC,
     ChunkType,
     Command,
-    Option,
-    OptionReply,
     ReplyFlag,
-    TransmissionFlag,
 )
-
-SIZE = 1 << 20
-FLAGS = TransmissionFlag.HAS_FLAGS | TransmissionFlag.SEND_FLUSH
-
-
-class Peer:
-    """The transmission phase of one client, seen from the fake server."""
-
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter):
-        self.reader, self.writer = reader, writer
-
-    async def request(self) -> tuple[int, int, int, int, int, bytes]:
-        """(flags, type, cookie, offset, length, payload)"""
-        header = await self.reader.readexactly(28)
-        _, flags, kind, cookie, offset, length = struct.unpack(">IHHQQI", header)
-        payload = await self.reader.readexactly(length) if kind == Command.WRITE else b""
-        return flags, kind, cookie, offset, length, payload
-
-    async def requests(self, n: int):
-        return [await self.request() for _ in range(n)]
-
-    def simple(self, cookie: int, error: int = 0, payload: bytes = b"") -> None:
-        self.writer.write(struct.pack(">IIQ", SIMPLE_REPLY_MAGIC, error, cookie) + payload)
-
-    def chunk(self, cookie: int, kind: int, payload: bytes = b"", flags: int = 0) -> None:
-        header = struct.pack(">IHHQI", STRUCTURED_REPLY_MAGIC, flags, kind, cookie, len(payload))
-        self.writer.write(header + payload)
-
-    def send(self, data: bytes) -> None:
-        self.writer.write(data)
-
-
-Scenario = Callable[[Peer], Awaitable[None]]
-
-
-async def _option_reply(writer, option: int, reply: int, payload: bytes = b"") -> None:
-    writer.write(struct.pack(">QIII", OPTION_REPLY_MAGIC, option, reply, len(payload)) + payload)
-
-
-async def _handshake(reader, writer, *, structured: bool) -> None:
-    writer.write(struct.pack(">QQH", NBDMAGIC, IHAVEOPT, 3))  # FIXED_NEWSTYLE | NO_ZEROES
-    await reader.readexactly(4)
-    while True:
-        _, option, length = struct.unpack(">QII", await reader.readexactly(16))
-        await reader.readexactly(length)
-        if option == Option.STRUCTURED_REPLY and structured:
-            await _option_reply(writer, option, OptionReply.ACK)
-        elif option == Option.GO:
-            info = struct.pack(">HQH", 0, SIZE, FLAGS)
-            await _option_reply(writer, option, OptionReply.INFO, info)
-            await _option_reply(writer, option, OptionReply.ACK)
-            return
-        else:
-            await _option_reply(writer, option, OptionReply.ERR_UNSUP)
-
-
-@pytest.fixture
-async def fake_server():
-    """``await fake_server(scenario, structured=True) -> uri``; the scenario runs after
-    the handshake with a :class:`Peer`; its exceptions fail the test."""
-    servers, errors, tasks = [], [], []
-
-    async def start(scenario: Scenario, *, structured: bool = True) -> str:
-        async def handle(reader, writer):
-            tasks.append(asyncio.current_task())
-            try:
-                await _handshake(reader, writer, structured=structured)
-                await scenario(Peer(reader, writer))
-                await writer.drain()
-            except (asyncio.IncompleteReadError, ConnectionError, asyncio.CancelledError):
-                pass  # the client went away, or the test is over
-            except Exception as exc:  # pragma: no cover - reported below
-                errors.append(exc)
-            finally:
-                writer.close()
-
-        server = await asyncio.start_server(handle, "127.0.0.1", 0)
-        servers.append(server)
-        return f"nbd://127.0.0.1:{server.sockets[0].getsockname()[1]}/"
-
-    yield start
-    for server in servers:
-        server.close()
-    for task in tasks:
-        task.cancel()
-    await asyncio.gather(*tasks, return_exceptions=True)
-    assert not errors, errors
+from tests.support.fakes import Peer
 
 
 async def _many_reads(export, n: int):

@@ -11,7 +11,7 @@ import pytest
 import nbdtui
 from nbdtui.client import FileRange, Pool
 from nbdtui.errors import NbdError
-from tests.support.cli_helpers import nbdcopy_out, oracle
+from tests.support.oracles import nbdcopy_out, oracle
 
 KiB = 1024
 MiB = 1024 * KiB

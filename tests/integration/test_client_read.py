@@ -10,7 +10,7 @@ import nbdtui
 from nbdtui.client import Pool, probe
 from nbdtui.client.export import RangeError
 from nbdtui.errors import NbdError
-from tests.support.cli_helpers import nbdcopy_out, oracle
+from tests.support.oracles import nbdcopy_out, oracle
 
 KiB = 1024
 MiB = 1024 * KiB

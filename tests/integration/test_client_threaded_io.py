@@ -17,7 +17,6 @@ import nbdtui
 from nbdtui.cli.transfer import READ_PIECE as PIECE
 from nbdtui.cli.transfer import stream_read
 from nbdtui.client import Pool
-from nbdtui.client.connection import CLOSE_TIMEOUT
 from nbdtui.client.requests import FileRange
 from nbdtui.client.threaded_io import threaded_io
 from nbdtui.errors import (
@@ -27,7 +26,7 @@ from nbdtui.errors import (
     RequestError,
     RequestTimeoutError,
 )
-from tests.support.cli_helpers import nbdcopy_out
+from tests.support.oracles import nbdcopy_out
 
 MiB = 1 << 20
 
@@ -215,9 +214,14 @@ async def test_a_cancelled_read_leaves_its_buffer_alone_once_cancelled(nbdkit):
         await check_given_back(export, pattern(export.size - 9, 9))
 
 
-async def test_giving_up_on_a_server_that_does_not_answer_is_bounded(nbdkit):
+CLOSE_TIMEOUT = 1.0  # instead of connection.CLOSE_TIMEOUT, for the test below
+
+
+async def test_giving_up_on_a_server_that_does_not_answer_is_bounded(nbdkit, monkeypatch):
     # No timeout set, and the replies never come: cancelling the transfer (Ctrl-C) ends
-    # the lent streams after CLOSE_TIMEOUT, as closing a connection does.
+    # the lent streams after CLOSE_TIMEOUT, as closing a connection does. The engine's
+    # CLOSE_TIMEOUT (connection.CLOSE_TIMEOUT, 5 s) is lowered so the test does not wait it out.
+    monkeypatch.setattr("nbdtui.client.threaded_io.CLOSE_TIMEOUT", CLOSE_TIMEOUT)
     server = nbdkit(
         "pattern", "64M", filters=("delay",), extra_options=("--threads=1", "delay-read=60")
     )

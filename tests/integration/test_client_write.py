@@ -14,7 +14,7 @@ import nbdtui
 from nbdtui.client import Extent, Pool
 from nbdtui.errors import NotSupportedError
 from nbdtui.proto.constants import AllocationFlag
-from tests.support.cli_helpers import nbdcopy_out, oracle
+from tests.support.oracles import nbdcopy_out, oracle
 
 KiB = 1024
 MiB = 1024 * KiB

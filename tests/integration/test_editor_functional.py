@@ -6,7 +6,6 @@ commit and revert checked with nbdcopy, unreadable sectors read around.
 
 from __future__ import annotations
 
-import subprocess
 import time
 
 import nbdtui
@@ -17,19 +16,9 @@ from nbdtui.editor.edits import PendingEdits
 from nbdtui.editor.extents import next_data, previous_data
 from nbdtui.editor.journal import Journal
 from nbdtui.editor.search import find
+from tests.support.oracles import nbdcopy_out, nbdsh_write
 
-SYSTEM_PYTHON = "/usr/bin/python3"  # Debian's libnbd bindings (nbdsh)
 TIB = 1 << 40
-
-
-def nbdsh_write(uri: str, offset: int, data: bytes) -> None:
-    script = f"h.pwrite({data!r}, {offset})"
-    command = [SYSTEM_PYTHON, "-m", "nbd", "-u", uri, "-c", script]
-    subprocess.run(command, check=True, capture_output=True)
-
-
-def nbdcopy_read(uri: str) -> bytes:
-    return subprocess.run(["nbdcopy", uri, "-"], check=True, capture_output=True).stdout
 
 
 async def test_search_a_terabyte_memory_export(nbdkit):
@@ -73,17 +62,17 @@ async def test_commit_and_revert_on_a_real_server(nbdkit, tmp_path):
                 edits.write(2, b"AB", b"23")
                 edits.set_byte(9000, 0xEE, 0)
                 entry = await commit(export, edits, journal)
-                data = nbdcopy_read(server.uri)
+                data = nbdcopy_out(server.uri)
                 assert data[:10] == b"01AB456789" and data[9000] == 0xEE
                 assert journal.get(entry).state == "written"
                 assert journal.get(entry).endpoint == server.uri
                 await revert(export, journal, entry)
-                data = nbdcopy_read(server.uri)
+                data = nbdcopy_out(server.uri)
                 assert data[:10] == b"0123456789" and data[9000] == 0
                 zeroed = await zero_range(export, journal, 1, 3)
-                assert nbdcopy_read(server.uri)[:5] == b"0\0\0\x004"
+                assert nbdcopy_out(server.uri)[:5] == b"0\0\0\x004"
                 await revert(export, journal, zeroed)
-                assert nbdcopy_read(server.uri)[:5] == b"01234"
+                assert nbdcopy_out(server.uri)[:5] == b"01234"
     finally:
         await pool.close()
 

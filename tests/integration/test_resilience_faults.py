@@ -17,9 +17,10 @@ import nbdtui
 from nbdtui.client import Pool
 from nbdtui.errors import ConnectionLostError, ProtocolError, RequestError
 from nbdtui.proto.constants import STRUCTURED_REPLY_MAGIC, ChunkType, ReplyFlag
-from tests.integration.test_client_faults import Peer, fake_server  # noqa: F401 - the fixture
-from tests.support.cli_helpers import Result, assert_one_line_error, oracle
+from tests.support.cli_helpers import Result, assert_one_line_error
 from tests.support.cli_helpers import nbdtui as run_cli
+from tests.support.fakes import Peer
+from tests.support.oracles import oracle
 
 KiB, MiB = 1 << 10, 1 << 20
 
@@ -192,7 +193,7 @@ FAULTS = {
 
 @pytest.mark.timeout(30)
 @pytest.mark.parametrize("fault", sorted(FAULTS))
-async def test_every_waiter_fails_with_the_fault_named(fake_server, fault):  # noqa: F811
+async def test_every_waiter_fails_with_the_fault_named(fake_server, fault):
     cls, words = FAULTS[fault]
 
     async def scenario(peer: Peer) -> None:
@@ -217,7 +218,7 @@ async def test_every_waiter_fails_with_the_fault_named(fake_server, fault):  # n
 
 @pytest.mark.timeout(60)
 @pytest.mark.parametrize("fault", sorted(FAULTS))
-async def test_cli_prints_one_line_for_the_fault(fake_server, fault, tmp_path):  # noqa: F811
+async def test_cli_prints_one_line_for_the_fault(fake_server, fault, tmp_path):
     _, words = FAULTS[fault]
 
     async def scenario(peer: Peer) -> None:
@@ -244,7 +245,7 @@ async def test_cli_prints_one_line_for_the_fault(fake_server, fault, tmp_path): 
     assert_one_line_error(result, 1, words)
 
 
-async def test_after_garbage_the_export_reconnects_for_later_requests(fake_server):  # noqa: F811
+async def test_after_garbage_the_export_reconnects_for_later_requests(fake_server):
     """With a reconnect delay, the requests the garbage broke fail (their fate is not
     known to be good), and later requests go over a new connection."""
     connections: list[Peer] = []

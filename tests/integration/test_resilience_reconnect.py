@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import os
 import subprocess
 import sys
@@ -23,32 +22,11 @@ from nbdtui.client import Pool
 from nbdtui.client.pool import PooledConnectionStats, cancel_connection
 from nbdtui.client.resilience import ExportChangedError
 from nbdtui.errors import ConnectionLostError
-from tests.integration.test_client_faults import Peer, fake_server  # noqa: F401 - the fixture
-from tests.integration.test_resilience_timeout import ONE_THREAD
 from tests.support.cli_helpers import assert_one_line_error
-from tests.support.servers import Server, ServerFactory
+from tests.support.fakes import Peer
+from tests.support.servers import ONE_THREAD, Server
 
 MiB = 1 << 20
-
-
-def restart(servers: ServerFactory, server: Server, image: Path | None = None) -> Server:
-    """Start the killed qemu-nbd ``server`` again on the same socket (optionally serving
-    another image)."""
-    assert server.socket is not None
-    with contextlib.suppress(FileNotFoundError):
-        os.unlink(server.socket)
-    argv = list(server.argv)
-    if image is not None:
-        argv[-1] = str(image)
-    work = Path(server.socket).parent
-    process, _, used = servers._launch(
-        "qemu-nbd",
-        lambda port: argv,
-        unix_path=server.socket,
-        output=work / "restarted.log",
-        cwd=work,
-    )
-    return servers._register(dataclasses.replace(server, process=process, argv=used))
 
 
 def random_image(make_image, tmp_path: Path, size: int, name: str = "disk.img") -> Path:
@@ -57,7 +35,7 @@ def random_image(make_image, tmp_path: Path, size: int, name: str = "disk.img") 
 
 async def restart_later(servers, server, delay: float, image: Path | None = None) -> Server:
     await asyncio.sleep(delay)
-    return await asyncio.to_thread(restart, servers, server, image)
+    return await asyncio.to_thread(servers.restart, server, image)
 
 
 # ---- the library ------------------------------------------------------------------------
@@ -108,7 +86,7 @@ async def test_writes_in_flight_are_replayed_and_flush_tells_about_acknowledged_
 
 @pytest.mark.parametrize("reconnect_delay", [0, 5])
 async def test_a_write_is_done_only_after_its_reply_and_sent_again_after_a_drop(
-    fake_server,  # noqa: F811
+    fake_server,
     reconnect_delay,
 ):
     """The first connection takes the write and drops without answering; the second
@@ -180,7 +158,7 @@ async def test_a_shrunken_export_is_refused(servers, qemu_nbd, make_image, tmp_p
     async with nbdtui.open(server.uri, pool=Pool(), reconnect_delay=20) as export:
         await export.read(0, 512)
         server.kill()
-        await asyncio.to_thread(restart, servers, server, small)
+        await asyncio.to_thread(servers.restart, server, small)
         t0 = time.monotonic()
         with pytest.raises(ExportChangedError, match="size shrank from 4194304 to 1048576"):
             await export.read(0, 512)
@@ -208,13 +186,15 @@ async def test_cancel_closes_and_reopens_the_connection(nbdkit):
         assert cancel_connection(10**9) is False
 
 
-async def test_a_stalled_connection_shows_its_oldest_request(nbdkit):
-    server = nbdkit("memory", "1M", filters=("delay",), extra_options=("rdelay=4",))
+async def test_a_stalled_connection_shows_its_oldest_request(nbdkit, monkeypatch):
+    # STALL_SECONDS (3 s) lowered to 1 s, and the server's delay with it.
+    monkeypatch.setattr("nbdtui.client.pool.STALL_SECONDS", 1.0)
+    server = nbdkit("memory", "1M", filters=("delay",), extra_options=("rdelay=2",))
     async with nbdtui.open(server.uri, pool=Pool()) as export:
         read = asyncio.create_task(export.read(0, 512))
-        await asyncio.sleep(3.3)
+        await asyncio.sleep(1.3)
         [row] = export.connection_stats()
-        assert row.stalled and row.oldest_age >= 3 and row.in_flight == 1
+        assert row.stalled and row.oldest_age >= 1 and row.in_flight == 1
         assert await asyncio.wait_for(read, 5) == bytes(512)
         [row] = export.connection_stats()
         assert not row.stalled and row.oldest_age == 0
@@ -276,7 +256,7 @@ def test_cli_read_with_reconnect_survives_a_restart(servers, qemu_nbd, make_imag
         server.kill()
         time.sleep(1.0)
         assert proc.poll() is None  # still waiting for the server
-        restart(servers, server)
+        servers.restart(server)
         _, stderr = proc.communicate(timeout=60)
     finally:
         proc.kill()

@@ -12,14 +12,15 @@ import pytest
 import nbdtui
 from nbdtui.client import Pool
 from nbdtui.errors import ConnectError, RequestTimeoutError
-from tests.support.cli_helpers import assert_one_line_error, oracle
+from tests.support.cli_helpers import assert_one_line_error
 from tests.support.cli_helpers import nbdtui as run_cli
+from tests.support.oracles import oracle
+from tests.support.servers import ONE_THREAD
 
 MiB = 1 << 20
 # nbdkit 1.32 can abort (connections.c: raw_send_socket: Assertion `sock >= 0') when a
 # client closes a connection while several of its threads serve requests of it, as
 # nbdtui does on a timeout: the servers of these tests serve each connection with one.
-ONE_THREAD = ("--threads=1",)
 
 
 class Ticker:
@@ -95,7 +96,7 @@ def test_cli_connect_timeout_against_a_silent_listener(silent_listener, command)
 
 
 async def test_a_stalled_read_times_out_and_the_connection_is_reopened(nbdkit):
-    server = nbdkit("memory", "4M", filters=("delay",), extra_options=(*ONE_THREAD, "delay-read=3"))
+    server = nbdkit("memory", "4M", filters=("delay",), extra_options=(*ONE_THREAD, "delay-read=2"))
     async with nbdtui.open(server.uri, pool=Pool(), timeout=0.5) as export:
         await export.write(0x1000, b"written before")  # writes are not delayed
         [before] = export.connection_stats()

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.requirements import require
 from tests.support.servers import (
     Server,
     ServerFactory,
@@ -21,14 +22,14 @@ from tests.support.servers import (
     TlsCerts,
     is_alive,
     is_listening,
-    require_binary,
 )
 
 MiB = 1024 * 1024
 
 
 def run(*args: str, input: bytes | None = None, check: bool = True) -> subprocess.CompletedProcess:
-    proc = subprocess.run(args, input=input, capture_output=True, timeout=60)
+    argv = (require(args[0]), *args[1:])
+    proc = subprocess.run(argv, input=input, capture_output=True, timeout=60)
     if check:
         assert proc.returncode == 0, f"{args}: {proc.stderr.decode()}"
     return proc
@@ -448,12 +449,3 @@ def test_kill_is_abrupt(nbdkit):
 def test_start_failure_reports_the_server_output(nbdkit):
     with pytest.raises(ServerStartError, match="no-such-plugin"):
         nbdkit("no-such-plugin")
-
-
-def test_missing_binary_skips_but_fails_under_ci(monkeypatch):
-    monkeypatch.delenv("CI", raising=False)
-    with pytest.raises(pytest.skip.Exception, match="not installed"):
-        require_binary("nbdtui-no-such-binary")
-    monkeypatch.setenv("CI", "true")
-    with pytest.raises(pytest.fail.Exception, match="CI is set"):
-        require_binary("nbdtui-no-such-binary")

@@ -21,7 +21,9 @@ import pytest
 from nbdtui.client.transport.ssh.endpoint import ssh_route, tunnel_endpoint
 from nbdtui.errors import ConnectionLostError, NbdError, UriError
 from nbdtui.uri import Endpoint, parse
-from tests.support.cli_helpers import Result, assert_one_line_error, oracle
+from tests.support.cli_helpers import Result, assert_one_line_error
+from tests.support.oracles import oracle
+from tests.support.requirements import require
 
 MiB = 1024 * 1024
 
@@ -312,7 +314,6 @@ async def test_tls_inside_the_tunnel(ssh_home, nbdkit, tls_certs):
 
 
 def test_cli_tls_inside_the_tunnel(sshd, nbdkit, tls_certs):
-    pytest.importorskip("nbdtui.client.transport.tls")
     server = sshd()
     nbd = nbdkit("memory", "2M", unix=True, tls=tls_certs)
     uri = server.nbd_ssh_uri("", nbd.socket).replace("nbd+ssh:", "nbds+ssh:")
@@ -357,14 +358,16 @@ def test_default_key_and_agent(sshd, disk, tmp_path):
     assert r.returncode == 0, r.stderr
 
     agent_sock = tmp_path / "agent.sock"
-    agent = subprocess.Popen(["ssh-agent", "-D", "-a", str(agent_sock)], stdout=subprocess.DEVNULL)
+    agent = subprocess.Popen(
+        [require("ssh-agent"), "-D", "-a", str(agent_sock)], stdout=subprocess.DEVNULL
+    )
     try:
         deadline = time.monotonic() + 10
         while not agent_sock.exists() and time.monotonic() < deadline:
             time.sleep(0.02)
         env = {**server.env(), "SSH_AUTH_SOCK": str(agent_sock)}
         subprocess.run(
-            ["ssh-add", str(server.client_key)], env=env, check=True, capture_output=True
+            [require("ssh-add"), str(server.client_key)], env=env, check=True, capture_output=True
         )
         hidden = server.client_key.with_name("moved-away")
         server.client_key.rename(hidden)
@@ -388,7 +391,7 @@ def test_default_key_and_agent(sshd, disk, tmp_path):
 def _other_key(tmp_path: Path) -> Path:
     key = tmp_path / "other_ed25519"
     subprocess.run(
-        ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)],
+        [require("ssh-keygen"), "-q", "-t", "ed25519", "-N", "", "-f", str(key)],
         check=True,
         capture_output=True,
     )

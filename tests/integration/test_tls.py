@@ -28,9 +28,9 @@ from nbdtui.client.transport.stream import StreamProtocol
 from nbdtui.errors import TLSError, TLSRequiredError, UriError
 from nbdtui.proto.constants import IHAVEOPT, NBDMAGIC, OPTION_REPLY_MAGIC, Option, OptionReply
 from nbdtui.uri import parse
-from tests.integration.test_cli_report import SHARED_KEYS  # the keys both tools print
-from tests.support.cli_helpers import assert_one_line_error, oracle
+from tests.support.cli_helpers import assert_one_line_error
 from tests.support.cli_helpers import nbdtui as run_nbdtui
+from tests.support.oracles import SHARED_KEYS, oracle
 
 ROOT = Path(__file__).resolve().parents[2]  # the checkout: tests/integration/ is two below
 MiB = 1024 * 1024
@@ -476,10 +476,10 @@ def test_psk_with_another_python(nbdkit, tls_certs, tmp_path):
     """Where the tests run on Python < 3.13, run the PSK path on a newer Python of this
     machine (the client needs nothing outside the standard library)."""
     if HAVE_PSK:
-        pytest.skip("covered in process")
+        pytest.skip("this Python has TLS-PSK: test_psk_in_process covers it")
     python = _python_with_psk()
     if python is None:
-        pytest.skip("no Python 3.13+ on this machine")
+        pytest.skip("TLS-PSK needs Python 3.13+, and this machine has none")
     _, uri = _psk_server(nbdkit, tls_certs)
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     proc = subprocess.run(

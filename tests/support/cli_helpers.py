@@ -33,18 +33,6 @@ def nbdtui(*args: str, input: bytes | None = None, timeout: float = 60) -> Resul
     return Result(proc.returncode, proc.stdout, proc.stderr.decode())
 
 
-def oracle(*args: str, input: bytes | None = None) -> bytes:
-    """Run a libnbd tool (nbdinfo, nbdcopy) and return its stdout; it must succeed."""
-    proc = subprocess.run(args, input=input, capture_output=True, timeout=60)
-    assert proc.returncode == 0, f"{args}: {proc.stderr.decode()}"
-    return proc.stdout
-
-
-def nbdcopy_out(uri: str) -> bytes:
-    """The whole export, as nbdcopy reads it."""
-    return oracle("nbdcopy", uri, "-")
-
-
 def assert_one_line_error(result: Result, code: int, *needles: str) -> None:
     assert result.returncode == code, (result.returncode, result.stderr)
     lines = result.stderr.strip().splitlines()

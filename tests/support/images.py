@@ -6,7 +6,7 @@ import itertools
 import subprocess
 from pathlib import Path
 
-from tests.support.processes import require_binary
+from tests.support.requirements import require
 
 # --------------------------------------------------------------------------- images
 
@@ -23,7 +23,7 @@ def make_image(
     For qcow2 with content, a raw image is written first and converted, so the guest-visible
     bytes are exactly ``content`` followed by zeros.
     """
-    qemu_img = require_binary("qemu-img")
+    qemu_img = require("qemu-img")
     if content is not None and len(content) > size:
         raise ValueError(f"content ({len(content)} bytes) is larger than the image ({size})")
     if name is None:

@@ -1,4 +1,4 @@
-"""Test-server processes: finding binaries, reading /proc (who listens where, whose
+"""Test-server processes: reading /proc (who listens where, whose
 child is who), free ports, and making servers die with pytest."""
 
 from __future__ import annotations
@@ -10,31 +10,6 @@ import subprocess
 import sys
 from collections.abc import Iterable
 from pathlib import Path
-
-import pytest
-
-# --------------------------------------------------------------------------- binaries
-
-
-def in_ci() -> bool:
-    """True when the ``CI`` environment variable is set (to anything but false/0/no)."""
-    return os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
-
-
-def missing(reason: str) -> None:
-    """Skip the current test, or fail it under CI, where nothing may be skipped silently."""
-    if in_ci():
-        pytest.fail(f"{reason} (CI is set, so this is a failure, not a skip)", pytrace=False)
-    pytest.skip(reason)
-
-
-def require_binary(name: str) -> str:
-    """The absolute path of ``name`` (also looked up in /usr/sbin and /sbin); skip if absent."""
-    path = shutil.which(name) or shutil.which(name, path="/usr/sbin:/sbin:/usr/local/sbin")
-    if path is None:
-        missing(f"{name} is not installed (scripts/install-deps.sh installs it)")
-    return path
-
 
 # --------------------------------------------------------------------------- /proc helpers
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import dataclasses
 import itertools
 import os
 import pwd
@@ -35,9 +36,9 @@ from tests.support.processes import (
     is_listening,
     pdeathsig_prefix,
     process_tree,
-    require_binary,
     tail_of,
 )
+from tests.support.requirements import require
 from tests.support.tls_material import TlsCerts, make_tls_certs, tls_directory
 
 READY_TIMEOUT = float(os.environ.get("NBDTUI_TEST_SERVER_TIMEOUT", "20"))
@@ -51,8 +52,14 @@ MAX_UNIX_PATH = 107
 
 KINDS = ("nbdkit", "qemu-nbd", "nbd-server", "sshd")
 
+# nbdkit 1.32 can abort (connections.c: raw_send_socket: Assertion `sock >= 0') when a
+# client closes a connection while several of its threads serve requests of it, as
+# nbdtui does on a timeout: tests that make nbdtui close connections serve each with one.
+ONE_THREAD = ("--threads=1",)
+
 # Names the test modules import from here.
 __all__ = [
+    "ONE_THREAD",
     "Server",
     "ServerFactory",
     "ServerStartError",
@@ -62,7 +69,7 @@ __all__ = [
     "is_listening",
     "make_image",
     "make_tls_certs",
-    "require_binary",
+    "require",
 ]
 
 
@@ -209,7 +216,7 @@ class SshServer(Server):
         key = self.home / ".ssh" / "id_encrypted"
         kind = ["-t", "ecdsa", "-m", "PEM"] if pem else ["-t", "ed25519"]
         subprocess.run(
-            ["ssh-keygen", "-q", *kind, "-N", passphrase, "-f", str(key)],
+            [require("ssh-keygen"), "-q", *kind, "-N", passphrase, "-f", str(key)],
             check=True,
             capture_output=True,
         )
@@ -235,7 +242,7 @@ class SshServer(Server):
 
     def ssh_args(self, *command: str, options: Sequence[str] = ()) -> list[str]:
         """``ssh -F CONFIG [OPTIONS...] ALIAS COMMAND...`` as an argv list."""
-        return ["ssh", "-F", str(self.config_path), *options, self.alias, *command]
+        return [require("ssh"), "-F", str(self.config_path), *options, self.alias, *command]
 
     def run(self, *command: str, timeout: float = 30) -> subprocess.CompletedProcess[str]:
         """Run ``command`` on the server via the real ssh client; it must succeed."""
@@ -416,7 +423,7 @@ class ServerFactory:
                    "*) exit 1;; esac",
                    "pread=dd if=/dev/zero count=$3 iflag=count_bytes status=none")
         """
-        binary = require_binary("nbdkit")
+        binary = require("nbdkit")
         _, work = self._workdir("nbdkit")
         stderr_path = work / "stderr.log"
         log_path = work / "requests.log" if log else None
@@ -491,7 +498,7 @@ class ServerFactory:
         for qemu:allocation-depth, ``("--discard=unmap",)``). ``tls`` adds
         ``--object tls-creds-x509,dir=DIR,endpoint=server,verify-peer=...``.
         """
-        binary = require_binary("qemu-nbd")
+        binary = require("qemu-nbd")
         image = Path(image).resolve()
         _, work = self._workdir("qemu-nbd")
         output = work / "stderr.log"
@@ -573,7 +580,7 @@ class ServerFactory:
         that supervisor, ``pids()`` includes the daemon. After daemonizing it logs to syslog
         only; ``log_path`` holds what it printed before.
         """
-        binary = require_binary("nbd-server")
+        binary = require("nbd-server")
         if not exports:
             raise ValueError("nbd_server needs at least one export")
         _, work = self._workdir("nbd-server")
@@ -653,6 +660,25 @@ class ServerFactory:
         server.uri = server.uri_for(first)
         return self._register(server)
 
+    def restart(self, server: Server, image: Path | None = None) -> Server:
+        """Start the killed qemu-nbd ``server`` again on the same Unix socket (optionally
+        serving another image); the new server is stopped at teardown like the others."""
+        assert server.kind == "qemu-nbd" and server.socket is not None, server
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(server.socket)
+        argv = list(server.argv)
+        if image is not None:
+            argv[-1] = str(image)
+        work = Path(server.socket).parent
+        process, _, used = self._launch(
+            "qemu-nbd",
+            lambda port: argv,
+            unix_path=server.socket,
+            output=work / "restarted.log",
+            cwd=work,
+        )
+        return self._register(dataclasses.replace(server, process=process, argv=used))
+
     # ------------------------------------------------------------------ sshd
 
     def sshd(self, alias: str = "nbdtui-sshd", extra_config: Sequence[str] = ()) -> SshServer:
@@ -661,9 +687,9 @@ class ServerFactory:
         Public-key login as the current user (root in CI), TCP and Unix-socket forwarding
         allowed. ``extra_config`` lines are appended to sshd_config.
         """
-        sshd = require_binary("sshd")
-        keygen = require_binary("ssh-keygen")
-        require_binary("ssh")
+        sshd = require("sshd")
+        keygen = require("ssh-keygen")
+        require("ssh")
         _, work = self._workdir("sshd")
         output = work / "sshd.log"
         user = pwd.getpwuid(os.geteuid()).pw_name

@@ -9,7 +9,7 @@ import subprocess
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from tests.support.processes import require_binary
+from tests.support.requirements import require
 
 
 @dataclass(frozen=True)
@@ -71,7 +71,7 @@ class TlsCerts:
 
 
 def _openssl(cwd: Path, *args: str) -> None:
-    openssl = require_binary("openssl")
+    openssl = require("openssl")
     proc = subprocess.run(
         [openssl, *args], cwd=cwd, capture_output=True, text=True, stdin=subprocess.DEVNULL
     )

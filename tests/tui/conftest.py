@@ -1,26 +1,22 @@
-"""Fixtures for the app-shell tests: an isolated config dir, an app factory, and
-deterministic stand-ins for an open export (for snapshots only; pilot tests use real
-servers)."""
+"""Fixtures for the UI tests: an isolated config dir, an app factory, the demo disk served
+by qemu-nbd, and deterministic stand-ins for an open export (for snapshots only; pilot tests
+use real servers). The pilot helpers are in ``tests/support/pilot.py``, the stand-ins in
+``tests/support/fakes.py``."""
 
 from __future__ import annotations
 
-import json
-import subprocess
-import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from pathlib import Path
 
 import pytest
-from textual.widgets import Input, Static
 
 from nbdtui.client.export import Extent
-from nbdtui.proto.client_events import ExportsListed, Negotiated
+from nbdtui.proto.client_events import ExportsListed
 from nbdtui.proto.constants import TransmissionFlag as TF
 from nbdtui.proto.types import ExportDetails, ExportInfo
 from nbdtui.tui.app import NbdtuiApp, create_app
 from nbdtui.tui.history import History
-
-SNAP_SIZE = (100, 32)
+from tests.support.fakes import FakeExport, FakeStats
+from tests.support.pilot import save_demo_image
 
 
 @pytest.fixture(autouse=True)
@@ -42,92 +38,19 @@ def make_app(tmp_path):
     return make
 
 
-# ---- pilot helpers (imported by the tests) ----------------------------------------
+@pytest.fixture
+def demo_image(tmp_path) -> Path:
+    """The demo disk (GPT, four partitions, fixed bytes) as a raw image file."""
+    return save_demo_image(tmp_path)
 
 
-def text_of(widget: Static) -> str:
-    """The plain text a Static shows (markup removed)."""
-    return str(widget.render()).strip()
-
-
-async def type_uri(pilot, uri: str) -> None:
-    """Replace the connect screen's URI field with ``uri``, as typed."""
-    field = pilot.app.screen.query_one("#uri", Input)
-    field.focus()
-    field.value = ""
-    await pilot.press(*uri)
-    await pilot.pause()
-
-
-async def wait_for(pilot, predicate: Callable[[], object], timeout: float = 15.0) -> None:
-    """Let the app run until ``predicate()`` is true (workers do the network calls)."""
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {predicate}")
-        await pilot.pause(0.05)
-
-
-def nbdinfo_json(uri: str, *args: str) -> dict:
-    """The oracle: libnbd's own view of a server."""
-    out = subprocess.run(
-        ["nbdinfo", "--json", *args, uri], check=True, capture_output=True, text=True
-    ).stdout
-    return json.loads(out)
+@pytest.fixture
+def demo_uri(qemu_nbd, demo_image) -> str:
+    """The demo disk served by qemu-nbd on a Unix socket (export "disk")."""
+    return qemu_nbd(demo_image, export="disk", unix=True).uri
 
 
 # ---- deterministic stand-ins for snapshots ------------------------------------------
-
-
-@dataclass
-class FakeStats:
-    endpoint: str
-    export: str
-    state: str = "ready"
-    in_flight: int = 0
-    window: int = 16
-    bytes_read: int = 0
-    bytes_written: int = 0
-    errors: int = 0
-    requests: int = 0
-    error: str | None = None
-
-
-FLAGS = TF.HAS_FLAGS | TF.SEND_FLUSH | TF.SEND_FUA | TF.SEND_TRIM | TF.SEND_WRITE_ZEROES
-
-
-@dataclass
-class FakeExport:
-    name: str = "disk"
-    size: int = 64 * 1024 * 1024
-    flags: int = int(FLAGS)
-    extents_list: list[Extent] = field(default_factory=list)
-    stats: list[FakeStats] = field(default_factory=list)
-    closed: bool = False
-
-    @property
-    def info(self) -> ExportInfo:
-        return ExportInfo(self.name, self.size, self.flags, "demo disk", 1, 4096, 33554432)
-
-    @property
-    def negotiated(self) -> Negotiated:
-        return Negotiated(
-            self.info,
-            "newstyle-fixed",
-            True,
-            meta_contexts=(("base:allocation", 1),),
-            available_contexts=("base:allocation",),
-        )
-
-    async def extents(self, offset: int, length: int) -> list[Extent]:
-        end = offset + length
-        return [e for e in self.extents_list if e.offset < end and e.offset + e.length > offset]
-
-    def connection_stats(self) -> list[FakeStats]:
-        return self.stats
-
-    async def close(self) -> None:
-        self.closed = True
 
 
 @pytest.fixture

@@ -11,8 +11,7 @@ from nbdtui.errors import UriError
 from nbdtui.tui.screens.connect import ConnectScreen
 from nbdtui.tui.screens.export_info import ExportScreen
 from nbdtui.uri import parse
-
-from .conftest import text_of, type_uri, wait_for
+from tests.support.pilot import text_of, type_uri, wait_for
 
 
 async def test_typing_a_uri_shows_what_it_parsed(make_app):

@@ -12,8 +12,8 @@ from nbdtui.tui.screens.pool_monitor import PoolScreen
 from nbdtui.tui.screens.remote_exports import ServerScreen
 from nbdtui.tui.widgets.allocation import DATA, HOLE, KIND_CHARS, AllocationBar, cell_range
 from nbdtui.uri import parse
-
-from .conftest import nbdinfo_json, text_of, wait_for
+from tests.support.oracles import nbdinfo_json
+from tests.support.pilot import text_of, wait_for
 
 MIB = 1024 * 1024
 SIZE = 16 * MIB

@@ -6,9 +6,7 @@ import asyncio
 import os
 
 from nbdtui.tui.app import RECONNECT_DELAY
-from tests.integration.test_resilience_reconnect import restart
-
-from .conftest import wait_for
+from tests.support.pilot import wait_for
 
 MiB = 1 << 20
 
@@ -36,4 +34,4 @@ def _restart_after(servers, server):
     import time
 
     time.sleep(1.0)
-    return restart(servers, server)
+    return servers.restart(server)

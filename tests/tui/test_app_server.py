@@ -8,8 +8,8 @@ from nbdtui.tui.dialogs.switcher import SwitcherScreen
 from nbdtui.tui.screens.connect import ConnectScreen
 from nbdtui.tui.screens.export_info import ExportScreen
 from nbdtui.tui.screens.remote_exports import ServerScreen
-
-from .conftest import nbdinfo_json, text_of, wait_for
+from tests.support.oracles import nbdinfo_json
+from tests.support.pilot import text_of, wait_for
 
 MIB = 1024 * 1024
 

@@ -7,8 +7,7 @@ the SVGs (tests/tui/__snapshots__/) before committing them.
 from __future__ import annotations
 
 from nbdtui.uri import parse
-
-from .conftest import SNAP_SIZE
+from tests.support.pilot import SNAP_SIZE
 
 SERVER = parse("nbd://nas.example:10809/")
 

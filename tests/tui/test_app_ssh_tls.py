@@ -20,8 +20,8 @@ from nbdtui.tui.dialogs.login_prompts import HostKeyScreen, PasswordScreen
 from nbdtui.tui.screens.connect import ConnectScreen
 from nbdtui.tui.screens.export_info import ExportScreen
 from nbdtui.uri import parse
-
-from .conftest import SNAP_SIZE, text_of, wait_for
+from tests.support.pilot import SNAP_SIZE, text_of, wait_for
+from tests.support.requirements import require, require_module
 
 MiB = 1024 * 1024
 SIZE = (140, 44)
@@ -94,7 +94,7 @@ async def fail_on_connect_screen(pilot) -> str:
 def fingerprint(public_key: Path) -> str:
     """The oracle: ssh-keygen's SHA256 fingerprint of a public key file."""
     out = subprocess.run(
-        ["ssh-keygen", "-l", "-E", "sha256", "-f", str(public_key)],
+        [require("ssh-keygen"), "-l", "-E", "sha256", "-f", str(public_key)],
         check=True,
         capture_output=True,
         text=True,
@@ -262,7 +262,7 @@ async def test_unknown_host_key_modal_no_then_yes(make_app, ssh_home, memory):
 async def test_changed_host_key_is_refused_without_asking(make_app, ssh_home, memory, tmp_path):
     other = tmp_path / "other_ed25519"
     subprocess.run(
-        ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(other)],
+        [require("ssh-keygen"), "-q", "-t", "ed25519", "-N", "", "-f", str(other)],
         check=True,
         capture_output=True,
     )
@@ -284,7 +284,7 @@ async def test_changed_host_key_is_refused_without_asking(make_app, ssh_home, me
 
 
 async def test_passphrase_modal_cancel_then_answer(make_app, ssh_home, memory):
-    pytest.importorskip("bcrypt")
+    require_module("bcrypt")
     key = ssh_home.use_encrypted_key()
     app = make_app()
     async with app.run_test(size=SIZE) as pilot:

@@ -7,28 +7,14 @@ out of the picture.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 from nbdtui.disk.demo_image import HELLO_OFFSET
-from tests.tui.test_editor_view import (
+from tests.support.pilot import (
     EditorHarness,
     press,
-    save_demo_image,
     settle,
 )
-
-
-@pytest.fixture
-def demo_image(tmp_path) -> Path:
-    return save_demo_image(tmp_path)
-
-
-@pytest.fixture
-def demo_uri(qemu_nbd, demo_image) -> str:
-    return qemu_nbd(demo_image, export="disk", unix=True).uri
-
 
 SIZE = (110, 36)
 

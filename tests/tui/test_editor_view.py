@@ -1,118 +1,21 @@
 """Pilot tests of the hex editor against real servers: size, navigation, goto, search,
 inspector, partition overlay, block-status jumps.
 
-Also home of the harness the other editor test modules import: :class:`EditorHarness`
-opens an export with the real client and shows :class:`EditorScreen` on it.
+The harness (:class:`EditorHarness`, ``settle``, ``press``...) is in ``tests/support/pilot.py``.
 """
 
 from __future__ import annotations
 
-import contextlib
-import subprocess
 import time
-from pathlib import Path
 
-import pytest
 from textual import events
-from textual.app import App
 from textual.widgets import Input, Label, OptionList, Static
 
-import nbdtui
-from nbdtui.client.pool import Pool
-from nbdtui.disk.demo_image import HELLO_OFFSET, build_demo_image
-from nbdtui.editor.journal import Journal
-from nbdtui.tui.screens.sector_editor import EditorScreen
+from nbdtui.disk.demo_image import HELLO_OFFSET
+from tests.support.oracles import nbdsh_write
+from tests.support.pilot import EditorHarness, notes, press, rows, settle, status
 
 TIB = 1 << 40
-
-
-class EditorHarness(App):
-    """An app that only opens ``uri`` and shows the editor on it."""
-
-    def __init__(self, uri: str, journal: Path | None = None, sector_size: int = 512) -> None:
-        super().__init__()
-        self.uri = uri
-        self.journal = Journal(journal) if journal else None
-        self.sector_size = sector_size
-        self.editor: EditorScreen | None = None
-        self.closed = False
-
-    async def on_mount(self) -> None:
-        self.pool = Pool()
-        self.stack = contextlib.AsyncExitStack()
-        self.export = await self.stack.enter_async_context(nbdtui.open(self.uri, pool=self.pool))
-        self.editor = EditorScreen(self.export, journal=self.journal, sector_size=self.sector_size)
-        await self.push_screen(self.editor, lambda _: setattr(self, "closed", True))
-
-    async def on_unmount(self) -> None:
-        await self.stack.aclose()
-        await self.pool.close()
-        if self.journal:
-            self.journal.close()
-
-
-async def settle(pilot, timeout: float = 20.0) -> None:
-    """Wait until the editor is up and no fetch, search or write is running."""
-    app = pilot.app
-    deadline = time.monotonic() + timeout
-    while True:
-        editor = getattr(app, "editor", None)
-        busy = [w for w in app.workers if w.is_running]
-        if app.closed and not busy:
-            break
-        if editor is not None and editor.is_mounted and not editor.view.in_flight and not busy:
-            break
-        if time.monotonic() > deadline:
-            raise AssertionError(f"editor still busy: {busy}")
-        await pilot.pause(0.02)
-    await pilot.pause()
-
-
-async def press(pilot, *keys: str) -> None:
-    for key in keys:
-        await pilot.press(key)
-        await settle(pilot)
-
-
-def rows(app) -> list[str]:
-    """The text of the hex view's rows, as shown."""
-    view = app.editor.view
-    return [view.render_line(y).text for y in range(view.size.height)]
-
-
-def status(app) -> str:
-    return str(app.editor.query_one("#editor-status", Static).render())
-
-
-def notes(app) -> list[str]:
-    return [n.message for n in app._notifications]
-
-
-def save_demo_image(directory: Path) -> Path:
-    """The demo disk (GPT, four partitions, fixed bytes) as a raw image file."""
-    path = directory / "demo.img"
-    build_demo_image().save(path)
-    return path
-
-
-@pytest.fixture
-def demo_image(tmp_path) -> Path:
-    return save_demo_image(tmp_path)
-
-
-@pytest.fixture
-def demo_uri(qemu_nbd, demo_image) -> str:
-    return qemu_nbd(demo_image, export="disk", unix=True).uri
-
-
-SYSTEM_PYTHON = "/usr/bin/python3"  # where Debian's libnbd bindings (nbdsh) live
-
-
-def nbdsh_write(uri: str, offset: int, data: bytes) -> None:
-    """Write with libnbd (nbdsh), not with the code under test."""
-    script = f"h.pwrite({data!r}, {offset})"
-    command = [SYSTEM_PYTHON, "-m", "nbd", "-u", uri, "-c", script]
-    subprocess.run(command, check=True, capture_output=True)
 
 
 # ---- size ---------------------------------------------------------------------------

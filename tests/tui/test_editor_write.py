@@ -6,39 +6,19 @@ zero/trim of a selection, flush, and leaving with pending edits.
 
 from __future__ import annotations
 
-import subprocess
-from pathlib import Path
-
-import pytest
 from textual import events
 from textual.widgets import Static
 
 from nbdtui.disk.demo_image import HELLO_OFFSET
 from nbdtui.editor.journal import Journal
-from tests.tui.test_editor_view import (
+from tests.support.oracles import nbdcopy_out, nbdsh_write
+from tests.support.pilot import (
     EditorHarness,
-    nbdsh_write,
     notes,
     press,
-    save_demo_image,
     settle,
     status,
 )
-
-
-@pytest.fixture
-def demo_image(tmp_path) -> Path:
-    return save_demo_image(tmp_path)
-
-
-@pytest.fixture
-def demo_uri(qemu_nbd, demo_image) -> str:
-    return qemu_nbd(demo_image, export="disk", unix=True).uri
-
-
-def export_bytes(uri: str) -> bytes:
-    """The whole export as libnbd reads it."""
-    return subprocess.run(["nbdcopy", uri, "-"], check=True, capture_output=True).stdout
 
 
 async def enter_write_mode(pilot) -> None:
@@ -72,7 +52,7 @@ async def test_write_mode_is_refused_on_a_read_only_export(nbdkit, demo_image, q
 
 async def test_edit_review_commit_then_revert(demo_uri, tmp_path):
     journal_path = tmp_path / "journal.sqlite3"
-    before = export_bytes(demo_uri)
+    before = nbdcopy_out(demo_uri)
     app = EditorHarness(demo_uri, journal=journal_path)
     async with app.run_test(size=(110, 40)) as pilot:
         await settle(pilot)
@@ -84,7 +64,7 @@ async def test_edit_review_commit_then_revert(demo_uri, tmp_path):
             (HELLO_OFFSET, b"Hel", b"AHi")
         ]
         assert "WRITE" in status(app) and "pending" in status(app)
-        assert export_bytes(demo_uri) == before  # nothing written yet
+        assert nbdcopy_out(demo_uri) == before  # nothing written yet
         await press(pilot, "ctrl+s")
         review = str(app.screen.query_one("#review-ranges Static", Static).render())
         assert f"0x{HELLO_OFFSET:x} ({HELLO_OFFSET}), sector 64 +0: 3 bytes" in review
@@ -92,7 +72,7 @@ async def test_edit_review_commit_then_revert(demo_uri, tmp_path):
         await press(pilot, "y")
         assert notes(app)[-1].startswith("Wrote 3 byte(s) in 1 range(s); journal entry #1")
         assert not editor.has_pending_edits()
-        after = export_bytes(demo_uri)
+        after = nbdcopy_out(demo_uri)
         assert after[HELLO_OFFSET : HELLO_OFFSET + 5] == b"AHilo"
         assert after[:HELLO_OFFSET] == before[:HELLO_OFFSET]
         assert after[HELLO_OFFSET + 3 :] == before[HELLO_OFFSET + 3 :]
@@ -102,7 +82,7 @@ async def test_edit_review_commit_then_revert(demo_uri, tmp_path):
         assert "Revert journal entry #1 (written)?" in str(app.screen.query_one(".title").render())
         await press(pilot, "y")
         assert notes(app)[-1] == "Reverted journal entry #1."
-        assert export_bytes(demo_uri) == before
+        assert nbdcopy_out(demo_uri) == before
     with Journal(journal_path) as journal:
         assert journal.get(1).state == "reverted"
         assert journal.get(2).note == "revert of #1" and journal.get(2).state == "written"
@@ -126,7 +106,7 @@ async def test_a_server_error_on_commit_keeps_the_edits(nbdkit, tmp_path):
         assert "still pending" in message
         assert len(app.editor.edits) == 2
         assert app.journal.get(1).state == "failed"
-    assert export_bytes(server.uri)[:2] == b"\0\0"
+    assert nbdcopy_out(server.uri)[:2] == b"\0\0"
 
 
 async def test_fast_typing_lands_where_the_cursor_was(nbdkit):
@@ -176,10 +156,10 @@ async def test_zero_and_trim_a_selection_behind_a_confirmation(nbdkit, tmp_path)
         question = str(app.screen.query_one("#confirm-text", Static).render())
         assert "Zero 19 bytes (19 B): 0x1–0x13 (1–19), sectors 0–0" in question
         await press(pilot, "n")
-        assert export_bytes(server.uri)[:32] == b"\xff" * 32
+        assert nbdcopy_out(server.uri)[:32] == b"\xff" * 32
         await press(pilot, "Z", "y")
         assert notes(app)[-1] == "Zeroed 19 byte(s); journal entry #1."
-        data = export_bytes(server.uri)
+        data = nbdcopy_out(server.uri)
         assert data[:1] == b"\xff" and data[1:20] == bytes(19) and data[20:4096] == b"\xff" * 4076
         # v marks the start, moving extends, v fixes the end
         await press(pilot, "pagedown", "v")

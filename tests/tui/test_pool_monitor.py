@@ -14,7 +14,7 @@ import nbdtui
 from nbdtui.client import Pool
 from nbdtui.client.pool import PooledConnectionStats
 from nbdtui.tui.screens.pool_monitor import PoolScreen, state_text
-from tests.integration.test_resilience_timeout import ONE_THREAD
+from tests.support.servers import ONE_THREAD
 
 
 class Host(App):
@@ -58,8 +58,11 @@ async def _wait(pilot, condition, timeout: float = 10) -> None:
         await pilot.pause(0.05)
 
 
-async def test_a_stalled_connection_is_shown_and_cancelled(nbdkit):
-    server = nbdkit("pattern", "4M", filters=("delay",), extra_options=(*ONE_THREAD, "rdelay=4"))
+async def test_a_stalled_connection_is_shown_and_cancelled(nbdkit, monkeypatch):
+    # A connection is stalled after STALL_SECONDS (3 s) without a reply; 1 s here, and the
+    # server's delay shortened to match (still longer than the stall).
+    monkeypatch.setattr("nbdtui.client.pool.STALL_SECONDS", 1.0)
+    server = nbdkit("pattern", "4M", filters=("delay",), extra_options=(*ONE_THREAD, "rdelay=2"))
     pool = Pool()
     async with nbdtui.open(server.uri, pool=pool) as export:
 
@@ -72,7 +75,7 @@ async def test_a_stalled_connection_is_shown_and_cancelled(nbdkit):
             table = screen.query_one("#connections", DataTable)
             read = asyncio.create_task(export.read(8, 8))
             [before] = export.connection_stats()
-            await _wait(pilot, lambda: str(table.get_row_at(0)[2]).startswith("stalled 3"))
+            await _wait(pilot, lambda: str(table.get_row_at(0)[2]).startswith("stalled 1"))
             summary = screen.query_one("#pool-summary", Static)
             assert "1 stalled" in str(summary.render())
             await pilot.press("c")

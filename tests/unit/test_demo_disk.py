@@ -7,7 +7,6 @@ mdir/mtype (mtools); the probe is checked on filesystems made by mkfs.* and mksw
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -16,6 +15,7 @@ import pytest
 from nbdtui.disk.demo_image import HELLO_OFFSET, HELLO_TEXT, DemoImage, build_demo_image
 from nbdtui.disk.partitions import read_partition_table
 from nbdtui.disk.signatures import PROBE_BYTES, identify, probe
+from tests.support.requirements import require
 
 MIB = 1024 * 1024
 EXPECTED = [
@@ -27,12 +27,13 @@ EXPECTED = [
 
 
 def need(*tools: str) -> None:
-    missing = [t for t in tools if shutil.which(t) is None]
-    if missing:
-        pytest.skip(f"missing tools: {', '.join(missing)}")
+    """Fail the test, naming the package, when one of ``tools`` is not installed."""
+    for tool in tools:
+        require(tool)
 
 
-def run(*argv: str, check: bool = True) -> subprocess.CompletedProcess:
+def run(program: str, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    argv = [require(program), *args]
     return subprocess.run(argv, capture_output=True, text=True, check=check)
 
 
@@ -193,7 +194,7 @@ def make_fs(tmp_path: Path, argv: list[str], size: int = 40 * MIB) -> bytes:
     path = tmp_path / "fs.img"
     with open(path, "wb") as f:
         f.truncate(size)
-    subprocess.run([*argv, str(path)], check=True, capture_output=True)
+    subprocess.run([require(argv[0]), *argv[1:], str(path)], check=True, capture_output=True)
     with open(path, "rb") as f:
         return f.read(PROBE_BYTES)
 
@@ -217,9 +218,8 @@ def test_identify_real_filesystems(tmp_path: Path, argv, name, label) -> None:
     sig = probe(data)
     assert sig is not None and sig.name == name and sig.label == label
     assert identify(data[:8192]) == name  # the small probe is enough for these
-    if shutil.which("blkid"):
-        info = blkid(tmp_path / "fs.img", 0)
-        assert sig.uuid.lower() == info["UUID"].lower()
+    info = blkid(tmp_path / "fs.img", 0)
+    assert sig.uuid.lower() == info["UUID"].lower()
 
 
 def test_identify_headers_by_hand() -> None:

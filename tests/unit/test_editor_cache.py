@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from nbdtui.editor.cache import Block, BlockCache, read_block
 from nbdtui.errors import ConnectionLostError
-from tests.unit.test_editor_memory import MemoryExport
+from tests.support.fakes import MemoryExport
 
 
 def test_bounded_lru():

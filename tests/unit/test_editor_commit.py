@@ -11,7 +11,7 @@ from nbdtui.editor.commit import CommitError, ConflictError, commit, revert, zer
 from nbdtui.editor.edits import PendingEdits
 from nbdtui.editor.journal import Journal, JournalRange
 from nbdtui.errors import NotSupportedError
-from tests.unit.test_editor_memory import FakeInfo, MemoryExport
+from tests.support.fakes import FakeInfo, MemoryExport
 
 
 @pytest.fixture

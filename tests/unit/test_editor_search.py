@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from nbdtui.editor.extents import next_data, previous_data
 from nbdtui.editor.search import PatternError, find, parse_pattern
-from tests.unit.test_editor_memory import MemoryExport
+from tests.support.fakes import MemoryExport
 
 TIB = 1 << 40
 

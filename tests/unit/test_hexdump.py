@@ -1,11 +1,10 @@
-"""nbdtui.present.hexdump against the real util-linux ``hexdump -C``."""
+"""nbdtui.present.hexdump against the real ``hexdump -C`` (package bsdextrautils)."""
 
 from __future__ import annotations
 
 import itertools
 import os
 import random
-import shutil
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,16 +14,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from nbdtui.present.hexdump import HexDumper, format_line, hexdump, hexdump_lines
-
-HEXDUMP = shutil.which("hexdump") or "/usr/bin/hexdump"
-needs_hexdump = pytest.mark.skipif(
-    not os.path.exists(HEXDUMP), reason="util-linux hexdump is not installed"
-)
+from tests.support.requirements import require
 
 
 def real_hexdump(path: Path, skip: int, length: int) -> str:
     out = subprocess.run(
-        [HEXDUMP, "-C", "-s", str(skip), "-n", str(length), str(path)],
+        [require("hexdump"), "-C", "-s", str(skip), "-n", str(length), str(path)],
         capture_output=True,
         check=True,
         env={"LC_ALL": "C", "PATH": os.environ.get("PATH", "")},
@@ -78,7 +73,6 @@ LENGTHS = [0, 1, 2, 15, 16, 17, 31, 32, 33, 47, 48, 49, 64, 100, 255, 4095, 4096
 SKIPS = [0, 1, 7, 15, 16, 17, 100, 511, 512, 513]
 
 
-@needs_hexdump
 @pytest.mark.parametrize("kind", sorted(CONTENTS))
 def test_matches_real_hexdump(kind: str, tmp_path: Path) -> None:
     rng = random.Random(kind)
@@ -93,7 +87,6 @@ def test_matches_real_hexdump(kind: str, tmp_path: Path) -> None:
             assert ours(piece, skip, list(chunked(piece, rng))) == expected, (kind, skip, length)
 
 
-@needs_hexdump
 def test_runs_starting_mid_line(tmp_path: Path) -> None:
     # A run of zeros that starts at every position inside a line, and ends anywhere.
     path = tmp_path / "data"
@@ -107,7 +100,6 @@ def test_runs_starting_mid_line(tmp_path: Path) -> None:
                 assert ours(data[skip:], skip) == expected, (start, run, skip)
 
 
-@needs_hexdump
 def test_random_files_random_chunks(tmp_path: Path) -> None:
     rng = random.Random(20240601)
     path = tmp_path / "data"
@@ -122,7 +114,6 @@ def test_random_files_random_chunks(tmp_path: Path) -> None:
         assert ours(piece, skip, list(chunked(piece, rng, biggest))) == expected
 
 
-@needs_hexdump
 def test_long_runs_cross_chunks(tmp_path: Path) -> None:
     # Runs much longer than the fast-skip slice (4096 lines = 64 KiB), broken into
     # chunks of every size, with single differing bytes to stop the squeeze.
@@ -144,7 +135,6 @@ def test_long_runs_cross_chunks(tmp_path: Path) -> None:
         )
 
 
-@needs_hexdump
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     data=st.binary(max_size=300)
@@ -183,7 +173,6 @@ def test_offsets_beyond_32_bits() -> None:
     )
 
 
-@needs_hexdump
 def test_offsets_beyond_32_bits_sparse_file(tmp_path: Path) -> None:
     path = tmp_path / "sparse"
     with path.open("wb") as f:

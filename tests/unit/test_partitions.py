@@ -6,7 +6,6 @@ import asyncio
 import json
 import os
 import re
-import shutil
 import struct
 import subprocess
 import zlib
@@ -25,23 +24,25 @@ from nbdtui.disk.partitions import (
     read_partition_table,
     read_partition_table_async,
 )
+from tests.support.requirements import require
 
 MIB = 1024 * 1024
-needs_sfdisk = pytest.mark.skipif(
-    shutil.which("sfdisk") is None, reason="sfdisk missing (apt-get install fdisk)"
-)
 
 
 def make_image(path: Path, script: str, size: int = 64 * MIB) -> Path:
     with open(path, "wb") as f:
         f.truncate(size)
-    subprocess.run(["sfdisk", "--quiet", str(path)], input=script, text=True, check=True)
+    sfdisk = require("sfdisk")
+    subprocess.run([sfdisk, "--quiet", str(path)], input=script, text=True, check=True)
     return path
 
 
 def sfdisk_dump(path: Path) -> dict:
     out = subprocess.run(
-        ["sfdisk", "--json", "--dump", str(path)], capture_output=True, text=True, check=True
+        [require("sfdisk"), "--json", "--dump", str(path)],
+        capture_output=True,
+        text=True,
+        check=True,
     )
     return json.loads(out.stdout)["partitiontable"]
 
@@ -113,15 +114,11 @@ disk.img7 : type=8e
 
 @pytest.fixture
 def gpt_image(tmp_path: Path) -> Path:
-    if shutil.which("sfdisk") is None:
-        pytest.skip("sfdisk missing (apt-get install fdisk)")
     return make_image(tmp_path / "disk.img", GPT_SCRIPT)
 
 
 @pytest.fixture
 def mbr_image(tmp_path: Path) -> Path:
-    if shutil.which("sfdisk") is None:
-        pytest.skip("sfdisk missing (apt-get install fdisk)")
     return make_image(tmp_path / "disk.img", MBR_SCRIPT)
 
 
@@ -329,27 +326,28 @@ def test_gpt_4k_sectors_synthetic(tmp_path: Path) -> None:
 
 
 def test_gpt_4k_sectors_with_sfdisk_on_a_loop_device(tmp_path: Path) -> None:
-    if os.geteuid() != 0 or shutil.which("losetup") is None or shutil.which("sfdisk") is None:
-        pytest.skip("needs root, losetup and sfdisk")
+    if os.geteuid() != 0:
+        pytest.skip("losetup needs root (a platform limit, not a missing package)")
+    losetup, sfdisk = require("losetup"), require("sfdisk")
     path = tmp_path / "disk.img"
     with open(path, "wb") as f:
         f.truncate(32 * MIB)
     proc = subprocess.run(
-        ["losetup", "-b", "4096", "-f", "--show", str(path)], capture_output=True, text=True
+        [losetup, "-b", "4096", "-f", "--show", str(path)], capture_output=True, text=True
     )
     if proc.returncode != 0:
         pytest.skip(f"no loop device: {proc.stderr.strip()}")
     dev = proc.stdout.strip()
     try:
         script = 'label: gpt\nsize=4MiB, type=U, name="esp"\ntype=L, name="root"\n'
-        subprocess.run(["sfdisk", "--quiet", dev], input=script, text=True, check=True)
+        subprocess.run([sfdisk, "--quiet", dev], input=script, text=True, check=True)
         dump = json.loads(
             subprocess.run(
-                ["sfdisk", "--json", "--dump", dev], capture_output=True, text=True, check=True
+                [sfdisk, "--json", "--dump", dev], capture_output=True, text=True, check=True
             ).stdout
         )["partitiontable"]
     finally:
-        subprocess.run(["losetup", "-d", dev], check=True)
+        subprocess.run([losetup, "-d", dev], check=True)
     assert dump["sectorsize"] == 4096
     table = decode_file(path, None)
     assert table is not None and table.problems == ()
@@ -448,12 +446,11 @@ def test_unpartitioned_filesystems_are_not_tables(tmp_path: Path) -> None:
     path = tmp_path / "fs.img"
     with open(path, "wb") as f:
         f.truncate(40 * MIB)
-    if shutil.which("mkfs.vfat"):
-        subprocess.run(["mkfs.vfat", "-F", "32", str(path)], check=True, capture_output=True)
-        assert decode_file(path) is None
-    if shutil.which("mkfs.ext4"):
-        subprocess.run(["mkfs.ext4", "-qF", str(path)], check=True, capture_output=True)
-        assert decode_file(path) is None
+    mkfs_vfat, mkfs_ext4 = require("mkfs.vfat"), require("mkfs.ext4")
+    subprocess.run([mkfs_vfat, "-F", "32", str(path)], check=True, capture_output=True)
+    assert decode_file(path) is None
+    subprocess.run([mkfs_ext4, "-qF", str(path)], check=True, capture_output=True)
+    assert decode_file(path) is None
     assert read_partition_table(lambda o, n: bytes(n), 10 * MIB) is None
 
 

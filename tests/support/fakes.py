@@ -1,0 +1,297 @@
+"""Stand-ins shared by several test modules.
+
+- :class:`Peer` and :func:`serve_fake_nbd`: fake NBD servers -- real sockets
+  (``asyncio.start_server``) that do a minimal fixed-newstyle handshake and then play a
+  scenario that sends what no real server would (the ``fake_server`` fixture of
+  ``tests/conftest.py`` starts them);
+- :class:`MemoryExport` (with :class:`FakeInfo`): an in-memory stand-in for
+  ``nbdtui.client.api.Export`` for unit tests of the editor core: sparse data (a dict of
+  4 KiB pages; absent pages are holes reading as zeros), so a 1 TiB export costs nothing;
+  it counts reads and can fail chosen reads;
+- :class:`FakeExport` (with :class:`FakeStats`): a deterministic open export for the UI's
+  snapshots (pilot tests use real servers).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import struct
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+from nbdtui.client.export import Extent
+from nbdtui.errors import NotSupportedError, RequestError
+from nbdtui.proto.client_events import Negotiated
+from nbdtui.proto.constants import (
+    IHAVEOPT,
+    NBDMAGIC,
+    OPTION_REPLY_MAGIC,
+    SIMPLE_REPLY_MAGIC,
+    STRUCTURED_REPLY_MAGIC,
+    Command,
+    Option,
+    OptionReply,
+    TransmissionFlag,
+)
+from nbdtui.proto.types import ExportInfo
+
+# --------------------------------------------------------------------------- fake NBD peers
+
+FAKE_SIZE = 1 << 20
+FAKE_FLAGS = TransmissionFlag.HAS_FLAGS | TransmissionFlag.SEND_FLUSH
+
+
+class Peer:
+    """The transmission phase of one client, seen from the fake server."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader, self.writer = reader, writer
+
+    async def request(self) -> tuple[int, int, int, int, int, bytes]:
+        """(flags, type, cookie, offset, length, payload)"""
+        header = await self.reader.readexactly(28)
+        _, flags, kind, cookie, offset, length = struct.unpack(">IHHQQI", header)
+        payload = await self.reader.readexactly(length) if kind == Command.WRITE else b""
+        return flags, kind, cookie, offset, length, payload
+
+    async def requests(self, n: int) -> list[tuple[int, int, int, int, int, bytes]]:
+        return [await self.request() for _ in range(n)]
+
+    def simple(self, cookie: int, error: int = 0, payload: bytes = b"") -> None:
+        self.writer.write(struct.pack(">IIQ", SIMPLE_REPLY_MAGIC, error, cookie) + payload)
+
+    def chunk(self, cookie: int, kind: int, payload: bytes = b"", flags: int = 0) -> None:
+        header = struct.pack(">IHHQI", STRUCTURED_REPLY_MAGIC, flags, kind, cookie, len(payload))
+        self.writer.write(header + payload)
+
+    def send(self, data: bytes) -> None:
+        self.writer.write(data)
+
+
+Scenario = Callable[[Peer], Awaitable[None]]
+
+
+async def _option_reply(
+    writer: asyncio.StreamWriter, option: int, reply: int, payload: bytes = b""
+) -> None:
+    writer.write(struct.pack(">QIII", OPTION_REPLY_MAGIC, option, reply, len(payload)) + payload)
+
+
+async def _handshake(
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, *, structured: bool
+) -> None:
+    writer.write(struct.pack(">QQH", NBDMAGIC, IHAVEOPT, 3))  # FIXED_NEWSTYLE | NO_ZEROES
+    await reader.readexactly(4)
+    while True:
+        _, option, length = struct.unpack(">QII", await reader.readexactly(16))
+        await reader.readexactly(length)
+        if option == Option.STRUCTURED_REPLY and structured:
+            await _option_reply(writer, option, OptionReply.ACK)
+        elif option == Option.GO:
+            info = struct.pack(">HQH", 0, FAKE_SIZE, FAKE_FLAGS)
+            await _option_reply(writer, option, OptionReply.INFO, info)
+            await _option_reply(writer, option, OptionReply.ACK)
+            return
+        else:
+            await _option_reply(writer, option, OptionReply.ERR_UNSUP)
+
+
+class FakeNbdServers:
+    """Fake NBD servers on 127.0.0.1: :meth:`start` one per scenario; :meth:`close` stops
+    them all and returns the exceptions the scenarios raised (the test must fail on any)."""
+
+    def __init__(self) -> None:
+        self.servers: list[asyncio.Server] = []
+        self.errors: list[BaseException] = []
+        self.tasks: list[asyncio.Task[None]] = []
+
+    async def start(self, scenario: Scenario, *, structured: bool = True) -> str:
+        """Serve ``scenario`` (run after the handshake with a :class:`Peer`); the URI."""
+
+        async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            task = asyncio.current_task()
+            if task is not None:
+                self.tasks.append(task)
+            try:
+                await _handshake(reader, writer, structured=structured)
+                await scenario(Peer(reader, writer))
+                await writer.drain()
+            except (asyncio.IncompleteReadError, ConnectionError, asyncio.CancelledError):
+                pass  # the client went away, or the test is over
+            except Exception as exc:  # pragma: no cover - reported by close()
+                self.errors.append(exc)
+            finally:
+                writer.close()
+
+        server = await asyncio.start_server(handle, "127.0.0.1", 0)
+        self.servers.append(server)
+        return f"nbd://127.0.0.1:{server.sockets[0].getsockname()[1]}/"
+
+    async def close(self) -> list[BaseException]:
+        for server in self.servers:
+            server.close()
+        for task in self.tasks:
+            task.cancel()
+        await asyncio.gather(*self.tasks, return_exceptions=True)
+        return self.errors
+
+
+# --------------------------------------------------------------------------- editor core
+
+PAGE = 4096
+
+
+@dataclass(frozen=True)
+class FakeInfo:
+    read_only: bool = False
+    can_flush: bool = True
+    can_trim: bool = True
+    can_zero: bool = True
+    block_minimum: int | None = None
+
+
+@dataclass(frozen=True)
+class FakeEndpoint:
+    uri: str = "nbd://fake/mem"
+    display: str = "fake/mem"
+
+
+@dataclass
+class MemoryExport:
+    size: int
+    name: str = "mem"
+    info: FakeInfo = field(default_factory=FakeInfo)
+    endpoint: FakeEndpoint = field(default_factory=FakeEndpoint)
+    block_status: bool = True
+    pages: dict[int, bytearray] = field(default_factory=dict)
+    reads: list[tuple[int, int]] = field(default_factory=list)
+    bad: set[int] = field(default_factory=set)  # offsets whose reads fail with EIO
+    fail_writes: bool = False
+    flushes: int = 0
+
+    def put(self, offset: int, data: bytes) -> None:
+        for i, b in enumerate(data):
+            page = self.pages.setdefault((offset + i) // PAGE, bytearray(PAGE))
+            page[(offset + i) % PAGE] = b
+
+    def get(self, offset: int, length: int) -> bytes:
+        out = bytearray(length)
+        for pno in range(offset // PAGE, (offset + length - 1) // PAGE + 1 if length else 0):
+            page = self.pages.get(pno)
+            if page is None:
+                continue
+            lo, hi = max(offset, pno * PAGE), min(offset + length, (pno + 1) * PAGE)
+            out[lo - offset : hi - offset] = page[lo - pno * PAGE : hi - pno * PAGE]
+        return bytes(out)
+
+    def _check(self, offset: int, length: int) -> None:
+        if offset < 0 or length < 0 or offset + length > self.size:
+            raise RequestError(22, command="read")
+
+    async def read(self, offset: int, length: int) -> bytes:
+        self._check(offset, length)
+        self.reads.append((offset, length))
+        if any(offset <= b < offset + length for b in self.bad):
+            raise RequestError(5, "bad sector", command="read")
+        return self.get(offset, length)
+
+    async def write(self, offset: int, data: bytes, fua: bool = False) -> None:
+        self._check(offset, len(data))
+        if self.fail_writes:
+            raise RequestError(5, "injected", command="write")
+        self.put(offset, data)
+
+    async def flush(self) -> None:
+        self.flushes += 1
+
+    async def zero(self, offset: int, length: int) -> None:
+        self._check(offset, length)
+        self.put(offset, bytes(length))
+
+    async def trim(self, offset: int, length: int) -> None:
+        await self.zero(offset, length)
+
+    async def extents(self, offset: int, length: int) -> list[Extent]:
+        if not self.block_status:
+            raise NotSupportedError("no block status")
+        self._check(offset, length)
+        out: list[Extent] = []
+        pos, end = offset, offset + length
+        while pos < end:
+            flags = 0 if pos // PAGE in self.pages else 3
+            nxt = min(end, (pos // PAGE + 1) * PAGE)
+            if out and out[-1].flags == flags:
+                last = out.pop()
+                out.append(Extent(last.offset, nxt - last.offset, flags))
+            else:
+                out.append(Extent(pos, nxt - pos, flags))
+            # Jump over long runs of holes without walking every page.
+            if flags == 3:
+                later = [p for p in self.pages if p * PAGE >= nxt]
+                stop = min([end, *(p * PAGE for p in later)])
+                if stop > nxt:
+                    last = out.pop()
+                    out.append(Extent(last.offset, stop - last.offset, flags))
+                    nxt = stop
+            pos = nxt
+        return out
+
+
+# --------------------------------------------------------------------------- UI snapshots
+
+
+@dataclass
+class FakeStats:
+    endpoint: str
+    export: str
+    state: str = "ready"
+    in_flight: int = 0
+    window: int = 16
+    bytes_read: int = 0
+    bytes_written: int = 0
+    errors: int = 0
+    requests: int = 0
+    error: str | None = None
+
+
+SNAPSHOT_FLAGS = (
+    TransmissionFlag.HAS_FLAGS
+    | TransmissionFlag.SEND_FLUSH
+    | TransmissionFlag.SEND_FUA
+    | TransmissionFlag.SEND_TRIM
+    | TransmissionFlag.SEND_WRITE_ZEROES
+)
+
+
+@dataclass
+class FakeExport:
+    name: str = "disk"
+    size: int = 64 * 1024 * 1024
+    flags: int = int(SNAPSHOT_FLAGS)
+    extents_list: list[Extent] = field(default_factory=list)
+    stats: list[FakeStats] = field(default_factory=list)
+    closed: bool = False
+
+    @property
+    def info(self) -> ExportInfo:
+        return ExportInfo(self.name, self.size, self.flags, "demo disk", 1, 4096, 33554432)
+
+    @property
+    def negotiated(self) -> Negotiated:
+        return Negotiated(
+            self.info,
+            "newstyle-fixed",
+            True,
+            meta_contexts=(("base:allocation", 1),),
+            available_contexts=("base:allocation",),
+        )
+
+    async def extents(self, offset: int, length: int) -> list[Extent]:
+        end = offset + length
+        return [e for e in self.extents_list if e.offset < end and e.offset + e.length > offset]
+
+    def connection_stats(self) -> list[FakeStats]:
+        return self.stats
+
+    async def close(self) -> None:
+        self.closed = True
