@@ -4,7 +4,7 @@ Rates are computed here from the byte counters of two successive refreshes. A
 connection whose oldest request in flight has waited more than a few seconds shows as
 *stalled* (with that age); one being reopened after a loss shows as *reconnecting* (with
 how long it has been trying). ``c`` closes the selected connection and opens a new one:
-the requests in flight on it are sent again (see :mod:`nbdtui.client.resilience`).
+the requests in flight on it are sent again (see :mod:`nbdtui.client.recovery`).
 """
 
 from __future__ import annotations

@@ -1,4 +1,6 @@
-"""What a connection keeps per request, and a WRITE payload sent from a file."""
+"""A request: what is asked (:class:`Request`), what a connection keeps while it is on
+the wire (:class:`PendingRequest`), and a WRITE payload or READ destination that is a
+range of a file (:class:`FileRange`)."""
 
 from __future__ import annotations
 
@@ -21,7 +23,8 @@ _READ, _BLOCK_STATUS = int(Command.READ), int(Command.BLOCK_STATUS)
 
 @dataclass(frozen=True, slots=True)
 class FileRange:
-    """A WRITE payload that is ``length`` bytes of a regular file, at ``offset`` in it.
+    """A WRITE payload that is ``length`` bytes of a regular file, at ``offset`` in it
+    (or, for the bulk engine, where the payload of a READ is to be written).
 
     ``file`` is open in binary mode (only its descriptor is used: its position does not
     matter and is not changed). Over a plain socket the bytes go from the file to the
@@ -52,12 +55,30 @@ class FileRange:
         return data
 
 
+Payload = bytes | bytearray | memoryview | FileRange
+
+
 def short_file_error(payload: FileRange, got: int) -> NbdError:
     name = getattr(payload.file, "name", "the input file")
     return NbdError(
         f"{name} ended at {payload.offset + got} bytes while {payload.length} bytes at "
         f"offset {payload.offset} were being written from it (did it shrink?)"
     )
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    """One NBD request as the export asks it of its group: the command, its range, its
+    flags (``CommandFlag`` bits), the WRITE ``payload`` and where READ data goes
+    (``dest``: ``length`` bytes, format ``B``; a :class:`FileRange` only on the bulk
+    engine, see :mod:`nbdtui.client.bulk`)."""
+
+    command: int
+    offset: int = 0
+    length: int = 0
+    flags: int = 0
+    payload: Payload | None = None
+    dest: memoryview | FileRange | None = None
 
 
 class PendingRequest:
@@ -84,7 +105,7 @@ class PendingRequest:
         offset: int,
         length: int,
         dest: memoryview | None,
-        future: asyncio.Future,
+        future: asyncio.Future[list[BlockStatus] | None],
         sent_at: float,
     ) -> None:
         self.cookie = cookie
