@@ -41,6 +41,7 @@ async def read_lent(export, offset: int, length: int) -> tuple[bytes, int]:
     reads = await export.bulk()
     assert reads.threaded
     lent = io_threads()
+    assert sum(s.state == "lent" for s in export.connection_stats()) == lent
     buf = bytearray(length)
     view = memoryview(buf)
     try:
@@ -115,6 +116,7 @@ async def read_lent_into_file(export, offset: int, length: int, path) -> int:
     reads = await export.bulk()
     assert reads.threaded
     lent = io_threads()
+    assert sum(s.state == "lent" for s in export.connection_stats()) == lent
     try:
         with open(path, "r+b", buffering=0) as out:
             await asyncio.gather(
