@@ -175,6 +175,7 @@ class ExportGroup:
         try:
             conn = await self.connect()
         except BaseException as exc:
+            log.debug("connecting to %s failed: %r", self.endpoint.display, exc)
             if not self._started.done():
                 if isinstance(exc, asyncio.CancelledError):
                     self._started.cancel()
@@ -365,9 +366,9 @@ class ExportGroup:
                     raise recovery.gave_up_on(
                         exc, request.command, request.offset, request.length
                     ) from exc
-                log.debug(
-                    "sending again: %s", describe(request.command, request.offset, request.length)
-                )
+                if log.isEnabledFor(logging.DEBUG):
+                    what = describe(request.command, request.offset, request.length)
+                    log.debug("sending again: %s", what)
                 continue
             except RequestError as exc:
                 raise locate(exc, self.endpoint.display, request.offset, request.length) from exc
