@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import os
 from dataclasses import dataclass
-from typing import BinaryIO
+from typing import BinaryIO, NamedTuple
 
 from nbdtui.errors import NbdError
 from nbdtui.proto.constants import Command
@@ -66,12 +66,17 @@ def short_file_error(payload: FileRange, got: int) -> NbdError:
     )
 
 
-@dataclass(frozen=True, slots=True)
-class Request:
+class Request(NamedTuple):
     """One NBD request as the export asks it of its group: the command, its range, its
     flags (``CommandFlag`` bits), the WRITE ``payload`` and where READ data goes
     (``dest``: ``length`` bytes, format ``B``; a :class:`FileRange` only on the bulk
-    engine, see :mod:`nbdtui.client.bulk`)."""
+    engine, see :mod:`nbdtui.client.bulk`).
+
+    Immutable and read by field name only. A NamedTuple rather than a frozen dataclass
+    because one is built per request on the hot path: a frozen dataclass's ``__init__``
+    (one ``object.__setattr__`` per field) took 1.5 µs here, a NamedTuple 0.35 µs, of
+    about 10 µs of CPU per random 4 KiB read.
+    """
 
     command: int
     offset: int = 0
