@@ -12,6 +12,7 @@ import asyncio
 import collections
 import concurrent.futures
 import contextlib
+import dataclasses
 import fcntl
 import functools
 import os
@@ -23,8 +24,10 @@ from typing import TYPE_CHECKING, BinaryIO
 
 from nbdtui.cli.parser import target_endpoint
 from nbdtui.cli.progress import ProgressBar, progress
-from nbdtui.client.requests import FileRange
-from nbdtui.client.threaded_io import pwrite_all, threaded_io
+from nbdtui.client.bulk import BulkEngine
+from nbdtui.client.files import pwrite_all
+from nbdtui.client.options import ExportOptions
+from nbdtui.client.request import FileRange
 from nbdtui.errors import NotSupportedError, UsageError
 
 if TYPE_CHECKING:
@@ -34,7 +37,7 @@ if TYPE_CHECKING:
 # (the export splits each piece further into requests over its connections).
 PIECE = 8 * 1024 * 1024
 PIECES_IN_FLIGHT = 6
-# Reads (on threads, see nbdtui.client.threaded_io): 4 MiB x 8 was as fast as
+# Reads (on threads, see nbdtui.client.bulk): 4 MiB x 8 was as fast as
 # 8 MiB x 7 (bench/bench_transfer.py) with half the memory; the buffers alone, fresh
 # pages the kernel zeroes, cost about 0.6 ms per MiB here.
 READ_PIECE = 4 * 1024 * 1024
@@ -76,6 +79,7 @@ async def read_pieces(
     *,
     ordered: bool = True,
     zero_ranges: list[tuple[int, int]] | None = None,
+    engine: BulkEngine | None = None,
 ) -> AsyncGenerator[tuple[int, memoryview], None]:
     """Yield ``(position, piece)`` for the whole range, keeping up to
     READ_PIECES_IN_FLIGHT pieces in flight: in order, or (``ordered=False``) each as
@@ -85,12 +89,15 @@ async def read_pieces(
     A yielded piece is valid until the next one is asked for: the pieces are received
     into READ_PIECES_IN_FLIGHT + 1 buffers allocated once (a fresh buffer per piece
     costs a page fault per 4 KiB and halved the throughput). Holes and zero extents are
-    produced locally instead of being read. Large ranges are read on threads (see
-    nbdtui.client.threaded_io) when the export's streams allow it.
+    produced locally instead of being read. Large ranges are read with the export's bulk
+    engine (on threads when the export's streams allow it; see nbdtui.client.bulk), or
+    ``engine``, one already started (closed here).
     """
     if zero_ranges is None:  # (asked before the connections are lent)
         zero_ranges = await _zero_ranges(export, offset, length)
-    reader = await threaded_io(export) if length > READ_PIECE else None
+    reader = engine
+    if reader is None and length > READ_PIECE:
+        reader = await export.bulk()
     reads = reader or export
     ring: list[memoryview] = []  # the buffers
     idle: list[int] = []  # indexes in ring of the free ones
@@ -216,14 +223,16 @@ async def read_to_file(
 ) -> None:
     """Read the range into ``fd`` (a regular file, a block device or /dev/null; at
     ``at`` for ``offset``), each piece written at its place as soon as it is in. On threads
-    (see nbdtui.client.threaded_io) the bytes go from the socket to the file through a
+    (see nbdtui.client.bulk) the bytes go from the socket to the file through a
     pipe (splice), never through a Python buffer: many pieces may then be in flight at
     no cost in memory."""
     # (asked before the connections are lent: it is a request of the usual path)
     zero_ranges = await _zero_ranges(export, offset, length)
-    reader = await threaded_io(export) if length > READ_PIECE else None
-    if reader is None:
-        pieces = read_pieces(export, offset, length, ordered=False, zero_ranges=zero_ranges)
+    reader = await export.bulk() if length > READ_PIECE else None
+    if reader is None or not reader.threaded:
+        pieces = read_pieces(
+            export, offset, length, ordered=False, zero_ranges=zero_ranges, engine=reader
+        )
         async with contextlib.aclosing(pieces):
             async for pos, piece in pieces:
                 pwrite_all(fd, piece, at + pos - offset)
@@ -299,7 +308,7 @@ async def _write(export: Export, args: argparse.Namespace) -> int:
         if total is not None:
             check_range(args.offset, total, export.size)
         bar = stack.enter_context(progress("write", total))
-        if total is None:  # (a large file's connections are opened by threaded_io)
+        if total is None:  # (a large file's connections are opened by the bulk engine)
             await export.open_connections()
         if file is not None and total is not None:
             await _write_file(export, file, args.offset, total, args.fua, bar)
@@ -318,7 +327,7 @@ async def _write_file(
     (sendfile), never read into Python (that read and the copy asyncio makes of what the
     socket does not take at once cost more than the send itself)."""
     pending: dict[asyncio.Future[None], int] = {}  # a write -> its length
-    writer = await threaded_io(export) if total > PIECE else None
+    writer = await export.bulk() if total > PIECE else None
     writes = writer or export
     try:
         for pos in range(0, total, PIECE):
@@ -442,14 +451,15 @@ _COMMANDS: dict[str, Callable[..., Awaitable[int]]] = {
 
 
 async def run(args: argparse.Namespace) -> int:
-    from nbdtui.client.api import open as open_export
+    from nbdtui.client.api import OpenExport
 
     endpoint = target_endpoint(args)  # the URI, tunnelled through --ssh if given
-    options = {"connect_timeout": args.connect_timeout}
+    options = ExportOptions(
+        connect_timeout=args.connect_timeout,
+        timeout=getattr(args, "timeout", None),  # --timeout, --reconnect-delay
+        reconnect_delay=getattr(args, "reconnect_delay", 0.0),
+    )
     if hasattr(args, "window"):
-        options["window"] = args.window
-        options["connections"] = args.connections
-    options["timeout"] = getattr(args, "timeout", None)  # --timeout, --reconnect-delay
-    options["reconnect_delay"] = getattr(args, "reconnect_delay", 0.0)
-    async with open_export(endpoint, **options) as export:
+        options = dataclasses.replace(options, window=args.window, connections=args.connections)
+    async with OpenExport(endpoint, options) as export:
         return await _COMMANDS[args.command](export, args)

@@ -1,5 +1,13 @@
 """asyncio NBD client: transports, connections with a request window, a pool, exports.
 
+The path of a request: :mod:`~nbdtui.client.export` (an Export splits calls into
+:class:`~nbdtui.client.request.Request` objects) -> :mod:`~nbdtui.client.group` (the
+export's connections: picking one, sending, replaying with
+:mod:`~nbdtui.client.recovery`) -> :mod:`~nbdtui.client.connection` (one stream on the
+event loop) -> :mod:`~nbdtui.client.replies` (what the replies do), whichever engine
+carries it: bulk transfers on threads (:mod:`~nbdtui.client.bulk`) use the same replies.
+Debug logging goes to the ``nbdtui.client`` logger.
+
 Public API (see :mod:`nbdtui.client.api`)::
 
     open(target, *, connect_timeout=10.0, window=16, connections=None, pool=None,
@@ -13,20 +21,26 @@ Nothing here imports textual.
 
 from __future__ import annotations
 
-from nbdtui.client.api import list_exports, open, probe
+from nbdtui.client.api import OpenExport, list_exports, open, probe
+from nbdtui.client.bulk import BulkEngine
 from nbdtui.client.connection import Connection, ConnectionStats
 from nbdtui.client.export import Export, Extent, RangeError
+from nbdtui.client.options import ExportOptions
 from nbdtui.client.pool import Pool, default_pool
-from nbdtui.client.requests import FileRange
+from nbdtui.client.request import FileRange, Request
 
 __all__ = [
+    "BulkEngine",
     "Connection",
     "ConnectionStats",
     "Export",
+    "ExportOptions",
     "Extent",
     "FileRange",
+    "OpenExport",
     "Pool",
     "RangeError",
+    "Request",
     "default_pool",
     "list_exports",
     "open",

@@ -26,6 +26,7 @@ from collections.abc import Generator
 from nbdtui.client.connection import DEFAULT_WINDOW
 from nbdtui.client.export import Export
 from nbdtui.client.negotiate import DEFAULT_CONNECT_TIMEOUT, handshake
+from nbdtui.client.options import ExportOptions
 from nbdtui.client.pool import Pool, default_pool
 from nbdtui.client.transport.stream import Opener, TlsUpgrader
 from nbdtui.errors import NbdError
@@ -35,7 +36,7 @@ from nbdtui.proto.constants import BASE_ALLOCATION, Command
 from nbdtui.proto.types import ExportDetails
 from nbdtui.uri import Endpoint, SshTarget, parse
 
-__all__ = ["list_exports", "open", "probe"]
+__all__ = ["ExportOptions", "OpenExport", "list_exports", "open", "probe"]
 
 
 def _endpoint(target: str | Endpoint, ssh: str | SshTarget | None = None) -> Endpoint:
@@ -47,7 +48,9 @@ def _endpoint(target: str | Endpoint, ssh: str | SshTarget | None = None) -> End
     return endpoint
 
 
-def _ssh_login(endpoint: Endpoint, timeout: float | None, opener: Opener | None):
+def _ssh_login(
+    endpoint: Endpoint, timeout: float | None, opener: Opener | None
+) -> contextlib.AbstractAsyncContextManager[object]:
     """For nbd+ssh: log in first, so that a password prompt does not count against
     ``timeout`` (see :func:`nbdtui.client.transport.ssh.tunnel.ssh_login`); a no-op for
     other endpoints."""
@@ -55,26 +58,38 @@ def _ssh_login(endpoint: Endpoint, timeout: float | None, opener: Opener | None)
         return contextlib.nullcontext()
     from nbdtui.client.transport.ssh.tunnel import ssh_login
 
-    return ssh_login(endpoint, timeout)
+    login: contextlib.AbstractAsyncContextManager[object] = ssh_login(endpoint, timeout)
+    return login
 
 
 class OpenExport:
     """What :func:`open` returns: an async context manager yielding the
     :class:`~nbdtui.client.export.Export` (closed on exit), also awaitable
-    (``export = await nbdtui.open(...)``; then call ``await export.close()``)."""
+    (``export = await nbdtui.open(...)``; then call ``await export.close()``).
 
-    def __init__(self, target: str | Endpoint, **options: object) -> None:
+    Built by :func:`open` from its keyword arguments, or directly with an
+    :class:`~nbdtui.client.options.ExportOptions` (``OpenExport(target, options)``) by
+    code that holds the settings as one object. Connections come from ``pool``
+    (default: :func:`~nbdtui.client.pool.default_pool`)."""
+
+    def __init__(
+        self,
+        target: str | Endpoint,
+        options: ExportOptions | None = None,
+        *,
+        pool: Pool | None = None,
+    ) -> None:
         self._target = target
-        self._options = options
+        self._options = options or ExportOptions()
+        self._pool = pool
         self._export: Export | None = None
 
     async def _open(self) -> Export:
-        options = dict(self._options)
-        pool: Pool = options.pop("pool", None) or default_pool()  # type: ignore[assignment]
-        endpoint = _endpoint(self._target, options.pop("ssh", None))  # type: ignore[arg-type]
-        timeout, opener = options.get("connect_timeout"), options.get("opener")
-        async with _ssh_login(endpoint, timeout, opener):  # type: ignore[arg-type]
-            group = await pool.acquire(endpoint, **options)  # type: ignore[arg-type]
+        options = self._options
+        pool = self._pool or default_pool()
+        endpoint = _endpoint(self._target, options.ssh)
+        async with _ssh_login(endpoint, options.connect_timeout, options.opener):
+            group = await pool.acquire(endpoint, options)
         try:
             return Export(group, pool)
         except BaseException:
@@ -124,29 +139,22 @@ def open(
     and reopened (the other requests in flight on it are sent again). After a lost
     connection, nbdtui reconnects with backoff for up to ``reconnect_delay`` seconds
     (0: fail at once), sending again the requests that were in flight; when it gives
-    up, they fail with ConnectionLostError. See :mod:`nbdtui.client.resilience`.
+    up, they fail with ConnectionLostError. See :mod:`nbdtui.client.recovery`.
 
     Raises UriError, ConnectError, HandshakeError (ExportNotFoundError,
     TLSRequiredError), ProtocolError or NotSupportedError.
     """
-    if window < 1:
-        raise ValueError("window must be at least 1")
-    if timeout is not None and timeout <= 0:
-        raise ValueError("timeout must be greater than 0")
-    if reconnect_delay < 0:
-        raise ValueError("reconnect_delay must not be negative")
-    return OpenExport(
-        target,
+    options = ExportOptions(
         connect_timeout=connect_timeout,
         window=window,
         connections=connections,
-        pool=pool,
         opener=opener,
         start_tls=start_tls,
         ssh=ssh,
         timeout=timeout,
         reconnect_delay=reconnect_delay,
     )
+    return OpenExport(target, options, pool=pool)
 
 
 async def _disconnect(transport: asyncio.Transport, data: bytes = b"") -> None:

@@ -23,21 +23,27 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import socket
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+from nbdtui.client.files import send_file
+from nbdtui.client.messages import located, requests_word
 from nbdtui.client.negotiate import DEFAULT_CONNECT_TIMEOUT, handshake
-from nbdtui.client.requests import ZERO_COPY_MIN, FileRange, PendingRequest, short_file_error
+from nbdtui.client.replies import deliver, request_error
+from nbdtui.client.request import ZERO_COPY_MIN, FileRange, PendingRequest, Request
 from nbdtui.client.transport.stream import NullReceiver, Opener, StreamProtocol, TlsUpgrader
 from nbdtui.client.window import RequestWindow
-from nbdtui.errors import ConnectionLostError, Errno, NbdError, ProtocolError, RequestError
-from nbdtui.proto.client_events import BlockStatus, Data, Hole, Negotiated, RequestDone
+from nbdtui.errors import ConnectionLostError, Errno, NbdError, ProtocolError
+from nbdtui.proto.client_events import BlockStatus, Negotiated, RequestDone, TransmissionEvent
 from nbdtui.proto.client_handshake import ClientHandshake
 from nbdtui.proto.client_transmission import ClientTransmission
 from nbdtui.proto.constants import BASE_ALLOCATION, Command
 from nbdtui.proto.types import ExportInfo
 from nbdtui.uri import Endpoint
+
+log = logging.getLogger("nbdtui.client.connection")
 
 DEFAULT_WINDOW = 16
 # Receiving: replies and payload pieces smaller than ZERO_COPY_MIN are received into a
@@ -52,17 +58,6 @@ DISCARD_SIZE = 1 << 20  # payload of abandoned reads lands here
 SMALL_WRITE = 64 * 1024  # below this, header and payload go out as one joined write
 CLOSE_TIMEOUT = 5.0
 
-COMMAND_WORDS = {
-    Command.READ: "read",
-    Command.WRITE: "write",
-    Command.FLUSH: "flush",
-    Command.TRIM: "trim",
-    Command.CACHE: "cache",
-    Command.WRITE_ZEROES: "zero",
-    Command.BLOCK_STATUS: "block status",
-}
-
-ZEROES = memoryview(bytes(1 << 20))  # zeroes to copy from (holes)
 _READ, _BLOCK_STATUS = int(Command.READ), int(Command.BLOCK_STATUS)
 
 
@@ -70,7 +65,7 @@ _READ, _BLOCK_STATUS = int(Command.READ), int(Command.BLOCK_STATUS)
 class ConnectionStats:
     """A snapshot of one connection, for the Pool screen."""
 
-    state: str  # "connecting", "ready", "closing", "closed"
+    state: str  # "connecting", "ready", "lent" (to the bulk engine), "closing", "closed"
     endpoint: str
     export: str
     in_flight: int
@@ -118,7 +113,7 @@ class Connection:
         self._closed = False
         self._disc_sent = False
         self._close_task: asyncio.Task[None] | None = None
-        self._outbox: list[bytes] = []
+        self._outbox: list[bytes | bytearray] = []
         self._file_send: asyncio.Task[None] | None = None  # a FileRange payload going out
         self._flush_scheduled = False
         self._lent = 0  # window slots held while the socket is lent to a thread
@@ -155,6 +150,16 @@ class Connection:
         )
         assert isinstance(done.result, Negotiated)
         conn = cls(endpoint, done.transport, done.protocol, done.result, window=window)
+        if log.isEnabledFor(logging.DEBUG):
+            info = done.result.info
+            log.debug(
+                "connected to %s: export %r, %d bytes, flags %#x, structured replies %s",
+                endpoint.display,
+                info.name or endpoint.export,
+                info.size,
+                info.flags,
+                "on" if done.result.structured else "off",
+            )
         if done.trailing:
             conn._feed(done.trailing)
         if done.protocol.lost:  # closed before we took over the receiver
@@ -171,11 +176,18 @@ class Connection:
     def state(self) -> str:
         if self._closed or self._error is not None:
             return "closed"
-        return "closing" if self._closing else "ready"
+        if self._closing:
+            return "closing"
+        return "lent" if self._lent else "ready"
 
     @property
     def usable(self) -> bool:
         return self._error is None and not self._closing and not self._closed
+
+    @property
+    def lent(self) -> bool:
+        """The stream is lent to a thread of the bulk engine (see :meth:`lend`)."""
+        return bool(self._lent)
 
     @property
     def error(self) -> NbdError | None:
@@ -238,51 +250,37 @@ class Connection:
         if self._closing or self._closed:
             raise ConnectionLostError(f"connection to {self.endpoint.display} is closed")
 
-    def submit_nowait(
-        self,
-        command: int,
-        offset: int = 0,
-        length: int = 0,
-        flags: int = 0,
-        *,
-        payload: bytes | bytearray | memoryview | None = None,
-        dest: memoryview | None = None,
-    ) -> PendingRequest | None:
+    def submit_nowait(self, request: Request) -> PendingRequest | None:
         """Send the request at once if nothing needs waiting for (a free window slot, no
         large payload, the socket taking data): the hot path of small requests, without
         a coroutine. ``None`` when :meth:`submit` must be used (nothing was sent)."""
+        payload = request.payload
+        if payload is not None and (isinstance(payload, FileRange) or len(payload) > SMALL_WRITE):
+            return None
         if (
             self._error is not None
             or self._closing
             or self._closed
-            or (payload is not None and (type(payload) is FileRange or len(payload) > SMALL_WRITE))
             or self.protocol.writing_paused
             or not self._window.try_acquire()
         ):
             return None
         try:
-            return self._send_small(command, offset, length, flags, payload, dest)
+            return self._send_small(request, payload)
         except BaseException:
             self._window.release()
             raise
 
-    async def submit(
-        self,
-        command: int,
-        offset: int = 0,
-        length: int = 0,
-        flags: int = 0,
-        *,
-        payload: bytes | bytearray | memoryview | FileRange | None = None,
-        dest: memoryview | None = None,
-    ) -> PendingRequest:
+    async def submit(self, request: Request) -> PendingRequest:
         """Wait for a window slot, send the request, and return it without waiting for
-        the reply (await ``.future``). ``payload`` is WRITE data (a :class:`FileRange`
-        is sent from its file); ``dest`` (``length`` bytes, format ``B``) receives READ
-        data. If this coroutine is cancelled after the request was sent, the request is
-        abandoned (its reply is still consumed)."""
+        the reply (await ``.future``). ``request.payload`` is WRITE data (a
+        :class:`FileRange` is sent from its file); ``request.dest`` (``length`` bytes,
+        format ``B``; not a FileRange here) receives READ data. If this coroutine is
+        cancelled after the request was sent, the request is abandoned (its reply is
+        still consumed)."""
         self._check_usable()
-        if type(payload) is FileRange and payload.length <= SMALL_WRITE:
+        payload = request.payload
+        if isinstance(payload, FileRange) and payload.length <= SMALL_WRITE:
             payload = payload.read()  # sent like any small payload
         window = self._window
         if not window.try_acquire():
@@ -292,9 +290,9 @@ class Connection:
             except BaseException:
                 window.release()
                 raise
-        if payload is None or len(payload) <= SMALL_WRITE:
+        if payload is None or (not isinstance(payload, FileRange) and len(payload) <= SMALL_WRITE):
             try:
-                pending = self._send_small(command, offset, length, flags, payload, dest)
+                pending = self._send_small(request, payload)
             except BaseException:
                 window.release()
                 raise
@@ -309,16 +307,18 @@ class Connection:
                     window.release()
                     raise
             try:
-                cookie, header = self.machine.request(command, offset, length, flags)
+                cookie, header = self.machine.request(
+                    request.command, request.offset, request.length, request.flags
+                )
             except BaseException:
                 window.release()
                 raise
-            pending = self._register(cookie, command, offset, length, dest)
+            pending = self._register(cookie, request)
             # Large payloads go out as they are, never joined into a copy.
             self._flush()
             self.transport.write(header)
             self.bytes_written += len(payload)
-            if type(payload) is FileRange:
+            if isinstance(payload, FileRange):
                 sending = self._file_send = self._loop.create_task(self._send_file(payload))
                 try:
                     # Not cancelled with the caller: the stream needs the whole payload.
@@ -339,18 +339,14 @@ class Connection:
         return pending
 
     def _send_small(
-        self,
-        command: int,
-        offset: int,
-        length: int,
-        flags: int,
-        payload: bytes | bytearray | memoryview | None,
-        dest: memoryview | None,
+        self, request: Request, payload: bytes | bytearray | memoryview | None
     ) -> PendingRequest:
         """Register a request with no payload or a small one and queue it (the caller
         holds its window slot)."""
-        cookie, header = self.machine.request(command, offset, length, flags)
-        pending = self._register(cookie, command, offset, length, dest)
+        cookie, header = self.machine.request(
+            request.command, request.offset, request.length, request.flags
+        )
+        pending = self._register(cookie, request)
         if payload is None:
             self._queue(header)
         else:
@@ -358,12 +354,19 @@ class Connection:
             self.bytes_written += len(payload)
         return pending
 
-    def _register(
-        self, cookie: int, command: int, offset: int, length: int, dest: memoryview | None
-    ) -> PendingRequest:
+    def _register(self, cookie: int, request: Request) -> PendingRequest:
         loop = self._loop
+        dest = request.dest
+        if isinstance(dest, FileRange):
+            raise TypeError("a READ into a FileRange needs the bulk engine (Export.bulk)")
         pending = PendingRequest(
-            cookie, command, offset, length, dest, loop.create_future(), loop.time()
+            cookie,
+            request.command,
+            request.offset,
+            request.length,
+            dest,
+            loop.create_future(),
+            loop.time(),
         )
         pending_map = self._pending
         if not pending_map:
@@ -376,7 +379,7 @@ class Connection:
             self.peak_in_flight = len(pending_map)
         return pending
 
-    def _queue(self, data: bytes) -> None:
+    def _queue(self, data: bytes | bytearray) -> None:
         """Cork small messages: everything queued during one event-loop iteration goes
         out in a single send (one syscall for a burst of requests)."""
         self._outbox.append(data)
@@ -395,22 +398,9 @@ class Connection:
         of the payload: with such requests in flight the bytes are read and written.
         """
         try:
-            sent: int | None = None
-            if not any(p.command in (_READ, _BLOCK_STATUS) for p in self._pending.values()):
-                try:
-                    sent = await self._loop.sendfile(
-                        self.transport, payload.file, payload.offset, payload.length, fallback=False
-                    )
-                except RuntimeError:
-                    # No sendfile on this transport (TLS, SSH...): nothing was sent.
-                    if self.transport.is_closing():
-                        return  # the connection is going: connection_lost fails the requests
-            if sent is None:
-                data = payload.read()
-                self.transport.write(data)
-                sent = len(data)
-            if sent != payload.length:
-                raise short_file_error(payload, sent)
+            # sendfile only with no READ or BLOCK_STATUS in flight (see above)
+            quiet = not any(p.command in (_READ, _BLOCK_STATUS) for p in self._pending.values())
+            await send_file(self._loop, self.transport, payload, sendfile=quiet)
         except NbdError as exc:
             self._fail(exc)
         except OSError as exc:
@@ -433,25 +423,16 @@ class Connection:
         if not self.transport.is_closing():
             self.transport.write(data)
 
-    async def request(
-        self,
-        command: int,
-        offset: int = 0,
-        length: int = 0,
-        flags: int = 0,
-        *,
-        payload: bytes | bytearray | memoryview | None = None,
-        dest: memoryview | None = None,
-    ) -> list[BlockStatus] | None:
+    async def request(self, request: Request) -> list[BlockStatus] | None:
         """Send one request and wait for its reply (see :meth:`submit`)."""
-        pending = await self.submit(command, offset, length, flags, payload=payload, dest=dest)
+        pending = await self.submit(request)
         try:
             return await pending.future
         except asyncio.CancelledError:
             pending.abandon()
             raise
 
-    # ---- lending the socket to a thread (bulk transfers, see threaded_io) -----------
+    # ---- lending the socket to a thread (bulk transfers, see nbdtui.client.bulk) -----
 
     async def lend(self) -> socket.socket | None:
         """Hand the stream to a thread: take every window slot (so nothing is in flight
@@ -460,7 +441,7 @@ class Connection:
         :meth:`give_back`. ``None``, with nothing taken, when the stream is not a plain
         TCP or Unix socket (TLS and SSH streams are not lent)."""
         transport = self.transport
-        raw = transport.get_extra_info("socket")
+        raw: socket.socket | None = transport.get_extra_info("socket")
         if (
             raw is None
             or transport.get_extra_info("ssl_object") is not None
@@ -514,7 +495,8 @@ class Connection:
         buffer (see ZERO_COPY_MIN)."""
         stream = self._stream
         if stream is not None:
-            if self._stream_req.dest is not None:
+            req = self._stream_req
+            if req is not None and req.dest is not None:
                 return stream  # the rest of the payload being received in place
             self._end_stream()  # abandoned meanwhile: its buffer is not touched again
             if self._error is not None:
@@ -558,7 +540,7 @@ class Connection:
             # Data events are views of the scratch buffer, copied out by _dispatch.
             events = self.machine.receive_data(self._scratch[:nbytes], copy=False)
         except ProtocolError as exc:
-            self._dispatch(getattr(exc, "events", ()))
+            self._dispatch(getattr(exc, "events", []))
             self._fail(located(exc, self.endpoint))
             return
         self._dispatched(events)
@@ -575,7 +557,7 @@ class Connection:
             return
         self._dispatched(events)
 
-    def _dispatched(self, events: list) -> None:
+    def _dispatched(self, events: list[TransmissionEvent]) -> None:
         in_flight = len(self._pending)
         self._dispatch(events)
         if len(self._pending) < in_flight and not self._flush_scheduled:
@@ -590,33 +572,13 @@ class Connection:
         try:
             events = self.machine.receive_data(data)
         except ProtocolError as exc:
-            self._dispatch(getattr(exc, "events", ()))
+            self._dispatch(getattr(exc, "events", []))
             self._fail(located(exc, self.endpoint))
             return
         self._dispatch(events)
 
-    def _dispatch(self, events: list) -> None:
-        pending_map = self._pending
-        for ev in events:
-            kind = type(ev)
-            if kind is Data:
-                self.bytes_read += ev.length
-                if ev.data is not None:
-                    pending = pending_map[ev.cookie]
-                    if pending.dest is not None:
-                        start = ev.offset - pending.offset
-                        pending.dest[start : start + ev.length] = ev.data
-            elif kind is RequestDone:
-                self._complete(ev)
-            elif kind is Hole:
-                pending = pending_map[ev.cookie]
-                if pending.dest is not None:
-                    fill_zero(pending.dest, ev.offset - pending.offset, ev.length)
-            elif kind is BlockStatus:
-                statuses = pending_map[ev.cookie].statuses
-                if statuses is not None:
-                    statuses.append(ev)
-            # ChunkError: RequestDone carries the first error
+    def _dispatch(self, events: list[TransmissionEvent]) -> None:
+        self.bytes_read += deliver(events, self._pending, self._complete)
 
     def _complete(self, done: RequestDone) -> None:
         pending = self._pending.pop(done.cookie)
@@ -634,14 +596,7 @@ class Connection:
             return
         self.errors += 1
         if not future.done():
-            future.set_exception(
-                RequestError(
-                    error,
-                    done.message,
-                    offset=done.offset,
-                    command=COMMAND_WORDS.get(Command(pending.command), "request"),
-                )
-            )
+            future.set_exception(request_error(done, pending.command))
         if error == Errno.ESHUTDOWN and not self._closing:
             # The server is shutting down: the spec asks for a soft disconnect.
             self._closing = True
@@ -666,7 +621,7 @@ class Connection:
         if self._pending:
             message = (
                 f"connection to {self.endpoint.display} lost with "
-                f"{_requests(len(self._pending))} in flight{reason}"
+                f"{requests_word(len(self._pending))} in flight{reason}"
             )
         else:
             message = f"server {self.endpoint.display} closed the connection{reason}"
@@ -683,6 +638,7 @@ class Connection:
         """End the connection: every waiter fails with ``exc``; later requests too."""
         if self._error is not None:
             return
+        log.debug("connection to %s ended: %s", self.endpoint.display, exc)
         self._error = exc
         self._closed = True
         self._stream = self._stream_req = None
@@ -716,7 +672,7 @@ class Connection:
             self._fail(
                 ConnectionLostError(
                     f"connection to {self.endpoint.display} closed with "
-                    f"{_requests(len(self._pending))} still in flight after {timeout:g} s"
+                    f"{requests_word(len(self._pending))} still in flight after {timeout:g} s"
                 )
             )
         if self._error is None and not self._disc_sent:
@@ -735,22 +691,6 @@ class Connection:
             self.transport.abort()
 
 
-def _requests(n: int) -> str:
-    return f"{n} request{'' if n == 1 else 's'}"
-
-
-def _consume_exception(future: asyncio.Future) -> None:
+def _consume_exception(future: asyncio.Future[list[BlockStatus] | None]) -> None:
     if not future.cancelled():
         future.exception()
-
-
-def fill_zero(dest: memoryview, start: int, length: int) -> None:
-    end = start + length
-    while start < end:
-        n = min(end - start, len(ZEROES))
-        dest[start : start + n] = ZEROES[:n]
-        start += n
-
-
-def located(exc: ProtocolError, endpoint: Endpoint) -> ProtocolError:
-    return ProtocolError(f"{exc} (server {endpoint.display})")

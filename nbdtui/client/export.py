@@ -15,13 +15,15 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+from nbdtui.client.bulk import OpenBulk
 from nbdtui.client.connection import ConnectionStats
-from nbdtui.client.pool import ExportGroup, Pool
-from nbdtui.client.requests import FileRange
-from nbdtui.client.resilience import perform, perform_all
+from nbdtui.client.group import ExportGroup, Result
+from nbdtui.client.pool import Pool
+from nbdtui.client.request import FileRange, Request
 from nbdtui.errors import NbdError, NotSupportedError, ProtocolError
 from nbdtui.proto.client_events import Negotiated
 from nbdtui.proto.constants import (
@@ -43,7 +45,7 @@ SPREAD = 8
 NO_PAYLOAD_MAX = 1 << 30  # TRIM / WRITE_ZEROES / BLOCK_STATUS requests are split at 1 GiB
 
 
-_READ = int(Command.READ)
+_READ, _WRITE = int(Command.READ), int(Command.WRITE)
 
 
 class RangeError(NbdError, ValueError):
@@ -172,26 +174,14 @@ class Export:
 
     # ---- request plumbing ---------------------------------------------------------
 
-    async def _run(self, jobs: Iterator[tuple]) -> None:
-        """Send ``(command, offset, length, flags, payload, dest)`` jobs, keeping as many
-        in flight as the connections allow; raise the first error once all are done.
-        Requests a lost connection took with it are sent again when the export
-        reconnects (see :mod:`nbdtui.client.resilience`)."""
-        await perform_all(self._group, jobs)
+    async def _run(self, requests: Iterator[Request]) -> None:
+        """Send ``requests``, keeping as many in flight as the connections allow; raise
+        the first error once all are done. Requests a lost connection took with it are
+        sent again when the export reconnects (see :mod:`nbdtui.client.recovery`)."""
+        await self._group.perform_all(requests)
 
-    async def _one(
-        self,
-        command: int,
-        offset: int = 0,
-        length: int = 0,
-        flags: int = 0,
-        *,
-        payload: bytes | bytearray | memoryview | None = None,
-        dest: memoryview | None = None,
-    ):
-        result, _ = await perform(
-            self._group, command, offset, length, flags, payload=payload, dest=dest
-        )
+    async def _one(self, request: Request) -> Result:
+        result, _ = await self._group.perform(request)
         return result
 
     async def open_connections(self) -> None:
@@ -199,6 +189,17 @@ class Export:
         request windows fill otherwise): worth it before a large transfer."""
         self._check_open()
         await self._group.open_all()
+
+    def bulk(self) -> OpenBulk:
+        """The bulk engine, for a large transfer: ``async with export.bulk() as engine:``
+        then ``await engine.read_into(offset, buffer)`` and ``await engine.write(offset,
+        data)`` as with the export (``buffer`` may also be a :class:`FileRange` to write
+        the bytes into a file). Every connection is opened and, over plain TCP or Unix
+        sockets, lent to a thread of its own for the duration (the export's other
+        requests wait meanwhile); elsewhere (TLS, SSH) the engine uses the usual path
+        (``engine.threaded`` is False). See :mod:`nbdtui.client.bulk`."""
+        self._check_open()
+        return OpenBulk(self, self._group)
 
     # ---- reads --------------------------------------------------------------------
 
@@ -223,7 +224,7 @@ class Export:
         mb = self.block_minimum
         if mb == 1 and length <= self._single_max:
             # One request (random reads: the hot path).
-            await perform(self._group, _READ, offset, length, dest=view)
+            await self._group.perform(Request(_READ, offset, length, dest=view))
         elif mb > 1 and (offset % mb or length % mb):
             start = offset - offset % mb
             end = min(-(-(offset + length) // mb) * mb, self.size)
@@ -236,10 +237,10 @@ class Export:
     async def _read(self, offset: int, view: memoryview) -> None:
         size = self._split_size(len(view))
         if len(view) <= size:
-            await self._one(Command.READ, offset, len(view), dest=view)
+            await self._one(Request(_READ, offset, len(view), dest=view))
             return
         await self._run(
-            (Command.READ, off, n, 0, None, view[off - offset : off - offset + n])
+            Request(_READ, off, n, dest=view[off - offset : off - offset + n])
             for off, n in _spans(offset, len(view), size)
         )
 
@@ -251,7 +252,7 @@ class Export:
         """Write ``data`` at ``offset``; with ``fua`` the server persists it before
         answering. Returns once the server acknowledged every byte.
 
-        ``data`` may be a :class:`~nbdtui.client.requests.FileRange`: bytes of a file,
+        ``data`` may be a :class:`~nbdtui.client.request.FileRange`: bytes of a file,
         sent from the file without passing through Python where the transport allows.
         """
         self._check_write("write", fua=fua)
@@ -260,7 +261,7 @@ class Export:
         self._check_range(offset, len(view))
         if not view:
             return
-        flags = CommandFlag.FUA if fua else 0
+        flags = int(CommandFlag.FUA) if fua else 0
         mb = self.block_minimum
         if mb == 1:
             await self._write(offset, view, flags)
@@ -269,17 +270,17 @@ class Export:
         async with self._group.locks.hold(start, end):
             await self._write_unaligned(offset, view, flags)
 
-    async def _write(self, offset: int, view: memoryview, flags: int) -> None:
+    async def _write(self, offset: int, view: memoryview | FileRange, flags: int) -> None:
         size = self._split_size(len(view))
         if len(view) <= size:
-            await self._one(Command.WRITE, offset, len(view), flags, payload=view)
+            await self._one(Request(_WRITE, offset, len(view), flags, payload=view))
             return
         await self._run(
-            (Command.WRITE, off, n, flags, view[off - offset : off - offset + n], None)
+            Request(_WRITE, off, n, flags, payload=view[off - offset : off - offset + n])
             for off, n in _spans(offset, len(view), size)
         )
 
-    async def _write_unaligned(self, offset: int, view: memoryview, flags: int) -> None:
+    async def _write_unaligned(self, offset: int, view: memoryview | FileRange, flags: int) -> None:
         """Write with read-modify-write of the partial blocks at the ends of the range.
         The caller holds the range lock."""
         inner_start, inner_end = await self._patch_blocks(offset, len(view), view, flags)
@@ -304,7 +305,7 @@ class Export:
         return blocks, inner_start, inner_end
 
     async def _patch_blocks(
-        self, offset: int, length: int, data: memoryview | None, flags: int
+        self, offset: int, length: int, data: memoryview | FileRange | None, flags: int
     ) -> tuple[int, int]:
         """Read-modify-write the partial blocks at both ends of ``offset+length`` with
         ``data`` (zeroes when ``None``); return the aligned interior ``(start, end)``."""
@@ -314,7 +315,7 @@ class Export:
         for block in blocks:
             block_end = min(block + self.block_minimum, self.size)
             buf = bytearray(block_end - block)
-            await self._one(Command.READ, block, len(buf), dest=memoryview(buf))
+            await self._one(Request(_READ, block, len(buf), dest=memoryview(buf)))
             lo, hi = max(block, offset), min(block_end, end)
             if data is None:
                 buf[lo - block : hi - block] = bytes(hi - lo)
@@ -325,7 +326,8 @@ class Export:
                 )
             patched.append((block, buf))
         await self._run(
-            (Command.WRITE, block, len(buf), flags, memoryview(buf), None) for block, buf in patched
+            Request(_WRITE, block, len(buf), flags, payload=memoryview(buf))
+            for block, buf in patched
         )
         return inner_start, inner_end
 
@@ -338,9 +340,11 @@ class Export:
             raise NotSupportedError("cannot flush: the server does not support flush")
         # Without multi-conn the pool opens one connection: its flush covers everything.
         group = self._group
-        covered = group.flush_started()
-        await self._one(Command.FLUSH)
-        group.flush_done(covered)  # raises if acknowledged writes went with a lost connection
+        covered = group.recovery.flush_started()
+        await self._one(Request(Command.FLUSH))
+        group.recovery.flush_done(
+            covered
+        )  # raises if acknowledged writes went with a lost connection
 
     async def trim(self, offset: int, length: int, *, fua: bool = False) -> None:
         """Tell the server the range is no longer needed (it may read back as anything).
@@ -357,10 +361,10 @@ class Export:
             end = self.size
         if end <= start:
             return
-        flags = CommandFlag.FUA if fua else 0
+        flags = int(CommandFlag.FUA) if fua else 0
         async with self._locked(start, end):
             await self._run(
-                (Command.TRIM, off, n, flags, None, None)
+                Request(Command.TRIM, off, n, flags)
                 for off, n in _spans(start, end - start, self._aligned_down(NO_PAYLOAD_MAX))
             )
 
@@ -385,8 +389,8 @@ class Export:
         self._check_range(offset, length)
         if length == 0:
             return
-        flags = (CommandFlag.FUA if fua else 0) | (CommandFlag.NO_HOLE if no_hole else 0)
-        flags |= CommandFlag.FAST_ZERO if fast else 0
+        flags = (int(CommandFlag.FUA) if fua else 0) | (int(CommandFlag.NO_HOLE) if no_hole else 0)
+        flags |= int(CommandFlag.FAST_ZERO) if fast else 0
         mb = self.block_minimum
         start, end = offset - offset % mb, -(-(offset + length) // mb) * mb
         async with self._locked(start, end):
@@ -403,12 +407,12 @@ class Export:
         if not self.info.can_zero:
             zeroes = memoryview(bytes(min(length, self.request_size)))
             await self._run(
-                (Command.WRITE, off, n, flags & CommandFlag.FUA, zeroes[:n], None)
+                Request(_WRITE, off, n, flags & CommandFlag.FUA, payload=zeroes[:n])
                 for off, n in _spans(offset, length, self.request_size)
             )
             return
         await self._run(
-            (Command.WRITE_ZEROES, off, n, flags, None, None)
+            Request(Command.WRITE_ZEROES, off, n, flags)
             for off, n in _spans(offset, length, self._aligned_down(NO_PAYLOAD_MAX))
         )
 
@@ -424,7 +428,7 @@ class Export:
         if end <= start:
             return
         await self._run(
-            (Command.CACHE, off, n, 0, None, None)
+            Request(Command.CACHE, off, n)
             for off, n in _spans(start, end - start, self._aligned_down(self.max_payload))
         )
 
@@ -443,8 +447,8 @@ class Export:
         pos, end = offset, offset + length
         step = self._aligned_down(NO_PAYLOAD_MAX)
         while pos < end:
-            statuses, conn = await perform(
-                self._group, Command.BLOCK_STATUS, pos, min(end - pos, step)
+            statuses, conn = await self._group.perform(
+                Request(Command.BLOCK_STATUS, pos, min(end - pos, step))
             )
             context = conn.context_id(BASE_ALLOCATION)  # may differ after a reconnect
             mine = [s for s in statuses or () if s.context_id == context]
@@ -466,7 +470,7 @@ class Export:
 
     # ---- misc ---------------------------------------------------------------------
 
-    def _locked(self, start: int, end: int):
+    def _locked(self, start: int, end: int) -> contextlib.AbstractAsyncContextManager[None]:
         """The range lock when read-modify-write is possible, else a no-op."""
         if self.block_minimum > 1:
             return self._group.locks.hold(start, end)

@@ -84,6 +84,6 @@ class RequestWindow:
                 waiter.add_done_callback(_consume_exception)
 
 
-def _consume_exception(future: asyncio.Future) -> None:
+def _consume_exception(future: asyncio.Future[None]) -> None:
     if not future.cancelled():
         future.exception()

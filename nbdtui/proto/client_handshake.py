@@ -116,7 +116,7 @@ from nbdtui.errors import (
     ProtocolError,
     TLSRequiredError,
 )
-from nbdtui.proto import options as wire
+from nbdtui.proto import option_codec as wire
 from nbdtui.proto.client_events import ExportsListed, HandshakeEvent, Negotiated, StartTLS
 from nbdtui.proto.constants import (
     IHAVEOPT,

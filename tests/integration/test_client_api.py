@@ -160,3 +160,21 @@ async def test_tls_seam_with_loop_start_tls(nbdkit, tls_certs):
         payload = bytes(range(256)) * 100
         await export.write(1, payload)
         assert await export.read(1, len(payload)) == payload
+
+
+async def test_client_logger_tells_connects_and_nothing_per_request(nbdkit, caplog):
+    """The ``nbdtui.client`` logger at debug level tells the connect (with what the
+    handshake said) and the engine of a bulk transfer, and nothing for each request."""
+    server = nbdkit("memory", "16M")
+    caplog.set_level("DEBUG", logger="nbdtui.client")
+    async with nbdtui.open(server.uri, pool=Pool()) as export:
+        connected = [r.getMessage() for r in caplog.records]
+        assert any(m.startswith("connected to ") and "16777216 bytes" in m for m in connected)
+        caplog.clear()
+        for i in range(50):
+            await export.write(i * KiB, b"x" * KiB)
+            await export.read(i * KiB, KiB)
+        assert [r for r in caplog.records if r.name.startswith("nbdtui.client")] == []
+        async with export.bulk() as engine:
+            await engine.read_into(0, memoryview(bytearray(8 << 20)))
+        assert any("bulk transfer" in r.getMessage() for r in caplog.records)

@@ -1,4 +1,4 @@
-"""Bulk reads and writes on threads (nbdtui.client.threaded_io), against real servers:
+"""Bulk reads and writes on threads (nbdtui.client.bulk, Export.bulk), against real servers:
 the bytes equal nbdcopy's, the connections come back usable, and every failure (a server error, a
 lost server, a timeout, a cancelled transfer) ends like a read of the usual path."""
 
@@ -17,8 +17,7 @@ import nbdtui
 from nbdtui.cli.transfer import READ_PIECE as PIECE
 from nbdtui.cli.transfer import stream_read
 from nbdtui.client import Pool
-from nbdtui.client.requests import FileRange
-from nbdtui.client.threaded_io import threaded_io
+from nbdtui.client.request import FileRange
 from nbdtui.errors import (
     ConnectionLostError,
     NbdError,
@@ -38,9 +37,10 @@ def io_threads() -> int:
 async def read_lent(export, offset: int, length: int) -> tuple[bytes, int]:
     """Read the range in 4 MiB pieces on lent connections; also says how many
     connections were lent."""
-    reads = await threaded_io(export)
-    assert reads is not None
+    reads = await export.bulk()
+    assert reads.threaded
     lent = io_threads()
+    assert sum(s.state == "lent" for s in export.connection_stats()) == lent
     buf = bytearray(length)
     view = memoryview(buf)
     try:
@@ -112,9 +112,10 @@ async def test_lent_reads_match_nbdcopy(kind, contents, serve, make_image, tmp_p
 async def read_lent_into_file(export, offset: int, length: int, path) -> int:
     """Read the range in 4 MiB pieces on lent connections into the file at ``path`` (at
     0 for ``offset``); says how many connections were lent."""
-    reads = await threaded_io(export)
-    assert reads is not None
+    reads = await export.bulk()
+    assert reads.threaded
     lent = io_threads()
+    assert sum(s.state == "lent" for s in export.connection_stats()) == lent
     try:
         with open(path, "r+b", buffering=0) as out:
             await asyncio.gather(
@@ -168,7 +169,10 @@ async def test_lent_reads_into_a_file_match_nbdcopy(
 async def test_tls_streams_are_not_lent(nbdkit, tls_certs):
     server = nbdkit("pattern", "16M", tls=tls_certs)
     async with nbdtui.open(server.tls_uri_for(), pool=Pool()) as export:
-        assert await threaded_io(export) is None
+        engine = await export.bulk()
+        assert not engine.threaded  # nothing lent: the engine uses the event loop
+        await engine.close()
+        assert {s.bulk_fallbacks for s in export.connection_stats()} == {1}
         await check_given_back(export)
 
 
@@ -199,7 +203,7 @@ async def test_a_transfer_stopped_early_gives_the_connections_back(nbdkit):
 async def test_a_cancelled_read_leaves_its_buffer_alone_once_cancelled(nbdkit):
     server = nbdkit("pattern", "64M", filters=("delay",), extra_options=("delay-read=300ms",))
     async with nbdtui.open(server.uri, pool=Pool()) as export:
-        reads = await threaded_io(export)
+        reads = await export.bulk()
         buf = bytearray(32 * MiB)
         task = asyncio.create_task(reads.read_into(0, memoryview(buf)))
         await asyncio.sleep(0.1)
@@ -221,7 +225,7 @@ async def test_giving_up_on_a_server_that_does_not_answer_is_bounded(nbdkit, mon
     # No timeout set, and the replies never come: cancelling the transfer (Ctrl-C) ends
     # the lent streams after CLOSE_TIMEOUT, as closing a connection does. The engine's
     # CLOSE_TIMEOUT (connection.CLOSE_TIMEOUT, 5 s) is lowered so the test does not wait it out.
-    monkeypatch.setattr("nbdtui.client.threaded_io.CLOSE_TIMEOUT", CLOSE_TIMEOUT)
+    monkeypatch.setattr("nbdtui.client.bulk.CLOSE_TIMEOUT", CLOSE_TIMEOUT)
     server = nbdkit(
         "pattern", "64M", filters=("delay",), extra_options=("--threads=1", "delay-read=60")
     )
@@ -300,7 +304,7 @@ async def test_other_requests_wait_for_the_connections_to_come_back(nbdkit):
     server = nbdkit("memory", "32M")
     async with nbdtui.open(server.uri, pool=Pool()) as export:
         await export.write(5 * MiB, b"written")
-        reads = await threaded_io(export)
+        reads = await export.bulk()
         other = asyncio.create_task(export.read(5 * MiB, 7))
         buf = bytearray(16 * MiB)
         await reads.read_into(0, memoryview(buf))
@@ -318,8 +322,8 @@ async def test_other_requests_wait_for_the_connections_to_come_back(nbdkit):
 async def write_lent(export, offset: int, data, *, fua: bool = False) -> int:
     """Write ``data`` (bytes or a FileRange) in 4 MiB pieces on lent connections; says
     how many connections were lent."""
-    io = await threaded_io(export)
-    assert io is not None
+    io = await export.bulk()
+    assert io.threaded
     lent = io_threads()
     try:
         await asyncio.gather(
@@ -348,7 +352,7 @@ async def test_lent_writes_from_a_file_read_back_through_nbdcopy(kind, serve, ma
         assert lent == len(export._group.connections) >= 1
         # every acknowledged write is on record for the next flush
         requests = -(-len(payload) // export.request_size)
-        assert sum(export._group.flush_started().values()) == requests
+        assert sum(export._group.recovery.flush_started().values()) == requests
         if export.info.can_flush:
             await export.flush()
         await check_given_back(export)

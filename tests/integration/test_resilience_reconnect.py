@@ -20,7 +20,7 @@ import pytest
 import nbdtui
 from nbdtui.client import Pool
 from nbdtui.client.pool import PooledConnectionStats, cancel_connection
-from nbdtui.client.resilience import ExportChangedError
+from nbdtui.client.recovery import ExportChangedError
 from nbdtui.errors import ConnectionLostError
 from tests.support.cli_helpers import assert_one_line_error
 from tests.support.fakes import Peer

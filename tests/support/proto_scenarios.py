@@ -3,7 +3,7 @@
 The unit tests of the sans-IO machines (``tests/unit/test_proto_handshake.py``,
 ``test_proto_transmission.py``) and their property tests (``test_fuzz_handshake.py``,
 ``test_fuzz_transmission.py``) build server bytes with these. They are written from
-doc/proto.md independently of ``nbdtui.proto.options`` and the reply encoders of
+doc/proto.md independently of ``nbdtui.proto.option_codec`` and the reply encoders of
 ``nbdtui.proto.server_transmission``, so that the machines are checked against a second
 reading of the spec.
 

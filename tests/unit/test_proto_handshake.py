@@ -1,7 +1,7 @@
 """The client handshake state machine: server bytes in, events and client bytes out.
 
 The byte builders and the scripted server (``tests/support/proto_scenarios.py``) are
-written from doc/proto.md independently of ``nbdtui.proto.options`` so that the encoder
+written from doc/proto.md independently of ``nbdtui.proto.option_codec`` so that the encoder
 is checked against a second reading of the spec. The same machine against real nbdkit
 over a socket, compared with libnbd's nbdinfo: tests/integration/
 test_proto_handshake_oracle.py.

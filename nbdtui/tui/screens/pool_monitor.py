@@ -3,14 +3,17 @@
 Rates are computed here from the byte counters of two successive refreshes. A
 connection whose oldest request in flight has waited more than a few seconds shows as
 *stalled* (with that age); one being reopened after a loss shows as *reconnecting* (with
-how long it has been trying). ``c`` closes the selected connection and opens a new one:
-the requests in flight on it are sent again (see :mod:`nbdtui.client.resilience`).
+how long it has been trying); one lent to the threads of a bulk transfer as *lent*.
+The summary counts the bulk transfers that went the event-loop way instead (no stream
+could be lent, or a request failed on a thread). ``c`` closes the selected connection
+and opens a new one: the requests in flight on it are sent again (see
+:mod:`nbdtui.client.recovery`).
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -28,6 +31,7 @@ REFRESH_SECONDS = 0.5
 
 STATE_STYLES = {
     "ready": "bold green",
+    "lent": "bold cyan",  # to the threads of a bulk transfer (nbdtui.client.bulk)
     "connecting": "yellow",
     "reconnecting": "bold yellow",
     "stalled": "bold red",
@@ -81,6 +85,17 @@ def state_text(stat: Any) -> Text:
     if state == "reconnecting" and age > 0:
         return Text(f"reconnecting {age:.0f} s", style=STATE_STYLES[state])
     return Text(state, style=STATE_STYLES.get(state, ""))
+
+
+def bulk_fallbacks(stats: Iterable[Any]) -> int:
+    """Bulk transfers that went the event-loop way, over every export (each row of an
+    export carries its export's count)."""
+    per_export: dict[tuple[str, str], int] = {}
+    for stat in stats:
+        key = (str(field(stat, "endpoint", "")), str(field(stat, "export", "")))
+        count = int(field(stat, "bulk_fallbacks", 0) or 0)
+        per_export[key] = max(per_export.get(key, 0), count)
+    return sum(per_export.values())
 
 
 def default_cancel(conn_id: int) -> bool:
@@ -214,6 +229,12 @@ class PoolScreen(Screen[None]):
             f"read {per_second(total_read)}   written {per_second(total_written)}"
             f"   [dim]every {self.interval:g} s[/]{paused}"
         )
+        fallbacks = bulk_fallbacks(s for _, s in records)
+        if fallbacks:
+            summary += (
+                f"   bulk transfers on the event loop: {fallbacks}"
+                " [dim](no stream to lend, or a thread failed)[/]"
+            )
         stalled = sum(1 for _, s in records if str(state_text(s)).startswith("stalled"))
         if stalled:
             summary += f"   [b $error]{stalled} stalled[/] (c: cancel and reconnect)"

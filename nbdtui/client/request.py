@@ -1,11 +1,13 @@
-"""What a connection keeps per request, and a WRITE payload sent from a file."""
+"""A request: what is asked (:class:`Request`), what a connection keeps while it is on
+the wire (:class:`PendingRequest`), and a WRITE payload or READ destination that is a
+range of a file (:class:`FileRange`)."""
 
 from __future__ import annotations
 
 import asyncio
 import os
 from dataclasses import dataclass
-from typing import BinaryIO
+from typing import BinaryIO, NamedTuple
 
 from nbdtui.errors import NbdError
 from nbdtui.proto.client_events import BlockStatus
@@ -21,7 +23,8 @@ _READ, _BLOCK_STATUS = int(Command.READ), int(Command.BLOCK_STATUS)
 
 @dataclass(frozen=True, slots=True)
 class FileRange:
-    """A WRITE payload that is ``length`` bytes of a regular file, at ``offset`` in it.
+    """A WRITE payload that is ``length`` bytes of a regular file, at ``offset`` in it
+    (or, for the bulk engine, where the payload of a READ is to be written).
 
     ``file`` is open in binary mode (only its descriptor is used: its position does not
     matter and is not changed). Over a plain socket the bytes go from the file to the
@@ -52,6 +55,9 @@ class FileRange:
         return data
 
 
+Payload = bytes | bytearray | memoryview | FileRange
+
+
 def short_file_error(payload: FileRange, got: int) -> NbdError:
     name = getattr(payload.file, "name", "the input file")
     return NbdError(
@@ -60,9 +66,29 @@ def short_file_error(payload: FileRange, got: int) -> NbdError:
     )
 
 
+class Request(NamedTuple):
+    """One NBD request as the export asks it of its group: the command, its range, its
+    flags (``CommandFlag`` bits), the WRITE ``payload`` and where READ data goes
+    (``dest``: ``length`` bytes, format ``B``; a :class:`FileRange` only on the bulk
+    engine, see :mod:`nbdtui.client.bulk`).
+
+    Immutable and read by field name only. A NamedTuple rather than a frozen dataclass
+    because one is built per request on the hot path: a frozen dataclass's ``__init__``
+    (one ``object.__setattr__`` per field) took 1.5 µs here, a NamedTuple 0.35 µs, of
+    about 10 µs of CPU per random 4 KiB read.
+    """
+
+    command: int
+    offset: int = 0
+    length: int = 0
+    flags: int = 0
+    payload: Payload | None = None
+    dest: memoryview | FileRange | None = None
+
+
 class PendingRequest:
     """A request on the wire. ``future`` resolves with its result: ``None``, or for
-    NBD_CMD_BLOCK_STATUS the list of :class:`~nbdtui.proto.transmission.BlockStatus`
+    NBD_CMD_BLOCK_STATUS the list of :class:`~nbdtui.proto.client_events.BlockStatus`
     chunks received. ``sent_at`` is the event loop's time when it was queued."""
 
     __slots__ = (
@@ -84,7 +110,7 @@ class PendingRequest:
         offset: int,
         length: int,
         dest: memoryview | None,
-        future: asyncio.Future,
+        future: asyncio.Future[list[BlockStatus] | None],
         sent_at: float,
     ) -> None:
         self.cookie = cookie

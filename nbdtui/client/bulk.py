@@ -1,24 +1,33 @@
 """Bulk reads and writes on threads: each connection of an export is lent to a thread
 that drives it with blocking socket calls, for as long as a bulk transfer lasts.
 
+Use it through :meth:`Export.bulk() <nbdtui.client.export.Export.bulk>`::
+
+    async with export.bulk() as engine:
+        await engine.read_into(0, buffer)              # or a FileRange to write into
+        await engine.write(1 << 20, FileRange(f, 0, n))
+
 Why threads: one event loop serving 4 sockets reached about 0.8x the throughput of
 ``nbdcopy`` here (a bare asyncio client did no better), while 4 threads, each blocked in
 ``recv_into`` or ``sendfile`` with the GIL released during the kernel's copy, reached
 parity for reads and beat it for writes from a file. Nothing else changes: each thread
 drives the connection's own sans-IO machine
-(:class:`~nbdtui.proto.transmission.ClientTransmission`), which it owns alone while the
-connection is lent (:meth:`Connection.lend`); READ payload is received straight into the
-caller's buffer (MSG_WAITALL: one call per payload), or, for a :class:`FileRange`
+(:class:`~nbdtui.proto.client_transmission.ClientTransmission`), which it owns alone while the
+connection is lent (:meth:`Connection.lend`), and applies the replies with the same code
+as the event loop (:mod:`nbdtui.client.replies`); READ payload is received straight into
+the caller's buffer (MSG_WAITALL: one call per payload), or, for a :class:`FileRange`
 destination, from the socket through a pipe into the file (splice: the bytes never
 reach user space); WRITE payload from a :class:`FileRange` goes from the page cache to
-the socket (sendfile).
+the socket (sendfile); see :mod:`nbdtui.client.files`.
 
-Only plain TCP and Unix streams are lent (not TLS, not SSH): :func:`threaded_io` returns
-``None`` when there is none to lend, and the caller transfers as usual. Whatever goes
-wrong on a thread (a server error, a lost connection, a timeout), what failed is done
-again the usual way (:meth:`Export.read_into`, :meth:`Export.write`) after every
-connection was given back: the errors, retries and reconnects are then exactly those of
-any request. A write counts as done only once the server acknowledged it.
+Only plain TCP and Unix streams are lent (not TLS, not SSH): when there is none to lend,
+the engine works on the event loop (:attr:`BulkEngine.threaded` is False), with the
+same methods. Whatever goes wrong on a thread (a server error, a lost connection, a
+timeout), what failed is done again the usual way (:meth:`Export.read_into`,
+:meth:`Export.write`) after every connection was given back: the errors, retries and
+reconnects are then exactly those of any request. A write counts as done only once the
+server acknowledged it. The group counts the transfers that went the event-loop way
+(``PooledConnectionStats.bulk_fallbacks``).
 """
 
 from __future__ import annotations
@@ -26,27 +35,56 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
-import errno
-import fcntl
-import os
+import logging
 import socket
 import struct
 import threading
+from collections.abc import Callable, Generator
+from typing import Protocol, TypeVar
 
-from nbdtui.client.connection import CLOSE_TIMEOUT, ZEROES, Connection, fill_zero, located
-from nbdtui.client.requests import FileRange, short_file_error
-from nbdtui.client.resilience import describe
+from nbdtui.client.connection import CLOSE_TIMEOUT, Connection
+from nbdtui.client.files import IntoFile, pwrite_all, receive_exactly, send_file_blocking
+from nbdtui.client.group import ExportGroup
+from nbdtui.client.messages import describe, located
+from nbdtui.client.replies import deliver, stream_lost
+from nbdtui.client.request import FileRange, Payload, Request
 from nbdtui.errors import ConnectionLostError, NbdError, ProtocolError, RequestTimeoutError
-from nbdtui.proto.client_events import Data, Hole, RequestDone
+from nbdtui.proto.client_events import BlockStatus, RequestDone
 from nbdtui.proto.constants import Command, CommandFlag
 
+log = logging.getLogger("nbdtui.client.bulk")
+
 HEADER_PEEK = 28  # a structured chunk header and its data offset; see connection.py
-PIPE_SIZE = 1 << 20  # of the pipe READ payload is spliced through (at most, by default)
 _READ, _WRITE = int(Command.READ), int(Command.WRITE)
+_T = TypeVar("_T")
+
+
+class UsualPath(Protocol):
+    """What the engine uses of the :class:`~nbdtui.client.export.Export` it serves:
+    the checks, the sizes, and the usual path for what the threads cannot do."""
+
+    @property
+    def block_minimum(self) -> int: ...
+
+    @property
+    def request_size(self) -> int: ...
+
+    @property
+    def timeout(self) -> float | None: ...
+
+    def _check_range(self, offset: int, length: int) -> None: ...
+
+    def _check_write(self, what: str, *, fua: bool) -> None: ...
+
+    async def read_into(self, offset: int, buffer: bytearray | memoryview) -> None: ...
+
+    async def write(
+        self, offset: int, data: bytes | bytearray | memoryview | FileRange, *, fua: bool = False
+    ) -> None: ...
 
 
 class _Piece:
-    """One :meth:`ThreadedIO.read_into` or :meth:`ThreadedIO.write` call: its requests
+    """One :meth:`BulkEngine.read_into` or :meth:`BulkEngine.write` call: its requests
     left to finish, and the future settled (on the loop) once none is left."""
 
     __slots__ = ("done", "failed", "left")
@@ -57,28 +95,46 @@ class _Piece:
         self.failed = False
 
 
-# A request for a thread: (command, offset, destination or payload, piece, flags)
-Job = tuple[int, int, "memoryview | FileRange", _Piece, int]
+class _Job:
+    """A request for a thread, and the call it is part of (a
+    :class:`~nbdtui.client.replies.Target` for the replies)."""
+
+    __slots__ = ("dest", "offset", "piece", "request")
+    statuses: list[BlockStatus] | None = None  # (no BLOCK_STATUS on threads)
+
+    def __init__(self, request: Request, piece: _Piece) -> None:
+        self.request = request
+        self.piece = piece
+        self.offset = request.offset
+        self.dest = request.dest
 
 
-class ThreadedIO:
+class BulkEngine:
     """Reads and writes over lent connections; see the module documentation.
 
-    Use through :func:`threaded_io`; :meth:`close` gives the connections back.
+    Obtain one with :meth:`Export.bulk() <nbdtui.client.export.Export.bulk>` (or
+    :meth:`start`); :meth:`close` gives the connections back.
     """
 
-    def __init__(self, export, lent: list[tuple[Connection, socket.socket]]) -> None:
+    def __init__(
+        self,
+        export: UsualPath,
+        group: ExportGroup,
+        lent: list[tuple[Connection, socket.socket]],
+    ) -> None:
         self._export = export
+        self._group = group
         self._loop = asyncio.get_running_loop()
         self._cond = threading.Condition()
         # Requests not sent yet, one queue per thread: a call's requests are dealt round
         # the threads, so that every connection works on the oldest piece (one shared
         # queue let a thread take a whole piece's requests while the others went on to
         # later pieces).
-        self._queues: list[collections.deque[Job]] = [collections.deque() for _ in lent]
+        self._queues: list[collections.deque[_Job]] = [collections.deque() for _ in lent]
         self._live = list(range(len(lent)))  # the threads whose stream still works
         self._turn = 0
         self._stopping = False
+        self._fell_back = not lent
         self._closing: asyncio.Task[None] | None = None
         self._ended: list[asyncio.Future[None]] = []
         self._threads: list[threading.Thread] = []
@@ -92,7 +148,7 @@ class ThreadedIO:
                 tv = struct.pack("ll", int(timeout), int(timeout % 1 * 1e6))
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, tv)
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, tv)
-            ended = self._loop.create_future()
+            ended: asyncio.Future[None] = self._loop.create_future()
             self._ended.append(ended)
             thread = threading.Thread(
                 target=self._run,
@@ -103,6 +159,35 @@ class ThreadedIO:
             thread.start()
             self._threads.append(thread)
 
+    @classmethod
+    async def start(cls, export: UsualPath, group: ExportGroup) -> BulkEngine:
+        """Open every connection of ``group`` and lend those that can be lent to
+        transfer threads. With none lent (TLS, SSH, or all busy), the engine works on
+        the event loop."""
+        await group.open_all()
+        lent: list[tuple[Connection, socket.socket]] = []
+        try:
+            for conn in [c for c in group.connections if c.usable]:
+                sock = await conn.lend()
+                if sock is not None:
+                    lent.append((conn, sock))
+        except BaseException:  # cancelled: nothing may stay lent
+            for conn, sock in lent:
+                conn.give_back(sock)
+            raise
+        where = group.endpoint.display
+        if lent:
+            log.debug("bulk transfer on %s: %d threads", where, len(lent))
+        else:
+            group.bulk_fallbacks += 1
+            log.debug("bulk transfer on %s: on the event loop (no stream to lend)", where)
+        return cls(export, group, lent)
+
+    @property
+    def threaded(self) -> bool:
+        """Requests go out on threads (until one fails; then on the event loop)."""
+        return bool(self._threads) and not self._fell_back
+
     async def read_into(self, offset: int, buffer: memoryview | FileRange) -> None:
         """Fill ``buffer`` with the bytes at ``offset``, like :meth:`Export.read_into`
         (which does it, after :meth:`close`, if the threads could not). ``buffer`` may
@@ -111,7 +196,7 @@ class ThreadedIO:
         export = self._export
         if await self._on_threads(_READ, offset, buffer, 0):
             return
-        if type(buffer) is FileRange:
+        if isinstance(buffer, FileRange):
             data = bytearray(buffer.length)
             await export.read_into(offset, data)
             pwrite_all(buffer.file.fileno(), memoryview(data), buffer.offset)
@@ -144,12 +229,16 @@ class ThreadedIO:
         with self._cond:
             live, queues, turn = self._live, self._queues, self._turn
             if not live:
+                self._falling_back("no stream left")
                 return False
             for off in range(offset, offset + length, size):
                 at = off - offset
-                queues[live[turn % len(live)]].append(
-                    (command, off, data[at : at + size], piece, flags)
-                )
+                part = data[at : at + size]
+                if command == _READ:
+                    request = Request(command, off, len(part), flags, dest=part)
+                else:
+                    request = Request(command, off, len(part), flags, payload=part)
+                queues[live[turn % len(live)]].append(_Job(request, piece))
                 turn += 1
             self._turn = turn
             self._cond.notify_all()
@@ -163,8 +252,18 @@ class ThreadedIO:
             await _uncancellable(piece.done)
             raise
         if not ok:
+            self._falling_back(f"a {describe(command, offset, length)} failed on a thread")
             await self.close()
         return ok
+
+    def _falling_back(self, why: str) -> None:
+        """The transfer goes on the event loop from now on (counted once)."""
+        if self._fell_back:
+            return
+        self._fell_back = True
+        self._group.bulk_fallbacks += 1
+        where = self._group.endpoint.display
+        log.debug("bulk transfer on %s: back to the event loop (%s)", where, why)
 
     async def close(self) -> None:
         """Stop the threads once the replies to what they sent are in, and give every
@@ -185,7 +284,9 @@ class ThreadedIO:
                 queue.clear()
             self._cond.notify_all()
         for job in queued:
-            self._finished(job[3], False)
+            self._finished(job.piece, False)
+        if not self._ended:
+            return
         _, late = await asyncio.wait(self._ended, timeout=CLOSE_TIMEOUT)
         if late:
             # A server that does not answer what was sent: end the streams (a thread
@@ -216,9 +317,7 @@ class ThreadedIO:
         except NbdError as exc:  # a timeout; the file of a FileRange shrank
             error = exc
         except (OSError, EOFError) as exc:
-            error = ConnectionLostError(
-                f"connection to {conn.endpoint.display} lost ({exc or 'closed by the server'})"
-            )
+            error = stream_lost(conn.endpoint, exc)
         except BaseException as exc:  # pragma: no cover - a bug: do not hang the loop
             error = ConnectionLostError(f"transfer thread failed: {exc!r}")
         if error is not None:
@@ -227,7 +326,7 @@ class ThreadedIO:
                 queued = list(queue)  # dealt to this thread: nobody will send them
                 queue.clear()
             for job in queued:
-                self._finished(job[3], False)
+                self._finished(job.piece, False)
         self._call(self._ended_on_loop, conn, sock, error, acked[0], ended)
 
     def _ended_on_loop(
@@ -238,9 +337,11 @@ class ThreadedIO:
         acked: int,
         ended: asyncio.Future[None],
     ) -> None:
-        group = self._export._group
+        group = self._group
         if acked:
-            group.succeeded(conn, _WRITE, acked)
+            group.recovery.succeeded(conn, _WRITE, acked)
+        if error is not None:
+            log.debug("bulk transfer thread on %s failed: %s", conn.endpoint.display, error)
         conn.give_back(sock, error)
         if isinstance(error, RequestTimeoutError):
             # as when the watchdog finds a request too old: a new connection is opened
@@ -251,7 +352,7 @@ class ThreadedIO:
         self,
         conn: Connection,
         sock: socket.socket,
-        queue: collections.deque[Job],
+        queue: collections.deque[_Job],
         acked: list[int],
     ) -> None:
         """Send requests from ``queue`` (up to the connection's window) and receive
@@ -260,31 +361,49 @@ class ThreadedIO:
         machine = conn.machine
         window = conn.window
         cond = self._cond
-        sent: dict[int, Job] = {}  # by cookie, the requests in flight
+        sent: dict[int, _Job] = {}  # by cookie, the requests in flight
         reads = 0  # of which READs
         peek = memoryview(bytearray(HEADER_PEEK))
-        into_file = _IntoFile()
+        into_file = IntoFile()
+        finished = self._finished
+
+        def done(ev: RequestDone) -> None:
+            nonlocal reads
+            job = sent.pop(ev.cookie)
+            command = job.request.command
+            if command == _READ:
+                reads -= 1
+            if ev.error:
+                conn.errors += 1
+            elif command == _WRITE:
+                acked[0] += 1
+                conn.bytes_written += job.request.length
+            finished(job.piece, not ev.error)
+
         try:
             while True:
-                out: list[tuple[bytes, memoryview | FileRange | None]] = []
+                out: list[tuple[bytes, Payload | None]] = []
                 with cond:
                     while len(sent) < window:
                         if queue:
                             job = queue[0]
-                            command = job[0]
+                            request = job.request
+                            command = request.command
                             # A WRITE payload is never sent while READ replies may fill
                             # the socket (a server that stops reading until its replies
                             # go out would never take the rest of the payload).
                             if command == _WRITE and reads:
                                 break
                             queue.popleft()
-                            cookie, header = machine.request(command, job[1], len(job[2]), job[4])
+                            cookie, header = machine.request(
+                                command, request.offset, request.length, request.flags
+                            )
                             sent[cookie] = job
                             if command == _READ:
                                 reads += 1
                                 out.append((header, None))
                             else:
-                                out.append((header, job[2]))
+                                out.append((header, request.payload))
                         elif sent:
                             break
                         elif self._stopping:
@@ -302,47 +421,26 @@ class ThreadedIO:
                         raise EOFError
                     events = machine.receive_data(peek[:n], copy=False)
                 else:
-                    _, start, view, _, _ = sent[target.cookie]
-                    at = target.offset - start
-                    if type(view) is FileRange:
-                        into_file.receive(sock, view, at, target.length)
+                    job = sent[target.cookie]
+                    at = target.offset - job.offset
+                    dest = job.dest
+                    if isinstance(dest, FileRange):
+                        into_file.receive(sock, dest, at, target.length)
                     else:
-                        _receive_exactly(sock, view[at : at + target.length])
+                        assert dest is not None  # (every READ on a thread has one)
+                        receive_exactly(sock, dest[at : at + target.length])
                     events = machine.payload_received(target.length)
-                for ev in events:
-                    kind = type(ev)
-                    if kind is Data:
-                        conn.bytes_read += ev.length
-                        if ev.data is not None:
-                            _, start, view, _, _ = sent[ev.cookie]
-                            at = ev.offset - start
-                            if type(view) is FileRange:
-                                pwrite_all(view.file.fileno(), ev.data, view.offset + at)
-                            else:
-                                view[at : at + ev.length] = ev.data
-                    elif kind is Hole:
-                        _, start, view, _, _ = sent[ev.cookie]
-                        if type(view) is FileRange:
-                            into_file.zeroes(view, ev.offset - start, ev.length)
-                        else:
-                            fill_zero(view, ev.offset - start, ev.length)
-                    elif kind is RequestDone:
-                        job = sent.pop(ev.cookie)
-                        if job[0] == _READ:
-                            reads -= 1
-                        if ev.error:
-                            conn.errors += 1
-                        elif job[0] == _WRITE:
-                            acked[0] += 1
-                            conn.bytes_written += len(job[2])
-                        self._finished(job[3], not ev.error)
+                conn.bytes_read += deliver(events, sent, done)
         except BaseException as exc:
             into_file.close()
             oldest = next(iter(sent.values()), None)
             for job in sent.values():
-                self._finished(job[3], False)
+                finished(job.piece, False)
             if isinstance(exc, (TimeoutError, BlockingIOError)):  # SO_RCVTIMEO, SO_SNDTIMEO
-                what = describe(oldest[0], oldest[1], len(oldest[2])) if oldest else "a request"
+                what = "a request"
+                if oldest is not None:
+                    r = oldest.request
+                    what = describe(r.command, r.offset, r.length)
                 raise RequestTimeoutError(
                     f"{what} timed out after {self._export.timeout:g} s "
                     f"(server {conn.endpoint.display})"
@@ -358,7 +456,7 @@ class ThreadedIO:
         if last:
             self._call(_settle, piece)
 
-    def _call(self, callback, *args) -> None:
+    def _call(self, callback: Callable[..., None], *args: object) -> None:
         with contextlib.suppress(RuntimeError):  # the loop is closed: nobody waits
             self._loop.call_soon_threadsafe(callback, *args)
 
@@ -368,14 +466,14 @@ def _settle(piece: _Piece) -> None:
         piece.done.set_result(not piece.failed)
 
 
-async def _uncancellable(future: asyncio.Future) -> None:
+async def _uncancellable(future: asyncio.Future[_T]) -> None:
     """Wait for ``future`` to be done, whatever cancellations come meanwhile."""
     while not future.done():
         with contextlib.suppress(asyncio.CancelledError):
             await asyncio.shield(future)
 
 
-def _send(sock: socket.socket, out: list[tuple[bytes, memoryview | FileRange | None]]) -> None:
+def _send(sock: socket.socket, out: list[tuple[bytes, Payload | None]]) -> None:
     """Send request headers, each followed by its WRITE payload if any; headers without
     payload go out together."""
     headers: list[bytes] = []
@@ -385,122 +483,31 @@ def _send(sock: socket.socket, out: list[tuple[bytes, memoryview | FileRange | N
             continue
         sock.sendall(b"".join(headers))
         headers.clear()
-        if type(payload) is FileRange:
-            _send_file(sock, payload)
+        if isinstance(payload, FileRange):
+            send_file_blocking(sock, payload)
         else:
             sock.sendall(payload)
     if headers:
         sock.sendall(b"".join(headers))
 
 
-def _send_file(sock: socket.socket, payload: FileRange) -> None:
-    """The bytes of ``payload``, from the page cache to the socket."""
-    fd, out = payload.file.fileno(), sock.fileno()
-    pos, left = payload.offset, payload.length
-    while left:
-        n = os.sendfile(out, fd, pos, left)
-        if not n:  # the file ended early: the stream is broken mid-payload
-            raise short_file_error(payload, pos - payload.offset)
-        pos += n
-        left -= n
+class OpenBulk:
+    """What :meth:`Export.bulk() <nbdtui.client.export.Export.bulk>` returns: an async
+    context manager yielding the started :class:`BulkEngine` (closed on exit), also
+    awaitable (``engine = await export.bulk()``; then ``await engine.close()``)."""
 
+    def __init__(self, export: UsualPath, group: ExportGroup) -> None:
+        self._export = export
+        self._group = group
+        self._engine: BulkEngine | None = None
 
-class _IntoFile:
-    """A thread's way of receiving READ payload into a file: spliced from the socket
-    into a pipe and from the pipe into the file (no copy through user space), or, where
-    the file refuses splice, received into a buffer and written."""
+    def __await__(self) -> Generator[object, None, BulkEngine]:
+        return BulkEngine.start(self._export, self._group).__await__()
 
-    def __init__(self) -> None:
-        self._pipe: tuple[int, int] | None = None
-        self._capacity = 0  # of the pipe
-        self._splice = hasattr(os, "splice")
-        self._buffer: memoryview | None = None
+    async def __aenter__(self) -> BulkEngine:
+        self._engine = await BulkEngine.start(self._export, self._group)
+        return self._engine
 
-    def receive(self, sock: socket.socket, dest: FileRange, at: int, length: int) -> None:
-        fd, pos = dest.file.fileno(), dest.offset + at
-        while length and self._splice:
-            if self._pipe is None:
-                self._pipe, self._capacity = _pipe()
-            r, w = self._pipe
-            n = os.splice(sock.fileno(), w, min(length, self._capacity))
-            if not n:
-                raise EOFError
-            length -= n
-            try:
-                while n:
-                    k = os.splice(r, fd, n, offset_dst=pos)
-                    n, pos = n - k, pos + k
-            except OSError as exc:
-                if exc.errno not in (errno.EINVAL, errno.EOPNOTSUPP, errno.ENOSYS):
-                    raise
-                self._splice = False  # this file takes no splice: what is in the pipe
-                while n:  # goes the long way, and all that comes after it
-                    data = os.read(r, n)
-                    pwrite_all(fd, memoryview(data), pos)
-                    n, pos = n - len(data), pos + len(data)
-        while length:
-            if self._buffer is None:
-                self._buffer = memoryview(bytearray(PIPE_SIZE))
-            view = self._buffer[: min(length, PIPE_SIZE)]
-            _receive_exactly(sock, view)
-            pwrite_all(fd, view, pos)
-            length, pos = length - len(view), pos + len(view)
-
-    def zeroes(self, dest: FileRange, at: int, length: int) -> None:
-        """A hole: zeroes written (the file may hold other bytes there)."""
-        fd, pos = dest.file.fileno(), dest.offset + at
-        while length:
-            n = min(length, len(ZEROES))
-            pwrite_all(fd, ZEROES[:n], pos)
-            length, pos = length - n, pos + n
-
-    def close(self) -> None:
-        if self._pipe is not None:
-            for end in self._pipe:
-                os.close(end)
-            self._pipe = None
-
-
-def _pipe() -> tuple[tuple[int, int], int]:
-    """A pipe, and how many bytes it holds."""
-    r, w = os.pipe2(os.O_CLOEXEC)
-    with contextlib.suppress(OSError):  # the default (64 KiB) works, with more calls
-        fcntl.fcntl(w, fcntl.F_SETPIPE_SZ, PIPE_SIZE)
-    return (r, w), fcntl.fcntl(w, fcntl.F_GETPIPE_SZ)
-
-
-def pwrite_all(fd: int, data: memoryview | bytes, at: int) -> None:
-    view = memoryview(data)
-    while view:
-        n = os.pwrite(fd, view, at)
-        view, at = view[n:], at + n
-
-
-def _receive_exactly(sock: socket.socket, view: memoryview) -> None:
-    """Fill ``view``: with MSG_WAITALL, in one call (one release of the GIL, one wake-up
-    of this thread) unless a signal or the timeout cuts it short."""
-    got, n = 0, len(view)
-    while got < n:
-        k = sock.recv_into(view[got:], 0, socket.MSG_WAITALL)
-        if not k:
-            raise EOFError
-        got += k
-
-
-async def threaded_io(export) -> ThreadedIO | None:
-    """Open every connection of ``export`` and lend those that can be lent to transfer
-    threads; ``None`` when none can (nothing is then taken from the export)."""
-    await export.open_connections()
-    lent: list[tuple[Connection, socket.socket]] = []
-    try:
-        for conn in [c for c in export._group.connections if c.usable]:
-            sock = await conn.lend()
-            if sock is not None:
-                lent.append((conn, sock))
-    except BaseException:  # cancelled: nothing may stay lent
-        for conn, sock in lent:
-            conn.give_back(sock)
-        raise
-    if not lent:
-        return None
-    return ThreadedIO(export, lent)
+    async def __aexit__(self, *exc: object) -> None:
+        if self._engine is not None:
+            await self._engine.close()
