@@ -38,7 +38,7 @@ from pathlib import Path
 
 import nbdtui
 from nbdtui.client import Pool
-from nbdtui.client.pool import PooledConnectionStats
+from nbdtui.client.group import PooledConnectionStats
 from nbdtui.errors import (
     ConnectionLostError,
     NbdError,

@@ -478,7 +478,7 @@ class Export:
 
     def connection_stats(self) -> list[ConnectionStats]:
         """A snapshot of each connection to this export (shared with other users):
-        :class:`~nbdtui.client.pool.PooledConnectionStats`, with the age of the oldest
+        :class:`~nbdtui.client.group.PooledConnectionStats`, with the age of the oldest
         request in flight and a ``"reconnecting"`` row while a connection is reopened."""
         return self._group.stats()
 

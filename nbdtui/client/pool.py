@@ -16,18 +16,11 @@ import asyncio
 import weakref
 
 from nbdtui.client.connection import ConnectionStats
-from nbdtui.client.group import DEFAULT_MAX_CONNECTIONS, ExportGroup, PooledConnectionStats
+from nbdtui.client.group import DEFAULT_MAX_CONNECTIONS, ExportGroup
 from nbdtui.client.options import ExportOptions
 from nbdtui.uri import Endpoint
 
-__all__ = [
-    "DEFAULT_MAX_CONNECTIONS",
-    "ExportGroup",
-    "Pool",
-    "PooledConnectionStats",
-    "cancel_connection",
-    "default_pool",
-]
+__all__ = ["Pool", "cancel_connection", "default_pool"]
 
 
 class Pool:

@@ -19,7 +19,8 @@ import pytest
 
 import nbdtui
 from nbdtui.client import Pool
-from nbdtui.client.pool import PooledConnectionStats, cancel_connection
+from nbdtui.client.group import PooledConnectionStats
+from nbdtui.client.pool import cancel_connection
 from nbdtui.client.recovery import ExportChangedError
 from nbdtui.errors import ConnectionLostError
 from tests.support.cli_helpers import assert_one_line_error
@@ -188,7 +189,7 @@ async def test_cancel_closes_and_reopens_the_connection(nbdkit):
 
 async def test_a_stalled_connection_shows_its_oldest_request(nbdkit, monkeypatch):
     # STALL_SECONDS (3 s) lowered to 1 s, and the server's delay with it.
-    monkeypatch.setattr("nbdtui.client.pool.STALL_SECONDS", 1.0)
+    monkeypatch.setattr("nbdtui.client.group.STALL_SECONDS", 1.0)
     server = nbdkit("memory", "1M", filters=("delay",), extra_options=("rdelay=2",))
     async with nbdtui.open(server.uri, pool=Pool()) as export:
         read = asyncio.create_task(export.read(0, 512))

@@ -12,7 +12,7 @@ from textual.widgets import DataTable, Static
 
 import nbdtui
 from nbdtui.client import Pool
-from nbdtui.client.pool import PooledConnectionStats
+from nbdtui.client.group import PooledConnectionStats
 from nbdtui.tui.screens.pool_monitor import PoolScreen, state_text
 from tests.support.servers import ONE_THREAD
 
@@ -61,7 +61,7 @@ async def _wait(pilot, condition, timeout: float = 10) -> None:
 async def test_a_stalled_connection_is_shown_and_cancelled(nbdkit, monkeypatch):
     # A connection is stalled after STALL_SECONDS (3 s) without a reply; 1 s here, and the
     # server's delay shortened to match (still longer than the stall).
-    monkeypatch.setattr("nbdtui.client.pool.STALL_SECONDS", 1.0)
+    monkeypatch.setattr("nbdtui.client.group.STALL_SECONDS", 1.0)
     server = nbdkit("pattern", "4M", filters=("delay",), extra_options=(*ONE_THREAD, "rdelay=2"))
     pool = Pool()
     async with nbdtui.open(server.uri, pool=pool) as export:
