@@ -10,7 +10,6 @@ import asyncio
 import json
 import os
 import random
-import shutil
 import struct
 import subprocess
 import sys
@@ -31,19 +30,18 @@ from nbdtui.proto.constants import (
 )
 from nbdtui.server import MemoryBackend, serve
 from nbdtui.server.backend import CHUNK_SIZE, HOLE_FLAGS, BackendError
+from tests.support.requirements import SYSTEM_PYTHON, require, require_system_module
 
 MIB = 1024 * 1024
 TIB = 1024**4
 DISK_SIZE = 8 * MIB
-SYSTEM_PYTHON = "/usr/bin/python3"  # where Debian's libnbd Python bindings (nbdsh) live
 
 pytestmark = pytest.mark.timeout(120)
 
 
 def _need(*tools: str) -> None:
     for tool in tools:
-        if shutil.which(tool) is None and not (os.environ.get("CI")):
-            pytest.skip(f"{tool} is not installed")
+        require(tool)
 
 
 async def run(*args: str, check: bool = True, timeout: float = 90) -> tuple[int, str, str]:
@@ -240,17 +238,9 @@ async def test_writes_to_the_read_only_export_fail(server, tmp_path):
     )
 
 
-def _have_python_libnbd() -> bool:
-    if not os.path.exists(SYSTEM_PYTHON):
-        return False
-    probe = subprocess.run([SYSTEM_PYTHON, "-c", "import nbd"], capture_output=True)
-    return probe.returncode == 0
-
-
 async def test_server_errors_seen_by_libnbd_without_its_client_checks(server):
     """libnbd's strict mode refuses bad requests itself; turned off, the server answers."""
-    if not _have_python_libnbd():
-        pytest.skip("libnbd Python bindings are not installed")
+    require_system_module("nbd")
     script = f"""
 import nbd
 def attempt(h, what, f):
@@ -310,8 +300,7 @@ class FailingBackend(MemoryBackend):
 
 
 async def test_backend_failures_become_error_replies():
-    if not _have_python_libnbd():
-        pytest.skip("libnbd Python bindings are not installed")
+    require_system_module("nbd")
     backend = FailingBackend(4 * MIB, [(0, b"ok" * 256), (MIB, b"x" * 512), (2 * MIB, b"y")])
     async with await serve({"f": backend}, unix=True) as srv:
         script = f"""

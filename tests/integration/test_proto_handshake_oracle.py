@@ -10,7 +10,6 @@ test_proto_handshake.py checks it against scripted bytes.
 from __future__ import annotations
 
 import json
-import shutil
 import socket
 import ssl
 import struct
@@ -23,12 +22,11 @@ from nbdtui.errors import ExportNotFoundError, HandshakeError, TLSRequiredError
 from nbdtui.proto.client_events import Negotiated, StartTLS
 from nbdtui.proto.client_handshake import ClientHandshake
 from nbdtui.proto.constants import TransmissionFlag
-
-needs_nbdkit = pytest.mark.skipif(shutil.which("nbdkit") is None, reason="nbdkit is not installed")
+from tests.support.requirements import require
 
 
 @pytest.fixture
-def nbdkit(servers) -> Callable[..., str]:
+def nbdkit_unix(servers) -> Callable[..., str]:
     """Start nbdkit on a Unix socket with the shared fixture; returns the socket path.
 
     Arguments starting with ``-`` are nbdkit options, the first other one the plugin.
@@ -76,9 +74,10 @@ def read_first_sector(sock: socket.socket, trailing: bytes) -> bytes:
     return data[16:]
 
 
-@needs_nbdkit
-def test_nbdkit_go_and_transmission(nbdkit):
-    path = nbdkit("--filter=exportname", "pattern", "1M", "exportname=a", "exportdesc=fixed:hello")
+def test_nbdkit_go_and_transmission(nbdkit_unix):
+    path = nbdkit_unix(
+        "--filter=exportname", "pattern", "1M", "exportname=a", "exportdesc=fixed:hello"
+    )
     hs = ClientHandshake(export_name="a", list_contexts=True, structured_replies=False)
     (event,), sock = handshake_over_socket(path, hs)
     with sock:
@@ -90,18 +89,15 @@ def test_nbdkit_go_and_transmission(nbdkit):
         assert read_first_sector(sock, hs.trailing_data)[8:16] == struct.pack(">Q", 8)
 
 
-@needs_nbdkit
-def test_nbdkit_structured_and_contexts_match_nbdinfo(nbdkit):
-    path = nbdkit("memory", "1M")
+def test_nbdkit_structured_and_contexts_match_nbdinfo(nbdkit_unix):
+    path = nbdkit_unix("memory", "1M")
     hs = ClientHandshake(list_contexts=True)
     (event,), sock = handshake_over_socket(path, hs)
     sock.close()
     assert event.structured is True
     assert event.context_id("base:allocation") is not None
-    if shutil.which("nbdinfo") is None:
-        pytest.skip("nbdinfo is not installed")
     out = subprocess.run(
-        ["nbdinfo", "--json", f"nbd+unix:///?socket={path}"],
+        [require("nbdinfo"), "--json", f"nbd+unix:///?socket={path}"],
         capture_output=True,
         check=True,
         text=True,
@@ -125,9 +121,8 @@ def test_nbdkit_structured_and_contexts_match_nbdinfo(nbdkit):
         assert export[oracle_key] == getattr(event.info, key), key
 
 
-@needs_nbdkit
-def test_nbdkit_list_with_details_and_unknown_export(nbdkit):
-    path = nbdkit(
+def test_nbdkit_list_with_details_and_unknown_export(nbdkit_unix):
+    path = nbdkit_unix(
         "--filter=exportname",
         "memory",
         "64K",
@@ -148,25 +143,23 @@ def test_nbdkit_list_with_details_and_unknown_export(nbdkit):
         handshake_over_socket(path, ClientHandshake(export_name="zz"))
 
 
-@needs_nbdkit
-def test_nbdkit_oldstyle_and_non_fixed_newstyle(nbdkit):
-    (event,), sock = handshake_over_socket(nbdkit("-o", "memory", "8K"), ClientHandshake())
+def test_nbdkit_oldstyle_and_non_fixed_newstyle(nbdkit_unix):
+    (event,), sock = handshake_over_socket(nbdkit_unix("-o", "memory", "8K"), ClientHandshake())
     sock.close()
     assert (event.protocol, event.info.size, event.structured) == ("oldstyle", 8192, False)
-    path = nbdkit("--mask-handshake=0", "memory", "16K")
+    path = nbdkit_unix("--mask-handshake=0", "memory", "16K")
     (event,), sock = handshake_over_socket(path, ClientHandshake(export_name="q"))
     sock.close()
     assert (event.protocol, event.info.size, event.info.name) == ("newstyle", 16384, "q")
 
 
-@needs_nbdkit
-def test_nbdkit_tls_required_and_refused(nbdkit, tmp_path):
+def test_nbdkit_tls_required_and_refused(nbdkit_unix, tmp_path):
     psk = tmp_path / "keys.psk"
     psk.write_text("alice:" + "0" * 64 + "\n")
-    path = nbdkit("--tls=require", f"--tls-psk={psk}", "memory", "1M")
+    path = nbdkit_unix("--tls=require", f"--tls-psk={psk}", "memory", "1M")
     with pytest.raises(TLSRequiredError, match="use nbds://"):
         handshake_over_socket(path, ClientHandshake())
-    path = nbdkit("--tls=off", "memory", "1M")
+    path = nbdkit_unix("--tls=off", "memory", "1M")
     with pytest.raises(HandshakeError, match="server does not support TLS"):
         handshake_over_socket(path, ClientHandshake(tls=True))
 
@@ -201,13 +194,12 @@ def make_certificates(directory) -> None:
     )  # fmt: skip
 
 
-@needs_nbdkit
-@pytest.mark.skipif(shutil.which("openssl") is None, reason="openssl is not installed")
-def test_nbdkit_real_tls_upgrade(nbdkit, tmp_path):
+def test_nbdkit_real_tls_upgrade(nbdkit_unix, tmp_path):
+    require("openssl")
     certs = tmp_path / "pki"
     certs.mkdir()
     make_certificates(certs)
-    path = nbdkit("--tls=require", f"--tls-certificates={certs}", "pattern", "1M")
+    path = nbdkit_unix("--tls=require", f"--tls-certificates={certs}", "pattern", "1M")
     hs = ClientHandshake(tls=True, structured_replies=False)
     plain = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     plain.settimeout(10)

@@ -30,6 +30,7 @@ PROGRAMS: dict[str, str] = {
     "nbdkit": "nbdkit",
     "qemu-nbd": "qemu-utils",
     "qemu-img": "qemu-utils",
+    "qemu-io": "qemu-utils",
     "nbd-server": "nbd-server",
     # libnbd's tools, the reference client
     "nbdinfo": "libnbd-bin",
