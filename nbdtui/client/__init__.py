@@ -15,9 +15,10 @@ from __future__ import annotations
 
 from nbdtui.client.api import list_exports, open, probe
 from nbdtui.client.connection import Connection, ConnectionStats
-from nbdtui.client.export import Export, Extent, RangeError
+from nbdtui.client.export import Export, Extent
 from nbdtui.client.pool import Pool, default_pool
 from nbdtui.client.requests import FileRange
+from nbdtui.errors import RangeError
 
 __all__ = [
     "Connection",

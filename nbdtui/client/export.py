@@ -22,7 +22,7 @@ from nbdtui.client.connection import ConnectionStats
 from nbdtui.client.pool import ExportGroup, Pool
 from nbdtui.client.requests import FileRange
 from nbdtui.client.resilience import perform, perform_all
-from nbdtui.errors import NbdError, NotSupportedError, ProtocolError
+from nbdtui.errors import NbdError, NotSupportedError, ProtocolError, RangeError
 from nbdtui.proto.constants import (
     BASE_ALLOCATION,
     DEFAULT_BLOCK_MAX,
@@ -43,10 +43,6 @@ NO_PAYLOAD_MAX = 1 << 30  # TRIM / WRITE_ZEROES / BLOCK_STATUS requests are spli
 
 
 _READ = int(Command.READ)
-
-
-class RangeError(NbdError, ValueError):
-    """A range past the end of the export (nothing was sent)."""
 
 
 @dataclass(frozen=True)

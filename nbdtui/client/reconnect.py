@@ -26,13 +26,17 @@ from nbdtui.client.requests import PendingRequest
 from nbdtui.client.resilience import (
     _CHANGES,
     Backoff,
-    ClosedByClient,
-    ExportChangedError,
     Watchdog,
     check_compatible,
     describe,
 )
-from nbdtui.errors import ConnectionLostError, NbdError, RequestTimeoutError
+from nbdtui.errors import (
+    ClosedByClient,
+    ConnectionLostError,
+    ExportChangedError,
+    NbdError,
+    RequestTimeoutError,
+)
 
 if TYPE_CHECKING:  # pragma: no cover
     from nbdtui.proto.events import Negotiated

@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 from nbdtui.client.connection import COMMAND_WORDS, Connection
 from nbdtui.client.requests import PendingRequest
-from nbdtui.errors import ConnectionLostError, NbdError, RequestError
+from nbdtui.errors import ConnectionLostError, ExportChangedError, NbdError, RequestError
 from nbdtui.proto.constants import BASE_ALLOCATION, DEFAULT_BLOCK_MAX, Command
 from nbdtui.proto.constants import TransmissionFlag as TF
 from nbdtui.proto.events import Negotiated
@@ -60,18 +60,6 @@ _CAPABILITIES = {
 }
 
 Job = tuple[int, int, int, int, Any, Any]  # command, offset, length, flags, payload, dest
-
-
-class ClosedByClient(ConnectionLostError):
-    """nbdtui closed the connection itself (a request timed out, the user cancelled it).
-
-    The requests that were in flight on it are sent again on a new connection.
-    """
-
-
-class ExportChangedError(ConnectionLostError):
-    """After a reconnect, the export is not the one that was open (it shrank, became
-    read-only, lost a capability): nbdtui stops using it."""
 
 
 def describe(command: int, offset: int, length: int) -> str:

@@ -24,22 +24,10 @@ from typing import Any
 
 from nbdtui.editor.edits import EditRange, PendingEdits
 from nbdtui.editor.journal import Journal, JournalRange, strip_secrets
-from nbdtui.errors import NbdError, NotSupportedError
+from nbdtui.errors import CommitError, ConflictError, NbdError, NotSupportedError
 
 MAX_UNDOABLE = 32 << 20  # bytes a zero/trim may cover: their old bytes go to the journal
 _PIECE = 4 << 20  # bytes per read or write request
-
-
-class CommitError(NbdError):
-    """Writing failed; ``entry_id`` is the journal entry (marked failed), if any."""
-
-    def __init__(self, message: str, entry_id: int | None = None):
-        super().__init__(message)
-        self.entry_id = entry_id
-
-
-class ConflictError(CommitError):
-    """The export no longer holds the bytes the edit (or the revert) expects."""
 
 
 def endpoint_of(export: Any) -> str:

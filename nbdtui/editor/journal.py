@@ -22,17 +22,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
-from nbdtui.errors import NbdError
+from nbdtui.errors import JournalError
 
 __all__ = ["STATES", "Journal", "JournalEntry", "JournalError", "JournalRange", "default_path"]
 
 STATES = ("pending", "written", "failed", "reverted")
 _MAX_OFFSET = 2**63 - 1  # SQLite integers are signed 64-bit
 _SCHEMA_VERSION = 1
-
-
-class JournalError(NbdError):
-    """The undo journal cannot be opened or used, or has no such entry."""
 
 
 @dataclass(frozen=True)

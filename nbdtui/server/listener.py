@@ -25,7 +25,7 @@ from collections import deque
 from collections.abc import Mapping
 from urllib.parse import quote
 
-from nbdtui.errors import Errno, NbdError
+from nbdtui.errors import BackendError, Errno, NbdError
 from nbdtui.proto.constants import (
     BASE_ALLOCATION,
     DEFAULT_BLOCK_MAX,
@@ -52,7 +52,7 @@ from nbdtui.proto.server import (
     WriteZeroesRequest,
 )
 from nbdtui.proto.server_transmission import MAX_EXTENTS
-from nbdtui.server.backend import Backend, BackendError
+from nbdtui.server.backend import Backend
 
 log = logging.getLogger(__name__)
 

@@ -20,7 +20,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from nbdtui.errors import Errno, NbdError
+from nbdtui.errors import BackendError, Errno, NbdError
 from nbdtui.proto.constants import (
     IHAVEOPT,
     REQUEST_MAGIC,
@@ -30,7 +30,7 @@ from nbdtui.proto.constants import (
     OptionReply,
 )
 from nbdtui.server import MemoryBackend, serve
-from nbdtui.server.backend import CHUNK_SIZE, HOLE_FLAGS, BackendError
+from nbdtui.server.backend import CHUNK_SIZE, HOLE_FLAGS
 
 MIB = 1024 * 1024
 TIB = 1024**4

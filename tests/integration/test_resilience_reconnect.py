@@ -21,8 +21,7 @@ import pytest
 import nbdtui
 from nbdtui.client import Pool
 from nbdtui.client.pool import PooledConnectionStats, cancel_connection
-from nbdtui.client.resilience import ExportChangedError
-from nbdtui.errors import ConnectionLostError
+from nbdtui.errors import ConnectionLostError, ExportChangedError
 from tests.integration.test_client_faults import Peer, fake_server  # noqa: F401 - the fixture
 from tests.integration.test_resilience_timeout import ONE_THREAD
 from tests.support.cli_helpers import assert_one_line_error

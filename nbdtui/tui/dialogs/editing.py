@@ -19,7 +19,8 @@ from textual.widgets import Button, Checkbox, Input, Label, OptionList, Static
 from textual.widgets.option_list import Option
 
 from nbdtui.editor.edits import EditRange
-from nbdtui.editor.search import PatternError, parse_pattern
+from nbdtui.editor.search import parse_pattern
+from nbdtui.errors import PatternError
 from nbdtui.present.sizes import format_size
 from nbdtui.tui.dialogs.confirm import escape_markup as escape
 

@@ -29,7 +29,8 @@ from textual.screen import ModalScreen, Screen
 from textual.widgets import Button, Input, Static
 
 from nbdtui.client.transport.ssh import prompts as ssh_prompts
-from nbdtui.client.transport.ssh.prompts import PromptUnavailable, UnknownHostKey
+from nbdtui.client.transport.ssh.prompts import UnknownHostKey
+from nbdtui.errors import PromptUnavailable
 from nbdtui.tui.dialogs.confirm import escape_markup
 
 __all__ = ["HostKeyScreen", "PasswordScreen", "PromptHooks", "for_the_tui"]

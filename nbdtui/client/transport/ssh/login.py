@@ -24,8 +24,8 @@ from typing import Any
 import asyncssh
 
 from nbdtui.client.transport.ssh.endpoint import SshRoute
-from nbdtui.client.transport.ssh.prompts import PromptUnavailable, ask_password, notify
-from nbdtui.errors import ConnectError, NbdError
+from nbdtui.client.transport.ssh.prompts import ask_password, notify
+from nbdtui.errors import ConnectError, NbdError, PromptUnavailable
 
 __all__ = [
     "Login",
