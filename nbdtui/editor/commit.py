@@ -23,8 +23,9 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from nbdtui.editor.edits import EditRange, PendingEdits
-from nbdtui.editor.journal import Journal, JournalRange, strip_secrets
+from nbdtui.editor.journal import Journal, JournalRange
 from nbdtui.errors import CommitError, ConflictError, NbdError, NotSupportedError
+from nbdtui.uri import without_secrets
 
 MAX_UNDOABLE = 32 << 20  # bytes a zero/trim may cover: their old bytes go to the journal
 _PIECE = 4 << 20  # bytes per read or write request
@@ -33,7 +34,7 @@ _PIECE = 4 << 20  # bytes per read or write request
 def endpoint_of(export: Any) -> str:
     """The endpoint string journal entries are filed under (the export's URI, no secrets)."""
     endpoint = getattr(export, "endpoint", None)
-    return strip_secrets(str(getattr(endpoint, "uri", endpoint) or ""))
+    return without_secrets(str(getattr(endpoint, "uri", endpoint) or ""))
 
 
 async def _record(journal: Journal, export: Any, ranges: Sequence[JournalRange], note: str) -> int:
