@@ -1,5 +1,11 @@
 """Exceptions shared by every layer of nbdtui.
 
+Every exception class nbdtui raises for its callers to catch is defined here, whichever
+layer raises it (the sections below say which), so that one module imports them all and
+``nbdtui`` re-exports them; only private control flow (a class with a leading underscore,
+raised and caught inside one module) stays where it is used. All but
+``PromptUnavailable``, ``PatternError`` and ``GotoError`` derive from :class:`NbdError`.
+
 Every message is one line a person can act on; the CLI prints ``nbdtui: <message>``.
 """
 
@@ -39,6 +45,9 @@ ERRNO_TEXT = {
     Errno.ENOTSUP: "Operation not supported",
     Errno.ESHUTDOWN: "Server is shutting down",
 }
+
+
+# ---------------------------------------------------------------- every layer
 
 
 class NbdError(Exception):
