@@ -6,24 +6,136 @@ The library API is asyncio and never imports Textual::
 
     async with nbdtui.open("nbd://localhost/disk") as export:
         data = await export.read(0, 512)
+
+What is public is what ``__all__`` lists:
+
+- ``open``, ``list_exports`` and ``probe`` (from :mod:`nbdtui.client.api`);
+- ``parse``, ``Endpoint`` and ``without_secrets`` (from :mod:`nbdtui.uri`);
+- every error class, ``NbdError`` at their root, and ``Errno`` (from :mod:`nbdtui.errors`).
+
+Each name is imported the first time it is used, so that ``import nbdtui`` (and
+``nbdtui --version``) stays cheap: it imports neither asyncio nor Textual nor asyncssh.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+import importlib
+from typing import TYPE_CHECKING
 
 __version__ = "0.1.0"
 
 if TYPE_CHECKING:  # pragma: no cover
-    from nbdtui.client.api import open
+    from nbdtui.client.api import list_exports, open, probe
+    from nbdtui.errors import (
+        BackendError,
+        ClosedByClient,
+        CommitError,
+        ConflictError,
+        ConnectError,
+        ConnectionLostError,
+        Errno,
+        ExportChangedError,
+        ExportNotFoundError,
+        GotoError,
+        HandshakeError,
+        JournalError,
+        NbdError,
+        NotSupportedError,
+        PatternError,
+        PromptUnavailable,
+        ProtocolError,
+        RangeError,
+        RequestError,
+        RequestTimeoutError,
+        TLSError,
+        TLSRequiredError,
+        UriError,
+        UsageError,
+    )
+    from nbdtui.uri import Endpoint, parse, without_secrets
 
-__all__ = ["__version__", "open"]
+# name -> the module that defines it
+_LAZY = {
+    "open": "nbdtui.client.api",
+    "list_exports": "nbdtui.client.api",
+    "probe": "nbdtui.client.api",
+    "parse": "nbdtui.uri",
+    "Endpoint": "nbdtui.uri",
+    "without_secrets": "nbdtui.uri",
+    **dict.fromkeys(
+        [
+            "Errno",
+            "NbdError",
+            "UriError",
+            "UsageError",
+            "ConnectError",
+            "TLSError",
+            "HandshakeError",
+            "TLSRequiredError",
+            "ExportNotFoundError",
+            "ProtocolError",
+            "ConnectionLostError",
+            "ClosedByClient",
+            "ExportChangedError",
+            "NotSupportedError",
+            "RequestError",
+            "RequestTimeoutError",
+            "RangeError",
+            "PromptUnavailable",
+            "BackendError",
+            "CommitError",
+            "ConflictError",
+            "JournalError",
+            "PatternError",
+            "GotoError",
+        ],
+        "nbdtui.errors",
+    ),
+}
+
+__all__ = [
+    "BackendError",
+    "ClosedByClient",
+    "CommitError",
+    "ConflictError",
+    "ConnectError",
+    "ConnectionLostError",
+    "Endpoint",
+    "Errno",
+    "ExportChangedError",
+    "ExportNotFoundError",
+    "GotoError",
+    "HandshakeError",
+    "JournalError",
+    "NbdError",
+    "NotSupportedError",
+    "PatternError",
+    "PromptUnavailable",
+    "ProtocolError",
+    "RangeError",
+    "RequestError",
+    "RequestTimeoutError",
+    "TLSError",
+    "TLSRequiredError",
+    "UriError",
+    "UsageError",
+    "__version__",
+    "list_exports",
+    "open",
+    "parse",
+    "probe",
+    "without_secrets",
+]
 
 
-def __getattr__(name: str) -> Any:
-    # Imported lazily so that `import nbdtui` (and `nbdtui --version`) stays cheap.
-    if name == "open":
-        from nbdtui.client.api import open as _open
+def __getattr__(name: str) -> object:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'nbdtui' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value  # the next lookup does not come here
+    return value
 
-        return _open
-    raise AttributeError(f"module 'nbdtui' has no attribute {name!r}")
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

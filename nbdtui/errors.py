@@ -1,5 +1,11 @@
 """Exceptions shared by every layer of nbdtui.
 
+Every exception class nbdtui raises for its callers to catch is defined here, whichever
+layer raises it (the sections below say which), so that one module imports them all and
+``nbdtui`` re-exports them; only private control flow (a class with a leading underscore,
+raised and caught inside one module) stays where it is used. All but
+``PromptUnavailable``, ``PatternError`` and ``GotoError`` derive from :class:`NbdError`.
+
 Every message is one line a person can act on; the CLI prints ``nbdtui: <message>``.
 """
 
@@ -39,6 +45,9 @@ ERRNO_TEXT = {
     Errno.ENOTSUP: "Operation not supported",
     Errno.ESHUTDOWN: "Server is shutting down",
 }
+
+
+# ---------------------------------------------------------------- every layer
 
 
 class NbdError(Exception):
@@ -125,3 +134,64 @@ class RequestTimeoutError(NbdError):
 class TLSError(ConnectError):
     """TLS could not be set up: a certificate failed verification, TLS files are missing or
     unusable, or the TLS handshake failed (never followed by a plaintext fallback)."""
+
+
+# ---------------------------------------------------------------- client
+
+
+class RangeError(NbdError, ValueError):
+    """A range past the end of the export (nothing was sent)."""
+
+
+class ClosedByClient(ConnectionLostError):
+    """nbdtui closed the connection itself (a request timed out, the user cancelled it).
+
+    The requests that were in flight on it are sent again on a new connection.
+    """
+
+
+class ExportChangedError(ConnectionLostError):
+    """After a reconnect, the export is not the one that was open (it shrank, became
+    read-only, lost a capability): nbdtui stops using it."""
+
+
+class PromptUnavailable(Exception):
+    """A prompt hook cannot ask anybody (no terminal, no UI); the text says why."""
+
+
+# ---------------------------------------------------------------- server
+
+
+class BackendError(NbdError):
+    """A backend operation failed; ``errno`` is the NBD error sent to the client."""
+
+    def __init__(self, errno: Errno, message: str):
+        super().__init__(message)
+        self.errno = Errno(errno)
+
+
+# ---------------------------------------------------------------- editor
+
+
+class CommitError(NbdError):
+    """Writing failed; ``entry_id`` is the journal entry (marked failed), if any."""
+
+    def __init__(self, message: str, entry_id: int | None = None):
+        super().__init__(message)
+        self.entry_id = entry_id
+
+
+class ConflictError(CommitError):
+    """The export no longer holds the bytes the edit (or the revert) expects."""
+
+
+class JournalError(NbdError):
+    """The undo journal cannot be opened or used, or has no such entry."""
+
+
+class PatternError(ValueError):
+    """The search text is neither hex bytes nor text."""
+
+
+class GotoError(ValueError):
+    """The goto text cannot be understood or points outside the export."""

@@ -49,6 +49,9 @@ Decisions where the spec leaves a choice:
 - Printed URIs always have a ``/`` after the authority (``nbd://h/``,
   ``nbd+unix:///?socket=/x``) and list ``socket`` first, then the TLS parameters,
   then the ``x-`` ones, each group sorted by key.
+
+``without_secrets(text)`` is the one place that decides what in a URI is secret; every
+URI nbdtui stores (the connect screen's history, the undo journal) goes through it.
 """
 
 from __future__ import annotations
@@ -57,6 +60,7 @@ import dataclasses
 import ipaddress
 import re
 from dataclasses import dataclass
+from urllib.parse import unquote
 
 from nbdtui.errors import UriError
 from nbdtui.proto.constants import DEFAULT_PORT, MAX_STRING
@@ -302,6 +306,7 @@ class Endpoint:
 
 def _pairs(items: object) -> tuple[tuple[str, str], ...]:
     try:
+        # ``items`` is whatever the caller passed: iterating it is the check.
         pairs = tuple((k, v) for k, v in items)  # type: ignore[attr-defined]
     except (TypeError, ValueError):
         raise UriError("query parameters must be (key, value) pairs") from None
@@ -407,8 +412,8 @@ def parse(text: str) -> Endpoint:
 
     match = _SCHEME_RE.match(text)
     scheme = match[1].lower() if match else None
-    if scheme in SCHEMES:
-        rest = text[match.end() :]  # type: ignore[union-attr]
+    if match is not None and scheme in SCHEMES:
+        rest = text[match.end() :]
         if not rest.startswith("//"):
             if scheme == "nbd":
                 return _parse_legacy(rest)
@@ -640,3 +645,54 @@ def parse_ssh_target(text: str) -> SshTarget:
     if port_text == "":
         raise UriError("empty ssh port after ':'")
     return SshTarget(host=host, user=user, port=port)
+
+
+# ---------------------------------------------------------------- secrets
+
+# A query parameter is secret when its name (percent-decoded, any case) contains one of
+# these words: ``tls-psk-file``, ``x-api-token``, ``x-ssh-identity``, ``x-password``...
+SECRET_WORDS = ("psk", "key", "password", "passwd", "passphrase", "secret", "token", "identity")
+
+
+def is_secret_param(name: str) -> bool:
+    """True for a query parameter that names or points to a secret (see ``SECRET_WORDS``)."""
+    name = unquote(name).lower()
+    return any(word in name for word in SECRET_WORDS)
+
+
+def without_secrets(text: str) -> str:
+    """``text`` with every secret removed, for storing or showing an endpoint safely.
+
+    Removed:
+
+    - a password in the user part (``nbds://alice:secret@host`` -> ``nbds://alice@host``);
+    - every query parameter that names or points to a secret (:func:`is_secret_param`):
+      ``tls-psk-file`` and any parameter whose name contains ``psk``, ``key``,
+      ``password``, ``passwd``, ``passphrase``, ``secret``, ``token`` or ``identity``;
+    - the fragment.
+
+    Kept: transport, host, port, export name, user name, ``socket``,
+    ``tls-certificates`` (a directory of *public* certificates and of the client's own
+    certificate, whose private key is protected by file permissions),
+    ``tls-verify-peer``, ``tls-hostname``, ``tls-type`` and other parameters.
+
+    ``tls-psk-file`` is the path of a file of keys, not key material itself; it is
+    removed all the same, so that a stored endpoint never leads back to the keys: an
+    endpoint that needed a PSK file must be given its ``tls-psk-file`` again when reused.
+
+    Works on any string (the text is not parsed: a URI that ``parse`` refuses, or a
+    legacy ``nbd:`` string, loses its secrets the same way); blanks around it go.
+    """
+    text = text.strip().partition("#")[0]
+    head, _, query = text.partition("?")
+    scheme, sep, rest = head.partition("://")
+    if sep:
+        authority, slash, path = rest.partition("/")
+        if "@" in authority:
+            userinfo, _, hostport = authority.rpartition("@")
+            user = userinfo.split(":", 1)[0]
+            authority = f"{user}@{hostport}" if user else hostport
+        head = f"{scheme}://{authority}{slash}{path}"
+    items = [item for item in query.split("&") if item]
+    query = "&".join(item for item in items if not is_secret_param(item.partition("=")[0]))
+    return f"{head}?{query}" if query else head

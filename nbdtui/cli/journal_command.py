@@ -165,7 +165,8 @@ def _show(journal: Journal, args: argparse.Namespace) -> int:
 
 async def _revert(journal: Journal, args: argparse.Namespace) -> int:
     from nbdtui.client.api import open as open_export
-    from nbdtui.editor.commit import ConflictError, revert
+    from nbdtui.editor.commit import revert
+    from nbdtui.errors import ConflictError
     from nbdtui.uri import parse
 
     entry = await asyncio.to_thread(journal.get, args.id)

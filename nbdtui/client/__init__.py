@@ -24,10 +24,11 @@ from __future__ import annotations
 from nbdtui.client.api import OpenExport, list_exports, open, probe
 from nbdtui.client.bulk import BulkEngine
 from nbdtui.client.connection import Connection, ConnectionStats
-from nbdtui.client.export import Export, Extent, RangeError
+from nbdtui.client.export import Export, Extent
 from nbdtui.client.options import ExportOptions
 from nbdtui.client.pool import Pool, default_pool
 from nbdtui.client.request import FileRange, Request
+from nbdtui.errors import RangeError
 
 __all__ = [
     "BulkEngine",

@@ -24,7 +24,7 @@ from nbdtui.client.connection import ConnectionStats
 from nbdtui.client.group import ExportGroup, Result
 from nbdtui.client.pool import Pool
 from nbdtui.client.request import FileRange, Request
-from nbdtui.errors import NbdError, NotSupportedError, ProtocolError
+from nbdtui.errors import NbdError, NotSupportedError, ProtocolError, RangeError
 from nbdtui.proto.client_events import Negotiated
 from nbdtui.proto.constants import (
     BASE_ALLOCATION,
@@ -46,10 +46,6 @@ NO_PAYLOAD_MAX = 1 << 30  # TRIM / WRITE_ZEROES / BLOCK_STATUS requests are spli
 
 
 _READ, _WRITE = int(Command.READ), int(Command.WRITE)
-
-
-class RangeError(NbdError, ValueError):
-    """A range past the end of the export (nothing was sent)."""
 
 
 @dataclass(frozen=True)

@@ -37,7 +37,13 @@ from typing import Protocol, TypeVar
 from nbdtui.client.connection import Connection
 from nbdtui.client.messages import describe
 from nbdtui.client.request import PendingRequest
-from nbdtui.errors import ConnectionLostError, NbdError, RequestTimeoutError
+from nbdtui.errors import (
+    ClosedByClient,
+    ConnectionLostError,
+    ExportChangedError,
+    NbdError,
+    RequestTimeoutError,
+)
 from nbdtui.proto.client_events import Negotiated
 from nbdtui.proto.constants import BASE_ALLOCATION, DEFAULT_BLOCK_MAX, Command
 from nbdtui.proto.constants import TransmissionFlag as TF
@@ -70,18 +76,6 @@ _CAPABILITIES = {
     TF.CAN_MULTI_CONN: "multi-conn",
     TF.SEND_CACHE: "cache",
 }
-
-
-class ClosedByClient(ConnectionLostError):
-    """nbdtui closed the connection itself (a request timed out, the user cancelled it).
-
-    The requests that were in flight on it are sent again on a new connection.
-    """
-
-
-class ExportChangedError(ConnectionLostError):
-    """After a reconnect, the export is not the one that was open (it shrank, became
-    read-only, lost a capability): nbdtui stops using it."""
 
 
 class Backoff:

@@ -23,29 +23,18 @@ from collections.abc import Awaitable, Callable, Sequence
 
 from nbdtui.editor.device import Writable
 from nbdtui.editor.edits import EditRange, PendingEdits
-from nbdtui.editor.journal import Journal, JournalRange, strip_secrets
-from nbdtui.errors import NbdError, NotSupportedError
+from nbdtui.editor.journal import Journal, JournalRange
+from nbdtui.errors import CommitError, ConflictError, NbdError, NotSupportedError
+from nbdtui.uri import without_secrets
 
 MAX_UNDOABLE = 32 << 20  # bytes a zero/trim may cover: their old bytes go to the journal
 _PIECE = 4 << 20  # bytes per read or write request
 
 
-class CommitError(NbdError):
-    """Writing failed; ``entry_id`` is the journal entry (marked failed), if any."""
-
-    def __init__(self, message: str, entry_id: int | None = None):
-        super().__init__(message)
-        self.entry_id = entry_id
-
-
-class ConflictError(CommitError):
-    """The export no longer holds the bytes the edit (or the revert) expects."""
-
-
 def endpoint_of(export: object) -> str:
     """The endpoint string journal entries are filed under (the export's URI, no secrets)."""
     endpoint = getattr(export, "endpoint", None)
-    return strip_secrets(str(getattr(endpoint, "uri", endpoint) or ""))
+    return without_secrets(str(getattr(endpoint, "uri", endpoint) or ""))
 
 
 async def _record(

@@ -18,16 +18,14 @@ from __future__ import annotations
 
 import re
 
+from nbdtui.errors import GotoError
+
 _UNITS = "kmgtpe"
 _NUMBER = re.compile(
     r"(?P<sector>s)?\s*(?:0x(?P<hex>[0-9a-f]+(?:_[0-9a-f]+)*)|(?P<dec>\d+(?:_\d+)*))"
     r"\s*(?P<suffix>[kmgtpe](?:i?b?)?)?"
 )
 HELP = "e.g. 4096, 0x1000, 64K, s2048, +s1, -0x10, end"
-
-
-class GotoError(ValueError):
-    """The goto text cannot be understood or points outside the export."""
 
 
 def parse_goto(text: str, *, cursor: int, size: int, sector_size: int = 512) -> int:

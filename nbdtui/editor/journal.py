@@ -20,19 +20,15 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
-from nbdtui.errors import NbdError
+from nbdtui.errors import JournalError
+from nbdtui.uri import without_secrets
 
 __all__ = ["STATES", "Journal", "JournalEntry", "JournalError", "JournalRange", "default_path"]
 
 STATES = ("pending", "written", "failed", "reverted")
 _MAX_OFFSET = 2**63 - 1  # SQLite integers are signed 64-bit
 _SCHEMA_VERSION = 1
-
-
-class JournalError(NbdError):
-    """The undo journal cannot be opened or used, or has no such entry."""
 
 
 @dataclass(frozen=True)
@@ -67,19 +63,6 @@ def default_path() -> Path:
     import platformdirs
 
     return Path(platformdirs.user_data_dir("nbdtui")) / "journal.sqlite3"
-
-
-def strip_secrets(endpoint: str) -> str:
-    """The endpoint without a password in its user part (``nbd://u:pw@h`` → ``nbd://u@h``)."""
-    try:
-        parts = urlsplit(endpoint)
-    except ValueError:
-        return endpoint
-    userinfo, at, hostport = parts.netloc.rpartition("@")
-    if not at or ":" not in userinfo:
-        return endpoint
-    netloc = f"{userinfo.split(':', 1)[0]}@{hostport}"
-    return urlunsplit(parts._replace(netloc=netloc))
 
 
 _SCHEMA = """
@@ -170,6 +153,7 @@ class Journal:
                 )
         now = time.time()
         byte_count = sum(len(r.old) for r in ranges)
+        stored = without_secrets(endpoint)
         with self._lock:
             try:
                 self._db.execute("BEGIN IMMEDIATE")
@@ -177,7 +161,7 @@ class Journal:
                     cur = self._db.execute(
                         "INSERT INTO entries (created, updated, endpoint, export, state, note,"
                         " range_count, byte_count) VALUES (?, ?, ?, ?, 'pending', ?, ?, ?)",
-                        (now, now, strip_secrets(endpoint), export, note, len(ranges), byte_count),
+                        (now, now, stored, export, note, len(ranges), byte_count),
                     )
                     entry_id = cur.lastrowid
                     if entry_id is None:  # never after an INSERT; typeshed allows it
@@ -246,7 +230,7 @@ class Journal:
         args: tuple[str, ...] = ()
         if endpoint is not None:
             query += " WHERE endpoint = ?"
-            args = (strip_secrets(endpoint),)
+            args = (without_secrets(endpoint),)
         query += " ORDER BY id DESC LIMIT ?"
         with self._lock:
             try:

@@ -18,16 +18,13 @@ from collections.abc import AsyncIterator, Callable
 
 from nbdtui.editor.device import Searchable
 from nbdtui.editor.extents import spans
+from nbdtui.errors import PatternError
 
 CHUNK = 1 << 20
 MAX_PATTERN = 4096
 WINDOW = 1 << 30
 
 Progress = Callable[[int, int], None]
-
-
-class PatternError(ValueError):
-    """The search text is neither hex bytes nor text."""
 
 
 def parse_pattern(text: str, *, text_mode: bool = False) -> bytes:

@@ -7,7 +7,8 @@ live in ``nbdtui.server.demo_exports`` (imported on demand: it builds the demo i
 
 from __future__ import annotations
 
-from nbdtui.server.backend import Backend, BackendError, MemoryBackend
+from nbdtui.errors import BackendError
+from nbdtui.server.backend import Backend, MemoryBackend
 from nbdtui.server.listener import RunningServer, export_info, serve
 
 __all__ = ["Backend", "BackendError", "MemoryBackend", "RunningServer", "export_info", "serve"]

@@ -11,7 +11,6 @@ import bisect
 from collections.abc import Iterable, Iterator
 from typing import Protocol, runtime_checkable
 
-from nbdtui.errors import Errno, NbdError
 from nbdtui.proto.constants import AllocationFlag
 
 CHUNK_SIZE = 64 * 1024
@@ -26,14 +25,6 @@ Buffer = bytes | bytearray | memoryview
 def _is_zero(data: Buffer) -> bool:
     """True when ``data`` (at most CHUNK_SIZE bytes) is all zeroes: one memcmp."""
     return _ZERO_CHUNK.startswith(data)
-
-
-class BackendError(NbdError):
-    """A backend operation failed; ``errno`` is the NBD error sent to the client."""
-
-    def __init__(self, errno: Errno, message: str):
-        super().__init__(message)
-        self.errno = Errno(errno)
 
 
 @runtime_checkable

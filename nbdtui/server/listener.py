@@ -25,7 +25,7 @@ from collections import deque
 from collections.abc import Mapping
 from urllib.parse import quote
 
-from nbdtui.errors import Errno, NbdError
+from nbdtui.errors import BackendError, Errno, NbdError
 from nbdtui.proto.constants import (
     BASE_ALLOCATION,
     DEFAULT_BLOCK_MAX,
@@ -53,7 +53,7 @@ from nbdtui.proto.server_events import (
 )
 from nbdtui.proto.server_transmission import MAX_EXTENTS
 from nbdtui.proto.types import ExportInfo
-from nbdtui.server.backend import Backend, BackendError
+from nbdtui.server.backend import Backend
 
 log = logging.getLogger(__name__)
 

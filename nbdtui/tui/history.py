@@ -4,19 +4,11 @@ The list lives in an SQLite database in the user's config directory
 (``platformdirs.user_config_path("nbdtui")/history.sqlite3``), opened in WAL mode so
 that several nbdtui processes can read and write it at once.
 
-**Nothing secret is stored.** Before an endpoint is written, :func:`sanitize` removes:
-
-- a password in the user part (``nbds://alice:secret@host`` → ``nbds://alice@host``);
-- every query parameter that names or points to a secret: ``tls-psk-file`` and any
-  parameter whose name contains ``psk``, ``key``, ``password``, ``passwd``,
-  ``passphrase``, ``secret``, ``token`` or ``identity``;
-- the fragment.
-
-What is kept: transport, host, port, export name, user name, ``socket``,
-``tls-certificates`` (a directory of *public* certificates and the client's own
-certificate, whose private key is protected by file permissions), ``tls-verify-peer``,
-``tls-hostname`` and other non-secret parameters. An endpoint that needed a PSK file
-must be given its ``tls-psk-file`` again when it is reused.
+**Nothing secret is stored.** Before an endpoint is written,
+:func:`nbdtui.uri.without_secrets` removes a password in the user part, every query
+parameter that names or points to a secret (``tls-psk-file``, ``x-api-token``...) and
+the fragment. An endpoint that needed a PSK file must be given its ``tls-psk-file``
+again when it is reused.
 """
 
 from __future__ import annotations
@@ -28,11 +20,10 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import unquote
+
+from nbdtui.uri import without_secrets
 
 DEFAULT_LIMIT = 50
-
-_SECRET_WORDS = ("psk", "key", "password", "passwd", "passphrase", "secret", "token", "identity")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS endpoints (
@@ -44,33 +35,6 @@ CREATE TABLE IF NOT EXISTS endpoints (
 """
 
 
-def _is_secret(name: str) -> bool:
-    name = unquote(name).lower()
-    return any(word in name for word in _SECRET_WORDS)
-
-
-def _strip_query(query: str) -> str:
-    """The ``&``-separated items of ``query`` whose key is not secret, kept as typed."""
-    items = [item for item in query.split("&") if item]
-    return "&".join(item for item in items if not _is_secret(item.partition("=")[0]))
-
-
-def sanitize(uri: str) -> str:
-    """``uri`` with every secret removed (see the module docstring)."""
-    uri = uri.strip().partition("#")[0]
-    head, _, query = uri.partition("?")
-    scheme, sep, rest = head.partition("://")
-    if sep:
-        authority, slash, path = rest.partition("/")
-        if "@" in authority:
-            userinfo, _, hostport = authority.rpartition("@")
-            user = userinfo.split(":", 1)[0]
-            authority = f"{user}@{hostport}" if user else hostport
-        head = f"{scheme}://{authority}{slash}{path}"
-    query = _strip_query(query)
-    return f"{head}?{query}" if query else head
-
-
 def canonical(uri: str) -> str:
     """The parser's canonical spelling of ``uri`` when it parses, else ``uri`` itself,
     without secrets; two spellings of one endpoint are remembered once."""
@@ -80,7 +44,7 @@ def canonical(uri: str) -> str:
         uri = parse(uri).uri
     except Exception:  # an unparsable or not yet supported spelling: keep it as typed
         pass
-    return sanitize(uri)
+    return without_secrets(uri)
 
 
 def default_path() -> Path:

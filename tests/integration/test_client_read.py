@@ -8,8 +8,7 @@ import pytest
 
 import nbdtui
 from nbdtui.client import Pool, probe
-from nbdtui.client.export import RangeError
-from nbdtui.errors import NbdError
+from nbdtui.errors import NbdError, RangeError
 from tests.support.oracles import nbdcopy_out, oracle
 
 KiB = 1024

@@ -19,7 +19,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from nbdtui.errors import Errno, NbdError
+from nbdtui.errors import BackendError, Errno, NbdError
 from nbdtui.proto.constants import (
     IHAVEOPT,
     REQUEST_MAGIC,
@@ -29,7 +29,7 @@ from nbdtui.proto.constants import (
     OptionReply,
 )
 from nbdtui.server import MemoryBackend, serve
-from nbdtui.server.backend import CHUNK_SIZE, HOLE_FLAGS, BackendError
+from nbdtui.server.backend import CHUNK_SIZE, HOLE_FLAGS
 from tests.support.requirements import SYSTEM_PYTHON, require, require_system_module
 
 MIB = 1024 * 1024

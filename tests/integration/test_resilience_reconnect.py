@@ -21,8 +21,7 @@ import nbdtui
 from nbdtui.client import Pool
 from nbdtui.client.group import PooledConnectionStats
 from nbdtui.client.pool import cancel_connection
-from nbdtui.client.recovery import ExportChangedError
-from nbdtui.errors import ConnectionLostError
+from nbdtui.errors import ConnectionLostError, ExportChangedError
 from tests.support.cli_helpers import assert_one_line_error
 from tests.support.fakes import Peer
 from tests.support.servers import ONE_THREAD, Server

@@ -7,10 +7,10 @@ from __future__ import annotations
 
 import pytest
 
-from nbdtui.editor.commit import CommitError, ConflictError, commit, revert, zero_range
+from nbdtui.editor.commit import commit, revert, zero_range
 from nbdtui.editor.edits import PendingEdits
 from nbdtui.editor.journal import Journal, JournalRange
-from nbdtui.errors import NotSupportedError
+from nbdtui.errors import CommitError, ConflictError, NotSupportedError
 from tests.support.fakes import FakeInfo, MemoryExport
 
 

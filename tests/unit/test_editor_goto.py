@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from nbdtui.editor.goto import GotoError, parse_goto
+from nbdtui.editor.goto import parse_goto
+from nbdtui.errors import GotoError
 
 SIZE = 1 << 30
 

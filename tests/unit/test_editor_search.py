@@ -10,7 +10,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from nbdtui.editor.extents import next_data, previous_data
-from nbdtui.editor.search import PatternError, find, parse_pattern
+from nbdtui.editor.search import find, parse_pattern
+from nbdtui.errors import PatternError
 from tests.support.fakes import MemoryExport
 
 TIB = 1 << 40

@@ -6,7 +6,7 @@ import sqlite3
 
 import pytest
 
-from nbdtui.tui.history import History, canonical, default_path, sanitize
+from nbdtui.tui.history import History, canonical, default_path
 
 
 @pytest.fixture
@@ -74,21 +74,6 @@ def test_secrets_are_never_written(history):
         raw += wal.read_bytes()
     assert b"keys.psk" not in raw
     assert b"/etc/pki/nbd" in raw
-
-
-@pytest.mark.parametrize(
-    ("uri", "expected"),
-    [
-        ("nbd://bob:hunter2@h/e", "nbd://bob@h/e"),
-        ("nbd://h/e?x-api-token=abc&x-note=ok", "nbd://h/e?x-note=ok"),
-        ("nbd://h/e?x-ssh-identity=/k&x-password=p", "nbd://h/e"),
-        ("nbd://h/e#secret", "nbd://h/e"),
-        ("nbd+unix:///?socket=/run/a%2Bb.sock", "nbd+unix:///?socket=/run/a%2Bb.sock"),
-        ("nbd:h:10809:exportname=x?tls-psk-file=/k", "nbd:h:10809:exportname=x"),
-    ],
-)
-def test_sanitize(uri, expected):
-    assert sanitize(uri) == expected
 
 
 def test_canonical_keeps_unparsable_text_without_secrets():

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from nbdtui.editor.journal import Journal, JournalEntry, JournalError, JournalRange, default_path
-from nbdtui.errors import NbdError
+from nbdtui.editor.journal import Journal, JournalEntry, JournalRange, default_path
+from nbdtui.errors import JournalError, NbdError
 
 
 @pytest.fixture

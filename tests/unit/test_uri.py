@@ -7,7 +7,16 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from nbdtui.errors import UriError
-from nbdtui.uri import BOOLEANS, TLS_TYPES, Endpoint, SshTarget, parse, parse_ssh_target
+from nbdtui.uri import (
+    BOOLEANS,
+    TLS_TYPES,
+    Endpoint,
+    SshTarget,
+    is_secret_param,
+    parse,
+    parse_ssh_target,
+    without_secrets,
+)
 
 # ---------------------------------------------------------------- examples
 
@@ -655,3 +664,84 @@ def test_parse_never_raises_anything_but_uri_error(text: str) -> None:
     except UriError:
         return
     assert parse(e.uri) == e
+
+
+# ---------------------------------------------------------------- secrets
+
+
+@pytest.mark.parametrize(
+    ("uri", "expected"),
+    [
+        # a password in the user part (the user name stays)
+        ("nbd://bob:hunter2@h/e", "nbd://bob@h/e"),
+        (
+            "nbds+ssh://alice:pw@host:2222/disk?socket=/run/nbd.sock",
+            "nbds+ssh://alice@host:2222/disk?socket=/run/nbd.sock",
+        ),
+        ("nbd://:pw@h/e", "nbd://h/e"),
+        # the PSK file: removed (see without_secrets)
+        (
+            "nbds://alice@h/e?tls-psk-file=/home/alice/keys.psk&tls-type=psk",
+            "nbds://alice@h/e?tls-type=psk",
+        ),
+        ("nbds+unix:///e?socket=/s&tls-psk-file=/k", "nbds+unix:///e?socket=/s"),
+        # x- parameters whose name says secret, in any case or percent-encoded
+        ("nbd://h/e?x-api-token=abc&x-note=ok", "nbd://h/e?x-note=ok"),
+        ("nbd://h/e?x-ssh-identity=/k&x-password=p", "nbd://h/e"),
+        ("nbd://h/e?x-passwd=p&x-passphrase=q&x-Secret=s&x-private-key=k", "nbd://h/e"),
+        ("nbd://h/e?x-%70assword=p&x-ok=1", "nbd://h/e?x-ok=1"),
+        # the fragment
+        ("nbd://h/e#secret", "nbd://h/e"),
+        # what is not secret stays exactly as typed
+        ("nbd+unix:///?socket=/run/a%2Bb.sock", "nbd+unix:///?socket=/run/a%2Bb.sock"),
+        (
+            "nbds://h:10810/e?tls-certificates=/etc/pki/nbd&tls-hostname=h.example"
+            "&tls-verify-peer=0&tls-type=x509",
+            "nbds://h:10810/e?tls-certificates=/etc/pki/nbd&tls-hostname=h.example"
+            "&tls-verify-peer=0&tls-type=x509",
+        ),
+        ("nbd://h/e", "nbd://h/e"),
+        # strings the parser refuses lose their secrets too
+        ("nbd:h:10809:exportname=x?tls-psk-file=/k", "nbd:h:10809:exportname=x"),
+        ("not a uri?tls-psk-file=/k", "not a uri"),
+        ("  nbd://u:p@h/e?&&x-token=t&  ", "nbd://u@h/e"),
+        ("", ""),
+    ],
+)
+def test_without_secrets(uri: str, expected: str) -> None:
+    assert without_secrets(uri) == expected
+    assert without_secrets(expected) == expected
+
+
+@pytest.mark.parametrize(
+    ("name", "secret"),
+    [
+        ("tls-psk-file", True),
+        ("x-token", True),
+        ("X-API-KEY", True),
+        ("x-identity", True),
+        ("socket", False),
+        ("tls-certificates", False),
+        ("tls-hostname", False),
+        ("tls-type", False),
+        ("tls-verify-peer", False),
+        ("x-note", False),
+    ],
+)
+def test_is_secret_param(name: str, secret: bool) -> None:
+    assert is_secret_param(name) is secret
+
+
+def test_canonical_uri_without_secrets_still_parses() -> None:
+    e = parse("nbds://alice@h/e?tls-psk-file=/k&tls-type=psk&x-token=t&x-note=n")
+    safe = without_secrets(e.uri)
+    assert "/k" not in safe and "x-token" not in safe
+    assert parse(safe) == Endpoint(
+        transport="tcp",
+        tls=True,
+        host="h",
+        export="e",
+        user="alice",
+        tls_params=(("tls-type", "psk"),),
+        extra=(("x-note", "n"),),
+    )

@@ -33,9 +33,9 @@ from nbdtui.client.transport.ssh.prompts import (
     HostKeyPrompt,
     Notice,
     PasswordPrompt,
-    PromptUnavailable,
     UnknownHostKey,
 )
+from nbdtui.errors import PromptUnavailable
 from nbdtui.tui.markup import escape_markup
 
 __all__ = ["HostKeyScreen", "PasswordScreen", "PromptHooks", "for_the_tui"]

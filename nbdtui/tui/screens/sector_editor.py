@@ -28,13 +28,13 @@ from textual.worker import Worker
 
 from nbdtui.disk.inspect import inspect
 from nbdtui.disk.partitions import read_partition_table_async
-from nbdtui.editor.commit import ConflictError, commit, endpoint_of, revert, zero_range
+from nbdtui.editor.commit import commit, endpoint_of, revert, zero_range
 from nbdtui.editor.edits import EditRange, PendingEdits
 from nbdtui.editor.extents import next_data, previous_data
 from nbdtui.editor.goto import HELP as GOTO_HELP
 from nbdtui.editor.goto import parse_goto
 from nbdtui.editor.search import find
-from nbdtui.errors import NbdError
+from nbdtui.errors import ConflictError, NbdError
 from nbdtui.present.sizes import format_size
 from nbdtui.tui.dialogs.confirm import ConfirmDialog
 from nbdtui.tui.dialogs.goto_dialog import GotoDialog

@@ -25,13 +25,12 @@ import asyncssh
 
 from nbdtui.client.transport.ssh.endpoint import SshRoute
 from nbdtui.client.transport.ssh.prompts import (
-    PromptUnavailable,
     UnknownHostKey,
     ask_host_key,
     ask_password,
     notify,
 )
-from nbdtui.errors import ConnectError, NbdError
+from nbdtui.errors import ConnectError, NbdError, PromptUnavailable
 
 __all__ = [
     "Login",

@@ -31,6 +31,8 @@ import weakref
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
+from nbdtui.errors import PromptUnavailable
+
 __all__ = [
     "HostKeyPrompt",
     "PasswordPrompt",
@@ -45,10 +47,6 @@ __all__ = [
     "set_password_prompt",
     "terminal_password_prompt",
 ]
-
-
-class PromptUnavailable(Exception):
-    """A prompt hook cannot ask anybody (no terminal, no UI); the text says why."""
 
 
 @dataclass(frozen=True)
