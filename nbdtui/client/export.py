@@ -482,22 +482,22 @@ class Export:
     def timeout(self) -> float | None:
         """Seconds a request may wait for its reply (``None``: no limit); see
         :func:`nbdtui.open`. Shared with every user of the same connections."""
-        return self._group.timeout
+        return self._group.recovery.timeout
 
     @timeout.setter
     def timeout(self, value: float | None) -> None:
-        self._group.timeout = value
+        self._group.recovery.timeout = value
 
     @property
     def reconnect_delay(self) -> float:
         """Seconds to keep reconnecting after a lost connection (0: fail at once)."""
-        return self._group.reconnect_delay
+        return self._group.recovery.reconnect_delay
 
     @reconnect_delay.setter
     def reconnect_delay(self, value: float) -> None:
         if value < 0:
             raise ValueError("reconnect_delay must not be negative")
-        self._group.reconnect_delay = value
+        self._group.recovery.reconnect_delay = value
 
     @property
     def reconnecting(self) -> bool:

@@ -130,25 +130,6 @@ class ExportGroup:
         self._grow_error: NbdError | None = None
         self._closed = False
 
-    # ---- settings shared by every user ------------------------------------------------
-
-    @property
-    def timeout(self) -> float | None:
-        """Seconds a request may wait for its reply (``None``: no limit)."""
-        return self.recovery.timeout
-
-    @timeout.setter
-    def timeout(self, value: float | None) -> None:
-        self.recovery.timeout = value
-
-    @property
-    def reconnect_delay(self) -> float:
-        return self.recovery.reconnect_delay
-
-    @reconnect_delay.setter
-    def reconnect_delay(self, value: float) -> None:
-        self.recovery.reconnect_delay = value
-
     @property
     def reconnects(self) -> int:
         """Successful reconnections so far."""
