@@ -4,13 +4,16 @@ endpoint a command works on."""
 from __future__ import annotations
 
 import argparse
-from typing import TYPE_CHECKING, Any, NoReturn, Protocol
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, NoReturn, Protocol, TypeVar
 
 from nbdtui import __version__
 from nbdtui.errors import UriError
 
 if TYPE_CHECKING:
     from nbdtui.uri import Endpoint, SshTarget
+
+_N = TypeVar("_N", int, float)
 
 EXIT_OK = 0
 EXIT_FAILURE = 1
@@ -33,34 +36,28 @@ def _size(text: str) -> int:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
-def _positive_float(text: str) -> float:
+def _number(text: str, parse: Callable[[str], _N], ok: Callable[[_N], bool], must: str) -> _N:
+    """``text`` read by ``parse``; an argparse error unless ``ok(value)`` (``must`` says
+    what the value must be)."""
     try:
-        value = float(text)
+        value = parse(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"invalid number {text!r}") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"{text!r} must be greater than 0")
+    if not ok(value):
+        raise argparse.ArgumentTypeError(f"{text!r} {must}")
     return value
+
+
+def _positive_float(text: str) -> float:
+    return _number(text, float, lambda v: v > 0, "must be greater than 0")
 
 
 def _non_negative_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"invalid number {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"{text!r} must not be negative")
-    return value
+    return _number(text, float, lambda v: v >= 0, "must not be negative")
 
 
 def _positive_int(text: str) -> int:
-    try:
-        value = int(text, 0)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"invalid number {text!r}") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"{text!r} must be greater than 0")
-    return value
+    return _number(text, lambda t: int(t, 0), lambda v: v > 0, "must be greater than 0")
 
 
 def _ssh_target(text: str) -> SshTarget:
