@@ -13,8 +13,10 @@ What is public is what ``__all__`` lists:
 - ``parse``, ``Endpoint`` and ``without_secrets`` (from :mod:`nbdtui.uri`);
 - every error class, ``NbdError`` at their root, and ``Errno`` (from :mod:`nbdtui.errors`).
 
-Each name is imported the first time it is used, so that ``import nbdtui`` (and
-``nbdtui --version``) stays cheap: it imports neither asyncio nor Textual nor asyncssh.
+The error classes are imported with the package (``nbdtui.errors`` imports nothing but
+``enum``); the client and URI functions the first time they are used, so that
+``import nbdtui`` (and ``nbdtui --version``) stays cheap: it imports neither asyncio nor
+Textual nor asyncssh.
 """
 
 from __future__ import annotations
@@ -22,37 +24,38 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING
 
-__version__ = "0.1.0"
+from nbdtui.errors import (
+    BackendError,
+    ClosedByClient,
+    CommitError,
+    ConflictError,
+    ConnectError,
+    ConnectionLostError,
+    Errno,
+    ExportChangedError,
+    ExportNotFoundError,
+    GotoError,
+    HandshakeError,
+    JournalError,
+    NbdError,
+    NotSupportedError,
+    PatternError,
+    PromptUnavailable,
+    ProtocolError,
+    RangeError,
+    RequestError,
+    RequestTimeoutError,
+    TLSError,
+    TLSRequiredError,
+    UriError,
+    UsageError,
+)
 
 if TYPE_CHECKING:  # pragma: no cover
     from nbdtui.client.api import list_exports, open, probe
-    from nbdtui.errors import (
-        BackendError,
-        ClosedByClient,
-        CommitError,
-        ConflictError,
-        ConnectError,
-        ConnectionLostError,
-        Errno,
-        ExportChangedError,
-        ExportNotFoundError,
-        GotoError,
-        HandshakeError,
-        JournalError,
-        NbdError,
-        NotSupportedError,
-        PatternError,
-        PromptUnavailable,
-        ProtocolError,
-        RangeError,
-        RequestError,
-        RequestTimeoutError,
-        TLSError,
-        TLSRequiredError,
-        UriError,
-        UsageError,
-    )
     from nbdtui.uri import Endpoint, parse, without_secrets
+
+__version__ = "0.1.0"
 
 # name -> the module that defines it
 _LAZY = {
@@ -62,35 +65,6 @@ _LAZY = {
     "parse": "nbdtui.uri",
     "Endpoint": "nbdtui.uri",
     "without_secrets": "nbdtui.uri",
-    **dict.fromkeys(
-        [
-            "Errno",
-            "NbdError",
-            "UriError",
-            "UsageError",
-            "ConnectError",
-            "TLSError",
-            "HandshakeError",
-            "TLSRequiredError",
-            "ExportNotFoundError",
-            "ProtocolError",
-            "ConnectionLostError",
-            "ClosedByClient",
-            "ExportChangedError",
-            "NotSupportedError",
-            "RequestError",
-            "RequestTimeoutError",
-            "RangeError",
-            "PromptUnavailable",
-            "BackendError",
-            "CommitError",
-            "ConflictError",
-            "JournalError",
-            "PatternError",
-            "GotoError",
-        ],
-        "nbdtui.errors",
-    ),
 }
 
 __all__ = [
