@@ -12,6 +12,7 @@ leaves write mode, Tab switches panes, and the Ctrl keys always work.
 
 from __future__ import annotations
 
+import asyncio
 import bisect
 import time
 from collections.abc import Callable
@@ -134,6 +135,7 @@ class EditorScreen(Screen[None]):
         self._search_worker: Worker[None] | None = None
         self._search_state = ""
         self._busy = ""
+        self._write_worker: Worker[None] | None = None
         self._was_reconnecting = False
         self._pane = HEX_PANE
         self._sector_size = sector_size
@@ -237,7 +239,12 @@ class EditorScreen(Screen[None]):
             note = f"connection lost: {self.view.fetch_error} (r: reconnect)"
         else:
             return ""
+        if self._writing():
+            note += " · Esc cancels the write"
         return note
+
+    def _writing(self) -> bool:
+        return self._write_worker is not None and self._write_worker.is_running
 
     def _watch_connection(self) -> None:
         """Every half second: show the connection's state; once a reconnect ends, fetch
@@ -547,7 +554,10 @@ class EditorScreen(Screen[None]):
             self.notify("There are no pending edits to write.")
             return
         dialog = ReviewDialog(self.edits.ranges(), self.view.sector_size, self._target())
-        self.app.push_screen(dialog, on_yes(self._do_commit))
+        self.app.push_screen(dialog, on_yes(self._start_commit))
+
+    def _start_commit(self) -> None:
+        self._write_worker = self._do_commit()
 
     @work(group="write", exclusive=True, exit_on_error=False)
     async def _do_commit(self) -> None:
@@ -555,6 +565,15 @@ class EditorScreen(Screen[None]):
         self._set_busy("writing…")
         try:
             entry = await commit(self.export, self.edits, self.journal)
+        except asyncio.CancelledError:
+            self.notify(
+                "The server did not acknowledge the write: your edits are still pending "
+                "(its journal entry, if any, is marked failed).",
+                title="Write cancelled",
+                severity="warning",
+                timeout=15,
+            )
+            raise
         except (NbdError, OSError) as error:
             self.notify(
                 f"{error}. Your edits are still pending.",
@@ -690,7 +709,10 @@ class EditorScreen(Screen[None]):
     # ---- leaving ------------------------------------------------------------------
 
     def action_escape(self) -> None:
-        if self._search_worker is not None and self._search_worker.is_running:
+        if self._writing():
+            assert self._write_worker is not None
+            self._write_worker.cancel()
+        elif self._search_worker is not None and self._search_worker.is_running:
             self._search_worker.cancel()
             self._search_state = ""
             self._refresh_status()
