@@ -41,11 +41,36 @@ async def _record(
     journal: Journal, export: Writable, ranges: Sequence[JournalRange], note: str
 ) -> int:
     # SQLite with synchronous=FULL waits for the disk: keep the event loop free meanwhile.
-    return await asyncio.to_thread(journal.record, endpoint_of(export), export.name, ranges, note)
+    # A cancel cannot stop the thread: let it finish, then mark its entry failed (nothing
+    # was written), so that a cancelled commit leaves no entry pending.
+    task = asyncio.ensure_future(
+        asyncio.to_thread(journal.record, endpoint_of(export), export.name, ranges, note)
+    )
+    try:
+        return await asyncio.shield(task)
+    except asyncio.CancelledError:
+        with contextlib.suppress(BaseException):
+            entry = await task
+            journal.mark(entry, "failed")
+        raise
 
 
 async def _mark(journal: Journal, entry: int, state: str) -> None:
     await asyncio.to_thread(journal.mark, entry, state)
+
+
+async def _mark_written(journal: Journal, entry: int) -> None:
+    """Mark ``entry`` written once the server acknowledged (and flushed) it all. A cancel
+    that comes now is too late: the mark finishes and the commit returns normally, so
+    that the journal and the caller agree that the bytes were written."""
+    task = asyncio.ensure_future(_mark(journal, entry, "written"))
+    try:
+        await asyncio.shield(task)
+    except asyncio.CancelledError:
+        await task
+        current = asyncio.current_task()
+        if current is not None:
+            current.uncancel()
 
 
 async def read_range(export: Writable, offset: int, length: int) -> bytes:
@@ -82,7 +107,7 @@ async def _journaled(
     except BaseException as error:
         await _fail(journal, entry, error)
         raise
-    await _mark(journal, entry, "written")
+    await _mark_written(journal, entry)
     return entry
 
 

@@ -42,12 +42,12 @@ async def test_end_jumps_to_the_last_sector_of_a_terabyte(nbdkit):
 
 
 async def test_fetches_show_placeholders_then_bytes(nbdkit):
-    """A slow server: the rows show ·· until the block lands."""
+    """A slow server: the rows show ┄┄ (not a hole's ·) until the block lands."""
     server = nbdkit("pattern", "1G", filters=("delay",), extra_options=("rdelay=1",))
     app = EditorHarness(server.uri)
     async with app.run_test(size=(100, 30)) as pilot:
         await pilot.pause(0.3)
-        assert "··" in rows(app)[1] and "loading" in status(app)
+        assert "┄┄" in rows(app)[1] and "·" not in rows(app)[1] and "loading" in status(app)
         await settle(pilot)
         # nbdkit's pattern plugin: each 8-byte word holds its own offset, big-endian.
         assert rows(app)[1].startswith("00000000  00 00 00 00 00 00 00 00  00 00 00 00 00 00 00 08")

@@ -5,6 +5,9 @@ The same flow against real servers is in ``tests/tui/test_editor_write.py``.
 
 from __future__ import annotations
 
+import asyncio
+import time
+
 import pytest
 
 from nbdtui.editor.commit import commit, revert, zero_range
@@ -142,3 +145,47 @@ async def test_zero_range_is_journaled_and_capped(journal):
         await zero_range(mem, journal, 0, 64 << 20)
     entry_id = await zero_range(mem, journal, 1000, 4, trim=True)
     assert journal.get(entry_id).note == "trim"
+
+
+class SlowJournal(Journal):
+    """A journal whose record() or mark(…, "written") takes a while (a slow disk)."""
+
+    slow: str = ""
+
+    def record(self, *args, **kwargs):
+        if self.slow == "record":
+            time.sleep(0.3)
+        return super().record(*args, **kwargs)
+
+    def mark(self, entry_id, state):
+        if self.slow == state:
+            time.sleep(0.3)
+        super().mark(entry_id, state)
+
+
+async def _cancel_soon(coro):
+    task = asyncio.ensure_future(coro)
+    await asyncio.sleep(0.1)
+    task.cancel()
+    return task
+
+
+async def test_a_commit_cancelled_while_journaling_leaves_no_pending_entry(tmp_path):
+    mem = MemoryExport(4096)
+    with SlowJournal(tmp_path / "journal.sqlite3") as journal:
+        journal.slow = "record"
+        task = await _cancel_soon(commit(mem, edited(mem), journal))
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        (entry,) = journal.entries()
+        assert entry.state == "failed"  # recorded by the thread, nothing written
+        assert mem.get(16, 4) == bytes(4)
+
+
+async def test_a_commit_cancelled_once_written_returns_and_says_written(tmp_path):
+    mem = MemoryExport(4096)
+    with SlowJournal(tmp_path / "journal.sqlite3") as journal:
+        journal.slow = "written"
+        task = await _cancel_soon(commit(mem, edited(mem), journal))
+        entry_id = await task  # too late to cancel: the server acknowledged it all
+        assert journal.get(entry_id).state == "written" and mem.get(16, 4) == b"NEW!"

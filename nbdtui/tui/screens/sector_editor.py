@@ -12,6 +12,7 @@ leaves write mode, Tab switches panes, and the Ctrl keys always work.
 
 from __future__ import annotations
 
+import asyncio
 import bisect
 import time
 from collections.abc import Callable
@@ -134,6 +135,8 @@ class EditorScreen(Screen[None]):
         self._search_worker: Worker[None] | None = None
         self._search_state = ""
         self._busy = ""
+        self._write_worker: Worker[None] | None = None
+        self._was_reconnecting = False
         self._pane = HEX_PANE
         self._sector_size = sector_size
         self.title = f"{export.name or '(default export)'}"
@@ -165,6 +168,7 @@ class EditorScreen(Screen[None]):
         self.view.request_blocks()
         self._load_partitions()
         self._refresh_status()
+        self.set_interval(0.5, self._watch_connection)
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         """In write mode, keys that type bytes are not commands: hide those from the
@@ -223,6 +227,35 @@ class EditorScreen(Screen[None]):
         first = part.start == sector * self.view.sector_size
         return f"{'start of ' if first else ''}{self._part_name(part)}"
 
+    def _connection_note(self) -> str:
+        """What the status line says about a lost connection ("" when it is fine)."""
+        export = self.export
+        if getattr(export, "reconnecting", False):
+            stats = export.connection_stats()  # PooledConnectionStats: with oldest_age
+            ages = [getattr(s, "oldest_age", 0.0) for s in stats if s.state == "reconnecting"]
+            delay = getattr(export, "reconnect_delay", 0)
+            note = f"connection lost: reconnecting… {max(ages, default=0):.0f} s of {delay:g} s"
+        elif self.view.fetch_lost:
+            note = f"connection lost: {self.view.fetch_error} (r: reconnect)"
+        else:
+            return ""
+        if self._writing():
+            note += " · Esc cancels the write"
+        return note
+
+    def _writing(self) -> bool:
+        return self._write_worker is not None and self._write_worker.is_running
+
+    def _watch_connection(self) -> None:
+        """Every half second: show the connection's state; once a reconnect ends, fetch
+        again what its loss left unread."""
+        reconnecting = bool(getattr(self.export, "reconnecting", False))
+        if self._was_reconnecting and not reconnecting and self.view.fetch_lost:
+            self.view.retry()
+        if reconnecting or self._was_reconnecting or self.view.fetch_lost:
+            self._refresh_status()
+        self._was_reconnecting = reconnecting
+
     def _refresh_status(self) -> None:
         if not self.is_mounted:
             return
@@ -245,7 +278,10 @@ class EditorScreen(Screen[None]):
         bad = block.bad_at(cur, view.sector_size) if block else None
         if bad:
             parts.append(f"UNREADABLE sector: {bad}")
-        if view.fetch_error:
+        lost = self._connection_note()
+        if lost:
+            parts.append(lost)
+        elif view.fetch_error:
             parts.append(f"read error: {view.fetch_error}")
         elif view.in_flight:
             parts.append("loading…")
@@ -267,7 +303,7 @@ class EditorScreen(Screen[None]):
         data = view.bytes_at(view.cursor, 16)
         lines = [f"at 0x{view.cursor:x}", ""]
         if data is None:
-            lines.append("loading…")
+            lines.append("connection lost" if view.fetch_lost else "loading…")
         else:
             fields = inspect(data)
             room = self.query_one("#inspector-fields").size.width or 30
@@ -364,6 +400,8 @@ class EditorScreen(Screen[None]):
         self.notify(f"Sectors are now {new} bytes.")
 
     def action_reload(self) -> None:
+        if self.view.fetch_lost and not getattr(self.export, "reconnecting", True):
+            self.export.reconnect()  # it gave up: try again now
         self.view.invalidate()
         self._load_partitions()
 
@@ -516,7 +554,10 @@ class EditorScreen(Screen[None]):
             self.notify("There are no pending edits to write.")
             return
         dialog = ReviewDialog(self.edits.ranges(), self.view.sector_size, self._target())
-        self.app.push_screen(dialog, on_yes(self._do_commit))
+        self.app.push_screen(dialog, on_yes(self._start_commit))
+
+    def _start_commit(self) -> None:
+        self._write_worker = self._do_commit()
 
     @work(group="write", exclusive=True, exit_on_error=False)
     async def _do_commit(self) -> None:
@@ -524,6 +565,15 @@ class EditorScreen(Screen[None]):
         self._set_busy("writing…")
         try:
             entry = await commit(self.export, self.edits, self.journal)
+        except asyncio.CancelledError:
+            self.notify(
+                "The server did not acknowledge the write: your edits are still pending "
+                "(its journal entry, if any, is marked failed).",
+                title="Write cancelled",
+                severity="warning",
+                timeout=15,
+            )
+            raise
         except (NbdError, OSError) as error:
             self.notify(
                 f"{error}. Your edits are still pending.",
@@ -659,7 +709,10 @@ class EditorScreen(Screen[None]):
     # ---- leaving ------------------------------------------------------------------
 
     def action_escape(self) -> None:
-        if self._search_worker is not None and self._search_worker.is_running:
+        if self._writing():
+            assert self._write_worker is not None
+            self._write_worker.cancel()
+        elif self._search_worker is not None and self._search_worker.is_running:
             self._search_worker.cancel()
             self._search_state = ""
             self._refresh_status()

@@ -12,7 +12,8 @@ on the way).
 
 Blocks come from a bounded :class:`BlockCache`; missing ones are fetched in one worker
 (exclusive group: a new request cancels the previous one, so the latest position wins)
-and shown as ``··`` until they land. Pending edits are drawn over the fetched bytes.
+and shown as ``┄┄`` until they land (not ``·``, the allocation bar's hole glyph). Pending
+edits are drawn over the fetched bytes.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ from textual.widget import Widget
 from nbdtui.editor.cache import Block, BlockCache, read_block
 from nbdtui.editor.edits import PendingEdits
 from nbdtui.editor.layout import RowLayout
-from nbdtui.errors import NbdError
+from nbdtui.errors import ConnectionLostError, NbdError
 
 Reader = Callable[[int, int], Awaitable[bytes]]
 _TEXT = [chr(b) if 0x20 <= b < 0x7F else "." for b in range(256)]
@@ -41,6 +42,8 @@ HEX_PANE, TEXT_PANE = "hex", "text"
 _TEXT_BYTES = bytes(b if 0x20 <= b < 0x7F else 0x2E for b in range(256))  # _TEXT, as bytes
 _PLAIN = Style()  # an unstyled byte (a new Style() each, before: equal to this one)
 _SEP, _GAP = Segment(" "), Segment("  ")  # between hex cells; after the 8th / the offset
+# A byte not loaded yet (or not readable for a lost connection); a hole is "·" elsewhere.
+UNLOADED_HEX, UNLOADED_CHAR = "┄┄", "┄"
 
 
 class _FrameStyles:
@@ -122,6 +125,7 @@ class HexView(Widget, can_focus=True):
         self.in_flight: set[int] = set()
         self._fetch_token: object | None = None
         self.fetch_error: str | None = None
+        self.fetch_lost = False  # fetch_error is a lost connection (retry() when back)
         self._failed: set[int] = set()
         self._frame: _FrameStyles | None = None  # the styles of the repaint under way
 
@@ -253,8 +257,12 @@ class HexView(Widget, can_focus=True):
     def invalidate(self) -> None:
         """Forget the cached blocks (after a write) and fetch what is on screen again."""
         self.cache.invalidate()
+        self.retry()
+
+    def retry(self) -> None:
+        """Fetch again the blocks whose read failed (the connection is back)."""
         self._failed.clear()
-        self.fetch_error = None
+        self.fetch_error, self.fetch_lost = None, False
         self._cancel_fetch()
         self.refresh()
         self.request_blocks()
@@ -315,10 +323,11 @@ class HexView(Widget, can_focus=True):
 
         try:
             await asyncio.gather(*(one(i) for i in indexes))
-            self.fetch_error = None
+            self.fetch_error, self.fetch_lost = None, False
         except NbdError as error:
             self._failed.update(i for i in indexes if i not in self.cache)
             self.fetch_error = str(error)
+            self.fetch_lost = isinstance(error, ConnectionLostError)
         finally:
             if token is self._fetch_token:  # not replaced by a newer fetch meanwhile
                 self.in_flight = set()
@@ -470,7 +479,7 @@ class HexView(Widget, can_focus=True):
             pending = value is not None
             style = Style()
             if block is None:
-                hex_text, char, style = "··", "·", styles["placeholder"]
+                hex_text, char, style = UNLOADED_HEX, UNLOADED_CHAR, styles["placeholder"]
             elif block.bad_at(pos, self.sector_size):
                 hex_text, char, style = "!!", "!", bad_style
             else:
