@@ -1,0 +1,55 @@
+"""Pilot tests of the editor's layout at 80x24 and 120x40: what is on screen, read from
+the rendered screen (the inspector, the dialogs' text and buttons, the footer)."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from textual.widgets import Label
+
+from tests.support.pilot import EditorHarness, press, settle
+
+SIZES = [(80, 24), (120, 40)]
+
+
+def screen_lines(app) -> list[str]:
+    """The text of every row of the terminal, as drawn."""
+    return [strip.text for strip in app.screen._compositor.render_strips()]
+
+
+def dialog_text(app) -> str:
+    """The words inside the dialog's box (between its side borders), one line."""
+    inside = []
+    for line in screen_lines(app):
+        if line.count("█") >= 2:
+            inside.append(line[line.index("█") + 1 : line.rindex("█")])
+    return re.sub(r"\s+", " ", " ".join(inside))
+
+
+def flat(text: str) -> str:
+    return re.sub(r"\s+", " ", text).strip()
+
+
+async def goto(pilot, text: str) -> None:
+    await press(pilot, "ctrl+g")
+    await pilot.press(*text, "enter")
+    await settle(pilot)
+
+
+# ---- dialogs wrap their text ---------------------------------------------------------
+
+
+@pytest.mark.parametrize("size", SIZES)
+async def test_goto_errors_wrap_inside_the_dialog(demo_uri, size):
+    app = EditorHarness(demo_uri)
+    async with app.run_test(size=size) as pilot:
+        await settle(pilot)
+        for typed in ("2T", "s-1"):
+            await press(pilot, "ctrl+g")
+            await pilot.press(*typed, "enter")
+            await pilot.pause()
+            error = flat(str(app.screen.query_one("#goto-error", Label).render()))
+            assert len(error) > 70  # longer than the dialog is wide
+            assert error in dialog_text(app)
+            await press(pilot, "escape")
