@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 
 import pytest
+from textual.containers import VerticalScroll
 from textual.widgets import Label
 
 from tests.support.pilot import EditorHarness, press, settle
@@ -53,3 +54,39 @@ async def test_goto_errors_wrap_inside_the_dialog(demo_uri, size):
             assert len(error) > 70  # longer than the dialog is wide
             assert error in dialog_text(app)
             await press(pilot, "escape")
+
+
+async def make_ranges(pilot, count: int) -> None:
+    await press(pilot, "e", "y")
+    for _ in range(count):
+        await press(pilot, "1", "right", "right")
+
+
+@pytest.mark.parametrize("size", SIZES)
+async def test_review_of_many_ranges_scrolls_and_keeps_its_buttons(demo_uri, tmp_path, size):
+    app = EditorHarness(demo_uri, journal=tmp_path / "journal.sqlite3")
+    async with app.run_test(size=size) as pilot:
+        await settle(pilot)
+        await make_ranges(pilot, 25)
+        await press(pilot, "ctrl+s")
+        await pilot.pause()
+        text = dialog_text(app)
+        assert "Write 25 bytes in 25 ranges?" in text
+        assert "Write (y)" in text and "Cancel (n)" in text
+        assert "The old bytes go to the undo journal first; J reverts later." in text
+        box = app.screen.query_one("#review-ranges", VerticalScroll)
+        assert box.max_scroll_y > 0  # the ranges scroll inside the box
+        await press(pilot, "y")  # the buttons' keys still work
+        assert not app.editor.edits
+
+        await press(pilot, "J")
+        await press(pilot, "enter")
+        await pilot.pause()
+        text = dialog_text(app)
+        target = flat(str(app.screen.query_one(".hint", Label).render()))
+        assert target.startswith("to disk at")
+        # the socket's path is longer than a line: it is folded, no character lost
+        assert target.replace(" ", "") in text.replace(" ", "")
+        assert "Ranges that no longer hold these 'old' bytes stop the revert; " in text
+        assert "the revert is journaled too." in text
+        assert "Write (y)" in text and "Cancel (n)" in text
