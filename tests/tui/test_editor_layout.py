@@ -90,3 +90,27 @@ async def test_review_of_many_ranges_scrolls_and_keeps_its_buttons(demo_uri, tmp
         assert "Ranges that no longer hold these 'old' bytes stop the revert; " in text
         assert "the revert is journaled too." in text
         assert "Write (y)" in text and "Cancel (n)" in text
+
+
+# ---- the inspector -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("size", [*SIZES, (90, 30)])
+async def test_inspector_shows_labels_and_values(demo_uri, size):
+    app = EditorHarness(demo_uri)
+    async with app.run_test(size=size) as pilot:
+        await settle(pilot)
+        await press(pilot, "i")
+        await goto(pilot, "0x1fe")  # the MBR signature 55 aa
+        await pilot.pause()
+        lines = screen_lines(app)
+        assert any("at 0x1fe" in line for line in lines)
+        for name, value in [("u16 LE", "43605"), ("i16 LE", "-21931"), ("u8", "85")]:
+            shown = [line for line in lines if re.search(rf"\b{name}\s+{value}\b", line)]
+            assert shown, f"{name} {value} not on screen"
+        inspector = app.editor.query_one("#inspector")
+        assert inspector.region.width >= 30 and inspector.region.right <= size[0]
+        # the hex view keeps its rows, the cursor's among them
+        assert any(line.startswith("000001f0  ") for line in lines)
+        await press(pilot, "i")
+        assert not any("at 0x1fe" in line for line in screen_lines(app))

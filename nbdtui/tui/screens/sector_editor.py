@@ -49,6 +49,9 @@ if TYPE_CHECKING:
     from nbdtui.disk.partitions import Partition, PartitionTable
     from nbdtui.editor.journal import Journal
 
+# Columns the inspector needs beside the hex view (its border, padding, names and values).
+_INSPECTOR_WIDTH = 34
+
 # Actions bound to keys that type a byte in write mode (hex digits / any character).
 _HEX_PANE_TYPED = {"write_mode", "flush"}
 _TEXT_PANE_TYPED = {
@@ -78,6 +81,10 @@ class EditorScreen(Screen[None]):
         scrollbar-size-vertical: 1;
     }
     EditorScreen #inspector.shown { display: block; }
+    EditorScreen #editor-body.stacked { layout: vertical; }
+    EditorScreen #editor-body.stacked #inspector {
+        width: 1fr; min-width: 0; height: 11; border-left: none; border-top: solid $panel;
+    }
     EditorScreen #editor-status { height: 1; background: $panel; color: $text; padding: 0 1; }
     EditorScreen #editor-status.write { background: $warning 40%; }
     """
@@ -165,6 +172,12 @@ class EditorScreen(Screen[None]):
         self.view.request_blocks()
         self._load_partitions()
         self._refresh_status()
+
+    def on_resize(self) -> None:
+        """Too narrow for the inspector beside the hex view: it goes below it."""
+        body = self.query_one("#editor-body", Horizontal)
+        body.set_class(self.size.width < self.view.line_width + _INSPECTOR_WIDTH, "stacked")
+        self.call_after_refresh(self._refresh_inspector)
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         """In write mode, keys that type bytes are not commands: hide those from the
@@ -272,11 +285,27 @@ class EditorScreen(Screen[None]):
             fields = inspect(data)
             room = self.query_one("#inspector-fields").size.width or 30
             names = min(max(len(f.name) for f in fields), room // 2)
+            # Wide and short (below the hex view): two fields a line when both fit.
+            half = (room - 2) // 2 if room >= 60 else 0
+            pending = ""  # a short field waiting for a second one on its line
             for f in fields:
+                row = f"{f.name:<{names}}  {f.value}"
+                if half and cell_len(row) <= half:
+                    if pending:
+                        lines.append(f"{pending:<{half}}  {row}")
+                        pending = ""
+                    else:
+                        pending = row
+                    continue
+                if pending:
+                    lines.append(pending)
+                    pending = ""
                 if max(names, len(f.name)) + 2 + cell_len(f.value) <= room:
-                    lines.append(f"{f.name:<{names}}  {f.value}")
+                    lines.append(row)
                 else:  # a long value goes on a line of its own
                     lines += [f.name, f"  {f.value}"]
+            if pending:
+                lines.append(pending)
         self.query_one("#inspector-fields", Static).update("\n".join(lines))
 
     @work(group="partitions", exclusive=True, exit_on_error=False)
@@ -431,6 +460,7 @@ class EditorScreen(Screen[None]):
     def action_inspector(self) -> None:
         self.query_one("#inspector").toggle_class("shown")
         self._refresh_inspector()
+        self.call_after_refresh(self._refresh_inspector)  # laid out: its width is known
 
     def action_partitions(self) -> None:
         self.app.push_screen(PartitionDialog(self.table, self.table_message), self._part_chosen)
