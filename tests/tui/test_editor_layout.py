@@ -9,7 +9,11 @@ import pytest
 from textual.containers import VerticalScroll
 from textual.widgets import Label
 
-from tests.support.pilot import EditorHarness, press, settle
+from nbdtui.tui.dialogs.partition_dialog import PartitionDialog
+from nbdtui.tui.screens.export_info import ExportScreen
+from nbdtui.tui.screens.sector_editor import EditorScreen
+from nbdtui.uri import parse
+from tests.support.pilot import EditorHarness, press, settle, wait_for
 
 SIZES = [(80, 24), (120, 40)]
 
@@ -114,3 +118,70 @@ async def test_inspector_shows_labels_and_values(demo_uri, size):
         assert any(line.startswith("000001f0  ") for line in lines)
         await press(pilot, "i")
         assert not any("at 0x1fe" in line for line in screen_lines(app))
+
+
+# ---- the footer ----------------------------------------------------------------------
+
+
+async def open_editor(app, pilot, uri: str) -> EditorScreen:
+    """The real app: the export's screen, then Enter for its editor."""
+    endpoint = parse(uri)
+    app.open_exports(endpoint, [endpoint.export])
+    await wait_for(pilot, lambda: isinstance(app.screen, ExportScreen))
+    await pilot.pause(0.2)
+    await pilot.press("enter")
+    await wait_for(pilot, lambda: isinstance(app.screen, EditorScreen))
+    editor: EditorScreen = app.screen
+    await wait_for(pilot, lambda: not editor.view.in_flight)
+    await pilot.pause()
+    return editor
+
+
+def footer(app) -> str:
+    return screen_lines(app)[-1]
+
+
+def assert_footer_fits(app, width: int, *wanted: str) -> None:
+    line = footer(app)
+    assert "▏" not in line and line.rstrip().endswith(wanted[-1])  # nothing cut
+    assert [w for w in wanted if w not in line] == []
+    positions = [line.index(w) for w in wanted]
+    assert positions == sorted(positions)  # the most important first
+    assert len(line) == width
+
+
+@pytest.mark.parametrize("size", SIZES)
+async def test_footer_shows_the_modes_main_keys_uncut(make_app, demo_uri, size):
+    app = make_app()
+    async with app.run_test(size=size) as pilot:
+        editor = await open_editor(app, pilot, demo_uri)
+        read_only = ["f1 Help", "e Write mode", "^g Go to", "/ Search", "i Inspector"]
+        read_only += ["p Partitions", "esc Back"]
+        if size[0] >= 120:
+            read_only += ["tab Hex/text", "f2 Connections", "q Quit"]
+        assert_footer_fits(app, size[0], *read_only)
+
+        # keys left out of the footer still work
+        await pilot.press("p")
+        await wait_for(pilot, lambda: isinstance(app.screen, PartitionDialog))
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: app.screen is editor)
+
+        await pilot.press("e")
+        await pilot.pause()
+        await pilot.press("y")
+        await wait_for(pilot, lambda: editor.writable)
+        await pilot.pause()
+        write = ["f1 Help", "^s Commit", "^z Undo", "tab Hex/text", "^g Go to", "/ Search"]
+        write += ["esc Back"]
+        if size[0] >= 120:
+            write += ["i Inspector", "p Partitions", "f2 Connections"]
+        assert_footer_fits(app, size[0], *write)
+        assert "Write mode" not in footer(app)
+
+        await pilot.press("1")  # typed: a pending edit, undone by the footer's ^z
+        await pilot.pause()
+        assert editor.edits
+        await pilot.press("ctrl+z")
+        await pilot.pause()
+        assert not editor.edits

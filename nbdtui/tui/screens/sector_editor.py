@@ -13,6 +13,7 @@ leaves write mode, Tab switches panes, and the Ctrl keys always work.
 from __future__ import annotations
 
 import bisect
+import dataclasses
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, ClassVar
@@ -20,7 +21,7 @@ from typing import TYPE_CHECKING, ClassVar
 from rich.cells import cell_len
 from textual import work
 from textual.app import ComposeResult
-from textual.binding import Binding, BindingType
+from textual.binding import ActiveBinding, Binding, BindingType
 from textual.containers import Horizontal, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Footer, Header, Static
@@ -51,6 +52,11 @@ if TYPE_CHECKING:
 
 # Columns the inspector needs beside the hex view (its border, padding, names and values).
 _INSPECTOR_WIDTH = 34
+
+# The footer's keys in each mode, most important first: those that fit the width are shown
+# (the first ones fit in 80 columns); the others still work, and F1 lists them all.
+_FOOTER_READ_ONLY = ("f1", "e", "ctrl+g", "slash", "i", "p", "escape", "tab", "f2", "f3", "q")
+_FOOTER_WRITE = ("f1", "ctrl+s", "ctrl+z", "tab", "ctrl+g", "slash", "escape", "i", "p", "f2")
 
 # Actions bound to keys that type a byte in write mode (hex digits / any character).
 _HEX_PANE_TYPED = {"write_mode", "flush"}
@@ -161,7 +167,7 @@ class EditorScreen(Screen[None]):
             with VerticalScroll(id="inspector", can_focus=False):
                 yield Static("", id="inspector-fields", markup=False)
         yield Static("", id="editor-status", markup=False)
-        yield Footer()
+        yield Footer(show_command_palette=False)  # Ctrl+P works, F1 lists it
 
     @property
     def view(self) -> HexView:
@@ -178,6 +184,31 @@ class EditorScreen(Screen[None]):
         body = self.query_one("#editor-body", Horizontal)
         body.set_class(self.size.width < self.view.line_width + _INSPECTOR_WIDTH, "stacked")
         self.call_after_refresh(self._refresh_inspector)
+        self.refresh_bindings()  # the footer shows as many keys as fit
+
+    @property
+    def active_bindings(self) -> dict[str, ActiveBinding]:
+        """Every active key; only the mode's most important ones that fit the width are
+        marked to be shown in the footer (see ``_FOOTER_READ_ONLY``)."""
+        bindings = super().active_bindings
+        order = _FOOTER_WRITE if self.writable else _FOOTER_READ_ONLY
+        room = self.size.width
+        shown: dict[str, ActiveBinding] = {}
+        for key in order:
+            active = bindings.get(key)
+            if active is None:
+                continue
+            width = cell_len(self.app.get_key_display(active.binding))
+            width += cell_len(active.binding.description) + 3  # as the Footer draws it
+            if width <= room:
+                room -= width
+                shown[key] = active._replace(binding=dataclasses.replace(active.binding, show=True))
+        hidden = {
+            key: active._replace(binding=dataclasses.replace(active.binding, show=False))
+            for key, active in bindings.items()
+            if key not in shown
+        }
+        return {**shown, **hidden}
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         """In write mode, keys that type bytes are not commands: hide those from the
