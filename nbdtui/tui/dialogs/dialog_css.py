@@ -9,6 +9,7 @@ _CSS = """
     width: 76; max-width: 100%; height: auto; max-height: 90%;
     border: thick $accent; background: $surface; padding: 0 1;
 }}
+{name} Label {{ width: 1fr; }}
 {name} .title {{ text-style: bold; width: 1fr; }}
 {name} .error {{ color: $error; height: auto; }}
 {name} .hint {{ color: $text-muted; }}

@@ -91,5 +91,21 @@ class ReviewDialog(ModalScreen[bool]):
     def on_mount(self) -> None:
         self.query_one("#no", Button).focus()
 
+    def on_resize(self) -> None:
+        self.call_after_refresh(self._fit_ranges)
+
+    def _fit_ranges(self) -> None:
+        """Shrink the list of ranges (it scrolls) so that the whole box, buttons
+        included, fits in its 90% of the screen's height."""
+        box = self.query_one("#review-ranges", VerticalScroll)
+        dialog = self.query_one(Vertical)
+        others = sum(
+            child.outer_size.height + child.styles.margin.top + child.styles.margin.bottom
+            for child in dialog.children
+            if child is not box
+        )
+        room = int(self.size.height * 0.9) - dialog.styles.gutter.height - others
+        box.styles.max_height = max(3, min(20, room))  # no relayout when unchanged
+
     def on_button_pressed(self, event: Button.Pressed) -> None:
         self.dismiss(event.button.id == "yes")

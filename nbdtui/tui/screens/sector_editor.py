@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import bisect
+import dataclasses
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, ClassVar
@@ -21,7 +22,7 @@ from typing import TYPE_CHECKING, ClassVar
 from rich.cells import cell_len
 from textual import work
 from textual.app import ComposeResult
-from textual.binding import Binding, BindingType
+from textual.binding import ActiveBinding, Binding, BindingType
 from textual.containers import Horizontal, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Footer, Header, Static
@@ -49,6 +50,14 @@ if TYPE_CHECKING:
     from nbdtui.client.export import Export
     from nbdtui.disk.partitions import Partition, PartitionTable
     from nbdtui.editor.journal import Journal
+
+# Columns the inspector needs beside the hex view (its border, padding, names and values).
+_INSPECTOR_WIDTH = 34
+
+# The footer's keys in each mode, most important first: those that fit the width are shown
+# (the first ones fit in 80 columns); the others still work, and F1 lists them all.
+_FOOTER_READ_ONLY = ("f1", "e", "ctrl+g", "slash", "i", "p", "escape", "tab", "f2", "f3", "q")
+_FOOTER_WRITE = ("f1", "ctrl+s", "ctrl+z", "tab", "ctrl+g", "slash", "escape", "i", "p", "f2")
 
 # Actions bound to keys that type a byte in write mode (hex digits / any character).
 _HEX_PANE_TYPED = {"write_mode", "flush"}
@@ -79,6 +88,10 @@ class EditorScreen(Screen[None]):
         scrollbar-size-vertical: 1;
     }
     EditorScreen #inspector.shown { display: block; }
+    EditorScreen #editor-body.stacked { layout: vertical; }
+    EditorScreen #editor-body.stacked #inspector {
+        width: 1fr; min-width: 0; height: 11; border-left: none; border-top: solid $panel;
+    }
     EditorScreen #editor-status { height: 1; background: $panel; color: $text; padding: 0 1; }
     EditorScreen #editor-status.write { background: $warning 40%; }
     """
@@ -157,7 +170,7 @@ class EditorScreen(Screen[None]):
             with VerticalScroll(id="inspector", can_focus=False):
                 yield Static("", id="inspector-fields", markup=False)
         yield Static("", id="editor-status", markup=False)
-        yield Footer()
+        yield Footer(show_command_palette=False)  # Ctrl+P works, F1 lists it
 
     @property
     def view(self) -> HexView:
@@ -169,6 +182,37 @@ class EditorScreen(Screen[None]):
         self._load_partitions()
         self._refresh_status()
         self.set_interval(0.5, self._watch_connection)
+
+    def on_resize(self) -> None:
+        """Too narrow for the inspector beside the hex view: it goes below it."""
+        body = self.query_one("#editor-body", Horizontal)
+        body.set_class(self.size.width < self.view.line_width + _INSPECTOR_WIDTH, "stacked")
+        self.call_after_refresh(self._refresh_inspector)
+        self.refresh_bindings()  # the footer shows as many keys as fit
+
+    @property
+    def active_bindings(self) -> dict[str, ActiveBinding]:
+        """Every active key; only the mode's most important ones that fit the width are
+        marked to be shown in the footer (see ``_FOOTER_READ_ONLY``)."""
+        bindings = super().active_bindings
+        order = _FOOTER_WRITE if self.writable else _FOOTER_READ_ONLY
+        room = self.size.width
+        shown: dict[str, ActiveBinding] = {}
+        for key in order:
+            active = bindings.get(key)
+            if active is None:
+                continue
+            width = cell_len(self.app.get_key_display(active.binding))
+            width += cell_len(active.binding.description) + 3  # as the Footer draws it
+            if width <= room:
+                room -= width
+                shown[key] = active._replace(binding=dataclasses.replace(active.binding, show=True))
+        hidden = {
+            key: active._replace(binding=dataclasses.replace(active.binding, show=False))
+            for key, active in bindings.items()
+            if key not in shown
+        }
+        return {**shown, **hidden}
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         """In write mode, keys that type bytes are not commands: hide those from the
@@ -308,11 +352,27 @@ class EditorScreen(Screen[None]):
             fields = inspect(data)
             room = self.query_one("#inspector-fields").size.width or 30
             names = min(max(len(f.name) for f in fields), room // 2)
+            # Wide and short (below the hex view): two fields a line when both fit.
+            half = (room - 2) // 2 if room >= 60 else 0
+            pending = ""  # a short field waiting for a second one on its line
             for f in fields:
+                row = f"{f.name:<{names}}  {f.value}"
+                if half and cell_len(row) <= half:
+                    if pending:
+                        lines.append(f"{pending:<{half}}  {row}")
+                        pending = ""
+                    else:
+                        pending = row
+                    continue
+                if pending:
+                    lines.append(pending)
+                    pending = ""
                 if max(names, len(f.name)) + 2 + cell_len(f.value) <= room:
-                    lines.append(f"{f.name:<{names}}  {f.value}")
+                    lines.append(row)
                 else:  # a long value goes on a line of its own
                     lines += [f.name, f"  {f.value}"]
+            if pending:
+                lines.append(pending)
         self.query_one("#inspector-fields", Static).update("\n".join(lines))
 
     @work(group="partitions", exclusive=True, exit_on_error=False)
@@ -469,6 +529,7 @@ class EditorScreen(Screen[None]):
     def action_inspector(self) -> None:
         self.query_one("#inspector").toggle_class("shown")
         self._refresh_inspector()
+        self.call_after_refresh(self._refresh_inspector)  # laid out: its width is known
 
     def action_partitions(self) -> None:
         self.app.push_screen(PartitionDialog(self.table, self.table_message), self._part_chosen)
