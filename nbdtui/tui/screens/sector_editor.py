@@ -49,6 +49,9 @@ if TYPE_CHECKING:
     from nbdtui.disk.partitions import Partition, PartitionTable
     from nbdtui.editor.journal import Journal
 
+# The most bytes Ctrl+C copies (OSC 52 sends them base64-encoded to the terminal).
+MAX_COPY = 64 * 1024
+
 # Actions bound to keys that type a byte in write mode (hex digits / any character).
 _HEX_PANE_TYPED = {"write_mode", "flush"}
 _TEXT_PANE_TYPED = {
@@ -109,6 +112,9 @@ class EditorScreen(Screen[None]):
         Binding("u,ctrl+z", "undo", "Undo", show=False),
         Binding("ctrl+y", "redo", "Redo", show=False),
         Binding("ctrl+s", "commit", "Commit"),
+        # Priority: Textual's own Ctrl+C (the screen's copy of selected text, the app's
+        # "Do you want to quit?") never sees the hex view's selection.
+        Binding("ctrl+c,super+c", "copy", "Copy (hex pane: hex, text pane: text)", priority=True),
         Binding("v", "mark", "Mark selection start/end", show=False),
         Binding("Z", "zero", "Zero the selection", show=False),
         Binding("T", "trim", "Trim the selection", show=False),
@@ -314,6 +320,37 @@ class EditorScreen(Screen[None]):
 
     def action_mark(self) -> None:
         self.view.toggle_mark()
+
+    def action_copy(self) -> None:
+        """Ctrl+C: the selection (else the byte under the cursor) to the clipboard, as
+        hex bytes from the hex pane, as text (``.`` for non-printables) from the text pane."""
+        view = self.view
+        lo, hi = view.selection or (view.cursor, view.cursor)
+        length = hi - lo + 1
+        if view.size_bytes == 0:
+            self.notify("The export is empty: nothing to copy.")
+            return
+        if length > MAX_COPY:
+            self.notify(
+                f"The selection has {length} bytes: copy at most {format_size(MAX_COPY)}.",
+                severity="warning",
+            )
+            return
+        data = view.bytes_at(lo, length)
+        ss = view.sector_size
+        unreadable = any(
+            (block := view.cache.block_at(sector)) is not None and block.bad_at(sector, ss)
+            for sector in range(lo - lo % ss, hi + 1, ss)
+        )
+        if data is None or len(data) < length or unreadable:
+            self.notify("Not copied: some of these bytes are not loaded or unreadable.")
+            return
+        if view.pane == HEX_PANE:
+            text, shown_as = data.hex(" "), "hex"
+        else:
+            text, shown_as = "".join(chr(b) if 0x20 <= b < 0x7F else "." for b in data), "text"
+        self.app.copy_to_clipboard(text)
+        self.notify(f"Copied {length} byte{'' if length == 1 else 's'} as {shown_as}.")
 
     def action_goto(self) -> None:
         view = self.view
