@@ -5,9 +5,14 @@ the end of the export, one typed byte is one undo step."""
 from __future__ import annotations
 
 import base64
+import string
 
+from textual.widgets import Static
+
+from nbdtui.tui.app import NbdtuiApp
+from nbdtui.tui.screens.help import HelpScreen
 from tests.support.oracles import nbdsh_write
-from tests.support.pilot import EditorHarness, notes, press, settle
+from tests.support.pilot import EditorHarness, notes, press, settle, text_of
 
 
 def clipboard_writes(app) -> list[str]:
@@ -48,3 +53,52 @@ async def test_ctrl_c_copies_the_selection_and_does_not_quit(nbdkit):
         await press(pilot, "escape", "tab", "ctrl+c")  # no selection: the byte at the cursor
         assert app.clipboard == "50" and notes(app)[-1] == "Copied 1 byte as hex."
         assert app.screen is app.editor and not app.closed
+
+
+class HelpHarness(EditorHarness):
+    """The editor harness with the app's keys: F1 (help), q (quit)..."""
+
+    BINDINGS = NbdtuiApp.BINDINGS
+
+    def action_help(self) -> None:
+        self.push_screen(HelpScreen(self.screen))
+
+
+def help_keys(app) -> dict[str, str]:
+    """F1's rows as {key label: description}."""
+    text = text_of(app.screen.query_one("#help-text", Static))
+    keys: dict[str, str] = {}
+    for line in text.splitlines():
+        label, sep, description = line.strip().partition("  ")
+        if sep and description:
+            for key in label.split(" / "):
+                keys[key] = description.strip()
+    return keys
+
+
+async def test_flush_has_a_key_that_never_types_and_f1_lists_no_typing_key(nbdkit):
+    app = HelpHarness(nbdkit("memory", "1M").uri)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        await press(pilot, "f1")
+        read_only = help_keys(app)
+        assert read_only["F5"] == "Flush" and "f" not in read_only
+        assert read_only["e"] == "Write mode" and read_only["q"] == "Quit"
+        await press(pilot, "escape", "e", "y")
+        assert app.editor.writable
+        await press(pilot, "f5")
+        assert notes(app)[-1].startswith("Flushed") and not app.editor.has_pending_edits()
+        await press(pilot, "f")  # a hex digit: typed, and not a command
+        assert app.editor.edits.value(0) == 0xF0 and notes(app)[-1].startswith("Flushed")
+        await press(pilot, "f1")
+        hex_pane = help_keys(app)
+        assert hex_pane["F5"] == "Flush" and hex_pane["Esc"] == "Back"
+        assert not [k for k in hex_pane if len(k) == 1 and k in string.hexdigits]
+        assert "q" in hex_pane and "e" not in hex_pane  # q is no hex digit: it still quits
+        await press(pilot, "escape", "tab", "f1")
+        text_pane = help_keys(app)
+        assert not [k for k in text_pane if len(k) == 1 and k.isascii() and k.isprintable()]
+        assert text_pane["Ctrl+Z"] == "Undo" and text_pane["F5"] == "Flush"
+        assert "Ctrl+C" in text_pane and "Tab" in text_pane
+        await press(pilot, "escape", "q")  # typed in the text pane, not Quit
+        assert app.screen is app.editor and app.editor.edits.value(0) == ord("q")

@@ -169,7 +169,7 @@ async def test_zero_and_trim_a_selection_behind_a_confirmation(nbdkit, tmp_path)
         assert app.journal.get(2).ranges[0].old == b"\xff" * 10
         await press(pilot, "f")  # a hex digit in write mode: typed, not a command
         assert app.editor.has_pending_edits()
-        await press(pilot, "ctrl+z", "escape", "f")
+        await press(pilot, "ctrl+z", "escape", "f5")
         assert notes(app)[-1].startswith("Flushed")
 
 

@@ -5,9 +5,10 @@ Ctrl+S shows every changed range with its old and new bytes and the user confirm
 write itself is :func:`nbdtui.editor.commit.commit`: journal first, then write, flush,
 mark. Every network call runs in a worker; an error is a notification, never a crash.
 
-Keys with letters that are also hex digits (``e``, ``f``) are typed as data in write
-mode's hex pane, and every printable key is data in write mode's text pane: Escape
-leaves write mode, Tab switches panes, and the Ctrl keys always work.
+Keys with letters that are also hex digits (``e``) are typed as data in write mode's
+hex pane, and every printable key is data in write mode's text pane: Escape leaves write
+mode, Tab switches panes, and the Ctrl and function keys always work (F1 leaves out the
+keys that type).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, VerticalScroll
+from textual.keys import format_key, key_to_character
 from textual.screen import Screen
 from textual.widgets import Footer, Header, Static
 from textual.worker import Worker
@@ -53,7 +55,7 @@ if TYPE_CHECKING:
 MAX_COPY = 64 * 1024
 
 # Actions bound to keys that type a byte in write mode (hex digits / any character).
-_HEX_PANE_TYPED = {"write_mode", "flush"}
+_HEX_PANE_TYPED = {"write_mode"}
 _TEXT_PANE_TYPED = {
     *_HEX_PANE_TYPED,
     *("search", "search_again", "inspector", "partitions", "mark", "zero", "trim"),
@@ -118,7 +120,7 @@ class EditorScreen(Screen[None]):
         Binding("v", "mark", "Mark selection start/end", show=False),
         Binding("Z", "zero", "Zero the selection", show=False),
         Binding("T", "trim", "Trim the selection", show=False),
-        Binding("f", "flush", "Flush", show=False),
+        Binding("f5", "flush", "Flush", show=False),
         Binding("J", "journal", "Journal (revert)", show=False),
         Binding("r", "reload", "Reload from the export", show=False),
         Binding("ctrl+t", "sector_size", "Sector size", show=False),
@@ -180,6 +182,13 @@ class EditorScreen(Screen[None]):
             if action in typed:
                 return False
         return True
+
+    def key_types(self, key: str) -> bool:
+        """Whether ``key`` (a binding's key) types a byte here now, instead of running
+        its command: F1 leaves such keys out."""
+        if not (self.writable and self.is_mounted):
+            return False
+        return self.view.types(key_to_character(key) or format_key(key))
 
     def has_pending_edits(self) -> bool:
         return bool(self.edits)

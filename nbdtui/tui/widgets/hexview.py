@@ -534,15 +534,19 @@ class HexView(Widget, can_focus=True):
         event.stop()
         event.prevent_default()
 
-    def _type(self, char: str | None) -> bool:
-        """Overwrite the byte at the cursor: a hex digit in the hex pane sets a nibble,
-        a printable ASCII character in the text pane sets the byte. False: not a byte."""
+    def types(self, char: str | None) -> bool:
+        """Whether ``char`` is a byte typed in the current pane (in write mode): a hex
+        digit in the hex pane, a printable ASCII character in the text pane."""
         if char is None or len(char) != 1 or self.size_bytes == 0:
             return False
         if self.pane == HEX_PANE:
-            if char not in string.hexdigits:
-                return False
-        elif not 0x20 <= ord(char) < 0x7F:
+            return char in string.hexdigits
+        return 0x20 <= ord(char) < 0x7F
+
+    def _type(self, char: str | None) -> bool:
+        """Overwrite the byte at the cursor: a hex digit in the hex pane sets a nibble,
+        a printable ASCII character in the text pane sets the byte. False: not a byte."""
+        if char is None or not self.types(char):
             return False
         original = self.device_byte(self.cursor)
         if original is None:
