@@ -116,7 +116,13 @@ class EditorScreen(Screen[None]):
         Binding("ctrl+s", "commit", "Commit"),
         # Priority: Textual's own Ctrl+C (the screen's copy of selected text, the app's
         # "Do you want to quit?") never sees the hex view's selection.
-        Binding("ctrl+c,super+c", "copy", "Copy (hex pane: hex, text pane: text)", priority=True),
+        Binding(
+            "ctrl+c,super+c",
+            "copy",
+            "Copy (hex pane: hex, text pane: text)",
+            show=False,
+            priority=True,
+        ),
         Binding("v", "mark", "Mark selection start/end", show=False),
         Binding("Z", "zero", "Zero the selection", show=False),
         Binding("T", "trim", "Trim the selection", show=False),
