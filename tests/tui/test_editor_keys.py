@@ -102,3 +102,37 @@ async def test_flush_has_a_key_that_never_types_and_f1_lists_no_typing_key(nbdki
         assert "Ctrl+C" in text_pane and "Tab" in text_pane
         await press(pilot, "escape", "q")  # typed in the text pane, not Quit
         assert app.screen is app.editor and app.editor.edits.value(0) == ord("q")
+
+
+async def test_trim_and_zero_are_refused_before_the_question_when_unsupported(nbdkit):
+    server = nbdkit(
+        "eval",
+        "get_size=echo 1048576",
+        "pread=dd if=/dev/zero count=$3 iflag=count_bytes status=none",
+        "pwrite=cat >/dev/null",
+        "can_write=exit 0",
+        "can_trim=exit 3",
+        log=True,
+    )
+    app = EditorHarness(server.uri)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        await press(pilot, "e", "y", "v", "pagedown", "down", "v")
+        assert app.editor.view.selection == (0, 528)
+        await press(pilot, "T")
+        assert app.screen is app.editor  # no "Trim 529 bytes?" question
+        assert notes(app)[-1] == "This export does not support trim: nothing was changed."
+        await press(pilot, "Z")  # nbdkit emulates zero with writes: that one is asked
+        assert "Zero 529 bytes?" in str(app.screen.query_one(".title").render())
+        await press(pilot, "n")
+    log = server.log_path.read_text()
+    assert "Trim" not in log and "Zero" not in log
+
+
+async def test_a_zero_too_big_to_journal_is_refused_before_the_question(nbdkit):
+    app = EditorHarness(nbdkit("memory", "64M").uri)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        await press(pilot, "e", "y", "v", "end", "v", "Z")
+        assert app.screen is app.editor
+        assert "only ranges up to 32 MiB can be journaled" in notes(app)[-1]

@@ -30,7 +30,7 @@ from textual.worker import Worker
 
 from nbdtui.disk.inspect import inspect
 from nbdtui.disk.partitions import read_partition_table_async
-from nbdtui.editor.commit import commit, endpoint_of, revert, zero_range
+from nbdtui.editor.commit import MAX_UNDOABLE, commit, endpoint_of, revert, zero_range
 from nbdtui.editor.edits import EditRange, PendingEdits
 from nbdtui.editor.extents import next_data, previous_data
 from nbdtui.editor.goto import HELP as GOTO_HELP
@@ -624,13 +624,28 @@ class EditorScreen(Screen[None]):
     def _zero_or_trim(self, trim: bool) -> None:
         if not self._check_can_write():
             return
+        what = "Trim" if trim else "Zero"
+        # Refuse what the export cannot do before asking, not after the user said yes.
+        if not (self.export.info.can_trim if trim else self.export.info.can_zero):
+            self.notify(
+                f"This export does not support {what.lower()}: nothing was changed.",
+                title=f"{what} not available",
+                severity="error",
+            )
+            return
         selection = self.view.selection
         if selection is None:
             self.notify("Select a range first (Shift+arrows, or v at each end).")
             return
         lo, hi = selection
         length, ss = hi - lo + 1, self.view.sector_size
-        what = "Trim" if trim else "Zero"
+        if length > MAX_UNDOABLE:
+            self.notify(
+                f"{what} of {length} bytes refused: only ranges up to "
+                f"{MAX_UNDOABLE >> 20} MiB can be journaled (and so undone).",
+                severity="error",
+            )
+            return
         question = (
             f"{what} {length} bytes ({format_size(length)}): 0x{lo:x}–0x{hi:x} "
             f"({lo}–{hi}), sectors {lo // ss}–{hi // ss} of {self._target()}. "
