@@ -136,3 +136,28 @@ async def test_a_zero_too_big_to_journal_is_refused_before_the_question(nbdkit):
         await press(pilot, "e", "y", "v", "end", "v", "Z")
         assert app.screen is app.editor
         assert "only ranges up to 32 MiB can be journaled" in notes(app)[-1]
+
+
+async def test_typing_stops_at_the_last_byte_with_a_message(nbdkit):
+    for size in ((80, 24), (120, 40)):
+        app = EditorHarness(nbdkit("memory", "1M").uri)
+        async with app.run_test(size=size) as pilot:
+            await settle(pilot)
+            await press(pilot, "e", "y", "end", "4", "1")
+            editor, last = app.editor, 1024 * 1024 - 1
+            assert editor.edits.value(last) == 0x41 and editor.view.cursor == last
+            await press(pilot, "4", "2")
+            assert editor.edits.value(last) == 0x41 and len(editor.edits) == 1
+            assert (
+                notes(app)[-1]
+                == "End of export: the last byte is at 0xfffff (1048575). Nothing typed."
+            )
+            await press(pilot, "tab", "x")  # the same in the text pane
+            assert editor.edits.value(last) == 0x41
+            assert notes(app)[-1].startswith("End of export")
+            await press(pilot, "end", "x")  # moving there again: the last byte can be typed
+            assert editor.edits.value(last) == ord("x") and editor.view.cursor == last
+            await press(pilot, "y")
+            assert editor.edits.value(last) == ord("x") and len(editor.edits) == 1
+            await press(pilot, "left", "z")  # not at the end: typing moves on as always
+            assert editor.edits.value(last - 1) == ord("z") and editor.view.cursor == last
