@@ -161,3 +161,20 @@ async def test_typing_stops_at_the_last_byte_with_a_message(nbdkit):
             assert editor.edits.value(last) == ord("x") and len(editor.edits) == 1
             await press(pilot, "left", "z")  # not at the end: typing moves on as always
             assert editor.edits.value(last - 1) == ord("z") and editor.view.cursor == last
+
+
+async def test_one_typed_byte_is_one_undo_step(nbdkit):
+    app = EditorHarness(nbdkit("memory", "1M").uri)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        await press(pilot, "e", "y", "4", "1", "4", "2")
+        editor = app.editor
+        assert (editor.edits.value(0), editor.edits.value(1)) == (0x41, 0x42)
+        await press(pilot, "ctrl+z")
+        assert editor.edits.value(1) is None and editor.edits.value(0) == 0x41
+        await press(pilot, "ctrl+z")
+        assert not editor.has_pending_edits()
+        await press(pilot, "ctrl+z")
+        assert notes(app)[-1] == "Nothing to undo."
+        await press(pilot, "ctrl+y")
+        assert editor.edits.value(0) == 0x41 and editor.edits.value(1) is None
