@@ -5,7 +5,8 @@ edited byte remembers the byte the export had (``original``) so that the review 
 old and new bytes and the journal can record them. A byte edited back to its original
 value is no longer a change and leaves the review.
 
-Each call that changes bytes is one undo step; ``undo()`` and ``redo()`` walk the steps
+Each call that changes bytes is one undo step (the two hex digits of one typed byte
+make one step too); ``undo()`` and ``redo()`` walk the steps
 and return the offset they touched so the editor can put the cursor there. A new edit
 after an undo drops the redo steps, as in every editor.
 """
@@ -51,6 +52,9 @@ class PendingEdits:
         self._sorted: list[int] | None = []
         self._undo: list[tuple[_Change, ...]] = []
         self._redo: list[tuple[_Change, ...]] = []
+        # (offset, undo depth) of the step that set a high nibble, while it is the last
+        # step: the low nibble typed next joins it.
+        self._high: tuple[int, int] | None = None
 
     # ---- queries ------------------------------------------------------------------
 
@@ -134,6 +138,7 @@ class PendingEdits:
 
         ``original`` holds the export's bytes at the same place (what the view fetched).
         """
+        self._high = None
         if len(original) != len(data):
             raise ValueError("data and original bytes differ in length")
         if offset < 0:
@@ -155,16 +160,25 @@ class PendingEdits:
         self.write(offset, bytes([value]), bytes([original]))
 
     def set_nibble(self, offset: int, high: bool, digit: int, original: int) -> int:
-        """Set the high or low hex digit of the byte at ``offset``; returns the new byte."""
+        """Set the high or low hex digit of the byte at ``offset``; returns the new byte.
+
+        A low digit right after the high one of the same byte makes one undo step with it.
+        """
         if not 0 <= digit <= 15:
             raise ValueError(f"not a hex digit: {digit}")
         current = self._new.get(offset, self._old.get(offset, original))
         value = (current & 0x0F) | (digit << 4) if high else (current & 0xF0) | digit
+        if not high and self._high == (offset, len(self._undo)):
+            self._apply(self._undo.pop(), forward=False)  # the high digit's step
+        depth = len(self._undo)
         self.set_byte(offset, value, original)
+        if high and len(self._undo) > depth:
+            self._high = (offset, len(self._undo))
         return value
 
     def undo(self) -> int | None:
         """Undo the last step; returns its first offset, or ``None`` if there was none."""
+        self._high = None
         if not self._undo:
             return None
         step = self._undo.pop()
@@ -173,6 +187,7 @@ class PendingEdits:
         return step[0].offset
 
     def redo(self) -> int | None:
+        self._high = None
         if not self._redo:
             return None
         step = self._redo.pop()
@@ -182,6 +197,7 @@ class PendingEdits:
 
     def clear(self) -> None:
         """Forget every edit and the undo history (after a commit, or to discard)."""
+        self._high = None
         self._new.clear()
         self._old.clear()
         self._sorted = []

@@ -33,6 +33,32 @@ def test_nibbles_set_high_then_low_digit():
         edits.set_nibble(5, True, 16, 5)
 
 
+def test_the_two_digits_of_one_typed_byte_are_one_undo_step():
+    edits = PendingEdits()
+    edits.set_byte(4, 0x77, 4)
+    edits.set_nibble(4, True, 0x4, 4)
+    edits.set_nibble(4, False, 0x1, 4)  # 0x41 typed over the pending 0x77
+    edits.set_nibble(5, True, 0x4, 5)
+    edits.set_nibble(5, False, 0x2, 5)
+    assert (edits.value(4), edits.value(5)) == (0x41, 0x42)
+    assert edits.undo() == 5 and edits.value(5) is None and edits.value(4) == 0x41
+    assert edits.undo() == 4 and edits.value(4) == 0x77  # back to before 0x41, not 0x47
+    assert edits.redo() == 4 and edits.value(4) == 0x41
+    # A high digit alone (the user moved on) is a step of its own, and so is the next
+    # low digit when something else happened in between.
+    edits.set_nibble(6, True, 0xA, 6)
+    edits.set_byte(7, 0x99, 7)
+    edits.set_nibble(6, False, 0xB, 6)
+    assert edits.value(6) == 0xAB
+    assert edits.undo() == 6 and edits.value(6) == 0xA6
+    assert edits.undo() == 7 and edits.undo() == 6 and edits.value(6) is None
+    # The byte typed back to its original: no change and no step left.
+    edits.clear()
+    edits.set_nibble(8, True, 0x0, 8)
+    edits.set_nibble(8, False, 0x8, 8)
+    assert not edits and not edits.can_undo
+
+
 def test_undo_redo_walk_every_step_and_a_new_edit_drops_redo():
     edits = PendingEdits()
     edits.set_byte(1, 0x11, 1)

@@ -113,10 +113,19 @@ class HelpScreen(ModalScreen[None]):
         app = self.app
         title = self.target.sub_title or type(self.target).__name__
         sections = []
-        screen_keys = class_bindings(self.target)
+        # A screen where some keys type (the editor's write mode) says which: those are
+        # not commands there now, so they are left out.
+        types = getattr(self.target, "key_types", None)
+
+        def now(bindings: list[Binding]) -> list[Binding]:
+            return [b for b in bindings if not (types and types(b.key))]
+
+        screen_keys = now(class_bindings(self.target))
         if screen_keys:
             sections.append(f"[b $accent]{escape_markup(title)}[/]\n" + binding_table(screen_keys))
-        sections.append("[b $accent]Everywhere[/]\n" + binding_table(app_bindings(app)))
+        sections.append("[b $accent]Everywhere[/]\n" + binding_table(now(app_bindings(app))))
+        if len(screen_keys) < len(class_bindings(self.target)):
+            sections.append("Keys that type a byte here now are left out (Esc leaves write mode).")
         with VerticalScroll(id="help-body") as body:
             body.border_title = "Keys"
             body.border_subtitle = "Esc or F1 to close"

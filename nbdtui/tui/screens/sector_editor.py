@@ -5,9 +5,10 @@ Ctrl+S shows every changed range with its old and new bytes and the user confirm
 write itself is :func:`nbdtui.editor.commit.commit`: journal first, then write, flush,
 mark. Every network call runs in a worker; an error is a notification, never a crash.
 
-Keys with letters that are also hex digits (``e``, ``f``) are typed as data in write
-mode's hex pane, and every printable key is data in write mode's text pane: Escape
-leaves write mode, Tab switches panes, and the Ctrl keys always work.
+Keys with letters that are also hex digits (``e``) are typed as data in write mode's
+hex pane, and every printable key is data in write mode's text pane: Escape leaves write
+mode, Tab switches panes, and the Ctrl and function keys always work (F1 leaves out the
+keys that type).
 """
 
 from __future__ import annotations
@@ -24,13 +25,14 @@ from textual import work
 from textual.app import ComposeResult
 from textual.binding import ActiveBinding, Binding, BindingType
 from textual.containers import Horizontal, VerticalScroll
+from textual.keys import format_key, key_to_character
 from textual.screen import Screen
 from textual.widgets import Footer, Header, Static
 from textual.worker import Worker
 
 from nbdtui.disk.inspect import inspect
 from nbdtui.disk.partitions import read_partition_table_async
-from nbdtui.editor.commit import commit, endpoint_of, revert, zero_range
+from nbdtui.editor.commit import MAX_UNDOABLE, commit, endpoint_of, revert, zero_range
 from nbdtui.editor.edits import EditRange, PendingEdits
 from nbdtui.editor.extents import next_data, previous_data
 from nbdtui.editor.goto import HELP as GOTO_HELP
@@ -59,8 +61,11 @@ _INSPECTOR_WIDTH = 34
 _FOOTER_READ_ONLY = ("f1", "e", "ctrl+g", "slash", "i", "p", "escape", "tab", "f2", "f3", "q")
 _FOOTER_WRITE = ("f1", "ctrl+s", "ctrl+z", "tab", "ctrl+g", "slash", "escape", "i", "p", "f2")
 
+# The most bytes Ctrl+C copies (OSC 52 sends them base64-encoded to the terminal).
+MAX_COPY = 64 * 1024
+
 # Actions bound to keys that type a byte in write mode (hex digits / any character).
-_HEX_PANE_TYPED = {"write_mode", "flush"}
+_HEX_PANE_TYPED = {"write_mode"}
 _TEXT_PANE_TYPED = {
     *_HEX_PANE_TYPED,
     *("search", "search_again", "inspector", "partitions", "mark", "zero", "trim"),
@@ -123,10 +128,19 @@ class EditorScreen(Screen[None]):
         Binding("u,ctrl+z", "undo", "Undo", show=False),
         Binding("ctrl+y", "redo", "Redo", show=False),
         Binding("ctrl+s", "commit", "Commit"),
+        # Priority: Textual's own Ctrl+C (the screen's copy of selected text, the app's
+        # "Do you want to quit?") never sees the hex view's selection.
+        Binding(
+            "ctrl+c,super+c",
+            "copy",
+            "Copy (hex pane: hex, text pane: text)",
+            show=False,
+            priority=True,
+        ),
         Binding("v", "mark", "Mark selection start/end", show=False),
         Binding("Z", "zero", "Zero the selection", show=False),
         Binding("T", "trim", "Trim the selection", show=False),
-        Binding("f", "flush", "Flush", show=False),
+        Binding("f5", "flush", "Flush", show=False),
         Binding("J", "journal", "Journal (revert)", show=False),
         Binding("r", "reload", "Reload from the export", show=False),
         Binding("ctrl+t", "sector_size", "Sector size", show=False),
@@ -222,6 +236,13 @@ class EditorScreen(Screen[None]):
             if action in typed:
                 return False
         return True
+
+    def key_types(self, key: str) -> bool:
+        """Whether ``key`` (a binding's key) types a byte here now, instead of running
+        its command: F1 leaves such keys out."""
+        if not (self.writable and self.is_mounted):
+            return False
+        return self.view.types(key_to_character(key) or format_key(key))
 
     def has_pending_edits(self) -> bool:
         return bool(self.edits)
@@ -410,6 +431,37 @@ class EditorScreen(Screen[None]):
 
     def action_mark(self) -> None:
         self.view.toggle_mark()
+
+    def action_copy(self) -> None:
+        """Ctrl+C: the selection (else the byte under the cursor) to the clipboard, as
+        hex bytes from the hex pane, as text (``.`` for non-printables) from the text pane."""
+        view = self.view
+        lo, hi = view.selection or (view.cursor, view.cursor)
+        length = hi - lo + 1
+        if view.size_bytes == 0:
+            self.notify("The export is empty: nothing to copy.")
+            return
+        if length > MAX_COPY:
+            self.notify(
+                f"The selection has {length} bytes: copy at most {format_size(MAX_COPY)}.",
+                severity="warning",
+            )
+            return
+        data = view.bytes_at(lo, length)
+        ss = view.sector_size
+        unreadable = any(
+            (block := view.cache.block_at(sector)) is not None and block.bad_at(sector, ss)
+            for sector in range(lo - lo % ss, hi + 1, ss)
+        )
+        if data is None or len(data) < length or unreadable:
+            self.notify("Not copied: some of these bytes are not loaded or unreadable.")
+            return
+        if view.pane == HEX_PANE:
+            text, shown_as = data.hex(" "), "hex"
+        else:
+            text, shown_as = "".join(chr(b) if 0x20 <= b < 0x7F else "." for b in data), "text"
+        self.app.copy_to_clipboard(text)
+        self.notify(f"Copied {length} byte{'' if length == 1 else 's'} as {shown_as}.")
 
     def action_goto(self) -> None:
         view = self.view
@@ -683,13 +735,28 @@ class EditorScreen(Screen[None]):
     def _zero_or_trim(self, trim: bool) -> None:
         if not self._check_can_write():
             return
+        what = "Trim" if trim else "Zero"
+        # Refuse what the export cannot do before asking, not after the user said yes.
+        if not (self.export.info.can_trim if trim else self.export.info.can_zero):
+            self.notify(
+                f"This export does not support {what.lower()}: nothing was changed.",
+                title=f"{what} not available",
+                severity="error",
+            )
+            return
         selection = self.view.selection
         if selection is None:
             self.notify("Select a range first (Shift+arrows, or v at each end).")
             return
         lo, hi = selection
         length, ss = hi - lo + 1, self.view.sector_size
-        what = "Trim" if trim else "Zero"
+        if length > MAX_UNDOABLE:
+            self.notify(
+                f"{what} of {length} bytes refused: only ranges up to "
+                f"{MAX_UNDOABLE >> 20} MiB can be journaled (and so undone).",
+                severity="error",
+            )
+            return
         question = (
             f"{what} {length} bytes ({format_size(length)}): 0x{lo:x}–0x{hi:x} "
             f"({lo}–{hi}), sectors {lo // ss}–{hi // ss} of {self._target()}. "

@@ -119,6 +119,7 @@ class HexView(Widget, can_focus=True):
         self.writable = False
         self.pane = HEX_PANE
         self.low_nibble = False  # the next hex digit typed sets the low nibble
+        self.past_end = False  # the last byte was typed: the next byte has nowhere to go
         self.select_from: int | None = None  # selection start (the cursor is its other end)
         self.marking = False  # `v` pressed: moving extends the selection
         self.header_label: Callable[[int], str] = lambda sector: ""
@@ -216,7 +217,7 @@ class HexView(Widget, can_focus=True):
     def _place(self, offset: int, extend: bool) -> None:
         old = self.cursor
         self.cursor = self.layout_rows.clamp(offset)
-        self.low_nibble = False
+        self.low_nibble = self.past_end = False
         if extend and self.select_from is None:
             self.select_from = old
         elif not extend and not self.marking:
@@ -543,31 +544,46 @@ class HexView(Widget, can_focus=True):
         event.stop()
         event.prevent_default()
 
-    def _type(self, char: str | None) -> bool:
-        """Overwrite the byte at the cursor: a hex digit in the hex pane sets a nibble,
-        a printable ASCII character in the text pane sets the byte. False: not a byte."""
+    def types(self, char: str | None) -> bool:
+        """Whether ``char`` is a byte typed in the current pane (in write mode): a hex
+        digit in the hex pane, a printable ASCII character in the text pane."""
         if char is None or len(char) != 1 or self.size_bytes == 0:
             return False
         if self.pane == HEX_PANE:
-            if char not in string.hexdigits:
-                return False
-        elif not 0x20 <= ord(char) < 0x7F:
+            return char in string.hexdigits
+        return 0x20 <= ord(char) < 0x7F
+
+    def _type(self, char: str | None) -> bool:
+        """Overwrite the byte at the cursor: a hex digit in the hex pane sets a nibble,
+        a printable ASCII character in the text pane sets the byte. False: not a byte."""
+        if char is None or not self.types(char):
             return False
         original = self.device_byte(self.cursor)
-        if original is None:
+        if self.past_end:
+            self.app.bell()
+            last = self.size_bytes - 1
+            self.notify(f"End of export: the last byte is at 0x{last:x} ({last}). Nothing typed.")
+        elif original is None:
             self.app.bell()
             self.notify("The byte under the cursor is not loaded or unreadable: nothing typed.")
         elif self.pane == HEX_PANE:
             self.edits.set_nibble(self.cursor, not self.low_nibble, int(char, 16), original)
             if self.low_nibble:
-                self.move(1)
+                self._next_byte()
             else:
                 self.low_nibble = True
                 self._changed()
         else:
             self.edits.set_byte(self.cursor, ord(char), original)
-            self.move(1)
+            self._next_byte()
         return True
+
+    def _next_byte(self) -> None:
+        """After a typed byte: on to the next one, or stay on the last byte of the
+        export, where a further byte is refused until the cursor moves."""
+        last = self.cursor == self.size_bytes - 1
+        self.move(1)
+        self.past_end = last
 
     # ---- mouse --------------------------------------------------------------------
 
