@@ -9,7 +9,7 @@ the export's editor, waits until the export screen under it has mapped the alloc
 
 * PgDn: for ``--presses`` presses, the time from ``pilot.press("pagedown")`` until a
   frame in which the hex view has drawn every one of its rows at the new position with
-  real bytes (no ``··`` placeholder) has been handed to the driver and encoded as
+  real bytes (no ``┄┄`` placeholder) has been handed to the driver and encoded as
   terminal output. The signals are the widget's own ``render_line`` and
   ``App._display``, wrapped (see :class:`PaintProbe`), so the time includes Textual's
   frame pacing (at most 1/60 s) and, on a cache miss, the fetch of a 64 KiB block.
@@ -172,13 +172,16 @@ class PaintProbe:
     """Done when a frame holding every row of the hex view at ``top`` with real bytes
     has been handed to the driver.
 
-    Wraps ``HexView.render_line`` (a row drawn with a ``··`` placeholder, or at another
+    Wraps ``HexView.render_line`` (a row drawn with a ``┄┄`` placeholder, or at another
     top, stays due) and ``App._display``. The headless driver writes nothing, so this
     also turns each frame into the terminal's escape sequences, as a real driver would,
     and counts them.
     """
 
     def __init__(self, app, view) -> None:
+        from nbdtui.tui.widgets.hexview import UNLOADED_HEX
+
+        self.unloaded = UNLOADED_HEX
         self.app, self.view = app, view
         self._render = view.render_line
         self._display = app._display
@@ -207,7 +210,7 @@ class PaintProbe:
         self.lines += 1
         self.render_seconds += time.perf_counter() - t
         if self.top is not None and not self.lines_done:
-            if self.view.top == self.top and "··" not in strip.text:
+            if self.view.top == self.top and self.unloaded not in strip.text:
                 self.due.discard(y)
             elif y < self.view.size.height:
                 self.due.add(y)
