@@ -32,7 +32,7 @@ from nbdtui.client.files import send_file
 from nbdtui.client.messages import located, requests_word
 from nbdtui.client.negotiate import DEFAULT_CONNECT_TIMEOUT, handshake
 from nbdtui.client.replies import deliver, request_error
-from nbdtui.client.request import ZERO_COPY_MIN, FileRange, PendingRequest, Request
+from nbdtui.client.request import ZERO_COPY_MIN, FileRange, PendingRequest, Request, consume
 from nbdtui.client.transport.stream import NullReceiver, Opener, StreamProtocol, TlsUpgrader
 from nbdtui.client.window import RequestWindow
 from nbdtui.errors import ConnectionLostError, Errno, NbdError, ProtocolError
@@ -650,7 +650,7 @@ class Connection:
             if not p.future.done():
                 p.future.set_exception(exc)
                 # Nobody may be waiting any more (abandoned ahead of time).
-                p.future.add_done_callback(_consume_exception)
+                p.future.add_done_callback(consume)
         self._window.fail(exc)
         self.protocol.receiver = NullReceiver()
         if self._file_send is not None:
@@ -689,8 +689,3 @@ class Connection:
                 await self.protocol.wait_closed()
         except TimeoutError:
             self.transport.abort()
-
-
-def _consume_exception(future: asyncio.Future[list[BlockStatus] | None]) -> None:
-    if not future.cancelled():
-        future.exception()

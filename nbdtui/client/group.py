@@ -30,8 +30,8 @@ from collections.abc import AsyncIterator, Iterable
 from nbdtui.client.connection import Connection, ConnectionStats
 from nbdtui.client.messages import describe, locate
 from nbdtui.client.options import ExportOptions
-from nbdtui.client.recovery import MAX_SENDS, STALL_SECONDS, Recovery, consume
-from nbdtui.client.request import PendingRequest, Request
+from nbdtui.client.recovery import MAX_SENDS, STALL_SECONDS, Recovery
+from nbdtui.client.request import PendingRequest, Request, consume
 from nbdtui.errors import (
     ConnectionLostError,
     NbdError,

@@ -32,11 +32,11 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable, Iterable
-from typing import Protocol, TypeVar
+from typing import Protocol
 
 from nbdtui.client.connection import Connection
 from nbdtui.client.messages import describe
-from nbdtui.client.request import PendingRequest
+from nbdtui.client.request import PendingRequest, consume
 from nbdtui.errors import (
     ClosedByClient,
     ConnectionLostError,
@@ -50,7 +50,6 @@ from nbdtui.proto.constants import TransmissionFlag as TF
 from nbdtui.uri import Endpoint
 
 log = logging.getLogger("nbdtui.client.recovery")
-_T = TypeVar("_T")
 
 BACKOFF_START = 0.1
 BACKOFF_MAX = 2.0
@@ -515,9 +514,3 @@ class Recovery:
                 f"to {self._group.endpoint.display} was lost may not have reached stable "
                 "storage (the server may have restarted): write again, then flush"
             )
-
-
-def consume(future: asyncio.Future[_T]) -> None:
-    """A done callback: retrieve the exception (nobody else may)."""
-    if not future.cancelled():
-        future.exception()

@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import os
 from dataclasses import dataclass
-from typing import BinaryIO, NamedTuple
+from typing import Any, BinaryIO, NamedTuple
 
 from nbdtui.errors import NbdError
 from nbdtui.proto.client_events import BlockStatus
@@ -129,3 +129,10 @@ class PendingRequest:
         self.dest = None
         if not self.future.done():
             self.future.cancel()
+
+
+def consume(future: asyncio.Future[Any]) -> None:
+    """A done callback: retrieve the exception of a future nobody else may wait for (a
+    request or task given up on), so that asyncio does not log it as never retrieved."""
+    if not future.cancelled():
+        future.exception()

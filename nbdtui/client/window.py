@@ -12,6 +12,8 @@ import asyncio
 import collections
 import contextlib
 
+from nbdtui.client.request import consume
+
 
 class RequestWindow:
     def __init__(self, size: int) -> None:
@@ -81,9 +83,4 @@ class RequestWindow:
         for waiter in waiters:
             if not waiter.done():
                 waiter.set_exception(exc)
-                waiter.add_done_callback(_consume_exception)
-
-
-def _consume_exception(future: asyncio.Future[None]) -> None:
-    if not future.cancelled():
-        future.exception()
+                waiter.add_done_callback(consume)
