@@ -195,6 +195,16 @@ async def revert(
     return new_id
 
 
+def check_undoable(length: int, what: str) -> None:
+    """Raise ValueError when a ``what`` (zero, trim) of ``length`` bytes is too large for
+    its old bytes to be journaled: the UI asks this before it asks the user."""
+    if length > MAX_UNDOABLE:
+        raise ValueError(
+            f"{what} of {length} bytes refused: only ranges up to {MAX_UNDOABLE >> 20} MiB "
+            "can be journaled (and so undone)"
+        )
+
+
 async def zero_range(
     export: Writable, journal: Journal, offset: int, length: int, *, trim: bool = False
 ) -> int:
@@ -207,11 +217,7 @@ async def zero_range(
         raise NotSupportedError(f"export {export.name!r} does not support {what}")
     if length <= 0 or offset < 0 or offset + length > export.size:
         raise ValueError(f"range {offset}+{length} is not inside the export")
-    if length > MAX_UNDOABLE:
-        raise ValueError(
-            f"{what} of {length} bytes refused: only ranges up to {MAX_UNDOABLE >> 20} MiB "
-            "can be journaled (and so undone)"
-        )
+    check_undoable(length, what)
     old = await read_range(export, offset, length)
     ranges = [JournalRange(offset, old, bytes(length))]
     action = export.trim if trim else export.zero

@@ -32,7 +32,7 @@ from textual.worker import Worker
 
 from nbdtui.disk.inspect import inspect
 from nbdtui.disk.partitions import read_partition_table_async
-from nbdtui.editor.commit import MAX_UNDOABLE, commit, endpoint_of, revert, zero_range
+from nbdtui.editor.commit import check_undoable, commit, endpoint_of, revert, zero_range
 from nbdtui.editor.edits import EditRange, PendingEdits
 from nbdtui.editor.extents import next_data, previous_data
 from nbdtui.editor.goto import HELP as GOTO_HELP
@@ -750,12 +750,10 @@ class EditorScreen(Screen[None]):
             return
         lo, hi = selection
         length, ss = hi - lo + 1, self.view.sector_size
-        if length > MAX_UNDOABLE:
-            self.notify(
-                f"{what} of {length} bytes refused: only ranges up to "
-                f"{MAX_UNDOABLE >> 20} MiB can be journaled (and so undone).",
-                severity="error",
-            )
+        try:
+            check_undoable(length, what.lower())
+        except ValueError as exc:
+            self.notify(f"{exc}.", severity="error")
             return
         question = (
             f"{what} {length} bytes ({format_size(length)}): 0x{lo:x}–0x{hi:x} "
