@@ -295,10 +295,10 @@ class EditorScreen(Screen[None]):
     def _connection_note(self) -> str:
         """What the status line says about a lost connection ("" when it is fine)."""
         export = self.export
-        if getattr(export, "reconnecting", False):
+        if export.reconnecting:
             stats = export.connection_stats()  # PooledConnectionStats: with oldest_age
             ages = [getattr(s, "oldest_age", 0.0) for s in stats if s.state == "reconnecting"]
-            delay = getattr(export, "reconnect_delay", 0)
+            delay = export.reconnect_delay
             note = f"connection lost: reconnecting… {max(ages, default=0):.0f} s of {delay:g} s"
         elif self.view.fetch_lost:
             note = f"connection lost: {self.view.fetch_error} (r: reconnect)"
@@ -314,7 +314,7 @@ class EditorScreen(Screen[None]):
     def _watch_connection(self) -> None:
         """Every half second: show the connection's state; once a reconnect ends, fetch
         again what its loss left unread."""
-        reconnecting = bool(getattr(self.export, "reconnecting", False))
+        reconnecting = self.export.reconnecting
         if self._was_reconnecting and not reconnecting and self.view.fetch_lost:
             self.view.retry()
         if reconnecting or self._was_reconnecting or self.view.fetch_lost:
@@ -512,7 +512,7 @@ class EditorScreen(Screen[None]):
         self.notify(f"Sectors are now {new} bytes.")
 
     def action_reload(self) -> None:
-        if self.view.fetch_lost and not getattr(self.export, "reconnecting", True):
+        if self.view.fetch_lost and not self.export.reconnecting:
             self.export.reconnect()  # it gave up: try again now
         self.view.invalidate()
         self._load_partitions()
