@@ -10,15 +10,18 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import inspect
 import os
 import sys
 from collections.abc import Coroutine, Sequence
+from importlib import import_module
 
 from nbdtui.cli.parser import (
     COMMANDS,
     EXIT_FAILURE,
     EXIT_OK,
     EXIT_USAGE,
+    MODULE_COMMANDS,
     ArgumentParser,
     build_parser,
     ssh_text,
@@ -43,10 +46,9 @@ def dispatch(args: argparse.Namespace) -> int:
         from nbdtui.cli import demo
 
         return demo.run(args)
-    if args.command == "journal":
-        from nbdtui.cli import journal_command as journal
-
-        return _run(journal.run(args))
+    if args.command in MODULE_COMMANDS:
+        result = import_module(f"nbdtui.cli.{MODULE_COMMANDS[args.command]}").run(args)
+        return _run(result) if inspect.iscoroutine(result) else result or EXIT_OK
     raise AssertionError(args.command)
 
 

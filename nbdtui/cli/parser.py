@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Callable
+from importlib import import_module
 from typing import TYPE_CHECKING, Any, NoReturn, Protocol, TypeVar
 
 from nbdtui import __version__
@@ -103,6 +104,13 @@ COMMANDS: dict[str, str] = {
     "zero": "write zeros over a range",
     "demo": "serve a demo disk from an embedded NBD server and open it",
     "journal": "list, show and revert the hex editor's journaled writes",
+}
+
+#: Commands whose arguments and code live in a module of their own, cli/<module>.py,
+#: with ``add_arguments(parser)`` and ``run(args)`` (an int, or a coroutine of one).
+#: One line each; the name must also be in COMMANDS.
+MODULE_COMMANDS: dict[str, str] = {
+    "journal": "journal_command",
 }
 
 
@@ -266,10 +274,9 @@ def build_parser(only: str | None = None) -> ArgumentParser:
             "unanswered requests again (default 0: fail at once)",
         )
 
-    if only in (None, "journal"):
-        from nbdtui.cli.journal_command import add_arguments
-
-        add_arguments(add_command("journal"))
+    for name, module in MODULE_COMMANDS.items():
+        if only in (None, name):
+            import_module(f"nbdtui.cli.{module}").add_arguments(add_command(name))
 
     p = command("demo")
     p.add_argument(
