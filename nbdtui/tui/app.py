@@ -39,6 +39,7 @@ from nbdtui.uri import Endpoint, parse
 
 if TYPE_CHECKING:
     from nbdtui.client.export import Export
+    from nbdtui.editor.bookmarks import Bookmarks
     from nbdtui.editor.journal import Journal
     from nbdtui.proto.client_events import ExportsListed
     from nbdtui.server.demo_exports import DemoThread
@@ -119,6 +120,7 @@ class NbdtuiApp(App[int]):
         self.journal: Journal | Literal[False] | None = journal  # False: cannot open one
         self.sessions: dict[str, Session] = {}
         self._history: History | Literal[False] | None = history  # False: none possible
+        self._bookmarks: Bookmarks | Literal[False] | None = None  # False: none possible
         self._modes_made = itertools.count(1)
         self._demo: DemoThread | None = None
         self.add_mode(MAIN, self._make_connect_screen)
@@ -189,7 +191,7 @@ class NbdtuiApp(App[int]):
                 await login.aclose()
         if self._demo is not None:
             await asyncio.to_thread(self._demo.stop)
-        for store in (self._history, self.journal):
+        for store in (self._history, self.journal, self._bookmarks):
             if store:
                 with contextlib.suppress(Exception):
                     store.close()
@@ -414,7 +416,12 @@ class NbdtuiApp(App[int]):
         if self.current_mode != session.mode:
             await self.switch_mode(session.mode)
         if editor is None:
-            editor = EditorScreen(session.export, journal=self._journal(), sector_size=512)
+            editor = EditorScreen(
+                session.export,
+                journal=self._journal(),
+                sector_size=512,
+                bookmarks=self.bookmarks(),
+            )
             await self.push_screen(editor)
         else:
             while self.screen is not editor:
@@ -432,6 +439,21 @@ class NbdtuiApp(App[int]):
                 self.journal = False
                 self.notify(f"no undo journal: {_message(exc)}", severity="warning", timeout=8)
         return self.journal or None
+
+    def bookmarks(self) -> Bookmarks | None:
+        """The editor's bookmarks, in the database of the recent endpoints (a table of
+        their own), opened on first use."""
+        if self._bookmarks is None:
+            try:
+                from nbdtui.editor.bookmarks import Bookmarks
+                from nbdtui.tui.history import default_path
+
+                history = self.history
+                self._bookmarks = Bookmarks(history.path if history else default_path())
+            except Exception as exc:
+                self._bookmarks = False
+                self.notify(f"bookmarks are not kept: {exc}", severity="warning", timeout=8)
+        return self._bookmarks or None
 
     def stack_of(self, mode: str) -> list[Screen[Any]]:
         """The screens of ``mode`` (none when the mode was never shown or is gone)."""

@@ -15,6 +15,7 @@ from textual.widgets import Input, Static
 import nbdtui
 from nbdtui.client.pool import Pool
 from nbdtui.disk.demo_image import build_demo_image
+from nbdtui.editor.bookmarks import Bookmarks
 from nbdtui.editor.journal import Journal
 from nbdtui.tui.screens.sector_editor import EditorScreen
 
@@ -53,10 +54,17 @@ async def wait_for(pilot, predicate: Callable[[], object], timeout: float = 15.0
 class EditorHarness(App):
     """An app that only opens ``uri`` and shows the editor on it."""
 
-    def __init__(self, uri: str, journal: Path | None = None, sector_size: int = 512) -> None:
+    def __init__(
+        self,
+        uri: str,
+        journal: Path | None = None,
+        sector_size: int = 512,
+        bookmarks: Path | None = None,
+    ) -> None:
         super().__init__()
         self.uri = uri
         self.journal = Journal(journal) if journal else None
+        self.bookmarks = Bookmarks(bookmarks) if bookmarks else None
         self.sector_size = sector_size
         self.editor: EditorScreen | None = None
         self.closed = False
@@ -65,7 +73,12 @@ class EditorHarness(App):
         self.pool = Pool()
         self.stack = contextlib.AsyncExitStack()
         self.export = await self.stack.enter_async_context(nbdtui.open(self.uri, pool=self.pool))
-        self.editor = EditorScreen(self.export, journal=self.journal, sector_size=self.sector_size)
+        self.editor = EditorScreen(
+            self.export,
+            journal=self.journal,
+            sector_size=self.sector_size,
+            bookmarks=self.bookmarks,
+        )
         await self.push_screen(self.editor, lambda _: setattr(self, "closed", True))
 
     async def on_unmount(self) -> None:
@@ -73,6 +86,8 @@ class EditorHarness(App):
         await self.pool.close()
         if self.journal:
             self.journal.close()
+        if self.bookmarks:
+            self.bookmarks.close()
 
 
 async def settle(pilot, timeout: float = 20.0) -> None:

@@ -123,7 +123,7 @@ async def test_trim_and_zero_are_refused_before_the_question_when_unsupported(nb
         assert app.screen is app.editor  # no "Trim 529 bytes?" question
         assert notes(app)[-1] == "This export does not support trim: nothing was changed."
         await press(pilot, "Z")  # nbdkit emulates zero with writes: that one is asked
-        assert "Zero 529 bytes?" in str(app.screen.query_one(".title").render())
+        assert "Zero 529 bytes now?" in str(app.screen.query_one(".title").render())
         await press(pilot, "n")
     log = server.log_path.read_text()
     assert "Trim" not in log and "Zero" not in log

@@ -32,15 +32,20 @@ from textual.worker import Worker
 
 from nbdtui.disk.inspect import inspect
 from nbdtui.disk.partitions import read_partition_table_async
+from nbdtui.editor.block_status import WINDOW, BlockStatus, describe
 from nbdtui.editor.commit import check_undoable, commit, endpoint_of, revert, zero_range
 from nbdtui.editor.edits import EditRange, PendingEdits
 from nbdtui.editor.extents import next_data, previous_data
+from nbdtui.editor.follow import targets
 from nbdtui.editor.goto import HELP as GOTO_HELP
 from nbdtui.editor.goto import parse_goto
+from nbdtui.editor.jumps import JumpList
 from nbdtui.editor.search import find
 from nbdtui.errors import ConflictError, NbdError
 from nbdtui.present.sizes import format_size
+from nbdtui.tui.dialogs.bookmark_dialog import BookmarkDialog
 from nbdtui.tui.dialogs.confirm import ConfirmDialog
+from nbdtui.tui.dialogs.follow_dialog import FollowDialog
 from nbdtui.tui.dialogs.goto_dialog import GotoDialog
 from nbdtui.tui.dialogs.journal_dialog import JournalDialog
 from nbdtui.tui.dialogs.partition_dialog import PartitionDialog
@@ -51,6 +56,7 @@ from nbdtui.tui.widgets.hexview import HEX_PANE, HexView
 if TYPE_CHECKING:
     from nbdtui.client.export import Export
     from nbdtui.disk.partitions import Partition, PartitionTable
+    from nbdtui.editor.bookmarks import Bookmarks
     from nbdtui.editor.journal import Journal
 
 # Columns the inspector needs beside the hex view (its border, padding, names and values).
@@ -69,7 +75,7 @@ _HEX_PANE_TYPED = {"write_mode"}
 _TEXT_PANE_TYPED = {
     *_HEX_PANE_TYPED,
     *("search", "search_again", "inspector", "partitions", "mark", "zero", "trim"),
-    *("journal", "reload"),
+    *("journal", "reload", "follow"),
 }
 
 
@@ -123,6 +129,10 @@ class EditorScreen(Screen[None]):
         Binding("right_square_bracket", "extent(True)", "Next data extent", show=False),
         Binding("left_square_bracket", "extent(False)", "Previous data extent", show=False),
         Binding("i", "inspector", "Inspector"),
+        Binding("o", "follow", "Follow the value at the cursor", show=False),
+        Binding("ctrl+b", "bookmarks", "Bookmarks"),
+        Binding("ctrl+o,ctrl+left", "jump_back", "Jump back", show=False),
+        Binding("ctrl+k,ctrl+right", "jump_forward", "Jump forward", show=False),
         Binding("p", "partitions", "Partitions"),
         Binding("e", "write_mode", "Write mode"),
         Binding("u,ctrl+z", "undo", "Undo", show=False),
@@ -148,11 +158,21 @@ class EditorScreen(Screen[None]):
     ]
 
     def __init__(
-        self, export: Export, *, journal: Journal | None = None, sector_size: int = 512
+        self,
+        export: Export,
+        *,
+        journal: Journal | None = None,
+        sector_size: int = 512,
+        bookmarks: Bookmarks | None = None,
     ) -> None:
         super().__init__()
         self.export = export
         self._journal = journal
+        self.bookmarks = bookmarks
+        self.jumps = JumpList()
+        self.block_status = BlockStatus(export.size)
+        self._block_status_failed = False
+        self._block_status_window: int | None = None  # the window being asked about
         self.edits = PendingEdits()
         self.writable = False
         self.table: PartitionTable | None = None
@@ -166,7 +186,7 @@ class EditorScreen(Screen[None]):
         self._was_reconnecting = False
         self._pane = HEX_PANE
         self._sector_size = sector_size
-        self.title = f"{export.name or '(default export)'}"
+        self.title = f"{export.name or '(default export)'} · {format_size(export.size)}"
         endpoint = getattr(export, "endpoint", None)
         self.sub_title = getattr(endpoint, "display", "") or ""
 
@@ -249,6 +269,11 @@ class EditorScreen(Screen[None]):
 
     def goto(self, offset: int) -> None:
         """Put the cursor on ``offset`` (the app shell calls this)."""
+        self.jump_to(offset)
+
+    def jump_to(self, offset: int) -> None:
+        """Move the cursor to ``offset`` as a jump: Ctrl+O comes back."""
+        self.jumps.record(self.view.cursor, offset)
         self.view.jump(offset)
 
     @property
@@ -330,6 +355,9 @@ class EditorScreen(Screen[None]):
         part = self.partition_at(cur)
         if part is not None:
             parts.append(self._part_name(part))
+        allocation = self._allocation_at(cur)
+        if allocation:
+            parts.append(allocation)
         if view.selection:
             lo, hi = view.selection
             parts.append(f"sel 0x{lo:x}–0x{hi:x} ({hi - lo + 1} B)")
@@ -377,7 +405,10 @@ class EditorScreen(Screen[None]):
             half = (room - 2) // 2 if room >= 60 else 0
             pending = ""  # a short field waiting for a second one on its line
             for f in fields:
-                row = f"{f.name:<{names}}  {f.value}"
+                value = (
+                    f.value if f.number is None or f.number < 10 else f"{f.value} 0x{f.number:x}"
+                )
+                row = f"{f.name:<{names}}  {value}"
                 if half and cell_len(row) <= half:
                     if pending:
                         lines.append(f"{pending:<{half}}  {row}")
@@ -388,10 +419,10 @@ class EditorScreen(Screen[None]):
                 if pending:
                     lines.append(pending)
                     pending = ""
-                if max(names, len(f.name)) + 2 + cell_len(f.value) <= room:
+                if max(names, len(f.name)) + 2 + cell_len(value) <= room:
                     lines.append(row)
                 else:  # a long value goes on a line of its own
-                    lines += [f.name, f"  {f.value}"]
+                    lines += [f.name, f"  {value}"]
             if pending:
                 lines.append(pending)
         self.query_one("#inspector-fields", Static).update("\n".join(lines))
@@ -421,10 +452,10 @@ class EditorScreen(Screen[None]):
         self.view.page(sectors)
 
     def action_home(self) -> None:
-        self.view.jump(0)
+        self.jump_to(0)
 
     def action_end(self) -> None:
-        self.view.jump(self.export.size - 1)
+        self.jump_to(self.export.size - 1)
 
     def action_switch_pane(self) -> None:
         self.view.switch_pane()
@@ -476,7 +507,7 @@ class EditorScreen(Screen[None]):
 
     def _goto_chosen(self, offset: int | None) -> None:
         if offset is not None:
-            self.view.jump(offset)
+            self.jump_to(offset)
 
     @work(group="extent", exclusive=True, exit_on_error=False)
     async def action_extent(self, forward: bool) -> None:
@@ -495,7 +526,7 @@ class EditorScreen(Screen[None]):
             where = "after" if forward else "before"
             self.notify(f"No allocated data {where} 0x{self.view.cursor:x}.")
         else:
-            self.view.jump(found)
+            self.jump_to(found)
 
     def _set_busy(self, text: str) -> None:
         self._busy = text
@@ -515,6 +546,7 @@ class EditorScreen(Screen[None]):
         if self.view.fetch_lost and not self.export.reconnecting:
             self.export.reconnect()  # it gave up: try again now
         self.view.invalidate()
+        self._forget_block_status()
         self._load_partitions()
 
     # ---- search -------------------------------------------------------------------
@@ -571,7 +603,7 @@ class EditorScreen(Screen[None]):
             way = "before" if backward else "after"
             self.notify(f"Not found {way} 0x{self.view.cursor:x}.", title="Search")
             return
-        self.view.jump(hit)
+        self.jump_to(hit)
         self.view.select_from = hit + len(pattern) - 1
         self.view.refresh()
         self.notify(f"Found at 0x{hit:x} ({time.monotonic() - began:.1f} s).", title="Search")
@@ -588,7 +620,71 @@ class EditorScreen(Screen[None]):
 
     def _part_chosen(self, offset: int | None) -> None:
         if offset is not None:
-            self.view.jump(offset)
+            self.jump_to(offset)
+
+    # ---- jump list, bookmarks, follow, block status --------------------------------
+
+    def action_jump_back(self) -> None:
+        place = self.jumps.back(self.view.cursor)
+        if place is None:
+            self.notify("No earlier place: Ctrl+O goes back after a jump.")
+        else:
+            self.view.jump(place)
+
+    def action_jump_forward(self) -> None:
+        place = self.jumps.forward(self.view.cursor)
+        if place is None:
+            self.notify("Nothing to go forward to.")
+        else:
+            self.view.jump(place)
+
+    def action_bookmarks(self) -> None:
+        if self.bookmarks is None:
+            self.notify("Bookmarks are not available: their database could not be opened.")
+            return
+        dialog = BookmarkDialog(
+            self.bookmarks, endpoint_of(self.export), self.view.cursor, self.view.sector_size
+        )
+        self.app.push_screen(dialog, self._goto_chosen)
+
+    def action_follow(self) -> None:
+        view = self.view
+        data = view.bytes_at(view.cursor, 16)
+        if data is None:
+            self.notify("The bytes at the cursor are not loaded yet.")
+            return
+        found = targets(inspect(data), self.export.size, view.sector_size)
+        if not found:
+            self.notify(f"No integer at 0x{view.cursor:x} points inside this export.")
+            return
+        self.app.push_screen(FollowDialog(view.cursor, found), self._goto_chosen)
+
+    def _allocation_at(self, offset: int) -> str:
+        """``data``, ``zero`` or ``hole`` at ``offset`` ("" until the server answered)."""
+        span = self.block_status.at(offset)
+        if span is not None:
+            return describe(span)
+        window = offset - offset % WINDOW
+        if not self._block_status_failed and self._block_status_window != window:
+            self._block_status_window = window
+            self._load_block_status(offset)
+        return ""
+
+    @work(group="block-status", exclusive=True, exit_on_error=False)
+    async def _load_block_status(self, offset: int) -> None:
+        try:
+            await self.block_status.load(self.export, offset)
+        except NbdError:
+            self._block_status_failed = True  # not asked again until a reload
+            return
+        finally:
+            self._block_status_window = None
+        self._refresh_status()
+
+    def _forget_block_status(self) -> None:
+        self.block_status.forget()
+        self._block_status_failed = False
+        self._refresh_status()
 
     # ---- write mode and edits -----------------------------------------------------
 
@@ -610,9 +706,11 @@ class EditorScreen(Screen[None]):
             )
             return
         question = (
-            "Typed bytes will only change what this editor shows. Nothing is written to "
-            f"{self._target()} until you review every change and confirm it with Ctrl+S; "
-            "the old bytes are kept in the undo journal first."
+            "Typed bytes will only change what this editor shows: nothing you type is "
+            f"written to {self._target()} until you review every change and confirm it "
+            "with Ctrl+S. Z (zero), T (trim) and J (revert a journal entry) are not staged: "
+            "each writes as soon as you confirm its own question. Every write keeps the "
+            "old bytes in the undo journal first."
         )
 
         def answered(yes: bool | None) -> None:
@@ -698,6 +796,7 @@ class EditorScreen(Screen[None]):
         finally:
             self._set_busy("")
             self.view.invalidate()
+            self._forget_block_status()
         self.edits.clear()
         self._load_partitions()
         self._refresh_status()
@@ -758,12 +857,13 @@ class EditorScreen(Screen[None]):
         question = (
             f"{what} {length} bytes ({format_size(length)}): 0x{lo:x}–0x{hi:x} "
             f"({lo}–{hi}), sectors {lo // ss}–{hi // ss} of {self._target()}. "
-            "The old bytes go to the undo journal first."
+            "This writes to the export as soon as you confirm (it is not staged for "
+            "Ctrl+S); the old bytes go to the undo journal first."
         )
         if trim:
             question += " After a trim the export may read back anything."
         self.app.push_screen(
-            ConfirmDialog(f"{what} {length} bytes?", question, what, "Cancel"),
+            ConfirmDialog(f"{what} {length} bytes now?", question, f"{what} now", "Cancel"),
             on_yes(lambda: self._do_zero(lo, length, trim)),
         )
 
@@ -776,6 +876,7 @@ class EditorScreen(Screen[None]):
             return
         finally:
             self.view.invalidate()
+            self._forget_block_status()
         self.view.clear_selection()
         done = "Trimmed" if trim else "Zeroed"
         self.notify(f"{done} {length} byte(s); journal entry #{entry}.")
@@ -806,8 +907,8 @@ class EditorScreen(Screen[None]):
             self.view.sector_size,
             self._target(),
             title=f"Revert journal entry #{entry_id} ({entry.state})?",
-            note="Ranges that no longer hold these 'old' bytes stop the revert; "
-            "the revert is journaled too.",
+            note="Confirming writes these ranges now (not staged for Ctrl+S). Ranges that "
+            "no longer hold these 'old' bytes stop the revert; the revert is journaled too.",
         )
         self.app.push_screen(dialog, on_yes(lambda: self._do_revert(entry_id, False)))
 
@@ -829,6 +930,7 @@ class EditorScreen(Screen[None]):
             return
         finally:
             self.view.invalidate()
+            self._forget_block_status()
         self._load_partitions()
         self.notify(f"Reverted journal entry #{entry_id}.")
 
