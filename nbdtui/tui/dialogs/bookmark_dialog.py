@@ -65,9 +65,10 @@ class BookmarkDialog(ModalScreen[int | None]):
         options = self.query_one("#bookmark-list", OptionList)
         options.clear_options()
         ss = self.sector_size
+        width = max((len(mark.name) for mark in self.marks), default=0)
         for mark in self.marks:
-            where = f"0x{mark.offset:x}  sector {mark.offset // ss}"
-            options.add_option(Option(f"{escape(mark.name)}  [dim]{where}[/]"))
+            where = f"0x{mark.offset:<10x}  sector {mark.offset // ss}"
+            options.add_option(Option(f"{escape(mark.name.ljust(width))}  [dim]{where}[/]"))
         if not self.marks:
             options.add_option(Option("[dim]no bookmarks on this export yet[/]", disabled=True))
 
