@@ -24,7 +24,13 @@ from textual.app import App, SystemCommand
 from textual.binding import Binding, BindingType
 from textual.screen import Screen
 
-from nbdtui.errors import HandshakeError, NbdError, TLSRequiredError, UriError
+from nbdtui.errors import (
+    ExportNotFoundError,
+    HandshakeError,
+    NbdError,
+    TLSRequiredError,
+    UriError,
+)
 from nbdtui.tui.dialogs.confirm import ConfirmDialog
 from nbdtui.tui.dialogs.login_prompts import PromptHooks, for_the_tui
 from nbdtui.tui.dialogs.switcher import SwitcherScreen
@@ -55,11 +61,12 @@ RECONNECT_DELAY = 30.0
 
 # Screen[Any]: a mode's stack holds screens of any result type (Textual's own typing).
 def pending_edits_of(screen: Screen[Any]) -> int:
-    """How many pending edits ``screen`` reports (0 when it has none or cannot tell)."""
-    probe = getattr(screen, "has_pending_edits", None)
-    if callable(probe):
-        return 1 if probe() else 0
+    """How many pending edits ``screen`` reports (0 when it has none or cannot tell): its
+    ``pending_edits`` count when it has one, else 1 when ``has_pending_edits()``."""
     value = getattr(screen, "pending_edits", None)
+    probe = getattr(screen, "has_pending_edits", None)
+    if value is None and callable(probe):
+        return 1 if probe() else 0
     if callable(value):
         value = value()
     if value is None or isinstance(value, bool):
@@ -249,7 +256,12 @@ class NbdtuiApp(App[int]):
                     return
                 if listed is not None and len(listed.exports) == 1:
                     endpoint = endpoint.with_export(listed.exports[0].name)
-            session = await self.open_session(endpoint)
+            try:
+                session = await self.open_session(endpoint)
+            except ExportNotFoundError as exc:
+                if not await self._offer_the_list(endpoint, exc):
+                    raise
+                return
             self._remember(text)
             negotiated = session.export.negotiated
             self.connect_screen.show_opened(shown_name(session.export.name), endpoint, negotiated)
@@ -257,6 +269,34 @@ class NbdtuiApp(App[int]):
             await self.open_editor(session, 0)
         except Exception as exc:
             self._fail(_message(exc))
+
+    async def _offer_the_list(self, endpoint: Endpoint, error: ExportNotFoundError) -> bool:
+        """The export does not exist: show the server's exports instead, when it lists
+        them (whether it did)."""
+        listed = await self._list_or_none(endpoint.with_export(""))
+        if listed is None or not listed.exports:
+            return False
+        self._remember(endpoint.with_export("").uri)
+        self.connect_screen.show_status("")
+        await self.show_server(endpoint.with_export(""), listed)
+        count = len(listed.exports)
+        self.notify(
+            f"{for_the_tui(str(error))}: the server has {count} export{'s' if count != 1 else ''}"
+            ", listed here.",
+            title="No such export",
+            severity="warning",
+            timeout=8,
+        )
+        return True
+
+    def open_exports_of(self, endpoint: Endpoint) -> dict[str, int]:
+        """The exports of ``endpoint``'s server open here: name → pending edit count."""
+        server = endpoint.with_export("")
+        return {
+            session.endpoint.export: self.pending_edits([session.mode])
+            for session in self.sessions.values()
+            if session.endpoint.with_export("") == server
+        }
 
     async def _hold_ssh_login(self, endpoint: Endpoint) -> None:
         """Log in to the SSH host of an nbd+ssh endpoint and keep that connection until
@@ -295,7 +335,7 @@ class NbdtuiApp(App[int]):
                 return
         while len(self.screen_stack) > 1:
             await self.pop_screen()
-        await self.push_screen(ServerScreen(endpoint, listed))
+        await self.push_screen(ServerScreen(endpoint, listed, self.open_exports_of))
 
     def on_server_screen_refresh_requested(self, event: ServerScreen.RefreshRequested) -> None:
         self.refresh_server(event.screen)
@@ -551,7 +591,10 @@ class NbdtuiApp(App[int]):
         if isinstance(self.screen, SwitcherScreen):
             return
         entries = [(MAIN, "Connect / server")]
-        entries += [(s.mode, s.label) for s in self.sessions.values()]
+        for session in self.sessions.values():
+            pending = self.pending_edits([session.mode])
+            note = f"  ·  {pending} pending edit{'s' if pending != 1 else ''}" if pending else ""
+            entries.append((session.mode, session.label + note))
 
         def chosen(mode: str | None) -> None:
             if mode:

@@ -267,6 +267,10 @@ class EditorScreen(Screen[None]):
     def has_pending_edits(self) -> bool:
         return bool(self.edits)
 
+    def pending_edits(self) -> int:
+        """Pending bytes (the export list and F3 show the count)."""
+        return len(self.edits)
+
     def goto(self, offset: int) -> None:
         """Put the cursor on ``offset`` (the app shell calls this)."""
         self.jump_to(offset)
