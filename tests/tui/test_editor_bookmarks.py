@@ -6,11 +6,14 @@ from __future__ import annotations
 import sqlite3
 import stat
 
+from textual.widgets import Static
+
 from nbdtui.editor.bookmarks import Bookmarks
 from nbdtui.tui.dialogs.bookmark_dialog import BookmarkDialog
 from nbdtui.tui.history import History
+from nbdtui.tui.screens.help import HelpScreen
 from nbdtui.tui.screens.sector_editor import EditorScreen
-from tests.support.pilot import EditorHarness, notes, press, settle, wait_for
+from tests.support.pilot import EditorHarness, notes, press, settle, text_of, wait_for
 
 
 async def _goto(pilot, where: str) -> None:
@@ -114,3 +117,26 @@ async def test_back_and_forward_walk_the_jumps_of_goto_and_search(nbdkit):
         assert view.cursor == 0x10000
         await press(pilot, "ctrl+k")
         assert view.cursor == 0x10000 and notes(app)[-1] == "Nothing to go forward to."
+
+
+class _HelpHarness(EditorHarness):
+    def action_help(self) -> None:
+        self.push_screen(HelpScreen(self.screen))
+
+    BINDINGS = (("f1", "help", "Help"),)
+
+
+async def test_f1_lists_the_bookmark_jump_and_follow_keys(nbdkit, tmp_path):
+    app = _HelpHarness(nbdkit("memory", "1M").uri, bookmarks=tmp_path / "b.sqlite3")
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        await press(pilot, "f1")
+        text = text_of(app.screen.query_one("#help-text", Static))
+        lines = {" ".join(line.split()) for line in text.splitlines()}
+        assert "Ctrl+B Bookmarks" in lines
+        assert "o Follow the value at the cursor" in lines
+        assert any(line.startswith("Ctrl+O / ") and line.endswith("Jump back") for line in lines)
+        assert any(line.startswith("Ctrl+K / ") and "Jump forward" in line for line in lines)
+        await press(pilot, "escape", "e", "y", "tab", "f1")  # text pane: o types
+        text = text_of(app.screen.query_one("#help-text", Static))
+        assert "Follow the value" not in text and "Jump back" in text and "Bookmarks" in text
