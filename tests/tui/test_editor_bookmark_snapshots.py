@@ -18,20 +18,16 @@ async def _goto(pilot, where: str) -> None:
 
 @pytest.mark.parametrize("size", SIZES, ids=["80x24", "120x40"])
 def test_bookmark_dialog(snap_compare, demo_uri, tmp_path, size):
-    """Two bookmarks listed in offset order, the second highlighted, a name being typed."""
+    """Two bookmarks of this export in offset order, and a name being typed for 0x1fe."""
 
     async def run_before(pilot):
         await settle(pilot)
         pilot.app.editor.sub_title = "demo disk"
-        await _goto(pilot, "0x400")
-        await pilot.press("ctrl+b", *"GPT entries", "enter")
-        await pilot.press("escape")
-        await _goto(pilot, "0x200")
-        await pilot.press("ctrl+b", *"GPT header", "enter")
-        await pilot.press("escape")
+        # Set beforehand (no notifications to time): two bookmarks of this export.
+        pilot.app.bookmarks.add(demo_uri, "GPT entries", 0x400)
+        pilot.app.bookmarks.add(demo_uri, "GPT header", 0x200)
         await _goto(pilot, "0x1fe")
         await pilot.press("ctrl+b", *"MBR sig")
-        pilot.app.clear_notifications()
         await pilot.pause()
 
     app = EditorHarness(demo_uri, bookmarks=tmp_path / "bookmarks.sqlite3")

@@ -70,3 +70,25 @@ async def test_status_says_data_or_hole_and_the_title_the_size(nbdkit):
         assert " │ data │ " in status(app)
         await _goto(pilot, "0xfffff")
         assert " │ hole │ " in status(app)
+
+
+async def test_at_80x24_the_inspector_scrolls_to_the_gpt_type_name(demo_uri):
+    """Below the hex view the inspector has a few lines: Ctrl+↓ brings the rest, down to
+    the partition type of the GPT entry at 0x400 (the EFI system partition)."""
+    app = EditorHarness(demo_uri)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        await press(pilot, "i")
+        await _goto(pilot, "0x400")
+        box = app.editor.query_one("#inspector")
+        assert app.editor.query_one("#editor-body").has_class("stacked")
+        assert box.max_scroll_y > 0 and box.scroll_y == 0
+        inspector = text_of(app.editor.query_one("#inspector-fields", Static))
+        assert re.search(r"\bGPT type +EFI System$", inspector)
+        assert "C12A7328-F81F-11D2-BA4B-00A0C93EC93B" in inspector
+        for _ in range(10):
+            await press(pilot, "ctrl+down")
+        assert box.scroll_y == box.max_scroll_y
+        await press(pilot, "ctrl+up")
+        assert 0 < box.scroll_y < box.max_scroll_y
+        assert app.editor.view.cursor == 0x400  # the cursor stayed

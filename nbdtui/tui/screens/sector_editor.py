@@ -39,6 +39,7 @@ from nbdtui.editor.extents import next_data, previous_data
 from nbdtui.editor.follow import targets
 from nbdtui.editor.goto import HELP as GOTO_HELP
 from nbdtui.editor.goto import parse_goto
+from nbdtui.editor.inspector_layout import inspector_lines
 from nbdtui.editor.jumps import JumpList
 from nbdtui.editor.search import find
 from nbdtui.errors import ConflictError, NbdError
@@ -129,6 +130,8 @@ class EditorScreen(Screen[None]):
         Binding("right_square_bracket", "extent(True)", "Next data extent", show=False),
         Binding("left_square_bracket", "extent(False)", "Previous data extent", show=False),
         Binding("i", "inspector", "Inspector"),
+        Binding("ctrl+down", "scroll_inspector(1)", "Inspector: scroll down", show=False),
+        Binding("ctrl+up", "scroll_inspector(-1)", "Inspector: scroll up", show=False),
         Binding("o", "follow", "Follow the value at the cursor", show=False),
         Binding("ctrl+b", "bookmarks", "Bookmarks"),
         Binding("ctrl+o,ctrl+left", "jump_back", "Jump back", show=False),
@@ -398,37 +401,13 @@ class EditorScreen(Screen[None]):
             return
         view = self.view
         data = view.bytes_at(view.cursor, 16)
-        lines = [f"at 0x{view.cursor:x}", ""]
+        stacked = self.query_one("#editor-body").has_class("stacked")
+        lines = [f"at 0x{view.cursor:x}"] + ([] if stacked else [""])  # stacked: no room
         if data is None:
             lines.append("connection lost" if view.fetch_lost else "loading…")
         else:
-            fields = inspect(data)
             room = self.query_one("#inspector-fields").size.width or 30
-            names = min(max(len(f.name) for f in fields), room // 2)
-            # Wide and short (below the hex view): two fields a line when both fit.
-            half = (room - 2) // 2 if room >= 60 else 0
-            pending = ""  # a short field waiting for a second one on its line
-            for f in fields:
-                value = (
-                    f.value if f.number is None or f.number < 10 else f"{f.value} 0x{f.number:x}"
-                )
-                row = f"{f.name:<{names}}  {value}"
-                if half and cell_len(row) <= half:
-                    if pending:
-                        lines.append(f"{pending:<{half}}  {row}")
-                        pending = ""
-                    else:
-                        pending = row
-                    continue
-                if pending:
-                    lines.append(pending)
-                    pending = ""
-                if max(names, len(f.name)) + 2 + cell_len(value) <= room:
-                    lines.append(row)
-                else:  # a long value goes on a line of its own
-                    lines += [f.name, f"  {value}"]
-            if pending:
-                lines.append(pending)
+            lines += inspector_lines(inspect(data), room, cell_len)
         self.query_one("#inspector-fields", Static).update("\n".join(lines))
 
     @work(group="partitions", exclusive=True, exit_on_error=False)
@@ -618,6 +597,11 @@ class EditorScreen(Screen[None]):
         self.query_one("#inspector").toggle_class("shown")
         self._refresh_inspector()
         self.call_after_refresh(self._refresh_inspector)  # laid out: its width is known
+
+    def action_scroll_inspector(self, lines: int) -> None:
+        box = self.query_one("#inspector", VerticalScroll)
+        if box.has_class("shown"):
+            box.scroll_relative(y=lines * 3, animate=False)
 
     def action_partitions(self) -> None:
         self.app.push_screen(PartitionDialog(self.table, self.table_message), self._part_chosen)
