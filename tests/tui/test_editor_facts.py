@@ -92,3 +92,16 @@ async def test_at_80x24_the_inspector_scrolls_to_the_gpt_type_name(demo_uri):
         await press(pilot, "ctrl+up")
         assert 0 < box.scroll_y < box.max_scroll_y
         assert app.editor.view.cursor == 0x400  # the cursor stayed
+
+
+async def test_without_block_status_the_status_line_claims_nothing(nbdkit):
+    """nbdkit --no-sr negotiates no structured replies, so no base:allocation: the
+    editor cannot tell data from holes and says neither."""
+    app = EditorHarness(nbdkit("data", *DATA, extra_options=("--no-sr",)).uri)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        assert app.editor.export.negotiated.context_id("base:allocation") is None
+        await _goto(pilot, "0x8000")  # a hole with block status
+        line = status(app)
+        assert line.startswith("0x8000 = 32768 │ sector 64 │ READ-ONLY")
+        assert "hole" not in line and "data" not in line

@@ -44,6 +44,7 @@ from nbdtui.editor.jumps import JumpList
 from nbdtui.editor.search import find
 from nbdtui.errors import ConflictError, NbdError
 from nbdtui.present.sizes import format_size
+from nbdtui.proto.constants import BASE_ALLOCATION
 from nbdtui.tui.dialogs.bookmark_dialog import BookmarkDialog
 from nbdtui.tui.dialogs.confirm import ConfirmDialog
 from nbdtui.tui.dialogs.follow_dialog import FollowDialog
@@ -174,8 +175,9 @@ class EditorScreen(Screen[None]):
         self.bookmarks = bookmarks
         self.jumps = JumpList()
         self.block_status = BlockStatus(export.size)
-        self._block_status_failed = False
         self._block_status_window: int | None = None  # the window being asked about
+        # Without base:allocation every byte would read as "data": say nothing instead.
+        self._block_status_failed = not self._has_block_status()
         self.edits = PendingEdits()
         self.writable = False
         self.table: PartitionTable | None = None
@@ -669,9 +671,12 @@ class EditorScreen(Screen[None]):
             self._block_status_window = None
         self._refresh_status()
 
+    def _has_block_status(self) -> bool:
+        return self.export.negotiated.context_id(BASE_ALLOCATION) is not None
+
     def _forget_block_status(self) -> None:
         self.block_status.forget()
-        self._block_status_failed = False
+        self._block_status_failed = not self._has_block_status()
         self._refresh_status()
 
     # ---- write mode and edits -----------------------------------------------------
