@@ -196,8 +196,8 @@ async def test_inspector_decodes_the_bytes_at_the_cursor(demo_uri):
         await settle(pilot)
         text = str(app.editor.query_one("#inspector-fields", Static).render())
         assert "at 0x1fe" in text
-        assert [line.split()[-1] for line in text.splitlines() if line.startswith("u16 LE")] == [
-            str(0xAA55)
+        assert [line.split()[2:] for line in text.splitlines() if line.startswith("u16 LE")] == [
+            [str(0xAA55), "0xaa55"]  # decimal and hex
         ]
         await press(pilot, "i")
         assert not app.editor.query_one("#inspector").has_class("shown")
