@@ -273,7 +273,10 @@ class NbdtuiApp(App[int]):
     async def _offer_the_list(self, endpoint: Endpoint, error: ExportNotFoundError) -> bool:
         """The export does not exist: show the server's exports instead, when it lists
         them (whether it did)."""
-        listed = await self._list_or_none(endpoint.with_export(""))
+        try:
+            listed = await self._list_or_none(endpoint.with_export(""))
+        except NbdError:  # the listing failed too: the missing export is what to say
+            return False
         if listed is None or not listed.exports:
             return False
         self._remember(endpoint.with_export("").uri)
