@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from textual.widgets import DataTable, OptionList, Static
 
 from nbdtui.tui.dialogs.switcher import SwitcherScreen
@@ -214,3 +215,22 @@ async def test_a_missing_export_offers_the_list_which_shows_what_is_open(make_ap
         await wait_for(pilot, lambda: app.screen is screen)
         await pilot.pause()
         assert open_column(table) == {"first": "open, 2 pending", "second": ""}
+
+
+@pytest.mark.parametrize("listing", ["error", "empty"])
+async def test_a_missing_export_on_a_server_that_lists_nothing_is_an_error(
+    make_app, nbdkit, listing
+):
+    server = nbdkit(
+        "memory",
+        "1M",
+        filters=("exportname",),
+        extra_options=("exportname=first", f"exportname-list={listing}", "exportname-strict=true"),
+    )
+    app = make_app(server.uri_for("nosuch"))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_for(pilot, lambda: any(n.title for n in app._notifications))
+        (note,) = list(app._notifications)
+        assert note.title == "Connection failed"
+        assert note.message.startswith("export 'nosuch' not found")
+        assert isinstance(app.screen, ConnectScreen) and not app.sessions
