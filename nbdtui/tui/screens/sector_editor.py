@@ -604,6 +604,8 @@ class EditorScreen(Screen[None]):
         box = self.query_one("#inspector", VerticalScroll)
         if box.has_class("shown"):
             box.scroll_relative(y=lines * 3, animate=False)
+        else:
+            self.notify("The inspector is hidden: i shows it.")
 
     def action_partitions(self) -> None:
         self.app.push_screen(PartitionDialog(self.table, self.table_message), self._part_chosen)
