@@ -18,6 +18,7 @@ import sys
 from typing import TYPE_CHECKING
 
 from nbdtui.present.sizes import format_size
+from nbdtui.present.terminal_text import terminal_text
 
 if TYPE_CHECKING:
     from nbdtui.editor.journal import Journal
@@ -120,10 +121,11 @@ def _list(journal: Journal, args: argparse.Namespace) -> int:
         return 0
     print(f"{'ID':>5}  {'TIME':19}  {'STATE':8}  {'RANGES':>6}  {'BYTES':>9}  ENDPOINT / EXPORT")
     for e in entries:
-        note = f"  ({e.note})" if e.note else ""
+        note = f"  ({terminal_text(e.note)})" if e.note else ""
         print(
             f"{e.id:>5}  {_when(e.created):19}  {e.state:8}  {e.range_count:>6}  "
-            f"{format_size(e.byte_count):>9}  {e.endpoint} / {e.export!r}{note}"
+            f"{format_size(e.byte_count):>9}  {terminal_text(e.endpoint)} / "
+            f"'{terminal_text(e.export)}'{note}"
         )
     return 0
 
@@ -149,10 +151,10 @@ def _show(journal: Journal, args: argparse.Namespace) -> int:
         return 0
     print(f"journal entry #{entry.id}: {entry.state}")
     print(f"  created   {_when(entry.created)}   last change {_when(entry.updated)}")
-    print(f"  endpoint  {entry.endpoint}")
-    print(f"  export    {entry.export!r}")
+    print(f"  endpoint  {terminal_text(entry.endpoint)}")
+    print(f"  export    '{terminal_text(entry.export)}'")
     if entry.note:
-        print(f"  note      {entry.note}")
+        print(f"  note      {terminal_text(entry.note)}")
     total = sum(len(r.old) for r in entry.ranges)
     count = len(entry.ranges)
     print(f"  {count} range{'s' if count != 1 else ''}, {total} bytes:")

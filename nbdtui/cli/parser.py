@@ -25,6 +25,9 @@ class ArgumentParser(argparse.ArgumentParser):
     """argparse with our one-line ``nbdtui: …`` error format."""
 
     def error(self, message: str) -> NoReturn:
+        from nbdtui.present.terminal_text import terminal_text
+
+        message = terminal_text(message, backslash=False)  # it may quote the command line
         self.exit(EXIT_USAGE, f"nbdtui: {message} (see '{self.prog} --help')\n")
 
 

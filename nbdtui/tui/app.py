@@ -22,9 +22,11 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 from textual import work
 from textual.app import App, SystemCommand
 from textual.binding import Binding, BindingType
+from textual.notifications import SeverityLevel
 from textual.screen import Screen
 
 from nbdtui.errors import HandshakeError, NbdError, TLSRequiredError, UriError
+from nbdtui.present.terminal_text import terminal_text
 from nbdtui.tui.dialogs.confirm import ConfirmDialog
 from nbdtui.tui.dialogs.login_prompts import PromptHooks, for_the_tui
 from nbdtui.tui.dialogs.switcher import SwitcherScreen
@@ -122,6 +124,25 @@ class NbdtuiApp(App[int]):
         self._modes_made = itertools.count(1)
         self._demo: DemoThread | None = None
         self.add_mode(MAIN, self._make_connect_screen)
+
+    def notify(
+        self,
+        message: str,
+        *,
+        title: str = "",
+        severity: SeverityLevel = "information",
+        timeout: float | None = None,
+        markup: bool = True,
+    ) -> None:
+        """Every notification is plain text: its message often quotes a server (an export
+        name, an error message), so neither markup nor control characters act."""
+        super().notify(
+            terminal_text(message, backslash=False),
+            title=terminal_text(title, backslash=False),
+            severity=severity,
+            timeout=timeout,
+            markup=False,
+        )
 
     # ---- history (recent endpoints)
 

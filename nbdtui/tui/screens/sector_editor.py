@@ -40,6 +40,7 @@ from nbdtui.editor.goto import parse_goto
 from nbdtui.editor.search import find
 from nbdtui.errors import ConflictError, NbdError
 from nbdtui.present.sizes import format_size
+from nbdtui.present.terminal_text import terminal_text
 from nbdtui.tui.dialogs.confirm import ConfirmDialog
 from nbdtui.tui.dialogs.goto_dialog import GotoDialog
 from nbdtui.tui.dialogs.journal_dialog import JournalDialog
@@ -166,9 +167,9 @@ class EditorScreen(Screen[None]):
         self._was_reconnecting = False
         self._pane = HEX_PANE
         self._sector_size = sector_size
-        self.title = f"{export.name or '(default export)'}"
+        self.title = terminal_text(export.name) if export.name else "(default export)"
         endpoint = getattr(export, "endpoint", None)
-        self.sub_title = getattr(endpoint, "display", "") or ""
+        self.sub_title = terminal_text(getattr(endpoint, "display", "") or "")
 
     # ---- building -----------------------------------------------------------------
 
@@ -660,7 +661,8 @@ class EditorScreen(Screen[None]):
             self.view.jump(offset)
 
     def _target(self) -> str:
-        return f"{self.export.name or '(default export)'} at {endpoint_of(self.export)}"
+        name = terminal_text(self.export.name) if self.export.name else "(default export)"
+        return f"{name} at {terminal_text(endpoint_of(self.export))}"
 
     def action_commit(self) -> None:
         if not self.edits:
