@@ -120,13 +120,20 @@ def _encode(text: str, safe: frozenset[str]) -> str:
         if ch in safe:
             out.append(ch)
         else:
-            out.extend(f"%{b:02X}" for b in ch.encode("utf-8"))
+            # surrogateescape: a local socket path's undecodable byte prints as itself
+            out.extend(f"%{b:02X}" for b in ch.encode("utf-8", "surrogateescape"))
     return "".join(out)
 
 
-def _decode(text: str, what: str) -> str:
-    """Strict percent-decoding: every ``%`` starts a two-digit hex escape; UTF-8."""
-    if "%" not in text:
+def _decode(text: str, what: str, *, raw_bytes: bool = False) -> str:
+    """Strict percent-decoding: every ``%`` starts a two-digit hex escape; UTF-8.
+
+    ``text`` may hold bytes that were not UTF-8 on the command line (Python gives them
+    as lone surrogates, "surrogateescape"): they are bytes like the escaped ones. The
+    result must be UTF-8 unless ``raw_bytes`` (a local path, which is bytes on Linux:
+    its undecodable bytes come back as surrogates, as ``os.fsdecode`` gives them).
+    """
+    if "%" not in text and (raw_bytes or not _has_surrogate(text)):
         return text
     out = bytearray()
     i = 0
@@ -139,16 +146,21 @@ def _decode(text: str, what: str) -> str:
             out.append(int(escape, 16))
             i += 3
         else:
-            out += ch.encode("utf-8")
+            out += ch.encode("utf-8", "surrogateescape")
             i += 1
     try:
-        return out.decode("utf-8")
+        return out.decode("utf-8", "surrogateescape" if raw_bytes else "strict")
     except UnicodeDecodeError:
-        raise UriError(f"{what} is not valid UTF-8 after percent-decoding") from None
+        after = " after percent-decoding" if "%" in text else ""
+        raise UriError(f"{what} is not valid UTF-8{after}") from None
 
 
 def _has_control(text: str) -> bool:
     return any(ord(c) < 0x20 or ord(c) == 0x7F for c in text)
+
+
+def _has_surrogate(text: str) -> bool:
+    return any("\ud800" <= c <= "\udfff" for c in text)
 
 
 def _check_utf8(text: str, what: str) -> None:
@@ -156,6 +168,17 @@ def _check_utf8(text: str, what: str) -> None:
         text.encode("utf-8")
     except UnicodeEncodeError:
         raise UriError(f"{what} is not valid UTF-8") from None
+
+
+def _check_path(text: str, what: str) -> None:
+    """A local path is bytes: UTF-8, or undecodable bytes as ``os.fsdecode`` gives them."""
+    try:
+        raw = text.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:
+        raw = None
+    # Canonical: the form os.fsdecode gives those bytes (so that parse(e.uri) == e).
+    if raw is None or raw.decode("utf-8", "surrogateescape") != text:
+        raise UriError(f"{what} is neither UTF-8 nor the bytes of a local path") from None
 
 
 def _check_host(host: str) -> None:
@@ -360,7 +383,10 @@ def _validate(e: Endpoint) -> None:
             raise UriError(f"socket path {_q(e.socket)} contains a NUL byte")
         if e.socket == "\0":
             raise UriError("abstract socket name is empty")
-        _check_utf8(e.socket, "socket path")
+        if e.transport == "unix":
+            _check_path(e.socket, "socket path")
+        else:  # a path on the SSH host travels as an SSH protocol string: UTF-8
+            _check_utf8(e.socket, "remote socket path")
 
     if not isinstance(e.export, str):
         raise UriError(f"export name must be a string, not {type(e.export).__name__}")
@@ -500,7 +526,8 @@ def _parse_uri(scheme: str, rest: str) -> Endpoint:
         if key in seen:
             raise UriError(f"duplicate query parameter {_q(key)}")
         seen.add(key)
-        value = _decode(raw_value, f"query parameter {_q(key)}")
+        local_path = key == "socket" and transport == "unix"
+        value = _decode(raw_value, f"query parameter {_q(key)}", raw_bytes=local_path)
         if key == "socket":
             if transport not in ("unix", "ssh"):
                 raise UriError(
