@@ -687,25 +687,34 @@ def is_secret_param(name: str) -> bool:
     return any(word in name for word in SECRET_WORDS)
 
 
+# Removed whatever their value: paths to key material, and parameters whose meaning
+# nbdtui cannot know (``x-*`` belong to whoever invented them, and may carry anything).
+_NEVER_STORED = ("tls-psk-file", "tls-certificates")
+
+
+def is_stored_param(name: str) -> bool:
+    """True for a query parameter that :func:`without_secrets` keeps."""
+    name = unquote(name).lower()
+    return not (name in _NEVER_STORED or name.startswith("x-") or is_secret_param(name))
+
+
 def without_secrets(text: str) -> str:
     """``text`` with every secret removed, for storing or showing an endpoint safely.
 
-    Removed:
+    The one rule for everything nbdtui stores: the connect screen's history and the undo
+    journal's endpoints. Removed:
 
     - a password in the user part (``nbds://alice:secret@host`` -> ``nbds://alice@host``);
-    - every query parameter that names or points to a secret (:func:`is_secret_param`):
-      ``tls-psk-file`` and any parameter whose name contains ``psk``, ``key``,
-      ``password``, ``passwd``, ``passphrase``, ``secret``, ``token`` or ``identity``;
+    - ``tls-psk-file`` (the path of a file of keys) and ``tls-certificates`` (the
+      directory of the client's own certificate and private key): paths that lead to key
+      material are not kept; an endpoint that needed them must be given them again;
+    - every ``x-*`` parameter: nbdtui cannot tell what an experimental parameter holds;
+    - any other parameter whose name contains ``psk``, ``key``, ``password``, ``passwd``,
+      ``passphrase``, ``secret``, ``token`` or ``identity`` (:func:`is_secret_param`);
     - the fragment.
 
-    Kept: transport, host, port, export name, user name, ``socket``,
-    ``tls-certificates`` (a directory of *public* certificates and of the client's own
-    certificate, whose private key is protected by file permissions),
-    ``tls-verify-peer``, ``tls-hostname``, ``tls-type`` and other parameters.
-
-    ``tls-psk-file`` is the path of a file of keys, not key material itself; it is
-    removed all the same, so that a stored endpoint never leads back to the keys: an
-    endpoint that needed a PSK file must be given its ``tls-psk-file`` again when reused.
+    Kept: transport, host, port, export name, user name, ``socket``, ``tls-verify-peer``,
+    ``tls-hostname`` and ``tls-type``.
 
     Works on any string (the text is not parsed: a URI that ``parse`` refuses, or a
     legacy ``nbd:`` string, loses its secrets the same way); blanks around it go.
@@ -721,5 +730,5 @@ def without_secrets(text: str) -> str:
             authority = f"{user}@{hostport}" if user else hostport
         head = f"{scheme}://{authority}{slash}{path}"
     items = [item for item in query.split("&") if item]
-    query = "&".join(item for item in items if not is_secret_param(item.partition("=")[0]))
+    query = "&".join(item for item in items if is_stored_param(item.partition("=")[0]))
     return f"{head}?{query}" if query else head

@@ -15,6 +15,7 @@ import asyncio
 import datetime
 import json
 import sys
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from nbdtui.present.sizes import format_size
@@ -77,10 +78,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
 
 
-def _open_journal(args: argparse.Namespace) -> Journal:
-    from nbdtui.editor.journal import Journal
+def _open_journal(args: argparse.Namespace) -> Journal | None:
+    """The journal, or None when there is none: reading one never creates it."""
+    from nbdtui.editor.journal import Journal, default_path
 
-    return Journal(getattr(args, "journal", None))
+    path = getattr(args, "journal", None)
+    if not Path(path if path is not None else default_path()).exists():
+        return None
+    return Journal(path)
 
 
 def _when(timestamp: float) -> str:
@@ -191,8 +196,24 @@ async def _revert(journal: Journal, args: argparse.Namespace) -> int:
     return 0
 
 
+def _missing(args: argparse.Namespace) -> int:
+    from nbdtui.editor.journal import default_path
+    from nbdtui.errors import JournalError
+
+    path = getattr(args, "journal", None) or default_path()
+    if args.action != "list":
+        raise JournalError(f"there is no undo journal at {path}, so no entry {args.id}")
+    if args.json:
+        print("[]")
+    else:
+        print(f"there is no undo journal at {path}: no entries")
+    return 0
+
+
 async def run(args: argparse.Namespace) -> int:
     journal = _open_journal(args)
+    if journal is None:
+        return _missing(args)
     try:
         if args.action == "list":
             return _list(journal, args)
