@@ -156,6 +156,9 @@ class NbdtuiApp(App[int]):
             except Exception as exc:  # a read-only home must not stop the app
                 self._history = False
                 self.notify(f"recent endpoints are not remembered: {exc}", severity="warning")
+        if self._history and self._history.warning:  # a file of another layout, set aside
+            self.notify(self._history.warning, severity="warning", timeout=10)
+            self._history.warning = None
         return self._history or None
 
     def recent_uris(self) -> list[str]:
