@@ -97,6 +97,10 @@ def _run_tui(argv: list[str] | None) -> int:
             from nbdtui.client.transport.ssh.endpoint import tunnel_endpoint
 
             tunnel_endpoint(endpoint, args.ssh)
+        if not args.uri.isprintable():
+            # Bytes that are not UTF-8 (a socket path's): the UI shows and edits the
+            # URI in its canonical spelling, where they are percent-escapes.
+            args.uri = endpoint.uri
     from nbdtui.tui.app import run_app
 
     return run_app(uri=args.uri, ssh=args.ssh, ssh_accept_new=args.ssh_accept_new) or EXIT_OK

@@ -79,20 +79,17 @@ class History:
         self.limit = limit
         self.warning: str | None = None  # set when a file of another layout was set aside
         private_database(self.path, ours=path is None)
-        self._db = self._connect()
-        columns = {row[1] for row in self._db.execute("PRAGMA table_info(endpoints)")}
+        self._db = sqlite3.connect(self.path, timeout=5.0, isolation_level=None)
+        try:
+            # Read before anything is written, so that a file set aside stays as it was.
+            columns = {row[1] for row in self._db.execute("PRAGMA table_info(endpoints)")}
+        except BaseException:
+            self._db.close()  # not a database at all: the caller says so
+            raise
         if columns and columns != _COLUMNS:
             self._set_aside("uri" in columns)
+        self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute(_SCHEMA)
-
-    def _connect(self) -> sqlite3.Connection:
-        db = sqlite3.connect(self.path, timeout=5.0, isolation_level=None)
-        try:
-            db.execute("PRAGMA journal_mode=WAL")
-        except BaseException:
-            db.close()
-            raise
-        return db
 
     def _set_aside(self, has_uris: bool) -> None:
         """Move a file whose ``endpoints`` table nbdtui does not know out of the way,
@@ -110,7 +107,8 @@ class History:
             if old.exists():
                 old.rename(aside.with_name(aside.name + suffix))
         private_database(self.path, ours=False)  # its directory was seen to already
-        self._db = self._connect()
+        self._db = sqlite3.connect(self.path, timeout=5.0, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute(_SCHEMA)
         carried = 0
         for uri in uris[-self.limit :]:

@@ -113,6 +113,7 @@ def test_another_layout_is_set_aside_and_its_endpoints_carried_over(tmp_path):
         "uri TEXT, host TEXT, pinned INTEGER NOT NULL",
         [("nbd://old.example/disk", "old.example", 1), ("nbds://b/?tls-psk-file=/k", "b", 0)],
     )
+    foreign_bytes = path.read_bytes()
     with History(path) as h:
         assert [e.uri for e in h.recent()] == ["nbds://b/", "nbd://old.example/disk"]
         (aside,) = tmp_path.glob("history.sqlite3.other-*")
@@ -123,6 +124,7 @@ def test_another_layout_is_set_aside_and_its_endpoints_carried_over(tmp_path):
         h.remember("nbd://new.example/")
         assert h.recent()[0].uri == "nbd://new.example/"
     # The old file is kept as it was.
+    assert aside.read_bytes() == foreign_bytes
     db = sqlite3.connect(aside)
     assert db.execute("SELECT host, pinned FROM endpoints").fetchall() == [
         ("old.example", 1),
