@@ -284,7 +284,7 @@ class EditorScreen(Screen[None]):
         return None
 
     def _part_name(self, part: Partition) -> str:
-        return f"p{part.index} {part.name or part.type_name}"
+        return f"p{part.index} {terminal_text(part.name) if part.name else part.type_name}"
 
     def _header_label(self, sector: int) -> str:
         part = self.partition_at(sector * self.view.sector_size)
@@ -378,6 +378,8 @@ class EditorScreen(Screen[None]):
             half = (room - 2) // 2 if room >= 60 else 0
             pending = ""  # a short field waiting for a second one on its line
             for f in fields:
+                # A value decoded from the export's bytes (text among them) is shown safe.
+                f = dataclasses.replace(f, value=terminal_text(f.value, backslash=False))
                 row = f"{f.name:<{names}}  {f.value}"
                 if half and cell_len(row) <= half:
                     if pending:
