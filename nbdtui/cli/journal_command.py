@@ -178,6 +178,10 @@ async def _revert(journal: Journal, args: argparse.Namespace) -> int:
 
     entry = await asyncio.to_thread(journal.get, args.id)
     endpoint = parse(args.uri or entry.endpoint)
+    if endpoint.transport == "ssh":
+        from nbdtui.cli import ssh_prompts
+
+        ssh_prompts.install()
     async with open_export(endpoint, connect_timeout=args.connect_timeout) as export:
         try:
             new_id = await revert(export, journal, args.id, force=args.force)

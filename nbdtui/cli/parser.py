@@ -92,6 +92,10 @@ def target_endpoint(args: argparse.Namespace) -> Endpoint:
         from nbdtui.client.transport.ssh.endpoint import tunnel_endpoint
 
         endpoint = tunnel_endpoint(endpoint, args.ssh)
+    if endpoint.transport == "ssh":
+        from nbdtui.cli import ssh_prompts
+
+        ssh_prompts.install()  # what the SSH server says is shown escaped
     return endpoint
 
 
