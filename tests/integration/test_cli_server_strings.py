@@ -6,9 +6,11 @@ with the exportname filter, whose names and description we choose."""
 from __future__ import annotations
 
 import json
+import subprocess
 
 from tests.support.cli_helpers import nbdtui
 from tests.support.oracles import oracle
+from tests.support.requirements import require
 
 CLEAR = "a\x1b[2Jb"
 FORGE = "fake\nnbdtui: all good"
@@ -86,3 +88,20 @@ def test_an_error_line_quoting_the_server_stays_one_escaped_line(nbdkit):
     assert "\x1b" not in result.stderr
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("nbdtui: "), result.stderr
+
+
+def test_info_escapes_meta_context_names(qemu_nbd, tmp_path):
+    # qemu-nbd exports a qcow2 dirty bitmap as the context qemu:dirty-bitmap:NAME, and
+    # the bitmap's name is whatever the image holds.
+    image = tmp_path / "bitmap.qcow2"
+    bitmap = "b\x1b[2J\x07"
+    qemu_img = require("qemu-img")
+    subprocess.run([qemu_img, "create", "-q", "-f", "qcow2", str(image), "1M"], check=True)
+    subprocess.run([qemu_img, "bitmap", "--add", str(image), bitmap], check=True)
+    server = qemu_nbd(image, fmt="qcow2", unix=True, extra=("-B", bitmap))
+    result = nbdtui("info", server.uri)
+    assert result.returncode == 0, result.stderr
+    assert_no_control_bytes(result.stdout)
+    assert "  contexts:     base:allocation, qemu:dirty-bitmap:b\\u001b[2J\\u0007" in result.text
+    as_json = nbdtui("info", "--json", server.uri)
+    assert f"qemu:dirty-bitmap:{bitmap}" in as_json.json()["exports"][0]["contexts"]
