@@ -30,3 +30,16 @@ async def test_the_ui_starts_with_a_history_of_another_layout(make_app):
         ), notes(app)
         assert app.recent_uris() == ["nbd://kept.example/disk"]
         assert app.return_code is None  # still running
+
+
+async def test_the_ui_starts_with_a_history_that_is_not_a_database(make_app):
+    path = default_path()
+    path.parent.mkdir(parents=True)
+    path.write_bytes(b"not SQLite at all " * 64)
+    app = make_app(history=None)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await wait_for(pilot, lambda: isinstance(app.screen, ConnectScreen))
+        await pilot.pause()
+        assert any("recent endpoints are not remembered" in n for n in notes(app)), notes(app)
+        assert app.recent_uris() == []
+    assert path.read_bytes() == b"not SQLite at all " * 64  # left alone
