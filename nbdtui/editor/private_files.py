@@ -13,6 +13,7 @@ directory that others share, such as ``/tmp``, whose mode is not ours to change.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import stat
 from pathlib import Path
@@ -63,9 +64,8 @@ def private_file(path: Path) -> None:
             os.close(fd)
     tighten(path)
     for suffix in SQLITE_SIDE_FILES:
-        side = path.with_name(path.name + suffix)
-        if side.exists():
-            tighten(side)
+        with contextlib.suppress(FileNotFoundError):  # or gone meanwhile (a checkpoint)
+            tighten(path.with_name(path.name + suffix))
 
 
 def private_database(path: Path, *, ours: bool) -> None:
