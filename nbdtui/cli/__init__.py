@@ -27,6 +27,7 @@ from nbdtui.cli.parser import (
     ssh_text,
 )
 from nbdtui.errors import NbdError, UriError, UsageError
+from nbdtui.present.terminal_text import terminal_text
 
 
 def _run(coro: Coroutine[object, object, int | None]) -> int:
@@ -96,6 +97,10 @@ def _run_tui(argv: list[str] | None) -> int:
             from nbdtui.client.transport.ssh.endpoint import tunnel_endpoint
 
             tunnel_endpoint(endpoint, args.ssh)
+        if not args.uri.isprintable():
+            # Bytes that are not UTF-8 (a socket path's): the UI shows and edits the
+            # URI in its canonical spelling, where they are percent-escapes.
+            args.uri = endpoint.uri
     from nbdtui.tui.app import run_app
 
     return run_app(uri=args.uri, ssh=args.ssh, ssh_accept_new=args.ssh_accept_new) or EXIT_OK
@@ -111,10 +116,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _run_tui(None)
         return dispatch(args)
     except (UriError, UsageError) as exc:
-        print(f"nbdtui: {exc}", file=sys.stderr)
+        _error(str(exc))
         return EXIT_USAGE
     except NbdError as exc:
-        print(f"nbdtui: {exc}", file=sys.stderr)
+        _error(str(exc))  # may quote the server: escaped
         return EXIT_FAILURE
     except KeyboardInterrupt:
         print("nbdtui: interrupted", file=sys.stderr)
@@ -130,5 +135,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OSError as exc:
         # Local files: an unreadable input, an unwritable output.
         where = f"{exc.filename}: " if exc.filename else ""
-        print(f"nbdtui: {where}{exc.strerror or exc}", file=sys.stderr)
+        _error(f"{where}{exc.strerror or exc}")
         return EXIT_FAILURE
+
+
+def _error(message: str) -> None:
+    """The one line ``nbdtui: message`` on stderr, every control character made visible."""
+    print(f"nbdtui: {terminal_text(message, backslash=False)}", file=sys.stderr)

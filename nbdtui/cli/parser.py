@@ -25,6 +25,9 @@ class ArgumentParser(argparse.ArgumentParser):
     """argparse with our one-line ``nbdtui: …`` error format."""
 
     def error(self, message: str) -> NoReturn:
+        from nbdtui.present.terminal_text import terminal_text
+
+        message = terminal_text(message, backslash=False)  # it may quote the command line
         self.exit(EXIT_USAGE, f"nbdtui: {message} (see '{self.prog} --help')\n")
 
 
@@ -89,6 +92,10 @@ def target_endpoint(args: argparse.Namespace) -> Endpoint:
         from nbdtui.client.transport.ssh.endpoint import tunnel_endpoint
 
         endpoint = tunnel_endpoint(endpoint, args.ssh)
+    if endpoint.transport == "ssh":
+        from nbdtui.cli import ssh_prompts
+
+        ssh_prompts.install()  # what the SSH server says is shown escaped
     return endpoint
 
 

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 from textual import work
 from textual.app import App, SystemCommand
 from textual.binding import Binding, BindingType
+from textual.notifications import SeverityLevel
 from textual.screen import Screen
 
 from nbdtui.errors import (
@@ -31,6 +32,7 @@ from nbdtui.errors import (
     TLSRequiredError,
     UriError,
 )
+from nbdtui.present.terminal_text import terminal_text
 from nbdtui.tui.dialogs.confirm import ConfirmDialog
 from nbdtui.tui.dialogs.login_prompts import PromptHooks, for_the_tui
 from nbdtui.tui.dialogs.switcher import SwitcherScreen
@@ -132,6 +134,25 @@ class NbdtuiApp(App[int]):
         self._demo: DemoThread | None = None
         self.add_mode(MAIN, self._make_connect_screen)
 
+    def notify(
+        self,
+        message: str,
+        *,
+        title: str = "",
+        severity: SeverityLevel = "information",
+        timeout: float | None = None,
+        markup: bool = True,
+    ) -> None:
+        """Every notification is plain text: its message often quotes a server (an export
+        name, an error message), so neither markup nor control characters act."""
+        super().notify(
+            terminal_text(message, backslash=False),
+            title=terminal_text(title, backslash=False),
+            severity=severity,
+            timeout=timeout,
+            markup=False,
+        )
+
     # ---- history (recent endpoints)
 
     @property
@@ -144,6 +165,9 @@ class NbdtuiApp(App[int]):
             except Exception as exc:  # a read-only home must not stop the app
                 self._history = False
                 self.notify(f"recent endpoints are not remembered: {exc}", severity="warning")
+        if self._history and self._history.warning:  # a file of another layout, set aside
+            self.notify(self._history.warning, severity="warning", timeout=10)
+            self._history.warning = None
         return self._history or None
 
     def recent_uris(self) -> list[str]:

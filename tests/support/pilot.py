@@ -30,6 +30,11 @@ def text_of(widget: Static) -> str:
     return str(widget.render()).strip()
 
 
+def screen_lines(app) -> list[str]:
+    """Every line of the screen as the terminal would show it (all layers composed)."""
+    return [strip.text for strip in app.screen._compositor.render_strips()]
+
+
 async def type_uri(pilot, uri: str) -> None:
     """Replace the connect screen's URI field with ``uri``, as typed."""
     field = pilot.app.screen.query_one("#uri", Input)

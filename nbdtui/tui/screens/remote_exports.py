@@ -14,6 +14,7 @@ from textual.widgets import DataTable, Footer, Static
 
 from nbdtui.present.describe import protocol_line
 from nbdtui.present.sizes import format_size
+from nbdtui.present.terminal_text import terminal_text
 from nbdtui.proto.client_events import ExportsListed
 from nbdtui.proto.types import ExportDetails
 from nbdtui.tui.markup import escape_markup, shown_name
@@ -61,7 +62,7 @@ class ServerScreen(Screen[None]):
         self.opened: dict[str, int] = {}
         self.listed = listed
         self.marked: set[str] = set()
-        self.sub_title = f"Server {endpoint.display}"
+        self.sub_title = f"Server {terminal_text(endpoint.display)}"
 
     def compose(self) -> ComposeResult:
         yield TitleBar()
@@ -107,7 +108,9 @@ class ServerScreen(Screen[None]):
 
     def _row(self, item: ExportDetails) -> list[Text | str]:
         info = item.info
-        description = item.description or (info.description if info else "") or ""
+        description = Text(
+            terminal_text(item.description or (info.description if info else "") or "")
+        )
         mark = Text(MARK, style="bold") if item.name in self.marked else Text(" ")
         name = Text(shown_name(item.name), style="dim italic" if not item.name else "bold")
         opened = self._open_cell(item.name)

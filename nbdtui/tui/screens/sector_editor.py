@@ -44,6 +44,7 @@ from nbdtui.editor.jumps import JumpList
 from nbdtui.editor.search import find
 from nbdtui.errors import ConflictError, NbdError
 from nbdtui.present.sizes import format_size
+from nbdtui.present.terminal_text import terminal_text
 from nbdtui.proto.constants import BASE_ALLOCATION
 from nbdtui.tui.dialogs.bookmark_dialog import BookmarkDialog
 from nbdtui.tui.dialogs.confirm import ConfirmDialog
@@ -191,9 +192,10 @@ class EditorScreen(Screen[None]):
         self._was_reconnecting = False
         self._pane = HEX_PANE
         self._sector_size = sector_size
-        self.title = f"{export.name or '(default export)'} · {format_size(export.size)}"
+        name = terminal_text(export.name) if export.name else "(default export)"
+        self.title = f"{name} · {format_size(export.size)}"
         endpoint = getattr(export, "endpoint", None)
-        self.sub_title = getattr(endpoint, "display", "") or ""
+        self.sub_title = terminal_text(getattr(endpoint, "display", "") or "")
 
     # ---- building -----------------------------------------------------------------
 
@@ -317,7 +319,7 @@ class EditorScreen(Screen[None]):
         return None
 
     def _part_name(self, part: Partition) -> str:
-        return f"p{part.index} {part.name or part.type_name}"
+        return f"p{part.index} {terminal_text(part.name) if part.name else part.type_name}"
 
     def _header_label(self, sector: int) -> str:
         part = self.partition_at(sector * self.view.sector_size)
@@ -409,7 +411,12 @@ class EditorScreen(Screen[None]):
             lines.append("connection lost" if view.fetch_lost else "loading…")
         else:
             room = self.query_one("#inspector-fields").size.width or 30
-            lines += inspector_lines(inspect(data), room, cell_len)
+            # A value decoded from the export's bytes (text among them) is shown safe.
+            fields = [
+                dataclasses.replace(f, value=terminal_text(f.value, backslash=False))
+                for f in inspect(data)
+            ]
+            lines += inspector_lines(fields, room, cell_len)
         self.query_one("#inspector-fields", Static).update("\n".join(lines))
 
     @work(group="partitions", exclusive=True, exit_on_error=False)
@@ -753,7 +760,8 @@ class EditorScreen(Screen[None]):
             self.view.jump(offset)
 
     def _target(self) -> str:
-        return f"{self.export.name or '(default export)'} at {endpoint_of(self.export)}"
+        name = terminal_text(self.export.name) if self.export.name else "(default export)"
+        return f"{name} at {terminal_text(endpoint_of(self.export))}"
 
     def action_commit(self) -> None:
         if not self.edits:
