@@ -78,7 +78,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     rescue.add_argument(
         "--block-size",
-        type=_positive_int,
+        type=_positive_size,
         default=None,
         metavar="N",
         help="smallest read (default: 512, or the export's minimum block size if larger)",
@@ -104,6 +104,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         metavar="SECONDS",
         help="after a lost connection, keep reconnecting this long (default 0: fail at once)",
     )
+
+
+def _positive_size(text: str) -> int:
+    value = _size(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must be greater than 0")
+    return value
 
 
 def _non_negative_int(text: str) -> int:
@@ -169,7 +176,11 @@ async def _copy(args: argparse.Namespace) -> int:
         offset, length = _check_sizes(src, dst, args)
         _check_writable(dst, args)
         if args.rescue:
-            raise NotSupportedError("--rescue: not yet")
+            from nbdtui.cli.rescue import rescue
+
+            if not isinstance(src, ExportSide):
+                raise UsageError("--rescue needs SRC to be an NBD endpoint")
+            return await rescue(src, dst, offset, length, args)
         if src.size is None or not dst.seekable:
             return await _copy_stream(src, dst, offset, length, args)
         only = None

@@ -115,9 +115,10 @@ async def _run_pieces(
 
 async def _reap(pending: dict[asyncio.Future[None], int], bar: ProgressBar) -> None:
     done, _ = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
-    for task in done:
-        n = pending.pop(task)
-        task.result()  # the first failure ends the copy
+    errors = [(task.exception(), pending.pop(task)) for task in done]
+    for error, n in errors:
+        if error is not None:
+            raise error  # the first failure ends the copy (the others were retrieved)
         bar.advance(n)
 
 
