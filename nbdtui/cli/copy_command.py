@@ -290,8 +290,15 @@ async def _copy_stream(
 
 
 def _with_context(options: Any, context: str) -> Any:
-    raise NotSupportedError(f"--context {context}: not supported yet")
+    """``options`` that also ask the server for ``context``."""
+    import dataclasses
+
+    return dataclasses.replace(options, meta_contexts=(context,))
 
 
 async def _context_ranges(src: Any, context: str, offset: int, length: int) -> Any:
-    raise NotSupportedError(f"--context {context}: not supported yet")
+    """The extents ``context`` marks (flags not 0: dirty, for a dirty bitmap)."""
+    from nbdtui.cli.copy_sides import merge
+
+    extents = await src.export.context_extents(context, offset, length)
+    return merge((e.offset, e.end) for e in extents if e.flags)

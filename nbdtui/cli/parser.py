@@ -214,6 +214,14 @@ def build_parser(only: str | None = None) -> ArgumentParser:
     connection_options(p)
     range_options(p, required=False)
     p.add_argument("--json", action="store_true", help="print JSON like nbdinfo --map --json")
+    p.add_argument(
+        "--context",
+        action="append",
+        default=None,
+        metavar="CTX",
+        help="the extents of this meta context (qemu:dirty-bitmap:NAME, "
+        "qemu:allocation-depth...), like nbdinfo --map=CTX; several side by side",
+    )
 
     p = command("dump")
     connection_options(p)
