@@ -234,3 +234,21 @@ def test_rescue_user_errors(nbdkit, tmp_path):
     assert_one_line_error(r, 2, "SRC to be an NBD endpoint")
     r = nbdtui("copy", "--rescue", "--map", str(tmp_path / "no" / "m"), src.uri, str(out))
     assert_one_line_error(r, 1, "No such file")
+
+
+def test_dst_refusing_writes_ends_the_rescue_and_the_map_claims_nothing(nbdkit, tmp_path):
+    """Only what DST acknowledged is ever marked finished."""
+    image = _source(tmp_path, seed=6)
+    src = nbdkit("file", str(image))
+    dst = nbdkit(
+        "memory",
+        str(SIZE),
+        filters=("error",),
+        extra_options=("error-pwrite=ENOSPC", "error-pwrite-rate=100%"),
+    )
+    out_map = tmp_path / "out.map"
+    r = nbdtui("copy", "--rescue", "--map", str(out_map), src.uri, dst.uri)
+    assert_one_line_error(r, 1, "ENOSPC", "run the same command again to resume")
+    assert _map_ranges(out_map, "+") == []
+    r = nbdtui("copy", src.uri, dst.uri)
+    assert_one_line_error(r, 1, "ENOSPC")
