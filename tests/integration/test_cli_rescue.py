@@ -252,3 +252,23 @@ def test_dst_refusing_writes_ends_the_rescue_and_the_map_claims_nothing(nbdkit, 
     assert _map_ranges(out_map, "+") == []
     r = nbdtui("copy", src.uri, dst.uri)
     assert_one_line_error(r, 1, "ENOSPC")
+
+
+def test_rescue_of_a_range_leaves_the_rest_of_the_map_untried(nbdkit, tmp_path):
+    image = _source(tmp_path, seed=7)
+    filter_map = tmp_path / "filter.map"
+    _filter_map(filter_map, BAD)
+    src = nbdkit(
+        "file", str(image), filters=("ddrescue",), extra_options=(f"ddrescue-mapfile={filter_map}",)
+    )
+    out, out_map = tmp_path / "out.img", tmp_path / "out.map"
+    lo, hi = 2 * MiB, 4 * MiB
+    argv = ["--offset", str(lo), "--length", str(hi - lo)]
+    r = nbdtui("copy", "--rescue", "--map", str(out_map), *argv, src.uri, str(out))
+    assert r.returncode == 1, r.stderr
+    assert _summary(r.stderr) == (hi - lo - 4096, 4096, 1)  # the bad range at 3 MiB
+    assert _map_ranges(out_map, "?") == [(0, lo), (hi, SIZE)]
+    assert _map_ranges(out_map, "-") == [(3 * MiB - 2048, 3 * MiB + 2048)]
+    data = out.read_bytes()
+    assert len(data) == hi and data[:lo] == bytes(lo)  # (a file grows to the range)
+    assert data[lo : 3 * MiB - 2048] == image.read_bytes()[lo : 3 * MiB - 2048]
