@@ -173,6 +173,10 @@ async def _copy(args: argparse.Namespace) -> int:
             dst = ExportSide(export, args.dst)
         else:
             dst = open_file_side(args.dst, write=True, stack=stack)
+        if isinstance(src, FileSide) and isinstance(dst, FileSide) and src.seekable:
+            a, b = os.fstat(src.fd), os.fstat(dst.fd)
+            if (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino):
+                raise UsageError("SRC and DST are the same file")
         offset, length = _check_sizes(src, dst, args)
         _check_writable(dst, args)
         if args.rescue:

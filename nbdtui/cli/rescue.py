@@ -30,6 +30,7 @@ import time
 from typing import Any
 
 from nbdtui.cli.copy_sides import ExportSide, FileSide, subtract
+from nbdtui.cli.progress import ProgressBar, progress
 from nbdtui.cli.rescue_map import BAD, FINISHED, NOT_TRIMMED, UNTRIED, RescueMap, load
 from nbdtui.errors import NbdError, RequestError, UsageError
 
@@ -50,8 +51,10 @@ async def rescue(
         raise UsageError(f"--block-size {block} is not a multiple of SRC's minimum block size {mb}")
     rmap = load(args.map, src.size) or RescueMap(src.size)
     job = _Rescue(src, dst, rmap, args.map, block, offset, offset + length)
+    todo = rmap.total(UNTRIED + NOT_TRIMMED + "/" + BAD, offset, offset + length)
     try:
-        await job.run(args.retries)
+        with progress("rescue", todo) as job.bar:
+            await job.run(args.retries)
     except UsageError:
         raise
     except NbdError as exc:
@@ -93,6 +96,8 @@ class _Rescue:
         self._saving: asyncio.Lock = asyncio.Lock()
         self._dirty = False  # DST was written since its last flush/sync
         self._free: list[memoryview] = []
+        self.bar: ProgressBar | None = None  # advanced by the first pass
+        self._first_pass = True
 
     async def run(self, retries: int) -> None:
         rmap = self.map
@@ -101,6 +106,7 @@ class _Rescue:
         rmap.phase = UNTRIED
         todo = rmap.ranges(UNTRIED + NOT_TRIMMED + "/" + BAD, self.lo, self.hi)
         await self._pass(todo)
+        self._first_pass = False
         for attempt in range(retries):
             bad = rmap.ranges(BAD, self.lo, self.hi)
             if not bad:
@@ -126,6 +132,7 @@ class _Rescue:
                 await self.dst.zero(c, d - c)
                 self._dirty = True
             self.map.mark(a, b, FINISHED)
+            self._advance(b - a)
         await self.maybe_save()
 
     async def _pass(self, ranges: list[tuple[int, int]]) -> None:
@@ -172,6 +179,7 @@ class _Rescue:
         await self.dst.write(lo, view)
         self._dirty = True
         self.map.mark(lo, hi, FINISHED)
+        self._advance(hi - lo)
         await self.maybe_save()
 
     async def _bad(self, lo: int, hi: int) -> None:
@@ -180,7 +188,12 @@ class _Rescue:
             await self.dst.zero(lo, hi - lo)  # DST reads zero where SRC is bad
             self._dirty = True
         self.map.mark(lo, hi, BAD)
+        self._advance(hi - lo)
         await self.maybe_save()
+
+    def _advance(self, n: int) -> None:
+        if self.bar is not None and self._first_pass:
+            self.bar.advance(n)
 
     async def maybe_save(self) -> None:
         if time.monotonic() - self._last_save >= SAVE_INTERVAL and not self._saving.locked():

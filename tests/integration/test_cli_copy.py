@@ -163,6 +163,13 @@ def test_user_errors_are_one_line(nbdkit, tmp_path):
     assert_one_line_error(r, 2, "same export")
     r = nbdtui("copy", "-", "-")
     assert_one_line_error(r, 2, "both be -")
+    r = nbdtui("copy", str(readonly_file), str(tmp_path / "." / "ro.img"))
+    assert r.returncode != 0 and r.stderr.startswith("nbdtui: ")  # same file, or read-only
+    same = tmp_path / "same.img"
+    same.write_bytes(b"x" * 4096)
+    r = nbdtui("copy", str(same), str(tmp_path / "." / "same.img"))
+    assert_one_line_error(r, 2, "same file")
+    assert same.read_bytes() == b"x" * 4096
     r = nbdtui("copy", src.uri, "nbd://[bad")
     assert r.returncode == 2 and r.stderr.startswith("nbdtui: ")
 
