@@ -132,6 +132,12 @@ def run(args: argparse.Namespace) -> Coroutine[Any, Any, int]:
         raise UsageError("--rescue and --context cannot be used together")
     if args.src == "-" and args.dst == "-":
         raise UsageError("SRC and DST cannot both be -")
+    if args.dst == "-" and (args.rescue or args.context is not None):
+        raise UsageError("--rescue and --context need DST to be an export, a file or a device")
+    from nbdtui.cli.copy_sides import is_endpoint
+
+    if args.rescue and not is_endpoint(args.src):
+        raise UsageError("--rescue needs SRC to be an NBD endpoint")
     return _copy(args)
 
 
@@ -182,13 +188,12 @@ async def _copy(args: argparse.Namespace) -> int:
         if args.rescue:
             from nbdtui.cli.rescue import rescue
 
-            if not isinstance(src, ExportSide):
-                raise UsageError("--rescue needs SRC to be an NBD endpoint")
+            assert isinstance(src, ExportSide)
             return await rescue(src, dst, offset, length, args)
         if src.size is None or not dst.seekable:
             return await _copy_stream(src, dst, offset, length, args)
         only = None
-        if args.context is not None:
+        if args.context is not None:  # (DST is not a pipe: see run)
             assert isinstance(src, ExportSide)
             only = await _context_ranges(src, args.context, offset, length)
         data, zero = await plan(src, dst, offset, length, only=only)

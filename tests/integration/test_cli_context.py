@@ -98,3 +98,6 @@ def test_context_the_server_does_not_offer(bitmap_server, nbdkit, tmp_path):
     assert " Write id=" not in dst.log_path.read_text()
     r = nbdtui("copy", "--context", BITMAP, str(tmp_path / "x.img"), dst.uri)
     assert_one_line_error(r, 2, "--context needs SRC to be an NBD endpoint")
+    r = nbdtui("copy", "--context", BITMAP, bitmap_server.uri, "-")
+    assert_one_line_error(r, 2, "need DST to be an export, a file or a device")
+    assert r.stdout == b""
