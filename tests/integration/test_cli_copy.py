@@ -201,3 +201,16 @@ def test_copy_matches_nbdcopy(nbdkit, tmp_path):
     assert nbdtui("copy", src.uri, str(ours)).returncode == 0
     oracle("nbdcopy", src.uri, str(theirs))
     assert ours.read_bytes() == theirs.read_bytes()
+
+
+def test_copy_over_tls_goes_the_event_loop_way(nbdkit, tls_certs, tmp_path):
+    """TLS streams are not lent to threads: the copy uses the buffered path."""
+    image = _sparse_image(tmp_path, seed=6)
+    src = nbdkit("file", str(image), tls=tls_certs)
+    dst = nbdkit("memory", str(SIZE), tls=tls_certs)
+    r = nbdtui("copy", src.tls_uri_for(), dst.tls_uri_for())
+    assert r.returncode == 0, r.stderr
+    out = tmp_path / "out.img"
+    r = nbdtui("copy", dst.tls_uri_for(), str(out))
+    assert r.returncode == 0, r.stderr
+    assert out.read_bytes() == image.read_bytes()
