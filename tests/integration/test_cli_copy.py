@@ -3,6 +3,7 @@ nbdcopy and nbdinfo are the oracles, nbdkit's log filter tells what was read."""
 
 from __future__ import annotations
 
+import os
 import random
 import re
 import subprocess
@@ -54,7 +55,7 @@ def test_file_to_export_to_export_to_file_keeps_bytes_and_holes(nbdkit, tmp_path
     a = nbdkit("memory", str(SIZE), log=True)
     b = nbdkit("memory", str(SIZE), log=True)
     r = nbdtui("copy", str(image), a.uri)
-    assert r.returncode == 0, r.stderr
+    assert r.returncode == 0 and r.stderr == "" and r.stdout == b"", r.stderr
     assert nbdcopy_out(a.uri) == image.read_bytes()
     before = _log_lines(a)
     r = nbdtui("copy", a.uri, b.uri)
@@ -214,3 +215,38 @@ def test_copy_over_tls_goes_the_event_loop_way(nbdkit, tls_certs, tmp_path):
     r = nbdtui("copy", dst.tls_uri_for(), str(out))
     assert r.returncode == 0, r.stderr
     assert out.read_bytes() == image.read_bytes()
+
+
+def test_progress_bar_on_a_terminal_and_nothing_else(nbdkit, tmp_path):
+    """stderr a terminal: rich draws a bar there, and leaves stdout alone (not a
+    terminal, stderr stays empty: see the first test)."""
+    src = nbdkit("memory", "32M")
+    oracle("nbdcopy", "-", src.uri, input=random.Random(8).randbytes(32 * MiB))
+    out = tmp_path / "out.img"
+    master, slave = os.openpty()
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-m", "nbdtui", "copy", src.uri, str(out)],
+            stdout=subprocess.PIPE,
+            stderr=slave,
+            timeout=60,
+        )
+        os.close(slave)
+        slave = -1
+        drawn = b""
+        while True:
+            try:
+                chunk = os.read(master, 65536)
+            except OSError:  # EIO: the writer is gone
+                break
+            if not chunk:
+                break
+            drawn += chunk
+    finally:
+        if slave >= 0:
+            os.close(slave)
+        os.close(master)
+    assert proc.returncode == 0 and proc.stdout == b""
+    assert b"copy" in drawn and b"Traceback" not in drawn, drawn
+    assert b"MiB" in drawn, drawn
+    assert out.read_bytes() == nbdcopy_out(src.uri)
