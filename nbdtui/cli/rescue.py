@@ -50,6 +50,12 @@ async def rescue(
     if block % mb:
         raise UsageError(f"--block-size {block} is not a multiple of SRC's minimum block size {mb}")
     rmap = load(args.map, src.size) or RescueMap(src.size)
+    done = rmap.total(FINISHED)
+    if done and isinstance(dst, FileSide) and dst.fresh:
+        raise UsageError(
+            f"{args.map} says {done} bytes were rescued already, but DST {dst.name} was "
+            "empty or missing: give the DST of that rescue, or a new map"
+        )
     job = _Rescue(src, dst, rmap, args.map, block, offset, offset + length)
     todo = rmap.total(UNTRIED + NOT_TRIMMED + "/" + BAD, offset, offset + length)
     try:

@@ -232,6 +232,10 @@ def test_rescue_user_errors(nbdkit, tmp_path):
     assert_one_line_error(r, 2, "larger device")
     r = nbdtui("copy", "--rescue", "--map", str(tmp_path / "m"), str(out), src.uri)
     assert_one_line_error(r, 2, "SRC to be an NBD endpoint")
+    done = tmp_path / "done.map"
+    done.write_text("0x0 +\n0x0 0x1000 +\n")
+    r = nbdtui("copy", "--rescue", "--map", str(done), src.uri, str(tmp_path / "new.img"))
+    assert_one_line_error(r, 2, "4096 bytes were rescued already", "new.img")
     r = nbdtui("copy", "--rescue", "--map", str(tmp_path / "no" / "m"), src.uri, str(out))
     assert_one_line_error(r, 1, "No such file")
 
