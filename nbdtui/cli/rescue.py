@@ -29,10 +29,11 @@ import sys
 import time
 from typing import Any
 
-from nbdtui.cli.copy_sides import ExportSide, FileSide, subtract
+from nbdtui.cli.copy_sides import ExportSide, FileSide, is_endpoint, subtract
 from nbdtui.cli.progress import ProgressBar, progress
 from nbdtui.cli.rescue_map import BAD, FINISHED, NOT_TRIMMED, UNTRIED, RescueMap, load
 from nbdtui.errors import NbdError, RequestError, UsageError
+from nbdtui.uri import without_secrets
 
 CHUNK = 256 * 1024  # bytes of a first read
 IN_FLIGHT = 16  # pieces read at once
@@ -97,7 +98,9 @@ class _Rescue:
     ) -> None:
         self.src, self.dst, self.map, self.path = src, dst, rmap, path
         self.block, self.lo, self.hi = block, lo, hi
-        self.command_line = shlex.join(["nbdtui", *sys.argv[1:]])
+        # (the map is a file others may read: URIs lose their secrets there)
+        words = [without_secrets(w) if is_endpoint(w) else w for w in sys.argv[1:]]
+        self.command_line = shlex.join(["nbdtui", *words])
         self._last_save = 0.0
         self._saving: asyncio.Lock = asyncio.Lock()
         self._dirty = False  # DST was written since its last flush/sync

@@ -131,8 +131,12 @@ def test_rescue_into_a_file_then_the_disk_heals(nbdkit, tmp_path):
     assert r.returncode == 1, r.stderr
     assert _map_ranges(out_map, "-") == BAD
     healed = nbdkit("file", str(image))
-    r = nbdtui("copy", "--rescue", "--map", str(out_map), healed.uri, str(out))
+    uri = healed.uri + ("&" if "?" in healed.uri else "?") + "x-token=hunter2"
+    r = nbdtui("copy", "--rescue", "--map", str(out_map), uri, str(out))
     assert r.returncode == 0, r.stderr
+    text = out_map.read_text()
+    assert "# Command line: nbdtui copy --rescue --map" in text
+    assert "hunter2" not in text  # the map keeps no secret of the URI
     assert _summary(r.stderr) == (SIZE, 0, 0)
     assert out.read_bytes() == image.read_bytes()
     assert _bad_blocks(out_map) == []
