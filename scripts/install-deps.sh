@@ -17,6 +17,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 APT_PACKAGES=(
     nbdkit qemu-utils nbd-server libnbd-bin       # the NBD servers and libnbd's oracles
     python3-libnbd                                # libnbd's Python binding and nbdsh (oracle writes)
+    gddrescue                                     # ddrescuelog: checks copy --rescue's maps
     openssh-server openssh-client                 # sshd fixture, nbd+ssh://
     openssl                                       # TLS certificates for tests
     fio bsdextrautils tmux util-linux             # benchmarks, hexdump, TUI tests, setpriv

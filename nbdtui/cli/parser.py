@@ -111,6 +111,7 @@ COMMANDS: dict[str, str] = {
     "zero": "write zeros over a range",
     "demo": "serve a demo disk from an embedded NBD server and open it",
     "journal": "list, show and revert the hex editor's journaled writes",
+    "copy": "copy between exports and files, holes as holes; --rescue keeps a ddrescue map",
 }
 
 #: Commands whose arguments and code live in a module of their own, cli/<module>.py,
@@ -118,6 +119,7 @@ COMMANDS: dict[str, str] = {
 #: One line each; the name must also be in COMMANDS.
 MODULE_COMMANDS: dict[str, str] = {
     "journal": "journal_command",
+    "copy": "copy_command",
 }
 
 
@@ -219,6 +221,14 @@ def build_parser(only: str | None = None) -> ArgumentParser:
     connection_options(p)
     range_options(p, required=False)
     p.add_argument("--json", action="store_true", help="print JSON like nbdinfo --map --json")
+    p.add_argument(
+        "--context",
+        action="append",
+        default=None,
+        metavar="CTX",
+        help="the extents of this meta context (qemu:dirty-bitmap:NAME, "
+        "qemu:allocation-depth...), like nbdinfo --map=CTX; several side by side",
+    )
 
     p = command("dump")
     connection_options(p)

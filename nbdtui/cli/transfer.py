@@ -161,6 +161,10 @@ def _all_zero(ranges: list[tuple[int, int]], start: int, n: int) -> bool:
 
 async def _map(export: Export, args: argparse.Namespace) -> int:
     length = _resolve_length(args, export.size)
+    if args.context:
+        from nbdtui.cli.context_map import print_map
+
+        return await print_map(export, args.context, args.offset, length, args.json)
     extents = await export.extents(args.offset, length)
     if args.json:
         doc = [
@@ -459,6 +463,8 @@ async def run(args: argparse.Namespace) -> int:
         timeout=getattr(args, "timeout", None),  # --timeout, --reconnect-delay
         reconnect_delay=getattr(args, "reconnect_delay", 0.0),
     )
+    if getattr(args, "context", None):  # map --context
+        options = dataclasses.replace(options, meta_contexts=tuple(args.context))
     if hasattr(args, "window"):
         options = dataclasses.replace(options, window=args.window, connections=args.connections)
     async with OpenExport(endpoint, options) as export:

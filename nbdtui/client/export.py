@@ -464,6 +464,52 @@ class Export:
                 pos += n
         return out
 
+    async def context_extents(
+        self, context: str, offset: int = 0, length: int | None = None
+    ) -> list[Extent]:
+        """The extents of any meta context the server agreed to (opened with it in
+        ``ExportOptions.meta_contexts``: ``qemu:dirty-bitmap:NAME``,
+        ``qemu:allocation-depth``...): consecutive, covering exactly ``offset+length``,
+        neighbours with equal flags merged; ``Extent.flags`` are the context's own
+        values. Raises NotSupportedError when the server did not agree to ``context``."""
+        if length is None:
+            length = max(self.size - offset, 0)
+        self._check_range(offset, length)
+        if self.negotiated.context_id(context) is None:
+            raise NotSupportedError(
+                f"the server does not offer the meta context {context!r} "
+                f"(server {self.endpoint.display})"
+            )
+        out: list[Extent] = []
+        pos, end = offset, offset + length
+        step = self._aligned_down(NO_PAYLOAD_MAX)
+        while pos < end:
+            statuses, conn = await self._group.perform(
+                Request(Command.BLOCK_STATUS, pos, min(end - pos, step))
+            )
+            ident = conn.context_id(context)  # may differ after a reconnect
+            mine = [s for s in statuses or () if s.context_id == ident]
+            if not mine or not mine[0].extents:
+                raise ProtocolError(
+                    f"server sent no {context} status for {pos:#x} (server {self.endpoint.display})"
+                )
+            start = pos
+            for ext_length, flags in mine[0].extents:
+                n = min(ext_length, end - pos)
+                if n <= 0:
+                    break
+                if out and out[-1].flags == flags and out[-1].end == pos:
+                    out[-1] = Extent(out[-1].offset, out[-1].length + n, flags)
+                else:
+                    out.append(Extent(pos, n, flags))
+                pos += n
+            if pos == start:
+                raise ProtocolError(
+                    f"server sent an empty {context} extent at {pos:#x} "
+                    f"(server {self.endpoint.display})"
+                )
+        return out
+
     # ---- misc ---------------------------------------------------------------------
 
     def _locked(self, start: int, end: int) -> contextlib.AbstractAsyncContextManager[None]:

@@ -36,6 +36,7 @@ PROGRAMS: dict[str, str] = {
     "nbdinfo": "libnbd-bin",
     "nbdcopy": "libnbd-bin",
     "nbdsh": "python3-libnbd",
+    "ddrescuelog": "gddrescue",  # the oracle of `nbdtui copy --rescue`'s map
     # SSH and TLS
     "sshd": "openssh-server",
     "ssh": "openssh-client",
