@@ -517,13 +517,16 @@ class NbdtuiApp(App[int]):
         return rows
 
     def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:
-        yield from super().get_system_commands(screen)
-        yield SystemCommand("Connections", "Every connection, live (F2)", self.action_pool)
-        yield SystemCommand("Switch export", "Go to another open export (F3)", self.action_exports)
-        yield SystemCommand(
-            "Keys", "Every key of this screen and of the app (F1)", self.action_help
-        )
-        yield SystemCommand("Demo", "Start the embedded demo server and open it", self.open_demo)
+        ours = [
+            SystemCommand("Connections", "Every connection, live (F2)", self.action_pool),
+            SystemCommand("Switch export", "Go to another open export (F3)", self.action_exports),
+            SystemCommand("Keys", "Every key of this screen and of the app (F1)", self.action_help),
+            SystemCommand("Demo", "Start the embedded demo server and open it", self.open_demo),
+        ]
+        # Each command once: ours replaces Textual's of the same name (its "Keys" panel).
+        titles = {command.title for command in ours}
+        yield from (c for c in super().get_system_commands(screen) if c.title not in titles)
+        yield from ours
 
     def action_exports(self) -> None:
         if isinstance(self.screen, SwitcherScreen):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from textual.command import CommandList
 from textual.screen import Screen
 from textual.widgets import DataTable, Static
 
@@ -199,3 +200,20 @@ async def test_the_command_palette_offers_the_app_screens(make_app):
         await wait_for(pilot, lambda: isinstance(app.screen, PoolScreen))
         summary = text_of(app.screen.query_one("#pool-summary", Static))
         assert "0 connections" in summary and "No connection is open" in summary
+
+
+async def test_the_command_palette_lists_each_command_once(make_app):
+    app = make_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        titles = [c.title for c in app.get_system_commands(app.screen)]
+        assert len(titles) == len(set(titles)) and "Keys" in titles
+        await pilot.press("ctrl+p")
+        await pilot.pause()
+        await pilot.press(*"Keys")
+        await pilot.pause(0.5)
+        shown = app.screen.query_one(CommandList)
+        prompts = [str(shown.get_option_at_index(i).prompt) for i in range(shown.option_count)]
+        keys = [p for p in prompts if p.startswith("Keys")]
+        assert len(keys) == 1 and "(F1)" in keys[0]
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, HelpScreen))
