@@ -268,3 +268,13 @@ async def test_a_revert_conflict_names_the_byte_that_changed(tmp_path, nbdkit):
         assert question.startswith(
             "the byte at offset 258 (0x102) is 0x3f, not 0x43 (in the range at 256 (0x100), +2)"
         )
+
+
+def test_every_editor_key_in_f1_has_an_action():
+    from textual.binding import Binding
+
+    from nbdtui.tui.screens.sector_editor import EditorScreen
+
+    for binding in Binding.make_bindings(EditorScreen.BINDINGS):
+        name = binding.action.split("(")[0]
+        assert callable(getattr(EditorScreen, f"action_{name}", None)), binding

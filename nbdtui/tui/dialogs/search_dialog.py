@@ -54,9 +54,10 @@ class SearchDialog(ModalScreen[Query | None]):
                 last.text if last else "", placeholder="de ad be ef, 0x55aa or EFI PART", id="find"
             )
             yield Label("", id="search-as")
+            yield Label("Only at offsets (blank: anywhere)")
             yield Input(
                 last.align_text if last else "",
-                placeholder="only at: 0x438 mod 1024, s1 (blank: anywhere)",
+                placeholder="0x438 mod 1024 (≡ 0x38 mod 1024), s1 (sector starts)",
                 id="search-align",
             )
             yield Label("", id="search-error", classes="error")

@@ -73,6 +73,9 @@ _TEXT_PANE_TYPED = {
     *("journal", "reload", "copy_as"),
 }
 
+# What the footer calls Esc while it does something else than going back (F1 says more).
+_FOOTER_SHORT = {"Cancel the write": "Cancel write", "Stop the search": "Stop search"}
+
 # F1 says where a key means something else than in hexedit, HxD or ImHex.
 KEY_NOTES = (
     "Unlike hexedit/HxD/ImHex: Ctrl+S writes the pending edits after a review (it saves "
@@ -231,8 +234,8 @@ class EditorScreen(Screen[None]):
             active = bindings.get(key)
             if active is None or self.key_types(key):
                 continue  # q types in the text pane: no "q Quit" there
-            now = self.describe_key(key)
-            if now:
+            now = _FOOTER_SHORT.get(self.describe_key(key) or "")
+            if now:  # the footer's Esc says "Back" unless it stops a write or a search
                 active = active._replace(
                     binding=dataclasses.replace(active.binding, description=now)
                 )
