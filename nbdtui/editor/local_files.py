@@ -15,7 +15,8 @@ from pathlib import Path
 from nbdtui.editor.device import Readable
 from nbdtui.editor.edits import PendingEdits
 
-MAX_LOAD = 1 << 20  # bytes a file may put in pending edits (each is kept with its old byte)
+MAX_LOAD = 64 << 10  # bytes a file may put in pending edits: each is kept with its old
+# byte and an undo step, and the review lists them all (a GPT with its entries is 16.5 KiB)
 MAX_SAVE = 1 << 30
 PIECE = 4 << 20
 

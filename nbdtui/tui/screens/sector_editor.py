@@ -79,8 +79,10 @@ _FOOTER_SHORT = {"Cancel the write": "Cancel write", "Stop the search": "Stop se
 # F1 says where a key means something else than in hexedit, HxD or ImHex.
 KEY_NOTES = (
     "Unlike hexedit/HxD/ImHex: Ctrl+S writes the pending edits after a review (it saves "
-    "no file: Ctrl+E saves bytes to a file); F3 finds the next match here (switch exports "
-    "with Ctrl+P, Switch export); Ctrl+T changes the sector size; Ctrl+L loads a file."
+    "no file); Ctrl+E saves bytes to a local file (HxD: select block); Ctrl+L loads one "
+    "as pending edits (hexedit: redraw); F3 finds the next match, as in HxD (switch "
+    "exports with Ctrl+P, Switch export); Ctrl+T changes the sector size; Home/End go "
+    "to the start/end of the export, like Ctrl+Home/End."
 )
 
 
