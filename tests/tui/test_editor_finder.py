@@ -9,6 +9,7 @@ import subprocess
 
 from textual.binding import Binding
 from textual.widgets import Input, Label, OptionList, Static
+from textual.widgets._footer import FooterKey
 
 from nbdtui.tui.app import NbdtuiApp
 from nbdtui.tui.dialogs.copy_dialog import CopyDialog
@@ -29,6 +30,11 @@ class HelpHarness(EditorHarness):
 
     def action_help(self) -> None:
         self.push_screen(HelpScreen(self.screen))
+
+
+def footer_keys(app) -> dict[str, str]:
+    """The footer's keys as drawn: {key: description}."""
+    return {key.key: key.description for key in app.screen.query(FooterKey)}
 
 
 def label(app, selector: str) -> str:
@@ -137,9 +143,11 @@ async def test_f1_says_what_f3_and_esc_do_now_and_where_keys_differ(nbdkit):
         assert re.search(r"Esc\s+Cancel the write", text) and not re.search(r"Esc\s+Back", text)
         await pilot.press("escape")  # closes the help
         await pilot.pause()
+        assert footer_keys(app)["escape"] == "Cancel write"
         await pilot.press("escape")  # cancels the write
         await settle(pilot)
         assert not app.editor._writing() and app.editor.edits.value(0) == 0x41
+        assert footer_keys(app)["escape"] == "Back"
         assert any("did not acknowledge" in n for n in notes(app))
 
 

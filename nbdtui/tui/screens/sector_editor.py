@@ -284,6 +284,11 @@ class EditorScreen(Screen[None]):
             return "Leave write mode"
         return None
 
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        """A write or a search starts or ends: Esc means something else now."""
+        if event.worker.group in ("write", "search"):
+            self.refresh_bindings()
+
     def has_pending_edits(self) -> bool:
         return bool(self.edits)
 
