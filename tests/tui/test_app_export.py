@@ -11,8 +11,10 @@ from nbdtui.tui.screens.export_info import ExportScreen
 from nbdtui.tui.screens.help import HelpScreen
 from nbdtui.tui.screens.pool_monitor import PoolScreen
 from nbdtui.tui.screens.remote_exports import ServerScreen
+from nbdtui.tui.screens.sector_editor import EditorScreen
 from nbdtui.tui.widgets.allocation import DATA, HOLE, KIND_CHARS, AllocationBar, cell_range
 from nbdtui.uri import parse
+from tests.support.fakes import FakeExport
 from tests.support.oracles import nbdinfo_json
 from tests.support.pilot import text_of, wait_for
 
@@ -217,3 +219,9 @@ async def test_the_command_palette_lists_each_command_once(make_app):
         assert len(keys) == 1 and "(F1)" in keys[0]
         await pilot.press("enter")
         await wait_for(pilot, lambda: isinstance(app.screen, HelpScreen))
+        switch = [c for c in app.get_system_commands(app.screen) if c.title == "Switch export"]
+        assert switch[0].help == "Go to another open export (F3)"
+        # In the editor F3 finds the next match: the palette does not promise F3 there.
+        editor = EditorScreen(FakeExport())
+        switch = [c for c in app.get_system_commands(editor) if c.title == "Switch export"]
+        assert switch[0].help == "Go to another open export"
