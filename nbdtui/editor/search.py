@@ -15,7 +15,8 @@ The patterns themselves (hex or text, guessed or chosen) are read by
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator
+from contextlib import aclosing
 from dataclasses import dataclass
 
 from nbdtui.editor.device import Searchable
@@ -80,8 +81,9 @@ async def find(
         return await _backward(export, pattern, start, hi, align, progress, chunk)
     if start < 0 or start > size - m:
         return None
-    async for hit in _matches(export, pattern, start, size, align, progress, chunk):
-        return hit
+    async with aclosing(_matches(export, pattern, start, size, align, progress, chunk)) as hits:
+        async for hit in hits:
+            return hit
     return None
 
 
@@ -104,10 +106,11 @@ async def find_all(
     hits: list[int] = []
     if start < 0 or start > size - len(pattern):
         return hits, False
-    async for hit in _matches(export, pattern, start, size, align, progress, chunk):
-        if len(hits) == limit:
-            return hits, True
-        hits.append(hit)
+    async with aclosing(_matches(export, pattern, start, size, align, progress, chunk)) as found:
+        async for hit in found:
+            if len(hits) == limit:
+                return hits, True
+            hits.append(hit)
     return hits, False
 
 
@@ -132,7 +135,7 @@ async def _matches(
     align: Alignment | None,
     progress: Progress | None,
     chunk: int,
-) -> AsyncIterator[int]:
+) -> AsyncGenerator[int, None]:
     keep = len(pattern) - 1
     base, buf = -1, b""
     pos = start  # the first offset a match may begin at
