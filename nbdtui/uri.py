@@ -466,7 +466,13 @@ def _unknown_scheme(scheme: str) -> str:
 
 def _bare_word_hint(text: str) -> str | None:
     """A URI the user probably meant by a string that is not one."""
-    if text.startswith(("/", "./", "~/")):
+    scheme = next(
+        (s for s in sorted(SCHEMES, key=len, reverse=True) if text.lower().startswith(s)), ""
+    )
+    if scheme and text[len(scheme) :].startswith("//"):
+        # A scheme without its colon (nbd//host): the colon, not nbd://nbd//host.
+        candidate = scheme + ":" + text[len(scheme) :]
+    elif text.startswith(("/", "./", "~/")):
         candidate = "nbd+unix:///?socket=" + _encode(text, _QUERY_SAFE)
     else:
         candidate = "nbd://" + text

@@ -39,7 +39,7 @@ from nbdtui.tui.dialogs.switcher import SwitcherScreen
 from nbdtui.tui.markup import shown_name
 from nbdtui.tui.screens.connect import ConnectScreen
 from nbdtui.tui.screens.export_info import ExportScreen
-from nbdtui.tui.screens.help import HelpScreen
+from nbdtui.tui.screens.help import HelpScreen, class_bindings
 from nbdtui.tui.screens.pool_monitor import PoolScreen
 from nbdtui.tui.screens.remote_exports import ServerScreen
 from nbdtui.tui.session import Session
@@ -606,13 +606,18 @@ class NbdtuiApp(App[int]):
         return rows
 
     def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:
-        yield from super().get_system_commands(screen)
-        yield SystemCommand("Connections", "Every connection, live (F2)", self.action_pool)
-        yield SystemCommand("Switch export", "Go to another open export (F3)", self.action_exports)
-        yield SystemCommand(
-            "Keys", "Every key of this screen and of the app (F1)", self.action_help
-        )
-        yield SystemCommand("Demo", "Start the embedded demo server and open it", self.open_demo)
+        # The editor binds F3 itself (find next): then the palette does not say F3.
+        f3 = "" if any(b.key == "f3" for b in class_bindings(screen)) else " (F3)"
+        ours = [
+            SystemCommand("Connections", "Every connection, live (F2)", self.action_pool),
+            SystemCommand("Switch export", f"Go to another open export{f3}", self.action_exports),
+            SystemCommand("Keys", "Every key of this screen and of the app (F1)", self.action_help),
+            SystemCommand("Demo", "Start the embedded demo server and open it", self.open_demo),
+        ]
+        # Each command once: ours replaces Textual's of the same name (its "Keys" panel).
+        titles = {command.title for command in ours}
+        yield from (c for c in super().get_system_commands(screen) if c.title not in titles)
+        yield from ours
 
     def action_exports(self) -> None:
         if isinstance(self.screen, SwitcherScreen):

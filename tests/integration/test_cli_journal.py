@@ -240,7 +240,7 @@ async def test_list_show_and_revert_a_finished_commit(disk, tmp_path):
     refused = await asyncio.to_thread(
         run_cli, "journal", "revert", str(entry), "--journal", str(journal_path)
     )
-    assert_one_line_error(refused, 1, "offset 16 (0x10)", "--force")
+    assert_one_line_error(refused, 1, "the byte at offset 17 (0x11) is 0x3f, not 0x45", "--force")
     assert (await asyncio.to_thread(oracle, "nbdcopy", server.uri, "-"))[16:20] == b"N?W!"
     forced = await asyncio.to_thread(
         run_cli, "journal", "revert", str(entry), "--force", "--journal", str(journal_path)

@@ -92,7 +92,7 @@ async def test_flush_has_a_key_that_never_types_and_f1_lists_no_typing_key(nbdki
         assert app.editor.edits.value(0) == 0xF0 and notes(app)[-1].startswith("Flushed")
         await press(pilot, "f1")
         hex_pane = help_keys(app)
-        assert hex_pane["F5"] == "Flush" and hex_pane["Esc"] == "Back"
+        assert hex_pane["F5"] == "Flush" and hex_pane["Esc"] == "Leave write mode"
         assert not [k for k in hex_pane if len(k) == 1 and k in string.hexdigits]
         assert "q" in hex_pane and "e" not in hex_pane  # q is no hex digit: it still quits
         await press(pilot, "escape", "tab", "f1")

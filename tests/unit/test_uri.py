@@ -364,6 +364,13 @@ ERRORS = [
         "not an NBD URI: 'localhost:10809' (did you mean nbd://localhost:10809?)",
     ),
     ("[::1]:10809", "not an NBD URI: '[::1]:10809' (did you mean nbd://[::1]:10809?)"),
+    ("nbd//bad", "not an NBD URI: 'nbd//bad' (did you mean nbd://bad?)"),
+    ("NBDS//h/x", "not an NBD URI: 'NBDS//h/x' (did you mean nbds://h/x?)"),
+    (
+        "nbd//",
+        "not an NBD URI: 'nbd//' "
+        "(expected nbd://HOST[:PORT]/EXPORT or nbd+unix:///EXPORT?socket=PATH)",
+    ),
     (
         "/run/nbd.sock",
         "not an NBD URI: '/run/nbd.sock' (did you mean nbd+unix:///?socket=/run/nbd.sock?)",

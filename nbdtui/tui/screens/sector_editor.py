@@ -33,27 +33,31 @@ from textual.worker import Worker
 from nbdtui.disk.inspect import inspect
 from nbdtui.disk.partitions import read_partition_table_async
 from nbdtui.editor.block_status import WINDOW, BlockStatus, describe
+from nbdtui.editor.clip_formats import render
 from nbdtui.editor.commit import check_undoable, commit, endpoint_of, revert, zero_range
 from nbdtui.editor.edits import EditRange, PendingEdits
 from nbdtui.editor.extents import next_data, previous_data
 from nbdtui.editor.follow import targets
-from nbdtui.editor.goto import HELP as GOTO_HELP
-from nbdtui.editor.goto import parse_goto
 from nbdtui.editor.inspector_layout import inspector_lines
 from nbdtui.editor.jumps import JumpList
-from nbdtui.editor.search import find
+from nbdtui.editor.search import Query, find, find_all
 from nbdtui.errors import ConflictError, NbdError
+from nbdtui.present.offsets import HELP as GOTO_HELP
+from nbdtui.present.offsets import parse_alignment, parse_goto
 from nbdtui.present.sizes import format_size
 from nbdtui.present.terminal_text import terminal_text
 from nbdtui.proto.constants import BASE_ALLOCATION
 from nbdtui.tui.dialogs.bookmark_dialog import BookmarkDialog
 from nbdtui.tui.dialogs.confirm import ConfirmDialog
+from nbdtui.tui.dialogs.copy_dialog import CopyDialog
 from nbdtui.tui.dialogs.follow_dialog import FollowDialog
 from nbdtui.tui.dialogs.goto_dialog import GotoDialog
 from nbdtui.tui.dialogs.journal_dialog import JournalDialog
+from nbdtui.tui.dialogs.matches_dialog import MatchesDialog
 from nbdtui.tui.dialogs.partition_dialog import PartitionDialog
 from nbdtui.tui.dialogs.review_dialog import ReviewDialog
 from nbdtui.tui.dialogs.search_dialog import SearchDialog
+from nbdtui.tui.screens.editor_transfers import copied_bytes, load_dialog, save_dialog
 from nbdtui.tui.widgets.hexview import HEX_PANE, HexView
 
 if TYPE_CHECKING:
@@ -70,16 +74,25 @@ _INSPECTOR_WIDTH = 34
 _FOOTER_READ_ONLY = ("f1", "e", "ctrl+g", "slash", "i", "p", "escape", "tab", "f2", "f3", "q")
 _FOOTER_WRITE = ("f1", "ctrl+s", "ctrl+z", "tab", "ctrl+g", "slash", "escape", "i", "p", "f2")
 
-# The most bytes Ctrl+C copies (OSC 52 sends them base64-encoded to the terminal).
-MAX_COPY = 64 * 1024
-
 # Actions bound to keys that type a byte in write mode (hex digits / any character).
 _HEX_PANE_TYPED = {"write_mode"}
 _TEXT_PANE_TYPED = {
     *_HEX_PANE_TYPED,
     *("search", "search_again", "inspector", "partitions", "mark", "zero", "trim"),
-    *("journal", "reload", "follow"),
+    *("journal", "reload", "follow", "copy_as"),
 }
+
+# What the footer calls Esc while it does something else than going back (F1 says more).
+_FOOTER_SHORT = {"Cancel the write": "Cancel write", "Stop the search": "Stop search"}
+
+# F1 says where a key means something else than in hexedit, HxD or ImHex.
+KEY_NOTES = (
+    "Unlike hexedit/HxD/ImHex: Ctrl+S writes the pending edits after a review (it saves "
+    "no file); Ctrl+E saves bytes to a local file (HxD: select block); Ctrl+L loads one "
+    "as pending edits (hexedit: redraw); F3 finds the next match, as in HxD (switch "
+    "exports with Ctrl+P, Switch export); Ctrl+T changes the sector size; Home/End go "
+    "to the start/end of the export, like Ctrl+Home/End."
+)
 
 
 def on_yes(action: Callable[[], object]) -> Callable[[bool | None], None]:
@@ -95,6 +108,7 @@ def on_yes(action: Callable[[], object]) -> Callable[[bool | None], None]:
 class EditorScreen(Screen[None]):
     """Hex view, inspector, overlays and status line for one open export."""
 
+    KEY_NOTES = KEY_NOTES
     DEFAULT_CSS = """
     EditorScreen #editor-body { height: 1fr; }
     EditorScreen #inspector {
@@ -113,9 +127,12 @@ class EditorScreen(Screen[None]):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("ctrl+g", "goto", "Go to"),
         Binding("slash", "search(False)", "Search"),
+        Binding("ctrl+f", "find", "Search"),
         Binding("question_mark", "search(True)", "Search backward", show=False),
         Binding("n", "search_again(False)", "Next match", show=False),
+        Binding("f3", "find_next", "Next match", show=False),
         Binding("N", "search_again(True)", "Previous match", show=False),
+        Binding("shift+f3", "find_previous", "Previous match", show=False),
         Binding("up", "move(-16)", "Up a line", show=False),
         Binding("down", "move(16)", "Down a line", show=False),
         Binding("left", "move(-1)", "Previous byte", show=False),
@@ -126,8 +143,8 @@ class EditorScreen(Screen[None]):
         Binding("shift+right", "select(1)", "Select right", show=False),
         Binding("pageup", "page(-1)", "Previous sector", show=False),
         Binding("pagedown", "page(1)", "Next sector", show=False),
-        Binding("home", "home", "Start of export", show=False),
-        Binding("end", "end", "End of export", show=False),
+        Binding("home,ctrl+home", "home", "Start of export", show=False),
+        Binding("end,ctrl+end", "end", "End of export", show=False),
         Binding("tab", "switch_pane", "Hex/text"),
         Binding("right_square_bracket", "extent(True)", "Next data extent", show=False),
         Binding("left_square_bracket", "extent(False)", "Previous data extent", show=False),
@@ -152,6 +169,9 @@ class EditorScreen(Screen[None]):
             show=False,
             priority=True,
         ),
+        Binding("y", "copy_as", "Copy as hex, text or a C array", show=False),
+        Binding("ctrl+e", "save_file", "Save bytes to a local file", show=False),
+        Binding("ctrl+l", "load_file", "Load a local file as pending edits", show=False),
         Binding("v", "mark", "Mark selection start/end", show=False),
         Binding("Z", "zero", "Zero the selection", show=False),
         Binding("T", "trim", "Trim the selection", show=False),
@@ -184,7 +204,7 @@ class EditorScreen(Screen[None]):
         self.table: PartitionTable | None = None
         self.table_message = "reading the partition table…"
         self._starts: list[int] = []
-        self._search: tuple[bytes, str] | None = None
+        self._search: Query | None = None
         self._search_worker: Worker[None] | None = None
         self._search_state = ""
         self._busy = ""
@@ -241,8 +261,13 @@ class EditorScreen(Screen[None]):
         shown: dict[str, ActiveBinding] = {}
         for key in order:
             active = bindings.get(key)
-            if active is None:
-                continue
+            if active is None or self.key_types(key):
+                continue  # q types in the text pane: no "q Quit" there
+            now = _FOOTER_SHORT.get(self.describe_key(key) or "")
+            if now:  # the footer's Esc says "Back" unless it stops a write or a search
+                active = active._replace(
+                    binding=dataclasses.replace(active.binding, description=now)
+                )
             width = cell_len(self.app.get_key_display(active.binding))
             width += cell_len(active.binding.description) + 3  # as the Footer draws it
             if width <= room:
@@ -270,6 +295,26 @@ class EditorScreen(Screen[None]):
         if not (self.writable and self.is_mounted):
             return False
         return self.view.types(key_to_character(key) or format_key(key))
+
+    def describe_key(self, key: str) -> str | None:
+        """What ``key`` does at this moment, when that differs from its binding's
+        description (F1 and the footer show it): Esc does the first thing that applies."""
+        if key != "escape":
+            return None
+        if self._writing():
+            return "Cancel the write"
+        if self._search_worker is not None and self._search_worker.is_running:
+            return "Stop the search"
+        if self.is_mounted and self.view.selection is not None:
+            return "Clear the selection"
+        if self.writable:
+            return "Leave write mode"
+        return None
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        """A write or a search starts or ends: Esc means something else now."""
+        if event.worker.group in ("write", "search"):
+            self.refresh_bindings()
 
     def has_pending_edits(self) -> bool:
         return bool(self.edits)
@@ -458,33 +503,39 @@ class EditorScreen(Screen[None]):
     def action_copy(self) -> None:
         """Ctrl+C: the selection (else the byte under the cursor) to the clipboard, as
         hex bytes from the hex pane, as text (``.`` for non-printables) from the text pane."""
-        view = self.view
-        lo, hi = view.selection or (view.cursor, view.cursor)
-        length = hi - lo + 1
-        if view.size_bytes == 0:
-            self.notify("The export is empty: nothing to copy.")
+        self._copy("hex" if self.view.pane == HEX_PANE else "text")
+
+    def action_copy_as(self) -> None:
+        """``y``: the same bytes, in a format chosen in a dialog (hex, text, C array)."""
+        lo, hi = self.view.selection or (self.view.cursor, self.view.cursor)
+        what = f"{hi - lo + 1} byte{'' if hi == lo else 's'} at 0x{lo:x}"
+        self.app.push_screen(CopyDialog(what), self._copy)
+
+    def _copy(self, kind: str | None) -> None:
+        if kind is None:
             return
-        if length > MAX_COPY:
-            self.notify(
-                f"The selection has {length} bytes: copy at most {format_size(MAX_COPY)}.",
-                severity="warning",
-            )
+        got = copied_bytes(self.view)
+        if isinstance(got, str):
+            self.notify(got, severity="warning")
             return
-        data = view.bytes_at(lo, length)
-        ss = view.sector_size
-        unreadable = any(
-            (block := view.cache.block_at(sector)) is not None and block.bad_at(sector, ss)
-            for sector in range(lo - lo % ss, hi + 1, ss)
-        )
-        if data is None or len(data) < length or unreadable:
-            self.notify("Not copied: some of these bytes are not loaded or unreadable.")
+        offset, data = got
+        self.app.copy_to_clipboard(render(kind, data, offset))
+        shown_as = {"hex": "hex", "text": "text", "c": "a C array"}[kind]
+        self.notify(f"Copied {len(data)} byte{'' if len(data) == 1 else 's'} as {shown_as}.")
+
+    def action_save_file(self) -> None:
+        self.app.push_screen(save_dialog(self.export, self.edits, self.view), self._file_done)
+
+    def action_load_file(self) -> None:
+        if not self.writable:
+            self.notify("Enter write mode (e) first: a loaded file becomes pending edits.")
             return
-        if view.pane == HEX_PANE:
-            text, shown_as = data.hex(" "), "hex"
-        else:
-            text, shown_as = "".join(chr(b) if 0x20 <= b < 0x7F else "." for b in data), "text"
-        self.app.copy_to_clipboard(text)
-        self.notify(f"Copied {length} byte{'' if length == 1 else 's'} as {shown_as}.")
+        self.app.push_screen(load_dialog(self.export, self.edits, self.view), self._file_done)
+
+    def _file_done(self, message: str | None) -> None:
+        if message:
+            self.notify(message)
+            self._refresh_status()
 
     def action_goto(self) -> None:
         view = self.view
@@ -544,33 +595,44 @@ class EditorScreen(Screen[None]):
     # ---- search -------------------------------------------------------------------
 
     def action_search(self, backward: bool) -> None:
-        last = self._search[1] if self._search else ""
-        text_mode = last.startswith("t:")
-        dialog = SearchDialog(backward, last[2:], text_mode)
-        self.app.push_screen(dialog, lambda found: self._search_chosen(found, backward))
+        def read_alignment(text: str) -> tuple[int, int] | None:
+            return parse_alignment(text, sector_size=self.view.sector_size)
 
-    def _search_chosen(self, chosen: tuple[bytes, str] | None, backward: bool) -> None:
-        if chosen is not None:
-            self._search = chosen
+        dialog = SearchDialog(backward, read_alignment, self._search)
+        self.app.push_screen(dialog, lambda query: self._search_chosen(query, backward))
+
+    def action_find(self) -> None:
+        self.action_search(False)
+
+    def action_find_next(self) -> None:
+        self.action_search_again(False)
+
+    def action_find_previous(self) -> None:
+        self.action_search_again(True)
+
+    def _search_chosen(self, query: Query | None, backward: bool) -> None:
+        if query is None:
+            return
+        self._search = query
+        if query.list_all:
+            self._search_worker = self._run_find_all(query)
+        else:
             self._start_search(backward)
 
     def action_search_again(self, backward: bool) -> None:
         if self._search is None:
-            self.notify("Nothing to repeat: search with / or ? first.")
+            self.notify("Nothing to repeat: search with /, ? or Ctrl+F first.")
             return
         self._start_search(backward)
 
     def _start_search(self, backward: bool) -> None:
         if self._search is None:
             return
-        pattern = self._search[0]
         cursor = self.view.cursor
         start = cursor - 1 if backward else cursor + 1
-        self._search_worker = self._run_search(pattern, start, backward)
+        self._search_worker = self._run_search(self._search, start, backward)
 
-    @work(group="search", exclusive=True, exit_on_error=False)
-    async def _run_search(self, pattern: bytes, start: int, backward: bool) -> None:
-        began = time.monotonic()
+    def _search_progress(self) -> Callable[[int, int], None]:
         last_shown = 0.0
 
         def progress(done: int, total: int) -> None:
@@ -583,22 +645,61 @@ class EditorScreen(Screen[None]):
 
         self._search_state = "searching… (Esc stops)"
         self._refresh_status()
+        return progress
+
+    def _match_place(self, offset: int) -> str:
+        """Where a match is, for the list of matches: sector, and partition."""
+        ss = self.view.sector_size
+        part = self.partition_at(offset)
+        where = f"sector {offset // ss} +{offset % ss}"
+        return f"{where}  {self._part_name(part)}" if part else where
+
+    @work(group="search", exclusive=True, exit_on_error=False)
+    async def _run_find_all(self, query: Query) -> None:
+        progress = self._search_progress()
         try:
-            hit = await find(self.export, pattern, start, backward=backward, progress=progress)
+            hits, more = await find_all(
+                self.export, query.pattern.data, align=query.align, progress=progress
+            )
         except NbdError as error:
             self.notify(str(error), title="Search failed", severity="error")
             return
         finally:
             self._search_state = ""
             self._refresh_status()
+        dialog = MatchesDialog(query.describe(), hits, more, self._match_place, self.view.cursor)
+        self.app.push_screen(dialog, self._goto_chosen)
+
+    @work(group="search", exclusive=True, exit_on_error=False)
+    async def _run_search(self, query: Query, start: int, backward: bool) -> None:
+        began = time.monotonic()
+        progress = self._search_progress()
+        pattern = query.pattern.data
+        try:
+            hit = await find(
+                self.export,
+                pattern,
+                start,
+                backward=backward,
+                align=query.align,
+                progress=progress,
+            )
+        except NbdError as error:
+            self.notify(str(error), title="Search failed", severity="error")
+            return
+        finally:
+            self._search_state = ""
+            self._refresh_status()
+        what = query.describe()
         if hit is None:
             way = "before" if backward else "after"
-            self.notify(f"Not found {way} 0x{self.view.cursor:x}.", title="Search")
+            self.notify(f"Not found {way} 0x{self.view.cursor:x}: {what}.", title="Search")
             return
         self.jump_to(hit)
         self.view.select_from = hit + len(pattern) - 1
         self.view.refresh()
-        self.notify(f"Found at 0x{hit:x} ({time.monotonic() - began:.1f} s).", title="Search")
+        took = time.monotonic() - began
+        self.notify(f"Found at 0x{hit:x} ({took:.1f} s): {what}.", title="Search")
 
     # ---- panels -------------------------------------------------------------------
 
