@@ -23,6 +23,7 @@ from nbdtui.disk.structures.layout import (
     decode,
     fetch,
     fields,
+    first_sound_backup,
     hexnum,
     show_uuid,
     text,
@@ -407,3 +408,17 @@ def fix_checksums(primary: bytes, at: int) -> list[Patch]:
         return []
     new = _with_checksum(bytearray(primary))
     return [Patch(at, primary, new)] if new != primary else []
+
+
+def restore_plan(structure: Structure) -> Generator[Request, bytes, list[Patch]]:
+    """Restore the primary superblock from the first sound backup."""
+    backup = first_sound_backup(structure)
+    primary = yield from fetch(structure.at, SB_SIZE)
+    copy = yield from fetch(backup.at, SB_SIZE)
+    return restore_backup(primary, copy, structure.at)
+
+
+def checksum_plan(structure: Structure) -> Generator[Request, bytes, list[Patch]]:
+    """Store the computed crc32c in the primary superblock."""
+    primary = yield from fetch(structure.at, SB_SIZE)
+    return fix_checksums(primary, structure.at)

@@ -9,9 +9,20 @@ import uuid
 from collections.abc import Callable, Generator, Iterable, Sequence
 from dataclasses import dataclass
 
-from nbdtui.disk.structures.model import Check, Field, Request
+from nbdtui.disk.structures.model import Backup, Check, Field, Request, Structure
+from nbdtui.errors import RepairError
 
-__all__ = ["Spec", "compare", "decode", "fetch", "fields", "hexnum", "magic_check", "text"]
+__all__ = [
+    "Spec",
+    "compare",
+    "decode",
+    "fetch",
+    "fields",
+    "first_sound_backup",
+    "hexnum",
+    "magic_check",
+    "text",
+]
 
 
 def fetch(offset: int, length: int) -> Generator[Request, bytes, bytes]:
@@ -108,3 +119,17 @@ def magic_check(name: str, found: bytes, wanted: bytes, where: str) -> Check:
     ok = found == wanted
     detail = "" if ok else f"{where} holds {found.hex(' ')} instead of {wanted.hex(' ')}"
     return Check(name, ok, found.hex(" "), wanted.hex(" "), detail)
+
+
+def first_sound_backup(structure: Structure) -> Backup:
+    """The first backup whose own checks pass; RepairError when there is none."""
+    for backup in structure.backups:
+        if backup.sound:
+            return backup
+    if not structure.backups:
+        raise RepairError(f"the {structure.name} at {structure.offset} has no backup copy")
+    first = structure.backups[0]
+    raise RepairError(
+        f"the {structure.name} backup in {first.label} at {first.at} fails its own checks"
+        " (and so does every other): nothing was written"
+    )
