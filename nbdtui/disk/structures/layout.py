@@ -19,8 +19,10 @@ __all__ = [
     "fetch",
     "fields",
     "first_sound_backup",
+    "hex32",
     "hexnum",
     "magic_check",
+    "quoted",
     "text",
 ]
 
@@ -133,3 +135,14 @@ def first_sound_backup(structure: Structure) -> Backup:
         f"the {structure.name} backup in {first.label} at {first.at} fails its own checks"
         " (and so does every other): nothing was written"
     )
+
+
+def quoted(value: object) -> str:
+    """Bytes shown as quoted Latin-1 text (a name or label field)."""
+    assert isinstance(value, bytes)
+    return repr(value.decode("latin-1"))
+
+
+def hex32(value: object) -> str:
+    assert isinstance(value, int)
+    return hexnum(value)
