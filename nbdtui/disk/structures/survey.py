@@ -1,0 +1,89 @@
+"""From the partition table down into each partition: what ``nbdtui inspect`` shows.
+
+:func:`probe_at` tries every decoder of :data:`~nbdtui.disk.structures.registry.PROBES`
+at one offset and returns the first structure found. :func:`survey_plan` decodes the
+partition table and probes each partition (or the whole export when there is no table),
+or only the structure at one offset.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator
+from dataclasses import dataclass
+
+from nbdtui.disk.partitions import Partition, partition_table_plan
+from nbdtui.disk.structures import tables
+from nbdtui.disk.structures.layout import fetch
+from nbdtui.disk.structures.model import Request, Structure
+from nbdtui.disk.structures.registry import PROBES
+
+__all__ = ["Found", "Survey", "probe_at", "survey_plan"]
+
+
+@dataclass(frozen=True)
+class Found:
+    """What lies at one place: a partition (or the whole export) and its structure."""
+
+    offset: int
+    size: int
+    structure: Structure | None
+    partition: Partition | None = None
+
+
+@dataclass(frozen=True)
+class Survey:
+    size: int  # of the export
+    table: Structure | None
+    absence: str  # why there is no partition table ("" when there is one)
+    found: tuple[Found, ...]
+
+
+def probe_at(offset: int, size: int) -> Generator[Request, bytes, Structure | None]:
+    """The first structure a decoder finds at ``offset`` (``size`` bytes from there)."""
+    for _names, probe in PROBES:
+        found = yield from probe(offset, size)
+        if found is not None:
+            return found
+    return None
+
+
+_Place = tuple[int, int, Partition | None]
+
+
+def _places(partitions: tuple[Partition, ...], disk: int) -> list[_Place]:
+    out: list[_Place] = []
+    for p in partitions:
+        if p.is_extended or p.type_id == "0xee" or p.start >= disk:
+            continue
+        out.append((p.start, min(p.size, disk - p.start), p))
+    return out
+
+
+def survey_plan(disk: int, offset: int | None = None) -> Generator[Request, bytes, Survey]:
+    """Everything found on an export of ``disk`` bytes, or only at ``offset``."""
+    table = yield from tables.probe(0, disk)
+    absence = ""
+    if table is None:
+        sector0 = yield from fetch(0, min(512, disk))
+        absence = tables.absence(sector0)
+    parsed = yield from partition_table_plan(disk, None)
+    partitions = parsed.partitions if parsed is not None else ()
+    places = _places(partitions, disk)
+    if offset is not None:
+        for start, size, p in places:
+            if start == offset:
+                places = [(start, size, p)]
+                break
+        else:
+            if offset == 0 and table is not None:
+                return Survey(disk, table, absence, ())
+            places = [(offset, disk - offset, None)] if 0 <= offset < disk else []
+        if offset != 0:
+            table = None
+    elif not places:
+        places = [(0, disk, None)]
+    found = []
+    for start, size, p in places:
+        structure = yield from probe_at(start, size)
+        found.append(Found(start, size, structure, p))
+    return Survey(disk, table, absence, tuple(found))
