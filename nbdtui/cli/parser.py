@@ -104,6 +104,8 @@ COMMANDS: dict[str, str] = {
     "zero": "write zeros over a range",
     "demo": "serve a demo disk from an embedded NBD server and open it",
     "journal": "list, show and revert the hex editor's journaled writes",
+    "inspect": "show filesystem and volume structures, their checks and backups",
+    "repair": "restore a structure from its backup or fix its checksums (journaled)",
 }
 
 #: Commands whose arguments and code live in a module of their own, cli/<module>.py,
@@ -111,6 +113,8 @@ COMMANDS: dict[str, str] = {
 #: One line each; the name must also be in COMMANDS.
 MODULE_COMMANDS: dict[str, str] = {
     "journal": "journal_command",
+    "inspect": "inspect_command",
+    "repair": "repair_command",
 }
 
 

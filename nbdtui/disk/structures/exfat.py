@@ -151,7 +151,7 @@ def probe(offset: int, size: int) -> ProbePlan:
             matches=not differences,
             sound=all(c.ok for c in copy_checks),
             differences=differences,
-            label="backup boot region (sectors 12-23)",
+            label="sectors 12-23",
         ),
     )
     volume_sectors, cluster_heap, root_cluster = (

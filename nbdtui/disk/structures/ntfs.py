@@ -200,7 +200,7 @@ def probe(offset: int, size: int) -> ProbePlan:
                 matches=not differences,
                 sound=_Boot(copy).valid and all(c.ok for c in _boot_checks(copy)),
                 differences=differences,
-                label="backup boot sector (last sector)",
+                label="last sector",
             )
         )
     else:

@@ -263,7 +263,7 @@ def _gpt(sector0: bytes, ss: int, disk: int) -> Generator[Request, bytes, Struct
                 matches=not differences and backup[:8] == b"EFI PART",
                 sound=all(c.ok for c in backup_checks) and len(backup_checks) == 3,
                 differences=differences,
-                label=f"backup header (LBA {backup_lba})",
+                label=f"LBA {backup_lba}",
             ),
         )
     guid = _guid(reference[0x38:0x48])
