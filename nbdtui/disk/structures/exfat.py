@@ -221,7 +221,7 @@ def checksum_plan(structure: Structure) -> Generator[Request, bytes, list[Patch]
     patches = []
     for at in (structure.at, structure.at + structure.length):
         region = yield from fetch(at, structure.length)
-        if _sector_size(region) != ss:
+        if region[3:11] != b"EXFAT   ":
             continue
         new = struct.pack("<I", boot_checksum(region, ss)) * (ss // 4)
         old = region[11 * ss : 12 * ss]
