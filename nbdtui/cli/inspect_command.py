@@ -26,7 +26,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="only the structure that starts here (a partition's start; 0: the table)",
     )
     p.add_argument("--json", action="store_true", help="print JSON")
-    p.add_argument("--fields", action="store_true", help="list every field with its value")
+    p.add_argument(
+        "--fields",
+        action="store_true",
+        help="list every field with its value (JSON always has them)",
+    )
     p.add_argument(
         "--connect-timeout",
         type=float,
@@ -69,7 +73,7 @@ async def run(args: argparse.Namespace) -> int:
     ):
         raise UsageError(f"no filesystem, volume or partition table starts at offset {args.offset}")
     if args.json:
-        json.dump(survey_json(survey, with_fields=args.fields), sys.stdout, indent=2)
+        json.dump(survey_json(survey), sys.stdout, indent=2)
         sys.stdout.write("\n")
     else:
         for line in survey_lines(survey, with_fields=args.fields):
