@@ -131,8 +131,8 @@ def _structure_lines(
         for f in s.fields:
             meaning = f"  ({f.meaning})" if f.meaning else ""
             lines.append(f"{indent}    {f.at:#010x}  {f.name:<28} {f.value}{meaning}")
-    for part in s.parts:
-        lines.extend(_structure_lines(part, indent, with_fields, part=True))
+    for inner in s.parts:
+        lines.extend(_structure_lines(inner, indent, with_fields, part=True))
     return lines
 
 
