@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Generator
 from dataclasses import dataclass
+from typing import TypeVar
 
 from nbdtui.disk.partitions import Partition, partition_table_plan
 from nbdtui.disk.structures import tables
@@ -17,7 +18,7 @@ from nbdtui.disk.structures.layout import fetch
 from nbdtui.disk.structures.model import Request, Structure
 from nbdtui.disk.structures.registry import PROBES
 
-__all__ = ["Found", "Survey", "probe_at", "survey_plan"]
+__all__ = ["Found", "Survey", "bounded", "probe_at", "survey_plan"]
 
 
 @dataclass(frozen=True)
@@ -38,10 +39,31 @@ class Survey:
     found: tuple[Found, ...]
 
 
+_T = TypeVar("_T")
+
+
+def bounded(
+    plan: Generator[Request, bytes, _T], low: int, high: int
+) -> Generator[Request, bytes, _T]:
+    """``plan`` with every read cut to ``[low, high)``: a read outside gets no bytes (the
+    decoders take a short read as "not there"), so none reaches past a partition."""
+    try:
+        offset, length = next(plan)
+        while True:
+            start, end = max(offset, low), min(offset + length, high)
+            data = (yield (start, end - start)) if start < end else b""
+            if start > offset:  # starts before the space: its bytes would be misplaced
+                data = b""
+            offset, length = plan.send(bytes(data or b""))
+    except StopIteration as stop:
+        result: _T = stop.value
+        return result
+
+
 def probe_at(offset: int, size: int) -> Generator[Request, bytes, Structure | None]:
     """The first structure a decoder finds at ``offset`` (``size`` bytes from there)."""
     for _names, probe in PROBES:
-        found = yield from probe(offset, size)
+        found = yield from bounded(probe(offset, size), offset, offset + size)
         if found is not None:
             return found
     return None
@@ -61,7 +83,7 @@ def _places(partitions: tuple[Partition, ...], disk: int) -> list[_Place]:
 
 def survey_plan(disk: int, offset: int | None = None) -> Generator[Request, bytes, Survey]:
     """Everything found on an export of ``disk`` bytes, or only at ``offset``."""
-    table = yield from tables.probe(0, disk)
+    table = yield from bounded(tables.probe(0, disk), 0, disk)
     absence = ""
     if table is None:
         sector0 = yield from fetch(0, min(512, disk))
