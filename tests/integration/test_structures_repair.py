@@ -6,6 +6,9 @@ read-only export, no terminal to ask on; each writes nothing."""
 from __future__ import annotations
 
 import hashlib
+import os
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -176,3 +179,29 @@ def test_refusals_write_nothing(qemu_nbd, tmp_path: Path, case: str) -> None:
         assert result.returncode == 0 and "nothing to change" in result.text
     assert _digest(image) == before
     assert read_at(image, 0, 512) == bytes(512)
+
+
+@pytest.mark.parametrize(("answer", "written"), [("n", False), ("y", True)])
+def test_terminal_is_asked(qemu_nbd, tmp_path: Path, answer: str, written: bool) -> None:
+    image = make_fs(tmp_path, "fat32", "ASK", 40 * MiB)
+    write_at(image, 0, bytes(512))
+    server = qemu_nbd(image, unix=True)
+    master, slave = os.openpty()
+    try:
+        os.write(master, f"{answer}\n".encode())
+        argv = ["repair", server.uri, "--offset", "0", "--restore-backup"]
+        proc = subprocess.run(
+            [sys.executable, "-m", "nbdtui", *argv, "--journal", str(tmp_path / "j")],
+            stdin=slave,
+            capture_output=True,
+            timeout=60,
+            check=False,
+        )
+    finally:
+        os.close(master)
+        os.close(slave)
+    out = proc.stdout.decode()
+    assert "write these 512 bytes to" in out and "[y/N]" in out
+    assert proc.returncode == (0 if written else 1), proc.stderr
+    assert (read_at(image, 0, 512) == read_at(image, 6 * 512, 512)) is written
+    assert ("journal entry #" in out) is written
