@@ -68,11 +68,11 @@ def absence(sector0: bytes) -> str:
     return _EMPTY
 
 
-def _mbr_fields(sector0: bytes, prefix: str = "") -> list[Field]:
+def _mbr_fields(sector0: bytes) -> list[Field]:
     signature = struct.unpack_from("<I", sector0, 0x1B8)[0]
     out = [
         Field(
-            f"{prefix}disk_signature",
+            "disk_signature",
             0x1B8,
             4,
             f"0x{signature:08x}",
@@ -86,21 +86,21 @@ def _mbr_fields(sector0: bytes, prefix: str = "") -> list[Field]:
         n = slot + 1
         out += [
             Field(
-                f"{prefix}entry{n}.boot_flag",
+                f"entry{n}.boot_flag",
                 at,
                 1,
                 f"0x{boot:02x}",
                 _BOOT_FLAGS.get(boot, "invalid: neither 0x00 nor 0x80"),
             ),
             Field(
-                f"{prefix}entry{n}.type",
+                f"entry{n}.type",
                 at + 4,
                 1,
                 f"0x{ptype:02x}",
                 mbr_type_name(ptype) if ptype else "unused",
             ),
             Field(
-                f"{prefix}entry{n}.first_lba",
+                f"entry{n}.first_lba",
                 at + 8,
                 4,
                 str(start),
@@ -108,9 +108,9 @@ def _mbr_fields(sector0: bytes, prefix: str = "") -> list[Field]:
                 "lba",
                 start * 512,
             ),
-            Field(f"{prefix}entry{n}.sectors", at + 12, 4, str(count), "sectors in the partition"),
+            Field(f"entry{n}.sectors", at + 12, 4, str(count), "sectors in the partition"),
         ]
-    out.append(Field(f"{prefix}boot_signature", 510, 2, sector0[510:512].hex(" "), "55 AA"))
+    out.append(Field("boot_signature", 510, 2, sector0[510:512].hex(" "), "55 AA"))
     return out
 
 
@@ -277,11 +277,20 @@ def _gpt(sector0: bytes, ss: int, disk: int) -> Generator[Request, bytes, Struct
         name="GPT header",
         version=f"sector size {ss}",
         fields=fields(HEADER, primary, ss, unit=ss)
-        + tuple(_entry_fields(primary_entries or backup_entries, reference, ss))
-        + tuple(_mbr_fields(sector0, "mbr.")),
+        + tuple(_entry_fields(primary_entries or backup_entries, reference, ss)),
         checks=tuple(checks),
         backups=backups,
         problems=tuple(problems),
+        parts=(
+            Structure(
+                type="gpt",
+                offset=0,
+                at=0,
+                length=512,
+                name="protective MBR",
+                fields=tuple(_mbr_fields(sector0)),
+            ),
+        ),
     )
 
 
