@@ -31,7 +31,9 @@ from textual.widgets import Footer, Header, Static
 from textual.worker import Worker
 
 from nbdtui.disk.inspect import inspect
-from nbdtui.disk.partitions import read_partition_table_async
+from nbdtui.disk.partitions import read_partition_table_async, run_plan_async
+from nbdtui.disk.structures.lookup import StructureIndex
+from nbdtui.disk.structures.survey import survey_plan
 from nbdtui.editor.commit import check_undoable, commit, endpoint_of, revert, zero_range
 from nbdtui.editor.edits import EditRange, PendingEdits
 from nbdtui.editor.extents import next_data, previous_data
@@ -158,6 +160,7 @@ class EditorScreen(Screen[None]):
         self.table: PartitionTable | None = None
         self.table_message = "reading the partition table…"
         self._starts: list[int] = []
+        self.structures = StructureIndex()  # filesystems found, for names of fields
         self._search: tuple[bytes, str] | None = None
         self._search_worker: Worker[None] | None = None
         self._search_state = ""
@@ -354,6 +357,9 @@ class EditorScreen(Screen[None]):
             parts.append(self._search_state)
         if self._busy:
             parts.append(self._busy)
+        place = self.structures.place_at(cur)
+        if place is not None:
+            parts.append(place.describe())
         status = self.query_one("#editor-status", Static)
         # One line (height: 1, full width): new text never moves anything, so repaint
         # the line alone rather than lay the whole screen out again on every key.
@@ -407,6 +413,12 @@ class EditorScreen(Screen[None]):
         parts = self.table.partitions if self.table else ()
         self._starts = [p.start for p in parts]
         self.view.refresh()
+        self._refresh_status()
+        try:
+            survey = await run_plan_async(survey_plan(self.export.size), self.export.read)
+        except Exception:  # a read error: the editor works on without names of fields
+            survey = None
+        self.structures = StructureIndex(survey)
         self._refresh_status()
 
     # ---- navigation ---------------------------------------------------------------
@@ -584,7 +596,8 @@ class EditorScreen(Screen[None]):
         self.call_after_refresh(self._refresh_inspector)  # laid out: its width is known
 
     def action_partitions(self) -> None:
-        self.app.push_screen(PartitionDialog(self.table, self.table_message), self._part_chosen)
+        dialog = PartitionDialog(self.table, self.table_message, self.structures.summary)
+        self.app.push_screen(dialog, self._part_chosen)
 
     def _part_chosen(self, offset: int | None) -> None:
         if offset is not None:
