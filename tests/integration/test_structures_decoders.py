@@ -43,9 +43,20 @@ def _dumpe2fs(path: Path) -> dict[str, str]:
     return {k.strip(): v.strip() for k, _, v in (line.partition(":") for line in out.splitlines())}
 
 
-@pytest.mark.parametrize("kind", ["ext2", "ext4"])
-def test_ext_superblock_matches_blkid_and_dumpe2fs(tmp_path: Path, kind: str) -> None:
-    image = make_fs(tmp_path, kind, "ExtLabel", 24 * MiB)
+@pytest.mark.parametrize(
+    ("kind", "size", "extra"),
+    [
+        ("ext2", 24 * MiB, ()),
+        ("ext3", 24 * MiB, ()),
+        ("ext4", 24 * MiB, ()),
+        ("ext4", 600 * MiB, ("-b", "4096")),  # backups in groups 1 and 3 of 32768 blocks
+        ("ext4", 40 * MiB, ("-O", "^sparse_super,^resize_inode")),  # a backup in every group
+    ],
+)
+def test_ext_superblock_matches_blkid_and_dumpe2fs(
+    tmp_path: Path, kind: str, size: int, extra: tuple[str, ...]
+) -> None:
+    image = make_fs(tmp_path, kind, "ExtLabel", size, extra)
     found = decode(image)
     assert found is not None
     oracle = blkid(image)
@@ -57,7 +68,7 @@ def test_ext_superblock_matches_blkid_and_dumpe2fs(tmp_path: Path, kind: str) ->
     assert values["s_blocks_count_lo"] == dump["Block count"]
     assert found.size == int(dump["Block count"]) * int(dump["Block size"])
     checks = {c.name: c for c in found.checks}
-    if kind == "ext4":
+    if "metadata_csum" in dump["Filesystem features"]:
         assert checks["crc32c"].ok and checks["crc32c"].stored == dump["Checksum"].lower()
     else:
         assert "crc32c" not in checks  # no metadata_csum on ext2

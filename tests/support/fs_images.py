@@ -13,6 +13,7 @@ MiB = 1 << 20
 #: kind -> (program, its arguments before the label option, the label option)
 _MKFS = {
     "ext2": ("mkfs.ext2", ["-q", "-F"], "-L"),
+    "ext3": ("mkfs.ext3", ["-q", "-F"], "-L"),
     "ext4": ("mkfs.ext4", ["-q", "-F"], "-L"),
     "fat12": ("mkfs.vfat", ["-F", "12"], "-n"),
     "fat16": ("mkfs.vfat", ["-F", "16"], "-n"),
@@ -29,13 +30,16 @@ def run(*argv: str, check: bool = True) -> subprocess.CompletedProcess[str]:
     return proc
 
 
-def make_fs(tmp_path: Path, kind: str, label: str, size: int = 40 * MiB) -> Path:
-    """A file of ``size`` bytes holding a new ``kind`` filesystem labelled ``label``."""
+def make_fs(
+    tmp_path: Path, kind: str, label: str, size: int = 40 * MiB, extra: tuple[str, ...] = ()
+) -> Path:
+    """A file of ``size`` bytes (sparse) holding a new ``kind`` filesystem labelled
+    ``label``; ``extra``: more options for mkfs."""
     program, args, label_option = _MKFS[kind]
     path = tmp_path / f"{kind}-{label}.img"
     with path.open("wb") as f:
         f.truncate(size)
-    run(require(program), *args, label_option, label, str(path))
+    run(require(program), *args, *extra, label_option, label, str(path))
     return path
 
 

@@ -36,18 +36,17 @@ def repair_plan(structure: Structure, action: str) -> RepairPlan:
         raise RepairError(f"nbdtui cannot repair a {structure.type} structure yet")
     if action not in ACTIONS:
         raise ValueError(f"unknown repair {action!r}")
+    what = structure.name or structure.type
     if action == "restore-backup":
-        first_backup_checks = [b for b in structure.backups if not b.sound]
-        if structure.backups and len(first_backup_checks) == len(structure.backups):
-            backup = structure.backups[0]
-            raise RepairError(
-                f"the {structure.name or structure.type} backup at {backup.at}"
-                f" ({backup.label}) fails its own checks: nothing was written"
-            )
         if not structure.backups:
             raise RepairError(
-                f"the {structure.name or structure.type} at offset {structure.offset}"
-                " has no backup copy to restore from"
+                f"the {what} at offset {structure.offset} has no backup copy to restore from"
+            )
+        if not any(b.sound for b in structure.backups):
+            backup = structure.backups[0]
+            raise RepairError(
+                f"the {what} backup at {backup.at} ({backup.label}) fails its own checks:"
+                " nothing was written"
             )
     patches = yield from makers[ACTIONS.index(action)](structure)
     return patches
