@@ -221,3 +221,12 @@ def test_terminal_is_asked(qemu_nbd, tmp_path: Path, answer: str, written: bool)
     assert proc.returncode == (0 if written else 1), proc.stderr
     assert (read_at(image, 0, 512) == read_at(image, 6 * 512, 512)) is written
     assert ("journal entry #" in out) is written
+
+
+def test_no_backup_refused(qemu_nbd, tmp_path: Path) -> None:
+    image = make_fs(tmp_path, "fat16", "NOBACKUP", 24 * MiB)
+    before = _digest(image)
+    server = qemu_nbd(image, unix=True)
+    result = _repair(server.uri, 0, "restore-backup", tmp_path / "j", "--yes")
+    assert_one_line_error(result, 1, "FAT16 boot sector", "has no backup copy")
+    assert _digest(image) == before
