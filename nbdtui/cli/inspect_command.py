@@ -56,7 +56,7 @@ def clamped_reader(export: Readable) -> Callable[[int, int], Awaitable[bytes]]:
 async def run(args: argparse.Namespace) -> int:
     from nbdtui.client.api import open as open_export
     from nbdtui.disk.partitions import run_plan_async
-    from nbdtui.disk.structures.survey import survey_plan
+    from nbdtui.disk.structures.survey import block_reader, survey_plan
     from nbdtui.present.structure_report import survey_json, survey_lines
 
     endpoint = target_endpoint(args)
@@ -65,7 +65,8 @@ async def run(args: argparse.Namespace) -> int:
             raise UsageError(
                 f"offset {args.offset} is past the end of the export ({export.size} bytes)"
             )
-        survey = await run_plan_async(survey_plan(export.size, args.offset), clamped_reader(export))
+        read = block_reader(export.read, export.size)
+        survey = await run_plan_async(survey_plan(export.size, args.offset), read)
     if (
         args.offset is not None
         and survey.table is None

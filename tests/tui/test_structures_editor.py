@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from textual.widgets import OptionList
 
-from tests.support.pilot import EditorHarness, press, settle, status, wait_for
+from tests.support.pilot import EditorHarness, press, rows, settle, status, structures_ready
 
 EXT4_SUPERBLOCK = 35651584 + 1024  # partition 2 of the demo disk, plus 1024
 FAT32_BACKUP = 1048576 + 6 * 512  # partition 1's backup boot sector
@@ -22,7 +22,7 @@ async def test_partition_list_names_filesystems(demo_uri):
     app = EditorHarness(demo_uri)
     async with app.run_test(size=(120, 40)) as pilot:
         await settle(pilot)
-        await wait_for(pilot, lambda: app.editor.structures.survey is not None)
+        await structures_ready(pilot)
         await press(pilot, "p")
         options = app.screen.query_one(OptionList)
         labels = [str(options.get_option_at_index(i).prompt) for i in range(options.option_count)]
@@ -36,7 +36,7 @@ async def test_status_names_the_field_under_the_cursor(demo_uri):
     app = EditorHarness(demo_uri)
     async with app.run_test(size=(160, 40)) as pilot:
         await settle(pilot)
-        await wait_for(pilot, lambda: app.editor.structures.survey is not None)
+        await structures_ready(pilot)
         await _goto(pilot, EXT4_SUPERBLOCK + 0x38)
         assert "ext4 superblock: s_magic = 0xef53 (0xEF53)" in status(app)
         await _goto(pilot, 0x200)
@@ -47,3 +47,16 @@ async def test_status_names_the_field_under_the_cursor(demo_uri):
         assert "FAT32 boot sector (sector 6): BS_VolID (volume serial number)" in status(app)
         await _goto(pilot, 5)
         assert "superblock" not in status(app) and "boot sector" not in status(app)
+
+
+async def test_sector_headers_name_the_structures(demo_uri):
+    app = EditorHarness(demo_uri)
+    async with app.run_test(size=(160, 40)) as pilot:
+        await settle(pilot)
+        await structures_ready(pilot)
+        assert "── sector 0 ── 0x0 ── protective MBR " in rows(app)[0]
+        await _goto(pilot, 1048576)
+        header = rows(app)[0]
+        assert "start of p1 EFI System Partition · FAT32 boot" in header
+        await _goto(pilot, FAT32_BACKUP)
+        assert "p1 EFI System Partition · FAT32 boot sector (se" in rows(app)[0]

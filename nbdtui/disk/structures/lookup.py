@@ -49,6 +49,14 @@ class StructureIndex:
         spans.sort(key=lambda span: (span[0], span[1] - span[0]))
         self._spans = spans
         self._starts = [span[0] for span in spans]
+        heads: list[tuple[int, str]] = []
+        for s in self._structures():
+            name = s.name or s.type
+            heads.append((s.at, name))
+            heads.extend((b.at, f"{name} ({b.label or 'backup'})") for b in s.backups)
+        heads.sort()
+        self._heads = heads
+        self._head_starts = [at for at, _ in heads]
 
     def _structures(self) -> list[Structure]:
         if self.survey is None:
@@ -70,6 +78,13 @@ class StructureIndex:
             if start <= offset < end and (best is None or end - start < best[0]):
                 best = (end - start, place)
         return best[1] if best else None
+
+    def names_in(self, low: int, high: int) -> list[str]:
+        """The structures (and backup copies) whose bytes begin in ``[low, high)``: what a
+        sector header says the sector holds."""
+        first = bisect.bisect_left(self._head_starts, low)
+        last = bisect.bisect_left(self._head_starts, high)
+        return [name for _, name in self._heads[first:last]]
 
     def summary(self, start: int) -> str:
         """``ext4 'root'`` for the structure of the partition at ``start`` ("" if none)."""

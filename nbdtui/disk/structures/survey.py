@@ -8,7 +8,7 @@ or only the structure at one offset.
 
 from __future__ import annotations
 
-from collections.abc import Generator
+from collections.abc import Awaitable, Callable, Generator
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -18,7 +18,10 @@ from nbdtui.disk.structures.layout import fetch
 from nbdtui.disk.structures.model import Request, Structure
 from nbdtui.disk.structures.registry import PROBES
 
-__all__ = ["Found", "Survey", "bounded", "probe_at", "survey_plan"]
+__all__ = ["Found", "Survey", "block_reader", "bounded", "probe_at", "survey_plan"]
+
+BLOCK = 64 * 1024
+MAX_CACHED_BLOCKS = 256
 
 
 @dataclass(frozen=True)
@@ -109,3 +112,38 @@ def survey_plan(disk: int, offset: int | None = None) -> Generator[Request, byte
         structure = yield from probe_at(start, size)
         found.append(Found(start, size, structure, p))
     return Survey(disk, table, absence, tuple(found))
+
+
+def block_reader(
+    aread: Callable[[int, int], Awaitable[bytes]], size: int, block: int = BLOCK
+) -> Callable[[int, int], Awaitable[bytes]]:
+    """``aread`` in whole aligned blocks, each read once and kept (up to
+    :data:`MAX_CACHED_BLOCKS`): a survey asks for many small pieces of the same few
+    places, and on a slow link each round trip counts. Reads stop at ``size``."""
+    blocks: dict[int, bytes] = {}
+
+    async def get(index: int) -> bytes:
+        data = blocks.get(index)
+        if data is None:
+            start = index * block
+            data = await aread(start, min(block, size - start)) if start < size else b""
+            if len(blocks) >= MAX_CACHED_BLOCKS:
+                blocks.pop(next(iter(blocks)))
+            blocks[index] = data
+        return data
+
+    async def read(offset: int, length: int) -> bytes:
+        end = min(offset + length, size)
+        out = bytearray()
+        pos = max(offset, 0)
+        while pos < end:
+            data = await get(pos // block)
+            inner = pos % block
+            piece = data[inner : inner + end - pos]
+            if not piece:
+                break
+            out += piece
+            pos += len(piece)
+        return bytes(out)
+
+    return read

@@ -33,7 +33,7 @@ from textual.worker import Worker
 from nbdtui.disk.inspect import inspect
 from nbdtui.disk.partitions import read_partition_table_async, run_plan_async
 from nbdtui.disk.structures.lookup import StructureIndex
-from nbdtui.disk.structures.survey import survey_plan
+from nbdtui.disk.structures.survey import block_reader, survey_plan
 from nbdtui.editor.commit import check_undoable, commit, endpoint_of, revert, zero_range
 from nbdtui.editor.edits import EditRange, PendingEdits
 from nbdtui.editor.extents import next_data, previous_data
@@ -289,11 +289,13 @@ class EditorScreen(Screen[None]):
         return f"p{part.index} {part.name or part.type_name}"
 
     def _header_label(self, sector: int) -> str:
-        part = self.partition_at(sector * self.view.sector_size)
-        if part is None:
-            return ""
-        first = part.start == sector * self.view.sector_size
-        return f"{'start of ' if first else ''}{self._part_name(part)}"
+        size = self.view.sector_size
+        names = self.structures.names_in(sector * size, (sector + 1) * size)
+        part = self.partition_at(sector * size)
+        if part is not None:
+            first = part.start == sector * size
+            names.insert(0, f"{'start of ' if first else ''}{self._part_name(part)}")
+        return " · ".join(names)
 
     def _connection_note(self) -> str:
         """What the status line says about a lost connection ("" when it is fine)."""
@@ -414,11 +416,18 @@ class EditorScreen(Screen[None]):
         self._starts = [p.start for p in parts]
         self.view.refresh()
         self._refresh_status()
+        self._load_structures()
+
+    @work(group="structures", exclusive=True, exit_on_error=False)
+    async def _load_structures(self) -> None:
+        """The filesystems on the export, to name sectors and fields (in the background)."""
+        read = block_reader(self.export.read, self.export.size)
         try:
-            survey = await run_plan_async(survey_plan(self.export.size), self.export.read)
-        except Exception:  # a read error: the editor works on without names of fields
-            survey = None
+            survey = await run_plan_async(survey_plan(self.export.size), read)
+        except Exception:  # a read error: the editor works on without the names
+            return
         self.structures = StructureIndex(survey)
+        self.view.refresh()
         self._refresh_status()
 
     # ---- navigation ---------------------------------------------------------------
