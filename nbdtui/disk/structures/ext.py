@@ -16,8 +16,8 @@ import datetime
 import struct
 from collections.abc import Callable, Generator
 
-from nbdtui.disk.structures.crc32c import crc32c_raw
-from nbdtui.disk.structures.layout import (
+from nbdtui.disk.structures.crc32c import crc32c
+from nbdtui.disk.structures.field_specs import (
     Spec,
     compare,
     decode,
@@ -226,7 +226,9 @@ def type_name(sb: bytes) -> str:
 
 
 def computed_checksum(sb: bytes) -> int:
-    return crc32c_raw(sb[:0x3FC])
+    """What ext4 stores: Linux's crc32c(~0, bytes before s_checksum), which is the
+    standard CRC-32C without its final inversion."""
+    return crc32c(sb[:0x3FC]) ^ 0xFFFFFFFF
 
 
 def _geometry(sb: bytes) -> tuple[int, int, int, int] | None:

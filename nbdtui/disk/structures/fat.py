@@ -15,7 +15,7 @@ from __future__ import annotations
 import struct
 from collections.abc import Generator
 
-from nbdtui.disk.structures.layout import (
+from nbdtui.disk.structures.field_specs import (
     Spec,
     compare,
     fetch,

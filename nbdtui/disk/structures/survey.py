@@ -14,7 +14,7 @@ from typing import TypeVar
 
 from nbdtui.disk.partitions import Partition, partition_table_plan
 from nbdtui.disk.structures import tables
-from nbdtui.disk.structures.layout import fetch
+from nbdtui.disk.structures.field_specs import fetch
 from nbdtui.disk.structures.model import Request, Structure
 from nbdtui.disk.structures.registry import PROBES
 

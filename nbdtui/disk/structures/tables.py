@@ -17,7 +17,15 @@ from collections.abc import Generator
 
 from nbdtui.disk.partition_types import gpt_type_name, mbr_type_name
 from nbdtui.disk.partitions import MAX_GPT_ENTRIES_BYTES
-from nbdtui.disk.structures.layout import Spec, compare, fetch, fields, hex32, magic_check, quoted
+from nbdtui.disk.structures.field_specs import (
+    Spec,
+    compare,
+    fetch,
+    fields,
+    hex32,
+    magic_check,
+    quoted,
+)
 from nbdtui.disk.structures.model import Backup, Check, Field, Patch, Request, Structure
 from nbdtui.errors import RepairError
 

@@ -1,6 +1,6 @@
-"""What the decoders of this package share: reading inside a plan, tables of fields
-(name, place, format, meaning) that decode into :class:`Field` rows and compare two
-copies field by field."""
+"""What the filesystem decoders (ext, FAT, exFAT, NTFS, the partition table) share:
+reading inside a plan, tables of fields (name, place, format, meaning) that decode into
+:class:`Field` rows and compare two copies field by field."""
 
 from __future__ import annotations
 
