@@ -9,7 +9,7 @@ import json
 import sys
 from collections.abc import Awaitable, Callable
 
-from nbdtui.cli.parser import _size, target_endpoint
+from nbdtui.cli.parser import _positive_float, _size, target_endpoint
 from nbdtui.editor.device import Readable
 from nbdtui.errors import UsageError
 
@@ -33,7 +33,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--connect-timeout",
-        type=float,
+        type=_positive_float,
         default=10.0,
         metavar="SECONDS",
         help="give up connecting after this long (default 10)",

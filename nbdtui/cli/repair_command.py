@@ -14,7 +14,7 @@ import argparse
 import sys
 
 from nbdtui.cli.inspect_command import clamped_reader
-from nbdtui.cli.parser import _size, target_endpoint
+from nbdtui.cli.parser import _positive_float, _size, target_endpoint
 from nbdtui.errors import NotSupportedError, UsageError
 
 __all__ = ["add_arguments", "run"]
@@ -55,7 +55,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--connect-timeout",
-        type=float,
+        type=_positive_float,
         default=10.0,
         metavar="SECONDS",
         help="give up connecting after this long (default 10)",
