@@ -4,12 +4,24 @@ value, meaning), in the primary and in its backup copies."""
 
 from __future__ import annotations
 
-from textual.widgets import OptionList
+from textual.widgets import Label, OptionList
 
-from tests.support.pilot import EditorHarness, press, rows, settle, status, structures_ready
+from nbdtui.tui.dialogs.repair_dialog import RepairDialog
+from tests.support.cli_helpers import nbdtui as run_cli
+from tests.support.fs_images import read_at, write_at
+from tests.support.pilot import (
+    EditorHarness,
+    notes,
+    press,
+    rows,
+    settle,
+    status,
+    structures_ready,
+)
 
+EFI = 1048576  # partition 1 of the demo disk: FAT32
 EXT4_SUPERBLOCK = 35651584 + 1024  # partition 2 of the demo disk, plus 1024
-FAT32_BACKUP = 1048576 + 6 * 512  # partition 1's backup boot sector
+FAT32_BACKUP = EFI + 6 * 512  # partition 1's backup boot sector
 
 
 async def _goto(pilot, offset: int) -> None:
@@ -60,3 +72,50 @@ async def test_sector_headers_name_the_structures(demo_uri):
         assert "start of p1 EFI System Partition · FAT32 boot" in header
         await _goto(pilot, FAT32_BACKUP)
         assert "p1 EFI System Partition · FAT32 boot sector (se" in rows(app)[0]
+
+
+async def _open_repair(pilot) -> None:
+    await structures_ready(pilot)
+    await _goto(pilot, EFI)
+    await press(pilot, "e", "y")  # write mode
+    assert pilot.app.editor.writable
+    await press(pilot, "R")
+
+
+async def test_restore_from_backup_is_staged_reviewed_and_reverted(qemu_nbd, demo_image, tmp_path):
+    write_at(demo_image, EFI, bytes(512))  # partition 1's FAT32 boot sector, zeroed
+    backup = read_at(demo_image, FAT32_BACKUP, 512)
+    journal = tmp_path / "journal.sqlite3"
+    app = EditorHarness(qemu_nbd(demo_image, unix=True).uri, journal=journal)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        await _open_repair(pilot)
+        dialog = app.screen
+        assert isinstance(dialog, RepairDialog)
+        text = " ".join(str(label.render()) for label in dialog.query(Label))
+        assert "boot_signature FAILED" in text and "backup sector 6 at 0x100c00" in text
+        await press(pilot, "enter")  # the first choice: restore from the backup
+        assert app.screen is app.editor
+        ranges = app.editor.edits.ranges()
+        assert ranges and all(r.offset >= EFI and r.end <= EFI + 512 for r in ranges)
+        assert all(r.old == bytes(r.length) for r in ranges)
+        assert app.editor.edits.overlay(EFI, bytes(512)) == backup
+        assert read_at(demo_image, EFI, 512) == bytes(512)  # nothing written yet
+        await press(pilot, "ctrl+s", "y")
+        assert notes(app)[-1].startswith("Wrote ")
+    assert read_at(demo_image, EFI, 512) == backup
+    reverted = run_cli("journal", "revert", "1", "--journal", str(journal))
+    assert reverted.returncode == 0, reverted.stderr
+    assert read_at(demo_image, EFI, 512) == bytes(512)
+
+
+async def test_a_damaged_backup_stages_nothing(qemu_nbd, demo_image, tmp_path):
+    write_at(demo_image, EFI + 0x100, b"\xff")  # the boot code: the backup now differs
+    write_at(demo_image, FAT32_BACKUP + 510, b"\0\0")  # and the backup has no 55 AA
+    app = EditorHarness(qemu_nbd(demo_image, unix=True).uri, journal=tmp_path / "j")
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        await _open_repair(pilot)
+        await press(pilot, "enter")
+        assert "fails its own checks" in notes(app)[-1]
+        assert not app.editor.has_pending_edits()

@@ -86,6 +86,16 @@ class StructureIndex:
         last = bisect.bisect_left(self._head_starts, high)
         return [name for _, name in self._heads[first:last]]
 
+    def structure_at(self, offset: int) -> Structure | None:
+        """The filesystem or volume whose space holds ``offset`` (its partition, or the
+        whole export), else the partition table."""
+        if self.survey is None:
+            return None
+        for found in self.survey.found:
+            if found.structure is not None and found.offset <= offset < found.offset + found.size:
+                return found.structure
+        return self.survey.table
+
     def summary(self, start: int) -> str:
         """``ext4 'root'`` for the structure of the partition at ``start`` ("" if none)."""
         if self.survey is None:

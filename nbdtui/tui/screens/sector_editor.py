@@ -39,6 +39,7 @@ from nbdtui.editor.edits import EditRange, PendingEdits
 from nbdtui.editor.extents import next_data, previous_data
 from nbdtui.editor.goto import HELP as GOTO_HELP
 from nbdtui.editor.goto import parse_goto
+from nbdtui.editor.repair_staging import stage_repair
 from nbdtui.editor.search import find
 from nbdtui.errors import ConflictError, NbdError
 from nbdtui.present.sizes import format_size
@@ -46,6 +47,7 @@ from nbdtui.tui.dialogs.confirm import ConfirmDialog
 from nbdtui.tui.dialogs.goto_dialog import GotoDialog
 from nbdtui.tui.dialogs.journal_dialog import JournalDialog
 from nbdtui.tui.dialogs.partition_dialog import PartitionDialog
+from nbdtui.tui.dialogs.repair_dialog import RepairDialog
 from nbdtui.tui.dialogs.review_dialog import ReviewDialog
 from nbdtui.tui.dialogs.search_dialog import SearchDialog
 from nbdtui.tui.widgets.hexview import HEX_PANE, HexView
@@ -53,6 +55,7 @@ from nbdtui.tui.widgets.hexview import HEX_PANE, HexView
 if TYPE_CHECKING:
     from nbdtui.client.export import Export
     from nbdtui.disk.partitions import Partition, PartitionTable
+    from nbdtui.disk.structures.model import Structure
     from nbdtui.editor.journal import Journal
 
 # Columns the inspector needs beside the hex view (its border, padding, names and values).
@@ -71,7 +74,7 @@ _HEX_PANE_TYPED = {"write_mode"}
 _TEXT_PANE_TYPED = {
     *_HEX_PANE_TYPED,
     *("search", "search_again", "inspector", "partitions", "mark", "zero", "trim"),
-    *("journal", "reload"),
+    *("journal", "reload", "repair"),
 }
 
 
@@ -126,6 +129,7 @@ class EditorScreen(Screen[None]):
         Binding("left_square_bracket", "extent(False)", "Previous data extent", show=False),
         Binding("i", "inspector", "Inspector"),
         Binding("p", "partitions", "Partitions"),
+        Binding("R", "repair", "Repair the structure here (staged)", show=False),
         Binding("e", "write_mode", "Write mode"),
         Binding("u,ctrl+z", "undo", "Undo", show=False),
         Binding("ctrl+y", "redo", "Redo", show=False),
@@ -607,6 +611,34 @@ class EditorScreen(Screen[None]):
     def action_partitions(self) -> None:
         dialog = PartitionDialog(self.table, self.table_message, self.structures.summary)
         self.app.push_screen(dialog, self._part_chosen)
+
+    def action_repair(self) -> None:
+        structure = self.structures.structure_at(self.view.cursor)
+        if structure is None:
+            self.notify("No filesystem, volume or partition table is known here.")
+        elif not self.writable:
+            self.notify("Enter write mode (e) first: a repair is staged as pending edits.")
+        else:
+
+            def chosen(action: str | None) -> None:
+                if action is not None:
+                    self._stage_repair(structure, action)
+
+            self.app.push_screen(RepairDialog(structure), chosen)
+
+    @work(group="repair", exclusive=True, exit_on_error=False)
+    async def _stage_repair(self, structure: Structure, action: str) -> None:
+        try:
+            ranges, count = await stage_repair(structure, action, self.export, self.edits)
+        except NbdError as error:  # the repair cannot be made: nothing staged
+            self.notify(str(error), title="Nothing staged", severity="error")
+            return
+        self.view.refresh()
+        self._refresh_status()
+        if ranges:
+            self.notify(f"Staged {count} byte(s) in {ranges} range(s): Ctrl+S reviews them.")
+        else:
+            self.notify("Nothing to change.")
 
     def _part_chosen(self, offset: int | None) -> None:
         if offset is not None:
