@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from textual.widgets import Label, OptionList
 
-from nbdtui.tui.dialogs.repair_dialog import RepairDialog
+from nbdtui.tui.dialogs.structure_dialog import StructureDialog
 from tests.support.cli_helpers import nbdtui as run_cli
 from tests.support.fs_images import read_at, write_at
 from tests.support.pilot import (
@@ -82,6 +82,27 @@ async def _open_repair(pilot) -> None:
     await press(pilot, "R")
 
 
+async def test_structure_view_lists_fields_and_follows_one(demo_uri):
+    app = EditorHarness(demo_uri)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        await structures_ready(pilot)
+        await _goto(pilot, EFI + 0x20)
+        await press(pilot, "R")
+        options = app.screen.query_one(OptionList)
+        prompts = [str(options.get_option_at_index(i).prompt) for i in range(options.option_count)]
+        row = next(i for i, p in enumerate(prompts) if "BPB_BkBootSec" in p)
+        assert prompts[row].startswith(f"0x{EFI + 0x32:08x}  BPB_BkBootSec")
+        assert prompts[row].endswith(f"6  → 0x{FAT32_BACKUP:x}")
+        options.highlighted = row
+        await press(pilot, "enter")
+        assert app.screen is app.editor and app.editor.view.cursor == FAT32_BACKUP
+        await press(pilot, "R")  # read-only: a repair is refused, nothing staged
+        await press(pilot, "enter")
+        assert "Enter write mode (e) first" in notes(app)[-1]
+        assert not app.editor.has_pending_edits()
+
+
 async def test_restore_from_backup_is_staged_reviewed_and_reverted(qemu_nbd, demo_image, tmp_path):
     write_at(demo_image, EFI, bytes(512))  # partition 1's FAT32 boot sector, zeroed
     backup = read_at(demo_image, FAT32_BACKUP, 512)
@@ -91,7 +112,7 @@ async def test_restore_from_backup_is_staged_reviewed_and_reverted(qemu_nbd, dem
         await settle(pilot)
         await _open_repair(pilot)
         dialog = app.screen
-        assert isinstance(dialog, RepairDialog)
+        assert isinstance(dialog, StructureDialog)
         text = " ".join(str(label.render()) for label in dialog.query(Label))
         assert "boot_signature FAILED" in text and "backup sector 6 at 0x100c00" in text
         await press(pilot, "enter")  # the first choice: restore from the backup

@@ -47,9 +47,9 @@ from nbdtui.tui.dialogs.confirm import ConfirmDialog
 from nbdtui.tui.dialogs.goto_dialog import GotoDialog
 from nbdtui.tui.dialogs.journal_dialog import JournalDialog
 from nbdtui.tui.dialogs.partition_dialog import PartitionDialog
-from nbdtui.tui.dialogs.repair_dialog import RepairDialog
 from nbdtui.tui.dialogs.review_dialog import ReviewDialog
 from nbdtui.tui.dialogs.search_dialog import SearchDialog
+from nbdtui.tui.dialogs.structure_dialog import Choice, StructureDialog
 from nbdtui.tui.widgets.hexview import HEX_PANE, HexView
 
 if TYPE_CHECKING:
@@ -74,7 +74,7 @@ _HEX_PANE_TYPED = {"write_mode"}
 _TEXT_PANE_TYPED = {
     *_HEX_PANE_TYPED,
     *("search", "search_again", "inspector", "partitions", "mark", "zero", "trim"),
-    *("journal", "reload", "repair"),
+    *("journal", "reload", "structure"),
 }
 
 
@@ -129,7 +129,7 @@ class EditorScreen(Screen[None]):
         Binding("left_square_bracket", "extent(False)", "Previous data extent", show=False),
         Binding("i", "inspector", "Inspector"),
         Binding("p", "partitions", "Partitions"),
-        Binding("R", "repair", "Repair the structure here (staged)", show=False),
+        Binding("R", "structure", "Structure here: fields, backups, repairs", show=False),
         Binding("e", "write_mode", "Write mode"),
         Binding("u,ctrl+z", "undo", "Undo", show=False),
         Binding("ctrl+y", "redo", "Redo", show=False),
@@ -612,19 +612,24 @@ class EditorScreen(Screen[None]):
         dialog = PartitionDialog(self.table, self.table_message, self.structures.summary)
         self.app.push_screen(dialog, self._part_chosen)
 
-    def action_repair(self) -> None:
+    def action_structure(self) -> None:
         structure = self.structures.structure_at(self.view.cursor)
         if structure is None:
             self.notify("No filesystem, volume or partition table is known here.")
-        elif not self.writable:
-            self.notify("Enter write mode (e) first: a repair is staged as pending edits.")
-        else:
+            return
 
-            def chosen(action: str | None) -> None:
-                if action is not None:
-                    self._stage_repair(structure, action)
+        def chosen(choice: Choice | None) -> None:
+            if choice is None:
+                return
+            kind, value = choice
+            if kind == "jump":
+                self.view.jump(int(value))
+            elif not self.writable:
+                self.notify("Enter write mode (e) first: a repair is staged as pending edits.")
+            else:
+                self._stage_repair(structure, value)
 
-            self.app.push_screen(RepairDialog(structure), chosen)
+        self.app.push_screen(StructureDialog(structure), chosen)
 
     @work(group="repair", exclusive=True, exit_on_error=False)
     async def _stage_repair(self, structure: Structure, action: str) -> None:

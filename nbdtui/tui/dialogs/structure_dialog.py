@@ -1,5 +1,6 @@
-"""``R`` in the hex editor: the structure under the cursor, its checks and backups, and
-the repairs that can be staged as pending edits."""
+"""``R`` in the hex editor: the structure under the cursor. Its checks, its backups and
+how each compares with it, its fields (offset, name, value; Enter on one that locates
+something jumps there), and the repairs that can be staged as pending edits."""
 
 from __future__ import annotations
 
@@ -17,20 +18,23 @@ from nbdtui.tui.dialogs.dialog_css import dialog_css
 from nbdtui.tui.markup import escape_markup as escape
 
 ACTIONS = (
-    ("restore-backup", "Restore from the backup copy"),
-    ("fix-checksums", "Recompute the checksums"),
+    ("restore-backup", "Repair: restore from the backup copy"),
+    ("fix-checksums", "Repair: recompute the checksums"),
 )
 
+#: What the dialog returns: ("repair", action) or ("jump", offset).
+Choice = tuple[str, str]
 
-class RepairDialog(ModalScreen[str | None]):
-    """The structure's checks and backups; Enter stages the chosen repair."""
+
+class StructureDialog(ModalScreen[Choice | None]):
+    """A structure's checks, backups and fields; Enter stages a repair or follows a field."""
 
     DEFAULT_CSS = (
-        dialog_css("RepairDialog")
+        dialog_css("StructureDialog")
         + """
-    RepairDialog > Vertical { width: 96; }
-    RepairDialog OptionList { height: auto; }
-    RepairDialog .problem { color: $warning; }
+    StructureDialog > Vertical { width: 110; }
+    StructureDialog OptionList { height: auto; max-height: 20; }
+    StructureDialog .problem { color: $warning; }
     """
     )
     BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "dismiss(None)", "Close")]
@@ -56,11 +60,22 @@ class RepairDialog(ModalScreen[str | None]):
                 yield Label(escape(f"backup {b.label} at 0x{b.at:x}: {state}{sound}"))
             if not s.backups:
                 yield Label("No backup copy.")
-            yield OptionList(*(Option(text, id=action) for action, text in ACTIONS))
+            options = [Option(text, id=f"repair:{action}") for action, text in ACTIONS]
+            for index, f in enumerate(s.fields):
+                follow = f"  → 0x{f.target:x}" if f.target is not None else ""
+                row = f"0x{f.at:08x}  {f.name:<28.28} {f.value}{follow}"
+                options.append(Option(escape(row), id=f"field:{index}"))
+            yield OptionList(*options)
             yield Label(
-                "Enter stages the repair as pending edits: Ctrl+S reviews and writes them",
+                "Enter: a repair is staged as pending edits (Ctrl+S reviews and writes it);"
+                " a field jumps to it, or to where it points",
                 classes="hint",
             )
 
     def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
-        self.dismiss(event.option.id)
+        kind, _, value = (event.option.id or "").partition(":")
+        if kind == "repair":
+            self.dismiss(("repair", value))
+        elif kind == "field":
+            f = self.structure.fields[int(value)]
+            self.dismiss(("jump", str(f.target if f.target is not None else f.at)))
