@@ -97,6 +97,11 @@ async def test_structure_view_lists_fields_and_follows_one(demo_uri):
         options.highlighted = row
         await press(pilot, "enter")
         assert app.screen is app.editor and app.editor.view.cursor == FAT32_BACKUP
+        await press(pilot, "R")  # the backup copy is the same structure: its view again
+        options = app.screen.query_one(OptionList)
+        options.highlighted = 2  # after the two repairs: the first backup
+        await press(pilot, "enter")
+        assert app.editor.view.cursor == FAT32_BACKUP
         await press(pilot, "R")  # read-only: a repair is refused, nothing staged
         await press(pilot, "enter")
         assert "Enter write mode (e) first" in notes(app)[-1]
@@ -114,7 +119,10 @@ async def test_restore_from_backup_is_staged_reviewed_and_reverted(qemu_nbd, dem
         dialog = app.screen
         assert isinstance(dialog, StructureDialog)
         text = " ".join(str(label.render()) for label in dialog.query(Label))
-        assert "boot_signature FAILED" in text and "backup sector 6 at 0x100c00" in text
+        assert "boot_signature FAILED" in text
+        options = dialog.query_one(OptionList)
+        prompts = [str(options.get_option_at_index(i).prompt) for i in range(options.option_count)]
+        assert any(p.startswith("backup sector 6 at 0x100c00: differs") for p in prompts)
         await press(pilot, "enter")  # the first choice: restore from the backup
         assert app.screen is app.editor
         ranges = app.editor.edits.ranges()

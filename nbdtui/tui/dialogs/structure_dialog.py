@@ -1,6 +1,7 @@
 """``R`` in the hex editor: the structure under the cursor. Its checks, its backups and
-how each compares with it, its fields (offset, name, value; Enter on one that locates
-something jumps there), and the repairs that can be staged as pending edits."""
+how each compares with it (Enter jumps to one), its fields (offset, name, value; Enter on
+one that locates something jumps there), and the repairs that can be staged as pending
+edits."""
 
 from __future__ import annotations
 
@@ -54,13 +55,14 @@ class StructureDialog(ModalScreen[Choice | None]):
                 values = f": stored {c.stored}, computed {c.computed}" if c.computed else ""
                 state = "ok" if c.ok else "FAILED"
                 yield Label(escape(f"{c.name} {state}{values}"), classes="" if c.ok else "problem")
-            for b in s.backups:
-                state = "matches" if b.matches else "differs: " + ", ".join(b.differences)
-                sound = "" if b.sound else " (fails its own checks)"
-                yield Label(escape(f"backup {b.label} at 0x{b.at:x}: {state}{sound}"))
             if not s.backups:
                 yield Label("No backup copy.")
             options = [Option(text, id=f"repair:{action}") for action, text in ACTIONS]
+            for index, b in enumerate(s.backups):
+                state = "matches" if b.matches else "differs: " + ", ".join(b.differences)
+                sound = "" if b.sound else " (fails its own checks)"
+                row = f"backup {b.label} at 0x{b.at:x}: {state}{sound}"
+                options.append(Option(escape(row), id=f"backup:{index}"))
             for index, f in enumerate(s.fields):
                 follow = f"  → 0x{f.target:x}" if f.target is not None else ""
                 row = f"0x{f.at:08x}  {f.name:<28.28} {f.value}{follow}"
@@ -68,7 +70,7 @@ class StructureDialog(ModalScreen[Choice | None]):
             yield OptionList(*options)
             yield Label(
                 "Enter: a repair is staged as pending edits (Ctrl+S reviews and writes it);"
-                " a field jumps to it, or to where it points",
+                " a backup or field jumps to it, or to where the field points",
                 classes="hint",
             )
 
@@ -76,6 +78,8 @@ class StructureDialog(ModalScreen[Choice | None]):
         kind, _, value = (event.option.id or "").partition(":")
         if kind == "repair":
             self.dismiss(("repair", value))
+        elif kind == "backup":
+            self.dismiss(("jump", str(self.structure.backups[int(value)].at)))
         elif kind == "field":
             f = self.structure.fields[int(value)]
             self.dismiss(("jump", str(f.target if f.target is not None else f.at)))
