@@ -283,7 +283,7 @@ def _gpt(sector0: bytes, ss: int, disk: int) -> Generator[Request, bytes, Struct
         size=disk,
         uuid=guid.lower(),
         name="GPT header",
-        version=f"sector size {ss}",
+        version="{}.{}".format(*divmod(struct.unpack_from("<I", reference, 8)[0], 1 << 16)),
         fields=fields(HEADER, primary, ss, unit=ss)
         + tuple(_entry_fields(primary_entries or backup_entries, reference, ss)),
         checks=tuple(checks),
