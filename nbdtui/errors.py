@@ -185,6 +185,11 @@ class ConflictError(CommitError):
     """The export no longer holds the bytes the edit (or the revert) expects."""
 
 
+class RepairError(NbdError):
+    """A structure cannot be repaired as asked (no backup, a backup that fails its own
+    checks, nothing to fix); nothing was written."""
+
+
 class JournalError(NbdError):
     """The undo journal cannot be opened or used, or has no such entry."""
 

@@ -23,6 +23,7 @@ APT_PACKAGES=(
     fio bsdextrautils tmux util-linux             # benchmarks, hexdump, TUI tests, setpriv
     fdisk gdisk dosfstools mtools e2fsprogs       # partition and filesystem oracles
     ntfs-3g file mount                            #   (sfdisk, sgdisk, blkid, losetup...)
+    exfatprogs                                    # exFAT images and fsck.exfat
     python3 python3-venv python3-pip ca-certificates
 )
 

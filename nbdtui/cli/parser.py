@@ -112,6 +112,8 @@ COMMANDS: dict[str, str] = {
     "demo": "serve a demo disk from an embedded NBD server and open it",
     "journal": "list, show and revert the hex editor's journaled writes",
     "copy": "copy between exports and files, holes as holes; --rescue keeps a ddrescue map",
+    "inspect": "show filesystem and volume structures, their checks and backups",
+    "repair": "restore a structure from its backup or fix its checksums (journaled)",
 }
 
 #: Commands whose arguments and code live in a module of their own, cli/<module>.py,
@@ -120,6 +122,8 @@ COMMANDS: dict[str, str] = {
 MODULE_COMMANDS: dict[str, str] = {
     "journal": "journal_command",
     "copy": "copy_command",
+    "inspect": "inspect_command",
+    "repair": "repair_command",
 }
 
 

@@ -96,12 +96,14 @@ class EditorHarness(App):
 
 
 async def settle(pilot, timeout: float = 20.0) -> None:
-    """Wait until the editor is up and no fetch, search or write is running."""
+    """Wait until the editor is up and no fetch, search or write is running. The survey
+    of filesystems (worker group "structures") runs in the background and is not waited
+    for: :func:`structures_ready` waits for it."""
     app = pilot.app
     deadline = time.monotonic() + timeout
     while True:
         editor = getattr(app, "editor", None)
-        busy = [w for w in app.workers if w.is_running]
+        busy = [w for w in app.workers if w.is_running and w.group != "structures"]
         if app.closed and not busy:
             break
         if editor is not None and editor.is_mounted and not editor.view.in_flight and not busy:
@@ -109,6 +111,12 @@ async def settle(pilot, timeout: float = 20.0) -> None:
         if time.monotonic() > deadline:
             raise AssertionError(f"editor still busy: {busy}")
         await pilot.pause(0.02)
+    await pilot.pause()
+
+
+async def structures_ready(pilot) -> None:
+    """Wait until the editor has surveyed the export's filesystems (names of fields)."""
+    await wait_for(pilot, lambda: pilot.app.editor.structures.survey is not None)
     await pilot.pause()
 
 

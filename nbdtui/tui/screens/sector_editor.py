@@ -31,7 +31,9 @@ from textual.widgets import Footer, Header, Static
 from textual.worker import Worker
 
 from nbdtui.disk.inspect import inspect
-from nbdtui.disk.partitions import read_partition_table_async
+from nbdtui.disk.partitions import read_partition_table_async, run_plan_async
+from nbdtui.disk.structures.lookup import StructureIndex
+from nbdtui.disk.structures.survey import block_reader, survey_plan
 from nbdtui.editor.block_status import WINDOW, BlockStatus, describe
 from nbdtui.editor.clip_formats import render
 from nbdtui.editor.commit import check_undoable, commit, endpoint_of, revert, zero_range
@@ -40,6 +42,7 @@ from nbdtui.editor.extents import next_data, previous_data
 from nbdtui.editor.follow import targets
 from nbdtui.editor.inspector_layout import inspector_lines
 from nbdtui.editor.jumps import JumpList
+from nbdtui.editor.repair_staging import stage_repair
 from nbdtui.editor.search import Query, find, find_all
 from nbdtui.errors import ConflictError, NbdError
 from nbdtui.present.offsets import HELP as GOTO_HELP
@@ -57,12 +60,14 @@ from nbdtui.tui.dialogs.matches_dialog import MatchesDialog
 from nbdtui.tui.dialogs.partition_dialog import PartitionDialog
 from nbdtui.tui.dialogs.review_dialog import ReviewDialog
 from nbdtui.tui.dialogs.search_dialog import SearchDialog
+from nbdtui.tui.dialogs.structure_dialog import Choice, StructureDialog
 from nbdtui.tui.screens.editor_transfers import copied_bytes, load_dialog, save_dialog
 from nbdtui.tui.widgets.hexview import HEX_PANE, HexView
 
 if TYPE_CHECKING:
     from nbdtui.client.export import Export
     from nbdtui.disk.partitions import Partition, PartitionTable
+    from nbdtui.disk.structures.model import Structure
     from nbdtui.editor.bookmarks import Bookmarks
     from nbdtui.editor.journal import Journal
 
@@ -79,7 +84,7 @@ _HEX_PANE_TYPED = {"write_mode"}
 _TEXT_PANE_TYPED = {
     *_HEX_PANE_TYPED,
     *("search", "search_again", "inspector", "partitions", "mark", "zero", "trim"),
-    *("journal", "reload", "follow", "copy_as"),
+    *("journal", "reload", "follow", "copy_as", "structure"),
 }
 
 # What the footer calls Esc while it does something else than going back (F1 says more).
@@ -156,6 +161,7 @@ class EditorScreen(Screen[None]):
         Binding("ctrl+o,ctrl+left", "jump_back", "Jump back", show=False),
         Binding("ctrl+k,ctrl+right", "jump_forward", "Jump forward", show=False),
         Binding("p", "partitions", "Partitions"),
+        Binding("R", "structure", "Structure here: fields, backups, repairs", show=False),
         Binding("e", "write_mode", "Write mode"),
         Binding("u,ctrl+z", "undo", "Undo", show=False),
         Binding("ctrl+y", "redo", "Redo", show=False),
@@ -204,6 +210,7 @@ class EditorScreen(Screen[None]):
         self.table: PartitionTable | None = None
         self.table_message = "reading the partition table…"
         self._starts: list[int] = []
+        self.structures = StructureIndex()  # filesystems found, for names of fields
         self._search: Query | None = None
         self._search_worker: Worker[None] | None = None
         self._search_state = ""
@@ -367,11 +374,13 @@ class EditorScreen(Screen[None]):
         return f"p{part.index} {terminal_text(part.name) if part.name else part.type_name}"
 
     def _header_label(self, sector: int) -> str:
-        part = self.partition_at(sector * self.view.sector_size)
-        if part is None:
-            return ""
-        first = part.start == sector * self.view.sector_size
-        return f"{'start of ' if first else ''}{self._part_name(part)}"
+        size = self.view.sector_size
+        names = self.structures.names_in(sector * size, (sector + 1) * size)
+        part = self.partition_at(sector * size)
+        if part is not None:
+            first = part.start == sector * size
+            names.insert(0, f"{'start of ' if first else ''}{self._part_name(part)}")
+        return " · ".join(names)
 
     def _connection_note(self) -> str:
         """What the status line says about a lost connection ("" when it is fine)."""
@@ -438,6 +447,9 @@ class EditorScreen(Screen[None]):
             parts.append(self._search_state)
         if self._busy:
             parts.append(self._busy)
+        place = self.structures.place_at(cur)
+        if place is not None:
+            parts.append(place.describe())
         status = self.query_one("#editor-status", Static)
         # One line (height: 1, full width): new text never moves anything, so repaint
         # the line alone rather than lay the whole screen out again on every key.
@@ -474,6 +486,19 @@ class EditorScreen(Screen[None]):
             self.table, self.table_message = table, ""
         parts = self.table.partitions if self.table else ()
         self._starts = [p.start for p in parts]
+        self.view.refresh()
+        self._refresh_status()
+        self._load_structures()
+
+    @work(group="structures", exclusive=True, exit_on_error=False)
+    async def _load_structures(self) -> None:
+        """The filesystems on the export, to name sectors and fields (in the background)."""
+        read = block_reader(self.export.read, self.export.size)
+        try:
+            survey = await run_plan_async(survey_plan(self.export.size), read)
+        except Exception:  # a read error: the editor works on without the names
+            return
+        self.structures = StructureIndex(survey)
         self.view.refresh()
         self._refresh_status()
 
@@ -716,7 +741,41 @@ class EditorScreen(Screen[None]):
             self.notify("The inspector is hidden: i shows it.")
 
     def action_partitions(self) -> None:
-        self.app.push_screen(PartitionDialog(self.table, self.table_message), self._part_chosen)
+        dialog = PartitionDialog(self.table, self.table_message, self.structures.summary)
+        self.app.push_screen(dialog, self._part_chosen)
+
+    def action_structure(self) -> None:
+        structure = self.structures.structure_at(self.view.cursor)
+        if structure is None:
+            self.notify("No filesystem, volume or partition table is known here.")
+            return
+
+        def chosen(choice: Choice | None) -> None:
+            if choice is None:
+                return
+            kind, value = choice
+            if kind == "jump":
+                self.jump_to(int(value))
+            elif not self.writable:
+                self.notify("Enter write mode (e) first: a repair is staged as pending edits.")
+            else:
+                self._stage_repair(structure, value)
+
+        self.app.push_screen(StructureDialog(structure), chosen)
+
+    @work(group="repair", exclusive=True, exit_on_error=False)
+    async def _stage_repair(self, structure: Structure, action: str) -> None:
+        try:
+            ranges, count = await stage_repair(structure, action, self.export, self.edits)
+        except NbdError as error:  # the repair cannot be made: nothing staged
+            self.notify(str(error), title="Nothing staged", severity="error")
+            return
+        self.view.refresh()
+        self._refresh_status()
+        if ranges:
+            self.notify(f"Staged {count} byte(s) in {ranges} range(s): Ctrl+S reviews them.")
+        else:
+            self.notify("Nothing to change.")
 
     def _part_chosen(self, offset: int | None) -> None:
         if offset is not None:
