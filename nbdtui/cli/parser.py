@@ -104,6 +104,8 @@ COMMANDS: dict[str, str] = {
     "zero": "write zeros over a range",
     "demo": "serve a demo disk from an embedded NBD server and open it",
     "journal": "list, show and revert the hex editor's journaled writes",
+    "doctor": "walk a connection step by step and say which step fails and why",
+    "check": "check many exports at once (up/down, size, latency) for cron, Nagios, Prometheus",
 }
 
 #: Commands whose arguments and code live in a module of their own, cli/<module>.py,
@@ -111,6 +113,8 @@ COMMANDS: dict[str, str] = {
 #: One line each; the name must also be in COMMANDS.
 MODULE_COMMANDS: dict[str, str] = {
     "journal": "journal_command",
+    "doctor": "doctor_command",
+    "check": "check_command",
 }
 
 

@@ -53,7 +53,7 @@ from nbdtui.proto.constants import TransmissionFlag as TF
 from nbdtui.proto.types import ExportInfo
 from nbdtui.uri import Endpoint, parse, without_secrets
 
-__all__ = ["READ_SIZE", "THROUGHPUT_SECONDS", "diagnose"]
+__all__ = ["READ_SIZE", "THROUGHPUT_SECONDS", "diagnose", "ssh_hint"]
 
 READ_SIZE = 4096
 THROUGHPUT_SECONDS = 5.0
@@ -122,7 +122,7 @@ def _commands(info: ExportInfo) -> str:
     return " ".join(names)
 
 
-def _ssh_hint(message: str) -> str:
+def ssh_hint(message: str) -> str:
     if "does not match known_hosts" in message:
         return (
             "the SSH host key changed: unless you know why (a reinstalled host), do not "
@@ -299,7 +299,7 @@ class _Walk:
         except NbdError as exc:
             message = str(exc)
             if step == "ssh":
-                hint = _ssh_hint(message)
+                hint = ssh_hint(message)
             elif "refused" in message:
                 if self.endpoint.transport == "unix":
                     hint = (
@@ -345,7 +345,7 @@ class _Walk:
         try:
             await self.exits.enter_async_context(ssh_login(self.endpoint, self.timeout))
         except NbdError as exc:
-            raise self.fail("ssh", str(exc), _ssh_hint(str(exc))) from None
+            raise self.fail("ssh", str(exc), ssh_hint(str(exc))) from None
         await self._open("ssh")
         user = f"{route.user}@" if route.user else ""
         self.add("ssh", OK, f"logged in to {user}{route.host}; channel to {route.target} open")
