@@ -406,3 +406,34 @@ def test_ssh_missing_remote_socket(sshd, tmp_path):
     assert steps["ssh"]["status"] == "fail"
     assert f"remote socket {missing}" in steps["ssh"]["detail"]
     assert "is the NBD server running on the SSH host" in steps["ssh"]["hint"]
+
+
+# ---- servers that hang or crawl ------------------------------------------------------------
+
+
+def test_server_hanging_mid_handshake(nbdkit):
+    server = nbdkit("memory", "1M", filters=("delay",), extra_options=("delay-open=5",))
+    start = time.monotonic()
+    result, steps = doctor("--connect-timeout", "0.5", server.uri)
+    assert time.monotonic() - start < 4
+    assert result.returncode == 1
+    assert statuses(steps)["tls"] == "ok"
+    assert steps["export"]["status"] == "fail"
+    assert steps["export"]["detail"] == "no answer to NBD_OPT_INFO within 0.5 s"
+    assert "hangs in the handshake" in steps["export"]["hint"]
+
+
+async def test_deadline_ends_a_walk_that_answers_slowly(nbdkit):
+    # each open (INFO, then GO) takes 0.4 s: within the 0.5 s of each wait, not of the
+    # 0.7 s that the whole walk may take
+    server = nbdkit("memory", "1M", filters=("delay",), extra_options=("delay-open=400ms",))
+    start = time.monotonic()
+    diagnosis = await diagnose(server.uri, connect_timeout=0.5, deadline=0.7, quick=True)
+    assert time.monotonic() - start < 1.5
+    failed = diagnosis.failed
+    assert failed is not None and failed.name == "export"
+    assert failed.detail == "gave up: the whole walk may take 0.7 s"
+    assert "too slowly" in failed.hint
+    assert [s.status for s in diagnosis.steps[-4:]] == ["skipped"] * 4
+    relaxed = await diagnose(server.uri, connect_timeout=0.5, quick=True)
+    assert relaxed.ok, relaxed.steps

@@ -1,5 +1,6 @@
 """Checking many endpoints at once: the doctor's quick walk for each, at most ``jobs``
-at a time (each walk holds one connection), every SSH host logged in to once.
+at a time (each walk holds one connection), every SSH host logged in to once; each
+walk ends within :data:`DEADLINE_FACTOR` times ``connect_timeout``.
 
 Endpoints behind the same SSH login (user, host, port) share one SSH connection: it is
 opened once before their walks and held until the run ends; when that login fails, each
@@ -20,7 +21,11 @@ from nbdtui.client.diagnosis.walk import diagnose, ssh_hint
 from nbdtui.errors import NbdError
 from nbdtui.uri import without_secrets
 
-__all__ = ["Checked", "check_all"]
+__all__ = ["DEADLINE_FACTOR", "Checked", "check_all"]
+
+#: An endpoint's whole walk may take this many times ``connect_timeout``: each wait is
+#: bounded by it, and a server that answers every option just in time still ends.
+DEADLINE_FACTOR = 3
 
 
 @dataclass(frozen=True)
@@ -87,7 +92,10 @@ async def check_all(
                 async with limit:
                     start = time.monotonic()
                     diagnosis = await diagnose(
-                        item.endpoint, quick=True, connect_timeout=connect_timeout
+                        item.endpoint,
+                        quick=True,
+                        connect_timeout=connect_timeout,
+                        deadline=connect_timeout * DEADLINE_FACTOR,
                     )
             checked = Checked(item, diagnosis, time.monotonic() - start)
             if on_result is not None:

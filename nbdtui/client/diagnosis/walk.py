@@ -165,9 +165,11 @@ class _Walk:
         *,
         quick: bool,
         timeout: float,
+        deadline: float | None,
         opener: Opener | None,
     ) -> None:
         self.endpoint = endpoint
+        self.deadline = deadline
         self.quick = quick
         self.timeout = timeout
         self.opener = opener
@@ -198,22 +200,34 @@ class _Walk:
         return self.endpoint.display
 
     async def run(self) -> Diagnosis:
+        steps = (
+            ("resolve", self.resolve),
+            ("connect", self.connect),
+            ("ssh", self.ssh),
+            ("greeting", self.greeting),
+            ("tls", self.tls),
+            ("export", self.negotiate),
+            ("info", self.info),
+            ("features", self.features),
+            ("read", self.read),
+            ("throughput", self.throughput),
+        )
+        current = "resolve"
         try:
-            for step in (
-                self.resolve,
-                self.connect,
-                self.ssh,
-                self.greeting,
-                self.tls,
-                self.negotiate,
-                self.info,
-                self.features,
-                self.read,
-                self.throughput,
-            ):
-                await step()
+            async with asyncio.timeout(self.deadline):
+                for name, step in steps:
+                    current = name
+                    await step()
         except _Stop:
             pass
+        except TimeoutError:
+            if self.result.step(current) is None:
+                self.add(
+                    current,
+                    FAIL,
+                    f"gave up: the whole walk may take {self.deadline:g} s",
+                    "the server answers, but too slowly: see its load and its log",
+                )
         finally:
             self.stream.close()
             with contextlib.suppress(Exception):
@@ -773,12 +787,15 @@ async def diagnose(
     *,
     quick: bool = False,
     connect_timeout: float = 10.0,
+    deadline: float | None = None,
     opener: Opener | None = None,
 ) -> Diagnosis:
     """Walk every step of a connection to ``target`` (see the module documentation).
 
-    Raises UriError for a malformed target; every other failure is a step's.
+    ``connect_timeout`` bounds each wait; ``deadline`` (None: no limit) the whole walk,
+    whose step then fails. Raises UriError for a malformed target; every other failure
+    is a step's.
     """
     endpoint = target if isinstance(target, Endpoint) else parse(target)
-    walk = _Walk(endpoint, quick=quick, timeout=connect_timeout, opener=opener)
+    walk = _Walk(endpoint, quick=quick, timeout=connect_timeout, deadline=deadline, opener=opener)
     return await walk.run()
