@@ -29,6 +29,8 @@ from nbdtui.uri import Endpoint
 
 __all__ = ["ProbeStream"]
 
+_BUFFER = 64 * 1024  # bytes received at a time
+
 
 class ProbeStream:
     """A stream's receiver that queues the events of the machine in charge."""
@@ -42,8 +44,7 @@ class ProbeStream:
         self.tls_active = False
         self.received_since_tls = False
         self.lost_exc: BaseException | None = None
-        self._buf = bytearray(256 * 1024)
-        self._view = memoryview(self._buf)
+        self._view = memoryview(bytearray(_BUFFER))
         self._events: collections.deque[object] = collections.deque()
         self._error: NbdError | None = None
         self._waiter: asyncio.Future[None] | None = None
@@ -184,3 +185,6 @@ class ProbeStream:
                     self._flush()
             transport.close()
         self._error = self._error or ConnectionLostError("closed by nbdtui")
+        # A fleet check keeps every diagnosis; tracebacks and transports may keep this
+        # object alive until the cycle collector runs: let its buffer go now.
+        self._view = memoryview(bytearray(4096))
