@@ -70,3 +70,12 @@ def test_subcommands_still_take_their_own_ssh_option(started, capsys):
     assert exc.value.code == 2
     assert "argument --ssh: invalid character" in capsys.readouterr().err
     assert started == []
+
+
+def test_the_ui_gets_the_inventory(started, tmp_path):
+    inventory = tmp_path / "fleet.txt"
+    inventory.write_text("nbd://h/disk\n")
+    assert main(["--inventory", str(inventory)]) == 0
+    assert started == [
+        {"uri": None, "ssh": None, "ssh_accept_new": False, "inventory": str(inventory)}
+    ]
