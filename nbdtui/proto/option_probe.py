@@ -59,7 +59,12 @@ from nbdtui.proto.constants import (
 )
 from nbdtui.proto.types import ExportInfo
 
-__all__ = ["OptionProbe"]
+__all__ = ["MAX_REPLIES", "MAX_REPLY_BYTES", "OptionProbe"]
+
+#: Intermediate replies (exports listed, contexts, infos) kept for one option, and their
+#: bytes in all: a server that sends more is refused before it fills the memory.
+MAX_REPLIES = 100_000
+MAX_REPLY_BYTES = 64 * 1024 * 1024
 
 _MAGICS = struct.Struct(">QQ")
 _U16 = struct.Struct(">H")
@@ -100,6 +105,8 @@ class OptionProbe:
         self._servers: list[tuple[str, str]] = []
         self._infos: list[tuple[int, object]] = []
         self._contexts: list[tuple[int, str]] = []
+        self._kept = 0  # intermediate replies to the option awaited
+        self._kept_bytes = 0
 
     # ---- driver API ----------------------------------------------------------------
 
@@ -244,6 +251,14 @@ class OptionProbe:
             return False
         payload = bytes(buf[header.size : end])
         del buf[:end]
+        if not final:
+            self._kept += 1
+            self._kept_bytes += length
+            if self._kept > MAX_REPLIES or self._kept_bytes > MAX_REPLY_BYTES:
+                raise ProtocolError(
+                    f"server sent too many replies to {wire.option_name(awaiting)} "
+                    f"(more than {MAX_REPLIES}, or {MAX_REPLY_BYTES} bytes)"
+                )
         if reply == OptionReply.SERVER:
             self._servers.append(wire.decode_server(payload))
         elif reply == OptionReply.INFO:
@@ -263,6 +278,7 @@ class OptionProbe:
                 )
             )
             self._servers, self._infos, self._contexts = [], [], []
+            self._kept = self._kept_bytes = 0
             self._awaiting = None
             done = option == Option.GO and reply == OptionReply.ACK
             self._state = _State.DONE if done else _State.IDLE

@@ -94,7 +94,26 @@ async def test_healthy_export_every_step_ok_and_agrees_with_nbdinfo(nbdkit, monk
     assert diagnosis.latency is not None and 0 < diagnosis.latency < 5
     assert diagnosis.throughput is not None and diagnosis.throughput > 0
     assert "MiB/s" in steps["throughput"].detail
+    assert steps["tls"].detail == (
+        "not used (the server does not require it); it does not offer TLS"
+    )
     assert not any(s.hint for s in diagnosis.steps)
+
+
+async def test_tls_offered_but_not_required(nbdkit, tls_certs, monkeypatch):
+    monkeypatch.setattr(doctor_walk, "THROUGHPUT_SECONDS", 0.1)
+    server = nbdkit(
+        "memory", "1M", extra_options=("--tls=on", f"--tls-certificates={tls_certs.dir}")
+    )
+    diagnosis = await diagnose(server.uri, connect_timeout=5)
+    assert diagnosis.ok, diagnosis.steps
+    tls = diagnosis.step("tls")
+    assert tls is not None and tls.status == "ok"
+    assert tls.detail == (
+        "not used (the server does not require it); it offers TLS: nbds:// would encrypt"
+    )
+    quick = await diagnose(server.uri, connect_timeout=5, quick=True)  # one connection only
+    assert quick.step("tls").detail == "not used (the server does not require it)"
 
 
 def test_cli_healthy_text_and_exit_status(nbdkit):
@@ -272,6 +291,34 @@ def test_tls_asked_of_a_plaintext_server(nbdkit):
     assert "nbd://" in steps["tls"]["hint"]
 
 
+def test_oldstyle_server(nbdkit):
+    server = nbdkit("memory", "1M", extra_options=("--oldstyle",))
+    result, steps = doctor(server.uri)
+    assert result.returncode == 0, steps
+    assert json.loads(oracle("nbdinfo", "--json", server.uri))["protocol"] == "oldstyle"
+    assert steps["greeting"]["status"] == "warn"
+    assert steps["greeting"]["detail"].startswith("oldstyle protocol")
+    assert steps["tls"] == {
+        "name": "tls",
+        "status": "skipped",
+        "detail": "not available with the oldstyle protocol",
+        "hint": "",
+    }
+    assert steps["export"]["detail"] == "the oldstyle server's only export (1.0 MiB)"
+    assert steps["info"]["status"] == "skipped"
+    assert steps["read"]["status"] == "ok"
+
+
+def test_server_supplied_description_is_escaped(nbdkit):
+    server = nbdkit(
+        "memory", "1M", filters=("exportname",), extra_options=("exportdesc=fixed:ev\x1b[2Jil",)
+    )
+    _, steps = doctor(server.uri)
+    detail = steps["export"]["detail"]
+    assert "\x1b" not in detail
+    assert detail == "NBD_OPT_GO: export '' (ev\\x1b[2Jil)"
+
+
 # ---- servers that lack features ----------------------------------------------------------
 
 
@@ -437,3 +484,62 @@ async def test_deadline_ends_a_walk_that_answers_slowly(nbdkit):
     assert [s.status for s in diagnosis.steps[-4:]] == ["skipped"] * 4
     relaxed = await diagnose(server.uri, connect_timeout=0.5, quick=True)
     assert relaxed.ok, relaxed.steps
+
+
+# ---- a server without NBD_OPT_GO (no real server left behaves so: a socket server) -------
+
+
+async def test_go_unsupported_falls_back_to_export_name():
+    import asyncio
+    import struct
+
+    from nbdtui.proto.constants import (
+        IHAVEOPT,
+        NBDMAGIC,
+        OPTION_REPLY_MAGIC,
+        SIMPLE_REPLY_MAGIC,
+        Option,
+        OptionReply,
+    )
+
+    asked: list[int] = []
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(struct.pack(">QQH", NBDMAGIC, IHAVEOPT, 3))  # fixed newstyle, no zeroes
+        await reader.readexactly(4)
+        while True:
+            _, option, length = struct.unpack(">QII", await reader.readexactly(16))
+            name = await reader.readexactly(length)
+            asked.append(option)
+            if option == Option.EXPORT_NAME:
+                assert name == b"old"
+                writer.write(struct.pack(">QH", 8192, 1 | 2))  # HAS_FLAGS | READ_ONLY
+                break
+            reply = OptionReply.ERR_UNSUP
+            writer.write(struct.pack(">QIII", OPTION_REPLY_MAGIC, option, reply, 0))
+        _, _, kind, cookie, offset, length = struct.unpack(">IHHQQI", await reader.readexactly(28))
+        assert (kind, offset, length) == (0, 0, 4096)
+        writer.write(struct.pack(">IIQ", SIMPLE_REPLY_MAGIC, 0, cookie) + b"\xab" * length)
+        await writer.drain()
+        await reader.read()  # NBD_CMD_DISC, then the close
+        writer.close()
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        diagnosis = await diagnose(f"nbd://127.0.0.1:{port}/old", quick=True, connect_timeout=5)
+    finally:
+        server.close()
+        await server.wait_closed()
+    steps = {s.name: s for s in diagnosis.steps}
+    assert asked == [Option.STRUCTURED_REPLY, Option.INFO, Option.GO, Option.EXPORT_NAME]
+    assert steps["export"].status == "warn"
+    assert steps["export"].detail == (
+        "NBD_OPT_GO unsupported: NBD_OPT_EXPORT_NAME fallback: export 'old'"
+    )
+    assert "closed connection" in steps["export"].hint
+    assert steps["info"].detail == "the server does not support NBD_OPT_INFO"
+    assert steps["features"].status == "warn"
+    assert "read-only" in steps["features"].detail and "size 8192" in steps["features"].detail
+    assert steps["read"].status == "ok"
+    assert diagnosis.ok and diagnosis.size == 8192 and diagnosis.read_only is True

@@ -142,3 +142,15 @@ def test_options_one_at_a_time():
         probe.send_option(Option.LIST)
     with pytest.raises(RuntimeError):
         probe.send_export_name(b"")
+
+
+def test_too_many_intermediate_replies(monkeypatch):
+    from nbdtui.proto import option_probe
+
+    monkeypatch.setattr(option_probe, "MAX_REPLIES", 3)
+    probe = greeted()
+    probe.send_option(Option.LIST)
+    server = reply(Option.LIST, OptionReply.SERVER, struct.pack(">I", 1) + b"a")
+    assert probe.receive_data(server * 3) == []
+    with pytest.raises(ProtocolError, match="too many replies to NBD_OPT_LIST"):
+        probe.receive_data(server)

@@ -26,6 +26,13 @@ SKIPPED = "skipped"
 STATUSES = (OK, WARN, FAIL, SKIPPED)
 
 
+def printable(text: str) -> str:
+    """Server-supplied free text for a terminal: control characters escaped (``\\x1b``)."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
 def shown(name: str) -> str:
     """A server-supplied name for a terminal: quoted, control characters escaped."""
     if name.isprintable():

@@ -28,6 +28,7 @@ from nbdtui.client.diagnosis.results import (
     WARN,
     Diagnosis,
     Step,
+    printable,
     shown,
 )
 from nbdtui.client.transport.stream import Opener
@@ -489,7 +490,34 @@ class _Walk:
                 "the server requires TLS: use nbds:// (with tls-certificates=DIR when its "
                 "CA is not in the system store)",
             )
-        self.add("tls", OK, "not used (the server does not require it)")
+        detail = "not used (the server does not require it)"
+        if not self.quick:
+            offered = await self._offers_tls()
+            if offered is not None:
+                detail += (
+                    "; it offers TLS: nbds:// would encrypt"
+                    if offered
+                    else "; it does not offer TLS"
+                )
+        self.add("tls", OK, detail)
+
+    async def _offers_tls(self) -> bool | None:
+        """Whether the server accepts NBD_OPT_STARTTLS, asked on a connection of its own
+        (the answer commits that connection to TLS); None when that cannot be told."""
+        probe = ProbeStream(self.endpoint)
+        try:
+            async with asyncio.timeout(self.timeout):
+                await probe.open(self.opener)
+                greeted = await probe.greeting()
+                if greeted.style != "newstyle-fixed":
+                    return None
+                answer = await probe.ask(Option.STARTTLS)
+        except (TimeoutError, NbdError):
+            return None
+        finally:
+            if probe.transport is not None:
+                probe.transport.abort()
+        return answer.reply == OptionReply.ACK
 
     async def negotiate(self) -> None:
         assert self.greeted is not None
@@ -528,7 +556,8 @@ class _Walk:
                     "sending NBD_INFO_EXPORT",
                     "the server breaks the NBD protocol: report it to its authors",
                 )
-            description = f" ({self.export.description})" if self.export.description else ""
+            described = self.export.description
+            description = f" ({printable(described)})" if described else ""
             self.add("export", OK, f"NBD_OPT_GO: export {shown(name)}{description}")
             return
         if go.reply == OptionReply.ERR_UNSUP:
