@@ -7,7 +7,7 @@ import json
 from collections.abc import Sequence
 
 from nbdtui.client.diagnosis.fleet import Checked
-from nbdtui.client.diagnosis.results import Diagnosis
+from nbdtui.client.diagnosis.results import Diagnosis, printable
 from nbdtui.present.sizes import format_size
 
 _MARK = {"ok": "ok", "warn": "WARN", "fail": "FAIL", "skipped": "skipped"}
@@ -15,16 +15,16 @@ _MARK = {"ok": "ok", "warn": "WARN", "fail": "FAIL", "skipped": "skipped"}
 
 def doctor_lines(diagnosis: Diagnosis) -> list[str]:
     """One line a step (name, status, detail) and a ``hint:`` line under warn and fail."""
-    lines = [f"nbdtui doctor {diagnosis.uri}"]
+    lines = [f"nbdtui doctor {printable(diagnosis.uri)}"]
     for step in diagnosis.steps:
-        lines.append(f"  {step.name:<11} {_MARK[step.status]:<8} {step.detail}")
+        lines.append(f"  {step.name:<11} {_MARK[step.status]:<8} {printable(step.detail)}")
         if step.hint:
-            lines.append(f"  {'':<11} {'':<8} hint: {step.hint}")
+            lines.append(f"  {'':<11} {'':<8} hint: {printable(step.hint)}")
     failed = diagnosis.failed
     if failed is None:
         lines.append("no step failed")
     else:
-        lines.append(f"failed at {failed.name}: {failed.hint or failed.detail}")
+        lines.append(f"failed at {failed.name}: {printable(failed.hint or failed.detail)}")
     return lines
 
 
@@ -57,11 +57,11 @@ def check_table(results: Sequence[Checked]) -> list[str]:
         rows.append(
             (
                 "up" if r["ok"] else "DOWN",
-                str(r["uri"]),
+                printable(str(r["uri"])),
                 format_size(size) if isinstance(size, int) else "-",
                 "-" if r["read_only"] is None else ("ro" if r["read_only"] else "rw"),
                 f"{latency:.2f} ms" if isinstance(latency, float) else "-",
-                f"{r['step']}: {r['error']}" if r["step"] else "",
+                printable(f"{r['step']}: {r['error']}") if r["step"] else "",
             )
         )
     widths = [max(len(row[i]) for row in rows) for i in range(5)]

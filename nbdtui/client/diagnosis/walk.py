@@ -348,10 +348,12 @@ class _Walk:
         self.add("connect", OK, f"connected to {self.where} in {self.connect_ms:.1f} ms")
 
     async def ssh(self) -> None:
-        if self.endpoint.transport != "ssh" or self.opener is not None:
+        if self.endpoint.transport != "ssh":
             self.add("ssh", SKIPPED, "not an SSH endpoint")
-            if self.endpoint.transport == "ssh":
-                await self._open("connect")
+            return
+        if self.opener is not None:
+            await self._open("connect")
+            self.add("ssh", SKIPPED, "the stream comes from the caller's opener")
             return
         from nbdtui.client.transport.ssh.endpoint import ssh_route
         from nbdtui.client.transport.ssh.tunnel import ssh_login

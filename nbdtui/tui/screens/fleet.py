@@ -1,9 +1,9 @@
 """The fleet screen (``nbdtui --inventory FILE``): one row an endpoint with its live status.
 
 Every endpoint gets the doctor's quick steps (:func:`nbdtui.client.diagnosis.fleet.check_all`)
-when the screen opens, every :data:`REFRESH_SECONDS` after that and on ``r``; each row
-changes as its check ends. ``s`` sorts by status (down first), ``l`` by latency
-(slowest first); Enter opens the endpoint.
+when the screen opens, every :data:`REFRESH_SECONDS` after that and on ``r`` (unless a
+round is still running); each row changes as its check ends. ``s`` sorts by status
+(down first), ``l`` by latency (slowest first); Enter opens the endpoint.
 """
 
 from __future__ import annotations
@@ -66,6 +66,7 @@ class FleetScreen(Screen[None]):
         self.connect_timeout = connect_timeout
         self.results: dict[str, Checked] = {}
         self.rounds = 0
+        self.checking = False
         self.last_round: float | None = None
         self.sub_title = f"Fleet {name}"
 
@@ -88,23 +89,35 @@ class FleetScreen(Screen[None]):
         for problem in self.problems:
             self.notify(str(problem), title="Inventory", severity="warning", timeout=10)
         self._summary()
-        self.set_interval(REFRESH_SECONDS, self.action_refresh)
-        self.action_refresh()
+        self.set_interval(REFRESH_SECONDS, self._tick)
+        self.check_round()
 
     # ---- checking
 
+    def _tick(self) -> None:
+        if not self.checking:  # a long round is not cut short by the next one
+            self.check_round()
+
     def action_refresh(self) -> None:
+        if self.checking:
+            self.notify("Checking already: each row changes as its check ends.", timeout=3)
+            return
         self.check_round()
 
     @work(group="fleet", exclusive=True, exit_on_error=False)
     async def check_round(self) -> None:
         index = {id(t): str(i) for i, t in enumerate(self.targets)}
-        await check_all(
-            self.targets,
-            jobs=self.jobs,
-            connect_timeout=self.connect_timeout,
-            on_result=lambda checked: self.show(index[id(checked.target)], checked),
-        )
+        self.checking = True
+        self._summary()
+        try:
+            await check_all(
+                self.targets,
+                jobs=self.jobs,
+                connect_timeout=self.connect_timeout,
+                on_result=lambda checked: self.show(index[id(checked.target)], checked),
+            )
+        finally:
+            self.checking = False
         self.rounds += 1
         self.last_round = time.time()
         self._summary()
@@ -158,7 +171,9 @@ class FleetScreen(Screen[None]):
             parts.append(f"{waiting} not checked yet")
         if self.problems:
             parts.append(f"[yellow]{len(self.problems)} unreadable lines[/]")
-        if self.last_round is not None:
+        if self.checking:
+            parts.append("[dim]checking…[/]")
+        elif self.last_round is not None:
             parts.append(
                 f"[dim]checked {time.strftime('%H:%M:%S', time.localtime(self.last_round))}[/]"
             )
