@@ -16,6 +16,10 @@ A silent endpoint holds its slot for the connect timeout, so the run cannot end 
 SSH (``--ssh 20``): the test suite's sshd fixture and nbdkit on a Unix socket; that many
 endpoints ``via=`` its ``~/.ssh/config`` alias; the sshd log counts the logins.
 
+Compare (``--compare 3``): the live endpoints alone, checked by ``nbdtui check`` and by
+today's shell loop of ``nbdinfo --json`` one at a time, taking turns that many runs;
+the ratio is the loop's time over nbdtui's (>1: nbdtui is faster).
+
     python bench/bench_check.py [--live 300] [--silent 350] [--refused 350] [--jobs 64]
                                 [--connect-timeout 2] [--ssh 20]
 """
@@ -27,6 +31,7 @@ import asyncio
 import json
 import os
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -122,7 +127,16 @@ def _run_check(args: list[str], env: dict[str, str] | None = None) -> tuple[floa
         return elapsed, usage.ru_maxrss, out.read().decode()
 
 
-def fleet(live: int, silent: int, refused: int, jobs: int, timeout: float) -> None:
+def _nbdinfo_loop(uris: list[str]) -> float:
+    start = time.perf_counter()
+    for uri in uris:
+        subprocess.run(["nbdinfo", "--json", uri], check=True, stdout=subprocess.DEVNULL)
+    return time.perf_counter() - start
+
+
+def fleet(
+    live: int, silent: int, refused: int, jobs: int, timeout: float, compare: int = 0
+) -> None:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     helper = subprocess.Popen(
         [sys.executable, __file__, "--serve", str(live), str(silent)],
@@ -146,6 +160,13 @@ def fleet(live: int, silent: int, refused: int, jobs: int, timeout: float) -> No
         args = ["--json", "--jobs", str(jobs), "--connect-timeout", str(timeout)]
         elapsed, rss, out = _run_check([*args, "--inventory", inv.name], env)
         os.unlink(inv.name)
+        ours, theirs = [], []
+        for _ in range(compare):
+            with tempfile.NamedTemporaryFile("w", suffix=".inv", delete=False) as inv:
+                inv.write("\n".join(ready["live"]) + "\n")
+            ours.append(_run_check(["--jobs", str(jobs), "--inventory", inv.name], env)[0])
+            os.unlink(inv.name)
+            theirs.append(_nbdinfo_loop(ready["live"]))
         helper.stdin.write("stats\n")
         helper.stdin.flush()
         stats = json.loads(helper.stdout.readline())
@@ -168,6 +189,12 @@ def fleet(live: int, silent: int, refused: int, jobs: int, timeout: float) -> No
     )
     print(f"  peak RSS           {rss / 1024:6.1f} MiB")
     print(f"  outcomes           {dict(outcome)}; rows not as expected: {len(wrong)}")
+    if compare:
+        a, b = statistics.median(ours), statistics.median(theirs)
+        print(
+            f"compare ({live} live endpoints, median of {compare}): nbdtui check {a:.2f} s, "
+            f"nbdinfo loop {b:.2f} s, ratio {b / a:.1f}x"
+        )
 
 
 def ssh(count: int, jobs: int) -> None:
@@ -212,8 +239,9 @@ def main() -> None:
     p.add_argument("--jobs", type=int, default=64)
     p.add_argument("--connect-timeout", type=float, default=2.0)
     p.add_argument("--ssh", type=int, default=20, help="endpoints via one SSH host (0: skip)")
+    p.add_argument("--compare", type=int, default=0, help="runs against an nbdinfo loop")
     a = p.parse_args()
-    fleet(a.live, a.silent, a.refused, a.jobs, a.connect_timeout)
+    fleet(a.live, a.silent, a.refused, a.jobs, a.connect_timeout, a.compare)
     if a.ssh:
         ssh(a.ssh, min(a.jobs, 16))
 
