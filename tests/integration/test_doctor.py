@@ -16,7 +16,7 @@ from urllib.parse import quote
 import pytest
 
 from nbdtui.client.diagnosis import STEP_NAMES, diagnose
-from nbdtui.client.diagnosis import walk as doctor_walk
+from nbdtui.client.diagnosis import export_steps
 from tests.support.cli_helpers import Result, assert_one_line_error
 from tests.support.cli_helpers import nbdtui as run_nbdtui
 from tests.support.oracles import oracle
@@ -66,7 +66,7 @@ def free_port() -> int:
 
 
 async def test_healthy_export_every_step_ok_and_agrees_with_nbdinfo(nbdkit, monkeypatch):
-    monkeypatch.setattr(doctor_walk, "THROUGHPUT_SECONDS", 0.3)
+    monkeypatch.setattr(export_steps, "THROUGHPUT_SECONDS", 0.3)
     server = nbdkit("memory", "3M", "--filter=blocksize-policy", "blocksize-preferred=65536")
     diagnosis = await diagnose(server.uri, connect_timeout=5)
     steps = {s.name: s for s in diagnosis.steps}
@@ -101,7 +101,7 @@ async def test_healthy_export_every_step_ok_and_agrees_with_nbdinfo(nbdkit, monk
 
 
 async def test_tls_offered_but_not_required(nbdkit, tls_certs, monkeypatch):
-    monkeypatch.setattr(doctor_walk, "THROUGHPUT_SECONDS", 0.1)
+    monkeypatch.setattr(export_steps, "THROUGHPUT_SECONDS", 0.1)
     server = nbdkit(
         "memory", "1M", extra_options=("--tls=on", f"--tls-certificates={tls_certs.dir}")
     )

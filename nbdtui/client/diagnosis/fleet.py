@@ -15,9 +15,10 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from nbdtui.client.diagnosis.facts import ssh_hint
 from nbdtui.client.diagnosis.inventory import Target
 from nbdtui.client.diagnosis.results import FAIL, SKIPPED, STEP_NAMES, Diagnosis, Step
-from nbdtui.client.diagnosis.walk import diagnose, ssh_hint
+from nbdtui.client.diagnosis.walk import diagnose
 from nbdtui.errors import NbdError
 from nbdtui.uri import without_secrets
 

@@ -16,12 +16,7 @@ import contextlib
 from nbdtui.client.transport.openers import open_stream
 from nbdtui.client.transport.stream import Opener, StreamProtocol, TlsUpgrader
 from nbdtui.errors import ConnectionLostError, NbdError
-from nbdtui.proto.client_events import (
-    ExportNameAnswered,
-    Greeted,
-    OptionAnswered,
-    RequestDone,
-)
+from nbdtui.proto.client_events import ExportNameAnswered, Greeted, OptionAnswered, RequestDone
 from nbdtui.proto.client_transmission import ClientTransmission
 from nbdtui.proto.constants import Command, Option
 from nbdtui.proto.option_probe import OptionProbe
