@@ -15,8 +15,7 @@ from urllib.parse import quote
 
 import pytest
 
-from nbdtui.client.diagnosis import STEP_NAMES, diagnose
-from nbdtui.client.diagnosis import export_steps
+from nbdtui.client.diagnosis import STEP_NAMES, diagnose, export_steps
 from tests.support.cli_helpers import Result, assert_one_line_error
 from tests.support.cli_helpers import nbdtui as run_nbdtui
 from tests.support.oracles import oracle
