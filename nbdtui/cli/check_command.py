@@ -74,7 +74,13 @@ def write_atomically(path: str, text: str) -> None:
 
 async def run(args: argparse.Namespace) -> int:
     from nbdtui.client.diagnosis.fleet import Checked, check_all
-    from nbdtui.client.diagnosis.inventory import Problem, Target, read_inventory, target
+    from nbdtui.client.diagnosis.inventory import (
+        Problem,
+        Target,
+        read_inventory,
+        target,
+        without_duplicates,
+    )
     from nbdtui.present import diagnosis_report as report
 
     targets: list[Target] = [target(uri) for uri in args.uris]  # a bad URI: exit 2
@@ -83,6 +89,8 @@ async def run(args: argparse.Namespace) -> int:
         found, bad = read_inventory(path)
         targets += found
         problems += bad
+    targets, repeated = without_duplicates(targets)
+    problems += repeated
     if not targets and not problems:
         raise UsageError("no endpoints to check: give URIs or --inventory FILE")
     if args.ssh_accept_new:

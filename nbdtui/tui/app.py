@@ -207,13 +207,15 @@ class NbdtuiApp(App[int]):
     # ---- the fleet screen
 
     def show_fleet(self, path: str) -> None:
-        from nbdtui.client.diagnosis.inventory import read_inventory
+        from nbdtui.client.diagnosis.inventory import read_inventory, without_duplicates
 
         try:
             targets, problems = read_inventory(path)
         except OSError as exc:
             self._fail(f"{path}: {exc.strerror or exc}", title="Inventory")
             return
+        targets, repeated = without_duplicates(targets)
+        problems += repeated
         self.push_screen(
             FleetScreen(targets, problems, name=path, connect_timeout=self.connect_timeout)
         )

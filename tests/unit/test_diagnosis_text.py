@@ -105,3 +105,17 @@ def test_prometheus_labels_are_escaped_and_absent_values_omitted():
     )
     assert lines[-1] == "nbdtui_check_inventory_errors 2"
     assert text.endswith("\n")
+
+
+def test_repeated_endpoints_are_problems_naming_the_first():
+    from nbdtui.client.diagnosis.inventory import without_duplicates
+
+    targets, problems = parse_inventory("nbd://a/x\nnbd://b/y\nnbd://a/x\n", "inv")
+    targets.append(target("nbd://b/y"))
+    unique, repeated = without_duplicates(targets)
+    assert [t.label for t in unique] == ["nbd://a/x", "nbd://b/y"]
+    assert [str(p) for p in repeated] == [
+        "inv:3: nbd://a/x again (first: inv:1)",
+        "argument: nbd://b/y again (first: inv:2)",
+    ]
+    assert problems == []

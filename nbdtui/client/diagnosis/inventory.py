@@ -18,7 +18,15 @@ from dataclasses import dataclass
 from nbdtui.errors import UriError
 from nbdtui.uri import Endpoint, parse, without_secrets
 
-__all__ = ["FIELDS", "Problem", "Target", "parse_inventory", "read_inventory", "target"]
+__all__ = [
+    "FIELDS",
+    "Problem",
+    "Target",
+    "parse_inventory",
+    "read_inventory",
+    "target",
+    "without_duplicates",
+]
 
 FIELDS = ("via",)
 
@@ -97,3 +105,15 @@ def read_inventory(path: str) -> tuple[list[Target], list[Problem]]:
     with open(path, encoding="utf-8", errors="replace") as f:
         text = f.read()
     return parse_inventory(text, path)
+
+
+def without_duplicates(targets: list[Target]) -> tuple[list[Target], list[Problem]]:
+    """The first of targets that share a label (a report, a Prometheus series, has one row
+    per endpoint); each repeat is a :class:`Problem` naming the first."""
+    first: dict[str, Target] = {}
+    problems = []
+    for item in targets:
+        seen = first.setdefault(item.label, item)
+        if seen is not item:
+            problems.append(Problem(item.source, f"{item.label} again (first: {seen.source})"))
+    return list(first.values()), problems
