@@ -281,6 +281,20 @@ def test_tls_wrong_host_name(nbdkit, tls_certs):
     assert "a name the certificate carries" in steps["tls"]["hint"]
 
 
+def test_tls_client_certificate_missing(nbdkit, tls_certs, tmp_path):
+    server = nbdkit("memory", "1M", tls=tls_certs, tls_verify_peer=True)
+    ca_only = tmp_path / "ca-only"
+    ca_only.mkdir()
+    (ca_only / "ca-cert.pem").write_bytes(tls_certs.ca_cert.read_bytes())
+    result, steps = doctor(with_params(server.uri, tls_certificates=ca_only))
+    assert result.returncode == 1
+    assert steps["tls"]["status"] == "fail"
+    assert "client certificate" in steps["tls"]["detail"]
+    assert "client-cert.pem" in steps["tls"]["detail"]
+    assert "client certificate" in steps["tls"]["hint"]
+    assert steps["export"]["status"] == "skipped"
+
+
 def test_tls_asked_of_a_plaintext_server(nbdkit):
     server = nbdkit("memory", "1M", extra_options=("--tls=off",))
     result, steps = doctor(server.uri.replace("nbd://", "nbds://", 1))
