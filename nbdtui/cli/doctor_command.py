@@ -48,11 +48,27 @@ async def run(args: argparse.Namespace) -> int:
     from nbdtui.client.diagnosis import diagnose
 
     endpoint = target_endpoint(args)
-    diagnosis = await diagnose(endpoint, quick=args.quick, connect_timeout=args.connect_timeout)
     if args.json:
+        diagnosis = await diagnose(endpoint, quick=args.quick, connect_timeout=args.connect_timeout)
         print(json.dumps(diagnosis.as_dict(), indent=2, ensure_ascii=False))
-    else:
-        from nbdtui.present.diagnosis_report import doctor_lines
+        return EXIT_OK if diagnosis.ok else EXIT_FAILURE
 
-        print("\n".join(doctor_lines(diagnosis)))
+    from nbdtui.client.diagnosis import Step
+    from nbdtui.present import diagnosis_report as report
+    from nbdtui.uri import without_secrets
+
+    print(report.doctor_header(without_secrets(endpoint.uri)), flush=True)
+    shown: list[Step] = []
+
+    def show(step: Step) -> None:  # each step as it ends (throughput takes seconds)
+        shown.append(step)
+        print("\n".join(report.step_lines(step)), flush=True)
+
+    diagnosis = await diagnose(
+        endpoint, quick=args.quick, connect_timeout=args.connect_timeout, on_step=show
+    )
+    for step in diagnosis.steps:
+        if step not in shown:
+            print("\n".join(report.step_lines(step)))
+    print(report.doctor_footer(diagnosis))
     return EXIT_OK if diagnosis.ok else EXIT_FAILURE

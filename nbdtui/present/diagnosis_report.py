@@ -7,24 +7,37 @@ import json
 from collections.abc import Sequence
 
 from nbdtui.client.diagnosis.fleet import Checked
-from nbdtui.client.diagnosis.results import Diagnosis, printable
+from nbdtui.client.diagnosis.results import Diagnosis, Step, printable
 from nbdtui.present.sizes import format_size
 
 _MARK = {"ok": "ok", "warn": "WARN", "fail": "FAIL", "skipped": "skipped"}
 
 
-def doctor_lines(diagnosis: Diagnosis) -> list[str]:
-    """One line a step (name, status, detail) and a ``hint:`` line under warn and fail."""
-    lines = [f"nbdtui doctor {printable(diagnosis.uri)}"]
-    for step in diagnosis.steps:
-        lines.append(f"  {step.name:<11} {_MARK[step.status]:<8} {printable(step.detail)}")
-        if step.hint:
-            lines.append(f"  {'':<11} {'':<8} hint: {printable(step.hint)}")
+def step_lines(step: Step) -> list[str]:
+    """A step's line (name, status, detail) and a ``hint:`` line under warn and fail."""
+    lines = [f"  {step.name:<11} {_MARK[step.status]:<8} {printable(step.detail)}"]
+    if step.hint:
+        lines.append(f"  {'':<11} {'':<8} hint: {printable(step.hint)}")
+    return lines
+
+
+def doctor_header(uri: str) -> str:
+    return f"nbdtui doctor {printable(uri)}"
+
+
+def doctor_footer(diagnosis: Diagnosis) -> str:
     failed = diagnosis.failed
     if failed is None:
-        lines.append("no step failed")
-    else:
-        lines.append(f"failed at {failed.name}: {printable(failed.hint or failed.detail)}")
+        return "no step failed"
+    return f"failed at {failed.name}: {printable(failed.hint or failed.detail)}"
+
+
+def doctor_lines(diagnosis: Diagnosis) -> list[str]:
+    """The whole report: a header, :func:`step_lines` of every step, a verdict."""
+    lines = [doctor_header(diagnosis.uri)]
+    for step in diagnosis.steps:
+        lines += step_lines(step)
+    lines.append(doctor_footer(diagnosis))
     return lines
 
 

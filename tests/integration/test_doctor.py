@@ -126,6 +126,22 @@ def test_cli_healthy_text_and_exit_status(nbdkit):
     assert "read-only" in result.text and "commands: read " in result.text
     assert "commands: read write" not in result.text
     assert lines[-1] == "no step failed"
+    names = [line.split()[0] for line in lines[1:-1] if not line.strip().startswith("hint:")]
+    assert names == list(STEP_NAMES)
+
+
+def test_cli_text_of_a_failure_in_step_order():
+    port = free_port()
+    result = run_nbdtui("doctor", "--quick", f"nbd://127.0.0.1:{port}/")
+    assert result.returncode == 1
+    lines = result.text.splitlines()
+    assert lines[2].split()[:2] == ["connect", "FAIL"]
+    assert lines[3].strip() == f"hint: nothing listens on port {port} of 127.0.0.1: is the " + (
+        "server running, on this port?"
+    )
+    names = [line.split()[0] for line in lines[1:-1] if not line.strip().startswith("hint:")]
+    assert names == list(STEP_NAMES)
+    assert lines[-1].startswith("failed at connect: nothing listens on port")
 
 
 # ---- nothing listening, no socket, a silent server, a bad command line -----------------

@@ -19,10 +19,12 @@ The steps are methods of :class:`~nbdtui.client.diagnosis.link_steps.LinkSteps`,
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from nbdtui.client.diagnosis.export_steps import ExportSteps
 from nbdtui.client.diagnosis.handshake_steps import HandshakeSteps
 from nbdtui.client.diagnosis.link_steps import LinkSteps
-from nbdtui.client.diagnosis.results import Diagnosis
+from nbdtui.client.diagnosis.results import Diagnosis, Step
 from nbdtui.client.transport.stream import Opener
 from nbdtui.uri import Endpoint, parse
 
@@ -54,13 +56,22 @@ async def diagnose(
     connect_timeout: float = 10.0,
     deadline: float | None = None,
     opener: Opener | None = None,
+    on_step: Callable[[Step], None] | None = None,
 ) -> Diagnosis:
     """Walk every step of a connection to ``target`` (see the module documentation).
 
     ``connect_timeout`` bounds each wait; ``deadline`` (None: no limit) the whole walk,
-    whose step then fails. Raises UriError for a malformed target; every other failure
-    is a step's.
+    whose step then fails. ``on_step`` is called with each step as it ends (the steps
+    not reached are only in the result). Raises UriError for a malformed target; every
+    other failure is a step's.
     """
     endpoint = target if isinstance(target, Endpoint) else parse(target)
-    walk = _Walk(endpoint, quick=quick, timeout=connect_timeout, deadline=deadline, opener=opener)
+    walk = _Walk(
+        endpoint,
+        quick=quick,
+        timeout=connect_timeout,
+        deadline=deadline,
+        opener=opener,
+        on_step=on_step,
+    )
     return await walk.run()

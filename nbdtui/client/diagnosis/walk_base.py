@@ -38,12 +38,14 @@ class WalkBase:
         timeout: float,
         deadline: float | None,
         opener: Opener | None,
+        on_step: Callable[[Step], None] | None = None,
     ) -> None:
         self.endpoint = endpoint
         self.deadline = deadline
         self.quick = quick
         self.timeout = timeout
         self.opener = opener
+        self.on_step = on_step
         self.result = Diagnosis(without_secrets(endpoint.uri))
         self.stream = ProbeStream(endpoint)
         self.exits = contextlib.AsyncExitStack()
@@ -60,7 +62,10 @@ class WalkBase:
     # ---- bookkeeping ---------------------------------------------------------------
 
     def add(self, name: str, status: str, detail: str, hint: str = "") -> None:
-        self.result.steps.append(Step(name, status, detail, hint))
+        step = Step(name, status, detail, hint)
+        self.result.steps.append(step)
+        if self.on_step is not None:
+            self.on_step(step)
 
     def fail(self, name: str, detail: str, hint: str) -> _Stop:
         self.add(name, FAIL, detail, hint)
