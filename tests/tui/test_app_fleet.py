@@ -53,7 +53,7 @@ async def test_fleet_rows_sorting_refresh_and_open(make_app, nbdkit, tmp_path, m
             assert rows[down][4].startswith("connect: connection refused")
             summary = text_of(screen.query_one("#fleet-summary", Static))
             assert "3 endpoints" in summary and "2 up" in summary and "1 down" in summary
-            assert "1 unreadable lines" in summary
+            assert "1 unreadable line" in summary and "lines" not in summary
             assert any(f"{inventory}:3:" in note for note in notes(app))
 
             await pilot.press("s")

@@ -170,7 +170,8 @@ class FleetScreen(Screen[None]):
         if waiting:
             parts.append(f"{waiting} not checked yet")
         if self.problems:
-            parts.append(f"[yellow]{len(self.problems)} unreadable lines[/]")
+            n = len(self.problems)
+            parts.append(f"[yellow]{n} unreadable line{'s' if n != 1 else ''}[/]")
         if self.checking:
             parts.append("[dim]checking…[/]")
         elif self.last_round is not None:
