@@ -67,15 +67,21 @@ def _tui_parser() -> ArgumentParser:
         action="store_true",
         help="trust and remember SSH host keys not yet in known_hosts instead of asking",
     )
+    p.add_argument(
+        "--inventory",
+        metavar="FILE",
+        help="open the fleet screen: the status of every endpoint of FILE (see 'check')",
+    )
     return p
 
 
 def _is_tui(argv: list[str]) -> bool:
-    """``nbdtui``, ``nbdtui URI`` and ``nbdtui [--ssh HOST] [--ssh-accept-new] [URI]``
-    (in any order) open the terminal UI; anything else is a subcommand."""
+    """``nbdtui``, ``nbdtui URI``, ``nbdtui [--ssh HOST] [--ssh-accept-new] [URI]`` and
+    ``nbdtui --inventory FILE`` (in any order) open the terminal UI; anything else is a
+    subcommand."""
     if not argv:
         return True
-    if argv[0].startswith("--ssh"):
+    if argv[0].startswith(("--ssh", "--inventory")):
         return True
     return not argv[0].startswith("-") and argv[0] not in COMMANDS
 
@@ -101,9 +107,18 @@ def _run_tui(argv: list[str] | None) -> int:
             # Bytes that are not UTF-8 (a socket path's): the UI shows and edits the
             # URI in its canonical spelling, where they are percent-escapes.
             args.uri = endpoint.uri
+    options = {}
+    if args.inventory is not None:
+        from nbdtui.client.diagnosis.inventory import read_inventory
+
+        read_inventory(args.inventory)  # an unreadable file is an error before the UI starts
+        options["inventory"] = args.inventory
     from nbdtui.tui.app import run_app
 
-    return run_app(uri=args.uri, ssh=args.ssh, ssh_accept_new=args.ssh_accept_new) or EXIT_OK
+    return (
+        run_app(uri=args.uri, ssh=args.ssh, ssh_accept_new=args.ssh_accept_new, **options)
+        or EXIT_OK
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -114,6 +114,8 @@ COMMANDS: dict[str, str] = {
     "copy": "copy between exports and files, holes as holes; --rescue keeps a ddrescue map",
     "inspect": "show filesystem and volume structures, their checks and backups",
     "repair": "restore a structure from its backup or fix its checksums (journaled)",
+    "doctor": "walk a connection step by step and say which step fails and why",
+    "check": "check many exports at once (up/down, size, latency) for cron, Nagios, Prometheus",
 }
 
 #: Commands whose arguments and code live in a module of their own, cli/<module>.py,
@@ -124,6 +126,8 @@ MODULE_COMMANDS: dict[str, str] = {
     "copy": "copy_command",
     "inspect": "inspect_command",
     "repair": "repair_command",
+    "doctor": "doctor_command",
+    "check": "check_command",
 }
 
 

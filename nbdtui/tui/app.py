@@ -39,6 +39,7 @@ from nbdtui.tui.dialogs.switcher import SwitcherScreen
 from nbdtui.tui.markup import shown_name
 from nbdtui.tui.screens.connect import ConnectScreen
 from nbdtui.tui.screens.export_info import ExportScreen
+from nbdtui.tui.screens.fleet import FleetScreen
 from nbdtui.tui.screens.help import HelpScreen, class_bindings
 from nbdtui.tui.screens.pool_monitor import PoolScreen
 from nbdtui.tui.screens.remote_exports import ServerScreen
@@ -114,9 +115,11 @@ class NbdtuiApp(App[int]):
         ssh: str | None = None,
         ssh_accept_new: bool = False,
         reconnect_delay: float = RECONNECT_DELAY,
+        inventory: str | None = None,
     ) -> None:
         super().__init__()
         self.start_uri = uri
+        self.inventory = inventory  # --inventory FILE: the fleet screen opens first
         self.start_ssh = ssh  # "[user@]host[:port]" to reach start_uri through (--ssh)
         # --ssh-accept-new: unknown SSH host keys are trusted and saved without asking
         self.ssh_accept_new = ssh_accept_new
@@ -210,6 +213,8 @@ class NbdtuiApp(App[int]):
     def on_mount(self) -> None:
         # SSH passwords, passphrases and unknown host keys are asked in modals.
         self._prompts = PromptHooks(self).install()
+        if self.inventory:
+            self.show_fleet(self.inventory)
         if self.start_uri:
             self.open_target(self.start_uri, self.start_ssh)
 
@@ -231,6 +236,25 @@ class NbdtuiApp(App[int]):
         self.notify(text, title=title, severity="error", timeout=8)
         if self.current_mode == MAIN:
             self.connect_screen.show_status(text, error=True)
+
+    # ---- the fleet screen
+
+    def show_fleet(self, path: str) -> None:
+        from nbdtui.client.diagnosis.inventory import read_inventory, without_duplicates
+
+        try:
+            targets, problems = read_inventory(path)
+        except OSError as exc:
+            self._fail(f"{path}: {exc.strerror or exc}", title="Inventory")
+            return
+        targets, repeated = without_duplicates(targets)
+        problems += repeated
+        self.push_screen(
+            FleetScreen(targets, problems, name=path, connect_timeout=self.connect_timeout)
+        )
+
+    def on_fleet_screen_open_requested(self, event: FleetScreen.OpenRequested) -> None:
+        self.open_exports(event.endpoint, [event.endpoint.export])
 
     # ---- connecting
 
@@ -666,7 +690,7 @@ def create_app(
     the user's config dir), ``connect_timeout``, ``window``, ``journal``, ``ssh`` (the
     SSH host to reach ``uri`` through), ``ssh_accept_new`` (trust unknown host keys
     without asking), ``reconnect_delay`` (seconds to keep reconnecting after a drop;
-    default 30).
+    default 30), ``inventory`` (a file of endpoints: the fleet screen opens first).
     """
     return NbdtuiApp(uri, demo_uris=demo_uris, **options)
 

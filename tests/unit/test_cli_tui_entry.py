@@ -91,3 +91,12 @@ def test_bytes_that_are_not_utf8_where_utf8_is_needed(started, capsys, argv, nee
     err = capsys.readouterr().err
     assert err.startswith("nbdtui: ") and needle in err and err.count("\n") == 1
     assert started == []
+
+
+def test_the_ui_gets_the_inventory(started, tmp_path):
+    inventory = tmp_path / "fleet.txt"
+    inventory.write_text("nbd://h/disk\n")
+    assert main(["--inventory", str(inventory)]) == 0
+    assert started == [
+        {"uri": None, "ssh": None, "ssh_accept_new": False, "inventory": str(inventory)}
+    ]
