@@ -73,9 +73,10 @@ class PartitionDialog(ModalScreen[int | None]):
             f"{p.index:>3}  {p.type_name:<22.22}  sectors {p.first_lba:>10}–{p.last_lba:<10}"
             f"  {format_size(p.size):>10}{name}"
         )
+        row = escape(row)  # each line escaped on its own: the line break is ours
         if filesystem:  # a second line: what the partition holds
-            row += f"\n     {filesystem}"
-        return escape(row)
+            row += f"\n     {escape(filesystem)}"
+        return row
 
     def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
         if event.option.id is not None:
