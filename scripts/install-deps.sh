@@ -22,6 +22,7 @@ APT_PACKAGES=(
     fio bsdextrautils tmux util-linux             # benchmarks, hexdump, TUI tests, setpriv
     fdisk gdisk dosfstools mtools e2fsprogs       # partition and filesystem oracles
     ntfs-3g file mount                            #   (sfdisk, sgdisk, blkid, losetup...)
+    xfsprogs btrfs-progs cryptsetup-bin mdadm lvm2 # volume oracles (xfs_db, dump-super, luksDump...)
     python3 python3-venv python3-pip ca-certificates
 )
 

@@ -61,6 +61,13 @@ PROGRAMS: dict[str, str] = {
     "ntfs-3g": "ntfs-3g",
     "blkid": "util-linux",
     "mkswap": "util-linux",
+    "mkfs.xfs": "xfsprogs",
+    "xfs_db": "xfsprogs",
+    "mkfs.btrfs": "btrfs-progs",
+    "btrfs": "btrfs-progs",
+    "cryptsetup": "cryptsetup-bin",
+    "mdadm": "mdadm",
+    "pvck": "lvm2",
     "losetup": "mount",
     "file": "file",
     # process control, the terminal and benchmarks
