@@ -116,7 +116,7 @@ def _json(area: bytes) -> dict[str, object] | None:
     raw = bytes(area[4096:]).split(b"\0", 1)[0]
     try:
         doc = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError):
+    except (UnicodeDecodeError, ValueError, RecursionError):
         return None
     return doc if isinstance(doc, dict) else None
 
@@ -206,7 +206,7 @@ def probe(offset: int, size: int) -> ProbePlan:
 def _luks2(offset: int, size: int, head: bytes) -> ProbePlan:
     hdr_size = struct.unpack_from(">Q", head, 8)[0]
     fits = hdr_size in HDR_SIZES and 2 * hdr_size <= size
-    area = (yield (offset, hdr_size)) if fits else (yield (offset, 4096))
+    area = (yield (offset, hdr_size)) if fits else (yield (offset, min(4096, size)))
     fields, v = decode_rows(area, offset, ROWS2, ">")
     checks = [
         Check("magic", True, MAGIC.hex(), MAGIC.hex()),

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from nbdtui.disk import signatures
 from nbdtui.disk.structures.model import ProbePlan, Request, Structure
 from nbdtui.disk.structures.registry import PROBES
+from nbdtui.errors import NbdError
 
 __all__ = ["SECTOR", "Mark", "candidates", "merge", "verify_plan"]
 
@@ -168,7 +169,12 @@ def _identify(start: int, types: set[str], size: int) -> ProbePlan:
     for names, probe in PROBES:
         if types.intersection(names):
             decoded = True
-            s = yield from probe(start, size - start)
+            try:
+                s = yield from probe(start, size - start)
+            except NbdError:  # the reader's: a scan stops there
+                raise
+            except (struct.error, ValueError, LookupError, RecursionError):
+                continue  # a decoder's slip on garbage: not this family
             if s is not None:
                 return s
     if decoded:
