@@ -33,7 +33,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import nbdtui
-from nbdtui.cli.scan_command import scan
+from nbdtui.editor.signature_scan import scan
 from nbdtui.client import Pool
 from nbdtui.present.sizes import parse_size
 
