@@ -69,7 +69,7 @@ _HEX_PANE_TYPED = {"write_mode"}
 _TEXT_PANE_TYPED = {
     *_HEX_PANE_TYPED,
     *("search", "search_again", "inspector", "partitions", "mark", "zero", "trim"),
-    *("journal", "reload"),
+    *("journal", "reload", "scan"),
 }
 
 
@@ -124,6 +124,7 @@ class EditorScreen(Screen[None]):
         Binding("left_square_bracket", "extent(False)", "Previous data extent", show=False),
         Binding("i", "inspector", "Inspector"),
         Binding("p", "partitions", "Partitions"),
+        Binding("S", "scan", "Scan for filesystems", show=False),
         Binding("e", "write_mode", "Write mode"),
         Binding("u,ctrl+z", "undo", "Undo", show=False),
         Binding("ctrl+y", "redo", "Redo", show=False),
@@ -585,6 +586,11 @@ class EditorScreen(Screen[None]):
 
     def action_partitions(self) -> None:
         self.app.push_screen(PartitionDialog(self.table, self.table_message), self._part_chosen)
+
+    def action_scan(self) -> None:
+        from nbdtui.tui.dialogs.scan_dialog import ScanDialog  # (loads every decoder)
+
+        self.app.push_screen(ScanDialog(self.export), self._part_chosen)
 
     def _part_chosen(self, offset: int | None) -> None:
         if offset is not None:
