@@ -33,8 +33,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import nbdtui
-from nbdtui.editor.signature_scan import scan
 from nbdtui.client import Pool
+from nbdtui.editor.signature_scan import scan
 from nbdtui.present.sizes import parse_size
 
 MiB = 1 << 20
