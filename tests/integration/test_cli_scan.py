@@ -13,7 +13,7 @@ import pytest
 from tests.support.cli_helpers import assert_one_line_error
 from tests.support.cli_helpers import nbdtui as run_cli
 from tests.support.requirements import require
-from tests.support.volume_headers import md_superblock, pv_label
+from tests.support.volume_headers import md_end_offset, md_superblock, pv_label
 
 MiB = 1 << 20
 DISK = 1000 * MiB
@@ -103,8 +103,9 @@ def wiped_disk(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return disk
 
 
-def blkid_at(disk: Path, offset: int) -> dict[str, str]:
-    argv = [require("blkid"), "-p", "-O", str(offset), "-o", "export", str(disk)]
+def blkid_at(disk: Path, offset: int, size: int | None = None) -> dict[str, str]:
+    sized = ["-S", str(size)] if size is not None else []
+    argv = [require("blkid"), "-p", "-O", str(offset), *sized, "-o", "export", str(disk)]
     out = subprocess.run(argv, capture_output=True, text=True).stdout
     return dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
 
@@ -154,3 +155,63 @@ def test_scan_errors_are_one_line() -> None:
     assert_one_line_error(run_cli("scan", "nbd://127.0.0.1:1/x", "--connect-timeout", "2"), 1)
     assert_one_line_error(run_cli("scan", "nbd:///?bad=uri=x"), 2)
     assert_one_line_error(run_cli("scan", "nbd://h/x", "--connect-timeout", "0"), 2, "connect")
+
+
+#: (offset MiB, size MiB, kind, label) on a disk whose primary superblocks are wiped.
+DAMAGED = (
+    (1, 300, "xfs", "xfsdata"),
+    (310, 300, "btrfs", "pool"),
+    (620, 20, "luks2", "vault"),
+    (650, 32, "md1.0", "host:end"),
+)
+
+
+def test_scan_finds_filesystems_from_their_backups(tmp_path: Path, qemu_nbd) -> None:
+    """Primary superblocks zeroed: XFS is found from AG 1's secondary, btrfs from its
+    mirror at 64 MiB, LUKS2 from its secondary header, each at its real start with the
+    failed check "primary"; an MD 1.0 superblock at the end of its member says where
+    the member starts (blkid -p -O OFFSET -S SIZE agrees)."""
+    disk = tmp_path / "disk.img"
+    with open(disk, "wb") as f:
+        f.truncate(700 * MiB)
+    for off, size, kind, label in DAMAGED:
+        part = tmp_path / "part.img"
+        if kind == "md1.0":
+            with open(part, "wb") as f:
+                f.truncate(size * MiB)
+                f.seek(md_end_offset(size * MiB))
+                f.write(md_superblock(size * MiB // 512, label, "1.0"))
+            assert (
+                "host:end"
+                in subprocess.run(
+                    [require("mdadm"), "--examine", str(part)], capture_output=True, text=True
+                ).stdout
+            )
+        else:
+            make(kind, part, size * MiB, label, tmp_path)
+        copy_sparse(part, disk, off * MiB)
+        part.unlink()
+    ids = blkid_at(disk, 650 * MiB, 32 * MiB)
+    with open(disk, "r+b") as f:
+        for at, n in ((1 * MiB, 512), (310 * MiB + 0x10000, 4096), (620 * MiB, 4096)):
+            f.seek(at)
+            f.write(bytes(n))
+    assert "TYPE" not in blkid_at(disk, 1 * MiB)  # the primaries are really gone
+
+    result = run_cli("scan", qemu_nbd(disk, readonly=True).uri, "--json")
+    assert result.returncode == 0, result.stderr
+    found = result.json()
+    assert [(s["offset"], s["type"], s["label"]) for s in found] == [
+        (1 * MiB, "xfs", "xfsdata"),
+        (310 * MiB, "btrfs", "pool"),
+        (620 * MiB, "crypto_LUKS", "vault"),
+        (650 * MiB, "linux_raid_member", "host:end"),
+    ]
+    for s in found[:3]:
+        assert {"name": "primary", "ok": False} in s["checks"], s
+    assert found[0]["at"] == 1 * MiB + 75 * MiB  # AG 1 of 4 (mkfs.xfs on 300 MiB)
+    assert found[1]["at"] == 310 * MiB + 64 * MiB
+    assert found[2]["at"] == 620 * MiB + 16384
+    md = found[3]
+    assert (md["uuid"], md["version"]) == (ids["UUID"], ids["VERSION"]) == (md["uuid"], "1.0")
+    assert md["at"] == 650 * MiB + md_end_offset(32 * MiB)

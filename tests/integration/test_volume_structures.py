@@ -79,10 +79,13 @@ async def test_xfs_superblock_crc_and_secondaries(xfs_image: Path, qemu_nbd) -> 
     facts = dict(re.findall(r"(\w+) = (\S+)", db))
     crc = next(c for c in s.checks if c.name == "crc32c")
     # xfs_db shows the little-endian CRC's bytes read big-endian
-    assert crc.ok and bytes.fromhex(facts["crc"][2:]) == bytes.fromhex(crc.stored)[::-1]
+    assert crc.ok and int(facts["crc"], 16).to_bytes(4, "big") == bytes.fromhex(crc.stored)[::-1]
     assert s.size == int(facts["dblocks"]) * int(facts["blocksize"])
     assert [b.label for b in s.backups] == ["AG 1", "AG 2", "AG 3"]
     assert all(b.matches and b.sound for b in s.backups)
+    # from a secondary (the AGF behind it says AG 2), the filesystem is the same one
+    again = await decode(qemu_nbd(xfs_image), xfs.probe, s.backups[1].at)
+    assert again == s
 
 
 async def test_xfs_damaged_secondary_and_primary(xfs_image: Path, qemu_nbd) -> None:
@@ -115,6 +118,8 @@ async def test_btrfs_superblock_and_mirror(tmp_path: Path, nbdkit) -> None:
     assert [(b.at, b.label, b.matches, b.sound) for b in s.backups] == [
         (64 * MiB, "mirror at 64 MiB", True, True)
     ]
+    again = await decode(nbdkit("file", str(image)), btrfs.probe, 64 * MiB - 0x10000)
+    assert again == s  # the mirror leads back to the primary
     poke(image, 64 * MiB + 0x12B, b"Q")  # the mirror's label
     s = await decode(nbdkit("file", str(image)), btrfs.probe)
     assert s is not None

@@ -29,9 +29,14 @@ def pv_label(device_size: int, sector: int = 1) -> bytes:
 
 def md_superblock(data_sectors: int, name: str = "host:vol", version: str = "1.2") -> bytes:
     """A metadata 1.x superblock of a two-device RAID1 member (role 0), 256 + 2 * 2
-    bytes padded to 512."""
-    super_offset = {"1.1": 0, "1.2": 8}[version]
-    data_offset = 2048
+    bytes padded to 512. Version 1.1 goes at the device's start, 1.2 at 4 KiB, 1.0 at
+    :func:`md_end_offset` (``data_sectors`` is then the device's size, and the data
+    runs from sector 0 up to the superblock)."""
+    if version == "1.0":
+        super_offset, data_offset = md_end_offset(data_sectors * 512) // 512, 0
+        data_sectors = super_offset
+    else:
+        super_offset, data_offset = {"1.1": 0, "1.2": 8}[version], 2048
     sb = bytearray(256 + 4)
     struct.pack_into("<III", sb, 0, 0xA92B4EFC, 1, 0)
     sb[16:32] = MD_UUID.bytes
@@ -45,3 +50,9 @@ def md_superblock(data_sectors: int, name: str = "host:vol", version: str = "1.2
     struct.pack_into("<HH", sb, 256, 0, 1)
     struct.pack_into("<I", sb, 216, sb_csum(bytes(sb)))
     return bytes(sb) + bytes(512 - len(sb))
+
+
+def md_end_offset(device_size: int) -> int:
+    """Where a 1.0 superblock lies on a device of ``device_size`` bytes: 8 KiB from the
+    end, rounded down to 4 KiB."""
+    return (device_size - 8192) & ~4095

@@ -86,7 +86,7 @@ def test_candidates_at_the_places_each_format_puts_its_magic() -> None:
         0x40000: {"swap"},
         0x60000: {"ext2", "ext3", "ext4"},
         0x80000: {"LVM2_member"},
-        0xA0000: {"linux_raid_member"},
+        0xA1000: {"linux_raid_member"},  # the superblock itself (it says where it is)
         0xC0000: {"vfat"},
         0xE0000: {"ntfs"},
     }

@@ -103,7 +103,16 @@ def _checks(block: bytes, v: Values, at: int) -> list[Check]:
 
 
 def probe(offset: int, size: int) -> ProbePlan:
-    """The btrfs filesystem (this device of it) that starts at ``offset``, or None."""
+    """The btrfs filesystem (this device of it) that starts at ``offset``, or None.
+
+    When the superblock at ``offset`` + 64 KiB is a mirror (its ``bytenr`` is 64 MiB
+    or 256 GiB), the device starts that much earlier: it is decoded from there if its
+    primary superblock is sound, and from this mirror, with the failed check
+    ``primary``, if not (so a scan finds a filesystem whose primary was wiped)."""
+    return (yield from _probe(offset, size, follow=True))
+
+
+def _probe(offset: int, size: int, *, follow: bool) -> ProbePlan:
     if size < SUPER_AT + SUPER_SIZE:
         return None
     block = yield (offset + SUPER_AT, SUPER_SIZE)
@@ -111,30 +120,45 @@ def probe(offset: int, size: int) -> ProbePlan:
         return None
     at = offset + SUPER_AT
     fields, v = decode_rows(block, at, ROWS)
-    checks = _checks(block, v, SUPER_AT)
+    own = int(v["bytenr"])
+    start = offset
+    if own in MIRRORS and own - SUPER_AT <= offset:
+        start = at - own
+        checks = _checks(block, v, own)
+        primary = yield (start + SUPER_AT, SUPER_SIZE)
+        _, pv = decode_rows(primary, start + SUPER_AT, ROWS)
+        if follow and all(c.ok for c in _checks(primary, pv, SUPER_AT)):
+            return (yield from _probe(start, offset + size - start, follow=False))
+        why = f"the primary superblock at {start + SUPER_AT} is missing or damaged"
+        checks.append(Check("primary", False, detail=f"{why}: decoded from the mirror at {at}"))
+    else:
+        checks = _checks(block, v, SUPER_AT)
+    available = offset + size - start
     backups = []
     for mirror in MIRRORS:
-        if mirror + SUPER_SIZE > size:
+        if mirror + SUPER_SIZE > available:
             break
-        copy = yield (offset + mirror, SUPER_SIZE)
-        _, cv = decode_rows(copy, offset + mirror, ROWS)
+        if start + mirror == at:
+            continue  # the copy decoded
+        copy = yield (start + mirror, SUPER_SIZE)
+        _, cv = decode_rows(copy, start + mirror, ROWS)
         sound = all(c.ok for c in _checks(copy, cv, mirror))
         diff = differences(v, cv, COMPARED)
         label = (
             f"mirror at {mirror >> 20} MiB" if mirror < 1 << 30 else f"mirror at {mirror >> 30} GiB"
         )
-        backups.append(Backup(offset + mirror, SUPER_SIZE, not diff, sound, diff, label))
+        backups.append(Backup(start + mirror, SUPER_SIZE, not diff, sound, diff, label))
     csum_type = int(v["csum_type"])
     return Structure(
         type="btrfs",
-        offset=offset,
+        offset=start,
         at=at,
         length=SUPER_SIZE,
         size=int(v["dev_item.total_bytes"]) or None,
         label=str(v["label"]),
         uuid=str(v["fsid"]),
         version=CSUM_NAMES.get(csum_type, str(csum_type)),
-        name="btrfs superblock",
+        name="btrfs superblock" if start == offset else "btrfs superblock (mirror)",
         fields=fields,
         checks=tuple(checks),
         backups=tuple(backups),

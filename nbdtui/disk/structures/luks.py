@@ -152,10 +152,15 @@ def _json_facts(doc: dict[str, object], at: int, base: int) -> list[Field]:
 
 
 def probe(offset: int, size: int) -> ProbePlan:
-    """The LUKS header that starts at ``offset``, or None."""
+    """The LUKS header that starts at ``offset``, or None. A LUKS2 secondary header at
+    ``offset`` stands for the volume that starts ``hdr_offset`` bytes earlier: decoded
+    from its primary when that still has its magic, from the secondary (with the failed
+    check ``primary``) when not (so a scan finds a volume whose primary was wiped)."""
     if size < 592:
         return None
     head = yield (offset, 592)
+    if head[:6] == MAGIC2:
+        return (yield from _from_secondary(offset, size, head))
     if head[:6] != MAGIC:
         return None
     version = struct.unpack_from(">H", head, 6)[0]
@@ -250,5 +255,37 @@ def _luks2(offset: int, size: int, head: bytes) -> ProbePlan:
         fields=with_targets(fields, targets) + tuple(facts),
         checks=tuple(checks),
         backups=tuple(backups),
+        problems=tuple(c.detail for c in checks if not c.ok),
+    )
+
+
+def _from_secondary(at: int, size: int, head: bytes) -> ProbePlan:
+    version, hdr_size = struct.unpack_from(">HQ", head, 6)
+    own = struct.unpack_from(">Q", head, 256)[0]
+    if version != 2 or hdr_size not in HDR_SIZES or own != hdr_size or own > at:
+        return None
+    if hdr_size > size:
+        return None
+    start = at - own
+    primary = yield (start, 592)
+    if primary[:6] == MAGIC:
+        return (yield from _luks2(start, size + own, primary))
+    area = yield (at, hdr_size)
+    fields, v = decode_rows(area, at, ROWS2, ">")
+    why = f"the primary header at {start} is missing: decoded from the secondary at {at}"
+    checks = [Check("primary", False, detail=why), *_luks2_checks(area, v, own)]
+    doc = _json(area)
+    facts = _json_facts(doc, at + 4096, start) if doc else []
+    return Structure(
+        type="crypto_LUKS",
+        offset=start,
+        at=at,
+        length=hdr_size,
+        label=str(v["label"]),
+        uuid=str(v["uuid"]),
+        version="LUKS2",
+        name="LUKS2 secondary header",
+        fields=fields + tuple(facts),
+        checks=tuple(checks),
         problems=tuple(c.detail for c in checks if not c.ok),
     )

@@ -71,13 +71,21 @@ def _uuid(raw: bytes) -> str:
 
 
 def probe(offset: int, size: int) -> ProbePlan:
-    """The MD member whose 1.1 or 1.2 superblock is at ``offset`` or 4 KiB into it."""
+    """The MD member whose 1.1 or 1.2 superblock is at ``offset`` or 4 KiB into it; or
+    the one whose superblock (any 1.x, a 1.0 at the end of its device included) is
+    itself at ``offset``: its ``super_offset`` then says where the device starts (a
+    scan looks at each superblock it finds this way)."""
     for rel in (0, 4096):
         if rel + SB_SIZE > size:
             return None
         sb = yield (offset + rel, SB_SIZE)
-        if sb[:4] == MAGIC and struct.unpack_from("<Q", sb, 144)[0] * 512 == rel:
+        if sb[:4] != MAGIC:
+            continue
+        own = struct.unpack_from("<Q", sb, 144)[0] * 512
+        if own == rel:
             return decode(offset, offset + rel, sb)
+        if rel == 0 and 0 < own <= offset:
+            return decode(offset - own, offset, sb)
     return None
 
 

@@ -73,9 +73,11 @@ def _lvm(piece: memoryview, base: int, pos: int) -> Iterable[int]:
 
 
 def _md(piece: memoryview, base: int, pos: int) -> Iterable[int]:
+    """The superblock itself: the decoder finds the device's start from it (a 1.0
+    superblock lies at the end of its device, whose size a scan does not know)."""
     major, super_offset = _u(piece, base, pos + 4, "<I"), _u(piece, base, pos + 144, "<Q")
     if major == 1 and super_offset is not None and super_offset * SECTOR <= pos:
-        yield pos - super_offset * SECTOR
+        yield pos
 
 
 def _ext(piece: memoryview, base: int, pos: int) -> Iterable[int]:
@@ -104,6 +106,7 @@ MARKS: tuple[Mark, ...] = (
     Mark(("xfs",), b"XFSB", 0, _at(0)),
     Mark(("btrfs",), b"_BHRfS_M", 0x40, _at(0x10040)),
     Mark(("crypto_LUKS",), b"LUKS\xba\xbe", 0, _at(0)),
+    Mark(("crypto_LUKS",), b"SKUL\xba\xbe", 0, _at(0)),  # a LUKS2 secondary header
     Mark(("swap",), b"SWAPSPACE2", SECTOR - 10, _swap),
     Mark(("swap",), b"SWAP-SPACE", SECTOR - 10, _swap),
     Mark(("LVM2_member",), b"LABELONE", 0, _lvm),
@@ -154,14 +157,15 @@ def verify_plan(
         if start >= size or any(lo <= start < hi for lo, hi in covered):
             continue
         s = yield from _identify(start, found[start], size)
-        if s is None:
+        if s is None or any((s.type, s.offset) == (o.type, o.offset) for o in out):
             continue
         out.append(s)
         if s.type in CONTAINERS or not s.size:  # only its own header is taken
             covered.append((s.at, s.at + s.length))
         else:
             covered.append((s.offset, s.offset + s.size))
-    return out
+        covered.extend((b.at, b.at + b.length) for b in s.backups)
+    return sorted(out, key=lambda s: s.offset)
 
 
 def _identify(start: int, types: set[str], size: int) -> ProbePlan:

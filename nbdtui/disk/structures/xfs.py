@@ -16,6 +16,7 @@ from nbdtui.disk.structures.model import Backup, Check, ProbePlan, Structure
 
 TYPES = ("xfs",)
 MAGIC = b"XFSB"
+AGF_MAGIC = b"XAGF"  # the AG free space header, in the sector after each superblock
 MAX_BACKUPS = 64  # secondaries compared (a large filesystem has thousands of AGs)
 _CRC_AT = 224
 
@@ -118,14 +119,31 @@ def _checks(sector: bytes, v: Values) -> list[Check]:
 
 
 def probe(offset: int, size: int) -> ProbePlan:
-    """The XFS filesystem that starts at ``offset``, or None."""
+    """The XFS filesystem that starts at ``offset``, or None.
+
+    When the superblock at ``offset`` is a secondary one (the AGF behind it names an
+    allocation group other than 0), the filesystem starts that many groups earlier: it
+    is decoded from there if its primary superblock is sound, and from this secondary,
+    with the failed check ``primary``, if not (a scan finds a filesystem whose primary
+    superblock was wiped this way)."""
+    return (yield from _probe(offset, size, follow=True))
+
+
+def _sound(sector: bytes, at: int) -> bool:
+    """Whether a superblock's magic, version and geometry are sound."""
+    return sector[:4] == MAGIC and all(
+        c.ok for c in _checks(sector, decode_rows(sector, at, ROWS, ">")[1])[:3]
+    )
+
+
+def _probe(offset: int, size: int, *, follow: bool) -> ProbePlan:
     if size < 512:
         return None
     sector = yield (offset, 512)
     if sector[:4] != MAGIC:
         return None
     sectsize = struct.unpack_from(">H", sector, 102)[0]
-    if sectsize in (1024, 2048, 4096, 8192, 16384, 32768) and sectsize <= size:
+    if sectsize in (1024, 2048, 4096, 8192, 16384, 32768) and 2 * sectsize <= size:
         sector = yield (offset, sectsize)
     else:
         sectsize = 512
@@ -133,27 +151,41 @@ def probe(offset: int, size: int) -> ProbePlan:
     checks = _checks(sector, v)
     blocksize, dblocks = int(v["sb_blocksize"]), int(v["sb_dblocks"])
     agbytes = int(v["sb_agblocks"]) * blocksize
+    sound = all(c.ok for c in checks[:3])
+    start, ag = offset, 0
+    if sound and 2 * sectsize <= size:
+        agf = yield (offset + sectsize, 512)
+        ag = struct.unpack_from(">I", agf, 8)[0] if agf[:4] == AGF_MAGIC else 0
+        if 0 < ag < int(v["sb_agcount"]) and ag * agbytes <= offset:
+            start = offset - ag * agbytes
+            primary = yield (start, 512)
+            if follow and _sound(primary, start):
+                return (yield from _probe(start, size + ag * agbytes, follow=False))
+            why = f"the primary superblock at {start} is missing or damaged"
+            checks.append(Check("primary", False, detail=f"{why}: decoded from AG {ag}'s"))
+        else:
+            ag = 0
     backups = []
-    if all(c.ok for c in checks[:3]):
-        for ag in range(1, min(int(v["sb_agcount"]), MAX_BACKUPS + 1)):
-            at = offset + ag * agbytes
-            if ag * agbytes + sectsize > size:
+    if sound:
+        for n in range(1, min(int(v["sb_agcount"]), MAX_BACKUPS + 1)):
+            at = start + n * agbytes
+            if at + sectsize > offset + size:
                 break
             copy = yield (at, sectsize)
             _, cv = decode_rows(copy, at, ROWS, ">")
-            sound = all(c.ok for c in _checks(copy, cv))
             diff = differences(v, cv, COMPARED)
-            backups.append(Backup(at, sectsize, not diff, sound, diff, f"AG {ag}"))
+            ok = all(c.ok for c in _checks(copy, cv))
+            backups.append(Backup(at, sectsize, not diff, ok, diff, f"AG {n}"))
     return Structure(
         type="xfs",
-        offset=offset,
+        offset=start,
         at=offset,
         length=sectsize,
         size=dblocks * blocksize or None,
         label=str(v["sb_fname"]),
         uuid=str(v["sb_uuid"]),
         version=f"V{int(v['sb_versionnum']) & 0xF}",
-        name="XFS superblock",
+        name=f"XFS secondary superblock (AG {ag})" if ag else "XFS superblock",
         fields=fields,
         checks=tuple(checks),
         backups=tuple(backups),
