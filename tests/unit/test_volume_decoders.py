@@ -59,7 +59,7 @@ def test_zeros_are_no_structure(probe: Probe, plants) -> None:
 
 
 def test_candidates_at_the_places_each_format_puts_its_magic() -> None:
-    base = 8 << 20
+    base = 200 << 20
     piece = bytearray(4 << 20)
 
     def put(at: int, raw: bytes) -> None:
@@ -77,9 +77,15 @@ def test_candidates_at_the_places_each_format_puts_its_magic() -> None:
     put(0xC0000 + 510, b"\x55\xaa")
     put(0xE0000, b"\xeb\x52\x90NTFS    ")
     put(0xE0000 + 510, b"\x55\xaa")
+    # an ext4 backup superblock (group 1 of 32768 4 KiB blocks): the start is 128 MiB back
+    put(0x140000 + 0x14, struct.pack("<III", 0, 2, 0))
+    put(0x140000 + 0x20, struct.pack("<I", 32768))
+    put(0x140000 + 0x38, b"\x53\xef")
+    put(0x140000 + 0x5A, struct.pack("<H", 1))
     put(0x100001, b"XFSB")  # not on a sector boundary: no start
     put(0x120000 + 0x39, b"\x53\xef")  # one byte off an ext superblock's magic
     found = candidates(piece, base)
+    assert found.pop(base + 0x140000 - (128 << 20)) == {"ext2", "ext3", "ext4"}
     assert {at - base: types for at, types in found.items()} == {
         0x1000: {"xfs"},
         0x20000: {"btrfs"},

@@ -81,10 +81,19 @@ def _md(piece: memoryview, base: int, pos: int) -> Iterable[int]:
 
 
 def _ext(piece: memoryview, base: int, pos: int) -> Iterable[int]:
+    """An ext superblock's magic: the filesystem starts 1 KiB before the primary; a
+    backup (``s_block_group_nr`` > 0) says which group it is in, hence the start."""
     sb = pos - 0x38
     log_block = _u(piece, base, sb + 0x18, "<I")
     rev = _u(piece, base, sb + 0x4C, "<I")
-    if (log_block is None or log_block <= 6) and (rev is None or rev <= 1):
+    if (log_block is not None and log_block > 6) or (rev is not None and rev > 1):
+        return
+    first_block = _u(piece, base, sb + 0x14, "<I")
+    per_group = _u(piece, base, sb + 0x20, "<I")
+    group = _u(piece, base, sb + 0x5A, "<H")
+    if group and log_block is not None and first_block is not None and per_group:
+        yield sb - ((first_block + group * per_group) << (10 + log_block))
+    else:
         yield sb - 1024
 
 
