@@ -75,10 +75,13 @@ async def run(args: argparse.Namespace) -> int:
     from nbdtui.client.api import open as open_export
 
     endpoint = target_endpoint(args)
-    from nbdtui.editor.signature_scan import scan
+    from nbdtui.cli.progress import progress
+    from nbdtui.editor.signature_scan import data_ranges, scan
 
     async with open_export(endpoint, connect_timeout=args.connect_timeout) as export:
-        found = await scan(export)
+        ranges = await data_ranges(export)
+        with progress("scan", sum(hi - lo for lo, hi in ranges)) as bar:
+            found = await scan(export, ranges, bar.advance)
     if args.json:
         import json
 

@@ -12,7 +12,7 @@ are decoded, lowest first, by the registry's decoders
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import AbstractAsyncContextManager
 from typing import Protocol
 
@@ -80,11 +80,16 @@ def _buffer(idle: list[memoryview], n: int) -> memoryview:
     return memoryview(bytearray(n))
 
 
-async def find_candidates(export: Scannable) -> dict[int, set[str]]:
+async def find_candidates(
+    export: Scannable,
+    ranges: list[tuple[int, int]] | None = None,
+    advance: Callable[[int], None] | None = None,
+) -> dict[int, set[str]]:
     """Where a structure may start (offset -> blkid types), from the magic numbers in
-    every range of the export that holds data."""
+    ``ranges`` (default: every range of the export that holds data); ``advance(n)`` is
+    told of each piece searched."""
     found: dict[int, set[str]] = {}
-    pieces = _pieces(await data_ranges(export))
+    pieces = _pieces(await data_ranges(export) if ranges is None else ranges)
     pending: dict[asyncio.Future[None], tuple[int, memoryview, int]] = {}
     idle: list[memoryview] = []
     async with export.bulk() as engine:
@@ -102,13 +107,20 @@ async def find_candidates(export: Scannable) -> dict[int, set[str]]:
                     finished.result()  # the first failure ends the scan
                     merge(found, candidates(buf[:n], pos))
                     idle.append(buf)
+                    if advance is not None:
+                        advance(n)
         finally:
             for future in pending:
                 future.cancel()
             await asyncio.gather(*pending, return_exceptions=True)
 
 
-async def scan(export: Scannable) -> list[Structure]:
-    """Every filesystem and volume found on the export, in order of offset."""
-    found = await find_candidates(export)
+async def scan(
+    export: Scannable,
+    ranges: list[tuple[int, int]] | None = None,
+    advance: Callable[[int], None] | None = None,
+) -> list[Structure]:
+    """Every filesystem and volume found on the export (in ``ranges``, default: all
+    that holds data), in order of offset; ``advance(n)`` is told of the bytes read."""
+    found = await find_candidates(export, ranges, advance)
     return await run_plan_async(verify_plan(found, export.size), export.read)

@@ -14,7 +14,7 @@ from textual.widgets import Label, OptionList
 from textual.widgets.option_list import Option
 
 from nbdtui.disk.structures.model import Structure
-from nbdtui.editor.signature_scan import Scannable, scan
+from nbdtui.editor.signature_scan import Scannable, data_ranges, scan
 from nbdtui.errors import NbdError
 from nbdtui.present.sizes import format_size
 from nbdtui.tui.dialogs.dialog_css import dialog_css
@@ -54,8 +54,17 @@ class ScanDialog(ModalScreen[int | None]):
     @work(group="scan", exclusive=True, exit_on_error=False)
     async def _scan(self) -> None:
         status = self.query_one("#scan-status", Label)
+        done = 0
+
+        def advance(n: int) -> None:
+            nonlocal done
+            done += n
+            status.update(f"Scanning… {format_size(done)} of {format_size(total)} read")
+
         try:
-            found = await scan(self.export)
+            ranges = await data_ranges(self.export)
+            total = sum(hi - lo for lo, hi in ranges)
+            found = await scan(self.export, ranges, advance)
         except NbdError as exc:
             status.update(escape(f"The scan stopped: {exc}"))
             status.add_class("error")
