@@ -224,3 +224,19 @@ def test_scan_finds_filesystems_from_their_backups(tmp_path: Path, qemu_nbd) -> 
     md = found[3]
     assert (md["uuid"], md["version"]) == (ids["UUID"], ids["VERSION"]) == (md["uuid"], "1.0")
     assert md["at"] == 650 * MiB + md_end_offset(32 * MiB)
+
+
+def test_scan_without_block_status_reads_everything(tmp_path: Path, nbd_server) -> None:
+    """nbd-server has no base:allocation: the whole export is read, and found the same."""
+    disk = tmp_path / "disk.img"
+    with open(disk, "wb") as f:
+        f.truncate(96 * MiB)
+    part = tmp_path / "part.img"
+    make("swap", part, 16 * MiB, "noalloc", tmp_path)
+    copy_sparse(part, disk, 40 * MiB)
+    result = run_cli("scan", nbd_server({"disk": {"file": disk}}).uri, "--json")
+    assert result.returncode == 0, result.stderr
+    ids = blkid_at(disk, 40 * MiB)
+    assert [(s["offset"], s["type"], s["label"], s["uuid"]) for s in result.json()] == [
+        (40 * MiB, "swap", "noalloc", ids["UUID"])
+    ]

@@ -181,7 +181,7 @@ def probe(offset: int, size: int) -> ProbePlan:
         ),
         Check(
             "payload_offset",
-            0 < payload * 512 <= size,
+            payload * 512 <= size,
             str(payload),
             f"<= {size // 512}",
             "the data would start past the end of the device",
