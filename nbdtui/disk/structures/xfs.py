@@ -162,7 +162,8 @@ def _probe(offset: int, size: int, *, follow: bool) -> ProbePlan:
             if follow and _sound(primary, start):
                 return (yield from _probe(start, size + ag * agbytes, follow=False))
             why = f"the primary superblock at {start} is missing or damaged"
-            checks.append(Check("primary", False, detail=f"{why}: decoded from AG {ag}'s"))
+            how = f"decoded from the secondary of AG {ag}"
+            checks.append(Check("primary", False, detail=f"{why}: {how}"))
         else:
             ag = 0
     backups = []
