@@ -128,6 +128,21 @@ async def test_btrfs_superblock_and_mirror(tmp_path: Path, nbdkit) -> None:
     )  # fmt: skip
 
 
+@pytest.mark.parametrize(("csum", "name", "width"), [("xxhash", "xxhash64", 8),
+                                                    ("sha256", "sha256", 32),
+                                                    ("blake2", "blake2b", 32)])  # fmt: skip
+async def test_btrfs_checksum_types(tmp_path: Path, qemu_nbd, csum, name, width) -> None:
+    image = sparse(tmp_path / "btrfs.img", 300 * MiB)
+    run("mkfs.btrfs", "-q", "--csum", csum, str(image))
+    s = await decode(qemu_nbd(image), btrfs.probe)
+    assert s is not None and s.version == name
+    check = next(c for c in s.checks if c.name == name)
+    dump = run("btrfs", "inspect-internal", "dump-super", str(image))
+    stored = re.search(r"^csum\s+0x([0-9a-f]+) \[match\]", dump, re.M).group(1)
+    assert check.ok and check.stored == stored and len(stored) == 2 * width
+    assert [(b.matches, b.sound) for b in s.backups] == [(True, True)]
+
+
 def luks_format(image: Path, tmp_path: Path, kind: str, *extra: str) -> None:
     key = tmp_path / "key"
     key.write_bytes(b"secret")

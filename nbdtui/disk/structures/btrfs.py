@@ -1,8 +1,8 @@
 """btrfs: the superblock at 64 KiB, its checksum, and its mirrors at 64 MiB and
 256 GiB (where the device is large enough to hold them).
 
-Little-endian, 4096 bytes. The checksum (``csum_type``: 0 CRC-32C, 2 SHA-256, 3
-BLAKE2b-256; 1, xxHash64, is not checked here) covers bytes 0x20 to the end; a mirror
+Little-endian, 4096 bytes. The checksum (``csum_type``: 0 CRC-32C, 1 XXH64, 2 SHA-256,
+3 BLAKE2b-256) covers bytes 0x20 to the end; a mirror
 differs from the primary by design in ``bytenr`` (its own offset) and ``csum``.
 """
 
@@ -14,6 +14,7 @@ import struct
 from nbdtui.disk.structures.crc32c import crc32c
 from nbdtui.disk.structures.field_table import Row, Values, decode_rows, differences
 from nbdtui.disk.structures.model import Backup, Check, ProbePlan, Structure
+from nbdtui.disk.structures.xxhash64 import xxh64
 
 TYPES = ("btrfs",)
 MAGIC = b"_BHRfS_M"
@@ -66,6 +67,8 @@ def checksum(block: bytes, csum_type: int) -> bytes | None:
     body = bytes(block[0x20:SUPER_SIZE])
     if csum_type == 0:
         return struct.pack("<I", crc32c(body)) + bytes(28)
+    if csum_type == 1:
+        return struct.pack("<Q", xxh64(body)) + bytes(24)
     if csum_type == 2:
         return hashlib.sha256(body).digest()
     if csum_type == 3:
@@ -89,7 +92,7 @@ def _checks(block: bytes, v: Values, at: int) -> list[Check]:
     name = CSUM_NAMES.get(csum_type, f"csum type {csum_type}")
     if want is not None:
         got = bytes(block[: len(want)])
-        width = 4 if csum_type == 0 else 32
+        width = {0: 4, 1: 8}.get(csum_type, 32)
         checks.append(
             Check(
                 name,
