@@ -81,6 +81,12 @@ async def test_xfs_superblock_crc_and_secondaries(xfs_image: Path, qemu_nbd) -> 
     # xfs_db shows the little-endian CRC's bytes read big-endian
     assert crc.ok and int(facts["crc"], 16).to_bytes(4, "big") == bytes.fromhex(crc.stored)[::-1]
     assert s.size == int(facts["dblocks"]) * int(facts["blocksize"])
+    fields = {f.name: f for f in s.fields}
+    log, root = fields["sb_logstart"], fields["sb_rootino"]
+    where = run("xfs_db", "-r", "-c", f"convert fsblock {log.value} byte",
+                "-c", f"convert ino {root.value} byte", str(xfs_image))  # fmt: skip
+    assert [int(n) for n in re.findall(r"\((\d+)\)", where)] == [log.target, root.target]
+    assert (log.kind, root.kind) == ("block", "offset")
     assert [b.label for b in s.backups] == ["AG 1", "AG 2", "AG 3"]
     assert all(b.matches and b.sound for b in s.backups)
     # from a secondary (the AGF behind it says AG 2), the filesystem is the same one

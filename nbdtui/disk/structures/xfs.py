@@ -11,7 +11,13 @@ from __future__ import annotations
 import struct
 
 from nbdtui.disk.structures.crc32c import crc32c
-from nbdtui.disk.structures.field_table import Row, Values, decode_rows, differences
+from nbdtui.disk.structures.field_table import (
+    Row,
+    Values,
+    decode_rows,
+    differences,
+    with_targets,
+)
 from nbdtui.disk.structures.model import Backup, Check, ProbePlan, Structure
 
 TYPES = ("xfs",)
@@ -129,6 +135,26 @@ def probe(offset: int, size: int) -> ProbePlan:
     return (yield from _probe(offset, size, follow=True))
 
 
+def _targets(v: Values, start: int) -> dict[str, tuple[str, int]]:
+    """Where the log and the root directory's inode lie (absolute offsets): XFS block
+    and inode numbers carry their allocation group in their high bits."""
+    blocksize, agblocks = int(v["sb_blocksize"]), int(v["sb_agblocks"])
+    agblklog, inodesize = int(v["sb_agblklog"]), int(v["sb_inodesize"])
+    inopblog = int(v["sb_inopblock"]).bit_length() - 1
+
+    def block(fsb: int) -> int:
+        return start + ((fsb >> agblklog) * agblocks + (fsb & ((1 << agblklog) - 1))) * blocksize
+
+    out = {}
+    if int(v["sb_logstart"]) > 0:
+        out["sb_logstart"] = ("block", block(int(v["sb_logstart"])))
+    ino = int(v["sb_rootino"])
+    if 0 < ino < 1 << 63 and inopblog >= 0:
+        at = block(ino >> inopblog) + (ino & ((1 << inopblog) - 1)) * inodesize
+        out["sb_rootino"] = ("offset", at)
+    return out
+
+
 def _sound(sector: bytes, at: int) -> bool:
     """Whether a superblock's magic, version and geometry are sound."""
     return sector[:4] == MAGIC and all(
@@ -187,7 +213,7 @@ def _probe(offset: int, size: int, *, follow: bool) -> ProbePlan:
         uuid=str(v["sb_uuid"]),
         version=f"V{int(v['sb_versionnum']) & 0xF}",
         name=f"XFS secondary superblock (AG {ag})" if ag else "XFS superblock",
-        fields=fields,
+        fields=with_targets(fields, _targets(v, start) if sound else {}),
         checks=tuple(checks),
         backups=tuple(backups),
         problems=tuple(c.detail or c.name for c in checks if not c.ok),
