@@ -6,7 +6,9 @@ zeros are not read), each piece is searched for the magic numbers of every famil
 the place it puts them, and each candidate is then decoded by its family's decoder
 (:mod:`nbdtui.editor.signature_scan`, which the editor's scan dialog uses too). One
 line a structure: offset (of the filesystem, not of its superblock), type (blkid's
-name), size, label, UUID.
+name), size, label, UUID. Ranges the server fails to read (a damaged disk) are read
+again in small pieces and the rest skipped, with a warning on stderr: the exit
+status is still 0.
 """
 
 from __future__ import annotations
@@ -56,8 +58,22 @@ def _doc(s: Structure) -> dict[str, object]:
         "name": s.name,
         "at": s.at,
         "checks": [{"name": c.name, "ok": c.ok} for c in s.checks],
+        "backups": [
+            {"offset": b.at, "label": b.label, "matches": b.matches, "sound": b.sound}
+            for b in s.backups
+        ],
         "problems": list(s.problems),
     }
+
+
+def unreadable_text(ranges: list[tuple[int, int]]) -> str:
+    """One line on the ranges the server could not read."""
+    total = sum(hi - lo for lo, hi in ranges)
+    where = f"{len(ranges)} ranges, the first" if len(ranges) > 1 else "1 range"
+    return (
+        f"{format_size(total)} could not be read ({where} at {ranges[0][0]:#x}): "
+        "a signature there is not found"
+    )
 
 
 def _print(found: list[Structure]) -> None:
@@ -81,7 +97,10 @@ async def run(args: argparse.Namespace) -> int:
     async with open_export(endpoint, connect_timeout=args.connect_timeout) as export:
         ranges = await data_ranges(export)
         with progress("scan", sum(hi - lo for lo, hi in ranges)) as bar:
-            found = await scan(export, ranges, bar.advance)
+            result = await scan(export, ranges, bar.advance)
+    found = result.structures
+    if result.unreadable:
+        print(f"nbdtui: warning: {unreadable_text(result.unreadable)}", file=sys.stderr)
     if args.json:
         import json
 

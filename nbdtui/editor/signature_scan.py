@@ -12,17 +12,19 @@ are decoded, lowest first, by the registry's decoders
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Generator, Iterator
 from contextlib import AbstractAsyncContextManager
-from typing import Protocol
+from dataclasses import dataclass
+from typing import Protocol, TypeVar
 
-from nbdtui.disk.partitions import run_plan_async
-from nbdtui.disk.structures.model import Structure
+from nbdtui.disk.structures.model import Request, Structure
 from nbdtui.disk.structures.scan import candidates, merge, verify_plan
 from nbdtui.editor.device import Searchable
-from nbdtui.errors import NbdError
+from nbdtui.errors import NbdError, RequestError
 
-__all__ = ["Scannable", "data_ranges", "find_candidates", "scan"]
+_T = TypeVar("_T")
+
+__all__ = ["ScanResult", "Scannable", "data_ranges", "find_candidates", "scan"]
 
 
 class BulkReader(Protocol):
@@ -38,6 +40,7 @@ class Scannable(Searchable, Protocol):
 
 
 PIECE = 4 * 1024 * 1024  # bytes a read
+SALVAGE = 64 * 1024  # bytes a read, again, of a piece the server failed to read
 IN_FLIGHT = 8  # reads at once, over the bulk engine's connections
 SECTOR = 512
 
@@ -80,15 +83,26 @@ def _buffer(idle: list[memoryview], n: int) -> memoryview:
     return memoryview(bytearray(n))
 
 
+@dataclass(frozen=True)
+class ScanResult:
+    """What a scan found, and the ranges (start, end) the server could not read: a
+    damaged disk is scanned around its bad areas, not given up on."""
+
+    structures: list[Structure]
+    unreadable: list[tuple[int, int]]
+
+
 async def find_candidates(
     export: Scannable,
     ranges: list[tuple[int, int]] | None = None,
     advance: Callable[[int], None] | None = None,
-) -> dict[int, set[str]]:
+) -> tuple[dict[int, set[str]], list[tuple[int, int]]]:
     """Where a structure may start (offset -> blkid types), from the magic numbers in
-    ``ranges`` (default: every range of the export that holds data); ``advance(n)`` is
-    told of each piece searched."""
+    ``ranges`` (default: every range of the export that holds data), and the ranges
+    the server failed to read (a piece that fails is read again in SALVAGE pieces);
+    ``advance(n)`` is told of each piece searched."""
     found: dict[int, set[str]] = {}
+    failed: list[tuple[int, int]] = []
     pieces = _pieces(await data_ranges(export) if ranges is None else ranges)
     pending: dict[asyncio.Future[None], tuple[int, memoryview, int]] = {}
     idle: list[memoryview] = []
@@ -100,27 +114,67 @@ async def find_candidates(
                     buf = _buffer(idle, n)
                     pending[asyncio.ensure_future(engine.read_into(pos, buf[:n]))] = (pos, buf, n)
                 if not pending:
-                    return found
+                    break
                 done, _ = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
                 for finished in done:
                     pos, buf, n = pending.pop(finished)
-                    finished.result()  # the first failure ends the scan
-                    merge(found, candidates(buf[:n], pos))
                     idle.append(buf)
+                    try:
+                        finished.result()  # any other failure ends the scan
+                    except RequestError:
+                        failed.append((pos, n))
+                        continue
+                    merge(found, candidates(buf[:n], pos))
                     if advance is not None:
                         advance(n)
         finally:
             for future in pending:
                 future.cancel()
             await asyncio.gather(*pending, return_exceptions=True)
+    unreadable: list[tuple[int, int]] = []
+    for start, length in sorted(failed):
+        for pos in range(start, start + length, SALVAGE):
+            n = min(SALVAGE, start + length - pos)
+            try:
+                data = await export.read(pos, n)
+            except RequestError:
+                if unreadable and unreadable[-1][1] == pos:
+                    unreadable[-1] = (unreadable[-1][0], pos + n)
+                else:
+                    unreadable.append((pos, pos + n))
+            else:
+                merge(found, candidates(data, pos))
+            if advance is not None:
+                advance(n)
+    return found, unreadable
+
+
+async def _drive(
+    plan: Generator[Request, bytes, _T], aread: Callable[[int, int], Awaitable[bytes]]
+) -> _T:
+    """Like :func:`nbdtui.disk.partitions.run_plan_async`, but a read the server fails
+    is thrown into the plan (where the scan skips that candidate) instead of ending it."""
+    try:
+        request = next(plan)
+        while True:
+            try:
+                data = await aread(*request)
+            except RequestError as exc:
+                request = plan.throw(exc)
+            else:
+                request = plan.send(data)
+    except StopIteration as stop:
+        result: _T = stop.value
+        return result
 
 
 async def scan(
     export: Scannable,
     ranges: list[tuple[int, int]] | None = None,
     advance: Callable[[int], None] | None = None,
-) -> list[Structure]:
+) -> ScanResult:
     """Every filesystem and volume found on the export (in ``ranges``, default: all
     that holds data), in order of offset; ``advance(n)`` is told of the bytes read."""
-    found = await find_candidates(export, ranges, advance)
-    return await run_plan_async(verify_plan(found, export.size), export.read)
+    found, unreadable = await find_candidates(export, ranges, advance)
+    structures = await _drive(verify_plan(found, export.size), export.read)
+    return ScanResult(structures, unreadable)

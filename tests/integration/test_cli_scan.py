@@ -4,6 +4,7 @@ OFFSET on the same image is the oracle), holes not read (nbdkit's log filter).""
 
 from __future__ import annotations
 
+import random
 import re
 import subprocess
 from pathlib import Path
@@ -239,4 +240,45 @@ def test_scan_without_block_status_reads_everything(tmp_path: Path, nbd_server) 
     ids = blkid_at(disk, 40 * MiB)
     assert [(s["offset"], s["type"], s["label"], s["uuid"]) for s in result.json()] == [
         (40 * MiB, "swap", "noalloc", ids["UUID"])
+    ]
+
+
+def test_scan_reads_around_bad_areas(tmp_path: Path, nbdkit) -> None:
+    """nbdkit's ddrescue filter fails the reads of the areas its mapfile marks bad: one
+    in data before the filesystems, one on XFS's secondary superblock in AG 1. The scan
+    goes on around both (read again in 64 KiB pieces), finds XFS with that backup
+    unreadable and the swap behind it, and says what it could not read."""
+    disk = tmp_path / "disk.img"
+    with open(disk, "wb") as f:
+        f.truncate(400 * MiB)
+        f.seek(2 * MiB)
+        f.write(random.Random(3).randbytes(8 * MiB))
+    for off, size, kind, label in ((50, 300, "xfs", "bad-ag1"), (360, 16, "swap", "behind")):
+        part = tmp_path / "part.img"
+        make(kind, part, size * MiB, label, tmp_path)
+        copy_sparse(part, disk, off * MiB)
+        part.unlink()
+    ag1 = 50 * MiB + 75 * MiB
+    bad = [(3 * MiB, MiB), (ag1, 64 * 1024)]
+    good = [(0, 3 * MiB), (4 * MiB, ag1 - 4 * MiB), (ag1 + 64 * 1024, 400 * MiB - ag1 - 65536)]
+    lines = [f"{pos:#x} {n:#x} {'+' if (pos, n) in good else '-'}" for pos, n in sorted(good + bad)]
+    mapfile = tmp_path / "disk.map"
+    mapfile.write_text("# Mapfile. Created by GNU ddrescue\n0x0 +\n" + "\n".join(lines) + "\n")
+    server = nbdkit("file", str(disk), filters=("ddrescue",),
+                    extra_options=(f"ddrescue-mapfile={mapfile}",))  # fmt: skip
+    result = run_cli("scan", server.uri, "--json")
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.strip() == (
+        "nbdtui: warning: 1.1 MiB could not be read (2 ranges, the first at 0x300000): "
+        "a signature there is not found"
+    )
+    found = result.json()
+    assert [(s["offset"], s["type"], s["label"]) for s in found] == [
+        (50 * MiB, "xfs", "bad-ag1"),
+        (360 * MiB, "swap", "behind"),
+    ]
+    assert [(b["offset"], b["matches"], b["sound"]) for b in found[0]["backups"]] == [
+        (ag1, False, False),
+        (ag1 + 75 * MiB, True, True),
+        (ag1 + 150 * MiB, True, True),
     ]

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import struct
 
+from nbdtui.disk.structures.backup_read import read_backup, unreadable
 from nbdtui.disk.structures.crc32c import crc32c
 from nbdtui.disk.structures.field_table import Row, Values, decode_rows, differences
 from nbdtui.disk.structures.model import Backup, Check, ProbePlan, Structure
@@ -143,13 +144,16 @@ def _probe(offset: int, size: int, *, follow: bool) -> ProbePlan:
             break
         if start + mirror == at:
             continue  # the copy decoded
-        copy = yield (start + mirror, SUPER_SIZE)
-        _, cv = decode_rows(copy, start + mirror, ROWS)
-        sound = all(c.ok for c in _checks(copy, cv, mirror))
-        diff = differences(v, cv, COMPARED)
         label = (
             f"mirror at {mirror >> 20} MiB" if mirror < 1 << 30 else f"mirror at {mirror >> 30} GiB"
         )
+        copy = yield from read_backup(start + mirror, SUPER_SIZE)
+        if copy is None:
+            backups.append(unreadable(start + mirror, SUPER_SIZE, label))
+            continue
+        _, cv = decode_rows(copy, start + mirror, ROWS)
+        sound = all(c.ok for c in _checks(copy, cv, mirror))
+        diff = differences(v, cv, COMPARED)
         backups.append(Backup(start + mirror, SUPER_SIZE, not diff, sound, diff, label))
     csum_type = int(v["csum_type"])
     return Structure(

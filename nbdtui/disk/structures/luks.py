@@ -14,6 +14,7 @@ import hashlib
 import json
 import struct
 
+from nbdtui.disk.structures.backup_read import read_backup, unreadable
 from nbdtui.disk.structures.field_table import (
     Row,
     Values,
@@ -230,16 +231,19 @@ def _luks2(offset: int, size: int, head: bytes) -> ProbePlan:
         doc = _json(area)
         checks.append(Check("json", doc is not None, "", "", "the JSON area does not parse"))
         v["json"] = bytes(area[4096:])
-        copy = yield (offset + hdr_size, hdr_size)
-        _, cv = decode_rows(copy, offset + hdr_size, ROWS2, ">")
-        cv["json"] = bytes(copy[4096:])
-        sound = copy[:6] == MAGIC2 and all(c.ok for c in _luks2_checks(copy, cv, hdr_size))
-        diff = differences(v, cv, COMPARED2)
-        if copy[:6] != MAGIC2:
-            diff = ("magic", *diff)
-        backups.append(
-            Backup(offset + hdr_size, hdr_size, not diff, sound, diff, "secondary header")
-        )
+        copy = yield from read_backup(offset + hdr_size, hdr_size)
+        if copy is None:
+            backups.append(unreadable(offset + hdr_size, hdr_size, "secondary header"))
+        else:
+            _, cv = decode_rows(copy, offset + hdr_size, ROWS2, ">")
+            cv["json"] = bytes(copy[4096:])
+            sound = copy[:6] == MAGIC2 and all(c.ok for c in _luks2_checks(copy, cv, hdr_size))
+            diff = differences(v, cv, COMPARED2)
+            if copy[:6] != MAGIC2:
+                diff = ("magic", *diff)
+            backups.append(
+                Backup(offset + hdr_size, hdr_size, not diff, sound, diff, "secondary header")
+            )
     facts = _json_facts(doc, offset + 4096, offset) if doc else []
     targets = {"hdr_size": ("offset", offset + hdr_size)} if fits else {}
     return Structure(

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from nbdtui.disk import signatures
 from nbdtui.disk.structures.model import ProbePlan, Request, Structure
 from nbdtui.disk.structures.registry import PROBES
-from nbdtui.errors import NbdError
+from nbdtui.errors import NbdError, RequestError
 
 __all__ = ["SECTOR", "Mark", "candidates", "merge", "verify_plan"]
 
@@ -184,6 +184,8 @@ def _identify(start: int, types: set[str], size: int) -> ProbePlan:
             decoded = True
             try:
                 s = yield from probe(start, size - start)
+            except RequestError:  # the server could not read it: not found
+                return None
             except NbdError:  # the reader's: a scan stops there
                 raise
             except (struct.error, ValueError, LookupError, RecursionError):

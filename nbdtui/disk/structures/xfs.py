@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import struct
 
+from nbdtui.disk.structures.backup_read import read_backup, unreadable
 from nbdtui.disk.structures.crc32c import crc32c
 from nbdtui.disk.structures.field_table import (
     Row,
@@ -198,7 +199,10 @@ def _probe(offset: int, size: int, *, follow: bool) -> ProbePlan:
             at = start + n * agbytes
             if at + sectsize > offset + size:
                 break
-            copy = yield (at, sectsize)
+            copy = yield from read_backup(at, sectsize)
+            if copy is None:
+                backups.append(unreadable(at, sectsize, f"AG {n}"))
+                continue
             _, cv = decode_rows(copy, at, ROWS, ">")
             diff = differences(v, cv, COMPARED)
             ok = all(c.ok for c in _checks(copy, cv))

@@ -64,20 +64,22 @@ class ScanDialog(ModalScreen[int | None]):
         try:
             ranges = await data_ranges(self.export)
             total = sum(hi - lo for lo, hi in ranges)
-            found = await scan(self.export, ranges, advance)
+            result = await scan(self.export, ranges, advance)
         except NbdError as exc:
             status.update(escape(f"The scan stopped: {exc}"))
             status.add_class("error")
             return
-        self.found = found
+        self.found = found = result.structures
         options = self.query_one("#scan-found", OptionList)
         options.add_options([Option(self._row(s), id=str(s.offset)) for s in found])
+        bad = result.unreadable
+        note = f"; {format_size(sum(hi - lo for lo, hi in bad))} could not be read" if bad else ""
         if found:
-            status.update(f"{len(found)} found")
+            status.update(f"{len(found)} found{note}")
             options.highlighted = 0
             options.focus()
         else:
-            status.update("No filesystem or volume signature found.")
+            status.update(f"No filesystem or volume signature found{note}.")
 
     @staticmethod
     def _row(s: Structure) -> str:
