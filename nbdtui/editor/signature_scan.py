@@ -74,13 +74,13 @@ def _pieces(ranges: list[tuple[int, int]]) -> Iterator[tuple[int, int]]:
             yield pos, min(PIECE, hi - pos)
 
 
-def _buffer(idle: list[memoryview], n: int) -> memoryview:
+def _buffer(idle: list[bytearray], n: int) -> bytearray:
     """An idle buffer of at least ``n`` bytes, or a new one of ``n`` (fresh pages cost
     the kernel about 0.6 ms a MiB to zero: a small range gets a small buffer)."""
     for i, buf in enumerate(idle):
         if len(buf) >= n:
             return idle.pop(i)
-    return memoryview(bytearray(n))
+    return bytearray(n)
 
 
 @dataclass(frozen=True)
@@ -104,15 +104,16 @@ async def find_candidates(
     found: dict[int, set[str]] = {}
     failed: list[tuple[int, int]] = []
     pieces = _pieces(await data_ranges(export) if ranges is None else ranges)
-    pending: dict[asyncio.Future[None], tuple[int, memoryview, int]] = {}
-    idle: list[memoryview] = []
+    pending: dict[asyncio.Future[None], tuple[int, bytearray, int]] = {}
+    idle: list[bytearray] = []
     async with export.bulk() as engine:
         try:
             while True:
                 while len(pending) < IN_FLIGHT and (piece := next(pieces, None)):
                     pos, n = piece
                     buf = _buffer(idle, n)
-                    pending[asyncio.ensure_future(engine.read_into(pos, buf[:n]))] = (pos, buf, n)
+                    read = engine.read_into(pos, memoryview(buf)[:n])
+                    pending[asyncio.ensure_future(read)] = (pos, buf, n)
                 if not pending:
                     break
                 done, _ = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
@@ -124,7 +125,7 @@ async def find_candidates(
                     except RequestError:
                         failed.append((pos, n))
                         continue
-                    merge(found, candidates(buf[:n], pos))
+                    merge(found, candidates(buf, pos, n))
                     if advance is not None:
                         advance(n)
         finally:

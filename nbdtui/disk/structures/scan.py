@@ -128,21 +128,26 @@ MARKS: tuple[Mark, ...] = (
 _COLUMNS = sorted({m.column for m in MARKS})
 
 
-def candidates(piece: Buffer, base: int) -> dict[int, set[str]]:
+def candidates(piece: Buffer, base: int, length: int | None = None) -> dict[int, set[str]]:
     """Where a structure may start (absolute offset -> blkid types), from the magic
-    numbers in ``piece``, which lies at absolute offset ``base`` (a multiple of 512)."""
-    view = memoryview(piece).cast("B")
+    numbers in the first ``length`` bytes (default: all) of ``piece``, which lies at
+    absolute offset ``base`` (a multiple of 512). A bytearray or bytes is searched in
+    place (taking every 512th byte of one is six times faster than of a memoryview);
+    anything else is copied first."""
+    data = piece if isinstance(piece, bytes | bytearray) else bytes(piece)
+    n = len(data) if length is None else min(length, len(data))
+    view = memoryview(data)[:n]
     found: dict[int, set[str]] = {}
     for column in _COLUMNS:
-        col = bytes(view[column::SECTOR])  # one byte a sector
+        col = data[column:n:SECTOR]  # one byte a sector
         for mark in MARKS:
             if mark.column != column:
                 continue
-            first, n = mark.magic[0], len(mark.magic)
+            first, size = mark.magic[0], len(mark.magic)
             i = col.find(first)
             while i >= 0:
                 at = i * SECTOR + column
-                if view[at : at + n] == mark.magic:
+                if view[at : at + size] == mark.magic:
                     for start in mark.locate(view, base, base + at):
                         if start >= 0 and start % SECTOR == 0:
                             found.setdefault(start, set()).update(mark.types)
