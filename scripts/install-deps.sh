@@ -24,6 +24,7 @@ APT_PACKAGES=(
     fdisk gdisk dosfstools mtools e2fsprogs       # partition and filesystem oracles
     ntfs-3g file mount                            #   (sfdisk, sgdisk, blkid, losetup...)
     exfatprogs                                    # exFAT images and fsck.exfat
+    xfsprogs btrfs-progs cryptsetup-bin mdadm lvm2 # volume oracles (xfs_db, dump-super, luksDump...)
     python3 python3-venv python3-pip ca-certificates
 )
 

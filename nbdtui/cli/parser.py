@@ -116,6 +116,7 @@ COMMANDS: dict[str, str] = {
     "repair": "restore a structure from its backup or fix its checksums (journaled)",
     "doctor": "walk a connection step by step and say which step fails and why",
     "check": "check many exports at once (up/down, size, latency) for cron, Nagios, Prometheus",
+    "scan": "find filesystem and volume signatures anywhere on an export",
 }
 
 #: Commands whose arguments and code live in a module of their own, cli/<module>.py,
@@ -128,6 +129,7 @@ MODULE_COMMANDS: dict[str, str] = {
     "repair": "repair_command",
     "doctor": "doctor_command",
     "check": "check_command",
+    "scan": "scan_command",
 }
 
 

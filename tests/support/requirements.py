@@ -66,6 +66,13 @@ PROGRAMS: dict[str, str] = {
     "fsck.exfat": "exfatprogs",
     "blkid": "util-linux",
     "mkswap": "util-linux",
+    "mkfs.xfs": "xfsprogs",
+    "xfs_db": "xfsprogs",
+    "mkfs.btrfs": "btrfs-progs",
+    "btrfs": "btrfs-progs",
+    "cryptsetup": "cryptsetup-bin",
+    "mdadm": "mdadm",
+    "pvck": "lvm2",
     "losetup": "mount",
     "file": "file",
     # process control, the terminal and benchmarks

@@ -84,7 +84,7 @@ _HEX_PANE_TYPED = {"write_mode"}
 _TEXT_PANE_TYPED = {
     *_HEX_PANE_TYPED,
     *("search", "search_again", "inspector", "partitions", "mark", "zero", "trim"),
-    *("journal", "reload", "follow", "copy_as", "structure"),
+    *("journal", "reload", "follow", "copy_as", "structure", "scan"),
 }
 
 # What the footer calls Esc while it does something else than going back (F1 says more).
@@ -162,6 +162,7 @@ class EditorScreen(Screen[None]):
         Binding("ctrl+k,ctrl+right", "jump_forward", "Jump forward", show=False),
         Binding("p", "partitions", "Partitions"),
         Binding("R", "structure", "Structure here: fields, backups, repairs", show=False),
+        Binding("S", "scan", "Scan for filesystems", show=False),
         Binding("e", "write_mode", "Write mode"),
         Binding("u,ctrl+z", "undo", "Undo", show=False),
         Binding("ctrl+y", "redo", "Redo", show=False),
@@ -776,6 +777,11 @@ class EditorScreen(Screen[None]):
             self.notify(f"Staged {count} byte(s) in {ranges} range(s): Ctrl+S reviews them.")
         else:
             self.notify("Nothing to change.")
+
+    def action_scan(self) -> None:
+        from nbdtui.tui.dialogs.scan_dialog import ScanDialog  # (loads every decoder)
+
+        self.app.push_screen(ScanDialog(self.export), self._part_chosen)
 
     def _part_chosen(self, offset: int | None) -> None:
         if offset is not None:
