@@ -321,10 +321,11 @@ class Connection:
             if isinstance(payload, FileRange):
                 sending = self._file_send = self._loop.create_task(self._send_file(payload))
                 try:
-                    # Not cancelled with the caller: the stream needs the whole payload.
                     await asyncio.wait([sending])
                 except BaseException:
                     pending.abandon()
+                    if not sending.done():
+                        await self._give_up_file_send(sending)
                     raise
                 return pending
             self.transport.write(payload)
@@ -413,6 +414,22 @@ class Connection:
             self._file_send = None
             if self._error is None:
                 self._flush()  # what was queued meanwhile
+
+    async def _give_up_file_send(self, sending: asyncio.Task[None]) -> None:
+        """The caller of a WRITE stops waiting while its payload is still going out
+        from its file. The caller owns that file and may close it as soon as it
+        returns, so nothing may touch it afterwards: the stream cannot go on without
+        the rest of the payload, so it ends (its requests fail, the group reconnects),
+        which stops the sendfile; this returns once it has stopped."""
+        self.abort(
+            ConnectionLostError(
+                f"connection to {self.endpoint.display} ended: a write was given up "
+                "while its payload was being sent"
+            )
+        )
+        while not sending.done():
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.wait([sending])
 
     def _flush(self) -> None:
         self._flush_scheduled = False
