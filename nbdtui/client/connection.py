@@ -28,7 +28,7 @@ import socket
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from nbdtui.client.files import send_file
+from nbdtui.client.files import own_descriptor, send_file
 from nbdtui.client.messages import located, requests_word
 from nbdtui.client.negotiate import DEFAULT_CONNECT_TIMEOUT, handshake
 from nbdtui.client.replies import deliver, request_error
@@ -319,13 +319,15 @@ class Connection:
             self.transport.write(header)
             self.bytes_written += len(payload)
             if isinstance(payload, FileRange):
-                sending = self._file_send = self._loop.create_task(self._send_file(payload))
+                # Not cancelled with the caller: the stream needs the whole payload, and
+                # the caller may close its file as soon as it is cancelled, so the send
+                # reads through a descriptor of its own.
+                own = own_descriptor(payload)
+                sending = self._file_send = self._loop.create_task(self._send_file(own))
                 try:
                     await asyncio.wait([sending])
                 except BaseException:
                     pending.abandon()
-                    if not sending.done():
-                        await self._give_up_file_send(sending)
                     raise
                 return pending
             self.transport.write(payload)
@@ -411,25 +413,10 @@ class Connection:
                 )
             )
         finally:
+            payload.file.close()  # (its own descriptor, see submit)
             self._file_send = None
             if self._error is None:
                 self._flush()  # what was queued meanwhile
-
-    async def _give_up_file_send(self, sending: asyncio.Task[None]) -> None:
-        """The caller of a WRITE stops waiting while its payload is still going out
-        from its file. The caller owns that file and may close it as soon as it
-        returns, so nothing may touch it afterwards: the stream cannot go on without
-        the rest of the payload, so it ends (its requests fail, the group reconnects),
-        which stops the sendfile; this returns once it has stopped."""
-        self.abort(
-            ConnectionLostError(
-                f"connection to {self.endpoint.display} ended: a write was given up "
-                "while its payload was being sent"
-            )
-        )
-        while not sending.done():
-            with contextlib.suppress(asyncio.CancelledError):
-                await asyncio.wait([sending])
 
     def _flush(self) -> None:
         self._flush_scheduled = False
