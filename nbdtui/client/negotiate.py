@@ -152,6 +152,23 @@ def _locate(exc: NbdError, endpoint: Endpoint) -> NbdError:
     return new
 
 
+def _timed_out(endpoint: Endpoint, hs: ClientHandshake, timeout: float | None) -> str:
+    """What was slow when the connect timeout expired: connecting, or a listing that was
+    still arriving (a large one can take longer than the connection did)."""
+    where = endpoint.display
+    after = f"after {timeout:g} s" if timeout is not None else ""
+    listing = hs.listing
+    if listing is None:
+        return f"timed out connecting to {where} {after}"
+    done, total = listing
+    hint = "the export list was still arriving: a longer connect timeout gives it time"
+    if total is None:
+        return f"timed out {after} receiving the export list of {where} ({done} so far; {hint})"
+    return (
+        f"timed out {after} asking {where} about its exports ({done} of {total} described; {hint})"
+    )
+
+
 async def handshake(
     endpoint: Endpoint,
     hs: ClientHandshake,
@@ -203,9 +220,7 @@ async def handshake(
                     ok = True
                     return Handshaken(transport, protocol, event, hs.trailing_data)
     except TimeoutError:
-        raise ConnectError(
-            f"timed out connecting to {endpoint.display} after {connect_timeout:g} s"
-        ) from None
+        raise ConnectError(_timed_out(endpoint, hs, connect_timeout)) from None
     except NbdError as exc:
         raise _locate(exc, endpoint) from exc.__cause__
     except OSError as exc:

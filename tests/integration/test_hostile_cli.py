@@ -6,10 +6,16 @@ scenario-driven fake server of ``tests/support/fakes.py`` where none can.
 
 from __future__ import annotations
 
+import asyncio
 import os
+import struct
 import time
 
-from tests.support.cli_helpers import assert_one_line_error, nbdtui
+import pytest
+
+from nbdtui.proto.constants import OPTION_REPLY_MAGIC, Option, OptionReply
+from tests.support.cli_helpers import assert_one_line_error, nbdtui, nbdtui_measured
+from tests.support.fakes import HandshakePeer
 
 MiB = 1024 * 1024
 
@@ -34,3 +40,104 @@ def test_large_write_failing_everywhere_is_one_line_and_prompt(nbdkit, tmp_path)
         elapsed = time.monotonic() - started
         assert_one_line_error(result, 1, "write: EIO (Input/output error)")
         assert elapsed < 3, elapsed
+
+
+# ---- item 1: endless option reply streams -----------------------------------------------
+
+
+async def _endless_list(peer: HandshakePeer) -> None:
+    await peer.greet()
+    await peer.until(Option.LIST)
+    name = b"x" * 8
+    await peer.flood(_option_reply(Option.LIST, OptionReply.SERVER, _server_payload(name)))
+
+
+async def _endless_contexts(peer: HandshakePeer) -> None:
+    await peer.greet()
+    await peer.until(Option.LIST_META_CONTEXT)
+    payload = struct.pack(">I", 0) + b"base:allocation"
+    await peer.flood(_option_reply(Option.LIST_META_CONTEXT, OptionReply.META_CONTEXT, payload))
+
+
+def _option_reply(option: int, reply: int, payload: bytes) -> bytes:
+    return struct.pack(">QIII", OPTION_REPLY_MAGIC, option, reply, len(payload)) + payload
+
+
+def _server_payload(name: bytes) -> bytes:
+    return struct.pack(">I", len(name)) + name
+
+
+@pytest.mark.parametrize(
+    ("command", "handshake", "option"),
+    [
+        ("list", _endless_list, "NBD_OPT_LIST"),
+        ("info", _endless_contexts, "NBD_OPT_LIST_META_CONTEXT"),
+    ],
+)
+async def test_endless_option_replies_meet_a_cap(fake_server, command, handshake, option):
+    uri = await fake_server(handshake=handshake)
+    run = await asyncio.to_thread(nbdtui_measured, command, uri, "--connect-timeout", "60")
+    assert_one_line_error(run, 1, f"replies to {option}", "cap")
+    assert run.seconds < 10, run.seconds
+    assert run.peak_rss < 200 * MiB, run.peak_rss
+
+
+# ---- the export list: large, or slow ---------------------------------------------------
+
+
+def _listing(count: int, *, stall_after: int | None = None, described: int | None = None):
+    """A handshake scenario: ``count`` exports; the list stops coming after
+    ``stall_after`` of them, or the details after ``described`` exports (else the
+    server supports neither NBD_OPT_INFO nor NBD_OPT_LIST_META_CONTEXT)."""
+
+    async def play(peer: HandshakePeer) -> None:
+        await peer.greet()
+        await peer.until(Option.LIST)
+        for i in range(count):
+            if i == stall_after:
+                await peer.writer.drain()
+                await asyncio.sleep(3600)
+            name = f"export-{i:06d}".encode()
+            peer.writer.write(_option_reply(Option.LIST, OptionReply.SERVER, _server_payload(name)))
+        peer.reply(Option.LIST, OptionReply.ACK)
+        asked = 0
+        while True:
+            option, _ = await peer.option()
+            if option == Option.ABORT:
+                return
+            if option == Option.INFO and described is not None:
+                if asked == described:
+                    await asyncio.sleep(3600)
+                asked += 1
+                export = struct.pack(">HQH", 0, MiB, 1)
+                peer.reply(option, OptionReply.INFO, export)
+                peer.reply(option, OptionReply.ACK)
+            else:
+                peer.reply(option, OptionReply.ERR_UNSUP)
+
+    return play
+
+
+async def test_a_list_of_100000_exports_at_the_default_timeout(fake_server):
+    uri = await fake_server(handshake=_listing(100_000))
+    run = await asyncio.to_thread(nbdtui_measured, "list", uri)
+    assert run.returncode == 0, run.stderr
+    lines = run.text.splitlines()
+    assert len(lines) == 100_000
+    assert lines[0].startswith("export-000000") and lines[-1].startswith("export-099999")
+    assert run.peak_rss < 200 * MiB, run.peak_rss
+
+
+async def test_a_slow_export_list_says_the_list_was_slow(fake_server):
+    uri = await fake_server(handshake=_listing(2000, stall_after=1500))
+    run = await asyncio.to_thread(nbdtui_measured, "list", uri, "--connect-timeout", "1")
+    assert_one_line_error(
+        run, 1, "timed out after 1 s receiving the export list of", "(1500 so far;"
+    )
+    assert "connecting" not in run.stderr
+
+
+async def test_slow_export_details_say_the_listing_was_slow(fake_server):
+    uri = await fake_server(handshake=_listing(10, described=3))
+    run = await asyncio.to_thread(nbdtui_measured, "list", uri, "--connect-timeout", "1")
+    assert_one_line_error(run, 1, "timed out after 1 s asking", "about its exports (3 of 10")

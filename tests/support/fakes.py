@@ -1,9 +1,11 @@
 """Stand-ins shared by several test modules.
 
-- :class:`Peer` and :func:`serve_fake_nbd`: fake NBD servers -- real sockets
+- :class:`Peer` and :class:`FakeNbdServers`: fake NBD servers -- real sockets
   (``asyncio.start_server``) that do a minimal fixed-newstyle handshake and then play a
   scenario that sends what no real server would (the ``fake_server`` fixture of
-  ``tests/conftest.py`` starts them);
+  ``tests/conftest.py`` starts them); with a handshake scenario (a
+  :class:`HandshakePeer`) they play the handshake too: floods of option replies, broken
+  transmission flags;
 - :class:`MemoryExport` (with :class:`FakeInfo`): an in-memory stand-in for
   ``nbdtui.client.api.Export`` for unit tests of the editor core: sparse data (a dict of
   4 KiB pages; absent pages are holes reading as zeros), so a 1 TiB export costs nothing;
@@ -71,6 +73,54 @@ class Peer:
 Scenario = Callable[[Peer], Awaitable[None]]
 
 
+class HandshakePeer:
+    """The handshake of one client, seen from a fake server that plays it itself (a
+    *handshake scenario*: ``FakeNbdServers.start(handshake=...)``)."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader, self.writer = reader, writer
+
+    async def greet(self) -> None:
+        """The fixed-newstyle greeting (NO_ZEROES offered); reads the client's flags."""
+        self.writer.write(struct.pack(">QQH", NBDMAGIC, IHAVEOPT, 3))
+        await self.reader.readexactly(4)
+
+    async def option(self) -> tuple[int, bytes]:
+        """The client's next option: (option, payload)."""
+        _, option, length = struct.unpack(">QII", await self.reader.readexactly(16))
+        return option, await self.reader.readexactly(length)
+
+    def reply(self, option: int, reply: int, payload: bytes = b"") -> None:
+        self.writer.write(
+            struct.pack(">QIII", OPTION_REPLY_MAGIC, option, reply, len(payload)) + payload
+        )
+
+    async def until(self, wanted: int) -> bytes:
+        """Answer the options before ``wanted`` as a plain server would (ACK to
+        STRUCTURED_REPLY, ERR_UNSUP to the rest); the payload of ``wanted``."""
+        while True:
+            option, payload = await self.option()
+            if option == wanted:
+                return payload
+            ok = option == Option.STRUCTURED_REPLY
+            self.reply(option, OptionReply.ACK if ok else OptionReply.ERR_UNSUP)
+
+    def go(self, size: int = FAKE_SIZE, flags: int = FAKE_FLAGS) -> None:
+        """A successful reply to NBD_OPT_GO: NBD_INFO_EXPORT, then ACK."""
+        self.reply(Option.GO, OptionReply.INFO, struct.pack(">HQH", 0, size, flags))
+        self.reply(Option.GO, OptionReply.ACK)
+
+    async def flood(self, message: bytes, *, batch: int = 1 << 16) -> None:
+        """Send ``message`` again and again until the client goes away."""
+        block = message * max(1, batch // len(message))
+        while True:
+            self.writer.write(block)
+            await self.writer.drain()
+
+
+HandshakeScenario = Callable[[HandshakePeer], Awaitable[None]]
+
+
 async def _option_reply(
     writer: asyncio.StreamWriter, option: int, reply: int, payload: bytes = b""
 ) -> None:
@@ -105,16 +155,30 @@ class FakeNbdServers:
         self.errors: list[BaseException] = []
         self.tasks: list[asyncio.Task[None]] = []
 
-    async def start(self, scenario: Scenario, *, structured: bool = True) -> str:
-        """Serve ``scenario`` (run after the handshake with a :class:`Peer`); the URI."""
+    async def start(
+        self,
+        scenario: Scenario | None = None,
+        *,
+        structured: bool = True,
+        handshake: HandshakeScenario | None = None,
+    ) -> str:
+        """Serve ``scenario`` (run after the handshake with a :class:`Peer`); the URI.
+
+        With ``handshake``, the fake plays that instead of its minimal handshake (with a
+        :class:`HandshakePeer`), then ``scenario`` if any.
+        """
 
         async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
             task = asyncio.current_task()
             if task is not None:
                 self.tasks.append(task)
             try:
-                await _handshake(reader, writer, structured=structured)
-                await scenario(Peer(reader, writer))
+                if handshake is None:
+                    await _handshake(reader, writer, structured=structured)
+                else:
+                    await handshake(HandshakePeer(reader, writer))
+                if scenario is not None:
+                    await scenario(Peer(reader, writer))
                 await writer.drain()
             except (asyncio.IncompleteReadError, ConnectionError, asyncio.CancelledError):
                 pass  # the client went away, or the test is over
