@@ -26,11 +26,16 @@ from nbdtui.errors import (
 )
 from nbdtui.proto.client_events import ExportsListed, Negotiated, StartTLS
 from nbdtui.proto.client_handshake import ClientHandshake
+from nbdtui.proto.types import ExportInfo
 from nbdtui.uri import Endpoint
 
 DEFAULT_CONNECT_TIMEOUT = 10.0
 
 _log = logging.getLogger("nbdtui.client.transport")
+# Servers that break a rule nbdtui can live with: a warning (the command line prints it
+# on stderr; without a handler of the application's, nothing is printed).
+_rules = logging.getLogger("nbdtui.client.rules")
+_rules.addHandler(logging.NullHandler())
 
 
 @dataclass
@@ -152,6 +157,23 @@ def _locate(exc: NbdError, endpoint: Endpoint) -> NbdError:
     return new
 
 
+def _warn_flags(endpoint: Endpoint, info: ExportInfo) -> None:
+    if not info.flags_without_has_flags:
+        return
+    if info.read_only:
+        outcome = "nbdtui honours READ_ONLY and assumes no other capability"
+    else:
+        outcome = "nbdtui assumes no capability"
+    where = endpoint.display if not info.name else f"{endpoint.display}, export {info.name!r}"
+    _rules.warning(
+        "server %s sent transmission flags %#x without HAS_FLAGS, which the NBD protocol "
+        "requires: %s",
+        where,
+        info.flags,
+        outcome,
+    )
+
+
 def _timed_out(endpoint: Endpoint, hs: ClientHandshake, timeout: float | None) -> str:
     """What was slow when the connect timeout expired: connecting, or a listing that was
     still arriving (a large one can take longer than the connection did)."""
@@ -213,6 +235,12 @@ async def handshake(
                     receiver.send_queued()
                     continue
                 if isinstance(event, Negotiated | ExportsListed):
+                    if isinstance(event, Negotiated):
+                        _warn_flags(endpoint, event.info)
+                    else:
+                        for item in event.exports:
+                            if item.info is not None:
+                                _warn_flags(endpoint, item.info)
                     if event.tls:
                         from nbdtui.client.transport.tls import is_verified
 

@@ -8,14 +8,21 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import struct
 import time
 
 import pytest
 
-from nbdtui.proto.constants import OPTION_REPLY_MAGIC, Option, OptionReply
+from nbdtui.proto.constants import (
+    OPTION_REPLY_MAGIC,
+    Command,
+    Option,
+    OptionReply,
+    TransmissionFlag,
+)
 from tests.support.cli_helpers import assert_one_line_error, nbdtui, nbdtui_measured
-from tests.support.fakes import HandshakePeer
+from tests.support.fakes import HandshakePeer, Peer
 
 MiB = 1024 * 1024
 
@@ -141,3 +148,47 @@ async def test_slow_export_details_say_the_listing_was_slow(fake_server):
     uri = await fake_server(handshake=_listing(10, described=3))
     run = await asyncio.to_thread(nbdtui_measured, "list", uri, "--connect-timeout", "1")
     assert_one_line_error(run, 1, "timed out after 1 s asking", "about its exports (3 of 10")
+
+
+# ---- item 9: READ_ONLY without HAS_FLAGS -----------------------------------------------
+
+READ_ONLY_NO_HAS_FLAGS = int(TransmissionFlag.READ_ONLY | TransmissionFlag.SEND_FLUSH)
+
+
+async def _read_only_without_has_flags(peer: HandshakePeer) -> None:
+    await peer.greet()
+    await peer.until(Option.GO)
+    peer.go(flags=READ_ONLY_NO_HAS_FLAGS)
+
+
+async def test_read_only_without_has_flags_is_honoured_with_a_warning(fake_server, tmp_path):
+    commands: list[int] = []
+
+    async def record(peer: Peer) -> None:
+        while True:
+            commands.append((await peer.request())[1])
+
+    uri = await fake_server(record, handshake=_read_only_without_has_flags)
+    info = await asyncio.to_thread(nbdtui, "info", uri)
+    assert info.returncode == 0, info.stderr
+    assert re.search(r"read-only: +yes", info.text), info.text
+    assert "supports:" in info.text and "flush" not in info.text.split("supports:")[1]
+    [warning] = info.stderr.splitlines()
+    assert warning.startswith("nbdtui: warning: server 127.0.0.1:")
+    assert "without HAS_FLAGS" in warning and "honours READ_ONLY" in warning
+
+    source = tmp_path / "in.bin"
+    source.write_bytes(b"x" * 4096)
+    write = await asyncio.to_thread(nbdtui, "write", uri, str(source))
+    assert write.returncode == 1
+    lines = write.stderr.splitlines()
+    assert lines[0].startswith("nbdtui: warning:") and "without HAS_FLAGS" in lines[0]
+    assert len(lines) == 2 and "read-only" in lines[1], write.stderr
+    assert Command.WRITE not in commands
+
+
+async def test_json_info_says_read_only_too(fake_server):
+    uri = await fake_server(handshake=_read_only_without_has_flags)
+    info = await asyncio.to_thread(nbdtui, "info", "--json", uri)
+    assert info.returncode == 0, info.stderr
+    assert info.json()["exports"][0]["is_read_only"] is True
