@@ -16,6 +16,8 @@ import pytest
 
 from nbdtui.proto.constants import (
     OPTION_REPLY_MAGIC,
+    STRUCTURED_REPLY_MAGIC,
+    ChunkType,
     Command,
     Option,
     OptionReply,
@@ -192,3 +194,42 @@ async def test_json_info_says_read_only_too(fake_server):
     info = await asyncio.to_thread(nbdtui, "info", "--json", uri)
     assert info.returncode == 0, info.stderr
     assert info.json()["exports"][0]["is_read_only"] is True
+
+
+# ---- item 3: --timeout on every path ---------------------------------------------------
+
+DRIP_SIZE = 64 * MiB
+
+
+async def _plain_go(peer: HandshakePeer) -> None:
+    """A server that knows no meta context (no block status): every byte is read."""
+    await peer.greet()
+    await peer.until(Option.GO)
+    peer.go(size=DRIP_SIZE, flags=int(TransmissionFlag.HAS_FLAGS | TransmissionFlag.SEND_FLUSH))
+
+
+async def _drip(peer: Peer) -> None:
+    """Answers the first READ with the header of a data chunk, then a byte of its
+    payload every 0.3 s."""
+    _, kind, cookie, offset, length, _ = await peer.request()
+    assert kind == Command.READ
+    header = struct.pack(
+        ">IHHQIQ", STRUCTURED_REPLY_MAGIC, 1, ChunkType.OFFSET_DATA, cookie, 8 + length, offset
+    )
+    peer.send(header)
+    while True:
+        peer.send(b"\0")
+        await peer.writer.drain()
+        await asyncio.sleep(0.3)
+
+
+@pytest.mark.parametrize("output", ["file", "pipe"])
+async def test_a_dripping_server_cannot_keep_a_large_read_alive(fake_server, tmp_path, output):
+    """16 MiB over TCP go on threads (the bulk engine): a server that sends a byte now
+    and then used to keep ``read --timeout 3`` running for ever."""
+    uri = await fake_server(_drip, handshake=_plain_go)
+    out = str(tmp_path / "out.bin") if output == "file" else "-"
+    args = ("read", uri, "--length", "16M", "--timeout", "2", "-o", out)
+    run = await asyncio.to_thread(nbdtui_measured, *args, timeout=60)
+    assert_one_line_error(run, 1, "timed out after 2 s")
+    assert run.seconds < 15, run.seconds
