@@ -9,22 +9,23 @@ from __future__ import annotations
 import asyncio
 import os
 import re
-import struct
 import time
 
 import pytest
 
-from nbdtui.proto.constants import (
-    OPTION_REPLY_MAGIC,
-    STRUCTURED_REPLY_MAGIC,
-    ChunkType,
-    Command,
-    Option,
-    OptionReply,
-    TransmissionFlag,
-)
+from nbdtui.proto.constants import Command
 from tests.support.cli_helpers import assert_one_line_error, nbdtui, nbdtui_measured
-from tests.support.fakes import HandshakePeer, Peer
+from tests.support.fakes import (
+    Peer,
+    drip,
+    endless_contexts,
+    endless_list,
+    listing,
+    plain_go,
+    read_only_without_has_flags,
+    tiny_extents,
+    with_allocation,
+)
 
 MiB = 1024 * 1024
 
@@ -54,33 +55,11 @@ def test_large_write_failing_everywhere_is_one_line_and_prompt(nbdkit, tmp_path)
 # ---- item 1: endless option reply streams -----------------------------------------------
 
 
-async def _endless_list(peer: HandshakePeer) -> None:
-    await peer.greet()
-    await peer.until(Option.LIST)
-    name = b"x" * 8
-    await peer.flood(_option_reply(Option.LIST, OptionReply.SERVER, _server_payload(name)))
-
-
-async def _endless_contexts(peer: HandshakePeer) -> None:
-    await peer.greet()
-    await peer.until(Option.LIST_META_CONTEXT)
-    payload = struct.pack(">I", 0) + b"base:allocation"
-    await peer.flood(_option_reply(Option.LIST_META_CONTEXT, OptionReply.META_CONTEXT, payload))
-
-
-def _option_reply(option: int, reply: int, payload: bytes) -> bytes:
-    return struct.pack(">QIII", OPTION_REPLY_MAGIC, option, reply, len(payload)) + payload
-
-
-def _server_payload(name: bytes) -> bytes:
-    return struct.pack(">I", len(name)) + name
-
-
 @pytest.mark.parametrize(
     ("command", "handshake", "option"),
     [
-        ("list", _endless_list, "NBD_OPT_LIST"),
-        ("info", _endless_contexts, "NBD_OPT_LIST_META_CONTEXT"),
+        ("list", endless_list, "NBD_OPT_LIST"),
+        ("info", endless_contexts, "NBD_OPT_LIST_META_CONTEXT"),
     ],
 )
 async def test_endless_option_replies_meet_a_cap(fake_server, command, handshake, option):
@@ -94,41 +73,8 @@ async def test_endless_option_replies_meet_a_cap(fake_server, command, handshake
 # ---- the export list: large, or slow ---------------------------------------------------
 
 
-def _listing(count: int, *, stall_after: int | None = None, described: int | None = None):
-    """A handshake scenario: ``count`` exports; the list stops coming after
-    ``stall_after`` of them, or the details after ``described`` exports (else the
-    server supports neither NBD_OPT_INFO nor NBD_OPT_LIST_META_CONTEXT)."""
-
-    async def play(peer: HandshakePeer) -> None:
-        await peer.greet()
-        await peer.until(Option.LIST)
-        for i in range(count):
-            if i == stall_after:
-                await peer.writer.drain()
-                await asyncio.sleep(3600)
-            name = f"export-{i:06d}".encode()
-            peer.writer.write(_option_reply(Option.LIST, OptionReply.SERVER, _server_payload(name)))
-        peer.reply(Option.LIST, OptionReply.ACK)
-        asked = 0
-        while True:
-            option, _ = await peer.option()
-            if option == Option.ABORT:
-                return
-            if option == Option.INFO and described is not None:
-                if asked == described:
-                    await asyncio.sleep(3600)
-                asked += 1
-                export = struct.pack(">HQH", 0, MiB, 1)
-                peer.reply(option, OptionReply.INFO, export)
-                peer.reply(option, OptionReply.ACK)
-            else:
-                peer.reply(option, OptionReply.ERR_UNSUP)
-
-    return play
-
-
 async def test_a_list_of_100000_exports_at_the_default_timeout(fake_server):
-    uri = await fake_server(handshake=_listing(100_000))
+    uri = await fake_server(handshake=listing(100_000))
     run = await asyncio.to_thread(nbdtui_measured, "list", uri)
     assert run.returncode == 0, run.stderr
     lines = run.text.splitlines()
@@ -138,7 +84,7 @@ async def test_a_list_of_100000_exports_at_the_default_timeout(fake_server):
 
 
 async def test_a_slow_export_list_says_the_list_was_slow(fake_server):
-    uri = await fake_server(handshake=_listing(2000, stall_after=1500))
+    uri = await fake_server(handshake=listing(2000, stall_after=1500))
     run = await asyncio.to_thread(nbdtui_measured, "list", uri, "--connect-timeout", "1")
     assert_one_line_error(
         run, 1, "timed out after 1 s receiving the export list of", "(1500 so far;"
@@ -147,20 +93,12 @@ async def test_a_slow_export_list_says_the_list_was_slow(fake_server):
 
 
 async def test_slow_export_details_say_the_listing_was_slow(fake_server):
-    uri = await fake_server(handshake=_listing(10, described=3))
+    uri = await fake_server(handshake=listing(10, described=3))
     run = await asyncio.to_thread(nbdtui_measured, "list", uri, "--connect-timeout", "1")
     assert_one_line_error(run, 1, "timed out after 1 s asking", "about its exports (3 of 10")
 
 
 # ---- item 9: READ_ONLY without HAS_FLAGS -----------------------------------------------
-
-READ_ONLY_NO_HAS_FLAGS = int(TransmissionFlag.READ_ONLY | TransmissionFlag.SEND_FLUSH)
-
-
-async def _read_only_without_has_flags(peer: HandshakePeer) -> None:
-    await peer.greet()
-    await peer.until(Option.GO)
-    peer.go(flags=READ_ONLY_NO_HAS_FLAGS)
 
 
 async def test_read_only_without_has_flags_is_honoured_with_a_warning(fake_server, tmp_path):
@@ -170,7 +108,7 @@ async def test_read_only_without_has_flags_is_honoured_with_a_warning(fake_serve
         while True:
             commands.append((await peer.request())[1])
 
-    uri = await fake_server(record, handshake=_read_only_without_has_flags)
+    uri = await fake_server(record, handshake=read_only_without_has_flags)
     info = await asyncio.to_thread(nbdtui, "info", uri)
     assert info.returncode == 0, info.stderr
     assert re.search(r"read-only: +yes", info.text), info.text
@@ -190,7 +128,7 @@ async def test_read_only_without_has_flags_is_honoured_with_a_warning(fake_serve
 
 
 async def test_json_info_says_read_only_too(fake_server):
-    uri = await fake_server(handshake=_read_only_without_has_flags)
+    uri = await fake_server(handshake=read_only_without_has_flags)
     info = await asyncio.to_thread(nbdtui, "info", "--json", uri)
     assert info.returncode == 0, info.stderr
     assert info.json()["exports"][0]["is_read_only"] is True
@@ -198,38 +136,43 @@ async def test_json_info_says_read_only_too(fake_server):
 
 # ---- item 3: --timeout on every path ---------------------------------------------------
 
-DRIP_SIZE = 64 * MiB
-
-
-async def _plain_go(peer: HandshakePeer) -> None:
-    """A server that knows no meta context (no block status): every byte is read."""
-    await peer.greet()
-    await peer.until(Option.GO)
-    peer.go(size=DRIP_SIZE, flags=int(TransmissionFlag.HAS_FLAGS | TransmissionFlag.SEND_FLUSH))
-
-
-async def _drip(peer: Peer) -> None:
-    """Answers the first READ with the header of a data chunk, then a byte of its
-    payload every 0.3 s."""
-    _, kind, cookie, offset, length, _ = await peer.request()
-    assert kind == Command.READ
-    header = struct.pack(
-        ">IHHQIQ", STRUCTURED_REPLY_MAGIC, 1, ChunkType.OFFSET_DATA, cookie, 8 + length, offset
-    )
-    peer.send(header)
-    while True:
-        peer.send(b"\0")
-        await peer.writer.drain()
-        await asyncio.sleep(0.3)
-
 
 @pytest.mark.parametrize("output", ["file", "pipe"])
 async def test_a_dripping_server_cannot_keep_a_large_read_alive(fake_server, tmp_path, output):
     """16 MiB over TCP go on threads (the bulk engine): a server that sends a byte now
     and then used to keep ``read --timeout 3`` running for ever."""
-    uri = await fake_server(_drip, handshake=_plain_go)
+    uri = await fake_server(drip, handshake=plain_go(64 * MiB))
     out = str(tmp_path / "out.bin") if output == "file" else "-"
     args = ("read", uri, "--length", "16M", "--timeout", "2", "-o", out)
     run = await asyncio.to_thread(nbdtui_measured, *args, timeout=60)
     assert_one_line_error(run, 1, "timed out after 2 s")
     assert run.seconds < 15, run.seconds
+
+
+# ---- item 2: block status in 1-byte extents ----------------------------------------------
+
+
+@pytest.mark.parametrize("run", [1, 4096])
+async def test_read_of_an_export_in_1_byte_extents_stays_small(fake_server, tmp_path, run):
+    """Every byte its own extent (flags alternating every ``run`` extents): `read`
+    collected them all before reading (12 GB for 64 MiB); now each reply holds at most
+    MAX_STATUS_EXTENTS and only zero ranges that can hold a whole piece are kept."""
+    uri = await fake_server(tiny_extents(run), handshake=with_allocation(16 * MiB))
+    out = tmp_path / "out.bin"
+    run_ = await asyncio.to_thread(nbdtui_measured, "read", uri, "-o", str(out), timeout=120)
+    assert run_.returncode == 0, run_.stderr
+    assert out.read_bytes() == bytes(16 * MiB)
+    assert run_.peak_rss < 100 * MiB, run_.peak_rss
+
+
+async def test_map_of_an_export_in_1_byte_extents_streams(fake_server):
+    """`map` prints the extents as they come; merged where their kind does not change."""
+    uri = await fake_server(tiny_extents(4096), handshake=with_allocation(16 * MiB))
+    run = await asyncio.to_thread(nbdtui_measured, "map", uri, timeout=120)
+    assert run.returncode == 0, run.stderr
+    lines = run.text.splitlines()
+    assert len(lines) == 16 * MiB // 4096
+    assert lines[0].split() == ["0", "4096", "0", "data"]
+    assert lines[1].split() == ["4096", "4096", "3", "hole,zero"]
+    assert lines[-1].split()[:2] == [str(16 * MiB - 4096), "4096"]
+    assert run.peak_rss < 100 * MiB, run.peak_rss
