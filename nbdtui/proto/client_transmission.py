@@ -627,8 +627,9 @@ class ClientTransmission:
             events.append(Hole(cookie, offset, size))
         elif kind == _T_STATUS:
             (context,) = _U32.unpack_from(buf)
-            raw = bytes(buf[4:])  # (a view would keep the buffer from being cleared)
-            if req.flags & _REQ_ONE and (len(raw) != 8 or _U32.unpack_from(raw)[0] > req.length):
+            if req.flags & _REQ_ONE and (
+                len(buf) != 12 or _U32.unpack_from(buf, 4)[0] > req.length
+            ):
                 raise ProtocolError(
                     f"server ignored NBD_CMD_FLAG_REQ_ONE in its reply to {req.describe(cookie)}"
                 )
@@ -642,7 +643,9 @@ class ClientTransmission:
                         f"metadata contexts in its reply to {req.describe(cookie)}"
                     )
                 seen.add(context)
-                extents = _status_extents(raw, req.length, req, cookie)
+                # (in place: the views are released before the buffer is cleared)
+                with memoryview(buf) as whole, whole[4:] as raw:
+                    extents = _status_extents(raw, req.length, req, cookie)
                 events.append(BlockStatus(cookie, context, extents))
             req.statuses += 1
         else:
@@ -709,27 +712,31 @@ class ClientTransmission:
 
 
 def _status_extents(
-    raw: bytes, length: int, req: _InFlight, cookie: int
+    raw: memoryview, length: int, req: _InFlight, cookie: int
 ) -> tuple[tuple[int, int], ...]:
     """The extents of a block status chunk for a request of ``length`` bytes: merged,
     cut after the one that reaches ``length``, at most MAX_STATUS_EXTENTS of them."""
     out: list[tuple[int, int]] = []
     covered = 0
     run = kind = -1  # the length and flags of the last extent kept
-    for n, flags in _EXTENT.iter_unpack(raw):
-        if n == 0:
-            raise ProtocolError(f"block status extent of length 0 for {req.describe(cookie)}")
-        if flags == kind:
-            run += n
-            out[-1] = (run, kind)
-        elif len(out) == MAX_STATUS_EXTENTS:
-            break
-        else:
-            run, kind = n, flags
-            out.append((n, flags))
-        covered += n
-        if covered >= length:
-            break
+    items = _EXTENT.iter_unpack(raw)
+    try:
+        for n, flags in items:
+            if n == 0:
+                raise ProtocolError(f"block status extent of length 0 for {req.describe(cookie)}")
+            if flags == kind:
+                run += n
+                out[-1] = (run, kind)
+            elif len(out) == MAX_STATUS_EXTENTS:
+                break
+            else:
+                run, kind = n, flags
+                out.append((n, flags))
+            covered += n
+            if covered >= length:
+                break
+    finally:
+        del items  # (its hold on ``raw`` ends here, even when an error is raised)
     return tuple(out)
 
 
