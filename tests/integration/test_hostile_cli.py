@@ -23,6 +23,7 @@ from tests.support.fakes import (
     listing,
     plain_go,
     read_only_without_has_flags,
+    sip,
     tiny_extents,
     with_allocation,
 )
@@ -147,6 +148,20 @@ async def test_a_dripping_server_cannot_keep_a_large_read_alive(fake_server, tmp
     run = await asyncio.to_thread(nbdtui_measured, *args, timeout=60)
     assert_one_line_error(run, 1, "timed out after 2 s")
     assert run.seconds < 15, run.seconds
+
+
+async def test_a_sipping_server_cannot_keep_a_large_write_alive(fake_server, tmp_path):
+    """The same for `write`: a server that takes a byte of payload every 0.3 s (the
+    socket's send timeout alone never expires)."""
+    uri = await fake_server(sip, handshake=plain_go(64 * MiB))
+    source = tmp_path / "in.bin"
+    source.write_bytes(os.urandom(16 * MiB))
+    args = ("write", uri, str(source), "--timeout", "2")
+    run = await asyncio.to_thread(nbdtui_measured, *args, timeout=60)
+    assert_one_line_error(run, 1, "timed out after 2 s")
+    # 2 s on the threads, 2 s again on the event loop; the socket's send timeout alone
+    # took 11.6 s here (the kernel's window updates stall the sends now and then)
+    assert run.seconds < 10, run.seconds
 
 
 # ---- item 2: block status in 1-byte extents ----------------------------------------------

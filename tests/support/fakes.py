@@ -317,6 +317,16 @@ async def drip(peer: Peer) -> None:
         await asyncio.sleep(0.3)
 
 
+async def sip(peer: Peer) -> None:
+    """Takes the payload of the first WRITE a byte every 0.3 s, and never replies."""
+    header = await peer.reader.readexactly(28)
+    _, _, kind, _, _, _ = struct.unpack(">IHHQQI", header)
+    assert kind == Command.WRITE
+    while True:
+        await peer.reader.readexactly(1)
+        await asyncio.sleep(0.3)
+
+
 def tiny_extents(run: int = 1) -> Scenario:
     """Block status in 1-byte extents, as many as a chunk may hold (2**21, 16 MiB),
     their flags alternating between data and zero every ``run`` extents; READs
