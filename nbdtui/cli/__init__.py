@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import inspect
+import logging
 import os
 import sys
 from collections.abc import Coroutine, Sequence
@@ -121,11 +122,26 @@ def _run_tui(argv: list[str] | None) -> int:
     )
 
 
+class _WarningLines(logging.Handler):
+    """The client's warnings (a server that broke a rule nbdtui can live with) as
+    ``nbdtui: warning: ...`` lines on stderr (whatever ``sys.stderr`` is then)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        print(f"nbdtui: warning: {record.getMessage()}", file=sys.stderr)
+
+
+def _print_warnings() -> None:
+    logger = logging.getLogger("nbdtui.client.rules")
+    if not any(isinstance(h, _WarningLines) for h in logger.handlers):
+        logger.addHandler(_WarningLines(logging.WARNING))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
         if _is_tui(argv):
             return _run_tui(argv)
+        _print_warnings()
         args = build_parser(argv[0] if argv[0] in COMMANDS else None).parse_args(argv)
         if args.command is None:
             return _run_tui(None)
