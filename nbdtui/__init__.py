@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING
 
 from nbdtui.errors import (
     BackendError,
+    BookmarkError,
     ClosedByClient,
     CommitError,
     ConflictError,
@@ -70,6 +71,7 @@ _LAZY = {
 
 __all__ = [
     "BackendError",
+    "BookmarkError",
     "ClosedByClient",
     "CommitError",
     "ConflictError",

@@ -190,6 +190,11 @@ class RepairError(NbdError):
     checks, nothing to fix); nothing was written."""
 
 
+class BookmarkError(NbdError):
+    """The bookmarks cannot be kept (their database cannot be opened or has another
+    layout): a message a person can act on."""
+
+
 class JournalError(NbdError):
     """The undo journal cannot be opened or used, or has no such entry."""
 

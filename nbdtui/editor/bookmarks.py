@@ -18,6 +18,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from nbdtui.errors import BookmarkError
+
 _COLUMNS = ("endpoint", "name", "offset", "created")
 
 _SCHEMA = """
@@ -37,10 +39,6 @@ MAX_NAME = 80
 class Bookmark:
     name: str
     offset: int
-
-
-class BookmarkError(Exception):
-    """The bookmarks cannot be kept (a message a person can act on)."""
 
 
 def _private_file(path: Path) -> None:

@@ -9,10 +9,11 @@ import pytest
 
 from nbdtui.disk.inspect import inspect
 from nbdtui.editor.block_status import describe
-from nbdtui.editor.bookmarks import Bookmark, BookmarkError, Bookmarks
+from nbdtui.editor.bookmarks import Bookmark, Bookmarks
 from nbdtui.editor.extents import Span
 from nbdtui.editor.follow import targets
 from nbdtui.editor.jumps import JumpList
+from nbdtui.errors import BookmarkError
 from nbdtui.tui.history import History
 
 A, B = "nbd://host/a", "nbd://host/b"
