@@ -118,7 +118,10 @@ async def test_nbdkit_exportname_filter_and_opening_several(make_app, nbdkit):
 
         # F3 switches to the other one.
         await app.run_action("exports")  # the switcher (F3 finds the next match in the editor)
-        await wait_for(pilot, lambda: isinstance(app.screen, SwitcherScreen))
+        await wait_for(
+            pilot,
+            lambda: isinstance(app.screen, SwitcherScreen) and app.screen.query(OptionList),
+        )
         options = app.screen.query_one(OptionList)
         labels = [str(options.get_option_at_index(i).prompt) for i in range(options.option_count)]
         assert labels[0].endswith("Connect / server") and len(labels) == 3
@@ -207,7 +210,10 @@ async def test_a_missing_export_offers_the_list_which_shows_what_is_open(make_ap
         await wait_for(pilot, lambda: len(editor.edits) == 2)
 
         await app.run_action("exports")  # the switcher (F3 finds the next match in the editor)
-        await wait_for(pilot, lambda: isinstance(app.screen, SwitcherScreen))
+        await wait_for(
+            pilot,
+            lambda: isinstance(app.screen, SwitcherScreen) and app.screen.query(OptionList),
+        )
         options = app.screen.query_one(OptionList)
         labels = [str(options.get_option_at_index(i).prompt) for i in range(options.option_count)]
         assert len(labels) == 2 and labels[1].endswith("·  2 pending edits")
