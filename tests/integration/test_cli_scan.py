@@ -165,6 +165,7 @@ DAMAGED = (
     (620, 20, "luks2", "vault"),
     (650, 32, "md1.0", "host:end"),
     (700, 300, "ext4", "gone"),  # its primary wiped: its backups must not pose as others
+    (1010, 40, "vfat", "FATBAK"),  # sector 0 wiped: found by its backup boot sector
 )
 
 
@@ -172,10 +173,11 @@ def test_scan_finds_filesystems_from_their_backups(tmp_path: Path, qemu_nbd) -> 
     """Primary superblocks zeroed: XFS is found from AG 1's secondary, btrfs from its
     mirror at 64 MiB, LUKS2 from its secondary header, each at its real start with the
     failed check "primary"; an MD 1.0 superblock at the end of its member says where
-    the member starts (blkid -p -O OFFSET -S SIZE agrees)."""
+    the member starts (blkid -p -O OFFSET -S SIZE agrees); ext4 is found from its group 1
+    backup superblock and FAT32 from its backup boot sector, each at its real start."""
     disk = tmp_path / "disk.img"
     with open(disk, "wb") as f:
-        f.truncate(1024 * MiB)
+        f.truncate(1100 * MiB)
     for off, size, kind, label in DAMAGED:
         part = tmp_path / "part.img"
         if kind == "md1.0":
@@ -200,6 +202,7 @@ def test_scan_finds_filesystems_from_their_backups(tmp_path: Path, qemu_nbd) -> 
             (310 * MiB + 0x10000, 4096),
             (620 * MiB, 4096),
             (700 * MiB + 1024, 1024),
+            (1010 * MiB, 512),
         )
         for at, n in wiped:
             f.seek(at)
@@ -208,15 +211,18 @@ def test_scan_finds_filesystems_from_their_backups(tmp_path: Path, qemu_nbd) -> 
 
     result = run_cli("scan", qemu_nbd(disk, readonly=True).uri, "--json")
     assert result.returncode == 0, result.stderr
-    found = [s for s in result.json() if not s["type"].startswith("ext")]
-    ext = [s["offset"] for s in result.json() if s["type"].startswith("ext")]
-    assert ext in ([], [700 * MiB]), ext  # (the ext decoder may decode it from a backup)
+    found = result.json()
     assert [(s["offset"], s["type"], s["label"]) for s in found] == [
         (1 * MiB, "xfs", "xfsdata"),
         (310 * MiB, "btrfs", "pool"),
         (620 * MiB, "crypto_LUKS", "vault"),
         (650 * MiB, "linux_raid_member", "host:end"),
+        (700 * MiB, "ext4", "gone"),
+        (1010 * MiB, "vfat", "FATBAK"),
     ]
+    assert found[4]["size"] == 300 * MiB and found[5]["size"] == 40 * MiB
+    assert found[5]["at"] == 1010 * MiB  # the decoded boot sector: the wiped sector 0
+    assert any("backup at sector 6" in p for p in found[5]["problems"]), found[5]
     for s in found[:3]:
         assert {"name": "primary", "ok": False} in s["checks"], s
     assert found[0]["at"] == 1 * MiB + 75 * MiB  # AG 1 of 4 (mkfs.xfs on 300 MiB)

@@ -182,7 +182,11 @@ def _find_backup(offset: int, size: int) -> Generator[Request, bytes, tuple[byte
         backup_sector = struct.unpack_from("<H", copy, 0x32)[0]
         signed = copy[510:512] == b"\x55\xaa"
         if bpb.valid and bpb.fat32 and bpb.bps == bps and backup_sector == 6 and signed:
-            return copy, bps
+            # The first FAT must follow the reserved sectors, else this "backup" is
+            # another volume's primary 6 sectors further on (as a scan may ask).
+            fat = yield from fetch(offset + bpb.reserved * bps, 4)
+            if fat[:3] == bytes((copy[0x15], 0xFF, 0xFF)):
+                return copy, bps
     return None
 
 
