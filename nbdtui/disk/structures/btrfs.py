@@ -10,12 +10,15 @@ from __future__ import annotations
 
 import hashlib
 import struct
+from collections.abc import Generator
 
 from nbdtui.disk.structures.backup_read import read_backup, unreadable
 from nbdtui.disk.structures.crc32c import crc32c
+from nbdtui.disk.structures.field_specs import restore_source
 from nbdtui.disk.structures.field_table import Row, Values, decode_rows, differences
-from nbdtui.disk.structures.model import Backup, Check, ProbePlan, Structure
+from nbdtui.disk.structures.model import Backup, Check, Patch, ProbePlan, Request, Structure
 from nbdtui.disk.structures.xxhash64 import xxh64
+from nbdtui.errors import RepairError
 
 TYPES = ("btrfs",)
 MAGIC = b"_BHRfS_M"
@@ -171,3 +174,37 @@ def _probe(offset: int, size: int, *, follow: bool) -> ProbePlan:
         backups=tuple(backups),
         problems=tuple(c.detail or c.name for c in checks if not c.ok),
     )
+
+
+# ---- repairs ---------------------------------------------------------------------
+
+
+def _with_csum(block: bytearray) -> bytes:
+    want = checksum(bytes(block), struct.unpack_from("<H", block, 0xC4)[0])
+    if want is not None:
+        block[: len(want)] = want
+    return bytes(block)
+
+
+def restore_plan(structure: Structure) -> Generator[Request, bytes, list[Patch]]:
+    """Put a sound mirror over the primary superblock, with ``bytenr`` set to the
+    primary's own offset and the checksum computed again."""
+    primary_at = structure.offset + SUPER_AT
+    source = restore_source(structure, primary_at)
+    primary = bytes((yield (primary_at, SUPER_SIZE)))
+    block = bytearray((yield (source.at, SUPER_SIZE)))
+    if struct.unpack_from("<H", block, 0xC4)[0] not in CSUM_NAMES:
+        raise RepairError(f"the copy at {source.at} has an unknown checksum type")
+    struct.pack_into("<Q", block, 0x30, SUPER_AT)
+    new = _with_csum(block)
+    return [Patch(primary_at, primary, new)] if new != primary else []
+
+
+def checksum_plan(structure: Structure) -> Generator[Request, bytes, list[Patch]]:
+    """Store the computed checksum in the superblock decoded (crc32c, xxhash64, sha256
+    or blake2b, as its ``csum_type`` says)."""
+    block = bytes((yield (structure.at, SUPER_SIZE)))
+    if block[MAGIC_AT : MAGIC_AT + 8] != MAGIC:
+        return []
+    new = _with_csum(bytearray(block))
+    return [Patch(structure.at, block, new)] if new != block else []

@@ -9,7 +9,7 @@ import uuid
 from collections.abc import Callable, Generator, Iterable, Sequence
 from dataclasses import dataclass
 
-from nbdtui.disk.structures.model import Backup, Check, Field, Request, Structure
+from nbdtui.disk.structures.model import Backup, Check, Field, Patch, Request, Structure
 from nbdtui.errors import RepairError
 
 __all__ = [
@@ -22,7 +22,9 @@ __all__ = [
     "hex32",
     "hexnum",
     "magic_check",
+    "no_repair",
     "quoted",
+    "restore_source",
     "text",
 ]
 
@@ -135,6 +137,26 @@ def first_sound_backup(structure: Structure) -> Backup:
         f"the {structure.name} backup in {first.label} at {first.at} fails its own checks"
         " (and so does every other): nothing was written"
     )
+
+
+def restore_source(structure: Structure, primary_at: int) -> Backup:
+    """The copy to restore the primary at ``primary_at`` from: the copy the structure was
+    decoded from when its primary is gone (a scan or a repair found it that way), if
+    that copy's own checks pass, else the first sound backup. RepairError if none."""
+    if structure.at != primary_at:
+        if not all(c.ok for c in structure.checks if c.name != "primary"):
+            raise RepairError(
+                f"the {structure.name} at {structure.at} fails its own checks: nothing was written"
+            )
+        return Backup(structure.at, structure.length, True, True, label=structure.name)
+    return first_sound_backup(structure)
+
+
+def no_repair(structure: Structure) -> Generator[Request, bytes, list[Patch]]:
+    """A repair with nothing to change (a family without checksums, say)."""
+    if False:  # a generator that reads nothing
+        yield (0, 0)
+    return []
 
 
 def quoted(value: object) -> str:

@@ -13,16 +13,20 @@ from __future__ import annotations
 import hashlib
 import json
 import struct
+from collections.abc import Generator
 
 from nbdtui.disk.structures.backup_read import read_backup, unreadable
+from nbdtui.disk.structures.field_specs import restore_source
 from nbdtui.disk.structures.field_table import (
     Row,
     Values,
     decode_rows,
     differences,
+    text,
     with_targets,
 )
-from nbdtui.disk.structures.model import Backup, Check, Field, ProbePlan, Structure
+from nbdtui.disk.structures.model import Backup, Check, Field, Patch, ProbePlan, Request, Structure
+from nbdtui.errors import RepairError
 
 TYPES = ("crypto_LUKS",)
 MAGIC = b"LUKS\xba\xbe"
@@ -293,3 +297,51 @@ def _from_secondary(at: int, size: int, head: bytes) -> ProbePlan:
         checks=tuple(checks),
         problems=tuple(c.detail for c in checks if not c.ok),
     )
+
+
+# ---- repairs ---------------------------------------------------------------------
+
+
+def _with_digest(area: bytearray) -> bytes:
+    """A LUKS2 header (binary header and JSON area) with its checksum stored."""
+    alg = text(bytes(area[72:104]))
+    want = _digest(alg, bytes(area))
+    if want is None:
+        raise RepairError(f"unknown LUKS2 checksum algorithm {alg!r}: nothing was written")
+    area[448:512] = want + bytes(64 - len(want))
+    return bytes(area)
+
+
+def _require_luks2(structure: Structure, action: str) -> None:
+    if structure.version != "LUKS2":
+        raise RepairError(f"a {structure.version} header has no {action}: nothing was written")
+
+
+def restore_plan(structure: Structure) -> Generator[Request, bytes, list[Patch]]:
+    """Put the sound secondary LUKS2 header over the primary: its magic, ``hdr_offset``
+    made the primary's (0) and the checksum computed again; the JSON area as it is."""
+    _require_luks2(structure, "backup header")
+    source = restore_source(structure, structure.offset)
+    primary = bytes((yield (structure.offset, source.length)))
+    area = bytearray((yield (source.at, source.length)))
+    area[:6] = MAGIC
+    struct.pack_into(">Q", area, 256, 0)
+    new = _with_digest(area)
+    return [Patch(structure.offset, primary, new)] if new != primary else []
+
+
+def checksum_plan(structure: Structure) -> Generator[Request, bytes, list[Patch]]:
+    """Store the computed checksum in each LUKS2 header (primary and secondary) that
+    has its magic and a sound size."""
+    _require_luks2(structure, "checksum")
+    copies = [(structure.at, structure.length)]
+    copies += [(b.at, b.length) for b in structure.backups if b.length == structure.length]
+    patches = []
+    for at, length in copies:
+        area = bytes((yield (at, length)))
+        if area[:6] not in (MAGIC, MAGIC2) or len(area) != length:
+            continue
+        new = _with_digest(bytearray(area))
+        if new != area:
+            patches.append(Patch(at, area, new))
+    return patches

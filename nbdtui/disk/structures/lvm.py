@@ -13,9 +13,11 @@ from __future__ import annotations
 import itertools
 import struct
 import zlib
+from collections.abc import Generator
 
+from nbdtui.disk.structures.field_specs import no_repair
 from nbdtui.disk.structures.field_table import Row, decode_rows
-from nbdtui.disk.structures.model import Check, Field, ProbePlan, Structure
+from nbdtui.disk.structures.model import Check, Field, Patch, ProbePlan, Request, Structure
 
 TYPES = ("LVM2_member",)
 MAGIC = b"LABELONE"
@@ -130,3 +132,18 @@ def _decode(offset: int, size: int, n: int, sector: bytes) -> Structure:
         checks=tuple(checks),
         problems=tuple(c.detail for c in checks if not c.ok),
     )
+
+
+# ---- repairs (no backup copy: restore_plan refuses) ---------------------------------
+
+restore_plan = no_repair
+
+
+def checksum_plan(structure: Structure) -> Generator[Request, bytes, list[Patch]]:
+    """Store the computed CRC of the label's sector (``crc_xl``)."""
+    sector = bytes((yield (structure.at, SECTOR)))
+    if sector[:8] != MAGIC or len(sector) != SECTOR:
+        return []
+    new = bytearray(sector)
+    struct.pack_into("<I", new, 16, lvm_crc(sector[20:]))
+    return [Patch(structure.at, sector, bytes(new))] if bytes(new) != sector else []

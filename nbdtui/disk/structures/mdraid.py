@@ -10,9 +10,11 @@ bytes plus 2 per device role) with ``sb_csum`` taken as zero, folded to 32 bits.
 from __future__ import annotations
 
 import struct
+from collections.abc import Generator
 
+from nbdtui.disk.structures.field_specs import no_repair
 from nbdtui.disk.structures.field_table import Row, decode_rows, text, with_targets
-from nbdtui.disk.structures.model import Check, ProbePlan, Structure
+from nbdtui.disk.structures.model import Check, Patch, ProbePlan, Request, Structure
 
 TYPES = ("linux_raid_member",)
 MAGIC = struct.pack("<I", 0xA92B4EFC)
@@ -141,3 +143,18 @@ def decode(offset: int, at: int, sb: bytes) -> Structure:
         checks=checks,
         problems=tuple(c.detail or c.name for c in checks if not c.ok),
     )
+
+
+# ---- repairs (no backup copy: restore_plan refuses) ---------------------------------
+
+restore_plan = no_repair
+
+
+def checksum_plan(structure: Structure) -> Generator[Request, bytes, list[Patch]]:
+    """Store the computed ``sb_csum``."""
+    sb = bytes((yield (structure.at, structure.length)))
+    if sb[:4] != MAGIC or len(sb) != structure.length:
+        return []
+    new = bytearray(sb)
+    struct.pack_into("<I", new, 216, sb_csum(sb))
+    return [Patch(structure.at, sb, bytes(new))] if bytes(new) != sb else []

@@ -9,9 +9,11 @@ not kept up to date by design, so only the geometry and identity are compared.
 from __future__ import annotations
 
 import struct
+from collections.abc import Generator
 
 from nbdtui.disk.structures.backup_read import read_backup, unreadable
 from nbdtui.disk.structures.crc32c import crc32c
+from nbdtui.disk.structures.field_specs import restore_source
 from nbdtui.disk.structures.field_table import (
     Row,
     Values,
@@ -19,7 +21,8 @@ from nbdtui.disk.structures.field_table import (
     differences,
     with_targets,
 )
-from nbdtui.disk.structures.model import Backup, Check, ProbePlan, Structure
+from nbdtui.disk.structures.model import Backup, Check, Patch, ProbePlan, Request, Structure
+from nbdtui.errors import RepairError
 
 TYPES = ("xfs",)
 MAGIC = b"XFSB"
@@ -222,3 +225,71 @@ def _probe(offset: int, size: int, *, follow: bool) -> ProbePlan:
         backups=tuple(backups),
         problems=tuple(c.detail or c.name for c in checks if not c.ok),
     )
+
+
+# ---- repairs ---------------------------------------------------------------------
+
+NULLFSINO = (1 << 64) - 1
+_AGF_FREEBLKS, _AGF_FLCOUNT, _AGF_BTREEBLKS = 52, 48, 60
+_AGI_COUNT, _AGI_FREECOUNT = 16, 28
+
+
+def _with_crc(sector: bytearray) -> bytes:
+    """The sector with its CRC-32C stored (v5 only)."""
+    if struct.unpack_from(">H", sector, 100)[0] & 0xF == 5:
+        struct.pack_into("<I", sector, _CRC_AT, _crc(bytes(sector))[1])
+    return bytes(sector)
+
+
+def _counters(start: int, sb: bytes) -> Generator[Request, bytes, tuple[int, int, int] | None]:
+    """(allocated inodes, free inodes, free blocks) summed over every allocation group's
+    AGI and AGF headers, as the kernel keeps them; None if one header is unsound."""
+    sectsize, agcount = struct.unpack_from(">H", sb, 102)[0], struct.unpack_from(">I", sb, 88)[0]
+    agbytes = struct.unpack_from(">I", sb, 84)[0] * struct.unpack_from(">I", sb, 4)[0]
+    icount = ifree = fdblocks = 0
+    for n in range(agcount):
+        heads = yield (start + n * agbytes + sectsize, 2 * sectsize)
+        agf, agi = bytes(heads[:sectsize]), bytes(heads[sectsize : 2 * sectsize])
+        if agf[:4] != AGF_MAGIC or agi[:4] != b"XAGI":
+            return None
+        icount += struct.unpack_from(">I", agi, _AGI_COUNT)[0]
+        ifree += struct.unpack_from(">I", agi, _AGI_FREECOUNT)[0]
+        fdblocks += sum(
+            struct.unpack_from(">I", agf, at)[0]
+            for at in (_AGF_FREEBLKS, _AGF_FLCOUNT, _AGF_BTREEBLKS)
+        )
+    return icount, ifree, fdblocks
+
+
+def restore_plan(structure: Structure) -> Generator[Request, bytes, list[Patch]]:
+    """Put a sound secondary superblock over the primary, with what differs by design
+    made a primary's again: ``sb_inprogress`` cleared, the realtime inodes (a secondary
+    holds NULLFSINO) set after the root inode as mkfs puts them, the inode and free
+    block counters summed from each AG's headers, and the CRC computed again."""
+    source = restore_source(structure, structure.offset)
+    length = structure.length
+    primary = bytes((yield (structure.offset, length)))
+    sb = bytearray((yield (source.at, length)))
+    sb[126] = 0
+    root = struct.unpack_from(">Q", sb, 56)[0]
+    for at, n in ((64, 1), (72, 2)):
+        if struct.unpack_from(">Q", sb, at)[0] == NULLFSINO and 0 < root < NULLFSINO - 2:
+            struct.pack_into(">Q", sb, at, root + n)
+    counted = yield from _counters(structure.offset, bytes(sb))
+    if counted is None:
+        raise RepairError(
+            "an allocation group's AGF or AGI header is damaged: the counters cannot be"
+            " summed (run xfs_repair): nothing was written"
+        )
+    struct.pack_into(">QQQ", sb, 128, *counted)
+    new = _with_crc(sb)
+    return [Patch(structure.offset, primary, new)] if new != primary else []
+
+
+def checksum_plan(structure: Structure) -> Generator[Request, bytes, list[Patch]]:
+    """Store the computed CRC-32C in the superblock decoded (v5; v4 has none)."""
+    sector = bytes((yield (structure.at, structure.length)))
+    if sector[:4] != MAGIC:
+        return []
+    new = _with_crc(bytearray(sector))
+    return [Patch(structure.at, sector, new)] if new != sector else []
