@@ -40,8 +40,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         dest="action",
         action="store_const",
         const="restore-backup",
-        help="put the backup copy (superblock, boot sector, GPT, LUKS2 header) over the"
-        " primary",
+        help="put the backup copy (superblock, boot sector, GPT, LUKS2 header) over the primary",
     )
     action.add_argument(
         "--fix-checksums",
