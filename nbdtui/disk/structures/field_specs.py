@@ -1,12 +1,18 @@
-"""What the filesystem decoders (ext, FAT, exFAT, NTFS, the partition table) share:
-reading inside a plan, tables of fields (name, place, format, meaning) that decode into
-:class:`Field` rows and compare two copies field by field."""
+"""What every decoder shares: reading inside a plan, tables of fields (name, place,
+format, meaning) that decode into :class:`Field` rows and into values, comparing two
+copies field by field, and choosing the copy a repair restores from.
+
+A table is a tuple of :class:`Spec`; :func:`table` writes one compactly from rows
+``(name, offset, format, meaning)`` in one byte order, where the format is a
+:mod:`struct` code (``"I"``, ``"Q"``, ``"H"``, ``"B"``, ``"i"``), ``"<n>s"`` text
+(NUL-terminated, stripped), ``"<n>x"`` raw bytes shown as hex, or ``"uuid"`` (16 bytes
+shown as blkid prints a UUID)."""
 
 from __future__ import annotations
 
 import struct
 import uuid
-from collections.abc import Callable, Generator, Iterable, Sequence
+from collections.abc import Callable, Generator, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from nbdtui.disk.structures.model import Backup, Check, Field, Patch, Request, Structure
@@ -14,8 +20,11 @@ from nbdtui.errors import RepairError
 
 __all__ = [
     "Spec",
+    "Values",
     "compare",
     "decode",
+    "decoded",
+    "differences",
     "fetch",
     "fields",
     "first_sound_backup",
@@ -25,8 +34,14 @@ __all__ = [
     "no_repair",
     "quoted",
     "restore_source",
+    "table",
     "text",
+    "uuid_text",
+    "with_targets",
 ]
+
+#: Decoded values by field name: int, str (text, UUID) or bytes.
+Values = dict[str, int | str | bytes]
 
 
 def fetch(offset: int, length: int) -> Generator[Request, bytes, bytes]:
@@ -50,6 +65,12 @@ def show_uuid(raw: bytes) -> str:
     return str(uuid.UUID(bytes=bytes(raw)))
 
 
+def uuid_text(raw: object) -> str:
+    """16 bytes as a UUID the way blkid prints one; "" when all zero."""
+    assert isinstance(raw, bytes)
+    return show_uuid(raw) if any(raw) else ""
+
+
 @dataclass(frozen=True)
 class Spec:
     """One field of an on-disk layout."""
@@ -61,6 +82,8 @@ class Spec:
     show: Callable[[object], str] | None = None
     #: "offset" | "sector" | "block" | "lba": ``unit`` bytes per unit from ``origin``.
     kind: str = ""
+    #: The value :func:`decode` gives (a label's text, say) instead of the raw one.
+    convert: Callable[[object], int | str | bytes] | None = None
 
     @property
     def size(self) -> int:
@@ -68,12 +91,81 @@ class Spec:
 
 
 def decode(specs: Iterable[Spec], data: bytes) -> dict[str, object]:
-    """Each field's raw value (an int, or bytes for an ``s`` format)."""
+    """Each field's value (an int, or bytes for an ``s`` format, unless the spec
+    converts it); a field past the end of ``data`` is left out."""
     out: dict[str, object] = {}
     for s in specs:
         if s.rel + s.size <= len(data):
-            out[s.name] = struct.unpack_from(s.fmt, data, s.rel)[0]
+            value = struct.unpack_from(s.fmt, data, s.rel)[0]
+            out[s.name] = s.convert(value) if s.convert else value
     return out
+
+
+def _label(raw: object) -> str:
+    assert isinstance(raw, bytes)
+    return text(raw).strip()
+
+
+def _shown_label(raw: object) -> str:
+    return repr(_label(raw))
+
+
+def _hex(raw: object) -> str:
+    assert isinstance(raw, bytes)
+    return raw.hex()
+
+
+def _raw(raw: object) -> bytes:
+    assert isinstance(raw, bytes)
+    return raw
+
+
+def table(rows: Iterable[tuple[str, int, str, str]], order: str = "<") -> tuple[Spec, ...]:
+    """The specs of compact rows ``(name, offset, format, meaning)`` in byte order
+    ``order`` (see the module's doc for the formats)."""
+    out = []
+    for name, rel, fmt, meaning in rows:
+        if fmt == "uuid":
+            out.append(Spec(name, rel, "16s", meaning, uuid_text, convert=uuid_text))
+        elif fmt[-1] == "s":
+            out.append(Spec(name, rel, fmt, meaning, _shown_label, convert=_label))
+        elif fmt[-1] == "x":
+            out.append(Spec(name, rel, fmt[:-1] + "s", meaning, _hex, convert=_raw))
+        else:
+            out.append(Spec(name, rel, order + fmt, meaning))
+    return tuple(out)
+
+
+def decoded(specs: Iterable[Spec], data: bytes, at: int) -> tuple[tuple[Field, ...], Values]:
+    """The fields of ``specs`` over ``data`` (which lies at absolute offset ``at``) and
+    their values by name (as :func:`decode`)."""
+    specs = tuple(specs)
+    values: Values = {}
+    for name, value in decode(specs, data).items():
+        assert isinstance(value, int | str | bytes)
+        values[name] = value
+    return fields(specs, data, at), values
+
+
+def differences(
+    a: Mapping[str, object], b: Mapping[str, object], names: Iterable[str]
+) -> tuple[str, ...]:
+    """The names among ``names`` whose values differ between two copies."""
+    return tuple(name for name in names if a.get(name) != b.get(name))
+
+
+def with_targets(
+    fields: Iterable[Field], targets: Mapping[str, tuple[str, int]]
+) -> tuple[Field, ...]:
+    """``fields`` with ``kind`` and ``target`` set on those named in ``targets``
+    (name -> (kind, absolute offset)), so that the editor can follow them."""
+    out = []
+    for f in fields:
+        if f.name in targets:
+            kind, target = targets[f.name]
+            f = Field(f.name, f.at, f.size, f.value, f.meaning, kind, target)
+        out.append(f)
+    return tuple(out)
 
 
 def _default_show(value: object) -> str:

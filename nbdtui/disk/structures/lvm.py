@@ -15,8 +15,7 @@ import struct
 import zlib
 from collections.abc import Generator
 
-from nbdtui.disk.structures.field_specs import no_repair
-from nbdtui.disk.structures.field_table import Row, decode_rows
+from nbdtui.disk.structures.field_specs import decoded, no_repair, table
 from nbdtui.disk.structures.model import Check, Field, Patch, ProbePlan, Request, Structure
 
 TYPES = ("LVM2_member",)
@@ -26,12 +25,14 @@ SECTOR = 512
 INITIAL_CRC = 0xF597A6CF
 MAX_AREAS = 8  # of each kind listed
 
-ROWS: tuple[Row, ...] = (
-    ("id", 0, "8s", "magic 'LABELONE'"),
-    ("sector_xl", 8, "Q", "this label's sector"),
-    ("crc_xl", 16, "I", "CRC of the sector from offset_xl on"),
-    ("offset_xl", 20, "I", "offset of the PV header in the sector"),
-    ("type", 24, "8s", "label type 'LVM2 001'"),
+ROWS = table(
+    (
+        ("id", 0, "8s", "magic 'LABELONE'"),
+        ("sector_xl", 8, "Q", "this label's sector"),
+        ("crc_xl", 16, "I", "CRC of the sector from offset_xl on"),
+        ("offset_xl", 20, "I", "offset of the PV header in the sector"),
+        ("type", 24, "8s", "label type 'LVM2 001'"),
+    )
 )
 
 
@@ -80,7 +81,7 @@ def _areas(sector: bytes, rel: int, label_at: int, base: int, kind: str) -> tupl
 
 def _decode(offset: int, size: int, n: int, sector: bytes) -> Structure:
     at = offset + n * SECTOR
-    fields, v = decode_rows(sector, at, ROWS)
+    fields, v = decoded(ROWS, sector, at)
     pv = int(v["offset_xl"])
     stored = int(v["crc_xl"])
     computed = lvm_crc(sector[20:])

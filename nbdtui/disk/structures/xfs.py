@@ -13,12 +13,12 @@ from collections.abc import Generator
 
 from nbdtui.disk.structures.backup_read import read_backup, unreadable
 from nbdtui.disk.structures.crc32c import crc32c
-from nbdtui.disk.structures.field_specs import restore_source
-from nbdtui.disk.structures.field_table import (
-    Row,
+from nbdtui.disk.structures.field_specs import (
     Values,
-    decode_rows,
+    decoded,
     differences,
+    restore_source,
+    table,
     with_targets,
 )
 from nbdtui.disk.structures.model import Backup, Check, Patch, ProbePlan, Request, Structure
@@ -30,42 +30,45 @@ AGF_MAGIC = b"XAGF"  # the AG free space header, in the sector after each superb
 MAX_BACKUPS = 64  # secondaries compared (a large filesystem has thousands of AGs)
 _CRC_AT = 224
 
-ROWS: tuple[Row, ...] = (
-    ("sb_magicnum", 0, "4s", "magic 'XFSB'"),
-    ("sb_blocksize", 4, "I", "block size in bytes"),
-    ("sb_dblocks", 8, "Q", "blocks in the data device"),
-    ("sb_rblocks", 16, "Q", "blocks in the realtime device"),
-    ("sb_rextents", 24, "Q", "realtime extents"),
-    ("sb_uuid", 32, "uuid", "filesystem UUID"),
-    ("sb_logstart", 48, "Q", "first block of an internal log"),
-    ("sb_rootino", 56, "Q", "root directory inode"),
-    ("sb_rbmino", 64, "Q", "realtime bitmap inode"),
-    ("sb_rsumino", 72, "Q", "realtime summary inode"),
-    ("sb_rextsize", 80, "I", "realtime extent size in blocks"),
-    ("sb_agblocks", 84, "I", "blocks per allocation group"),
-    ("sb_agcount", 88, "I", "allocation groups"),
-    ("sb_rbmblocks", 92, "I", "realtime bitmap blocks"),
-    ("sb_logblocks", 96, "I", "log blocks"),
-    ("sb_versionnum", 100, "H", "version (low 4 bits) and feature bits"),
-    ("sb_sectsize", 102, "H", "sector size in bytes"),
-    ("sb_inodesize", 104, "H", "inode size in bytes"),
-    ("sb_inopblock", 106, "H", "inodes per block"),
-    ("sb_fname", 108, "12s", "label"),
-    ("sb_blocklog", 120, "B", "log2 of the block size"),
-    ("sb_sectlog", 121, "B", "log2 of the sector size"),
-    ("sb_inodelog", 122, "B", "log2 of the inode size"),
-    ("sb_agblklog", 124, "B", "log2 of blocks per AG, rounded up"),
-    ("sb_inprogress", 126, "B", "mkfs in progress (not 0: unfinished)"),
-    ("sb_icount", 128, "Q", "allocated inodes"),
-    ("sb_ifree", 136, "Q", "free inodes"),
-    ("sb_fdblocks", 144, "Q", "free data blocks"),
-    ("sb_features2", 200, "I", "more feature bits"),
-    ("sb_features_compat", 208, "I", "compatible features (v5)"),
-    ("sb_features_ro_compat", 212, "I", "read-only compatible features (v5)"),
-    ("sb_features_incompat", 216, "I", "incompatible features (v5)"),
-    ("sb_features_log_incompat", 220, "I", "log incompatible features (v5)"),
-    ("sb_crc", _CRC_AT, "4x", "CRC-32C of the sector (v5), little-endian"),
-    ("sb_meta_uuid", 248, "uuid", "metadata UUID (v5, when it differs)"),
+ROWS = table(
+    (
+        ("sb_magicnum", 0, "4s", "magic 'XFSB'"),
+        ("sb_blocksize", 4, "I", "block size in bytes"),
+        ("sb_dblocks", 8, "Q", "blocks in the data device"),
+        ("sb_rblocks", 16, "Q", "blocks in the realtime device"),
+        ("sb_rextents", 24, "Q", "realtime extents"),
+        ("sb_uuid", 32, "uuid", "filesystem UUID"),
+        ("sb_logstart", 48, "Q", "first block of an internal log"),
+        ("sb_rootino", 56, "Q", "root directory inode"),
+        ("sb_rbmino", 64, "Q", "realtime bitmap inode"),
+        ("sb_rsumino", 72, "Q", "realtime summary inode"),
+        ("sb_rextsize", 80, "I", "realtime extent size in blocks"),
+        ("sb_agblocks", 84, "I", "blocks per allocation group"),
+        ("sb_agcount", 88, "I", "allocation groups"),
+        ("sb_rbmblocks", 92, "I", "realtime bitmap blocks"),
+        ("sb_logblocks", 96, "I", "log blocks"),
+        ("sb_versionnum", 100, "H", "version (low 4 bits) and feature bits"),
+        ("sb_sectsize", 102, "H", "sector size in bytes"),
+        ("sb_inodesize", 104, "H", "inode size in bytes"),
+        ("sb_inopblock", 106, "H", "inodes per block"),
+        ("sb_fname", 108, "12s", "label"),
+        ("sb_blocklog", 120, "B", "log2 of the block size"),
+        ("sb_sectlog", 121, "B", "log2 of the sector size"),
+        ("sb_inodelog", 122, "B", "log2 of the inode size"),
+        ("sb_agblklog", 124, "B", "log2 of blocks per AG, rounded up"),
+        ("sb_inprogress", 126, "B", "mkfs in progress (not 0: unfinished)"),
+        ("sb_icount", 128, "Q", "allocated inodes"),
+        ("sb_ifree", 136, "Q", "free inodes"),
+        ("sb_fdblocks", 144, "Q", "free data blocks"),
+        ("sb_features2", 200, "I", "more feature bits"),
+        ("sb_features_compat", 208, "I", "compatible features (v5)"),
+        ("sb_features_ro_compat", 212, "I", "read-only compatible features (v5)"),
+        ("sb_features_incompat", 216, "I", "incompatible features (v5)"),
+        ("sb_features_log_incompat", 220, "I", "log incompatible features (v5)"),
+        ("sb_crc", _CRC_AT, "4x", "CRC-32C of the sector (v5), little-endian"),
+        ("sb_meta_uuid", 248, "uuid", "metadata UUID (v5, when it differs)"),
+    ),
+    ">",
 )
 #: What a secondary superblock must agree on with the primary (its inode numbers,
 #: sb_rootino and the realtime ones, are not kept there: xfs_repair rewrites them).
@@ -162,7 +165,7 @@ def _targets(v: Values, start: int) -> dict[str, tuple[str, int]]:
 def _sound(sector: bytes, at: int) -> bool:
     """Whether a superblock's magic, version and geometry are sound."""
     return sector[:4] == MAGIC and all(
-        c.ok for c in _checks(sector, decode_rows(sector, at, ROWS, ">")[1])[:3]
+        c.ok for c in _checks(sector, decoded(ROWS, sector, at)[1])[:3]
     )
 
 
@@ -177,7 +180,7 @@ def _probe(offset: int, size: int, *, follow: bool) -> ProbePlan:
         sector = yield (offset, sectsize)
     else:
         sectsize = 512
-    fields, v = decode_rows(sector, offset, ROWS, ">")
+    fields, v = decoded(ROWS, sector, offset)
     checks = _checks(sector, v)
     blocksize, dblocks = int(v["sb_blocksize"]), int(v["sb_dblocks"])
     agbytes = int(v["sb_agblocks"]) * blocksize
@@ -206,7 +209,7 @@ def _probe(offset: int, size: int, *, follow: bool) -> ProbePlan:
             if copy is None:
                 backups.append(unreadable(at, sectsize, f"AG {n}"))
                 continue
-            _, cv = decode_rows(copy, at, ROWS, ">")
+            _, cv = decoded(ROWS, copy, at)
             diff = differences(v, cv, COMPARED)
             ok = all(c.ok for c in _checks(copy, cv))
             backups.append(Backup(at, sectsize, not diff, ok, diff, f"AG {n}"))
