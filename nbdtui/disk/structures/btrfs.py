@@ -12,9 +12,16 @@ import hashlib
 import struct
 from collections.abc import Generator
 
-from nbdtui.disk.structures.backup_read import read_backup, unreadable
 from nbdtui.disk.structures.crc32c import crc32c
-from nbdtui.disk.structures.field_specs import Values, decoded, differences, restore_source, table
+from nbdtui.disk.structures.field_specs import (
+    Values,
+    decoded,
+    differences,
+    read_backup,
+    restore_source,
+    table,
+    unreadable,
+)
 from nbdtui.disk.structures.model import Backup, Check, Patch, ProbePlan, Request, Structure
 from nbdtui.disk.structures.xxhash64 import xxh64
 from nbdtui.errors import RepairError

@@ -16,7 +16,7 @@ from collections.abc import Callable, Generator, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from nbdtui.disk.structures.model import Backup, Check, Field, Patch, Request, Structure
-from nbdtui.errors import RepairError
+from nbdtui.errors import RepairError, RequestError
 
 __all__ = [
     "Spec",
@@ -33,9 +33,12 @@ __all__ = [
     "magic_check",
     "no_repair",
     "quoted",
+    "read_backup",
     "restore_source",
+    "shown_label",
     "table",
     "text",
+    "unreadable",
     "uuid_text",
     "with_targets",
 ]
@@ -50,6 +53,22 @@ def fetch(offset: int, length: int) -> Generator[Request, bytes, bytes]:
         return b""
     data = yield (offset, length)
     return bytes(data or b"")[:length]
+
+
+def read_backup(at: int, length: int) -> Generator[Request, bytes, bytes | None]:
+    """The bytes of a backup copy inside a plan, or None when the server failed to read
+    them (a driver that throws read errors into the plan, as the scan's does): the copy
+    is then reported unreadable instead of the whole structure being lost."""
+    try:
+        data: bytes = yield (at, length)
+    except RequestError:
+        return None
+    return data
+
+
+def unreadable(at: int, length: int, label: str) -> Backup:
+    """A backup copy the server could not read."""
+    return Backup(at, length, matches=False, sound=False, differences=("unreadable",), label=label)
 
 
 def text(raw: bytes, encoding: str = "utf-8") -> str:
@@ -106,7 +125,8 @@ def _label(raw: object) -> str:
     return text(raw).strip()
 
 
-def _shown_label(raw: object) -> str:
+def shown_label(raw: object) -> str:
+    """A text field for a person: its text, quoted."""
     return repr(_label(raw))
 
 
@@ -128,7 +148,7 @@ def table(rows: Iterable[tuple[str, int, str, str]], order: str = "<") -> tuple[
         if fmt == "uuid":
             out.append(Spec(name, rel, "16s", meaning, uuid_text, convert=uuid_text))
         elif fmt[-1] == "s":
-            out.append(Spec(name, rel, fmt, meaning, _shown_label, convert=_label))
+            out.append(Spec(name, rel, fmt, meaning, shown_label, convert=_label))
         elif fmt[-1] == "x":
             out.append(Spec(name, rel, fmt[:-1] + "s", meaning, _hex, convert=_raw))
         else:

@@ -15,14 +15,15 @@ import json
 import struct
 from collections.abc import Generator
 
-from nbdtui.disk.structures.backup_read import read_backup, unreadable
 from nbdtui.disk.structures.field_specs import (
     Values,
     decoded,
     differences,
+    read_backup,
     restore_source,
     table,
     text,
+    unreadable,
     with_targets,
 )
 from nbdtui.disk.structures.model import Backup, Check, Field, Patch, ProbePlan, Request, Structure

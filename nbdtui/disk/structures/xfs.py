@@ -11,14 +11,15 @@ from __future__ import annotations
 import struct
 from collections.abc import Generator
 
-from nbdtui.disk.structures.backup_read import read_backup, unreadable
 from nbdtui.disk.structures.crc32c import crc32c
 from nbdtui.disk.structures.field_specs import (
     Values,
     decoded,
     differences,
+    read_backup,
     restore_source,
     table,
+    unreadable,
     with_targets,
 )
 from nbdtui.disk.structures.model import Backup, Check, Patch, ProbePlan, Request, Structure
