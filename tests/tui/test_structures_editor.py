@@ -8,7 +8,7 @@ from textual.widgets import Label, OptionList
 
 from nbdtui.tui.dialogs.structure_dialog import StructureDialog
 from tests.support.cli_helpers import nbdtui as run_cli
-from tests.support.fs_images import read_at, write_at
+from tests.support.fs_images import MiB, extract, make_disk, read_at, run, write_at
 from tests.support.pilot import (
     EditorHarness,
     notes,
@@ -18,6 +18,7 @@ from tests.support.pilot import (
     status,
     structures_ready,
 )
+from tests.support.requirements import require
 
 EFI = 1048576  # partition 1 of the demo disk: FAT32
 EXT4_SUPERBLOCK = 35651584 + 1024  # partition 2 of the demo disk, plus 1024
@@ -148,3 +149,38 @@ async def test_a_damaged_backup_stages_nothing(qemu_nbd, demo_image, tmp_path):
         await press(pilot, "enter")
         assert "fails its own checks" in notes(app)[-1]
         assert not app.editor.has_pending_edits()
+
+
+async def test_volume_family_checksum_staged_from_the_structure_view(qemu_nbd, tmp_path):
+    """R on an XFS partition (a volume family): its view lists its checks, and "fix
+    checksums" stages the superblock's CRC-32C, which Ctrl+S writes (xfs_db agrees)."""
+    image = tmp_path / "xfs.img"
+    with image.open("wb") as f:
+        f.truncate(300 * MiB)
+    run(require("mkfs.xfs"), "-q", "-L", "inside", str(image))
+    disk, (offset,) = make_disk(tmp_path, [image], "gpt")
+    image.unlink()
+    write_at(disk, offset + 108, b"edited")  # sb_fname: the CRC no longer matches
+    app = EditorHarness(qemu_nbd(disk, unix=True).uri, journal=tmp_path / "j")
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        await structures_ready(pilot)
+        await press(pilot, "p")
+        options = app.screen.query_one(OptionList)
+        assert "xfs 'edited'" in str(options.get_option_at_index(0).prompt)
+        await press(pilot, "escape")
+        await _goto(pilot, offset)
+        await press(pilot, "e", "y", "R")
+        dialog = app.screen
+        assert isinstance(dialog, StructureDialog)
+        text = " ".join(str(label.render()) for label in dialog.query(Label))
+        assert "crc32c FAILED" in text
+        dialog.query_one(OptionList).highlighted = 1  # fix checksums
+        await press(pilot, "enter")
+        ranges = app.editor.edits.ranges()
+        assert ranges and all(offset + 224 <= r.offset and r.end <= offset + 228 for r in ranges)
+        await press(pilot, "ctrl+s", "y")
+        assert notes(app)[-1].startswith("Wrote ")
+    part = extract(disk, offset, 300 * MiB, tmp_path, "part.img")
+    out = run(require("xfs_db"), "-r", "-c", "sb 0", "-c", "print crc", str(part)).stdout
+    assert "(correct)" in out
