@@ -13,6 +13,7 @@ import pytest
 
 from tests.support.cli_helpers import assert_one_line_error
 from tests.support.cli_helpers import nbdtui as run_cli
+from tests.support.repair_helpers import round_trip
 from tests.support.requirements import require
 from tests.support.volume_headers import md_end_offset, md_superblock, pv_label
 
@@ -288,3 +289,43 @@ def test_scan_reads_around_bad_areas(tmp_path: Path, nbdkit) -> None:
         (ag1 + 75 * MiB, True, True),
         (ag1 + 150 * MiB, True, True),
     ]
+
+
+def test_ext_found_from_a_later_backup_and_restored(tmp_path: Path, qemu_nbd) -> None:
+    """An ext4 of 16384 blocks a group (not mke2fs's default) whose primary superblock
+    and group 1 backup are both zeroed: scan finds it at its real start from group 3's
+    backup (its s_block_group_nr and the group size), and `repair --restore-backup`
+    puts that backup back over the primary (e2fsck -n clean; the revert brings the
+    damage back byte for byte)."""
+    part = tmp_path / "ext.img"
+    with open(part, "wb") as f:
+        f.truncate(300 * MiB)
+    sh("mkfs.ext4", "-q", "-F", "-b", "4096", "-g", "16384", "-L", "regrouped", str(part))
+    disk = tmp_path / "disk.img"
+    with open(disk, "wb") as f:
+        f.truncate(320 * MiB)
+    copy_sparse(part, disk, 8 * MiB)
+    with open(disk, "r+b") as f:
+        for at in (8 * MiB + 1024, 8 * MiB + 16384 * 4096):  # the primary, group 1
+            f.seek(at)
+            f.write(bytes(1024))
+    server = qemu_nbd(disk, unix=True)
+    result = run_cli("scan", server.uri, "--json")
+    assert result.returncode == 0, result.stderr
+    (found,) = result.json()
+    assert (found["offset"], found["type"], found["label"]) == (8 * MiB, "ext4", "regrouped")
+    assert found["size"] == 300 * MiB
+    assert {"name": "primary", "ok": False} in found["checks"]
+
+    def e2fsck() -> int:
+        extract = tmp_path / "part-check.img"
+        with open(disk, "rb") as src, open(extract, "wb") as dst:
+            src.seek(8 * MiB)
+            dst.write(src.read(300 * MiB))
+        code = subprocess.run(
+            [require("e2fsck"), "-fn", str(extract)], capture_output=True, check=False
+        ).returncode
+        extract.unlink()
+        return code
+
+    round_trip(server.uri, disk, 8 * MiB, "restore-backup", e2fsck, tmp_path, limit=16 * MiB)

@@ -310,6 +310,13 @@ def _sound(sb: bytes) -> bool:
 
 
 def probe(offset: int, size: int) -> ProbePlan:
+    """The ext filesystem that starts at ``offset``, or None.
+
+    When the primary superblock has no magic, the group 1 backup where mke2fs puts it
+    stands in. When the superblock 1 KiB into ``offset`` is itself a backup (its
+    ``s_block_group_nr`` is not 0: a scan found it), the filesystem starts that many
+    groups earlier: it is decoded from there, from this backup if the primary there is
+    not sound (with the failed check ``primary``)."""
     if size < SB_AT + SB_SIZE:
         return None
     sb = yield from fetch(offset + SB_AT, SB_SIZE)
@@ -317,7 +324,26 @@ def probe(offset: int, size: int) -> ProbePlan:
         return None
     problems: list[str] = []
     reference = sb
-    if sb[0x38:0x3A] != MAGIC:
+    extra: list[Check] = []
+    group = _u16(sb, 0x5A) if sb[0x38:0x3A] == MAGIC else 0
+    geometry = _geometry(sb) if group else None
+    if group and geometry is not None:  # a backup superblock: the filesystem starts earlier
+        backup_bs, _, first, per_group = geometry
+        start = offset + SB_AT - (first + group * per_group) * backup_bs
+        if start < 0 or not _sound(sb):
+            return None
+        sb = yield from fetch(start + SB_AT, SB_SIZE)
+        size += offset - start
+        offset = start
+        if len(sb) < SB_SIZE:
+            return None
+        if not _sound(sb):
+            why = f"the primary superblock at {start + SB_AT} is missing or damaged"
+            extra.append(Check("primary", False, detail=f"{why}: decoded from group {group}"))
+            problems.append(extra[0].detail)
+        else:
+            reference = sb
+    elif sb[0x38:0x3A] != MAGIC:
         found = yield from _find_backup(offset, size)
         if found is None:
             return None
@@ -327,8 +353,8 @@ def probe(offset: int, size: int) -> ProbePlan:
     if geometry is None:
         return None
     bs, blocks, _, _ = geometry
-    checks = _own_checks(sb)
-    problems.extend(c.detail for c in checks if not c.ok and c.detail)
+    checks = _own_checks(sb) + extra
+    problems.extend(c.detail for c in checks if not c.ok and c.detail and c.name != "primary")
     backups = []
     for group in backup_groups(reference):
         at = group_superblock_at(reference, offset, group)

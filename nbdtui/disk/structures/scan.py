@@ -83,7 +83,9 @@ def _md(piece: memoryview, base: int, pos: int) -> Iterable[int]:
 
 def _ext(piece: memoryview, base: int, pos: int) -> Iterable[int]:
     """An ext superblock's magic: the filesystem starts 1 KiB before the primary; a
-    backup (``s_block_group_nr`` > 0) says which group it is in, hence the start."""
+    backup (``s_block_group_nr`` > 0) says which group it is in, hence the start. The
+    backup's own place is a candidate too: the decoder, given it, finds the start from
+    the backup even when the geometry is not mke2fs's default."""
     sb = pos - 0x38
     log_block = _u(piece, base, sb + 0x18, "<I")
     rev = _u(piece, base, sb + 0x4C, "<I")
@@ -94,8 +96,7 @@ def _ext(piece: memoryview, base: int, pos: int) -> Iterable[int]:
     group = _u(piece, base, sb + 0x5A, "<H")
     if group and log_block is not None and first_block is not None and per_group:
         yield sb - ((first_block + group * per_group) << (10 + log_block))
-    else:
-        yield sb - 1024
+    yield sb - 1024  # (a backup there: the decoder finds the start from it)
 
 
 _OWN_MARKS = (b"NTFS    ", b"EXFAT   ")  # boot sectors with marks of their own
