@@ -5,7 +5,9 @@ partition table or an unpartitioned filesystem), prints each changed range with 
 and new bytes, and with ``--yes`` (or a "y" at the terminal's question) writes them
 through the undo journal, exactly as the hex editor's commits: ``nbdtui journal revert
 ID`` takes the repair back. Without ``--yes`` and without a terminal it refuses. Nothing
-is written when the backup itself fails its checks, nor on a read-only export.
+is written when the backup itself fails its checks, nor on a read-only export. A
+structure that cannot be seen at OFF (its primary copy gone, an MD 1.0 superblock at its
+end) is looked for in its space as ``nbdtui scan`` does.
 """
 
 from __future__ import annotations
@@ -69,15 +71,17 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 async def _from_backup(export: Scannable, offset: int, size: int) -> Structure | None:
-    """The structure whose primary copy at ``offset`` is gone, found from a backup copy
-    (an XFS secondary superblock, a btrfs mirror, a LUKS2 secondary header) by scanning
-    its space (``size`` bytes; holes skipped) as ``nbdtui scan`` does."""
+    """The structure that starts at ``offset`` but cannot be seen from there: its
+    primary copy gone (found from a backup: an XFS secondary superblock, a btrfs mirror,
+    a LUKS2 secondary header, an ext backup superblock), or its superblock at its end
+    (MD 1.0). Found by scanning its space (``size`` bytes; holes skipped) as ``nbdtui
+    scan`` does."""
     from nbdtui.editor.signature_scan import data_ranges, scan
 
     end = offset + size
     ranges = [(max(lo, offset), min(hi, end)) for lo, hi in await data_ranges(export)]
     ranges = [(lo, hi) for lo, hi in ranges if lo < hi]
-    print(f"nothing sound at offset {offset}: looking for a backup copy in its space")
+    print(f"nothing found at offset {offset} itself: scanning its space for a backup copy")
     found = await scan(export, ranges)
     return next((s for s in found.structures if s.offset == offset), None)
 
@@ -115,7 +119,7 @@ async def run(args: argparse.Namespace) -> int:
         structure = survey.table if args.offset == 0 and survey.table is not None else None
         if structure is None and survey.found:
             structure = survey.found[0].structure
-        if structure is None and survey.found and args.action == "restore-backup":
+        if structure is None and survey.found:
             place = survey.found[0]
             structure = await _from_backup(export, place.offset, place.size)
         if structure is None:

@@ -19,7 +19,7 @@ from tests.support.cli_helpers import assert_one_line_error
 from tests.support.fs_images import MiB, extract, make_disk, read_at, run, write_at
 from tests.support.repair_helpers import digest, repair, round_trip
 from tests.support.requirements import require
-from tests.support.volume_headers import md_superblock, pv_label
+from tests.support.volume_headers import md_end_offset, md_superblock, pv_label
 
 
 def sparse(path: Path, size: int) -> Path:
@@ -247,3 +247,20 @@ def test_nothing_to_restore_refused(qemu_nbd, tmp_path: Path, kind: str) -> None
     result = repair(server.uri, 0, "restore-backup", tmp_path / "j", "--yes")
     assert_one_line_error(result, 1, *wanted)
     assert digest(image) == before
+
+
+def test_md_1_0_sb_csum_fixed_at_the_end_of_its_member(qemu_nbd, tmp_path: Path) -> None:
+    """A 1.0 superblock lies at the end of its member: `repair --offset 0` finds it by
+    scanning the member's space, and stores its checksum."""
+    size = 32 * MiB
+    image = sparse(tmp_path / "md10.img", size)
+    write_at(image, md_end_offset(size), md_superblock(size // 512, "host:end", "1.0"))
+    write_at(image, md_end_offset(size) + 32, b"host:moved")
+
+    def correct() -> int:
+        out = mdadm_examine(image)
+        assert "host:moved" in out
+        return 0 if re.search(r"Checksum : \w+ - correct", out) else 1
+
+    server = qemu_nbd(image, unix=True)
+    round_trip(server.uri, image, 0, "fix-checksums", correct, tmp_path)
