@@ -28,6 +28,20 @@ def sparse(path: Path, size: int) -> Path:
     return path
 
 
+def zero_and_restore(
+    server_uri: str, image: Path, at: int, length: int, checker, tmp_path: Path
+) -> None:
+    """Zero ``length`` bytes at ``at`` (a primary), restore them from their backup
+    through nbdtui, and check that they come back exactly as the tool wrote them."""
+    original = read_at(image, at, length)
+    write_at(image, at, bytes(length))
+
+    def same() -> None:
+        assert read_at(image, at, length) == original
+
+    round_trip(server_uri, image, 0, "restore-backup", checker, tmp_path, repaired=same)
+
+
 def xfs_image(tmp_path: Path) -> Path:
     image = sparse(tmp_path / "xfs.img", 300 * MiB)
     run(require("mkfs.xfs"), "-q", "-L", "xfsfix", str(image))
@@ -43,23 +57,8 @@ def test_xfs_primary_restored_from_a_secondary(qemu_nbd, tmp_path: Path) -> None
     by design (sb_inprogress, the realtime inodes, the counters) made a primary's again:
     the sector comes back exactly as mkfs.xfs wrote it."""
     image = xfs_image(tmp_path)
-    original = read_at(image, 0, 512)
-    write_at(image, 0, bytes(512))
     server = qemu_nbd(image, unix=True)
-
-    def same() -> None:
-        assert read_at(image, 0, 512) == original
-
-    round_trip(
-        server.uri,
-        image,
-        0,
-        "restore-backup",
-        lambda: xfs_repair_n(image),
-        tmp_path,
-        limit=MiB,
-        repaired=same,
-    )
+    zero_and_restore(server.uri, image, 0, 512, lambda: xfs_repair_n(image), tmp_path)
 
 
 def test_xfs_crc_fixed_inside_a_partition(qemu_nbd, tmp_path: Path) -> None:
@@ -93,22 +92,8 @@ def btrfs_check(image: Path) -> int:
 
 def test_btrfs_primary_restored_from_its_mirror(qemu_nbd, tmp_path: Path) -> None:
     image = btrfs_image(tmp_path)
-    original = read_at(image, 0x10000, 4096)
-    write_at(image, 0x10000, bytes(4096))
     server = qemu_nbd(image, unix=True)
-
-    def same() -> None:
-        assert read_at(image, 0x10000, 4096) == original
-
-    round_trip(
-        server.uri,
-        image,
-        0,
-        "restore-backup",
-        lambda: btrfs_check(image),
-        tmp_path,
-        repaired=same,
-    )
+    zero_and_restore(server.uri, image, 0x10000, 4096, lambda: btrfs_check(image), tmp_path)
 
 
 def test_btrfs_csum_fixed(qemu_nbd, tmp_path: Path) -> None:
