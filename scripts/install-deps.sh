@@ -23,6 +23,7 @@ APT_PACKAGES=(
     fdisk gdisk dosfstools mtools e2fsprogs       # partition and filesystem oracles
     ntfs-3g file mount                            #   (sfdisk, sgdisk, blkid, losetup...)
     python3 python3-venv python3-pip ca-certificates
+    diffutils                                     # cmp: the oracle of nbdtui diff
 )
 
 log() { printf 'install-deps: %s\n' "$*" >&2; }

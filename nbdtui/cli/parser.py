@@ -104,6 +104,7 @@ COMMANDS: dict[str, str] = {
     "zero": "write zeros over a range",
     "demo": "serve a demo disk from an embedded NBD server and open it",
     "journal": "list, show and revert the hex editor's journaled writes",
+    "diff": "list every run of bytes where two exports or images differ",
 }
 
 #: Commands whose arguments and code live in a module of their own, cli/<module>.py,
@@ -111,6 +112,7 @@ COMMANDS: dict[str, str] = {
 #: One line each; the name must also be in COMMANDS.
 MODULE_COMMANDS: dict[str, str] = {
     "journal": "journal_command",
+    "diff": "diff_command",
 }
 
 
