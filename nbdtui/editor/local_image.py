@@ -104,7 +104,7 @@ class LocalImage:
                 if exc.errno == errno.ENXIO:  # no data after pos
                     out.append(FileExtent(pos, end - pos, True))
                     break
-                return out + [FileExtent(pos, end - pos, False)]  # cannot tell: data
+                return [*out, FileExtent(pos, end - pos, False)]  # cannot tell: data
             if data > pos:
                 out.append(FileExtent(pos, min(data, end) - pos, True))
                 pos = min(data, end)
