@@ -174,6 +174,8 @@ def _range(args: argparse.Namespace, size_a: int, size_b: int) -> tuple[int, int
 
 
 async def _diff(args: argparse.Namespace) -> int:
+    import asyncio
+
     from nbdtui.cli.progress import progress
 
     async with (
@@ -183,8 +185,9 @@ async def _diff(args: argparse.Namespace) -> int:
         offset, length = _range(args, a.size, b.size)
         end = offset + length
         # Block status first: the bulk engines borrow the connections it would use.
-        zeros_a = await zero_ranges(a.mapped, offset, end)
-        zeros_b = await zero_ranges(b.mapped, offset, end)
+        zeros_a, zeros_b = await asyncio.gather(
+            zero_ranges(a.mapped, offset, end), zero_ranges(b.mapped, offset, end)
+        )
         to_read = sum(p.length for p in plan(zeros_a, zeros_b, offset, end))
         for side in (a, b):
             if side.export is not None and to_read > PIECE:

@@ -21,10 +21,11 @@ from dataclasses import dataclass
 
 from nbdtui.editor.byte_runs import RunJoiner, differing_runs
 from nbdtui.editor.device import Mapped
-from nbdtui.editor.extents import spans
+from nbdtui.editor.extents import QUERY, spans
 
 PIECE = 4 * 1024 * 1024  # bytes compared at once (and read from each side per request)
 IN_FLIGHT = 8  # pieces being read ahead of the comparison
+MAP_PARTS = 8  # block status queries in flight per side
 
 #: Fills a buffer with the bytes of one side at an offset.
 ReadInto = Callable[[int, memoryview], Awaitable[None]]
@@ -57,9 +58,28 @@ class Piece:
         return self.offset + self.length
 
 
-async def zero_ranges(side: Mapped, start: int, end: int) -> list[tuple[int, int]]:
+async def zero_ranges(
+    side: Mapped, start: int, end: int, *, parts: int = MAP_PARTS
+) -> list[tuple[int, int]]:
     """The ranges ``(lo, hi)`` of ``[start, end)`` that ``side`` says read as zeros,
-    merged, in order."""
+    merged, in order. A large range is asked in up to ``parts`` parts at once (a
+    server answers a part while it works out the next: 1 TiB of nbdkit sparse-random
+    took 1.5 s one query after the other)."""
+    step = max(-(-(end - start) // parts), QUERY)
+    step = -(-step // QUERY) * QUERY
+    cuts = list(range(start, end, step))
+    found = await asyncio.gather(*(_zeros(side, lo, min(lo + step, end)) for lo in cuts))
+    out: list[tuple[int, int]] = []
+    for part in found:
+        for lo, hi in part:
+            if out and out[-1][1] == lo:
+                out[-1] = (out[-1][0], hi)
+            else:
+                out.append((lo, hi))
+    return out
+
+
+async def _zeros(side: Mapped, start: int, end: int) -> list[tuple[int, int]]:
     out: list[tuple[int, int]] = []
     async for span in spans(side, start, end):
         if not span.zero:
