@@ -218,3 +218,15 @@ def test_bad_command_line_is_exit_2(two_files):
     a, b = two_files
     assert_one_line_error(nbdtui("diff", str(a)), 2, "B")
     assert_one_line_error(nbdtui("diff", str(a), str(b), "--max", "0"), 2, "--max")
+
+
+def test_read_error_is_exit_2_with_one_line(nbdkit, two_files):
+    """A read the server fails ends the comparison: trouble, not "different"."""
+    a, _ = two_files
+    server = nbdkit(
+        "pattern", "10M", filters=("error",), extra_options=("error=EIO", "error-pread-rate=1")
+    )
+    result = nbdtui("diff", str(a), server.uri)
+    assert_one_line_error(result, 2)
+    assert result.stdout == b""
+    assert "EIO" in result.stderr or "Input/output" in result.stderr, result.stderr
