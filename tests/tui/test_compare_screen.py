@@ -133,3 +133,26 @@ async def test_copy_from_the_other_side_is_reviewed_journaled_and_written(nbdkit
         del screen
     with Journal(journal_path) as journal:
         assert journal.get(1).state == "written"
+
+
+async def test_f1_lists_the_compare_keys(nbdkit, tmp_path):
+    from nbdtui.tui.screens.help import HelpScreen
+
+    server, _, image, _ = sides(nbdkit, tmp_path)
+    app = EditorHarness(server.uri)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        screen = await open_compare(pilot, image)
+        await app.push_screen(HelpScreen(screen))
+        await pilot.pause()
+        text = "\n".join(str(s.render()) for s in app.screen.query(Static))
+        for needle in ("Next diff", "Prev diff", "Copy B→A", "List"):
+            assert needle in text, text
+        app.pop_screen()
+        await pilot.pause()
+        await keys(pilot, "escape")
+        help_editor = HelpScreen(app.editor)
+        await app.push_screen(help_editor)
+        await pilot.pause()
+        text = "\n".join(str(s.render()) for s in app.screen.query(Static))
+        assert "F4" in text and "Compare with another export or image" in text, text

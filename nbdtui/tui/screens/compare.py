@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, ClassVar, Protocol
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
+from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
 from textual.widgets import Footer, Header, OptionList, Static
 from textual.widgets.option_list import Option
@@ -75,9 +76,11 @@ class CompareScreen(Screen[None]):
 
     DEFAULT_CSS = """
     CompareScreen { layout: vertical; }
+    CompareScreen #compare-body { height: 1fr; }
+    CompareScreen #compare-sides { width: 1fr; }
     CompareScreen .compare-title { height: 1; background: $panel; padding: 0 1; }
     CompareScreen HexView { height: 1fr; }
-    CompareScreen #compare-list { dock: right; width: 26; display: none; }
+    CompareScreen #compare-list { width: 22; height: 1fr; display: none; }
     CompareScreen.listing #compare-list { display: block; }
     CompareScreen #compare-status { height: 1; background: $panel; padding: 0 1; }
     """
@@ -114,18 +117,23 @@ class CompareScreen(Screen[None]):
 
     def compose(self) -> ComposeResult:
         yield Header()
-        yield Static(self._title(0), id="compare-a-title", classes="compare-title", markup=False)
-        view_a = HexView(self.a.read, self.a.size, sector_size=self._sector_size, id="compare-a")
-        view_a.edits = self.edits
-        view_a.marks = self.diffs
-        yield view_a
-        yield Static(self._title(1), id="compare-b-title", classes="compare-title", markup=False)
-        view_b = HexView(self.b.read, self.b.size, sector_size=self._sector_size, id="compare-b")
-        view_b.marks = self.diffs
-        yield view_b
-        yield OptionList(id="compare-list")
+        with Horizontal(id="compare-body"):
+            with Vertical(id="compare-sides"):
+                yield from self._side(0)
+                yield from self._side(1)
+            yield OptionList(id="compare-list")
         yield Static("", id="compare-status", markup=False)
         yield Footer(show_command_palette=False)
+
+    def _side(self, index: int) -> ComposeResult:
+        side = (self.a, self.b)[index]
+        name = "ab"[index]
+        yield Static(self._title(index), classes="compare-title", markup=False)
+        view = HexView(side.read, side.size, sector_size=self._sector_size, id=f"compare-{name}")
+        if index == 0:
+            view.edits = self.edits
+        view.marks = self.diffs
+        yield view
 
     def _title(self, index: int) -> str:
         side = (self.a, self.b)[index]
