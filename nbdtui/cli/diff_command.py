@@ -76,6 +76,8 @@ def run(args: argparse.Namespace) -> int:
         return asyncio.run(_diff(args))
     except (NbdError, ValueError) as exc:
         print(f"nbdtui: {exc}", file=sys.stderr)
+    except BrokenPipeError:
+        raise  # the reader went away (`| head`): nbdtui.cli.main says nothing
     except OSError as exc:
         where = f"{exc.filename}: " if exc.filename else ""
         print(f"nbdtui: {where}{exc.strerror or exc}", file=sys.stderr)

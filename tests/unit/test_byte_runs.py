@@ -93,3 +93,35 @@ def test_plan_without_zeros_covers_the_range_in_aligned_pieces():
     assert [(p.offset, p.length) for p in pieces] == [(10, 118), (128, 128), (256, 44)]
     assert all(p.read_a and p.read_b for p in pieces)
     assert list(plan([(0, 300)], [(0, 300)], 10, 300)) == []
+
+
+def test_difference_list_navigation_and_marks():
+    from nbdtui.editor.compare import Run
+    from nbdtui.editor.difference_list import DifferenceList
+
+    d = DifferenceList()
+    for offset, length in [(10, 2), (100, 1), (4096, 16)]:
+        d.add(Run(offset, length))
+    assert [r.offset for r in (d.next_after(0), d.next_after(10), d.next_after(100))] == [
+        10,
+        100,
+        4096,
+    ]
+    assert d.next_after(4096) is None
+    assert d.previous_before(4096).offset == 100 and d.previous_before(10) is None
+    assert 11 in d and 12 not in d and 4111 in d and 4112 not in d
+    assert d.overlaps(0, 11) and not d.overlaps(0, 10) and not d.overlaps(12, 88)
+    assert d.overlaps(4100, 1) and d.run_at(4100) == Run(4096, 16)
+    with pytest.raises(ValueError):
+        d.add(Run(4100, 1))  # out of order
+
+
+def test_stage_copy_is_one_undoable_pending_edit():
+    from nbdtui.editor.difference_list import stage_copy
+    from nbdtui.editor.edits import PendingEdits
+
+    edits = PendingEdits()
+    stage_copy(edits, 100, b"new!", b"old!")
+    assert [(r.offset, r.old, r.new) for r in edits.ranges()] == [(100, b"old", b"new")]
+    edits.undo()
+    assert not edits
