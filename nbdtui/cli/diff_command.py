@@ -196,8 +196,8 @@ async def _diff(args: argparse.Namespace) -> int:
                 side.engine = await side.export.bulk()
         # The sizes differ where the comparison reaches the end of the shorter side.
         sizes_differ = a.size != b.size and end == min(a.size, b.size)
-        runs: list[Run] = []
-        bytes_differ = 0
+        runs: list[Run] = []  # kept for --json only (text goes out as found)
+        count = bytes_differ = 0
         max_reached = False
         out = sys.stdout
         with progress("diff", to_read) as bar:
@@ -210,11 +210,13 @@ async def _diff(args: argparse.Namespace) -> int:
             )
             async with contextlib.aclosing(found):
                 async for item in found:
-                    runs.append(item)
+                    count += 1
                     bytes_differ += item.length
-                    if not args.json:
+                    if args.json:
+                        runs.append(item)
+                    else:
                         out.write(f"{item.offset:#x} {item.length}\n")
-                    if len(runs) == args.max:
+                    if count == args.max:
                         max_reached = True
                         break
     if args.json:
@@ -232,4 +234,4 @@ async def _diff(args: argparse.Namespace) -> int:
     elif sizes_differ:
         out.write(f"sizes differ: A is {a.size} bytes, B is {b.size} bytes\n")
     out.flush()
-    return EXIT_DIFFERENT if runs or sizes_differ else EXIT_SAME
+    return EXIT_DIFFERENT if count or sizes_differ else EXIT_SAME
