@@ -32,6 +32,10 @@ EXIT_SAME, EXIT_DIFFERENT, EXIT_TROUBLE = 0, 1, 2
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     """The ``diff`` subcommand's arguments (called by :func:`nbdtui.cli.build_parser`)."""
+    p.epilog = (
+        "One line per run of differing bytes: 0xOFFSET LENGTH. Exit status 0 when "
+        "identical, 1 when different (sizes included), 2 on trouble."
+    )
     for name in ("a", "b"):
         p.add_argument(
             name, metavar=name.upper(), help="NBD endpoint (see 'nbdtui --help') or local file"
