@@ -230,3 +230,25 @@ def test_read_error_is_exit_2_with_one_line(nbdkit, two_files):
     assert_one_line_error(result, 2)
     assert result.stdout == b""
     assert "EIO" in result.stderr or "Input/output" in result.stderr, result.stderr
+
+
+def test_nbdkit_file_and_unaligned_range_on_a_server_with_a_minimum_block_size(nbdkit, two_files):
+    """nbdkit file against a server that refuses requests not made of 512-byte blocks
+    (blocksize-policy filter), from an unaligned offset to an unaligned end: the reads
+    of the bulk engine stay whole blocks."""
+    a, b = two_files
+    served_a = nbdkit("file", str(a))
+    policy = ("blocksize-minimum=512", "blocksize-error-policy=error")
+    served_b = nbdkit("file", str(b), filters=("blocksize-policy",), extra_options=policy)
+    start, end = 4095, 5 * MiB + 1000
+    result = nbdtui(
+        "diff", served_a.uri, served_b.uri, "--offset", str(start), "--length", str(end - start)
+    )
+    assert result.returncode == 1, result.stderr
+    expected = [
+        (max(o, start), min(o + n, end) - max(o, start))
+        for o, n in cmp_runs(a, b)
+        if o + n > start and o < end
+    ]
+    assert text_runs(result.stdout) == expected
+    assert expected[0] == (4095, 2) and expected[-1] == (5 * MiB, 1000)
