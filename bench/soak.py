@@ -18,6 +18,13 @@ gives operations, faults seen by kind, and mismatches (which must be 0; exit sta
 otherwise). Usage:
 
     python bench/soak.py [--seconds 60] [--size 64M] [--workers 8] [--seed N]
+
+With ``--hostile`` it runs instead the command line against hostile servers (endless
+option replies, a dripping server, READ_ONLY without HAS_FLAGS, 1-byte extents, a write
+failing everywhere; see ``bench/soak_hostile.py``) and prints a table of exit status,
+time, peak RSS and message for each case:
+
+    python bench/soak.py --hostile [--rounds 3] [--max-rss 100]
 """
 
 from __future__ import annotations
@@ -365,7 +372,19 @@ def main() -> int:
         help="nbdkit --threads (nbdkit 1.32 can abort with more when a client closes a "
         "connection with requests in flight: connections.c raw_send_socket assertion)",
     )
+    ap.add_argument(
+        "--hostile",
+        action="store_true",
+        help="instead: the command line against hostile servers (floods, drips, broken "
+        "flags, 1-byte extents), a table of exit status, time, peak RSS and message",
+    )
+    ap.add_argument("--rounds", type=int, default=1, help="--hostile: runs of each case")
+    ap.add_argument("--max-rss", type=int, default=100, help="--hostile: MiB allowed")
     opts = ap.parse_args()
+    if opts.hostile:
+        from soak_hostile import run_hostile  # (bench/ is on sys.path: this script's dir)
+
+        return run_hostile(opts.rounds, opts.max_rss)
     if opts.seed is None:
         opts.seed = random.randrange(1 << 30)
     if opts.restart_every and opts.plugin != "file":

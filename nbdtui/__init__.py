@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING
 
 from nbdtui.errors import (
     BackendError,
+    BookmarkError,
     ClosedByClient,
     CommitError,
     ConflictError,
@@ -43,6 +44,7 @@ from nbdtui.errors import (
     PromptUnavailable,
     ProtocolError,
     RangeError,
+    RepairError,
     RequestError,
     RequestTimeoutError,
     TLSError,
@@ -69,6 +71,7 @@ _LAZY = {
 
 __all__ = [
     "BackendError",
+    "BookmarkError",
     "ClosedByClient",
     "CommitError",
     "ConflictError",
@@ -87,6 +90,7 @@ __all__ = [
     "PromptUnavailable",
     "ProtocolError",
     "RangeError",
+    "RepairError",
     "RequestError",
     "RequestTimeoutError",
     "TLSError",

@@ -185,6 +185,16 @@ class ConflictError(CommitError):
     """The export no longer holds the bytes the edit (or the revert) expects."""
 
 
+class RepairError(NbdError):
+    """A structure cannot be repaired as asked (no backup, a backup that fails its own
+    checks, nothing to fix); nothing was written."""
+
+
+class BookmarkError(NbdError):
+    """The bookmarks cannot be kept (their database cannot be opened or has another
+    layout): a message a person can act on."""
+
+
 class JournalError(NbdError):
     """The undo journal cannot be opened or used, or has no such entry."""
 

@@ -120,13 +120,20 @@ def _encode(text: str, safe: frozenset[str]) -> str:
         if ch in safe:
             out.append(ch)
         else:
-            out.extend(f"%{b:02X}" for b in ch.encode("utf-8"))
+            # surrogateescape: a local socket path's undecodable byte prints as itself
+            out.extend(f"%{b:02X}" for b in ch.encode("utf-8", "surrogateescape"))
     return "".join(out)
 
 
-def _decode(text: str, what: str) -> str:
-    """Strict percent-decoding: every ``%`` starts a two-digit hex escape; UTF-8."""
-    if "%" not in text:
+def _decode(text: str, what: str, *, raw_bytes: bool = False) -> str:
+    """Strict percent-decoding: every ``%`` starts a two-digit hex escape; UTF-8.
+
+    ``text`` may hold bytes that were not UTF-8 on the command line (Python gives them
+    as lone surrogates, "surrogateescape"): they are bytes like the escaped ones. The
+    result must be UTF-8 unless ``raw_bytes`` (a local path, which is bytes on Linux:
+    its undecodable bytes come back as surrogates, as ``os.fsdecode`` gives them).
+    """
+    if "%" not in text and (raw_bytes or not _has_surrogate(text)):
         return text
     out = bytearray()
     i = 0
@@ -139,16 +146,21 @@ def _decode(text: str, what: str) -> str:
             out.append(int(escape, 16))
             i += 3
         else:
-            out += ch.encode("utf-8")
+            out += ch.encode("utf-8", "surrogateescape")
             i += 1
     try:
-        return out.decode("utf-8")
+        return out.decode("utf-8", "surrogateescape" if raw_bytes else "strict")
     except UnicodeDecodeError:
-        raise UriError(f"{what} is not valid UTF-8 after percent-decoding") from None
+        after = " after percent-decoding" if "%" in text else ""
+        raise UriError(f"{what} is not valid UTF-8{after}") from None
 
 
 def _has_control(text: str) -> bool:
     return any(ord(c) < 0x20 or ord(c) == 0x7F for c in text)
+
+
+def _has_surrogate(text: str) -> bool:
+    return any("\ud800" <= c <= "\udfff" for c in text)
 
 
 def _check_utf8(text: str, what: str) -> None:
@@ -156,6 +168,17 @@ def _check_utf8(text: str, what: str) -> None:
         text.encode("utf-8")
     except UnicodeEncodeError:
         raise UriError(f"{what} is not valid UTF-8") from None
+
+
+def _check_path(text: str, what: str) -> None:
+    """A local path is bytes: UTF-8, or undecodable bytes as ``os.fsdecode`` gives them."""
+    try:
+        raw = text.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:
+        raw = None
+    # Canonical: the form os.fsdecode gives those bytes (so that parse(e.uri) == e).
+    if raw is None or raw.decode("utf-8", "surrogateescape") != text:
+        raise UriError(f"{what} is neither UTF-8 nor the bytes of a local path") from None
 
 
 def _check_host(host: str) -> None:
@@ -360,7 +383,10 @@ def _validate(e: Endpoint) -> None:
             raise UriError(f"socket path {_q(e.socket)} contains a NUL byte")
         if e.socket == "\0":
             raise UriError("abstract socket name is empty")
-        _check_utf8(e.socket, "socket path")
+        if e.transport == "unix":
+            _check_path(e.socket, "socket path")
+        else:  # a path on the SSH host travels as an SSH protocol string: UTF-8
+            _check_utf8(e.socket, "remote socket path")
 
     if not isinstance(e.export, str):
         raise UriError(f"export name must be a string, not {type(e.export).__name__}")
@@ -440,7 +466,13 @@ def _unknown_scheme(scheme: str) -> str:
 
 def _bare_word_hint(text: str) -> str | None:
     """A URI the user probably meant by a string that is not one."""
-    if text.startswith(("/", "./", "~/")):
+    scheme = next(
+        (s for s in sorted(SCHEMES, key=len, reverse=True) if text.lower().startswith(s)), ""
+    )
+    if scheme and text[len(scheme) :].startswith("//"):
+        # A scheme without its colon (nbd//host): the colon, not nbd://nbd//host.
+        candidate = scheme + ":" + text[len(scheme) :]
+    elif text.startswith(("/", "./", "~/")):
         candidate = "nbd+unix:///?socket=" + _encode(text, _QUERY_SAFE)
     else:
         candidate = "nbd://" + text
@@ -500,7 +532,8 @@ def _parse_uri(scheme: str, rest: str) -> Endpoint:
         if key in seen:
             raise UriError(f"duplicate query parameter {_q(key)}")
         seen.add(key)
-        value = _decode(raw_value, f"query parameter {_q(key)}")
+        local_path = key == "socket" and transport == "unix"
+        value = _decode(raw_value, f"query parameter {_q(key)}", raw_bytes=local_path)
         if key == "socket":
             if transport not in ("unix", "ssh"):
                 raise UriError(
@@ -660,25 +693,34 @@ def is_secret_param(name: str) -> bool:
     return any(word in name for word in SECRET_WORDS)
 
 
+# Removed whatever their value: paths to key material, and parameters whose meaning
+# nbdtui cannot know (``x-*`` belong to whoever invented them, and may carry anything).
+_NEVER_STORED = ("tls-psk-file", "tls-certificates")
+
+
+def is_stored_param(name: str) -> bool:
+    """True for a query parameter that :func:`without_secrets` keeps."""
+    name = unquote(name).lower()
+    return not (name in _NEVER_STORED or name.startswith("x-") or is_secret_param(name))
+
+
 def without_secrets(text: str) -> str:
     """``text`` with every secret removed, for storing or showing an endpoint safely.
 
-    Removed:
+    The one rule for everything nbdtui stores: the connect screen's history and the undo
+    journal's endpoints. Removed:
 
     - a password in the user part (``nbds://alice:secret@host`` -> ``nbds://alice@host``);
-    - every query parameter that names or points to a secret (:func:`is_secret_param`):
-      ``tls-psk-file`` and any parameter whose name contains ``psk``, ``key``,
-      ``password``, ``passwd``, ``passphrase``, ``secret``, ``token`` or ``identity``;
+    - ``tls-psk-file`` (the path of a file of keys) and ``tls-certificates`` (the
+      directory of the client's own certificate and private key): paths that lead to key
+      material are not kept; an endpoint that needed them must be given them again;
+    - every ``x-*`` parameter: nbdtui cannot tell what an experimental parameter holds;
+    - any other parameter whose name contains ``psk``, ``key``, ``password``, ``passwd``,
+      ``passphrase``, ``secret``, ``token`` or ``identity`` (:func:`is_secret_param`);
     - the fragment.
 
-    Kept: transport, host, port, export name, user name, ``socket``,
-    ``tls-certificates`` (a directory of *public* certificates and of the client's own
-    certificate, whose private key is protected by file permissions),
-    ``tls-verify-peer``, ``tls-hostname``, ``tls-type`` and other parameters.
-
-    ``tls-psk-file`` is the path of a file of keys, not key material itself; it is
-    removed all the same, so that a stored endpoint never leads back to the keys: an
-    endpoint that needed a PSK file must be given its ``tls-psk-file`` again when reused.
+    Kept: transport, host, port, export name, user name, ``socket``, ``tls-verify-peer``,
+    ``tls-hostname`` and ``tls-type``.
 
     Works on any string (the text is not parsed: a URI that ``parse`` refuses, or a
     legacy ``nbd:`` string, loses its secrets the same way); blanks around it go.
@@ -694,5 +736,5 @@ def without_secrets(text: str) -> str:
             authority = f"{user}@{hostport}" if user else hostport
         head = f"{scheme}://{authority}{slash}{path}"
     items = [item for item in query.split("&") if item]
-    query = "&".join(item for item in items if not is_secret_param(item.partition("=")[0]))
+    query = "&".join(item for item in items if is_stored_param(item.partition("=")[0]))
     return f"{head}?{query}" if query else head

@@ -17,11 +17,14 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 APT_PACKAGES=(
     nbdkit qemu-utils nbd-server libnbd-bin       # the NBD servers and libnbd's oracles
     python3-libnbd                                # libnbd's Python binding and nbdsh (oracle writes)
+    gddrescue                                     # ddrescuelog: checks copy --rescue's maps
     openssh-server openssh-client                 # sshd fixture, nbd+ssh://
     openssl                                       # TLS certificates for tests
     fio bsdextrautils tmux util-linux             # benchmarks, hexdump, TUI tests, setpriv
     fdisk gdisk dosfstools mtools e2fsprogs       # partition and filesystem oracles
     ntfs-3g file mount                            #   (sfdisk, sgdisk, blkid, losetup...)
+    exfatprogs                                    # exFAT images and fsck.exfat
+    xfsprogs btrfs-progs cryptsetup-bin mdadm lvm2 # volume oracles (xfs_db, dump-super, luksDump...)
     python3 python3-venv python3-pip ca-certificates
     diffutils                                     # cmp: the oracle of nbdtui diff
 )

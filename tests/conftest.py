@@ -122,9 +122,11 @@ def ssh_home(sshd, monkeypatch) -> SshServer:
 
 @pytest.fixture
 async def fake_server() -> AsyncIterator[Callable[..., Awaitable[str]]]:
-    """``await fake_server(scenario, structured=True) -> uri``: a fake NBD server (see
-    :class:`tests.support.fakes.FakeNbdServers`); the scenario runs after the handshake with
-    a :class:`~tests.support.fakes.Peer`; its exceptions fail the test."""
+    """``await fake_server(scenario, structured=True, handshake=None) -> uri``: a fake NBD
+    server (see :class:`tests.support.fakes.FakeNbdServers`); the scenario runs after the
+    handshake with a :class:`~tests.support.fakes.Peer` (``handshake``: a scenario that
+    plays the handshake, with a :class:`~tests.support.fakes.HandshakePeer`); their
+    exceptions fail the test."""
     fakes = FakeNbdServers()
     yield fakes.start
     errors = await fakes.close()

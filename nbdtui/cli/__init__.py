@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import inspect
+import logging
 import os
 import sys
 from collections.abc import Coroutine, Sequence
@@ -27,6 +28,7 @@ from nbdtui.cli.parser import (
     ssh_text,
 )
 from nbdtui.errors import NbdError, UriError, UsageError
+from nbdtui.present.terminal_text import terminal_text
 
 
 def _run(coro: Coroutine[object, object, int | None]) -> int:
@@ -66,15 +68,21 @@ def _tui_parser() -> ArgumentParser:
         action="store_true",
         help="trust and remember SSH host keys not yet in known_hosts instead of asking",
     )
+    p.add_argument(
+        "--inventory",
+        metavar="FILE",
+        help="open the fleet screen: the status of every endpoint of FILE (see 'check')",
+    )
     return p
 
 
 def _is_tui(argv: list[str]) -> bool:
-    """``nbdtui``, ``nbdtui URI`` and ``nbdtui [--ssh HOST] [--ssh-accept-new] [URI]``
-    (in any order) open the terminal UI; anything else is a subcommand."""
+    """``nbdtui``, ``nbdtui URI``, ``nbdtui [--ssh HOST] [--ssh-accept-new] [URI]`` and
+    ``nbdtui --inventory FILE`` (in any order) open the terminal UI; anything else is a
+    subcommand."""
     if not argv:
         return True
-    if argv[0].startswith("--ssh"):
+    if argv[0].startswith(("--ssh", "--inventory")):
         return True
     return not argv[0].startswith("-") and argv[0] not in COMMANDS
 
@@ -96,9 +104,36 @@ def _run_tui(argv: list[str] | None) -> int:
             from nbdtui.client.transport.ssh.endpoint import tunnel_endpoint
 
             tunnel_endpoint(endpoint, args.ssh)
+        if not args.uri.isprintable():
+            # Bytes that are not UTF-8 (a socket path's): the UI shows and edits the
+            # URI in its canonical spelling, where they are percent-escapes.
+            args.uri = endpoint.uri
+    options = {}
+    if args.inventory is not None:
+        from nbdtui.client.diagnosis.inventory import read_inventory
+
+        read_inventory(args.inventory)  # an unreadable file is an error before the UI starts
+        options["inventory"] = args.inventory
     from nbdtui.tui.app import run_app
 
-    return run_app(uri=args.uri, ssh=args.ssh, ssh_accept_new=args.ssh_accept_new) or EXIT_OK
+    return (
+        run_app(uri=args.uri, ssh=args.ssh, ssh_accept_new=args.ssh_accept_new, **options)
+        or EXIT_OK
+    )
+
+
+class _WarningLines(logging.Handler):
+    """The client's warnings (a server that broke a rule nbdtui can live with) as
+    ``nbdtui: warning: ...`` lines on stderr (whatever ``sys.stderr`` is then)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        print(f"nbdtui: warning: {record.getMessage()}", file=sys.stderr)
+
+
+def _print_warnings() -> None:
+    logger = logging.getLogger("nbdtui.client.rules")
+    if not any(isinstance(h, _WarningLines) for h in logger.handlers):
+        logger.addHandler(_WarningLines(logging.WARNING))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -106,15 +141,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if _is_tui(argv):
             return _run_tui(argv)
+        _print_warnings()
         args = build_parser(argv[0] if argv[0] in COMMANDS else None).parse_args(argv)
         if args.command is None:
             return _run_tui(None)
         return dispatch(args)
     except (UriError, UsageError) as exc:
-        print(f"nbdtui: {exc}", file=sys.stderr)
+        _error(str(exc))
         return EXIT_USAGE
     except NbdError as exc:
-        print(f"nbdtui: {exc}", file=sys.stderr)
+        _error(str(exc))  # may quote the server: escaped
         return EXIT_FAILURE
     except KeyboardInterrupt:
         print("nbdtui: interrupted", file=sys.stderr)
@@ -130,5 +166,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OSError as exc:
         # Local files: an unreadable input, an unwritable output.
         where = f"{exc.filename}: " if exc.filename else ""
-        print(f"nbdtui: {where}{exc.strerror or exc}", file=sys.stderr)
+        _error(f"{where}{exc.strerror or exc}")
         return EXIT_FAILURE
+
+
+def _error(message: str) -> None:
+    """The one line ``nbdtui: message`` on stderr, every control character made visible."""
+    print(f"nbdtui: {terminal_text(message, backslash=False)}", file=sys.stderr)

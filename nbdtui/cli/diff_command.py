@@ -88,10 +88,6 @@ def run(args: argparse.Namespace) -> int:
     return EXIT_TROUBLE
 
 
-def _is_endpoint(text: str) -> bool:
-    return "://" in text or text.lower().startswith("nbd:")
-
-
 class _Side:
     """One side of the comparison: an export (read with its bulk engine once started)
     or a local image."""
@@ -137,7 +133,9 @@ class _Side:
 
 @contextlib.asynccontextmanager
 async def _open_side(label: str, text: str, args: argparse.Namespace) -> AsyncIterator[_Side]:
-    if not _is_endpoint(text):
+    from nbdtui.cli.copy_sides import is_endpoint  # the same rule as `nbdtui copy`
+
+    if not is_endpoint(text):
         from nbdtui.editor.local_image import LocalImage
 
         with LocalImage(text) as image:

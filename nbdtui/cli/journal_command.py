@@ -15,9 +15,11 @@ import asyncio
 import datetime
 import json
 import sys
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from nbdtui.present.sizes import format_size
+from nbdtui.present.terminal_text import terminal_text
 
 if TYPE_CHECKING:
     from nbdtui.editor.journal import Journal
@@ -76,10 +78,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
 
 
-def _open_journal(args: argparse.Namespace) -> Journal:
-    from nbdtui.editor.journal import Journal
+def _open_journal(args: argparse.Namespace) -> Journal | None:
+    """The journal, or None when there is none: reading one never creates it."""
+    from nbdtui.editor.journal import Journal, default_path
 
-    return Journal(getattr(args, "journal", None))
+    path = getattr(args, "journal", None)
+    if not Path(path if path is not None else default_path()).exists():
+        return None
+    return Journal(path)
 
 
 def _when(timestamp: float) -> str:
@@ -120,10 +126,11 @@ def _list(journal: Journal, args: argparse.Namespace) -> int:
         return 0
     print(f"{'ID':>5}  {'TIME':19}  {'STATE':8}  {'RANGES':>6}  {'BYTES':>9}  ENDPOINT / EXPORT")
     for e in entries:
-        note = f"  ({e.note})" if e.note else ""
+        note = f"  ({terminal_text(e.note)})" if e.note else ""
         print(
             f"{e.id:>5}  {_when(e.created):19}  {e.state:8}  {e.range_count:>6}  "
-            f"{format_size(e.byte_count):>9}  {e.endpoint} / {e.export!r}{note}"
+            f"{format_size(e.byte_count):>9}  {terminal_text(e.endpoint)} / "
+            f"'{terminal_text(e.export)}'{note}"
         )
     return 0
 
@@ -149,10 +156,10 @@ def _show(journal: Journal, args: argparse.Namespace) -> int:
         return 0
     print(f"journal entry #{entry.id}: {entry.state}")
     print(f"  created   {_when(entry.created)}   last change {_when(entry.updated)}")
-    print(f"  endpoint  {entry.endpoint}")
-    print(f"  export    {entry.export!r}")
+    print(f"  endpoint  {terminal_text(entry.endpoint)}")
+    print(f"  export    '{terminal_text(entry.export)}'")
     if entry.note:
-        print(f"  note      {entry.note}")
+        print(f"  note      {terminal_text(entry.note)}")
     total = sum(len(r.old) for r in entry.ranges)
     count = len(entry.ranges)
     print(f"  {count} range{'s' if count != 1 else ''}, {total} bytes:")
@@ -171,6 +178,10 @@ async def _revert(journal: Journal, args: argparse.Namespace) -> int:
 
     entry = await asyncio.to_thread(journal.get, args.id)
     endpoint = parse(args.uri or entry.endpoint)
+    if endpoint.transport == "ssh":
+        from nbdtui.cli import ssh_prompts
+
+        ssh_prompts.install()
     async with open_export(endpoint, connect_timeout=args.connect_timeout) as export:
         try:
             new_id = await revert(export, journal, args.id, force=args.force)
@@ -189,8 +200,24 @@ async def _revert(journal: Journal, args: argparse.Namespace) -> int:
     return 0
 
 
+def _missing(args: argparse.Namespace) -> int:
+    from nbdtui.editor.journal import default_path
+    from nbdtui.errors import JournalError
+
+    path = getattr(args, "journal", None) or default_path()
+    if args.action != "list":
+        raise JournalError(f"there is no undo journal at {path}, so no entry {args.id}")
+    if args.json:
+        print("[]")
+    else:
+        print(f"there is no undo journal at {path}: no entries")
+    return 0
+
+
 async def run(args: argparse.Namespace) -> int:
     journal = _open_journal(args)
+    if journal is None:
+        return _missing(args)
     try:
         if args.action == "list":
             return _list(journal, args)

@@ -25,6 +25,9 @@ class ArgumentParser(argparse.ArgumentParser):
     """argparse with our one-line ``nbdtui: …`` error format."""
 
     def error(self, message: str) -> NoReturn:
+        from nbdtui.present.terminal_text import terminal_text
+
+        message = terminal_text(message, backslash=False)  # it may quote the command line
         self.exit(EXIT_USAGE, f"nbdtui: {message} (see '{self.prog} --help')\n")
 
 
@@ -89,6 +92,10 @@ def target_endpoint(args: argparse.Namespace) -> Endpoint:
         from nbdtui.client.transport.ssh.endpoint import tunnel_endpoint
 
         endpoint = tunnel_endpoint(endpoint, args.ssh)
+    if endpoint.transport == "ssh":
+        from nbdtui.cli import ssh_prompts
+
+        ssh_prompts.install()  # what the SSH server says is shown escaped
     return endpoint
 
 
@@ -104,6 +111,12 @@ COMMANDS: dict[str, str] = {
     "zero": "write zeros over a range",
     "demo": "serve a demo disk from an embedded NBD server and open it",
     "journal": "list, show and revert the hex editor's journaled writes",
+    "copy": "copy between exports and files, holes as holes; --rescue keeps a ddrescue map",
+    "inspect": "show filesystem and volume structures, their checks and backups",
+    "repair": "restore a structure from its backup or fix its checksums (journaled)",
+    "doctor": "walk a connection step by step and say which step fails and why",
+    "check": "check many exports at once (up/down, size, latency) for cron, Nagios, Prometheus",
+    "scan": "find filesystem and volume signatures anywhere on an export",
     "diff": "list every run of bytes where two exports or images differ",
 }
 
@@ -112,6 +125,12 @@ COMMANDS: dict[str, str] = {
 #: One line each; the name must also be in COMMANDS.
 MODULE_COMMANDS: dict[str, str] = {
     "journal": "journal_command",
+    "copy": "copy_command",
+    "inspect": "inspect_command",
+    "repair": "repair_command",
+    "doctor": "doctor_command",
+    "check": "check_command",
+    "scan": "scan_command",
     "diff": "diff_command",
 }
 
@@ -214,6 +233,14 @@ def build_parser(only: str | None = None) -> ArgumentParser:
     connection_options(p)
     range_options(p, required=False)
     p.add_argument("--json", action="store_true", help="print JSON like nbdinfo --map --json")
+    p.add_argument(
+        "--context",
+        action="append",
+        default=None,
+        metavar="CTX",
+        help="the extents of this meta context (qemu:dirty-bitmap:NAME, "
+        "qemu:allocation-depth...), like nbdinfo --map=CTX; several side by side",
+    )
 
     p = command("dump")
     connection_options(p)

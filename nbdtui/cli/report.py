@@ -15,6 +15,7 @@ from nbdtui.cli.parser import target_endpoint
 from nbdtui.errors import UriError
 from nbdtui.present.describe import block_sizes, flag_words, protocol_line
 from nbdtui.present.sizes import format_size
+from nbdtui.present.terminal_text import terminal_text
 from nbdtui.proto.types import ExportInfo
 from nbdtui.uri import Endpoint
 
@@ -85,9 +86,9 @@ def describe_export(
         ("block sizes", block_sizes(info)),
     ]
     if info.description:
-        rows.append(("description", info.description))
+        rows.append(("description", terminal_text(info.description)))
     if contexts is not None:
-        rows.append(("contexts", ", ".join(contexts) or "none"))
+        rows.append(("contexts", ", ".join(terminal_text(c) for c in contexts) or "none"))
     return [f"  {key + ':':<13} {value}" for key, value in rows]
 
 
@@ -107,7 +108,7 @@ async def _info(args: argparse.Namespace) -> int:
             }
         )
         return 0
-    print(f"export {info.name!r} on {endpoint.display}")
+    print(f"export '{terminal_text(info.name)}' on {terminal_text(endpoint.display)}")
     protocol = protocol_line(
         negotiated.protocol, negotiated.structured, negotiated.tls, negotiated.tls_verified
     )
@@ -147,19 +148,20 @@ async def _list(args: argparse.Namespace) -> int:
         )
         return 0
     if not listed.exports:
-        print(f"{endpoint.display}: the server lists no exports")
+        print(f"{terminal_text(endpoint.display)}: the server lists no exports")
         return 0
     width = max(len(_shown_name(e.name)) for e in listed.exports)
     for item in listed.exports:
         size = format_size(item.info.size) if item.info else "?"
         ro = "ro" if item.info and item.info.read_only else "rw" if item.info else "  "
-        desc = item.description or (item.info.description if item.info else "") or ""
+        desc = terminal_text(item.description or (item.info.description if item.info else "") or "")
         print(f"{_shown_name(item.name):<{width}}  {size:>10}  {ro}  {desc}".rstrip())
     return 0
 
 
 def _shown_name(name: str) -> str:
-    return name if name else '""'
+    """A name from the server as it is safe to print; the default export is ``""``."""
+    return terminal_text(name) if name else '""'
 
 
 async def run(args: argparse.Namespace) -> int:

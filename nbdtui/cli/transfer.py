@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import bisect
 import collections
 import concurrent.futures
 import contextlib
@@ -144,36 +145,77 @@ async def read_pieces(
 
 
 async def _zero_ranges(export: Export, offset: int, length: int) -> list[tuple[int, int]]:
-    """Ranges known to read as zeros (base:allocation ZERO flag), merged."""
+    """Ranges known to read as zeros (base:allocation ZERO flag), merged and sorted:
+    only those that can hold a whole piece of the transfer (so at most one per piece is
+    kept, whatever the server reports). Once a piece is known to hold data, block status
+    for the rest of it is not asked: a server that reports tiny extents costs one reply
+    per piece, not one per handful of bytes."""
     if length == 0 or export.negotiated.context_id("base:allocation") is None:
         return []
+    end = offset + length
+    ranges: list[tuple[int, int]] = []
+    lo = hi = -1  # the zero range being built
+
+    def close() -> None:
+        if hi > lo and (hi - lo >= READ_PIECE or hi == end):  # (the last piece is shorter)
+            ranges.append((lo, hi))
+
+    pos = read_until = offset  # (the end of the piece of the last data seen)
     try:
-        extents = await export.extents(offset, length)
+        while pos < end:
+            for e in await export.allocation(pos, end - pos):
+                if e.zero:
+                    if e.offset != hi:
+                        close()
+                        lo = e.offset
+                    hi = e.end
+                else:
+                    last = e.end - 1
+                    read_until = min(end, last + READ_PIECE - (last - offset) % READ_PIECE)
+                pos = e.end
+            pos = max(pos, read_until)  # that piece is read whatever the rest of it is
     except Exception:  # block status is an optimisation: read everything instead
         return []
-    return [(e.offset, e.offset + e.length) for e in extents if e.zero]
+    close()
+    return ranges
 
 
 def _all_zero(ranges: list[tuple[int, int]], start: int, n: int) -> bool:
-    end = start + n
-    return any(lo <= start and end <= hi for lo, hi in ranges)
+    """Whether ``start+n`` lies inside one of ``ranges`` (sorted, disjoint)."""
+    i = bisect.bisect_right(ranges, (start, _NO_END)) - 1
+    return i >= 0 and ranges[i][0] <= start and start + n <= ranges[i][1]
+
+
+_NO_END = 1 << 64
 
 
 async def _map(export: Export, args: argparse.Namespace) -> int:
+    """The extents as they come (a fragmented export has many: none is kept)."""
     length = _resolve_length(args, export.size)
-    extents = await export.extents(args.offset, length)
+    if args.context:
+        from nbdtui.cli.context_map import print_map
+
+        return await print_map(export, args.context, args.offset, length, args.json)
+    out = sys.stdout
     if args.json:
-        doc = [
-            {"offset": e.offset, "length": e.length, "type": e.flags, "description": e.description}
-            for e in extents
-        ]
         import json  # only for --json: not at start-up
 
-        json.dump(doc, sys.stdout, indent=2)
-        sys.stdout.write("\n")
+        first = True
+        async for e in export.iter_extents(args.offset, length):
+            item = {
+                "offset": e.offset,
+                "length": e.length,
+                "type": e.flags,
+                "description": e.description,
+            }
+            text = json.dumps(item, indent=2).replace("\n", "\n  ")
+            out.write(("[\n  " if first else ",\n  ") + text)
+            first = False
+        out.write("[]\n" if first else "\n]\n")
     else:
-        for e in extents:
-            print(f"{e.offset:10d}  {e.length:10d}  {e.flags:3d}  {e.description}")
+        async for e in export.iter_extents(args.offset, length):
+            out.write(f"{e.offset:10d}  {e.length:10d}  {e.flags:3d}  {e.description}\n")
+    out.flush()
     return 0
 
 
@@ -459,6 +501,8 @@ async def run(args: argparse.Namespace) -> int:
         timeout=getattr(args, "timeout", None),  # --timeout, --reconnect-delay
         reconnect_delay=getattr(args, "reconnect_delay", 0.0),
     )
+    if getattr(args, "context", None):  # map --context
+        options = dataclasses.replace(options, meta_contexts=tuple(args.context))
     if hasattr(args, "window"):
         options = dataclasses.replace(options, window=args.window, connections=args.connections)
     async with OpenExport(endpoint, options) as export:

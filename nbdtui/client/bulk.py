@@ -39,6 +39,7 @@ import logging
 import socket
 import struct
 import threading
+import time
 from collections.abc import Callable, Generator
 from typing import Protocol, TypeVar
 
@@ -99,7 +100,7 @@ class _Job:
     """A request for a thread, and the call it is part of (a
     :class:`~nbdtui.client.replies.Target` for the replies)."""
 
-    __slots__ = ("dest", "offset", "piece", "request")
+    __slots__ = ("dest", "offset", "piece", "request", "sent_at")
     statuses: list[BlockStatus] | None = None  # (no BLOCK_STATUS on threads)
 
     def __init__(self, request: Request, piece: _Piece) -> None:
@@ -107,6 +108,7 @@ class _Job:
         self.piece = piece
         self.offset = request.offset
         self.dest = request.dest
+        self.sent_at = 0.0  # time.monotonic() when it went out
 
 
 class BulkEngine:
@@ -140,6 +142,13 @@ class BulkEngine:
         self._threads: list[threading.Thread] = []
         self._socks = [sock for _, sock in lent]
         timeout = export.timeout
+        # The watchdog (with a timeout): each thread's oldest request in flight, by the
+        # time it went out (None: nothing in flight), and whether it was found too old.
+        self._oldest: list[float | None] = [None] * len(lent)
+        self._expired = [False] * len(lent)
+        self._watch: asyncio.TimerHandle | None = None
+        if timeout is not None and lent:
+            self._watch = self._loop.call_later(_watch_interval(timeout), self._check_ages)
         for index, (conn, sock) in enumerate(lent):
             if timeout is not None:
                 # Blocking calls that give up after ``timeout`` (BlockingIOError): a
@@ -276,6 +285,28 @@ class BulkEngine:
             await _uncancellable(self._closing)
             raise
 
+    def _check_ages(self) -> None:
+        """The watchdog: a thread whose oldest request has waited ``timeout`` has its
+        stream shut down, so that its blocked call returns and the thread fails with a
+        RequestTimeoutError. A per-call socket timeout alone would let a server that
+        sends a byte now and then keep a request alive for ever."""
+        timeout = self._export.timeout
+        if timeout is None:  # (lifted meanwhile)
+            self._watch = None
+            return
+        now = time.monotonic()
+        for index, since in enumerate(self._oldest):
+            if self._ended[index].done() or self._expired[index]:
+                continue
+            if since is not None and now - since >= timeout:
+                self._expired[index] = True
+                with contextlib.suppress(OSError):  # given back (closed) meanwhile
+                    self._socks[index].shutdown(socket.SHUT_RDWR)
+        if all(f.done() for f in self._ended):
+            self._watch = None
+        else:
+            self._watch = self._loop.call_later(_watch_interval(timeout), self._check_ages)
+
     async def _close(self) -> None:
         with self._cond:
             self._stopping = True
@@ -297,6 +328,9 @@ class BulkEngine:
             await asyncio.gather(*self._ended)
         for thread in self._threads:
             thread.join()  # returning: its last act was to report it ended
+        if self._watch is not None:
+            self._watch.cancel()
+            self._watch = None
 
     # ---- on the threads ---------------------------------------------------------------
 
@@ -311,7 +345,7 @@ class BulkEngine:
         queue = self._queues[index]
         acked: list[int] = [0]  # writes the server acknowledged
         try:
-            self._drive(conn, sock, queue, acked)
+            self._drive(conn, sock, index, acked)
         except ProtocolError as exc:
             error = located(exc, conn.endpoint)
         except NbdError as exc:  # a timeout; the file of a FileRange shrank
@@ -327,17 +361,24 @@ class BulkEngine:
                 queue.clear()
             for job in queued:
                 self._finished(job.piece, False)
-        self._call(self._ended_on_loop, conn, sock, error, acked[0], ended)
+        self._oldest[index] = None  # nothing for the watchdog to look at any more
+        self._call(self._ended_on_loop, conn, sock, index, error, acked[0], ended)
 
     def _ended_on_loop(
         self,
         conn: Connection,
         sock: socket.socket,
+        index: int,
         error: NbdError | None,
         acked: int,
         ended: asyncio.Future[None],
     ) -> None:
         group = self._group
+        if error is None and self._expired[index]:
+            # The watchdog shut the stream down as the thread ended anyway.
+            error = ConnectionLostError(
+                f"connection to {conn.endpoint.display} ended by the request timeout"
+            )
         if acked:
             group.recovery.succeeded(conn, _WRITE, acked)
         if error is not None:
@@ -352,16 +393,20 @@ class BulkEngine:
         self,
         conn: Connection,
         sock: socket.socket,
-        queue: collections.deque[_Job],
+        index: int,
         acked: list[int],
     ) -> None:
-        """Send requests from ``queue`` (up to the connection's window) and receive
-        their replies, until stopped with nothing in flight. Raises on a failure of
-        the stream, after failing the pieces it had requests in flight for."""
+        """Send requests from the queue of thread ``index`` (up to the connection's
+        window) and receive their replies, until stopped with nothing in flight. Raises
+        on a failure of the stream, after failing the pieces it had requests in flight
+        for."""
         machine = conn.machine
         window = conn.window
         cond = self._cond
-        sent: dict[int, _Job] = {}  # by cookie, the requests in flight
+        queue = self._queues[index]
+        watched = self._export.timeout is not None
+        oldest = self._oldest
+        sent: dict[int, _Job] = {}  # by cookie, the requests in flight (oldest first)
         reads = 0  # of which READs
         peek = memoryview(bytearray(HEADER_PEEK))
         into_file = IntoFile()
@@ -395,6 +440,8 @@ class BulkEngine:
                             if command == _WRITE and reads:
                                 break
                             queue.popleft()
+                            if watched:
+                                job.sent_at = time.monotonic()
                             cookie, header = machine.request(
                                 command, request.offset, request.length, request.flags
                             )
@@ -412,6 +459,8 @@ class BulkEngine:
                         else:
                             cond.wait()
                 if out:
+                    if watched and oldest[index] is None:
+                        oldest[index] = next(iter(sent.values())).sent_at
                     _send(sock, out)
                     conn.requests += len(out)
                 target = machine.read_target()
@@ -431,15 +480,19 @@ class BulkEngine:
                         receive_exactly(sock, dest[at : at + target.length])
                     events = machine.payload_received(target.length)
                 conn.bytes_read += deliver(events, sent, done)
+                if watched and events:
+                    first = next(iter(sent.values()), None)
+                    oldest[index] = None if first is None else first.sent_at
         except BaseException as exc:
             into_file.close()
-            oldest = next(iter(sent.values()), None)
+            first = next(iter(sent.values()), None)
             for job in sent.values():
                 finished(job.piece, False)
-            if isinstance(exc, (TimeoutError, BlockingIOError)):  # SO_RCVTIMEO, SO_SNDTIMEO
+            expired = self._expired[index]  # the watchdog shut the stream down
+            if expired or isinstance(exc, (TimeoutError, BlockingIOError)):  # SO_*TIMEO
                 what = "a request"
-                if oldest is not None:
-                    r = oldest.request
+                if first is not None:
+                    r = first.request
                     what = describe(r.command, r.offset, r.length)
                 raise RequestTimeoutError(
                     f"{what} timed out after {self._export.timeout:g} s "
@@ -459,6 +512,11 @@ class BulkEngine:
     def _call(self, callback: Callable[..., None], *args: object) -> None:
         with contextlib.suppress(RuntimeError):  # the loop is closed: nobody waits
             self._loop.call_soon_threadsafe(callback, *args)
+
+
+def _watch_interval(timeout: float) -> float:
+    """How often the watchdog looks: a quarter of the timeout, between 50 ms and 1 s."""
+    return min(max(timeout / 4, 0.05), 1.0)
 
 
 def _settle(piece: _Piece) -> None:

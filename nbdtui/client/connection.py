@@ -28,7 +28,7 @@ import socket
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from nbdtui.client.files import send_file
+from nbdtui.client.files import own_descriptor, send_file
 from nbdtui.client.messages import located, requests_word
 from nbdtui.client.negotiate import DEFAULT_CONNECT_TIMEOUT, handshake
 from nbdtui.client.replies import deliver, request_error
@@ -319,9 +319,12 @@ class Connection:
             self.transport.write(header)
             self.bytes_written += len(payload)
             if isinstance(payload, FileRange):
-                sending = self._file_send = self._loop.create_task(self._send_file(payload))
+                # Not cancelled with the caller: the stream needs the whole payload, and
+                # the caller may close its file as soon as it is cancelled, so the send
+                # reads through a descriptor of its own.
+                own = own_descriptor(payload)
+                sending = self._file_send = self._loop.create_task(self._send_file(own))
                 try:
-                    # Not cancelled with the caller: the stream needs the whole payload.
                     await asyncio.wait([sending])
                 except BaseException:
                     pending.abandon()
@@ -410,6 +413,7 @@ class Connection:
                 )
             )
         finally:
+            payload.file.close()  # (its own descriptor, see submit)
             self._file_send = None
             if self._error is None:
                 self._flush()  # what was queued meanwhile

@@ -16,7 +16,7 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 
 from nbdtui.client.bulk import OpenBulk
@@ -431,14 +431,90 @@ class Export:
     async def extents(self, offset: int = 0, length: int | None = None) -> list[Extent]:
         """Allocation of the range (``base:allocation``): consecutive extents covering
         exactly ``offset+length`` (to the end of the export by default), neighbours with
-        equal flags merged. Without block status support: one data extent."""
+        equal flags merged. Without block status support: one data extent. A large
+        range of a fragmented export is many extents: :meth:`iter_extents` yields them
+        as they come instead."""
+        return [extent async for extent in self.iter_extents(offset, length)]
+
+    async def iter_extents(
+        self, offset: int = 0, length: int | None = None
+    ) -> AsyncIterator[Extent]:
+        """:meth:`extents`, yielded as the replies come: block status is asked for one
+        window (at most 1 GiB) at a time, from where the last reply ended, so memory
+        stays bounded whatever the server reports (each reply holds at most
+        ``MAX_STATUS_EXTENTS`` merged extents, see ``nbdtui.proto.client_transmission``)."""
         if length is None:
             length = max(self.size - offset, 0)
+        self._check_range(offset, length)
+        if length == 0:
+            return
+        if self.negotiated.context_id(BASE_ALLOCATION) is None:
+            yield Extent(offset, length, 0)
+            return
+        last: Extent | None = None  # held back until one of other flags follows
+        pos, end = offset, offset + length
+        while pos < end:
+            for extent in await self.allocation(pos, end - pos):
+                if last is not None and last.flags == extent.flags:
+                    last = Extent(last.offset, last.length + extent.length, extent.flags)
+                else:
+                    if last is not None:
+                        yield last
+                    last = extent
+                pos = extent.end
+        if last is not None:
+            yield last
+
+    async def allocation(self, offset: int, length: int) -> list[Extent]:
+        """What one block status reply says from ``offset``: consecutive extents (at
+        least one) starting there and ending at ``offset+length`` at the latest (the
+        server may describe less; ask again from where they end). At most 1 GiB is asked
+        at once, and a reply holds at most ``MAX_STATUS_EXTENTS`` merged extents."""
         self._check_range(offset, length)
         if length == 0:
             return []
         if self.negotiated.context_id(BASE_ALLOCATION) is None:
             return [Extent(offset, length, 0)]
+        step = self._aligned_down(NO_PAYLOAD_MAX)
+        statuses, conn = await self._group.perform(
+            Request(Command.BLOCK_STATUS, offset, min(length, step))
+        )
+        context = conn.context_id(BASE_ALLOCATION)  # may differ after a reconnect
+        mine = [s for s in statuses or () if s.context_id == context]
+        if not mine:
+            raise ProtocolError(
+                f"server sent no {BASE_ALLOCATION} status for {offset:#x} "
+                f"(server {self.endpoint.display})"
+            )
+        out: list[Extent] = []
+        pos, end = offset, offset + length
+        for ext_length, flags in mine[0].extents:
+            n = min(ext_length, end - pos)
+            if n <= 0:
+                break
+            if out and out[-1].flags == flags:
+                out[-1] = Extent(out[-1].offset, out[-1].length + n, flags)
+            else:
+                out.append(Extent(pos, n, flags))
+            pos += n
+        return out
+
+    async def context_extents(
+        self, context: str, offset: int = 0, length: int | None = None
+    ) -> list[Extent]:
+        """The extents of any meta context the server agreed to (opened with it in
+        ``ExportOptions.meta_contexts``: ``qemu:dirty-bitmap:NAME``,
+        ``qemu:allocation-depth``...): consecutive, covering exactly ``offset+length``,
+        neighbours with equal flags merged; ``Extent.flags`` are the context's own
+        values. Raises NotSupportedError when the server did not agree to ``context``."""
+        if length is None:
+            length = max(self.size - offset, 0)
+        self._check_range(offset, length)
+        if self.negotiated.context_id(context) is None:
+            raise NotSupportedError(
+                f"the server does not offer the meta context {context!r} "
+                f"(server {self.endpoint.display})"
+            )
         out: list[Extent] = []
         pos, end = offset, offset + length
         step = self._aligned_down(NO_PAYLOAD_MAX)
@@ -446,13 +522,13 @@ class Export:
             statuses, conn = await self._group.perform(
                 Request(Command.BLOCK_STATUS, pos, min(end - pos, step))
             )
-            context = conn.context_id(BASE_ALLOCATION)  # may differ after a reconnect
-            mine = [s for s in statuses or () if s.context_id == context]
-            if not mine:
+            ident = conn.context_id(context)  # may differ after a reconnect
+            mine = [s for s in statuses or () if s.context_id == ident]
+            if not mine or not mine[0].extents:
                 raise ProtocolError(
-                    f"server sent no {BASE_ALLOCATION} status for {pos:#x} "
-                    f"(server {self.endpoint.display})"
+                    f"server sent no {context} status for {pos:#x} (server {self.endpoint.display})"
                 )
+            start = pos
             for ext_length, flags in mine[0].extents:
                 n = min(ext_length, end - pos)
                 if n <= 0:
@@ -462,6 +538,11 @@ class Export:
                 else:
                     out.append(Extent(pos, n, flags))
                 pos += n
+            if pos == start:
+                raise ProtocolError(
+                    f"server sent an empty {context} extent at {pos:#x} "
+                    f"(server {self.endpoint.display})"
+                )
         return out
 
     # ---- misc ---------------------------------------------------------------------

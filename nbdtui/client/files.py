@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import errno
 import fcntl
+import io
 import os
 import socket
 
@@ -48,6 +49,16 @@ def write_zeroes(dest: FileRange, at: int, length: int) -> None:
 
 
 # ---- sending a FileRange ---------------------------------------------------------------
+
+
+def own_descriptor(payload: FileRange) -> FileRange:
+    """``payload`` read through a duplicate of its file's descriptor, which the caller
+    closes (``.file.close()``) once done with it: a send that outlives the caller who
+    owns the file (a cancelled write whose payload must still go out whole) never
+    touches a descriptor closed, or reused, meanwhile."""
+    own = io.FileIO(os.dup(payload.file.fileno()), "rb")
+    own.name = getattr(payload.file, "name", "the input file")
+    return FileRange(own, payload.offset, payload.length)
 
 
 async def send_file(

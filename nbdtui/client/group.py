@@ -40,6 +40,7 @@ from nbdtui.errors import (
     RequestTimeoutError,
 )
 from nbdtui.proto.client_events import BlockStatus, Negotiated
+from nbdtui.proto.constants import BASE_ALLOCATION
 from nbdtui.uri import Endpoint
 
 log = logging.getLogger("nbdtui.client.group")
@@ -144,6 +145,7 @@ class ExportGroup:
             self.endpoint,
             window=self.window,
             connect_timeout=self.connect_timeout if connect_timeout is None else connect_timeout,
+            meta_contexts=tuple(dict.fromkeys((BASE_ALLOCATION, *options.meta_contexts))),
             opener=options.opener,
             start_tls=options.start_tls,
         )

@@ -21,7 +21,10 @@ class ExportOptions:
     request; ``reconnect_delay`` is how long to keep reconnecting after a loss;
     ``opener`` and ``start_tls`` replace the registered transport and TLS upgrader;
     ``ssh`` reaches the target through an SSH host (used when the endpoint is resolved,
-    before the pool is asked). Invalid values raise ``ValueError`` here.
+    before the pool is asked). ``meta_contexts`` are asked for besides
+    ``base:allocation`` (``qemu:dirty-bitmap:NAME``...; see
+    :meth:`Export.context_extents <nbdtui.client.export.Export.context_extents>`).
+    Invalid values raise ``ValueError`` here.
     """
 
     connect_timeout: float | None = DEFAULT_CONNECT_TIMEOUT
@@ -32,6 +35,7 @@ class ExportOptions:
     opener: Opener | None = None
     start_tls: TlsUpgrader | None = None
     ssh: str | SshTarget | None = None
+    meta_contexts: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.window < 1:

@@ -129,6 +129,8 @@ class PendingRequest:
         self.dest = None
         if not self.future.done():
             self.future.cancel()
+        else:  # its outcome arrived before the caller could look: nobody will
+            consume(self.future)
 
 
 def consume(future: asyncio.Future[Any]) -> None:

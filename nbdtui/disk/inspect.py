@@ -19,7 +19,10 @@ Conventions:
   FAT directory entry stores them (time at 0x16, date at 0x18). Local time, no zone.
   ``"invalid"`` when a field is out of range.
 - FILETIME is a u64 LE count of 100 ns since 1601-01-01 UTC.
-- GUID is mixed-endian as on GPT disks and in Windows (``uuid.UUID(bytes_le=…)``).
+- GUID is mixed-endian as on GPT disks and in Windows (``uuid.UUID(bytes_le=…)``);
+  the "GPT type" row names it when it is a known partition type GUID.
+- Unsigned integer rows also carry the value itself (``Field.number``) for the editor
+  to show in hex and to follow as an offset or a sector.
 """
 
 from __future__ import annotations
@@ -31,6 +34,8 @@ import struct
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+
+from nbdtui.disk.partition_types import GPT_TYPES
 
 __all__ = ["MISSING", "Field", "inspect"]
 
@@ -45,6 +50,7 @@ class Field:
     name: str
     value: str
     size: int = 0  # bytes the row needs from the cursor on (text rows: at least)
+    number: int | None = None  # unsigned integer rows: the value (shown in hex, followed)
 
 
 def _float_text(value: float, packed: bytes, fmt: str) -> str:
@@ -151,11 +157,18 @@ def inspect(data: bytes) -> list[Field]:
     def add(name: str, size: int, make: Callable[[], str]) -> None:
         rows.append(Field(name, make() if n >= max(size, 1) else MISSING, size))
 
-    add("u8", 1, lambda: str(data[0]))
+    def add_unsigned(name: str, size: int, fmt: str) -> None:
+        number = struct.unpack_from(fmt, data)[0] if n >= size else None
+        rows.append(Field(name, MISSING if number is None else str(number), size, number))
+
+    add_unsigned("u8", 1, "B")
     add("i8", 1, lambda: str(struct.unpack_from("b", data)[0]))
     for name, code, size in _INTS:
         for order, prefix in (("LE", "<"), ("BE", ">")):
-            add(f"{name} {order}", size, functools.partial(_unpacked, prefix + code, data))
+            if name.startswith("u"):
+                add_unsigned(f"{name} {order}", size, prefix + code)
+            else:
+                add(f"{name} {order}", size, functools.partial(_unpacked, prefix + code, data))
     for name, code, size in (("float32", "f", 4), ("float64", "d", 8)):
         for order, prefix in (("LE", "<"), ("BE", ">")):
             fmt = prefix + code
@@ -171,5 +184,8 @@ def inspect(data: bytes) -> list[Field]:
     add("UNIX time i64 LE", 8, lambda: unix_time(struct.unpack_from("<q", data)[0]))
     add("DOS date/time", 4, lambda: dos_datetime(struct.unpack_from("<I", data)[0]))
     add("FILETIME", 8, lambda: filetime(struct.unpack_from("<Q", data)[0]))
-    add("GUID", 16, lambda: str(uuid.UUID(bytes_le=data[:16])).upper())
+    guid = str(uuid.UUID(bytes_le=data[:16])).upper() if n >= 16 else MISSING
+    rows.append(Field("GUID", guid, 16))
+    known = GPT_TYPES.get(guid, "unknown") if guid != MISSING else MISSING
+    rows.append(Field("GPT type", known, 16))
     return rows

@@ -90,6 +90,20 @@ def _hexpos(offset: int) -> str:
     return f"{offset} (0x{offset:x})"
 
 
+def _changed_byte(offset: int, current: bytes, *expected: bytes) -> str:
+    """``the byte at offset 18 (0x12) is 0x58, not 0x57``: the first byte of ``current``
+    that is none of the ``expected`` bytes at its place (the first that differs from
+    the first of them when each byte alone matches one)."""
+    for i, byte in enumerate(current):
+        if all(byte != e[i] for e in expected):
+            break
+    else:
+        i = next(i for i, byte in enumerate(current) if byte != expected[0][i])
+    wanted = " or ".join(dict.fromkeys(f"0x{e[i]:02x}" for e in expected))
+    where = f" (in the range at {_hexpos(offset)}, +{i})" if len(current) > 1 else ""
+    return f"the byte at offset {_hexpos(offset + i)} is 0x{current[i]:02x}, not {wanted}{where}"
+
+
 async def _journaled(
     export: Writable,
     journal: Journal,
@@ -150,8 +164,8 @@ async def commit(
         # A range already holding the new bytes was written by an earlier, failed commit.
         if current not in (r.old, r.new):
             raise ConflictError(
-                f"the bytes at offset {_hexpos(r.offset)} changed on the export since they "
-                "were read: reload (r) and edit again; nothing was written"
+                f"{_changed_byte(r.offset, current, r.old, r.new)}: it changed on the export "
+                "since it was read; reload (r) and edit again; nothing was written"
             )
     return await _journaled_write(
         export, journal, [JournalRange(r.offset, r.old, r.new) for r in ranges], note
@@ -184,8 +198,8 @@ async def revert(
             continue
         if current != r.new and not force:
             raise ConflictError(
-                f"the bytes at offset {_hexpos(r.offset)} are no longer the ones journal "
-                f"entry #{entry_id} wrote: nothing was reverted (force to override)"
+                f"{_changed_byte(r.offset, current, r.new)}: the bytes are no longer the "
+                f"ones journal entry #{entry_id} wrote; nothing was reverted (force to override)"
             )
         plan.append(JournalRange(r.offset, current, r.old))
     new_id = None

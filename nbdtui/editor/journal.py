@@ -10,6 +10,11 @@ always safe.
 Storage is SQLite in WAL mode with ``synchronous=FULL``: a transaction is on disk
 (the WAL fsync'd) when its COMMIT returns, so :meth:`Journal.record` is durable.
 Several processes may read and write the same journal at once.
+
+The journal holds other people's disk bytes: it is created 0600 in a directory 0700
+(:mod:`nbdtui.editor.private_files`), and its stored endpoint has no secrets
+(:func:`nbdtui.uri.without_secrets`). A file whose tables are not the journal's (another
+program's, or an nbdtui too different) is refused with a one-line error and left alone.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from nbdtui.editor.private_files import private_database
 from nbdtui.errors import JournalError
 from nbdtui.uri import without_secrets
 
@@ -96,13 +102,14 @@ class Journal:
         self.path = Path(path) if path is not None else default_path()
         self._lock = threading.Lock()
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            private_database(self.path, ours=path is None)
             self._db = sqlite3.connect(
                 self.path, timeout=timeout, isolation_level=None, check_same_thread=False
             )
         except (OSError, sqlite3.Error) as exc:
             raise JournalError(f"cannot open the undo journal {self.path}: {exc}") from exc
         try:
+            self._check_columns()  # before anything is changed in a file not ours
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=FULL")
             self._db.execute("PRAGMA foreign_keys=ON")
@@ -124,9 +131,24 @@ class Journal:
             except BaseException:
                 self._db.execute("ROLLBACK")
                 raise
+        except JournalError:
+            self._db.close()
+            raise
         except sqlite3.Error as exc:
             self._db.close()
             raise JournalError(f"cannot use the undo journal {self.path}: {exc}") from exc
+
+    def _check_columns(self) -> None:
+        """Refuse existing tables of the journal's names without the journal's columns."""
+        for table, wanted in _TABLE_COLUMNS.items():
+            rows = self._db.execute(f"PRAGMA table_info({table})").fetchall()
+            have = {row[1] for row in rows}
+            if rows and not wanted <= have:
+                missing = ", ".join(sorted(wanted - have))
+                raise JournalError(
+                    f"{self.path} is not an nbdtui undo journal (its table {table} has no"
+                    f" column {missing}); move it aside or give another file with --journal"
+                )
 
     def __enter__(self) -> Journal:
         return self
@@ -243,6 +265,10 @@ class Journal:
 
 
 _COLUMNS = "id, created, endpoint, export, state, note, updated, range_count, byte_count"
+_TABLE_COLUMNS = {
+    "entries": frozenset(_COLUMNS.split(", ")),
+    "ranges": frozenset(("entry_id", "seq", "offset", "old", "new")),
+}
 
 
 # The columns of _COLUMNS, in order.

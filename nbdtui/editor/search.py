@@ -1,53 +1,59 @@
-"""Searching an export for a byte pattern, forwards or backwards, from any offset.
+"""Searching an export for a byte pattern, forwards or backwards, from any offset,
+anywhere or only at an alignment (offsets ``≡ remainder (mod modulus)``).
 
 The export is read in chunks; the last ``len(pattern) - 1`` bytes of one chunk are kept
 in front of the next, so a match that crosses a chunk (or cache block) boundary is found.
 Regions that block status reports as reading zeros are never read: only their first and
 last bytes take part (as zeros), which is all a match can touch of them unless the
-pattern itself is made of zeros, in which case the first match sits at their edge
-anyway. A terabyte of holes is searched with a few block-status requests.
+pattern itself is made of zeros. Then its first (and last) match in the region is at its
+edge, or, searching at an alignment, at the first (last) aligned offset in it: those few
+bytes are added too. A terabyte of holes is searched with a few block-status requests.
 
-Patterns: hex bytes (``de ad be ef``, ``0xdeadbeef``, ``de,ad``) or text, either quoted
-(``"EFI PART"``) or with the dialog's text toggle (``text_mode=True``).
+The patterns themselves (hex or text, guessed or chosen) are read by
+:mod:`nbdtui.editor.pattern`.
 """
 
 from __future__ import annotations
 
-import re
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator
+from contextlib import aclosing
+from dataclasses import dataclass
 
 from nbdtui.editor.device import Searchable
 from nbdtui.editor.extents import spans
-from nbdtui.errors import PatternError
+from nbdtui.editor.pattern import MAX_PATTERN, Pattern, PatternError, parse_pattern
+
+__all__ = ["MAX_PATTERN", "Alignment", "PatternError", "Query", "find", "find_all", "parse_pattern"]
 
 CHUNK = 1 << 20
-MAX_PATTERN = 4096
 WINDOW = 1 << 30
+MAX_HITS = 1000  # find_all stops there
 
 Progress = Callable[[int, int], None]
 
 
-def parse_pattern(text: str, *, text_mode: bool = False) -> bytes:
-    """The bytes to look for (see the module docstring)."""
-    if text_mode:
-        pattern = text.encode()
-    elif len(text) >= 2 and text[0] in "\"'" and text[-1] == text[0]:
-        pattern = text[1:-1].encode()
-    else:
-        tokens = [t for t in re.split(r"[\s,]+", text.strip()) if t]
-        digits = "".join(t[2:] if t.lower().startswith("0x") else t for t in tokens)
-        if not digits:
-            raise PatternError('type hex bytes (de ad be ef) or quoted text ("EFI PART")')
-        if not re.fullmatch(r"[0-9a-fA-F]+", digits):
-            raise PatternError(f'not hex bytes: {text.strip()!r} (quote text: "{text.strip()}")')
-        if len(digits) % 2:
-            raise PatternError(f"odd number of hex digits in {text.strip()!r}")
-        pattern = bytes.fromhex(digits)
-    if not pattern:
-        raise PatternError("nothing to search for")
-    if len(pattern) > MAX_PATTERN:
-        raise PatternError(f"pattern longer than {MAX_PATTERN} bytes")
-    return pattern
+@dataclass(frozen=True)
+class Alignment:
+    """Only offsets ``o`` with ``o % modulus == remainder`` match."""
+
+    modulus: int
+    remainder: int = 0
+
+    def __post_init__(self) -> None:
+        if self.modulus <= 0:
+            raise ValueError("the alignment must be a positive number of bytes")
+        object.__setattr__(self, "remainder", self.remainder % self.modulus)
+
+    def up(self, offset: int) -> int:
+        """The first aligned offset at or after ``offset``."""
+        return offset + (self.remainder - offset) % self.modulus
+
+    def down(self, offset: int) -> int:
+        """The last aligned offset at or before ``offset``."""
+        return offset - (offset - self.remainder) % self.modulus
+
+    def __str__(self) -> str:
+        return f"0x{self.remainder:x} mod {self.modulus}"
 
 
 async def find(
@@ -57,6 +63,7 @@ async def find(
     *,
     backward: bool = False,
     size: int | None = None,
+    align: Alignment | None = None,
     progress: Progress | None = None,
     chunk: int = CHUNK,
 ) -> int | None:
@@ -70,35 +77,100 @@ async def find(
         start = min(start, size - m)
         if start < 0:
             return None
-        return await _backward(export, pattern, start, min(size, start + m), progress, chunk)
+        hi = min(size, start + m)
+        return await _backward(export, pattern, start, hi, align, progress, chunk)
     if start < 0 or start > size - m:
         return None
-    return await _forward(export, pattern, start, size, progress, chunk)
+    async with aclosing(_matches(export, pattern, start, size, align, progress, chunk)) as hits:
+        async for hit in hits:
+            return hit
+    return None
 
 
-async def _forward(
+async def find_all(
+    export: Searchable,
+    pattern: bytes,
+    *,
+    start: int = 0,
+    size: int | None = None,
+    align: Alignment | None = None,
+    limit: int = MAX_HITS,
+    progress: Progress | None = None,
+    chunk: int = CHUNK,
+) -> tuple[list[int], bool]:
+    """Every match from ``start`` on, in order (overlapping ones too), at most ``limit``;
+    and whether there were more."""
+    if not pattern:
+        raise ValueError("empty pattern")
+    size = export.size if size is None else size
+    hits: list[int] = []
+    if start < 0 or start > size - len(pattern):
+        return hits, False
+    async with aclosing(_matches(export, pattern, start, size, align, progress, chunk)) as found:
+        async for hit in found:
+            if len(hits) == limit:
+                return hits, True
+            hits.append(hit)
+    return hits, False
+
+
+def _hits(buf: bytes, pattern: bytes, i: int, base: int, align: Alignment | None) -> Iterator[int]:
+    """Indexes of ``pattern`` in ``buf`` from ``i`` on (``buf[0]`` is at offset ``base``)."""
+    while True:
+        if align is not None:
+            i = align.up(base + i) - base
+        hit = buf.find(pattern, i)
+        if hit < 0:
+            return
+        if align is None or (base + hit) % align.modulus == align.remainder:
+            yield hit
+        i = hit + 1
+
+
+async def _matches(
     export: Searchable,
     pattern: bytes,
     start: int,
     size: int,
+    align: Alignment | None,
     progress: Progress | None,
     chunk: int,
-) -> int | None:
+) -> AsyncGenerator[int, None]:
     keep = len(pattern) - 1
     base, buf = -1, b""
-    async for off, data in _pieces(export, start, size, len(pattern), chunk):
+    pos = start  # the first offset a match may begin at
+    zeros = not pattern.strip(b"\0")
+    async for off, data in _pieces(export, start, size, len(pattern), chunk, zeros, align):
         if off == base + len(buf):
             buf += data
         else:
             base, buf = off, data
-        hit = buf.find(pattern, max(0, start - base))
-        if hit >= 0:
-            return base + hit
-        cut = len(buf) - keep if keep else len(buf)
+        for hit in _hits(buf, pattern, max(0, pos - base), base, align):
+            yield base + hit
+            pos = base + hit + 1
+        cut = len(buf) - keep
         if cut > 0:
             base, buf = base + cut, buf[cut:]
         if progress:
             progress(max(0, off + len(data) - start), size - start)
+
+
+def _last_hit(
+    buf: bytes, pattern: bytes, end: int, base: int, align: Alignment | None
+) -> int | None:
+    """Index of the last ``pattern`` in ``buf`` that begins before ``end``."""
+    m = len(pattern)
+    while end > 0:
+        if align is not None:
+            end = align.down(base + end - 1) - base + 1
+            if end <= 0:
+                return None
+        hit = buf.rfind(pattern, 0, end - 1 + m)
+        if hit < 0:
+            return None
+        if align is None or (base + hit) % align.modulus == align.remainder:
+            return hit
+        end = hit
     return None
 
 
@@ -107,18 +179,20 @@ async def _backward(
     pattern: bytes,
     limit: int,
     hi: int,
+    align: Alignment | None,
     progress: Progress | None,
     chunk: int,
 ) -> int | None:
     keep = len(pattern) - 1
     base, buf = -1, b""
-    async for off, data in _pieces_backward(export, hi, len(pattern), chunk):
+    zeros = not pattern.strip(b"\0")
+    async for off, data in _pieces_backward(export, hi, len(pattern), chunk, zeros, align):
         if off + len(data) == base:
             base, buf = off, data + buf
         else:
             base, buf = off, data
-        hit = buf.rfind(pattern, 0, max(0, limit - base + len(pattern)))
-        if hit >= 0:
+        hit = _last_hit(buf, pattern, max(0, limit - base + 1), base, align)
+        if hit is not None:
             return base + hit
         buf = buf[:keep]
         if progress:
@@ -126,23 +200,44 @@ async def _backward(
     return None
 
 
-def _zero_edges(offset: int, length: int, m: int) -> tuple[tuple[int, int], ...]:
-    """The parts of a zero span a match can involve: ``(offset, length)`` pairs."""
+def _zero_pieces(
+    offset: int, end: int, m: int, zeros: bool, align: Alignment | None
+) -> list[tuple[int, int]]:
+    """The parts of the zero span ``[offset, end)`` a match can involve, in order and
+    apart: ``(offset, length)`` pairs (see the module docstring)."""
     edge = 2 * m
-    if length <= 2 * edge:
-        return ((offset, length),)
-    return ((offset, edge), (offset + length - edge, edge))
+    wanted = [(offset, min(end, offset + edge)), (max(offset, end - edge), end)]
+    if zeros and align is not None:  # the first and last aligned match inside
+        first, last = align.up(offset), align.down(end - m)
+        if first + m <= end:
+            wanted.append((first, first + m))
+        if last >= offset:
+            wanted.append((last, last + m))
+    merged: list[tuple[int, int]] = []
+    for lo, hi in sorted(wanted):
+        if merged and lo <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(merged[-1][1], hi))
+        elif hi > lo:
+            merged.append((lo, hi))
+    return [(lo, hi - lo) for lo, hi in merged]
 
 
 async def _pieces(
-    export: Searchable, start: int, end: int, m: int, chunk: int
+    export: Searchable,
+    start: int,
+    end: int,
+    m: int,
+    chunk: int,
+    zeros: bool,
+    align: Alignment | None,
 ) -> AsyncIterator[tuple[int, bytes]]:
     # Reads begin at a chunk boundary; bytes before ``start`` only matter when read.
     async for span in spans(export, start - start % chunk, end):
         if span.zero:
             lo = max(span.offset, start)
-            for off, length in _zero_edges(lo, span.end - lo, m) if lo < span.end else ():
-                yield off, bytes(length)
+            if lo < span.end:
+                for off, length in _zero_pieces(lo, span.end, m, zeros, align):
+                    yield off, bytes(length)
             continue
         pos = span.offset
         while pos < span.end:
@@ -152,7 +247,12 @@ async def _pieces(
 
 
 async def _pieces_backward(
-    export: Searchable, hi: int, m: int, chunk: int
+    export: Searchable,
+    hi: int,
+    m: int,
+    chunk: int,
+    zeros: bool,
+    align: Alignment | None,
 ) -> AsyncIterator[tuple[int, bytes]]:
     window = chunk
     while hi > 0:
@@ -162,7 +262,8 @@ async def _pieces_backward(
         found = [span async for span in spans(export, lo, hi)]
         for span in reversed(found):
             if span.zero:
-                for off, length in reversed(_zero_edges(span.offset, span.length, m)):
+                pieces = _zero_pieces(span.offset, span.end, m, zeros, align)
+                for off, length in reversed(pieces):
                     yield off, bytes(length)
                 continue
             pos = span.end
@@ -171,3 +272,20 @@ async def _pieces_backward(
                 yield pos - n, await export.read(pos - n, n)
                 pos -= n
         hi = lo
+
+
+@dataclass(frozen=True)
+class Query:
+    """One search as the dialog asked for it: what was typed, how it was read, where a
+    match may begin, and whether to list every match rather than jump to the next."""
+
+    text: str
+    mode: str  # "guess", "hex" or "text" (nbdtui.editor.pattern.MODES)
+    pattern: Pattern
+    align: Alignment | None = None
+    align_text: str = ""
+    list_all: bool = False
+
+    def describe(self) -> str:
+        where = f" at {self.align}" if self.align else ""
+        return self.pattern.describe() + where

@@ -169,3 +169,42 @@ def make_done(
     _s[2](ev, message)
     _s[3](ev, offset)
     return ev
+
+
+# ---- step by step: returned by OptionProbe.receive_data (nbdtui.proto.option_probe) ----
+
+
+@dataclass(frozen=True)
+class Greeted(ClientEvent):
+    """The server's greeting. ``style`` is ``"oldstyle"``, ``"newstyle"`` (not fixed) or
+    ``"newstyle-fixed"``; ``flags`` the handshake flags (newstyle) and ``info`` the
+    export an oldstyle server serves (it has no names and no options)."""
+
+    style: str
+    flags: int = 0
+    info: ExportInfo | None = None
+
+
+@dataclass(frozen=True)
+class OptionAnswered(ClientEvent):
+    """Every reply to one option: the intermediate ones decoded (``servers`` for LIST,
+    ``infos`` for INFO/GO as ``(type, value)`` pairs, ``contexts`` as ``(id, name)``),
+    then the final ``reply`` (ACK or an error, with the server's ``message``)."""
+
+    option: int
+    reply: int
+    message: str = ""
+    servers: tuple[tuple[str, str], ...] = ()
+    infos: tuple[tuple[int, object], ...] = ()
+    contexts: tuple[tuple[int, str], ...] = ()
+
+
+@dataclass(frozen=True)
+class ExportNameAnswered(ClientEvent):
+    """The server's answer to NBD_OPT_EXPORT_NAME: transmission begins."""
+
+    size: int
+    flags: int
+
+
+ProbeEvent = Greeted | OptionAnswered | ExportNameAnswered

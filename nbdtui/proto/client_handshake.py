@@ -84,7 +84,10 @@ STARTTLS (if ``tls``), STRUCTURED_REPLY (if asked), then either
 Errors (raised from ``receive_data``; afterwards every call raises the same error):
 
 * :class:`~nbdtui.errors.ProtocolError`: the server broke the protocol (bad magic,
-  impossible length, reply to an option that was not sent, ...).
+  impossible length, reply to an option that was not sent, ...), or sent more than
+  the caps allow (``MAX_OPTION_REPLIES`` and ``MAX_OPTION_REPLY_BYTES`` for the replies
+  to one option, ``MAX_HANDSHAKE_REPLY_BYTES`` for the whole handshake): memory stays
+  bounded whatever a server streams.
 * :class:`~nbdtui.errors.HandshakeError` and its subclasses ``TLSRequiredError`` and
   ``ExportNotFoundError``: the server refused something nbdtui needs. ``reply`` and
   ``option`` name the error reply and the option it answered (when there was one), and
@@ -149,6 +152,14 @@ _INTERMEDIATE = {
 }
 
 TLS_REQUIRED_MESSAGE = "server requires TLS: use nbds://"
+
+# Caps on what a server may make the client hold: the intermediate replies to one option
+# (their number, and their bytes on the wire, headers included), and those to all the
+# options of one handshake. A listing of 100,000 exports with their details stays well
+# under them; a server streaming replies without end meets them within a second.
+MAX_OPTION_REPLIES = 250_000
+MAX_OPTION_REPLY_BYTES = 32 << 20
+MAX_HANDSHAKE_REPLY_BYTES = 128 << 20
 
 
 class _State(enum.Enum):
@@ -265,7 +276,12 @@ class ClientHandshake:
         self._servers: list[tuple[str, str]] = []
         self._infos: list[wire.InfoItem] = []
         self._contexts: list[tuple[int, str]] = []
+        self._replies = 0  # intermediate replies to the option awaited, and their bytes
+        self._reply_bytes = 0
+        self._handshake_bytes = 0  # of the intermediate replies to every option so far
         self._unsupported: set[Option] = set()  # options answered with ERR_UNSUP
+        self._listed: int | None = None  # list mode: the exports NBD_OPT_LIST gave
+        self._described = 0  # and how many of them were asked about (details)
 
     # ---- public API ------------------------------------------------------------------
 
@@ -308,6 +324,17 @@ class ClientHandshake:
     @property
     def done(self) -> bool:
         return self._state is _State.DONE
+
+    @property
+    def listing(self) -> tuple[int, int | None] | None:
+        """Where a listing is, for a driver that gives up waiting: ``(exports received,
+        None)`` while NBD_OPT_LIST is answered, ``(exports described, exports listed)``
+        while the details are asked; ``None`` before the listing (and in connect mode)."""
+        if self._listed is not None:
+            return (self._described, self._listed)
+        if self._awaiting is Option.LIST:
+            return (len(self._servers), None)
+        return None
 
     def eof_error(self) -> NbdError | None:
         """What the driver should raise when the server closes the connection now.
@@ -454,6 +481,8 @@ class ClientHandshake:
                 f"server sent {wire.reply_name(reply)} to {wire.option_name(awaiting)} with "
                 f"a {length}-byte payload (at most {limit} bytes make sense)"
             )
+        if not final:
+            self._check_caps(awaiting, header.size + length)
         if reply == OptionReply.INFO and length >= 2:
             # Reject a bad length for known info types before buffering the payload.
             if len(buf) < header.size + 2:
@@ -466,6 +495,9 @@ class ClientHandshake:
         payload = bytes(buf[header.size : end])
         del buf[:end]
         if not final:
+            self._replies += 1
+            self._reply_bytes += end
+            self._handshake_bytes += end
             # ``reply`` is the intermediate type of the option awaited (checked above)
             if reply == OptionReply.SERVER:
                 self._servers.append(wire.decode_server(payload))
@@ -483,9 +515,30 @@ class ClientHandshake:
             message=message,
         )
         self._servers, self._infos, self._contexts = [], [], []
+        self._replies = self._reply_bytes = 0
         self._awaiting = None
         self._advance(result)
         return True
+
+    def _check_caps(self, awaiting: Option, size: int) -> None:
+        """Refuse one more intermediate reply of ``size`` bytes (header included) when
+        it would exceed a cap (checked before its payload is buffered)."""
+        name = wire.option_name(awaiting)
+        if self._replies >= MAX_OPTION_REPLIES:
+            raise ProtocolError(
+                f"server sent more than {MAX_OPTION_REPLIES} replies to {name}, "
+                "nbdtui's cap on the replies to one option"
+            )
+        if self._reply_bytes + size > MAX_OPTION_REPLY_BYTES:
+            raise ProtocolError(
+                f"server sent more than {_mib(MAX_OPTION_REPLY_BYTES)} of replies to {name}, "
+                "nbdtui's cap on the replies to one option"
+            )
+        if self._handshake_bytes + size > MAX_HANDSHAKE_REPLY_BYTES:
+            raise ProtocolError(
+                f"server sent more than {_mib(MAX_HANDSHAKE_REPLY_BYTES)} of option replies "
+                f"(the last to {name}), nbdtui's cap on one handshake"
+            )
 
     def _parse_export_name_reply(self) -> bool:
         end = _EXPORT_NAME_REPLY.size + (0 if self._no_zeroes else _ZEROES)
@@ -568,7 +621,9 @@ class ClientHandshake:
             reason = wire.refusal(reply.reply, reply.message)
             raise self._give_up(f"server refuses to list exports ({reason})", reply, Option.LIST)
         exports = []
-        for name, description in reply.servers:
+        self._listed = len(reply.servers)
+        for index, (name, description) in enumerate(reply.servers):
+            self._described = index
             contexts = info = None
             name_bytes = name.encode("utf-8")
             if self._list_details and structured and self._supported(Option.LIST_META_CONTEXT):
@@ -696,6 +751,10 @@ class ClientHandshake:
         """The error for a refusal by the server; queues NBD_OPT_ABORT (soft disconnect)."""
         self._outbox += wire.encode_option(Option.ABORT)
         return _handshake_error(text, cls=cls, reply=reply, option=option)
+
+
+def _mib(n: int) -> str:
+    return f"{n >> 20} MiB" if n % (1 << 20) == 0 else f"{n} bytes"
 
 
 def _handshake_error(

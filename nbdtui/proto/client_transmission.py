@@ -131,6 +131,14 @@ U64_MAX = 2**64 - 1
 # Fixed-size chunk payloads are buffered whole: refuse absurd lengths before buffering.
 # A block status chunk SHOULD hold at most 2**20 descriptors; accept twice that.
 MAX_BLOCK_STATUS_CHUNK = 4 + 8 * 2**21
+# What one block status chunk may make the client hold: its extents are merged as they
+# are parsed (neighbours of one kind become one), those past the end of the request are
+# dropped (only the one crossing it may be sent), and at most MAX_STATUS_EXTENTS merged
+# extents are kept (the caller asks again from where they end). One chunk per metadata
+# context is kept (the spec allows no more); a reply for more contexts than
+# MAX_STATUS_CONTEXTS is a protocol error.
+MAX_STATUS_EXTENTS = 1 << 17
+MAX_STATUS_CONTEXTS = 16
 MAX_ERROR_CHUNK = 6 + 0xFFFF + 8 + 4096
 
 # Plain ints for the hot paths (IntEnum/IntFlag operators are slow in Python 3.11).
@@ -172,6 +180,7 @@ class _InFlight:
     __slots__ = (
         "command",
         "content_chunks",
+        "contexts",
         "covered",
         "error",
         "error_offset",
@@ -192,6 +201,7 @@ class _InFlight:
         self.covered = 0
         self.content_chunks = 0
         self.statuses = 0
+        self.contexts: set[int] | None = None  # of the block status chunks kept
         self.error = 0
         self.message = ""
         self.error_offset: int | None = None
@@ -617,18 +627,27 @@ class ClientTransmission:
             events.append(Hole(cookie, offset, size))
         elif kind == _T_STATUS:
             (context,) = _U32.unpack_from(buf)
-            extents = tuple(_EXTENT.iter_unpack(memoryview(buf)[4:]))
-            for length, _flags in extents:
-                if length == 0:
-                    raise ProtocolError(
-                        f"block status extent of length 0 for {req.describe(cookie)}"
-                    )
-            if req.flags & _REQ_ONE and (len(extents) != 1 or extents[0][0] > req.length):
+            if req.flags & _REQ_ONE and (
+                len(buf) != 12 or _U32.unpack_from(buf, 4)[0] > req.length
+            ):
                 raise ProtocolError(
                     f"server ignored NBD_CMD_FLAG_REQ_ONE in its reply to {req.describe(cookie)}"
                 )
+            seen = req.contexts
+            if seen is None:
+                seen = req.contexts = set()
+            if context not in seen:  # (a second chunk for a context is not kept)
+                if len(seen) == MAX_STATUS_CONTEXTS:
+                    raise ProtocolError(
+                        f"server sent block status for more than {MAX_STATUS_CONTEXTS} "
+                        f"metadata contexts in its reply to {req.describe(cookie)}"
+                    )
+                seen.add(context)
+                # (in place: the views are released before the buffer is cleared)
+                with memoryview(buf) as whole, whole[4:] as raw:
+                    extents = _status_extents(raw, req.length, req, cookie)
+                events.append(BlockStatus(cookie, context, extents))
             req.statuses += 1
-            events.append(BlockStatus(cookie, context, extents))
         else:
             self._parse_error_chunk(kind, buf, req, cookie, events)
         self._end_chunk(events)
@@ -690,6 +709,35 @@ class ClientTransmission:
         self._need = SIMPLE_REPLY_HEADER_SIZE
         if self._buf:
             self._buf.clear()
+
+
+def _status_extents(
+    raw: memoryview, length: int, req: _InFlight, cookie: int
+) -> tuple[tuple[int, int], ...]:
+    """The extents of a block status chunk for a request of ``length`` bytes: merged,
+    cut after the one that reaches ``length``, at most MAX_STATUS_EXTENTS of them."""
+    out: list[tuple[int, int]] = []
+    covered = 0
+    run = kind = -1  # the length and flags of the last extent kept
+    items = _EXTENT.iter_unpack(raw)
+    try:
+        for n, flags in items:
+            if n == 0:
+                raise ProtocolError(f"block status extent of length 0 for {req.describe(cookie)}")
+            if flags == kind:
+                run += n
+                out[-1] = (run, kind)
+            elif len(out) == MAX_STATUS_EXTENTS:
+                break
+            else:
+                run, kind = n, flags
+                out.append((n, flags))
+            covered += n
+            if covered >= length:
+                break
+    finally:
+        del items  # (its hold on ``raw`` ends here, even when an error is raised)
+    return tuple(out)
 
 
 def _decode_message(raw: _Buffer) -> str:

@@ -38,7 +38,15 @@ class ExportInfo:
 
     @property
     def read_only(self) -> bool:
-        return self._has(TF.READ_ONLY)
+        # Honoured even without HAS_FLAGS (as libnbd does): a server that says its export
+        # is read-only but forgot HAS_FLAGS must not be written to.
+        return bool(self.flags & TF.READ_ONLY)
+
+    @property
+    def flags_without_has_flags(self) -> bool:
+        """The server sent transmission flags but not HAS_FLAGS, which the spec says it
+        must always set: READ_ONLY is honoured, no other capability is assumed."""
+        return bool(self.flags) and not self.flags & TF.HAS_FLAGS
 
     @property
     def rotational(self) -> bool:

@@ -22,16 +22,25 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 from textual import work
 from textual.app import App, SystemCommand
 from textual.binding import Binding, BindingType
+from textual.notifications import SeverityLevel
 from textual.screen import Screen
 
-from nbdtui.errors import HandshakeError, NbdError, TLSRequiredError, UriError
+from nbdtui.errors import (
+    ExportNotFoundError,
+    HandshakeError,
+    NbdError,
+    TLSRequiredError,
+    UriError,
+)
+from nbdtui.present.terminal_text import terminal_text
 from nbdtui.tui.dialogs.confirm import ConfirmDialog
 from nbdtui.tui.dialogs.login_prompts import PromptHooks, for_the_tui
 from nbdtui.tui.dialogs.switcher import SwitcherScreen
 from nbdtui.tui.markup import shown_name
 from nbdtui.tui.screens.connect import ConnectScreen
 from nbdtui.tui.screens.export_info import ExportScreen
-from nbdtui.tui.screens.help import HelpScreen
+from nbdtui.tui.screens.fleet import FleetScreen
+from nbdtui.tui.screens.help import HelpScreen, class_bindings
 from nbdtui.tui.screens.pool_monitor import PoolScreen
 from nbdtui.tui.screens.remote_exports import ServerScreen
 from nbdtui.tui.session import Session
@@ -39,6 +48,7 @@ from nbdtui.uri import Endpoint, parse
 
 if TYPE_CHECKING:
     from nbdtui.client.export import Export
+    from nbdtui.editor.bookmarks import Bookmarks
     from nbdtui.editor.journal import Journal
     from nbdtui.proto.client_events import ExportsListed
     from nbdtui.server.demo_exports import DemoThread
@@ -54,11 +64,12 @@ RECONNECT_DELAY = 30.0
 
 # Screen[Any]: a mode's stack holds screens of any result type (Textual's own typing).
 def pending_edits_of(screen: Screen[Any]) -> int:
-    """How many pending edits ``screen`` reports (0 when it has none or cannot tell)."""
-    probe = getattr(screen, "has_pending_edits", None)
-    if callable(probe):
-        return 1 if probe() else 0
+    """How many pending edits ``screen`` reports (0 when it has none or cannot tell): its
+    ``pending_edits`` count when it has one, else 1 when ``has_pending_edits()``."""
     value = getattr(screen, "pending_edits", None)
+    probe = getattr(screen, "has_pending_edits", None)
+    if value is None and callable(probe):
+        return 1 if probe() else 0
     if callable(value):
         value = value()
     if value is None or isinstance(value, bool):
@@ -104,9 +115,11 @@ class NbdtuiApp(App[int]):
         ssh: str | None = None,
         ssh_accept_new: bool = False,
         reconnect_delay: float = RECONNECT_DELAY,
+        inventory: str | None = None,
     ) -> None:
         super().__init__()
         self.start_uri = uri
+        self.inventory = inventory  # --inventory FILE: the fleet screen opens first
         self.start_ssh = ssh  # "[user@]host[:port]" to reach start_uri through (--ssh)
         # --ssh-accept-new: unknown SSH host keys are trusted and saved without asking
         self.ssh_accept_new = ssh_accept_new
@@ -119,9 +132,29 @@ class NbdtuiApp(App[int]):
         self.journal: Journal | Literal[False] | None = journal  # False: cannot open one
         self.sessions: dict[str, Session] = {}
         self._history: History | Literal[False] | None = history  # False: none possible
+        self._bookmarks: Bookmarks | Literal[False] | None = None  # False: none possible
         self._modes_made = itertools.count(1)
         self._demo: DemoThread | None = None
         self.add_mode(MAIN, self._make_connect_screen)
+
+    def notify(
+        self,
+        message: str,
+        *,
+        title: str = "",
+        severity: SeverityLevel = "information",
+        timeout: float | None = None,
+        markup: bool = True,
+    ) -> None:
+        """Every notification is plain text: its message often quotes a server (an export
+        name, an error message), so neither markup nor control characters act."""
+        super().notify(
+            terminal_text(message, backslash=False),
+            title=terminal_text(title, backslash=False),
+            severity=severity,
+            timeout=timeout,
+            markup=False,
+        )
 
     # ---- history (recent endpoints)
 
@@ -135,6 +168,9 @@ class NbdtuiApp(App[int]):
             except Exception as exc:  # a read-only home must not stop the app
                 self._history = False
                 self.notify(f"recent endpoints are not remembered: {exc}", severity="warning")
+        if self._history and self._history.warning:  # a file of another layout, set aside
+            self.notify(self._history.warning, severity="warning", timeout=10)
+            self._history.warning = None
         return self._history or None
 
     def recent_uris(self) -> list[str]:
@@ -177,6 +213,8 @@ class NbdtuiApp(App[int]):
     def on_mount(self) -> None:
         # SSH passwords, passphrases and unknown host keys are asked in modals.
         self._prompts = PromptHooks(self).install()
+        if self.inventory:
+            self.show_fleet(self.inventory)
         if self.start_uri:
             self.open_target(self.start_uri, self.start_ssh)
 
@@ -189,7 +227,7 @@ class NbdtuiApp(App[int]):
                 await login.aclose()
         if self._demo is not None:
             await asyncio.to_thread(self._demo.stop)
-        for store in (self._history, self.journal):
+        for store in (self._history, self.journal, self._bookmarks):
             if store:
                 with contextlib.suppress(Exception):
                     store.close()
@@ -198,6 +236,25 @@ class NbdtuiApp(App[int]):
         self.notify(text, title=title, severity="error", timeout=8)
         if self.current_mode == MAIN:
             self.connect_screen.show_status(text, error=True)
+
+    # ---- the fleet screen
+
+    def show_fleet(self, path: str) -> None:
+        from nbdtui.client.diagnosis.inventory import read_inventory, without_duplicates
+
+        try:
+            targets, problems = read_inventory(path)
+        except OSError as exc:
+            self._fail(f"{path}: {exc.strerror or exc}", title="Inventory")
+            return
+        targets, repeated = without_duplicates(targets)
+        problems += repeated
+        self.push_screen(
+            FleetScreen(targets, problems, name=path, connect_timeout=self.connect_timeout)
+        )
+
+    def on_fleet_screen_open_requested(self, event: FleetScreen.OpenRequested) -> None:
+        self.open_exports(event.endpoint, [event.endpoint.export])
 
     # ---- connecting
 
@@ -247,7 +304,12 @@ class NbdtuiApp(App[int]):
                     return
                 if listed is not None and len(listed.exports) == 1:
                     endpoint = endpoint.with_export(listed.exports[0].name)
-            session = await self.open_session(endpoint)
+            try:
+                session = await self.open_session(endpoint)
+            except ExportNotFoundError as exc:
+                if not await self._offer_the_list(endpoint, exc):
+                    raise
+                return
             self._remember(text)
             negotiated = session.export.negotiated
             self.connect_screen.show_opened(shown_name(session.export.name), endpoint, negotiated)
@@ -255,6 +317,37 @@ class NbdtuiApp(App[int]):
             await self.open_editor(session, 0)
         except Exception as exc:
             self._fail(_message(exc))
+
+    async def _offer_the_list(self, endpoint: Endpoint, error: ExportNotFoundError) -> bool:
+        """The export does not exist: show the server's exports instead, when it lists
+        them (whether it did)."""
+        try:
+            listed = await self._list_or_none(endpoint.with_export(""))
+        except NbdError:  # the listing failed too: the missing export is what to say
+            return False
+        if listed is None or not listed.exports:
+            return False
+        self._remember(endpoint.with_export("").uri)
+        self.connect_screen.show_status("")
+        await self.show_server(endpoint.with_export(""), listed)
+        count = len(listed.exports)
+        self.notify(
+            f"{for_the_tui(str(error))}: the server has {count} export{'s' if count != 1 else ''}"
+            ", listed here.",
+            title="No such export",
+            severity="warning",
+            timeout=8,
+        )
+        return True
+
+    def open_exports_of(self, endpoint: Endpoint) -> dict[str, int]:
+        """The exports of ``endpoint``'s server open here: name → pending edit count."""
+        server = endpoint.with_export("")
+        return {
+            session.endpoint.export: self.pending_edits([session.mode])
+            for session in self.sessions.values()
+            if session.endpoint.with_export("") == server
+        }
 
     async def _hold_ssh_login(self, endpoint: Endpoint) -> None:
         """Log in to the SSH host of an nbd+ssh endpoint and keep that connection until
@@ -293,7 +386,7 @@ class NbdtuiApp(App[int]):
                 return
         while len(self.screen_stack) > 1:
             await self.pop_screen()
-        await self.push_screen(ServerScreen(endpoint, listed))
+        await self.push_screen(ServerScreen(endpoint, listed, self.open_exports_of))
 
     def on_server_screen_refresh_requested(self, event: ServerScreen.RefreshRequested) -> None:
         self.refresh_server(event.screen)
@@ -414,7 +507,12 @@ class NbdtuiApp(App[int]):
         if self.current_mode != session.mode:
             await self.switch_mode(session.mode)
         if editor is None:
-            editor = EditorScreen(session.export, journal=self._journal(), sector_size=512)
+            editor = EditorScreen(
+                session.export,
+                journal=self._journal(),
+                sector_size=512,
+                bookmarks=self.bookmarks(),
+            )
             await self.push_screen(editor)
         else:
             while self.screen is not editor:
@@ -432,6 +530,21 @@ class NbdtuiApp(App[int]):
                 self.journal = False
                 self.notify(f"no undo journal: {_message(exc)}", severity="warning", timeout=8)
         return self.journal or None
+
+    def bookmarks(self) -> Bookmarks | None:
+        """The editor's bookmarks, in the database of the recent endpoints (a table of
+        their own), opened on first use."""
+        if self._bookmarks is None:
+            try:
+                from nbdtui.editor.bookmarks import Bookmarks
+                from nbdtui.tui.history import default_path
+
+                history = self.history
+                self._bookmarks = Bookmarks(history.path if history else default_path())
+            except Exception as exc:
+                self._bookmarks = False
+                self.notify(f"bookmarks are not kept: {exc}", severity="warning", timeout=8)
+        return self._bookmarks or None
 
     def stack_of(self, mode: str) -> list[Screen[Any]]:
         """The screens of ``mode`` (none when the mode was never shown or is gone)."""
@@ -517,19 +630,27 @@ class NbdtuiApp(App[int]):
         return rows
 
     def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:
-        yield from super().get_system_commands(screen)
-        yield SystemCommand("Connections", "Every connection, live (F2)", self.action_pool)
-        yield SystemCommand("Switch export", "Go to another open export (F3)", self.action_exports)
-        yield SystemCommand(
-            "Keys", "Every key of this screen and of the app (F1)", self.action_help
-        )
-        yield SystemCommand("Demo", "Start the embedded demo server and open it", self.open_demo)
+        # The editor binds F3 itself (find next): then the palette does not say F3.
+        f3 = "" if any(b.key == "f3" for b in class_bindings(screen)) else " (F3)"
+        ours = [
+            SystemCommand("Connections", "Every connection, live (F2)", self.action_pool),
+            SystemCommand("Switch export", f"Go to another open export{f3}", self.action_exports),
+            SystemCommand("Keys", "Every key of this screen and of the app (F1)", self.action_help),
+            SystemCommand("Demo", "Start the embedded demo server and open it", self.open_demo),
+        ]
+        # Each command once: ours replaces Textual's of the same name (its "Keys" panel).
+        titles = {command.title for command in ours}
+        yield from (c for c in super().get_system_commands(screen) if c.title not in titles)
+        yield from ours
 
     def action_exports(self) -> None:
         if isinstance(self.screen, SwitcherScreen):
             return
         entries = [(MAIN, "Connect / server")]
-        entries += [(s.mode, s.label) for s in self.sessions.values()]
+        for session in self.sessions.values():
+            pending = self.pending_edits([session.mode])
+            note = f"  ·  {pending} pending edit{'s' if pending != 1 else ''}" if pending else ""
+            entries.append((session.mode, session.label + note))
 
         def chosen(mode: str | None) -> None:
             if mode:
@@ -569,7 +690,7 @@ def create_app(
     the user's config dir), ``connect_timeout``, ``window``, ``journal``, ``ssh`` (the
     SSH host to reach ``uri`` through), ``ssh_accept_new`` (trust unknown host keys
     without asking), ``reconnect_delay`` (seconds to keep reconnecting after a drop;
-    default 30).
+    default 30), ``inventory`` (a file of endpoints: the fleet screen opens first).
     """
     return NbdtuiApp(uri, demo_uris=demo_uris, **options)
 

@@ -6,6 +6,7 @@ import contextlib
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from nbdtui.present.terminal_text import terminal_text
 from nbdtui.tui.markup import shown_name
 from nbdtui.uri import Endpoint
 
@@ -24,4 +25,4 @@ class Session:
 
     @property
     def label(self) -> str:
-        return f"{shown_name(self.export.name)}  —  {self.endpoint.display}"
+        return f"{shown_name(self.export.name)}  —  {terminal_text(self.endpoint.display)}"

@@ -240,7 +240,7 @@ async def test_list_show_and_revert_a_finished_commit(disk, tmp_path):
     refused = await asyncio.to_thread(
         run_cli, "journal", "revert", str(entry), "--journal", str(journal_path)
     )
-    assert_one_line_error(refused, 1, "offset 16 (0x10)", "--force")
+    assert_one_line_error(refused, 1, "the byte at offset 17 (0x11) is 0x3f, not 0x45", "--force")
     assert (await asyncio.to_thread(oracle, "nbdcopy", server.uri, "-"))[16:20] == b"N?W!"
     forced = await asyncio.to_thread(
         run_cli, "journal", "revert", str(entry), "--force", "--journal", str(journal_path)
@@ -274,6 +274,38 @@ def test_show_json_and_missing_entry(tmp_path):
     missing = run_cli("journal", "show", "99", "--journal", str(journal_path))
     assert_one_line_error(missing, 1, "no entry 99")
     empty = run_cli("journal", "list", "--journal", str(tmp_path / "new.sqlite3"))
-    assert empty.returncode == 0 and "has no entries" in empty.text
+    assert empty.returncode == 0 and "no entries" in empty.text
+    assert not (tmp_path / "new.sqlite3").exists()  # reading never creates a journal
     bad = run_cli("journal", "frobnicate")
     assert bad.returncode == 2 and bad.stderr.startswith("nbdtui: ")
+
+
+def test_reading_a_missing_journal_creates_nothing(monkeypatch, tmp_path):
+    data = tmp_path / "data"
+    monkeypatch.setenv("XDG_DATA_HOME", str(data))
+    listed = run_cli("journal", "list")
+    assert listed.returncode == 0, listed.stderr
+    assert (
+        listed.text
+        == f"there is no undo journal at {data / 'nbdtui' / 'journal.sqlite3'}: no entries\n"
+    )
+    as_json = run_cli("journal", "list", "--json")
+    assert as_json.returncode == 0 and as_json.json() == []
+    shown = run_cli("journal", "show", "1")
+    assert_one_line_error(shown, 1, "there is no undo journal at", "so no entry 1")
+    reverted = run_cli("journal", "revert", "1")
+    assert_one_line_error(reverted, 1, "there is no undo journal at")
+    assert not data.exists()  # neither the file nor its directory
+
+
+def test_a_journal_of_another_layout_is_a_one_line_error(tmp_path):
+    path = tmp_path / "journal.sqlite3"
+    import sqlite3
+
+    db = sqlite3.connect(path)
+    db.execute("CREATE TABLE entries (id INTEGER PRIMARY KEY, blob BLOB)")
+    db.commit()
+    db.close()
+    for action in (["list"], ["list", "--json"], ["show", "1"]):
+        result = run_cli("journal", *action, "--journal", str(path))
+        assert_one_line_error(result, 1, f"{path} is not an nbdtui undo journal", "--journal")

@@ -151,6 +151,9 @@ def test_refused_connection_is_exit_1(unused_tcp_port):
 
 def test_bad_endpoint_is_exit_2():
     assert_one_line_error(nbdtui("info", "nbdx://host/x"), 2, "unknown scheme 'nbdx'")
+    missing_colon = nbdtui("info", "nbd//bad")
+    assert_one_line_error(missing_colon, 2, "did you mean nbd://bad?")
+    assert "nbd://nbd//" not in missing_colon.stderr
     assert_one_line_error(nbdtui("info", "nbd+unix:///x"), 2, "socket")
 
 

@@ -50,6 +50,10 @@ def test_read_to_file_with_size_suffixes(populated, tmp_path):
     result = nbdtui("read", server.uri, "--offset", "2s", "--length", "1K", "-o", str(out))
     assert result.returncode == 0, result.stderr
     assert out.read_bytes() == data[1024:2048]
+    # The editor's goto syntax too: s before the number (s2 = 2s = sector 2).
+    result = nbdtui("read", server.uri, "--offset", "s2", "--length", "s1", "-o", "-")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == data[1024:1536]
 
 
 def test_read_large_from_qemu_nbd_crosses_payload_limit(qemu_nbd, make_image, tmp_path):

@@ -248,6 +248,24 @@ async def test_pool_connections_share_one_ssh_connection(ssh_home, disk):
     assert "Disconnected from user" in ssh_home.output()
 
 
+async def test_two_sockets_on_one_ssh_host_each_reach_their_own_server(ssh_home, nbdkit):
+    """One SSH connection, two channels: each goes to its own endpoint's socket (not to
+    the socket of the endpoint that opened the SSH connection)."""
+    import nbdtui.client as client
+    from nbdtui.client.transport.ssh.tunnel import ssh_connections
+
+    small = nbdkit("pattern", "1M", unix=True)
+    big = nbdkit("memory", "3M", unix=True)
+    async with (
+        client.open(ssh_home.nbd_ssh_uri("", small.socket)) as a,
+        client.open(ssh_home.nbd_ssh_uri("", big.socket)) as b,
+    ):
+        assert ssh_connections().count() == 1
+        assert (a.size, b.size) == (MiB, 3 * MiB)
+        assert await a.read(8, 8) == (8).to_bytes(8, "big")  # the pattern plugin's bytes
+        assert await b.read(8, 8) == bytes(8)
+
+
 def _listening_inodes() -> set[int]:
     inodes = set()
     for table in ("/proc/net/tcp", "/proc/net/tcp6"):

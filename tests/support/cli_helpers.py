@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
 import sys
+import time
 from dataclasses import dataclass
 
 
@@ -41,3 +44,43 @@ def assert_one_line_error(result: Result, code: int, *needles: str) -> None:
     assert "Traceback" not in result.stderr
     for needle in needles:
         assert needle in lines[0], (needle, lines[0])
+
+
+@dataclass
+class Measured(Result):
+    seconds: float  # wall-clock time
+    peak_rss: int  # bytes: the most the process ever held in memory
+
+
+# Runs the command and reports its peak RSS as the last line of stderr. A small process
+# of its own starts it: a child's ru_maxrss counts the memory of the process it was
+# forked from (Linux keeps the high-water mark across exec), and a test's process is big.
+_MEASURE = """
+import resource, subprocess, sys
+code = subprocess.call(sys.argv[1:])
+sys.stderr.write(f"\\nMAXRSS {resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss}\\n")
+sys.exit(code)
+"""
+
+
+def nbdtui_measured(*args: str, timeout: float = 60) -> Measured:
+    """:func:`nbdtui`, also measuring the wall-clock time and the peak RSS of the
+    process. Killed (with its measuring parent) after ``timeout`` seconds."""
+    command = [sys.executable, "-c", _MEASURE, sys.executable, "-m", "nbdtui", *args]
+    started = time.monotonic()
+    proc = subprocess.Popen(
+        command,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.communicate()
+        raise AssertionError(f"nbdtui {' '.join(args)} still ran after {timeout} s") from None
+    seconds = time.monotonic() - started
+    stderr, _, peak = err.decode().rpartition("\nMAXRSS ")
+    return Measured(proc.returncode, out, stderr, seconds, int(peak) * 1024)

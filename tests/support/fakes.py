@@ -1,9 +1,11 @@
 """Stand-ins shared by several test modules.
 
-- :class:`Peer` and :func:`serve_fake_nbd`: fake NBD servers -- real sockets
+- :class:`Peer` and :class:`FakeNbdServers`: fake NBD servers -- real sockets
   (``asyncio.start_server``) that do a minimal fixed-newstyle handshake and then play a
   scenario that sends what no real server would (the ``fake_server`` fixture of
-  ``tests/conftest.py`` starts them);
+  ``tests/conftest.py`` starts them); with a handshake scenario (a
+  :class:`HandshakePeer`) they play the handshake too: floods of option replies, broken
+  transmission flags;
 - :class:`MemoryExport` (with :class:`FakeInfo`): an in-memory stand-in for
   ``nbdtui.client.api.Export`` for unit tests of the editor core: sparse data (a dict of
   4 KiB pages; absent pages are holes reading as zeros), so a 1 TiB export costs nothing;
@@ -28,6 +30,7 @@ from nbdtui.proto.constants import (
     OPTION_REPLY_MAGIC,
     SIMPLE_REPLY_MAGIC,
     STRUCTURED_REPLY_MAGIC,
+    ChunkType,
     Command,
     Option,
     OptionReply,
@@ -71,6 +74,54 @@ class Peer:
 Scenario = Callable[[Peer], Awaitable[None]]
 
 
+class HandshakePeer:
+    """The handshake of one client, seen from a fake server that plays it itself (a
+    *handshake scenario*: ``FakeNbdServers.start(handshake=...)``)."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader, self.writer = reader, writer
+
+    async def greet(self) -> None:
+        """The fixed-newstyle greeting (NO_ZEROES offered); reads the client's flags."""
+        self.writer.write(struct.pack(">QQH", NBDMAGIC, IHAVEOPT, 3))
+        await self.reader.readexactly(4)
+
+    async def option(self) -> tuple[int, bytes]:
+        """The client's next option: (option, payload)."""
+        _, option, length = struct.unpack(">QII", await self.reader.readexactly(16))
+        return option, await self.reader.readexactly(length)
+
+    def reply(self, option: int, reply: int, payload: bytes = b"") -> None:
+        self.writer.write(
+            struct.pack(">QIII", OPTION_REPLY_MAGIC, option, reply, len(payload)) + payload
+        )
+
+    async def until(self, wanted: int) -> bytes:
+        """Answer the options before ``wanted`` as a plain server would (ACK to
+        STRUCTURED_REPLY, ERR_UNSUP to the rest); the payload of ``wanted``."""
+        while True:
+            option, payload = await self.option()
+            if option == wanted:
+                return payload
+            ok = option == Option.STRUCTURED_REPLY
+            self.reply(option, OptionReply.ACK if ok else OptionReply.ERR_UNSUP)
+
+    def go(self, size: int = FAKE_SIZE, flags: int = FAKE_FLAGS) -> None:
+        """A successful reply to NBD_OPT_GO: NBD_INFO_EXPORT, then ACK."""
+        self.reply(Option.GO, OptionReply.INFO, struct.pack(">HQH", 0, size, flags))
+        self.reply(Option.GO, OptionReply.ACK)
+
+    async def flood(self, message: bytes, *, batch: int = 1 << 16) -> None:
+        """Send ``message`` again and again until the client goes away."""
+        block = message * max(1, batch // len(message))
+        while True:
+            self.writer.write(block)
+            await self.writer.drain()
+
+
+HandshakeScenario = Callable[[HandshakePeer], Awaitable[None]]
+
+
 async def _option_reply(
     writer: asyncio.StreamWriter, option: int, reply: int, payload: bytes = b""
 ) -> None:
@@ -105,16 +156,30 @@ class FakeNbdServers:
         self.errors: list[BaseException] = []
         self.tasks: list[asyncio.Task[None]] = []
 
-    async def start(self, scenario: Scenario, *, structured: bool = True) -> str:
-        """Serve ``scenario`` (run after the handshake with a :class:`Peer`); the URI."""
+    async def start(
+        self,
+        scenario: Scenario | None = None,
+        *,
+        structured: bool = True,
+        handshake: HandshakeScenario | None = None,
+    ) -> str:
+        """Serve ``scenario`` (run after the handshake with a :class:`Peer`); the URI.
+
+        With ``handshake``, the fake plays that instead of its minimal handshake (with a
+        :class:`HandshakePeer`), then ``scenario`` if any.
+        """
 
         async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
             task = asyncio.current_task()
             if task is not None:
                 self.tasks.append(task)
             try:
-                await _handshake(reader, writer, structured=structured)
-                await scenario(Peer(reader, writer))
+                if handshake is None:
+                    await _handshake(reader, writer, structured=structured)
+                else:
+                    await handshake(HandshakePeer(reader, writer))
+                if scenario is not None:
+                    await scenario(Peer(reader, writer))
                 await writer.drain()
             except (asyncio.IncompleteReadError, ConnectionError, asyncio.CancelledError):
                 pass  # the client went away, or the test is over
@@ -134,6 +199,158 @@ class FakeNbdServers:
             task.cancel()
         await asyncio.gather(*self.tasks, return_exceptions=True)
         return self.errors
+
+
+# --------------------------------------------------------------------------- hostile servers
+# Scenarios of servers that flood, drip or break the rules (issue 13), shared by
+# tests/integration/test_hostile_cli.py and `bench/soak.py --hostile`.
+
+MiB = 1024 * 1024
+
+
+def option_reply(option: int, reply: int, payload: bytes = b"") -> bytes:
+    return struct.pack(">QIII", OPTION_REPLY_MAGIC, option, reply, len(payload)) + payload
+
+
+def server_reply(name: bytes, description: bytes = b"") -> bytes:
+    """An NBD_REP_SERVER reply to NBD_OPT_LIST."""
+    payload = struct.pack(">I", len(name)) + name + description
+    return option_reply(Option.LIST, OptionReply.SERVER, payload)
+
+
+async def endless_list(peer: HandshakePeer) -> None:
+    """NBD_OPT_LIST answered with NBD_REP_SERVER replies that never end."""
+    await peer.greet()
+    await peer.until(Option.LIST)
+    await peer.flood(server_reply(b"x" * 8))
+
+
+async def endless_contexts(peer: HandshakePeer) -> None:
+    """NBD_OPT_LIST_META_CONTEXT (`nbdtui info`) answered without end."""
+    await peer.greet()
+    await peer.until(Option.LIST_META_CONTEXT)
+    payload = struct.pack(">I", 0) + b"base:allocation"
+    await peer.flood(option_reply(Option.LIST_META_CONTEXT, OptionReply.META_CONTEXT, payload))
+
+
+def listing(
+    count: int, *, stall_after: int | None = None, described: int | None = None
+) -> HandshakeScenario:
+    """``count`` exports; the list stops coming after ``stall_after`` of them, or the
+    details after ``described`` exports (else the server supports neither NBD_OPT_INFO
+    nor NBD_OPT_LIST_META_CONTEXT)."""
+
+    async def play(peer: HandshakePeer) -> None:
+        await peer.greet()
+        await peer.until(Option.LIST)
+        for i in range(count):
+            if i == stall_after:
+                await peer.writer.drain()
+                await asyncio.sleep(3600)
+            peer.writer.write(server_reply(f"export-{i:06d}".encode()))
+        peer.reply(Option.LIST, OptionReply.ACK)
+        asked = 0
+        while True:
+            option, _ = await peer.option()
+            if option == Option.ABORT:
+                return
+            if option == Option.INFO and described is not None:
+                if asked == described:
+                    await asyncio.sleep(3600)
+                asked += 1
+                peer.reply(option, OptionReply.INFO, struct.pack(">HQH", 0, MiB, 1))
+                peer.reply(option, OptionReply.ACK)
+            else:
+                peer.reply(option, OptionReply.ERR_UNSUP)
+
+    return play
+
+
+READ_ONLY_NO_HAS_FLAGS = int(TransmissionFlag.READ_ONLY | TransmissionFlag.SEND_FLUSH)
+
+
+async def read_only_without_has_flags(peer: HandshakePeer) -> None:
+    """READ_ONLY (and SEND_FLUSH) set, HAS_FLAGS not: the spec says it must be."""
+    await peer.greet()
+    await peer.until(Option.GO)
+    peer.go(flags=READ_ONLY_NO_HAS_FLAGS)
+
+
+def plain_go(size: int) -> HandshakeScenario:
+    """A ``size``-byte export and no metadata context (no block status)."""
+
+    async def play(peer: HandshakePeer) -> None:
+        await peer.greet()
+        await peer.until(Option.GO)
+        peer.go(size=size, flags=int(TransmissionFlag.HAS_FLAGS | TransmissionFlag.SEND_FLUSH))
+
+    return play
+
+
+def with_allocation(size: int) -> HandshakeScenario:
+    """A ``size``-byte export with ``base:allocation`` agreed (context id 1)."""
+
+    async def play(peer: HandshakePeer) -> None:
+        await peer.greet()
+        await peer.until(Option.SET_META_CONTEXT)
+        context = struct.pack(">I", 1) + b"base:allocation"
+        peer.reply(Option.SET_META_CONTEXT, OptionReply.META_CONTEXT, context)
+        peer.reply(Option.SET_META_CONTEXT, OptionReply.ACK)
+        await peer.until(Option.GO)
+        peer.go(size=size, flags=int(TransmissionFlag.HAS_FLAGS | TransmissionFlag.SEND_FLUSH))
+
+    return play
+
+
+async def drip(peer: Peer) -> None:
+    """Answers the first READ with the header of a data chunk, then a byte of its
+    payload every 0.3 s."""
+    _, kind, cookie, offset, length, _ = await peer.request()
+    assert kind == Command.READ
+    header = struct.pack(
+        ">IHHQIQ", STRUCTURED_REPLY_MAGIC, 1, ChunkType.OFFSET_DATA, cookie, 8 + length, offset
+    )
+    peer.send(header)
+    while True:
+        peer.send(b"\0")
+        await peer.writer.drain()
+        await asyncio.sleep(0.3)
+
+
+async def sip(peer: Peer) -> None:
+    """Takes the payload of the first WRITE a byte every 0.3 s, and never replies."""
+    header = await peer.reader.readexactly(28)
+    _, _, kind, _, _, _ = struct.unpack(">IHHQQI", header)
+    assert kind == Command.WRITE
+    while True:
+        await peer.reader.readexactly(1)
+        await asyncio.sleep(0.3)
+
+
+def tiny_extents(run: int = 1) -> Scenario:
+    """Block status in 1-byte extents, as many as a chunk may hold (2**21, 16 MiB),
+    their flags alternating between data and zero every ``run`` extents; READs
+    answered with zeroes."""
+    pair = struct.pack(">II", 1, 0) * run + struct.pack(">II", 1, 3) * run
+    body = (pair * (2**21 // len(pair) * 8 + 1))[: 8 * 2**21]
+
+    async def play(peer: Peer) -> None:
+        while True:
+            _, kind, cookie, offset, length, _ = await peer.request()
+            if kind == Command.DISC:
+                return
+            if kind == Command.BLOCK_STATUS:
+                n = min(length, 2**21)
+                payload = struct.pack(">I", 1) + body[: 8 * n]
+                peer.chunk(cookie, ChunkType.BLOCK_STATUS, payload, flags=1)
+            elif kind == Command.READ:
+                payload = struct.pack(">Q", offset) + bytes(length)
+                peer.chunk(cookie, ChunkType.OFFSET_DATA, payload, flags=1)
+            else:
+                peer.simple(cookie)
+            await peer.writer.drain()
+
+    return play
 
 
 # --------------------------------------------------------------------------- editor core

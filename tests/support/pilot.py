@@ -15,6 +15,7 @@ from textual.widgets import Input, Static
 import nbdtui
 from nbdtui.client.pool import Pool
 from nbdtui.disk.demo_image import build_demo_image
+from nbdtui.editor.bookmarks import Bookmarks
 from nbdtui.editor.journal import Journal
 from nbdtui.tui.screens.sector_editor import EditorScreen
 
@@ -27,6 +28,11 @@ SNAP_SIZE = (100, 32)
 def text_of(widget: Static) -> str:
     """The plain text a Static shows (markup removed)."""
     return str(widget.render()).strip()
+
+
+def screen_lines(app) -> list[str]:
+    """Every line of the screen as the terminal would show it (all layers composed)."""
+    return [strip.text for strip in app.screen._compositor.render_strips()]
 
 
 async def type_uri(pilot, uri: str) -> None:
@@ -53,10 +59,17 @@ async def wait_for(pilot, predicate: Callable[[], object], timeout: float = 15.0
 class EditorHarness(App):
     """An app that only opens ``uri`` and shows the editor on it."""
 
-    def __init__(self, uri: str, journal: Path | None = None, sector_size: int = 512) -> None:
+    def __init__(
+        self,
+        uri: str,
+        journal: Path | None = None,
+        sector_size: int = 512,
+        bookmarks: Path | None = None,
+    ) -> None:
         super().__init__()
         self.uri = uri
         self.journal = Journal(journal) if journal else None
+        self.bookmarks = Bookmarks(bookmarks) if bookmarks else None
         self.sector_size = sector_size
         self.editor: EditorScreen | None = None
         self.closed = False
@@ -65,7 +78,12 @@ class EditorHarness(App):
         self.pool = Pool()
         self.stack = contextlib.AsyncExitStack()
         self.export = await self.stack.enter_async_context(nbdtui.open(self.uri, pool=self.pool))
-        self.editor = EditorScreen(self.export, journal=self.journal, sector_size=self.sector_size)
+        self.editor = EditorScreen(
+            self.export,
+            journal=self.journal,
+            sector_size=self.sector_size,
+            bookmarks=self.bookmarks,
+        )
         await self.push_screen(self.editor, lambda _: setattr(self, "closed", True))
 
     async def on_unmount(self) -> None:
@@ -73,15 +91,19 @@ class EditorHarness(App):
         await self.pool.close()
         if self.journal:
             self.journal.close()
+        if self.bookmarks:
+            self.bookmarks.close()
 
 
 async def settle(pilot, timeout: float = 20.0) -> None:
-    """Wait until the editor is up and no fetch, search or write is running."""
+    """Wait until the editor is up and no fetch, search or write is running. The survey
+    of filesystems (worker group "structures") runs in the background and is not waited
+    for: :func:`structures_ready` waits for it."""
     app = pilot.app
     deadline = time.monotonic() + timeout
     while True:
         editor = getattr(app, "editor", None)
-        busy = [w for w in app.workers if w.is_running]
+        busy = [w for w in app.workers if w.is_running and w.group != "structures"]
         if app.closed and not busy:
             break
         if editor is not None and editor.is_mounted and not editor.view.in_flight and not busy:
@@ -89,6 +111,12 @@ async def settle(pilot, timeout: float = 20.0) -> None:
         if time.monotonic() > deadline:
             raise AssertionError(f"editor still busy: {busy}")
         await pilot.pause(0.02)
+    await pilot.pause()
+
+
+async def structures_ready(pilot) -> None:
+    """Wait until the editor has surveyed the export's filesystems (names of fields)."""
+    await wait_for(pilot, lambda: pilot.app.editor.structures.survey is not None)
     await pilot.pause()
 
 

@@ -36,6 +36,7 @@ PROGRAMS: dict[str, str] = {
     "nbdinfo": "libnbd-bin",
     "nbdcopy": "libnbd-bin",
     "nbdsh": "python3-libnbd",
+    "ddrescuelog": "gddrescue",  # the oracle of `nbdtui copy --rescue`'s map
     # SSH and TLS
     "sshd": "openssh-server",
     "ssh": "openssh-client",
@@ -60,8 +61,19 @@ PROGRAMS: dict[str, str] = {
     "e2fsck": "e2fsprogs",
     "mkntfs": "ntfs-3g",
     "ntfs-3g": "ntfs-3g",
+    "ntfsinfo": "ntfs-3g",
+    "ntfs-3g.probe": "ntfs-3g",
+    "mkfs.exfat": "exfatprogs",
+    "fsck.exfat": "exfatprogs",
     "blkid": "util-linux",
     "mkswap": "util-linux",
+    "mkfs.xfs": "xfsprogs",
+    "xfs_db": "xfsprogs",
+    "mkfs.btrfs": "btrfs-progs",
+    "btrfs": "btrfs-progs",
+    "cryptsetup": "cryptsetup-bin",
+    "mdadm": "mdadm",
+    "pvck": "lvm2",
     "losetup": "mount",
     "file": "file",
     # process control, the terminal and benchmarks

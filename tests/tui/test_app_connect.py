@@ -65,6 +65,26 @@ async def test_an_invalid_uri_shows_the_parser_message(make_app, bad):
         assert isinstance(app.screen, ConnectScreen)
 
 
+async def test_the_error_goes_once_the_uri_is_valid(make_app):
+    app = make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await type_uri(pilot, "nbd//bad")
+        await pilot.press("enter")
+        await pilot.pause()
+        status = app.screen.query_one("#status", Static)
+        assert status.has_class("error") and "Not a valid endpoint" in text_of(status)
+        await type_uri(pilot, "nbd://bad")  # not yet valid while typed: the error stays...
+        assert not status.has_class("error") and text_of(status) == ""  # ...until it is
+        await type_uri(pilot, "nbd:/")
+        await pilot.press("enter")
+        await pilot.pause()
+        assert status.has_class("error")
+        field = app.screen.query_one("#uri", Input)
+        field.value = "nbd://host"
+        await pilot.pause()
+        assert text_of(status) == ""
+
+
 def _refused_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from textual.command import CommandList
 from textual.screen import Screen
 from textual.widgets import DataTable, Static
 
@@ -10,8 +11,10 @@ from nbdtui.tui.screens.export_info import ExportScreen
 from nbdtui.tui.screens.help import HelpScreen
 from nbdtui.tui.screens.pool_monitor import PoolScreen
 from nbdtui.tui.screens.remote_exports import ServerScreen
+from nbdtui.tui.screens.sector_editor import EditorScreen
 from nbdtui.tui.widgets.allocation import DATA, HOLE, KIND_CHARS, AllocationBar, cell_range
 from nbdtui.uri import parse
+from tests.support.fakes import FakeExport
 from tests.support.oracles import nbdinfo_json
 from tests.support.pilot import text_of, wait_for
 
@@ -199,3 +202,26 @@ async def test_the_command_palette_offers_the_app_screens(make_app):
         await wait_for(pilot, lambda: isinstance(app.screen, PoolScreen))
         summary = text_of(app.screen.query_one("#pool-summary", Static))
         assert "0 connections" in summary and "No connection is open" in summary
+
+
+async def test_the_command_palette_lists_each_command_once(make_app):
+    app = make_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        titles = [c.title for c in app.get_system_commands(app.screen)]
+        assert len(titles) == len(set(titles)) and "Keys" in titles
+        await pilot.press("ctrl+p")
+        await pilot.pause()
+        await pilot.press(*"Keys")
+        await pilot.pause(0.5)
+        shown = app.screen.query_one(CommandList)
+        prompts = [str(shown.get_option_at_index(i).prompt) for i in range(shown.option_count)]
+        keys = [p for p in prompts if p.startswith("Keys")]
+        assert len(keys) == 1 and "(F1)" in keys[0]
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, HelpScreen))
+        switch = [c for c in app.get_system_commands(app.screen) if c.title == "Switch export"]
+        assert switch[0].help == "Go to another open export (F3)"
+        # In the editor F3 finds the next match: the palette does not promise F3 there.
+        editor = EditorScreen(FakeExport())
+        switch = [c for c in app.get_system_commands(editor) if c.title == "Switch export"]
+        assert switch[0].help == "Go to another open export"

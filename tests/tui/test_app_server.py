@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import pytest
 from textual.widgets import DataTable, OptionList, Static
 
 from nbdtui.tui.dialogs.switcher import SwitcherScreen
 from nbdtui.tui.screens.connect import ConnectScreen
 from nbdtui.tui.screens.export_info import ExportScreen
 from nbdtui.tui.screens.remote_exports import ServerScreen
+from nbdtui.tui.screens.sector_editor import EditorScreen
 from tests.support.oracles import nbdinfo_json
 from tests.support.pilot import text_of, wait_for
 
@@ -19,8 +21,13 @@ def table_rows(table: DataTable) -> dict[str, list[str]]:
     rows = {}
     for row_key in table.rows:
         cells = [str(c).strip() for c in table.get_row(row_key)]
-        rows[row_key.value] = cells[2:]
+        rows[row_key.value] = cells[2:5] + cells[6:]
     return rows
+
+
+def open_column(table: DataTable) -> dict[str, str]:
+    """name -> the "Open" cell as shown."""
+    return {key.value: str(table.get_cell(key, "open")) for key in table.rows}
 
 
 async def open_server(app, pilot) -> ServerScreen:
@@ -110,8 +117,11 @@ async def test_nbdkit_exportname_filter_and_opening_several(make_app, nbdkit):
         assert app.screen.export.name == "first"
 
         # F3 switches to the other one.
-        await pilot.press("f3")
-        await wait_for(pilot, lambda: isinstance(app.screen, SwitcherScreen))
+        await app.run_action("exports")  # the switcher (F3 finds the next match in the editor)
+        await wait_for(
+            pilot,
+            lambda: isinstance(app.screen, SwitcherScreen) and app.screen.query(OptionList),
+        )
         options = app.screen.query_one(OptionList)
         labels = [str(options.get_option_at_index(i).prompt) for i in range(options.option_count)]
         assert labels[0].endswith("Connect / server") and len(labels) == 3
@@ -165,3 +175,68 @@ async def test_a_uri_naming_an_export_opens_it(make_app, nbd_server):
         assert session.export.size == 2 * MIB
         assert not any(isinstance(s, ServerScreen) for s in app.get_screen_stack("main"))
         assert isinstance(app.get_screen_stack("main")[0], ConnectScreen)
+
+
+async def test_a_missing_export_offers_the_list_which_shows_what_is_open(make_app, nbdkit):
+    """Opening an export the server does not have shows its exports instead; the list
+    and F3 then say which are open and how many edits each has pending."""
+    server = nbdkit(
+        "memory",
+        "1M",
+        filters=("exportname",),
+        extra_options=(
+            "exportname=first",
+            "exportname=second",
+            "exportname-list=explicit",
+            "exportname-strict=true",
+        ),
+    )
+    app = make_app(server.uri_for("nosuch"))
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = await open_server(app, pilot)
+        (note,) = [n for n in app._notifications if n.title == "No such export"]
+        assert note.message.startswith("export 'nosuch' not found on 127.0.0.1:")
+        assert note.message.endswith(": the server has 2 exports, listed here.")
+        table = screen.query_one("#exports", DataTable)
+        assert open_column(table) == {"first": "", "second": ""}
+
+        await pilot.press("enter")  # first
+        await wait_for(pilot, lambda: isinstance(app.screen, ExportScreen))
+        await pilot.press("e")  # the editor
+        await wait_for(pilot, lambda: isinstance(app.screen, EditorScreen))
+        editor = app.screen
+        await wait_for(pilot, lambda: not editor.view.in_flight)
+        await pilot.press("e", "y", "4", "1", "4", "2")
+        await wait_for(pilot, lambda: len(editor.edits) == 2)
+
+        await app.run_action("exports")  # the switcher (F3 finds the next match in the editor)
+        await wait_for(
+            pilot,
+            lambda: isinstance(app.screen, SwitcherScreen) and app.screen.query(OptionList),
+        )
+        options = app.screen.query_one(OptionList)
+        labels = [str(options.get_option_at_index(i).prompt) for i in range(options.option_count)]
+        assert len(labels) == 2 and labels[1].endswith("·  2 pending edits")
+        await pilot.press("up", "enter")  # Connect / server: the server list
+        await wait_for(pilot, lambda: app.screen is screen)
+        await pilot.pause()
+        assert open_column(table) == {"first": "open, 2 pending", "second": ""}
+
+
+@pytest.mark.parametrize("listing", ["error", "empty"])
+async def test_a_missing_export_on_a_server_that_lists_nothing_is_an_error(
+    make_app, nbdkit, listing
+):
+    server = nbdkit(
+        "memory",
+        "1M",
+        filters=("exportname",),
+        extra_options=("exportname=first", f"exportname-list={listing}", "exportname-strict=true"),
+    )
+    app = make_app(server.uri_for("nosuch"))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_for(pilot, lambda: any(n.title for n in app._notifications))
+        (note,) = list(app._notifications)
+        assert note.title == "Connection failed"
+        assert note.message.startswith("export 'nosuch' not found")
+        assert isinstance(app.screen, ConnectScreen) and not app.sessions

@@ -92,7 +92,7 @@ async def test_flush_has_a_key_that_never_types_and_f1_lists_no_typing_key(nbdki
         assert app.editor.edits.value(0) == 0xF0 and notes(app)[-1].startswith("Flushed")
         await press(pilot, "f1")
         hex_pane = help_keys(app)
-        assert hex_pane["F5"] == "Flush" and hex_pane["Esc"] == "Back"
+        assert hex_pane["F5"] == "Flush" and hex_pane["Esc"] == "Leave write mode"
         assert not [k for k in hex_pane if len(k) == 1 and k in string.hexdigits]
         assert "q" in hex_pane and "e" not in hex_pane  # q is no hex digit: it still quits
         await press(pilot, "escape", "tab", "f1")
@@ -123,7 +123,7 @@ async def test_trim_and_zero_are_refused_before_the_question_when_unsupported(nb
         assert app.screen is app.editor  # no "Trim 529 bytes?" question
         assert notes(app)[-1] == "This export does not support trim: nothing was changed."
         await press(pilot, "Z")  # nbdkit emulates zero with writes: that one is asked
-        assert "Zero 529 bytes?" in str(app.screen.query_one(".title").render())
+        assert "Zero 529 bytes now?" in str(app.screen.query_one(".title").render())
         await press(pilot, "n")
     log = server.log_path.read_text()
     assert "Trim" not in log and "Zero" not in log

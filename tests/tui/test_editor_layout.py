@@ -50,7 +50,7 @@ async def test_goto_errors_wrap_inside_the_dialog(demo_uri, size):
     app = EditorHarness(demo_uri)
     async with app.run_test(size=size) as pilot:
         await settle(pilot)
-        for typed in ("2T", "s-1"):
+        for typed in ("2T", "0x1g"):
             await press(pilot, "ctrl+g")
             await pilot.press(*typed, "enter")
             await pilot.pause()

@@ -14,6 +14,7 @@ from tests.support.pilot import (
     EditorHarness,
     press,
     settle,
+    structures_ready,
 )
 
 SIZE = (110, 36)
@@ -29,6 +30,7 @@ def _fixed_target(monkeypatch):
 
 async def _open(pilot, *keys: str) -> None:
     await settle(pilot)
+    await structures_ready(pilot)  # the names of sectors and fields are on screen
     pilot.app.editor.sub_title = "demo disk"
     for key in keys:
         await press(pilot, key)

@@ -140,11 +140,11 @@ async def test_search_forward_backward_and_repeat(demo_uri, demo_image):
         await press(pilot, "N")
         assert view.cursor == 512
         await press(pilot, "question_mark")
-        await pilot.press("ctrl+t")  # text toggle: no quotes needed
-        app.screen.query_one(Input).value = "Edit me"
+        app.screen.query_one(Input).value = "Edit me"  # not hex: text, no quotes needed
         await pilot.press("enter")
         await settle(pilot)
-        assert view.cursor == 512 and notes(app)[-1] == "Not found before 0x200."
+        assert view.cursor == 512
+        assert notes(app)[-1] == 'Not found before 0x200: text "Edit me" (7 bytes).'
         await press(pilot, "end", "question_mark")
         await pilot.press("enter")
         await settle(pilot)
@@ -196,8 +196,8 @@ async def test_inspector_decodes_the_bytes_at_the_cursor(demo_uri):
         await settle(pilot)
         text = str(app.editor.query_one("#inspector-fields", Static).render())
         assert "at 0x1fe" in text
-        assert [line.split()[-1] for line in text.splitlines() if line.startswith("u16 LE")] == [
-            str(0xAA55)
+        assert [line.split()[2:] for line in text.splitlines() if line.startswith("u16 LE")] == [
+            [str(0xAA55), "0xaa55"]  # decimal and hex
         ]
         await press(pilot, "i")
         assert not app.editor.query_one("#inspector").has_class("shown")

@@ -70,3 +70,33 @@ def test_subcommands_still_take_their_own_ssh_option(started, capsys):
     assert exc.value.code == 2
     assert "argument --ssh: invalid character" in capsys.readouterr().err
     assert started == []
+
+
+def test_a_socket_path_that_is_not_utf8_reaches_the_ui_percent_escaped(started):
+    assert main(["nbd+unix:///disk?socket=/run/nbd\udcff.sock"]) == 0
+    assert started == [
+        {"uri": "nbd+unix:///disk?socket=/run/nbd%FF.sock", "ssh": None, "ssh_accept_new": False}
+    ]
+
+
+@pytest.mark.parametrize(
+    ("argv", "needle"),
+    [
+        (["nbd://h/%41\udcff"], "export name is not valid UTF-8"),
+        (["nbd+unix:///?socket=/r\udcff", "--ssh", "h"], "remote socket path is not valid UTF-8"),
+    ],
+)
+def test_bytes_that_are_not_utf8_where_utf8_is_needed(started, capsys, argv, needle):
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("nbdtui: ") and needle in err and err.count("\n") == 1
+    assert started == []
+
+
+def test_the_ui_gets_the_inventory(started, tmp_path):
+    inventory = tmp_path / "fleet.txt"
+    inventory.write_text("nbd://h/disk\n")
+    assert main(["--inventory", str(inventory)]) == 0
+    assert started == [
+        {"uri": None, "ssh": None, "ssh_accept_new": False, "inventory": str(inventory)}
+    ]

@@ -63,8 +63,9 @@ async def test_conflict_when_the_export_changed_since_the_edit(journal):
     mem = MemoryExport(4096)
     edits = edited(mem)
     mem.put(17, b"?")  # someone else wrote
-    with pytest.raises(ConflictError, match="changed on the export"):
+    with pytest.raises(ConflictError, match="changed on the export") as info:
         await commit(mem, edits, journal)
+    assert str(info.value).startswith("the byte at offset 17 (0x11) is 0x3f, not 0x00 or 0x45")
     assert journal.entries() == []  # nothing recorded, nothing written
     assert mem.get(16, 4) == b"\0?\0\0"
 
@@ -95,8 +96,12 @@ async def test_revert_refuses_bytes_changed_since_unless_forced(journal):
     mem = MemoryExport(4096)
     entry_id = await commit(mem, edited(mem), journal)
     mem.put(18, b"X")
-    with pytest.raises(ConflictError, match="no longer the ones"):
+    with pytest.raises(ConflictError, match="no longer the ones") as info:
         await revert(mem, journal, entry_id)
+    # The exact byte, not the start of its range (16).
+    assert str(info.value).startswith(
+        "the byte at offset 18 (0x12) is 0x58, not 0x57 (in the range at 16 (0x10), +2): "
+    )
     assert mem.get(16, 4) == b"NEX!"
     await revert(mem, journal, entry_id, force=True)
     assert mem.get(16, 4) == bytes(4) and mem.get(600, 1) == b"\0"

@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from nbdtui.editor.extents import next_data, previous_data
-from nbdtui.editor.search import find, parse_pattern
+from nbdtui.editor.search import Alignment, find, find_all, parse_pattern
 from nbdtui.errors import PatternError
 from tests.support.fakes import MemoryExport
 
@@ -18,35 +18,50 @@ TIB = 1 << 40
 
 
 @pytest.mark.parametrize(
-    ("text", "text_mode", "expected"),
+    ("text", "mode", "expected", "kind"),
     [
-        ("de ad be ef", False, b"\xde\xad\xbe\xef"),
-        ("0xdeadbeef", False, b"\xde\xad\xbe\xef"),
-        ("DEADBEEF", False, b"\xde\xad\xbe\xef"),
-        ("0xde 0xad, be", False, b"\xde\xad\xbe"),
-        ('"EFI PART"', False, b"EFI PART"),
-        ("'a b'", False, b"a b"),
-        ("EFI PART", True, b"EFI PART"),
-        ('"x"', True, b'"x"'),
+        ("de ad be ef", "hex", b"\xde\xad\xbe\xef", "hex"),
+        ("0xdeadbeef", "hex", b"\xde\xad\xbe\xef", "hex"),
+        ("DEADBEEF", "guess", b"\xde\xad\xbe\xef", "hex"),
+        ("0xde 0xad, be", "guess", b"\xde\xad\xbe", "hex"),
+        ("53 ef", "guess", b"\x53\xef", "hex"),
+        ('"EFI PART"', "hex", b"EFI PART", "text"),
+        ('"EFI PART"', "guess", b"EFI PART", "text"),
+        ("'a b'", "guess", b"a b", "text"),
+        ("EFI PART", "text", b"EFI PART", "text"),
+        ('"x"', "text", b'"x"', "text"),
+        ("NEEDLE", "guess", b"NEEDLE", "text"),  # not hex: searched as text
+        ("abc", "guess", b"abc", "text"),  # an odd number of hex digits is no hex bytes
+        ("EFI PART", "guess", b"EFI PART", "text"),
+        ("cafe", "text", b"cafe", "text"),  # hex-looking text, one toggle away
+        ("héllo", "guess", "héllo".encode(), "text"),
     ],
 )
-def test_parse_pattern(text, text_mode, expected):
-    assert parse_pattern(text, text_mode=text_mode) == expected
+def test_parse_pattern(text, mode, expected, kind):
+    pattern = parse_pattern(text, mode)
+    assert (pattern.data, pattern.kind) == (expected, kind)
+
+
+def test_a_pattern_says_how_it_was_read():
+    assert parse_pattern("NEEDLE").describe() == 'text "NEEDLE" (6 bytes)'
+    assert parse_pattern("53ef").describe() == "hex bytes 53 ef (2 bytes)"
 
 
 @pytest.mark.parametrize(
-    ("text", "message"),
+    ("text", "mode", "message"),
     [
-        ("", "type hex bytes"),
-        ("xyz", "not hex bytes"),
-        ("abc", "odd number"),
-        ('""', "nothing to search"),
-        ("00" * 4097, "longer than"),
+        ("", "guess", "type hex bytes"),
+        ("  ", "guess", "type hex bytes"),
+        ("xyz", "hex", "not hex bytes"),
+        ("abc", "hex", "odd number"),
+        ('""', "guess", "nothing to search"),
+        ("", "text", "nothing to search"),
+        ("00" * 4097, "guess", "longer than"),
     ],
 )
-def test_parse_pattern_errors(text, message):
+def test_parse_pattern_errors(text, mode, message):
     with pytest.raises(PatternError, match=message):
-        parse_pattern(text)
+        parse_pattern(text, mode)
 
 
 async def test_forward_finds_matches_across_chunk_boundaries():
@@ -148,3 +163,69 @@ def test_search_agrees_with_bytes_find(writes, pattern, start, chunk):
     expected = whole.rfind(pattern, 0, start + len(pattern))
     got = asyncio.run(find(mem, pattern, start, backward=True, chunk=chunk))
     assert got == (None if expected < 0 else expected)
+
+
+# ---- alignment and find all -----------------------------------------------------------
+
+
+async def test_search_at_an_alignment_skips_unaligned_matches():
+    mem = MemoryExport(1 << 20)
+    for where in (0x38, 0x400 + 0x10, 0x400 + 0x38, 0x8000 + 0x38, 0x8001):
+        mem.put(where, b"\x53\xef")
+    align = Alignment(1024, 0x438)
+    assert align.remainder == 0x38
+    assert await find(mem, b"\x53\xef", 0x39, align=align, chunk=4096) == 0x438
+    assert await find(mem, b"\x53\xef", 0x439, align=align, chunk=4096) == 0x8038
+    assert await find(mem, b"\x53\xef", 0x8037, backward=True, align=align) == 0x438
+    assert await find(mem, b"\x53\xef", 0x37, backward=True, align=align) is None
+    hits, more = await find_all(mem, b"\x53\xef", align=align, chunk=4096)
+    assert (hits, more) == ([0x38, 0x438, 0x8038], False)
+
+
+async def test_an_aligned_zero_pattern_is_found_inside_a_hole():
+    mem = MemoryExport(TIB)
+    mem.put(0, b"\xff" * 4096)
+    align = Alignment(1 << 30, 7)
+    assert await find(mem, bytes(4), 0, align=align) == (1 << 30) + 7
+    assert await find(mem, bytes(4), TIB - 1, backward=True, align=align) == TIB - (1 << 30) + 7
+    assert sum(n for _, n in mem.reads) <= 2 << 20
+
+
+async def test_find_all_lists_overlapping_matches_and_stops_at_its_limit():
+    mem = MemoryExport(1 << 20)
+    mem.put(5000, b"aaaa")
+    mem.put(70000, b"xaax")
+    hits, more = await find_all(mem, b"aa", chunk=4096)
+    assert (hits, more) == ([5000, 5001, 5002, 70001], False)
+    assert await find_all(mem, b"aa", limit=2) == ([5000, 5001], True)
+    assert await find_all(mem, b"aa", start=5002) == ([5002, 70001], False)
+
+
+@given(
+    st.binary(min_size=1, max_size=3),
+    st.integers(1, 600),
+    st.integers(0, 1000),
+    st.integers(0, 8191),
+    st.sampled_from([4096, 8192]),
+)
+@settings(max_examples=150, deadline=None)
+def test_aligned_search_agrees_with_a_scan(pattern, modulus, remainder, start, chunk):
+    mem = MemoryExport(1 << 13)
+    rng = random.Random(modulus * 7 + remainder)
+    mem.put(0, bytes(rng.choice(b"ab\x00") for _ in range(6000)))
+    whole = mem.get(0, 1 << 13)
+    m = len(pattern)
+    aligned = [
+        o
+        for o in range(len(whole) - m + 1)
+        if whole[o : o + m] == pattern and o % modulus == remainder % modulus
+    ]
+    align = Alignment(modulus, remainder)
+    after = [o for o in aligned if o >= start]
+    got = asyncio.run(find(mem, pattern, start, align=align, chunk=chunk))
+    assert got == (after[0] if after else None)
+    before = [o for o in aligned if o <= start]
+    got = asyncio.run(find(mem, pattern, start, backward=True, align=align, chunk=chunk))
+    assert got == (before[-1] if before else None)
+    hits, more = asyncio.run(find_all(mem, pattern, align=align, chunk=chunk, limit=10**6))
+    assert hits == aligned and not more

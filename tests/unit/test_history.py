@@ -67,13 +67,13 @@ def test_secrets_are_never_written(history):
         "nbds://alice@server.example/disk"
         "?tls-certificates=/etc/pki/nbd&tls-psk-file=/home/alice/keys.psk&tls-type=psk"
     )
-    assert stored == ("nbds://alice@server.example/disk?tls-certificates=/etc/pki/nbd&tls-type=psk")
+    assert stored == "nbds://alice@server.example/disk?tls-type=psk"
     raw = history.path.read_bytes()
     wal = history.path.with_name(history.path.name + "-wal")
     if wal.exists():
         raw += wal.read_bytes()
     assert b"keys.psk" not in raw
-    assert b"/etc/pki/nbd" in raw
+    assert b"/etc/pki/nbd" not in raw
 
 
 def test_canonical_keeps_unparsable_text_without_secrets():
@@ -92,3 +92,62 @@ def test_forget_and_clear(history):
 def test_default_path_is_in_the_config_dir(monkeypatch, tmp_path):
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path))
     assert default_path() == tmp_path / "nbdtui" / "history.sqlite3"
+
+
+# ---- a file of another layout (an older or newer nbdtui, another program)
+
+
+def foreign(path, columns: str, rows: list[tuple]) -> None:
+    db = sqlite3.connect(path)
+    db.execute(f"CREATE TABLE endpoints ({columns})")
+    marks = ", ".join("?" * len(rows[0])) if rows else ""
+    db.executemany(f"INSERT INTO endpoints VALUES ({marks})", rows)
+    db.commit()
+    db.close()
+
+
+def test_another_layout_is_set_aside_and_its_endpoints_carried_over(tmp_path):
+    path = tmp_path / "history.sqlite3"
+    foreign(
+        path,
+        "uri TEXT, host TEXT, pinned INTEGER NOT NULL",
+        [("nbd://old.example/disk", "old.example", 1), ("nbds://b/?tls-psk-file=/k", "b", 0)],
+    )
+    foreign_bytes = path.read_bytes()
+    with History(path) as h:
+        assert [e.uri for e in h.recent()] == ["nbds://b/", "nbd://old.example/disk"]
+        (aside,) = tmp_path.glob("history.sqlite3.other-*")
+        assert h.warning == (
+            f"the recent endpoints file had another layout: it is now {aside.name}"
+            " (2 endpoints carried over)"
+        )
+        h.remember("nbd://new.example/")
+        assert h.recent()[0].uri == "nbd://new.example/"
+    # The old file is kept as it was.
+    assert aside.read_bytes() == foreign_bytes
+    db = sqlite3.connect(aside)
+    assert db.execute("SELECT host, pinned FROM endpoints").fetchall() == [
+        ("old.example", 1),
+        ("b", 0),
+    ]
+    db.close()
+    with History(path) as h:  # the new file is ours: nothing more is set aside
+        assert h.warning is None
+        assert len(h.recent()) == 3
+
+
+def test_a_layout_without_uris_is_set_aside_with_nothing_carried(tmp_path):
+    path = tmp_path / "history.sqlite3"
+    foreign(path, "address TEXT PRIMARY KEY, seen REAL", [("nbd://x/", 1.0)])
+    with History(path) as h:
+        assert h.recent() == []
+        assert h.warning is not None and h.warning.endswith(")") is False
+        assert "history.sqlite3.other-" in h.warning
+
+
+def test_a_missing_column_is_another_layout(tmp_path):
+    path = tmp_path / "history.sqlite3"
+    foreign(path, "uri TEXT PRIMARY KEY, last_used REAL NOT NULL", [("nbd://a/", 1.0)])
+    with History(path) as h:
+        assert [e.uri for e in h.recent()] == ["nbd://a/"]
+        assert "1 endpoints carried over" in (h.warning or "")

@@ -36,6 +36,7 @@ ROW_NAMES = [
     "DOS date/time",
     "FILETIME",
     "GUID",
+    "GPT type",
 ]
 
 
@@ -125,6 +126,17 @@ def test_guid_mixed_endian() -> None:
     assert raw[:4] == bytes.fromhex("28732ac1")
     assert rows(raw)["GUID"] == "C12A7328-F81F-11D2-BA4B-00A0C93EC93B"
     assert rows(raw[:15])["GUID"] == MISSING
+    assert rows(raw)["GPT type"] == "EFI System"
+    assert rows(raw[:15])["GPT type"] == MISSING
+    assert rows(bytes(16))["GPT type"] == "unknown"
+
+
+def test_unsigned_rows_carry_their_value_for_hex_and_follow() -> None:
+    numbers = {f.name: f.number for f in inspect(bytes.fromhex("00 08 00 00 00 00 00 00"))}
+    assert numbers["u8"] == 0 and numbers["u16 LE"] == 0x800 and numbers["u16 BE"] == 8
+    assert numbers["u32 LE"] == 0x800 and numbers["u64 BE"] == 0x8000000000000
+    assert numbers["i32 LE"] is None and numbers["float32 LE"] is None
+    assert {f.name: f.number for f in inspect(b"\x01")}["u16 LE"] is None
 
 
 def test_short_input_shows_missing() -> None:

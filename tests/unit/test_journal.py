@@ -121,6 +121,47 @@ def test_secrets_are_not_stored(journal: Journal) -> None:
     assert [e.id for e in journal.entries("nbd://alice:other@host/disk")] == [entry_id]
 
 
+def test_the_stored_endpoint_follows_the_one_secret_rule(journal: Journal) -> None:
+    uri = (
+        "nbds://alice:pw@host/disk?tls-psk-file=/home/a/k.psk&tls-certificates=/home/a/pki"
+        "&x-token=t&x-note=n&tls-type=psk"
+    )
+    entry_id = journal.record(uri, "disk", RANGES[:1])
+    assert journal.get(entry_id).endpoint == "nbds://alice@host/disk?tls-type=psk"
+    raw = b"".join(p.read_bytes() for p in journal.path.parent.glob(journal.path.name + "*"))
+    for secret in (b"k.psk", b"/home/a/pki", b"x-token", b"x-note", b"pw@"):
+        assert secret not in raw
+
+
+@pytest.mark.parametrize(
+    ("schema", "missing"),
+    [
+        ("CREATE TABLE entries (id INTEGER PRIMARY KEY, what TEXT)", "byte_count, created"),
+        (
+            "CREATE TABLE ranges (entry_id INTEGER, position INTEGER, data BLOB)",
+            "new, offset, old, seq",
+        ),
+    ],
+)
+def test_a_file_with_other_tables_is_refused_in_one_line(
+    tmp_path: Path, schema: str, missing: str
+) -> None:
+    path = tmp_path / "journal.sqlite3"
+    db = sqlite3.connect(path)
+    db.execute(schema)
+    db.commit()
+    db.close()
+    before = path.read_bytes()
+    with pytest.raises(JournalError) as info:
+        Journal(path)
+    message = str(info.value)
+    assert message.startswith(f"{path} is not an nbdtui undo journal (its table ")
+    assert f"has no column {missing}" in message
+    assert message.endswith("move it aside or give another file with --journal")
+    assert "\n" not in message
+    assert path.read_bytes() == before  # left alone
+
+
 def test_default_path_is_user_data_dir(monkeypatch, tmp_path: Path) -> None:
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
     assert default_path() == tmp_path / "data" / "nbdtui" / "journal.sqlite3"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import ClassVar
 
 from textual.app import ComposeResult
@@ -30,10 +31,17 @@ class PartitionDialog(ModalScreen[int | None]):
     )
     BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "dismiss(None)", "Close")]
 
-    def __init__(self, table: PartitionTable | None, message: str = "") -> None:
+    def __init__(
+        self,
+        table: PartitionTable | None,
+        message: str = "",
+        filesystem: Callable[[int], str] | None = None,
+    ) -> None:
         super().__init__()
         self.table = table
         self.message = message
+        #: The filesystem of the partition that starts at a byte offset ("ext4 'root'").
+        self.filesystem = filesystem or (lambda start: "")
 
     def compose(self) -> ComposeResult:
         table = self.table
@@ -48,7 +56,10 @@ class PartitionDialog(ModalScreen[int | None]):
             yield Label(escape(title), classes="title")
             for problem in table.problems:
                 yield Label(escape(f"⚠ {problem}"), classes="problem")
-            options = [Option(self._row(p), id=str(p.start)) for p in table.partitions]
+            options = [
+                Option(self._row(p, self.filesystem(p.start)), id=str(p.start))
+                for p in table.partitions
+            ]
             if options:
                 yield OptionList(*options, id="partitions")
                 yield Label("Enter jumps to the first sector of a partition", classes="hint")
@@ -56,12 +67,16 @@ class PartitionDialog(ModalScreen[int | None]):
                 yield Label("The table lists no partitions.")
 
     @staticmethod
-    def _row(p: Partition) -> str:
+    def _row(p: Partition, filesystem: str = "") -> str:
         name = f"  {p.name!r}" if p.name else ""
-        return escape(
+        row = (
             f"{p.index:>3}  {p.type_name:<22.22}  sectors {p.first_lba:>10}–{p.last_lba:<10}"
             f"  {format_size(p.size):>10}{name}"
         )
+        row = escape(row)  # each line escaped on its own: the line break is ours
+        if filesystem:  # a second line: what the partition holds
+            row += f"\n     {escape(filesystem)}"
+        return row
 
     def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
         if event.option.id is not None:

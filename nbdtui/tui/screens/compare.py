@@ -10,6 +10,7 @@ journaled, written and flushed by the editor's Ctrl+S like bytes typed by hand.
 from __future__ import annotations
 
 import contextlib
+import re
 from typing import TYPE_CHECKING, ClassVar, Protocol
 
 from textual import work
@@ -47,9 +48,10 @@ class Side(Protocol):
 
 @contextlib.asynccontextmanager
 async def open_side(text: str, connect_timeout: float = 10.0) -> AsyncIterator[Side]:
-    """The other side of a comparison: an NBD endpoint (anything with ``://`` or
-    QEMU's ``nbd:``) or a local file. Raises NbdError or OSError."""
-    if "://" in text or text.lower().startswith("nbd:"):
+    """The other side of a comparison: an NBD endpoint (anything with ``://`` or a
+    scheme starting ``nbd``, as ``nbdtui diff`` and ``copy`` tell them) or a local
+    file. Raises NbdError or OSError."""
+    if "://" in text or re.match(r"(?i)^\s*nbd[a-z+]*:", text):
         from nbdtui.client.api import open as open_export
 
         async with open_export(text, connect_timeout=connect_timeout) as export:

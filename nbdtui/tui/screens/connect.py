@@ -248,6 +248,9 @@ class ConnectScreen(Screen[None]):
         parsed = self.query_one("#parsed", Static)
         parsed.update(markup)
         parsed.set_class(not ok and markup.startswith("[b $error]"), "error")
+        status = self.query_one("#status", Static)
+        if ok and status.has_class("error"):  # the error was about what is typed no more
+            self.show_status("")
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
         event.stop()

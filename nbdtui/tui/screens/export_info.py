@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, ClassVar
 
 from rich.style import Style
@@ -17,6 +18,7 @@ from textual.widgets import Footer, Static
 from nbdtui.errors import NbdError
 from nbdtui.present.describe import block_sizes, flag_words, protocol_line, tls_state
 from nbdtui.present.sizes import format_size
+from nbdtui.present.terminal_text import terminal_text
 from nbdtui.proto.types import ExportInfo
 from nbdtui.tui.markup import escape_markup, shown_name
 from nbdtui.tui.widgets.allocation import (
@@ -57,13 +59,18 @@ def details_rows(export: Export) -> list[tuple[str, str]]:
                 negotiated.protocol, negotiated.structured, negotiated.tls, negotiated.tls_verified
             ),
         ),
-        ("Meta contexts", ", ".join(name for name, _ in negotiated.meta_contexts) or "none"),
+        ("Meta contexts", _names(name for name, _ in negotiated.meta_contexts)),
     ]
     if negotiated.available_contexts is not None:
-        rows.append(("Available", ", ".join(negotiated.available_contexts) or "none"))
+        rows.append(("Available", _names(negotiated.available_contexts)))
     if info.description:
-        rows.append(("Description", info.description))
+        rows.append(("Description", terminal_text(info.description)))
     return rows
+
+
+def _names(names: Iterable[str]) -> str:
+    """Meta context names from the server, made safe to show, or ``none``."""
+    return ", ".join(terminal_text(name) for name in names) or "none"
 
 
 def legend() -> Text:
@@ -110,8 +117,8 @@ class ExportScreen(Screen[None]):
         super().__init__()
         self.session = session
         self.export = session.export
-        name = self.export.name or "(default export)"
-        self.sub_title = f"{name} on {session.endpoint.display}"
+        name = terminal_text(self.export.name) if self.export.name else "(default export)"
+        self.sub_title = f"{name} on {terminal_text(session.endpoint.display)}"
         self.map_error: str | None = None
 
     def compose(self) -> ComposeResult:

@@ -6,6 +6,7 @@ way Textual merges them), so it cannot drift from what the keys really do.
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any, ClassVar
 
 from textual.app import App, ComposeResult
@@ -116,16 +117,30 @@ class HelpScreen(ModalScreen[None]):
         # A screen where some keys type (the editor's write mode) says which: those are
         # not commands there now, so they are left out.
         types = getattr(self.target, "key_types", None)
+        # A key whose meaning depends on the moment (Esc) is described as it is now.
+        describe = getattr(self.target, "describe_key", None)
 
         def now(bindings: list[Binding]) -> list[Binding]:
-            return [b for b in bindings if not (types and types(b.key))]
+            kept = [b for b in bindings if not (types and types(b.key))]
+            if describe is None:
+                return kept
+            return [
+                dataclasses.replace(b, description=describe(b.key) or b.description) for b in kept
+            ]
 
-        screen_keys = now(class_bindings(self.target))
+        screen_bindings = class_bindings(self.target)
+        screen_keys = now(screen_bindings)
         if screen_keys:
             sections.append(f"[b $accent]{escape_markup(title)}[/]\n" + binding_table(screen_keys))
-        sections.append("[b $accent]Everywhere[/]\n" + binding_table(now(app_bindings(app))))
-        if len(screen_keys) < len(class_bindings(self.target)):
+        # An app key the screen binds too does what the screen says, not the app.
+        own = {key for b in screen_bindings for key in b.key.split(",")}
+        everywhere = [b for b in app_bindings(app) if b.key not in own]
+        sections.append("[b $accent]Everywhere[/]\n" + binding_table(now(everywhere)))
+        if len(screen_keys) < len(screen_bindings):
             sections.append("Keys that type a byte here now are left out (Esc leaves write mode).")
+        notes = getattr(self.target, "KEY_NOTES", "")
+        if notes:
+            sections.append(escape_markup(notes))
         with VerticalScroll(id="help-body") as body:
             body.border_title = "Keys"
             body.border_subtitle = "Esc or F1 to close"

@@ -24,6 +24,7 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
 
 from nbdtui.present.sizes import format_size
+from nbdtui.present.terminal_text import terminal_text
 from nbdtui.tui.markup import escape_markup
 from nbdtui.tui.widgets.titlebar import TitleBar
 
@@ -258,8 +259,8 @@ class PoolScreen(Screen[None]):
         export = field(stat, "export", "")
         return (
             [
-                str(field(stat, "endpoint", "?")),
-                export if export else Text('""', style="dim"),
+                Text(terminal_text(str(field(stat, "endpoint", "?")))),
+                Text(terminal_text(export)) if export else Text('""', style="dim"),
                 state_text(stat),
                 Text(f"{in_flight}/{window}", justify="right"),
                 Text(per_second(read_rate), justify="right"),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import ClassVar
 
 from rich.text import Text
@@ -13,6 +14,7 @@ from textual.widgets import DataTable, Footer, Static
 
 from nbdtui.present.describe import protocol_line
 from nbdtui.present.sizes import format_size
+from nbdtui.present.terminal_text import terminal_text
 from nbdtui.proto.client_events import ExportsListed
 from nbdtui.proto.types import ExportDetails
 from nbdtui.tui.markup import escape_markup, shown_name
@@ -23,7 +25,9 @@ MARK = "●"
 
 
 class ServerScreen(Screen[None]):
-    """The exports of ``endpoint`` as NBD_OPT_LIST (and INFO) gave them."""
+    """The exports of ``endpoint`` as NBD_OPT_LIST (and INFO) gave them; ``open_here``
+    tells which of them are open in this app (name → pending edit count), shown in the
+    "Open" column whenever the screen comes back."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("enter", "open", "Open", priority=True),
@@ -46,12 +50,19 @@ class ServerScreen(Screen[None]):
             super().__init__()
             self.screen = screen
 
-    def __init__(self, endpoint: Endpoint, listed: ExportsListed) -> None:
+    def __init__(
+        self,
+        endpoint: Endpoint,
+        listed: ExportsListed,
+        open_here: Callable[[Endpoint], dict[str, int]] | None = None,
+    ) -> None:
         super().__init__()
         self.endpoint = endpoint
+        self.open_here = open_here
+        self.opened: dict[str, int] = {}
         self.listed = listed
         self.marked: set[str] = set()
-        self.sub_title = f"Server {endpoint.display}"
+        self.sub_title = f"Server {terminal_text(endpoint.display)}"
 
     def compose(self) -> ComposeResult:
         yield TitleBar()
@@ -70,6 +81,7 @@ class ServerScreen(Screen[None]):
         table.add_column("Size", key="size")
         table.add_column("Bytes", key="bytes")
         table.add_column("Read-only", key="ro")
+        table.add_column("Open", key="open")
         table.add_column("Description", key="description")
         self.set_listed(self.listed)
 
@@ -78,6 +90,7 @@ class ServerScreen(Screen[None]):
         self.listed = listed
         names = {item.name for item in listed.exports}
         self.marked &= names
+        self.opened = self.open_here(self.endpoint) if self.open_here else {}
         count = len(listed.exports)
         protocol = protocol_line(
             listed.protocol, listed.structured, listed.tls, listed.tls_verified
@@ -95,19 +108,41 @@ class ServerScreen(Screen[None]):
 
     def _row(self, item: ExportDetails) -> list[Text | str]:
         info = item.info
-        description = item.description or (info.description if info else "") or ""
+        description = Text(
+            terminal_text(item.description or (info.description if info else "") or "")
+        )
         mark = Text(MARK, style="bold") if item.name in self.marked else Text(" ")
         name = Text(shown_name(item.name), style="dim italic" if not item.name else "bold")
+        opened = self._open_cell(item.name)
         if info is None:
-            return [mark, name, "?", "?", "?", description]
+            return [mark, name, "?", "?", "?", opened, description]
         return [
             mark,
             name,
             Text(format_size(info.size), justify="right"),
             Text(str(info.size), justify="right"),
             "yes" if info.read_only else "no",
+            opened,
             description,
         ]
+
+    def _open_cell(self, name: str) -> Text:
+        if name not in self.opened:
+            return Text("")
+        pending = self.opened[name]
+        if not pending:
+            return Text("open", style="bold")
+        return Text(f"open, {pending} pending", style="bold yellow")
+
+    def on_screen_resume(self) -> None:
+        """Back from an export: which are open (and their pending edits) may have changed."""
+        if self.is_mounted and self.open_here is not None:
+            opened = self.open_here(self.endpoint)
+            if opened != self.opened:
+                self.opened = opened
+                table = self.query_one("#exports", DataTable)
+                for item in self.listed.exports:
+                    table.update_cell(item.name, "open", self._open_cell(item.name))
 
     # ---- actions
 

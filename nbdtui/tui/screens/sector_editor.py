@@ -31,26 +31,44 @@ from textual.widgets import Footer, Header, Static
 from textual.worker import Worker
 
 from nbdtui.disk.inspect import inspect
-from nbdtui.disk.partitions import read_partition_table_async
+from nbdtui.disk.partitions import read_partition_table_async, run_plan_async
+from nbdtui.disk.structures.lookup import StructureIndex
+from nbdtui.disk.structures.survey import block_reader, survey_plan
+from nbdtui.editor.block_status import WINDOW, BlockStatus, describe
+from nbdtui.editor.clip_formats import render
 from nbdtui.editor.commit import check_undoable, commit, endpoint_of, revert, zero_range
 from nbdtui.editor.edits import EditRange, PendingEdits
 from nbdtui.editor.extents import next_data, previous_data
-from nbdtui.editor.goto import HELP as GOTO_HELP
-from nbdtui.editor.goto import parse_goto
-from nbdtui.editor.search import find
+from nbdtui.editor.follow import targets
+from nbdtui.editor.inspector_layout import inspector_lines
+from nbdtui.editor.jumps import JumpList
+from nbdtui.editor.repair_staging import stage_repair
+from nbdtui.editor.search import Query, find, find_all
 from nbdtui.errors import ConflictError, NbdError
+from nbdtui.present.offsets import HELP as GOTO_HELP
+from nbdtui.present.offsets import parse_alignment, parse_goto
 from nbdtui.present.sizes import format_size
+from nbdtui.present.terminal_text import terminal_text
+from nbdtui.proto.constants import BASE_ALLOCATION
+from nbdtui.tui.dialogs.bookmark_dialog import BookmarkDialog
 from nbdtui.tui.dialogs.confirm import ConfirmDialog
+from nbdtui.tui.dialogs.copy_dialog import CopyDialog
+from nbdtui.tui.dialogs.follow_dialog import FollowDialog
 from nbdtui.tui.dialogs.goto_dialog import GotoDialog
 from nbdtui.tui.dialogs.journal_dialog import JournalDialog
+from nbdtui.tui.dialogs.matches_dialog import MatchesDialog
 from nbdtui.tui.dialogs.partition_dialog import PartitionDialog
 from nbdtui.tui.dialogs.review_dialog import ReviewDialog
 from nbdtui.tui.dialogs.search_dialog import SearchDialog
+from nbdtui.tui.dialogs.structure_dialog import Choice, StructureDialog
+from nbdtui.tui.screens.editor_transfers import copied_bytes, load_dialog, save_dialog
 from nbdtui.tui.widgets.hexview import HEX_PANE, HexView
 
 if TYPE_CHECKING:
     from nbdtui.client.export import Export
     from nbdtui.disk.partitions import Partition, PartitionTable
+    from nbdtui.disk.structures.model import Structure
+    from nbdtui.editor.bookmarks import Bookmarks
     from nbdtui.editor.journal import Journal
 
 # Columns the inspector needs beside the hex view (its border, padding, names and values).
@@ -61,16 +79,25 @@ _INSPECTOR_WIDTH = 34
 _FOOTER_READ_ONLY = ("f1", "e", "ctrl+g", "slash", "i", "p", "escape", "tab", "f2", "f3", "q")
 _FOOTER_WRITE = ("f1", "ctrl+s", "ctrl+z", "tab", "ctrl+g", "slash", "escape", "i", "p", "f2")
 
-# The most bytes Ctrl+C copies (OSC 52 sends them base64-encoded to the terminal).
-MAX_COPY = 64 * 1024
-
 # Actions bound to keys that type a byte in write mode (hex digits / any character).
 _HEX_PANE_TYPED = {"write_mode"}
 _TEXT_PANE_TYPED = {
     *_HEX_PANE_TYPED,
     *("search", "search_again", "inspector", "partitions", "mark", "zero", "trim"),
-    *("journal", "reload"),
+    *("journal", "reload", "follow", "copy_as", "structure", "scan"),
 }
+
+# What the footer calls Esc while it does something else than going back (F1 says more).
+_FOOTER_SHORT = {"Cancel the write": "Cancel write", "Stop the search": "Stop search"}
+
+# F1 says where a key means something else than in hexedit, HxD or ImHex.
+KEY_NOTES = (
+    "Unlike hexedit/HxD/ImHex: Ctrl+S writes the pending edits after a review (it saves "
+    "no file); Ctrl+E saves bytes to a local file (HxD: select block); Ctrl+L loads one "
+    "as pending edits (hexedit: redraw); F3 finds the next match, as in HxD (switch "
+    "exports with Ctrl+P, Switch export); Ctrl+T changes the sector size; Home/End go "
+    "to the start/end of the export, like Ctrl+Home/End."
+)
 
 
 def on_yes(action: Callable[[], object]) -> Callable[[bool | None], None]:
@@ -86,6 +113,7 @@ def on_yes(action: Callable[[], object]) -> Callable[[bool | None], None]:
 class EditorScreen(Screen[None]):
     """Hex view, inspector, overlays and status line for one open export."""
 
+    KEY_NOTES = KEY_NOTES
     DEFAULT_CSS = """
     EditorScreen #editor-body { height: 1fr; }
     EditorScreen #inspector {
@@ -104,9 +132,12 @@ class EditorScreen(Screen[None]):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("ctrl+g", "goto", "Go to"),
         Binding("slash", "search(False)", "Search"),
+        Binding("ctrl+f", "find", "Search"),
         Binding("question_mark", "search(True)", "Search backward", show=False),
         Binding("n", "search_again(False)", "Next match", show=False),
+        Binding("f3", "find_next", "Next match", show=False),
         Binding("N", "search_again(True)", "Previous match", show=False),
+        Binding("shift+f3", "find_previous", "Previous match", show=False),
         Binding("up", "move(-16)", "Up a line", show=False),
         Binding("down", "move(16)", "Down a line", show=False),
         Binding("left", "move(-1)", "Previous byte", show=False),
@@ -117,13 +148,21 @@ class EditorScreen(Screen[None]):
         Binding("shift+right", "select(1)", "Select right", show=False),
         Binding("pageup", "page(-1)", "Previous sector", show=False),
         Binding("pagedown", "page(1)", "Next sector", show=False),
-        Binding("home", "home", "Start of export", show=False),
-        Binding("end", "end", "End of export", show=False),
+        Binding("home,ctrl+home", "home", "Start of export", show=False),
+        Binding("end,ctrl+end", "end", "End of export", show=False),
         Binding("tab", "switch_pane", "Hex/text"),
         Binding("right_square_bracket", "extent(True)", "Next data extent", show=False),
         Binding("left_square_bracket", "extent(False)", "Previous data extent", show=False),
         Binding("i", "inspector", "Inspector"),
+        Binding("ctrl+down", "scroll_inspector(1)", "Inspector: scroll down", show=False),
+        Binding("ctrl+up", "scroll_inspector(-1)", "Inspector: scroll up", show=False),
+        Binding("o", "follow", "Follow the value at the cursor", show=False),
+        Binding("ctrl+b", "bookmarks", "Bookmarks"),
+        Binding("ctrl+o,ctrl+left", "jump_back", "Jump back", show=False),
+        Binding("ctrl+k,ctrl+right", "jump_forward", "Jump forward", show=False),
         Binding("p", "partitions", "Partitions"),
+        Binding("R", "structure", "Structure here: fields, backups, repairs", show=False),
+        Binding("S", "scan", "Scan for filesystems", show=False),
         Binding("e", "write_mode", "Write mode"),
         Binding("u,ctrl+z", "undo", "Undo", show=False),
         Binding("ctrl+y", "redo", "Redo", show=False),
@@ -137,6 +176,9 @@ class EditorScreen(Screen[None]):
             show=False,
             priority=True,
         ),
+        Binding("y", "copy_as", "Copy as hex, text or a C array", show=False),
+        Binding("ctrl+e", "save_file", "Save bytes to a local file", show=False),
+        Binding("ctrl+l", "load_file", "Load a local file as pending edits", show=False),
         Binding("v", "mark", "Mark selection start/end", show=False),
         Binding("Z", "zero", "Zero the selection", show=False),
         Binding("T", "trim", "Trim the selection", show=False),
@@ -149,17 +191,29 @@ class EditorScreen(Screen[None]):
     ]
 
     def __init__(
-        self, export: Export, *, journal: Journal | None = None, sector_size: int = 512
+        self,
+        export: Export,
+        *,
+        journal: Journal | None = None,
+        sector_size: int = 512,
+        bookmarks: Bookmarks | None = None,
     ) -> None:
         super().__init__()
         self.export = export
         self._journal = journal
+        self.bookmarks = bookmarks
+        self.jumps = JumpList()
+        self.block_status = BlockStatus(export.size)
+        self._block_status_window: int | None = None  # the window being asked about
+        # Without base:allocation every byte would read as "data": say nothing instead.
+        self._block_status_failed = not self._has_block_status()
         self.edits = PendingEdits()
         self.writable = False
         self.table: PartitionTable | None = None
         self.table_message = "reading the partition table…"
         self._starts: list[int] = []
-        self._search: tuple[bytes, str] | None = None
+        self.structures = StructureIndex()  # filesystems found, for names of fields
+        self._search: Query | None = None
         self._search_worker: Worker[None] | None = None
         self._search_state = ""
         self._busy = ""
@@ -167,9 +221,10 @@ class EditorScreen(Screen[None]):
         self._was_reconnecting = False
         self._pane = HEX_PANE
         self._sector_size = sector_size
-        self.title = f"{export.name or '(default export)'}"
+        name = terminal_text(export.name) if export.name else "(default export)"
+        self.title = f"{name} · {format_size(export.size)}"
         endpoint = getattr(export, "endpoint", None)
-        self.sub_title = getattr(endpoint, "display", "") or ""
+        self.sub_title = terminal_text(getattr(endpoint, "display", "") or "")
 
     # ---- building -----------------------------------------------------------------
 
@@ -215,8 +270,13 @@ class EditorScreen(Screen[None]):
         shown: dict[str, ActiveBinding] = {}
         for key in order:
             active = bindings.get(key)
-            if active is None:
-                continue
+            if active is None or self.key_types(key):
+                continue  # q types in the text pane: no "q Quit" there
+            now = _FOOTER_SHORT.get(self.describe_key(key) or "")
+            if now:  # the footer's Esc says "Back" unless it stops a write or a search
+                active = active._replace(
+                    binding=dataclasses.replace(active.binding, description=now)
+                )
             width = cell_len(self.app.get_key_display(active.binding))
             width += cell_len(active.binding.description) + 3  # as the Footer draws it
             if width <= room:
@@ -245,11 +305,40 @@ class EditorScreen(Screen[None]):
             return False
         return self.view.types(key_to_character(key) or format_key(key))
 
+    def describe_key(self, key: str) -> str | None:
+        """What ``key`` does at this moment, when that differs from its binding's
+        description (F1 and the footer show it): Esc does the first thing that applies."""
+        if key != "escape":
+            return None
+        if self._writing():
+            return "Cancel the write"
+        if self._search_worker is not None and self._search_worker.is_running:
+            return "Stop the search"
+        if self.is_mounted and self.view.selection is not None:
+            return "Clear the selection"
+        if self.writable:
+            return "Leave write mode"
+        return None
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        """A write or a search starts or ends: Esc means something else now."""
+        if event.worker.group in ("write", "search"):
+            self.refresh_bindings()
+
     def has_pending_edits(self) -> bool:
         return bool(self.edits)
 
+    def pending_edits(self) -> int:
+        """Pending bytes (the export list and F3 show the count)."""
+        return len(self.edits)
+
     def goto(self, offset: int) -> None:
         """Put the cursor on ``offset`` (the app shell calls this)."""
+        self.jump_to(offset)
+
+    def jump_to(self, offset: int) -> None:
+        """Move the cursor to ``offset`` as a jump: Ctrl+O comes back."""
+        self.jumps.record(self.view.cursor, offset)
         self.view.jump(offset)
 
     @property
@@ -284,14 +373,16 @@ class EditorScreen(Screen[None]):
         return None
 
     def _part_name(self, part: Partition) -> str:
-        return f"p{part.index} {part.name or part.type_name}"
+        return f"p{part.index} {terminal_text(part.name) if part.name else part.type_name}"
 
     def _header_label(self, sector: int) -> str:
-        part = self.partition_at(sector * self.view.sector_size)
-        if part is None:
-            return ""
-        first = part.start == sector * self.view.sector_size
-        return f"{'start of ' if first else ''}{self._part_name(part)}"
+        size = self.view.sector_size
+        names = self.structures.names_in(sector * size, (sector + 1) * size)
+        part = self.partition_at(sector * size)
+        if part is not None:
+            first = part.start == sector * size
+            names.insert(0, f"{'start of ' if first else ''}{self._part_name(part)}")
+        return " · ".join(names)
 
     def _connection_note(self) -> str:
         """What the status line says about a lost connection ("" when it is fine)."""
@@ -331,6 +422,9 @@ class EditorScreen(Screen[None]):
         part = self.partition_at(cur)
         if part is not None:
             parts.append(self._part_name(part))
+        allocation = self._allocation_at(cur)
+        if allocation:
+            parts.append(allocation)
         if view.selection:
             lo, hi = view.selection
             parts.append(f"sel 0x{lo:x}–0x{hi:x} ({hi - lo + 1} B)")
@@ -355,6 +449,9 @@ class EditorScreen(Screen[None]):
             parts.append(self._search_state)
         if self._busy:
             parts.append(self._busy)
+        place = self.structures.place_at(cur)
+        if place is not None:
+            parts.append(place.describe())
         status = self.query_one("#editor-status", Static)
         # One line (height: 1, full width): new text never moves anything, so repaint
         # the line alone rather than lay the whole screen out again on every key.
@@ -367,34 +464,18 @@ class EditorScreen(Screen[None]):
             return
         view = self.view
         data = view.bytes_at(view.cursor, 16)
-        lines = [f"at 0x{view.cursor:x}", ""]
+        stacked = self.query_one("#editor-body").has_class("stacked")
+        lines = [f"at 0x{view.cursor:x}"] + ([] if stacked else [""])  # stacked: no room
         if data is None:
             lines.append("connection lost" if view.fetch_lost else "loading…")
         else:
-            fields = inspect(data)
             room = self.query_one("#inspector-fields").size.width or 30
-            names = min(max(len(f.name) for f in fields), room // 2)
-            # Wide and short (below the hex view): two fields a line when both fit.
-            half = (room - 2) // 2 if room >= 60 else 0
-            pending = ""  # a short field waiting for a second one on its line
-            for f in fields:
-                row = f"{f.name:<{names}}  {f.value}"
-                if half and cell_len(row) <= half:
-                    if pending:
-                        lines.append(f"{pending:<{half}}  {row}")
-                        pending = ""
-                    else:
-                        pending = row
-                    continue
-                if pending:
-                    lines.append(pending)
-                    pending = ""
-                if max(names, len(f.name)) + 2 + cell_len(f.value) <= room:
-                    lines.append(row)
-                else:  # a long value goes on a line of its own
-                    lines += [f.name, f"  {f.value}"]
-            if pending:
-                lines.append(pending)
+            # A value decoded from the export's bytes (text among them) is shown safe.
+            fields = [
+                dataclasses.replace(f, value=terminal_text(f.value, backslash=False))
+                for f in inspect(data)
+            ]
+            lines += inspector_lines(fields, room, cell_len)
         self.query_one("#inspector-fields", Static).update("\n".join(lines))
 
     @work(group="partitions", exclusive=True, exit_on_error=False)
@@ -407,6 +488,19 @@ class EditorScreen(Screen[None]):
             self.table, self.table_message = table, ""
         parts = self.table.partitions if self.table else ()
         self._starts = [p.start for p in parts]
+        self.view.refresh()
+        self._refresh_status()
+        self._load_structures()
+
+    @work(group="structures", exclusive=True, exit_on_error=False)
+    async def _load_structures(self) -> None:
+        """The filesystems on the export, to name sectors and fields (in the background)."""
+        read = block_reader(self.export.read, self.export.size)
+        try:
+            survey = await run_plan_async(survey_plan(self.export.size), read)
+        except Exception:  # a read error: the editor works on without the names
+            return
+        self.structures = StructureIndex(survey)
         self.view.refresh()
         self._refresh_status()
 
@@ -422,10 +516,10 @@ class EditorScreen(Screen[None]):
         self.view.page(sectors)
 
     def action_home(self) -> None:
-        self.view.jump(0)
+        self.jump_to(0)
 
     def action_end(self) -> None:
-        self.view.jump(self.export.size - 1)
+        self.jump_to(self.export.size - 1)
 
     def action_switch_pane(self) -> None:
         self.view.switch_pane()
@@ -436,33 +530,39 @@ class EditorScreen(Screen[None]):
     def action_copy(self) -> None:
         """Ctrl+C: the selection (else the byte under the cursor) to the clipboard, as
         hex bytes from the hex pane, as text (``.`` for non-printables) from the text pane."""
-        view = self.view
-        lo, hi = view.selection or (view.cursor, view.cursor)
-        length = hi - lo + 1
-        if view.size_bytes == 0:
-            self.notify("The export is empty: nothing to copy.")
+        self._copy("hex" if self.view.pane == HEX_PANE else "text")
+
+    def action_copy_as(self) -> None:
+        """``y``: the same bytes, in a format chosen in a dialog (hex, text, C array)."""
+        lo, hi = self.view.selection or (self.view.cursor, self.view.cursor)
+        what = f"{hi - lo + 1} byte{'' if hi == lo else 's'} at 0x{lo:x}"
+        self.app.push_screen(CopyDialog(what), self._copy)
+
+    def _copy(self, kind: str | None) -> None:
+        if kind is None:
             return
-        if length > MAX_COPY:
-            self.notify(
-                f"The selection has {length} bytes: copy at most {format_size(MAX_COPY)}.",
-                severity="warning",
-            )
+        got = copied_bytes(self.view)
+        if isinstance(got, str):
+            self.notify(got, severity="warning")
             return
-        data = view.bytes_at(lo, length)
-        ss = view.sector_size
-        unreadable = any(
-            (block := view.cache.block_at(sector)) is not None and block.bad_at(sector, ss)
-            for sector in range(lo - lo % ss, hi + 1, ss)
-        )
-        if data is None or len(data) < length or unreadable:
-            self.notify("Not copied: some of these bytes are not loaded or unreadable.")
+        offset, data = got
+        self.app.copy_to_clipboard(render(kind, data, offset))
+        shown_as = {"hex": "hex", "text": "text", "c": "a C array"}[kind]
+        self.notify(f"Copied {len(data)} byte{'' if len(data) == 1 else 's'} as {shown_as}.")
+
+    def action_save_file(self) -> None:
+        self.app.push_screen(save_dialog(self.export, self.edits, self.view), self._file_done)
+
+    def action_load_file(self) -> None:
+        if not self.writable:
+            self.notify("Enter write mode (e) first: a loaded file becomes pending edits.")
             return
-        if view.pane == HEX_PANE:
-            text, shown_as = data.hex(" "), "hex"
-        else:
-            text, shown_as = "".join(chr(b) if 0x20 <= b < 0x7F else "." for b in data), "text"
-        self.app.copy_to_clipboard(text)
-        self.notify(f"Copied {length} byte{'' if length == 1 else 's'} as {shown_as}.")
+        self.app.push_screen(load_dialog(self.export, self.edits, self.view), self._file_done)
+
+    def _file_done(self, message: str | None) -> None:
+        if message:
+            self.notify(message)
+            self._refresh_status()
 
     def action_goto(self) -> None:
         view = self.view
@@ -477,7 +577,7 @@ class EditorScreen(Screen[None]):
 
     def _goto_chosen(self, offset: int | None) -> None:
         if offset is not None:
-            self.view.jump(offset)
+            self.jump_to(offset)
 
     @work(group="extent", exclusive=True, exit_on_error=False)
     async def action_extent(self, forward: bool) -> None:
@@ -496,7 +596,7 @@ class EditorScreen(Screen[None]):
             where = "after" if forward else "before"
             self.notify(f"No allocated data {where} 0x{self.view.cursor:x}.")
         else:
-            self.view.jump(found)
+            self.jump_to(found)
 
     def _set_busy(self, text: str) -> None:
         self._busy = text
@@ -516,38 +616,50 @@ class EditorScreen(Screen[None]):
         if self.view.fetch_lost and not self.export.reconnecting:
             self.export.reconnect()  # it gave up: try again now
         self.view.invalidate()
+        self._forget_block_status()
         self._load_partitions()
 
     # ---- search -------------------------------------------------------------------
 
     def action_search(self, backward: bool) -> None:
-        last = self._search[1] if self._search else ""
-        text_mode = last.startswith("t:")
-        dialog = SearchDialog(backward, last[2:], text_mode)
-        self.app.push_screen(dialog, lambda found: self._search_chosen(found, backward))
+        def read_alignment(text: str) -> tuple[int, int] | None:
+            return parse_alignment(text, sector_size=self.view.sector_size)
 
-    def _search_chosen(self, chosen: tuple[bytes, str] | None, backward: bool) -> None:
-        if chosen is not None:
-            self._search = chosen
+        dialog = SearchDialog(backward, read_alignment, self._search)
+        self.app.push_screen(dialog, lambda query: self._search_chosen(query, backward))
+
+    def action_find(self) -> None:
+        self.action_search(False)
+
+    def action_find_next(self) -> None:
+        self.action_search_again(False)
+
+    def action_find_previous(self) -> None:
+        self.action_search_again(True)
+
+    def _search_chosen(self, query: Query | None, backward: bool) -> None:
+        if query is None:
+            return
+        self._search = query
+        if query.list_all:
+            self._search_worker = self._run_find_all(query)
+        else:
             self._start_search(backward)
 
     def action_search_again(self, backward: bool) -> None:
         if self._search is None:
-            self.notify("Nothing to repeat: search with / or ? first.")
+            self.notify("Nothing to repeat: search with /, ? or Ctrl+F first.")
             return
         self._start_search(backward)
 
     def _start_search(self, backward: bool) -> None:
         if self._search is None:
             return
-        pattern = self._search[0]
         cursor = self.view.cursor
         start = cursor - 1 if backward else cursor + 1
-        self._search_worker = self._run_search(pattern, start, backward)
+        self._search_worker = self._run_search(self._search, start, backward)
 
-    @work(group="search", exclusive=True, exit_on_error=False)
-    async def _run_search(self, pattern: bytes, start: int, backward: bool) -> None:
-        began = time.monotonic()
+    def _search_progress(self) -> Callable[[int, int], None]:
         last_shown = 0.0
 
         def progress(done: int, total: int) -> None:
@@ -560,22 +672,61 @@ class EditorScreen(Screen[None]):
 
         self._search_state = "searching… (Esc stops)"
         self._refresh_status()
+        return progress
+
+    def _match_place(self, offset: int) -> str:
+        """Where a match is, for the list of matches: sector, and partition."""
+        ss = self.view.sector_size
+        part = self.partition_at(offset)
+        where = f"sector {offset // ss} +{offset % ss}"
+        return f"{where}  {self._part_name(part)}" if part else where
+
+    @work(group="search", exclusive=True, exit_on_error=False)
+    async def _run_find_all(self, query: Query) -> None:
+        progress = self._search_progress()
         try:
-            hit = await find(self.export, pattern, start, backward=backward, progress=progress)
+            hits, more = await find_all(
+                self.export, query.pattern.data, align=query.align, progress=progress
+            )
         except NbdError as error:
             self.notify(str(error), title="Search failed", severity="error")
             return
         finally:
             self._search_state = ""
             self._refresh_status()
+        dialog = MatchesDialog(query.describe(), hits, more, self._match_place, self.view.cursor)
+        self.app.push_screen(dialog, self._goto_chosen)
+
+    @work(group="search", exclusive=True, exit_on_error=False)
+    async def _run_search(self, query: Query, start: int, backward: bool) -> None:
+        began = time.monotonic()
+        progress = self._search_progress()
+        pattern = query.pattern.data
+        try:
+            hit = await find(
+                self.export,
+                pattern,
+                start,
+                backward=backward,
+                align=query.align,
+                progress=progress,
+            )
+        except NbdError as error:
+            self.notify(str(error), title="Search failed", severity="error")
+            return
+        finally:
+            self._search_state = ""
+            self._refresh_status()
+        what = query.describe()
         if hit is None:
             way = "before" if backward else "after"
-            self.notify(f"Not found {way} 0x{self.view.cursor:x}.", title="Search")
+            self.notify(f"Not found {way} 0x{self.view.cursor:x}: {what}.", title="Search")
             return
-        self.view.jump(hit)
+        self.jump_to(hit)
         self.view.select_from = hit + len(pattern) - 1
         self.view.refresh()
-        self.notify(f"Found at 0x{hit:x} ({time.monotonic() - began:.1f} s).", title="Search")
+        took = time.monotonic() - began
+        self.notify(f"Found at 0x{hit:x} ({took:.1f} s): {what}.", title="Search")
 
     # ---- panels -------------------------------------------------------------------
 
@@ -584,12 +735,125 @@ class EditorScreen(Screen[None]):
         self._refresh_inspector()
         self.call_after_refresh(self._refresh_inspector)  # laid out: its width is known
 
+    def action_scroll_inspector(self, lines: int) -> None:
+        box = self.query_one("#inspector", VerticalScroll)
+        if box.has_class("shown"):
+            box.scroll_relative(y=lines * 3, animate=False)
+        else:
+            self.notify("The inspector is hidden: i shows it.")
+
     def action_partitions(self) -> None:
-        self.app.push_screen(PartitionDialog(self.table, self.table_message), self._part_chosen)
+        dialog = PartitionDialog(self.table, self.table_message, self.structures.summary)
+        self.app.push_screen(dialog, self._part_chosen)
+
+    def action_structure(self) -> None:
+        structure = self.structures.structure_at(self.view.cursor)
+        if structure is None:
+            self.notify("No filesystem, volume or partition table is known here.")
+            return
+
+        def chosen(choice: Choice | None) -> None:
+            if choice is None:
+                return
+            kind, value = choice
+            if kind == "jump":
+                self.jump_to(int(value))
+            elif not self.writable:
+                self.notify("Enter write mode (e) first: a repair is staged as pending edits.")
+            else:
+                self._stage_repair(structure, value)
+
+        self.app.push_screen(StructureDialog(structure), chosen)
+
+    @work(group="repair", exclusive=True, exit_on_error=False)
+    async def _stage_repair(self, structure: Structure, action: str) -> None:
+        try:
+            ranges, count = await stage_repair(structure, action, self.export, self.edits)
+        except NbdError as error:  # the repair cannot be made: nothing staged
+            self.notify(str(error), title="Nothing staged", severity="error")
+            return
+        self.view.refresh()
+        self._refresh_status()
+        if ranges:
+            self.notify(f"Staged {count} byte(s) in {ranges} range(s): Ctrl+S reviews them.")
+        else:
+            self.notify("Nothing to change.")
+
+    def action_scan(self) -> None:
+        from nbdtui.tui.dialogs.scan_dialog import ScanDialog  # (loads every decoder)
+
+        self.app.push_screen(ScanDialog(self.export), self._part_chosen)
 
     def _part_chosen(self, offset: int | None) -> None:
         if offset is not None:
-            self.view.jump(offset)
+            self.jump_to(offset)
+
+    # ---- jump list, bookmarks, follow, block status --------------------------------
+
+    def action_jump_back(self) -> None:
+        place = self.jumps.back(self.view.cursor)
+        if place is None:
+            self.notify("No earlier place: Ctrl+O goes back after a jump.")
+        else:
+            self.view.jump(place)
+
+    def action_jump_forward(self) -> None:
+        place = self.jumps.forward(self.view.cursor)
+        if place is None:
+            self.notify("Nothing to go forward to.")
+        else:
+            self.view.jump(place)
+
+    def action_bookmarks(self) -> None:
+        if self.bookmarks is None:
+            self.notify("Bookmarks are not available: their database could not be opened.")
+            return
+        dialog = BookmarkDialog(
+            self.bookmarks, endpoint_of(self.export), self.view.cursor, self.view.sector_size
+        )
+        self.app.push_screen(dialog, self._goto_chosen)
+
+    def action_follow(self) -> None:
+        view = self.view
+        data = view.bytes_at(view.cursor, 16)
+        if data is None:
+            self.notify("The bytes at the cursor are not loaded yet.")
+            return
+        found = targets(inspect(data), self.export.size, view.sector_size)
+        if not found:
+            self.notify(f"No integer at 0x{view.cursor:x} points inside this export.")
+            return
+        self.app.push_screen(FollowDialog(view.cursor, found), self._goto_chosen)
+
+    def _allocation_at(self, offset: int) -> str:
+        """``data``, ``zero`` or ``hole`` at ``offset`` ("" until the server answered)."""
+        span = self.block_status.at(offset)
+        if span is not None:
+            return describe(span)
+        window = offset - offset % WINDOW
+        if not self._block_status_failed and self._block_status_window != window:
+            self._block_status_window = window
+            self._load_block_status(offset)
+        return ""
+
+    @work(group="block-status", exclusive=True, exit_on_error=False)
+    async def _load_block_status(self, offset: int) -> None:
+        try:
+            await self.block_status.load(self.export, offset)
+        except NbdError:
+            self._block_status_failed = True  # not asked again until a reload
+            return
+        finally:
+            self._block_status_window = None
+        self._refresh_status()
+
+    def _has_block_status(self) -> bool:
+        return self.export.negotiated.context_id(BASE_ALLOCATION) is not None
+
+    def _forget_block_status(self) -> None:
+        self.block_status.forget()
+        self._block_status_failed = not self._has_block_status()
+        self._refresh_status()
 
     # ---- write mode and edits -----------------------------------------------------
 
@@ -611,9 +875,11 @@ class EditorScreen(Screen[None]):
             )
             return
         question = (
-            "Typed bytes will only change what this editor shows. Nothing is written to "
-            f"{self._target()} until you review every change and confirm it with Ctrl+S; "
-            "the old bytes are kept in the undo journal first."
+            "Typed bytes will only change what this editor shows: nothing you type is "
+            f"written to {self._target()} until you review every change and confirm it "
+            "with Ctrl+S. Z (zero), T (trim) and J (revert a journal entry) are not staged: "
+            "each writes as soon as you confirm its own question. Every write keeps the "
+            "old bytes in the undo journal first."
         )
 
         def answered(yes: bool | None) -> None:
@@ -661,7 +927,8 @@ class EditorScreen(Screen[None]):
             self.view.jump(offset)
 
     def _target(self) -> str:
-        return f"{self.export.name or '(default export)'} at {endpoint_of(self.export)}"
+        name = terminal_text(self.export.name) if self.export.name else "(default export)"
+        return f"{name} at {terminal_text(endpoint_of(self.export))}"
 
     def action_commit(self) -> None:
         if not self.edits:
@@ -699,6 +966,7 @@ class EditorScreen(Screen[None]):
         finally:
             self._set_busy("")
             self.view.invalidate()
+            self._forget_block_status()
         self.edits.clear()
         self._load_partitions()
         self._refresh_status()
@@ -759,12 +1027,13 @@ class EditorScreen(Screen[None]):
         question = (
             f"{what} {length} bytes ({format_size(length)}): 0x{lo:x}–0x{hi:x} "
             f"({lo}–{hi}), sectors {lo // ss}–{hi // ss} of {self._target()}. "
-            "The old bytes go to the undo journal first."
+            "This writes to the export as soon as you confirm (it is not staged for "
+            "Ctrl+S); the old bytes go to the undo journal first."
         )
         if trim:
             question += " After a trim the export may read back anything."
         self.app.push_screen(
-            ConfirmDialog(f"{what} {length} bytes?", question, what, "Cancel"),
+            ConfirmDialog(f"{what} {length} bytes now?", question, f"{what} now", "Cancel"),
             on_yes(lambda: self._do_zero(lo, length, trim)),
         )
 
@@ -777,6 +1046,7 @@ class EditorScreen(Screen[None]):
             return
         finally:
             self.view.invalidate()
+            self._forget_block_status()
         self.view.clear_selection()
         done = "Trimmed" if trim else "Zeroed"
         self.notify(f"{done} {length} byte(s); journal entry #{entry}.")
@@ -837,8 +1107,8 @@ class EditorScreen(Screen[None]):
             self.view.sector_size,
             self._target(),
             title=f"Revert journal entry #{entry_id} ({entry.state})?",
-            note="Ranges that no longer hold these 'old' bytes stop the revert; "
-            "the revert is journaled too.",
+            note="Confirming writes these ranges now (not staged for Ctrl+S). Ranges that "
+            "no longer hold these 'old' bytes stop the revert; the revert is journaled too.",
         )
         self.app.push_screen(dialog, on_yes(lambda: self._do_revert(entry_id, False)))
 
@@ -860,6 +1130,7 @@ class EditorScreen(Screen[None]):
             return
         finally:
             self.view.invalidate()
+            self._forget_block_status()
         self._load_partitions()
         self.notify(f"Reverted journal entry #{entry_id}.")
 

@@ -540,7 +540,9 @@ class HexView(Widget, can_focus=True):
         "pageup": lambda v: v.page(-1),
         "pagedown": lambda v: v.page(1),
         "home": lambda v: v.jump(0),
+        "ctrl+home": lambda v: v.jump(0),
         "end": lambda v: v.jump(v.size_bytes - 1),
+        "ctrl+end": lambda v: v.jump(v.size_bytes - 1),
         "tab": lambda v: v.switch_pane(),
     }
 

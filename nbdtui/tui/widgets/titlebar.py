@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from textual.widgets import Static
 
+from nbdtui.tui.markup import escape_markup
+
 
 class TitleBar(Static):
     DEFAULT_CSS = """
@@ -23,4 +25,6 @@ class TitleBar(Static):
 
     def _show(self) -> None:
         sub_title = self.screen.sub_title
-        self.update(f"{self.app.title} — {sub_title}" if sub_title else self.app.title)
+        # The sub_title often holds an export name or a path: never markup.
+        title = escape_markup(self.app.title)
+        self.update(f"{title} — {escape_markup(sub_title)}" if sub_title else title)

@@ -191,7 +191,7 @@ class SshConnections:
     ) -> tuple[ChannelTransport, P]:
         """Open a channel to the endpoint's NBD server; returns ``(transport, protocol)``."""
         link = self._acquire(endpoint)
-        route = link.route
+        route = ssh_route(endpoint)  # this endpoint's far end (the link's is its first user's)
         released = False
 
         def release() -> None:

@@ -1,0 +1,159 @@
+#!/usr/bin/env python3
+"""Throughput of `nbdtui copy` against `nbdcopy`, side by side in one run.
+
+Starts nbdkit itself (Unix sockets in a private directory) and copies SIZE bytes of
+random data (no holes: every byte is read and written) three ways:
+
+- export to file: nbdkit's `file` plugin -> a new local file;
+- file to export: a local file -> nbdkit's `memory` plugin;
+- export to export: `file` plugin -> `memory` plugin.
+
+Both tools run with the same connections and requests in flight: nbdtui as a command
+(`cli`: Python's start-up and imports included, 0.1 s on an idle machine, 0.3 s on a
+loaded one, that nbdcopy, a C program, does not pay) and `in process` (the very code
+the command runs, `nbdtui.cli.copy_command`, timed in this process); alternately, so
+that a change in the machine's load weighs on both; each row is the median of --runs
+runs, and the ratio is nbdcopy's time over nbdtui's (>1.0: nbdtui is faster). The
+destination file is removed before each run of either tool. Usage:
+
+    python bench/bench_copy.py [--size 1G] [--connections 4] [--requests 16] [--runs 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import compileall
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import nbdtui
+from nbdtui.present.sizes import parse_size
+
+MiB = 1024 * 1024
+
+
+@contextmanager
+def nbdkit(tmp: Path, *args: str) -> Iterator[str]:
+    sock = tmp / f"nbdkit-{len(list(tmp.iterdir()))}.sock"
+    proc = subprocess.Popen(
+        ["nbdkit", "-f", "--exit-with-parent", "-U", str(sock), *args],
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 10
+    while not sock.exists():
+        if time.monotonic() > deadline or proc.poll() is not None:
+            proc.kill()
+            raise SystemExit(f"nbdkit {' '.join(args)} did not start")
+        time.sleep(0.02)
+    try:
+        yield f"nbd+unix:///?socket={sock}"
+    finally:
+        proc.terminate()
+        proc.wait(5)
+
+
+def timed(cmd: list[str], before: Callable[[], None] | None = None) -> float:
+    if before is not None:
+        before()
+    start = time.perf_counter()
+    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
+    return time.perf_counter() - start
+
+
+def in_process(argv: list[str], before: Callable[[], None] | None = None) -> float:
+    """Seconds `nbdtui copy ARGV` takes in this process, from parsing to the end."""
+    from nbdtui.cli import copy_command
+    from nbdtui.cli.parser import build_parser
+
+    if before is not None:
+        before()
+    start = time.perf_counter()
+    args = build_parser("copy").parse_args(["copy", *argv])
+    if asyncio.run(copy_command.run(args)):
+        raise SystemExit(f"nbdtui copy {' '.join(argv)} failed")
+    return time.perf_counter() - start
+
+
+def paired(runs: int, ours: Callable[[], float], theirs: Callable[[], float]) -> tuple[float, ...]:
+    """Median seconds of ``ours`` and ``theirs``, run alternately (who goes first
+    alternates too)."""
+    a, b = [], []
+    for i in range(runs):
+        if i % 2:
+            b.append(theirs())
+            a.append(ours())
+        else:
+            a.append(ours())
+            b.append(theirs())
+    return statistics.median(a), statistics.median(b)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--size", default="1G")
+    ap.add_argument("--connections", type=int, default=4)
+    ap.add_argument("--requests", type=int, default=16)
+    ap.add_argument("--runs", type=int, default=5)
+    opts = ap.parse_args()
+    size = parse_size(opts.size)
+    for tool in ("nbdkit", "nbdcopy"):
+        if not shutil.which(tool):
+            raise SystemExit(f"bench: {tool} is not installed (scripts/install-deps.sh)")
+    compileall.compile_dir(Path(nbdtui.__file__).parent, quiet=1)  # as installed
+    c, r = str(opts.connections), str(opts.requests)
+    options = ["--connections", c, "--requests", r]
+    ours_cmd = [sys.executable, "-m", "nbdtui", "copy", *options]
+    theirs_cmd = ["nbdcopy", f"--connections={c}", f"--requests={r}"]
+    rows: list[tuple[str, float, float]] = []
+    with tempfile.TemporaryDirectory(prefix="nbdtui-bench-copy-") as tmpdir:
+        tmp = Path(tmpdir)
+        src = tmp / "source.img"
+        with open(src, "wb") as f:
+            for _ in range(size // MiB):
+                f.write(os.urandom(MiB))
+        out = tmp / "out.img"
+
+        def fresh_out() -> None:
+            out.unlink(missing_ok=True)
+
+        with nbdkit(tmp, "file", str(src)) as src_uri, nbdkit(tmp, "memory", str(size)) as mem:
+            subprocess.run([*theirs_cmd, str(src), mem], check=True)  # memory allocated
+            cases = [
+                ("export to file", src_uri, str(out), fresh_out),
+                ("file to export", str(src), mem, None),
+                ("export to export", src_uri, mem, None),
+            ]
+            for name, a, b, before in cases:
+                ours, theirs = paired(
+                    opts.runs,
+                    lambda a=a, b=b, before=before: timed([*ours_cmd, a, b], before),
+                    lambda a=a, b=b, before=before: timed([*theirs_cmd, a, b], before),
+                )
+                rows.append((f"{name}, cli", size / ours, size / theirs))
+                ours, theirs = paired(
+                    opts.runs,
+                    lambda a=a, b=b, before=before: in_process([*options, a, b], before),
+                    lambda a=a, b=b, before=before: timed([*theirs_cmd, a, b], before),
+                )
+                rows.append((f"{name}, in process", size / ours, size / theirs))
+    print(
+        f"nbdtui copy vs nbdcopy: {opts.size}, {c} connections x {r} requests, "
+        f"median of {opts.runs}"
+    )
+    print(f"{'case':<28} {'nbdtui MiB/s':>13} {'nbdcopy MiB/s':>14} {'ratio':>6}")
+    for name, ours, theirs in rows:
+        print(f"{name:<28} {ours / MiB:13.1f} {theirs / MiB:14.1f} {ours / theirs:6.2f}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

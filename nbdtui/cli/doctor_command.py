@@ -1,0 +1,74 @@
+"""`nbdtui doctor URI [--json] [--quick]`: which step of a connection fails, and why.
+
+Walks resolve, connect, ssh, greeting, tls, export, info, features, read and throughput
+(see :mod:`nbdtui.client.diagnosis`), printing each step's status, detail and, for a
+warning or a failure, a hint. Exit 0 when no step failed, 1 when one did.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from nbdtui.cli.parser import (
+    EXIT_FAILURE,
+    EXIT_OK,
+    _positive_float,
+    _ssh_target,
+    target_endpoint,
+)
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("uri", metavar="URI", help="NBD endpoint (see 'nbdtui --help')")
+    p.add_argument("--json", action="store_true", help='print {"uri", "steps": [...]} as JSON')
+    p.add_argument("--quick", action="store_true", help="skip the 5-second throughput test")
+    p.add_argument(
+        "--connect-timeout",
+        type=_positive_float,
+        default=10.0,
+        metavar="SECONDS",
+        help="give up each step after this long (default 10)",
+    )
+    p.add_argument(
+        "--ssh",
+        type=_ssh_target,
+        default=None,
+        metavar="[USER@]HOST[:PORT]",
+        help="reach the endpoint through this SSH host (Unix socket paths are on it)",
+    )
+    p.add_argument(
+        "--ssh-accept-new",
+        action="store_true",
+        help="trust and save the key of an SSH host that known_hosts does not list",
+    )
+
+
+async def run(args: argparse.Namespace) -> int:
+    from nbdtui.client.diagnosis import diagnose
+
+    endpoint = target_endpoint(args)
+    if args.json:
+        diagnosis = await diagnose(endpoint, quick=args.quick, connect_timeout=args.connect_timeout)
+        print(json.dumps(diagnosis.as_dict(), indent=2, ensure_ascii=False))
+        return EXIT_OK if diagnosis.ok else EXIT_FAILURE
+
+    from nbdtui.client.diagnosis import Step
+    from nbdtui.present import diagnosis_report as report
+    from nbdtui.uri import without_secrets
+
+    print(report.doctor_header(without_secrets(endpoint.uri)), flush=True)
+    shown: list[Step] = []
+
+    def show(step: Step) -> None:  # each step as it ends (throughput takes seconds)
+        shown.append(step)
+        print("\n".join(report.step_lines(step)), flush=True)
+
+    diagnosis = await diagnose(
+        endpoint, quick=args.quick, connect_timeout=args.connect_timeout, on_step=show
+    )
+    for step in diagnosis.steps:
+        if step not in shown:
+            print("\n".join(report.step_lines(step)))
+    print(report.doctor_footer(diagnosis))
+    return EXIT_OK if diagnosis.ok else EXIT_FAILURE

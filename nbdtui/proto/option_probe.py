@@ -1,0 +1,296 @@
+"""The client side of the NBD handshake one option at a time, for diagnosis.
+
+:class:`~nbdtui.proto.client_handshake.ClientHandshake` runs a whole negotiation and
+reports its outcome. A diagnosis (``nbdtui doctor``) needs to see each answer on its own:
+which greeting the server sent, what it says to each option, whether GO fell back to
+EXPORT_NAME, what LIST offers after a refusal. :class:`OptionProbe` parses the greeting
+(and answers it with the client flags), then sends what its driver asks, one option at a
+time, and returns each answer as an event. Decoding is :mod:`nbdtui.proto.option_codec`'s.
+
+Theory of operation
+-------------------
+
+===================  ===========================================  ===================
+state                what moves it                                next state
+===================  ===========================================  ===================
+GREETING             oldstyle greeting (emits ``Greeted`` with    DONE
+                     the export's size and flags)
+GREETING             newstyle greeting (emits ``Greeted``; the    IDLE
+                     client flags are queued)
+IDLE                 ``send_option()``                            REPLY
+IDLE                 ``send_export_name()``                       EXPORT_NAME_REPLY
+REPLY                an intermediate reply (kept)                 REPLY
+REPLY                the final reply (emits ``OptionAnswered``)   IDLE
+REPLY                ACK to NBD_OPT_GO (emits ``OptionAnswered``) DONE
+EXPORT_NAME_REPLY    size and flags (emits ``ExportNameAnswered``) DONE
+DONE                 any bytes: kept in ``trailing_data``         DONE
+any                  bytes that break the protocol                FAILED
+===================  ===========================================  ===================
+
+Bytes in IDLE are a ``ProtocolError`` (the server speaks only when spoken to). After the
+server accepted NBD_OPT_STARTTLS the driver wraps the stream in TLS and goes on calling
+``send_option`` with the decrypted stream: the machine does not care. ``send_option`` on
+a non-fixed newstyle server, or in any other state than IDLE, is a ``RuntimeError`` (the
+driver's bug), as is any call in FAILED but ``receive_data``, which raises the error again.
+"""
+
+from __future__ import annotations
+
+import enum
+import struct
+
+from nbdtui.errors import ProtocolError
+from nbdtui.proto import option_codec as wire
+from nbdtui.proto.client_events import (
+    ExportNameAnswered,
+    Greeted,
+    OptionAnswered,
+    ProbeEvent,
+)
+from nbdtui.proto.constants import (
+    IHAVEOPT,
+    NBDMAGIC,
+    OLDSTYLE_MAGIC,
+    OPTION_REPLY_MAGIC,
+    ClientFlag,
+    HandshakeFlag,
+    Option,
+    OptionReply,
+)
+from nbdtui.proto.types import ExportInfo
+
+__all__ = ["MAX_REPLIES", "MAX_REPLY_BYTES", "OptionProbe"]
+
+#: Intermediate replies (exports listed, contexts, infos) kept for one option, and their
+#: bytes in all: a server that sends more is refused before it fills the memory.
+MAX_REPLIES = 100_000
+MAX_REPLY_BYTES = 64 * 1024 * 1024
+
+_MAGICS = struct.Struct(">QQ")
+_U16 = struct.Struct(">H")
+_U32 = struct.Struct(">I")
+_OLDSTYLE = struct.Struct(">QI")
+_EXPORT_NAME_REPLY = struct.Struct(">QH")
+_ZEROES = 124
+_INTERMEDIATE: dict[int, int] = {
+    Option.LIST: OptionReply.SERVER,
+    Option.INFO: OptionReply.INFO,
+    Option.GO: OptionReply.INFO,
+    Option.LIST_META_CONTEXT: OptionReply.META_CONTEXT,
+    Option.SET_META_CONTEXT: OptionReply.META_CONTEXT,
+}
+
+
+class _State(enum.Enum):
+    GREETING = enum.auto()
+    IDLE = enum.auto()
+    REPLY = enum.auto()
+    EXPORT_NAME_REPLY = enum.auto()
+    DONE = enum.auto()
+    FAILED = enum.auto()
+
+
+class OptionProbe:
+    """See the module documentation."""
+
+    def __init__(self) -> None:
+        self._state = _State.GREETING
+        self._inbox = bytearray()
+        self._outbox = bytearray()
+        self._trailing = bytearray()
+        self._error: ProtocolError | None = None
+        self.style = ""  # set by the greeting
+        self.no_zeroes = False
+        self._awaiting: int | None = None
+        self._servers: list[tuple[str, str]] = []
+        self._infos: list[tuple[int, object]] = []
+        self._contexts: list[tuple[int, str]] = []
+        self._kept = 0  # intermediate replies to the option awaited
+        self._kept_bytes = 0
+
+    # ---- driver API ----------------------------------------------------------------
+
+    @property
+    def state(self) -> str:
+        """``greeting``, ``idle``, ``reply``, ``export-name-reply``, ``done`` or ``failed``."""
+        return self._state.name.lower().replace("_", "-")
+
+    @property
+    def awaiting(self) -> int | None:
+        """The option whose answer is awaited (None when none is)."""
+        return self._awaiting
+
+    @property
+    def trailing_data(self) -> bytes:
+        return bytes(self._trailing)
+
+    def data_to_send(self) -> bytes:
+        data = bytes(self._outbox)
+        self._outbox.clear()
+        return data
+
+    def send_option(self, option: int, payload: bytes = b"") -> None:
+        if self._state is not _State.IDLE or self.style != "newstyle-fixed":
+            raise RuntimeError(f"cannot send an option now (state {self.state}, {self.style})")
+        self._outbox += wire.encode_option(option, payload)
+        self._awaiting = option
+        self._state = _State.REPLY
+
+    def send_export_name(self, name: bytes) -> None:
+        if self._state is not _State.IDLE:
+            raise RuntimeError(f"cannot send NBD_OPT_EXPORT_NAME now (state {self.state})")
+        self._outbox += wire.encode_option(Option.EXPORT_NAME, name)
+        self._awaiting = Option.EXPORT_NAME
+        self._state = _State.EXPORT_NAME_REPLY
+
+    def receive_data(self, data: bytes | bytearray | memoryview) -> list[ProbeEvent]:
+        if self._error is not None:
+            raise self._error
+        if self._state is _State.DONE:
+            self._trailing += data
+            return []
+        self._inbox += data
+        events: list[ProbeEvent] = []
+        try:
+            while self._inbox and self._step(events):
+                pass
+        except ProtocolError as exc:
+            self._error = exc
+            self._state = _State.FAILED
+            raise
+        return events
+
+    # ---- parsing -------------------------------------------------------------------
+
+    def _step(self, events: list[ProbeEvent]) -> bool:
+        state = self._state
+        if state is _State.GREETING:
+            return self._greeting(events)
+        if state is _State.REPLY:
+            return self._reply(events)
+        if state is _State.EXPORT_NAME_REPLY:
+            return self._export_name_reply(events)
+        if state is _State.DONE:
+            self._trailing += self._inbox
+            self._inbox.clear()
+            return False
+        raise ProtocolError(f"server sent {len(self._inbox)} bytes while nbdtui had asked nothing")
+
+    def _greeting(self, events: list[ProbeEvent]) -> bool:
+        buf = self._inbox
+        if len(buf) < 8:
+            return False
+        if struct.unpack_from(">Q", buf)[0] != NBDMAGIC:
+            raise ProtocolError(
+                f"not an NBD server: greeting starts with {bytes(buf[:8])!r}, not b'NBDMAGIC'"
+            )
+        if len(buf) < _MAGICS.size:
+            return False
+        _, style = _MAGICS.unpack_from(buf)
+        if style == IHAVEOPT:
+            end = _MAGICS.size + _U16.size
+            if len(buf) < end:
+                return False
+            (flags,) = _U16.unpack_from(buf, _MAGICS.size)
+            del buf[:end]
+            fixed = bool(flags & HandshakeFlag.FIXED_NEWSTYLE)
+            self.no_zeroes = bool(flags & HandshakeFlag.NO_ZEROES)
+            client = ClientFlag(0)
+            if fixed:
+                client |= ClientFlag.FIXED_NEWSTYLE
+            if self.no_zeroes:
+                client |= ClientFlag.NO_ZEROES
+            self._outbox += _U32.pack(client)
+            self.style = "newstyle-fixed" if fixed else "newstyle"
+            self._state = _State.IDLE
+            events.append(Greeted(self.style, flags))
+            return True
+        if style == OLDSTYLE_MAGIC:
+            end = _MAGICS.size + _OLDSTYLE.size + _ZEROES
+            if len(buf) < end:
+                return False
+            size, flags = _OLDSTYLE.unpack_from(buf, _MAGICS.size)
+            del buf[:end]
+            self.style = "oldstyle"
+            self._state = _State.DONE
+            info = ExportInfo(name="", size=size, flags=flags & 0xFFFF)
+            events.append(Greeted("oldstyle", flags >> 16, info))
+            return True
+        raise ProtocolError(f"unknown NBD handshake magic {style:#x} after NBDMAGIC")
+
+    def _reply(self, events: list[ProbeEvent]) -> bool:
+        buf = self._inbox
+        header = wire.REPLY_HEADER
+        if len(buf) < header.size:
+            return False
+        magic, option, reply, length = header.unpack_from(buf)
+        awaiting = self._awaiting
+        assert awaiting is not None
+        if magic != OPTION_REPLY_MAGIC:
+            raise ProtocolError(
+                f"bad option reply magic {magic:#x} in reply to {wire.option_name(awaiting)}"
+            )
+        if option != awaiting:
+            raise ProtocolError(
+                f"server sent a reply to {wire.option_name(option)} while nbdtui waited "
+                f"for the reply to {wire.option_name(awaiting)}"
+            )
+        final = reply == OptionReply.ACK or wire.is_error(reply)
+        if not final and reply != _INTERMEDIATE.get(awaiting):
+            raise ProtocolError(
+                f"server answered {wire.option_name(awaiting)} with {wire.reply_name(reply)}"
+            )
+        limit = wire.max_reply_length(reply)
+        if length > limit:
+            raise ProtocolError(
+                f"server sent {wire.reply_name(reply)} with a {length}-byte payload "
+                f"(at most {limit} bytes make sense)"
+            )
+        end = header.size + length
+        if len(buf) < end:
+            return False
+        payload = bytes(buf[header.size : end])
+        del buf[:end]
+        if not final:
+            self._kept += 1
+            self._kept_bytes += length
+            if self._kept > MAX_REPLIES or self._kept_bytes > MAX_REPLY_BYTES:
+                raise ProtocolError(
+                    f"server sent too many replies to {wire.option_name(awaiting)} "
+                    f"(more than {MAX_REPLIES}, or {MAX_REPLY_BYTES} bytes)"
+                )
+        if reply == OptionReply.SERVER:
+            self._servers.append(wire.decode_server(payload))
+        elif reply == OptionReply.INFO:
+            self._infos.append(wire.decode_info(payload))
+        elif reply == OptionReply.META_CONTEXT:
+            self._contexts.append(wire.decode_meta_context(payload))
+        else:
+            message = wire.decode_message(payload) if wire.is_error(reply) else ""
+            events.append(
+                OptionAnswered(
+                    option=awaiting,
+                    reply=reply,
+                    message=message,
+                    servers=tuple(self._servers),
+                    infos=tuple(self._infos),
+                    contexts=tuple(self._contexts),
+                )
+            )
+            self._servers, self._infos, self._contexts = [], [], []
+            self._kept = self._kept_bytes = 0
+            self._awaiting = None
+            done = option == Option.GO and reply == OptionReply.ACK
+            self._state = _State.DONE if done else _State.IDLE
+        return True
+
+    def _export_name_reply(self, events: list[ProbeEvent]) -> bool:
+        end = _EXPORT_NAME_REPLY.size + (0 if self.no_zeroes else _ZEROES)
+        if len(self._inbox) < end:
+            return False
+        size, flags = _EXPORT_NAME_REPLY.unpack_from(self._inbox)
+        del self._inbox[:end]
+        self._awaiting = None
+        self._state = _State.DONE
+        events.append(ExportNameAnswered(size, flags))
+        return True
