@@ -26,6 +26,7 @@ APT_PACKAGES=(
     exfatprogs                                    # exFAT images and fsck.exfat
     xfsprogs btrfs-progs cryptsetup-bin mdadm lvm2 # volume oracles (xfs_db, dump-super, luksDump...)
     python3 python3-venv python3-pip ca-certificates
+    diffutils                                     # cmp: the oracle of nbdtui diff
 )
 
 log() { printf 'install-deps: %s\n' "$*" >&2; }

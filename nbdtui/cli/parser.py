@@ -117,6 +117,7 @@ COMMANDS: dict[str, str] = {
     "doctor": "walk a connection step by step and say which step fails and why",
     "check": "check many exports at once (up/down, size, latency) for cron, Nagios, Prometheus",
     "scan": "find filesystem and volume signatures anywhere on an export",
+    "diff": "list every run of bytes where two exports or images differ",
 }
 
 #: Commands whose arguments and code live in a module of their own, cli/<module>.py,
@@ -130,6 +131,7 @@ MODULE_COMMANDS: dict[str, str] = {
     "doctor": "doctor_command",
     "check": "check_command",
     "scan": "scan_command",
+    "diff": "diff_command",
 }
 
 

@@ -46,6 +46,7 @@ PROGRAMS: dict[str, str] = {
     "openssl": "openssl",
     # oracles for the hex dump, partition tables and file systems
     "hexdump": "bsdextrautils",
+    "cmp": "diffutils",
     "sfdisk": "fdisk",
     "sgdisk": "gdisk",
     "mkfs.vfat": "dosfstools",

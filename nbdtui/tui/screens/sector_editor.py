@@ -184,6 +184,7 @@ class EditorScreen(Screen[None]):
         Binding("T", "trim", "Trim the selection", show=False),
         Binding("f5", "flush", "Flush", show=False),
         Binding("J", "journal", "Journal (revert)", show=False),
+        Binding("f4", "compare", "Compare with another export or image", show=False),
         Binding("r", "reload", "Reload from the export", show=False),
         Binding("ctrl+t", "sector_size", "Sector size", show=False),
         Binding("escape", "escape", "Back"),
@@ -1057,6 +1058,36 @@ class EditorScreen(Screen[None]):
         self.view.clear_selection()
         done = "Trimmed" if trim else "Zeroed"
         self.notify(f"{done} {length} byte(s); journal entry #{entry}.")
+
+    def action_compare(self) -> None:
+        from nbdtui.tui.dialogs.compare_dialog import CompareDialog
+
+        def chosen(text: str | None) -> None:
+            if text is not None:
+                self._compare(text)
+
+        self.app.push_screen(CompareDialog(), chosen)
+
+    @work(group="compare-open", exclusive=True, exit_on_error=False)
+    async def _compare(self, text: str) -> None:
+        """Open the other side, show the compare screen, close the other side after."""
+        from nbdtui.tui.screens.compare import CompareScreen, open_side
+
+        try:
+            async with open_side(text) as other:
+                screen = CompareScreen(
+                    self.export,
+                    other,
+                    edits=self.edits,
+                    writable=self.writable,
+                    labels=(self.export.name or "(default export)", text),
+                    sector_size=self.view.sector_size,
+                )
+                await self.app.push_screen_wait(screen)
+        except (NbdError, OSError) as error:
+            self.notify(str(error), title="Compare", severity="error")
+        self.view.refresh()
+        self._refresh_status()
 
     def action_journal(self) -> None:
         try:

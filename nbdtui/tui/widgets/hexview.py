@@ -21,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import string
 from collections.abc import Awaitable, Callable
-from typing import ClassVar
+from typing import ClassVar, Protocol
 
 from rich.segment import Segment
 from rich.style import Style
@@ -37,6 +37,15 @@ from nbdtui.editor.layout import RowLayout
 from nbdtui.errors import ConnectionLostError, NbdError
 
 Reader = Callable[[int, int], Awaitable[bytes]]
+
+
+class Marks(Protocol):
+    """Bytes to draw marked (``nbdtui.editor.compare.DifferenceList``)."""
+
+    def overlaps(self, offset: int, length: int) -> bool: ...
+    def __contains__(self, offset: object) -> bool: ...
+
+
 _TEXT = [chr(b) if 0x20 <= b < 0x7F else "." for b in range(256)]
 HEX_PANE, TEXT_PANE = "hex", "text"
 _TEXT_BYTES = bytes(b if 0x20 <= b < 0x7F else 0x2E for b in range(256))  # _TEXT, as bytes
@@ -76,6 +85,7 @@ class HexView(Widget, can_focus=True):
         "hexview--bad",
         "hexview--track",
         "hexview--thumb",
+        "hexview--differ",
     }
 
     DEFAULT_CSS = """
@@ -91,6 +101,7 @@ class HexView(Widget, can_focus=True):
     HexView > .hexview--bad { color: $error; text-style: bold; }
     HexView > .hexview--track { color: $panel-lighten-1; }
     HexView > .hexview--thumb { color: $accent; }
+    HexView > .hexview--differ { background: $error 45%; }
     """
 
     class Moved(Message):
@@ -129,6 +140,7 @@ class HexView(Widget, can_focus=True):
         self.fetch_lost = False  # fetch_error is a lost connection (retry() when back)
         self._failed: set[int] = set()
         self._frame: _FrameStyles | None = None  # the styles of the repaint under way
+        self.marks: Marks | None = None  # bytes drawn as differing (the compare screen)
 
     # ---- geometry -----------------------------------------------------------------
 
@@ -351,6 +363,7 @@ class HexView(Widget, can_focus=True):
         "bad",
         "track",
         "thumb",
+        "differ",
     )
 
     def _style(self, name: str) -> Style:
@@ -419,6 +432,7 @@ class HexView(Widget, can_focus=True):
             and block.bad_at(offset, self.sector_size) is None
             and not offset <= self.cursor < offset + length
             and not (self.edits and self.edits.overlaps(offset, length))
+            and not (self.marks is not None and self.marks.overlaps(offset, length))
         ):
             sel = self.selection
             if sel is None or sel[1] < offset or sel[0] >= offset + length:
@@ -494,6 +508,8 @@ class HexView(Widget, can_focus=True):
             if value is not None and block is None:  # pending, nothing read yet
                 hex_text, char = f"{value:02x}", _TEXT[value]
                 style = styles["pending"]
+            if self.marks is not None and pos in self.marks:
+                style = style + styles["differ"]
             if sel and sel[0] <= pos <= sel[1]:
                 style = style + styles["selection"]
             hex_style = text_style = style
