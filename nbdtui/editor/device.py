@@ -44,9 +44,13 @@ class Readable(Protocol):
 
 
 class Mapped(Protocol):
-    """An export that can tell which of its parts are holes or read as zeros."""
+    """An export that can tell which of its parts are holes or read as zeros: the
+    extents from ``offset``, at most ``limit`` of them (the first ones, covering a part
+    of the range when there are more: ask again from where they end)."""
 
-    async def extents(self, offset: int, length: int) -> Sequence[ExtentView]: ...
+    async def extents(
+        self, offset: int, length: int, *, limit: int | None = None
+    ) -> Sequence[ExtentView]: ...
 
 
 class Searchable(Readable, Mapped, Protocol):

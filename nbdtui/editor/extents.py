@@ -3,17 +3,24 @@
 ``base:allocation`` block status says which parts of an export are holes (``HOLE``) and
 which read as zeros (``ZERO``). When the export cannot answer (no block status, or the
 server refuses), every byte counts as allocated data: slower, never wrong.
+
+A server may report an export in 1-byte extents: the export is asked for at most
+``LIMIT`` extents at a time, and nothing here keeps more than ``KEEP_SPANS`` spans, so
+memory stays bounded whatever the server says (walking such an export takes longer).
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections import deque
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 
 from nbdtui.editor.device import Mapped
 from nbdtui.errors import ConnectionLostError, NbdError, ProtocolError
 
 QUERY = 1 << 30  # bytes asked per block-status request
+LIMIT = 4096  # extents asked for at once (Mapped.extents' limit)
+KEEP_SPANS = 4096  # spans a backward walk holds at once
 
 
 @dataclass(frozen=True)
@@ -30,13 +37,13 @@ class Span:
         return self.offset + self.length
 
 
-async def spans(export: Mapped, start: int, end: int) -> AsyncIterator[Span]:
+async def spans(export: Mapped, start: int, end: int) -> AsyncGenerator[Span, None]:
     """The allocation of ``[start, end)`` in order, without gaps or overlaps."""
     pos = start
     while pos < end:
         length = min(end - pos, QUERY - pos % QUERY)
         try:
-            extents = await export.extents(pos, length)
+            extents = await export.extents(pos, length, limit=LIMIT)
         except (ConnectionLostError, ProtocolError):
             raise
         except NbdError:
@@ -69,6 +76,17 @@ async def next_data(export: Mapped, offset: int, size: int) -> int | None:
     return None
 
 
+async def spans_before(export: Mapped, lo: int, hi: int) -> tuple[list[Span], int]:
+    """The last spans of ``[lo, hi)`` (at most ``KEEP_SPANS`` of them, in order) and
+    where they begin: ``lo`` when they are all the spans of the range; else the caller
+    walks on backwards from there."""
+    found: deque[Span] = deque(maxlen=KEEP_SPANS)
+    async for span in spans(export, lo, hi):
+        found.append(span)
+    start = found[0].offset if found else lo
+    return list(found), start
+
+
 async def previous_data(export: Mapped, offset: int) -> int | None:
     """Start of the allocated run before ``offset``: the start of the run holding the
     cursor when the cursor is inside it, else the run before (``None``: none)."""
@@ -76,12 +94,12 @@ async def previous_data(export: Mapped, offset: int) -> int | None:
     candidate: int | None = None
     while hi > 0:
         lo = max(0, hi - window)
-        window = min(window * 2, QUERY)
-        found = [span async for span in spans(export, lo, hi)]
+        found, start = await spans_before(export, lo, hi)
+        window = min(window * 2, QUERY) if start == lo else max(hi - start, 1)
         for span in reversed(found):
             if span.allocated:
                 candidate = span.offset
             elif candidate is not None:
                 return candidate
-        hi = lo
+        hi = start
     return candidate

@@ -43,28 +43,48 @@ PIECE = 4 * 1024 * 1024  # bytes a read
 SALVAGE = 64 * 1024  # bytes a read, again, of a piece the server failed to read
 IN_FLIGHT = 8  # reads at once, over the bulk engine's connections
 SECTOR = 512
+LIMIT = 4096  # extents asked for at once
 
 
 async def data_ranges(export: Scannable) -> list[tuple[int, int]]:
-    """The ranges (start, end) that block status does not report as zeros, widened to
-    whole sectors and merged; the whole export without block status."""
+    """The ranges (start, end) to read: all but the runs that block status reports as
+    zeros and that can hold a whole piece (shrunk to whole sectors); the whole export
+    without block status. Smaller zero runs are read: so at most one range a piece is
+    kept, and the extents are asked for ``LIMIT`` at a time, whatever the server
+    reports (1-byte extents, say)."""
     size = export.size
+    zeros: list[tuple[int, int]] = []
+    lo = hi = -1  # the zero run being built
+
+    def close() -> None:
+        start, end = -(-lo // SECTOR) * SECTOR, hi - hi % SECTOR if hi < size else size
+        if end - start >= PIECE:
+            zeros.append((start, end))
+
+    pos = 0
     try:
-        extents = await export.extents(0, size)
+        while pos < size:
+            extents = await export.extents(pos, size - pos, limit=LIMIT)
+            if not extents or extents[0].offset != pos:
+                break  # (no usable answer: read the rest)
+            for e in extents:
+                if e.zero:
+                    if e.offset != hi:
+                        close()
+                        lo = e.offset
+                    hi = e.offset + e.length
+                pos = e.offset + e.length
     except NbdError:  # block status is an optimisation: read everything instead
         return [(0, size)] if size else []
+    close()
     out: list[tuple[int, int]] = []
-    for e in extents:
-        if e.zero:
-            continue
-        lo, hi = (
-            e.offset // SECTOR * SECTOR,
-            min(size, -(-(e.offset + e.length) // SECTOR) * SECTOR),
-        )
-        if out and lo <= out[-1][1]:
-            out[-1] = (out[-1][0], max(hi, out[-1][1]))
-        else:
-            out.append((lo, hi))
+    pos = 0
+    for start, end in zeros:
+        if start > pos:
+            out.append((pos, start))
+        pos = end
+    if pos < size:
+        out.append((pos, size))
     return out
 
 

@@ -428,7 +428,7 @@ class MemoryExport:
     async def trim(self, offset: int, length: int) -> None:
         await self.zero(offset, length)
 
-    async def extents(self, offset: int, length: int) -> list[Extent]:
+    async def extents(self, offset: int, length: int, *, limit: int | None = None) -> list[Extent]:
         if not self.block_status:
             raise NotSupportedError("no block status")
         self._check(offset, length)
@@ -451,7 +451,7 @@ class MemoryExport:
                     out.append(Extent(last.offset, stop - last.offset, flags))
                     nxt = stop
             pos = nxt
-        return out
+        return out[:limit]
 
 
 # --------------------------------------------------------------------------- UI snapshots
@@ -503,9 +503,10 @@ class FakeExport:
             available_contexts=("base:allocation",),
         )
 
-    async def extents(self, offset: int, length: int) -> list[Extent]:
+    async def extents(self, offset: int, length: int, *, limit: int | None = None) -> list[Extent]:
         end = offset + length
-        return [e for e in self.extents_list if e.offset < end and e.offset + e.length > offset]
+        found = [e for e in self.extents_list if e.offset < end and e.offset + e.length > offset]
+        return found[:limit]
 
     def connection_stats(self) -> list[FakeStats]:
         return self.stats

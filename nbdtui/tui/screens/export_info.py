@@ -41,6 +41,7 @@ BASE_ALLOCATION = "base:allocation"
 # Block status is asked in pieces of at most this many bytes (the wire length is 32-bit);
 # the server may answer a shorter prefix, and the next request starts where it stopped.
 MAP_PIECE = 1 << 30
+MAP_LIMIT = 4096  # extents asked for at once (a server may report 1-byte extents)
 SECTOR = 512
 
 
@@ -196,7 +197,9 @@ class ExportScreen(Screen[None]):
         pos = 0
         try:
             while pos < size:
-                extents = await self.export.extents(pos, min(MAP_PIECE, size - pos))
+                extents = await self.export.extents(
+                    pos, min(MAP_PIECE, size - pos), limit=MAP_LIMIT
+                )
                 if not extents:
                     break
                 bar.add_extents(extents)
