@@ -10,6 +10,7 @@ order given; in JSON each row is ``{"offset", "length", "contexts": {CTX: {"type
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 from typing import TYPE_CHECKING
@@ -20,7 +21,7 @@ if TYPE_CHECKING:
     from nbdtui.client.export import Export
 
 DIRTY_BITMAP = "qemu:dirty-bitmap:"
-LIMIT = 4096  # extents asked of each context at once
+LIMIT = 4096  # rows whose words set the widths of the text columns
 Row = tuple[int, int, list[int]]  # offset, length, the flags of each context
 
 
@@ -59,41 +60,42 @@ def side_by_side(columns: list[list[Extent]]) -> list[Row]:
 async def print_map(
     export: Export, contexts: list[str], offset: int, length: int, as_json: bool
 ) -> int:
-    """Print the rows as they come: each context is asked for at most ``LIMIT``
-    extents at a time (a server may report 1-byte extents), the rows of those printed
-    up to where the shortest answer ends, and the next asked from there."""
+    """Print the rows as they come: the extents of each context are taken as the
+    server reports them (1-byte extents, say), and nothing but the current extent of
+    each context and the row being built is kept."""
     contexts = list(dict.fromkeys(contexts))
     for ctx in contexts:  # (NotSupportedError for a context the server did not agree to)
         await export.context_extents(ctx, offset, 0)
     rows: _Rows = _JsonRows(contexts) if as_json else _TextRows(contexts)
-    held: Row | None = None  # the last row: the next answer may go on with it
-    pos, end = offset, offset + length
-    while pos < end:
+    async with contextlib.AsyncExitStack() as stack:
         columns = [
-            await export.context_extents(ctx, pos, end - pos, limit=LIMIT) for ctx in contexts
+            await stack.enter_async_context(
+                contextlib.aclosing(export.iter_context_extents(ctx, offset, length))
+            )
+            for ctx in contexts
         ]
-        stop = min(column[-1].end for column in columns)
-        for row in side_by_side([_clip(column, stop) for column in columns]):
-            if held is not None and held[2] == row[2] and held[0] + held[1] == row[0]:
-                held = (held[0], held[1] + row[1], held[2])
-                continue
-            if held is not None:
-                rows.add(held)
-            held = row
-        pos = stop
-    if held is not None:
-        rows.add(held)
+        current: list[Extent | None] = [None] * len(columns)
+        held: Row | None = None  # the last row: the next may go on with it
+        pos, end = offset, offset + length
+        while pos < end:
+            flags, stop = [], end
+            for c, column in enumerate(columns):
+                extent = current[c]
+                while extent is None or extent.end <= pos:
+                    extent = current[c] = await anext(column)
+                flags.append(extent.flags)
+                stop = min(stop, extent.end)
+            if held is not None and held[2] == flags:
+                held = (held[0], held[1] + stop - pos, flags)
+            else:
+                if held is not None:
+                    rows.add(held)
+                held = (pos, stop - pos, flags)
+            pos = stop
+        if held is not None:
+            rows.add(held)
     rows.close()
     return 0
-
-
-def _clip(extents: list[Extent], stop: int) -> list[Extent]:
-    """``extents`` up to ``stop`` (the last one cut there)."""
-    out = [e for e in extents if e.offset < stop]
-    last = out[-1]
-    if last.end > stop:
-        out[-1] = Extent(last.offset, stop - last.offset, last.flags)
-    return out
 
 
 class _Rows:

@@ -3,7 +3,7 @@ it, and so can a test's export in memory. The editor never imports the client fo
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import AsyncIterator
 from typing import Protocol
 
 
@@ -45,12 +45,10 @@ class Readable(Protocol):
 
 class Mapped(Protocol):
     """An export that can tell which of its parts are holes or read as zeros: the
-    extents from ``offset``, at most ``limit`` of them (the first ones, covering a part
-    of the range when there are more: ask again from where they end)."""
+    extents of ``offset+length`` in order, yielded as the server reports them (so
+    that what is held stays bounded however many there are)."""
 
-    async def extents(
-        self, offset: int, length: int, *, limit: int | None = None
-    ) -> Sequence[ExtentView]: ...
+    def iter_extents(self, offset: int, length: int) -> AsyncIterator[ExtentView]: ...
 
 
 class Searchable(Readable, Mapped, Protocol):

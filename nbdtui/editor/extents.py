@@ -4,22 +4,22 @@
 which read as zeros (``ZERO``). When the export cannot answer (no block status, or the
 server refuses), every byte counts as allocated data: slower, never wrong.
 
-A server may report an export in 1-byte extents: the export is asked for at most
-``LIMIT`` extents at a time, and nothing here keeps more than ``KEEP_SPANS`` spans, so
-memory stays bounded whatever the server says (walking such an export takes longer).
+A server may report an export in 1-byte extents: they are taken as they come, and
+nothing here keeps more than ``KEEP_SPANS`` spans, so memory stays bounded whatever the
+server says (walking such an export only takes longer).
 """
 
 from __future__ import annotations
 
 from collections import deque
 from collections.abc import AsyncGenerator
+from contextlib import aclosing
 from dataclasses import dataclass
 
-from nbdtui.editor.device import Mapped
+from nbdtui.editor.device import ExtentView, Mapped
 from nbdtui.errors import ConnectionLostError, NbdError, ProtocolError
 
 QUERY = 1 << 30  # bytes asked per block-status request
-LIMIT = 4096  # extents asked for at once (Mapped.extents' limit)
 KEEP_SPANS = 4096  # spans a backward walk holds at once
 
 
@@ -41,24 +41,29 @@ async def spans(export: Mapped, start: int, end: int) -> AsyncGenerator[Span, No
     """The allocation of ``[start, end)`` in order, without gaps or overlaps."""
     pos = start
     while pos < end:
-        length = min(end - pos, QUERY - pos % QUERY)
+        stop = min(end, pos - pos % QUERY + QUERY)
+        progressed = False
         try:
-            extents = await export.extents(pos, length, limit=LIMIT)
+            async with aclosing(_extents(export, pos, stop - pos)) as found:
+                async for extent in found:
+                    lo, hi = max(extent.offset, pos), min(extent.offset + extent.length, stop)
+                    if lo != pos or hi <= lo:
+                        break  # a gap or nothing new: ask again from pos
+                    yield Span(pos, hi - lo, not extent.hole, extent.zero)
+                    pos, progressed = hi, True
         except (ConnectionLostError, ProtocolError):
             raise
         except NbdError:
-            extents = []
-        progressed = False
-        for extent in extents:
-            lo, hi = max(extent.offset, pos), min(extent.offset + extent.length, end)
-            if lo != pos or hi <= lo:
-                break  # a gap or nothing new: ask again from pos
-            yield Span(pos, hi - lo, not extent.hole, extent.zero)
-            pos, progressed = hi, True
+            pass
         if not progressed:
             # No usable answer: call the rest of this query plain data.
-            yield Span(pos, length, True, False)
-            pos += length
+            yield Span(pos, stop - pos, True, False)
+            pos = stop
+
+
+async def _extents(export: Mapped, offset: int, length: int) -> AsyncGenerator[ExtentView, None]:
+    async for extent in export.iter_extents(offset, length):
+        yield extent
 
 
 async def next_data(export: Mapped, offset: int, size: int) -> int | None:

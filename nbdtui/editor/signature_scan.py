@@ -12,14 +12,14 @@ are decoded, lowest first, by the registry's decoders
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Generator, Iterator
-from contextlib import AbstractAsyncContextManager
+from collections.abc import AsyncGenerator, Awaitable, Callable, Generator, Iterator
+from contextlib import AbstractAsyncContextManager, aclosing
 from dataclasses import dataclass
 from typing import Protocol, TypeVar
 
 from nbdtui.disk.structures.model import Request, Structure
 from nbdtui.disk.structures.scan import candidates, merge, verify_plan
-from nbdtui.editor.device import Searchable
+from nbdtui.editor.device import ExtentView, Searchable
 from nbdtui.errors import NbdError, RequestError
 
 _T = TypeVar("_T")
@@ -43,15 +43,14 @@ PIECE = 4 * 1024 * 1024  # bytes a read
 SALVAGE = 64 * 1024  # bytes a read, again, of a piece the server failed to read
 IN_FLIGHT = 8  # reads at once, over the bulk engine's connections
 SECTOR = 512
-LIMIT = 4096  # extents asked for at once
 
 
 async def data_ranges(export: Scannable) -> list[tuple[int, int]]:
     """The ranges (start, end) to read: all but the runs that block status reports as
     zeros and that can hold a whole piece (shrunk to whole sectors); the whole export
     without block status. Smaller zero runs are read: so at most one range a piece is
-    kept, and the extents are asked for ``LIMIT`` at a time, whatever the server
-    reports (1-byte extents, say)."""
+    kept whatever the server reports (1-byte extents, say): they are taken as they
+    come."""
     size = export.size
     zeros: list[tuple[int, int]] = []
     lo = hi = -1  # the zero run being built
@@ -61,19 +60,14 @@ async def data_ranges(export: Scannable) -> list[tuple[int, int]]:
         if end - start >= PIECE:
             zeros.append((start, end))
 
-    pos = 0
     try:
-        while pos < size:
-            extents = await export.extents(pos, size - pos, limit=LIMIT)
-            if not extents or extents[0].offset != pos:
-                break  # (no usable answer: read the rest)
-            for e in extents:
+        async with aclosing(_extents(export, size)) as found:
+            async for e in found:
                 if e.zero:
                     if e.offset != hi:
                         close()
                         lo = e.offset
                     hi = e.offset + e.length
-                pos = e.offset + e.length
     except NbdError:  # block status is an optimisation: read everything instead
         return [(0, size)] if size else []
     close()
@@ -86,6 +80,11 @@ async def data_ranges(export: Scannable) -> list[tuple[int, int]]:
     if pos < size:
         out.append((pos, size))
     return out
+
+
+async def _extents(export: Scannable, size: int) -> AsyncGenerator[ExtentView, None]:
+    async for extent in export.iter_extents(0, size):
+        yield extent
 
 
 def _pieces(ranges: list[tuple[int, int]]) -> Iterator[tuple[int, int]]:

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import struct
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 
 from nbdtui.client.export import Extent
@@ -428,7 +428,11 @@ class MemoryExport:
     async def trim(self, offset: int, length: int) -> None:
         await self.zero(offset, length)
 
-    async def extents(self, offset: int, length: int, *, limit: int | None = None) -> list[Extent]:
+    async def iter_extents(self, offset: int, length: int) -> AsyncIterator[Extent]:
+        for extent in await self.extents(offset, length):
+            yield extent
+
+    async def extents(self, offset: int, length: int) -> list[Extent]:
         if not self.block_status:
             raise NotSupportedError("no block status")
         self._check(offset, length)
@@ -451,7 +455,7 @@ class MemoryExport:
                     out.append(Extent(last.offset, stop - last.offset, flags))
                     nxt = stop
             pos = nxt
-        return out[:limit]
+        return out
 
 
 # --------------------------------------------------------------------------- UI snapshots
@@ -503,10 +507,22 @@ class FakeExport:
             available_contexts=("base:allocation",),
         )
 
-    async def extents(self, offset: int, length: int, *, limit: int | None = None) -> list[Extent]:
+    async def extents(self, offset: int, length: int) -> list[Extent]:
         end = offset + length
-        found = [e for e in self.extents_list if e.offset < end and e.offset + e.length > offset]
-        return found[:limit]
+        return [e for e in self.extents_list if e.offset < end and e.offset + e.length > offset]
+
+    async def iter_extents(self, offset: int, length: int) -> AsyncIterator[Extent]:
+        for extent in await self.extents(offset, length):
+            yield extent
+
+    async def allocation(self, offset: int, length: int) -> list[Extent]:
+        """One reply: every extent, clipped to the range."""
+        end = offset + length
+        found = await self.extents(offset, length)
+        return [
+            Extent(max(e.offset, offset), min(e.end, end) - max(e.offset, offset), e.flags)
+            for e in found
+        ] or [Extent(offset, length, 0)]
 
     def connection_stats(self) -> list[FakeStats]:
         return self.stats
