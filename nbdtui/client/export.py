@@ -48,6 +48,9 @@ NO_PAYLOAD_MAX = 1 << 30  # TRIM / WRITE_ZEROES / BLOCK_STATUS requests are spli
 _READ, _WRITE = int(Command.READ), int(Command.WRITE)
 
 
+_HOLE, _ZERO = int(AllocationFlag.HOLE), int(AllocationFlag.ZERO)  # (IntFlag's & is slow)
+
+
 @dataclass(frozen=True)
 class Extent:
     """A run of bytes with the same ``base:allocation`` flags (AllocationFlag bits)."""
@@ -62,11 +65,11 @@ class Extent:
 
     @property
     def hole(self) -> bool:
-        return bool(self.flags & AllocationFlag.HOLE)
+        return bool(self.flags & _HOLE)
 
     @property
     def zero(self) -> bool:
-        return bool(self.flags & AllocationFlag.ZERO)
+        return bool(self.flags & _ZERO)
 
     @property
     def description(self) -> str:

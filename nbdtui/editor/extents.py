@@ -95,7 +95,7 @@ async def spans_before(export: Mapped, lo: int, hi: int) -> tuple[list[Span], in
 async def previous_data(export: Mapped, offset: int) -> int | None:
     """Start of the allocated run before ``offset``: the start of the run holding the
     cursor when the cursor is inside it, else the run before (``None``: none)."""
-    hi, window = offset, 1 << 20
+    hi, window = offset, 1 << 16
     candidate: int | None = None
     while hi > 0:
         lo = max(0, hi - window)
