@@ -472,7 +472,18 @@ class Export:
             return []
         if self.negotiated.context_id(BASE_ALLOCATION) is None:
             return [Extent(offset, length, 0)]
-        return await self._status(BASE_ALLOCATION, offset, length)
+        out: list[Extent] = []
+        pos, end = offset, offset + length
+        for ext_length, flags in await self._status(BASE_ALLOCATION, offset, length):
+            n = min(ext_length, end - pos)
+            if n <= 0:
+                break
+            if out and out[-1].flags == flags:
+                out[-1] = Extent(out[-1].offset, out[-1].length + n, flags)
+            else:
+                out.append(Extent(pos, n, flags))
+            pos += n
+        return out
 
     async def context_extents(
         self,
@@ -508,24 +519,29 @@ class Export:
     async def _merged(self, context: str, offset: int, length: int) -> AsyncIterator[Extent]:
         """The extents of ``context`` over ``offset+length``, one reply at a time,
         neighbours of equal flags merged across replies (the last held back until one
-        of other flags follows)."""
-        last: Extent | None = None
+        of other flags follows); nothing but the reply being read is held."""
+        start = kind = -1
+        run = 0  # the length of the extent held back (0: none yet)
         pos, end = offset, offset + length
         while pos < end:
-            for extent in await self._status(context, pos, end - pos):
-                if last is not None and last.flags == extent.flags:
-                    last = Extent(last.offset, last.length + extent.length, extent.flags)
+            for ext_length, flags in await self._status(context, pos, end - pos):
+                n = min(ext_length, end - pos)
+                if n <= 0:
+                    break
+                if run and flags == kind:
+                    run += n
                 else:
-                    if last is not None:
-                        yield last
-                    last = extent
-                pos = extent.end
-        if last is not None:
-            yield last
+                    if run:
+                        yield Extent(start, run, kind)
+                    start, run, kind = pos, n, flags
+                pos += n
+        if run:
+            yield Extent(start, run, kind)
 
-    async def _status(self, context: str, offset: int, length: int) -> list[Extent]:
+    async def _status(self, context: str, offset: int, length: int) -> tuple[tuple[int, int], ...]:
         """One block status reply for ``context`` from ``offset`` (at most 1 GiB asked):
-        at least one extent, merged, clipped to ``offset+length``."""
+        its ``(length, flags)`` pairs (at least one; merged, and cut after the one that
+        reaches the end of the request, by the transmission machine)."""
         step = self._aligned_down(NO_PAYLOAD_MAX)
         statuses, conn = await self._group.perform(
             Request(Command.BLOCK_STATUS, offset, min(length, step))
@@ -536,18 +552,7 @@ class Export:
             raise ProtocolError(
                 f"server sent no {context} status for {offset:#x} (server {self.endpoint.display})"
             )
-        out: list[Extent] = []
-        pos, end = offset, offset + length
-        for ext_length, flags in mine[0].extents:
-            n = min(ext_length, end - pos)
-            if n <= 0:
-                break
-            if out and out[-1].flags == flags:
-                out[-1] = Extent(out[-1].offset, out[-1].length + n, flags)
-            else:
-                out.append(Extent(pos, n, flags))
-            pos += n
-        return out
+        return mine[0].extents
 
     # ---- misc ---------------------------------------------------------------------
 
