@@ -126,6 +126,54 @@ def cases() -> list[Case]:
     ]
 
 
+def _more_cases() -> list[Case]:
+    """Those of the editor's and copy's block status (finishing issue 13)."""
+    ids: list[int] = []  # the meta contexts a client asked for (ids 1, 2...)
+    bitmap = "qemu:dirty-bitmap:b0"
+    return [
+        Case(
+            "write 16M --timeout 3: payload taken a byte every 0.3 s",
+            fakes.plain_go(64 * MiB),
+            fakes.sip,
+            lambda uri, tmp: ["write", uri, str(_input(tmp, 16 * MiB)), "--timeout", "3"],
+            1,
+            "timed out after 3 s",
+        ),
+        Case(
+            "map --context x2 1M: 1-byte extents (alternating)",
+            fakes.with_contexts(MiB, ids),
+            fakes.tiny_extents(1, ids),
+            lambda uri, _: ["map", "--context", "base:allocation", "--context", bitmap, uri],
+            0,
+            "0           1    0  data         0  clean",
+        ),
+        Case(
+            "copy 2M to a file: 1-byte extents (alternating)",
+            fakes.with_allocation(2 * MiB),
+            fakes.tiny_extents(1),
+            lambda uri, tmp: ["copy", uri, _fresh(tmp)],
+            0,
+            "",
+        ),
+        Case(
+            "copy --context 2M: 1-byte dirty extents (alternating)",
+            fakes.with_contexts(2 * MiB, ids),
+            fakes.tiny_extents(1, ids),
+            lambda uri, tmp: ["copy", "--context", bitmap, uri, _fresh(tmp)],
+            0,
+            "",
+        ),
+        Case(
+            "scan 4M: 1-byte extents (alternating)",
+            fakes.with_allocation(4 * MiB),
+            fakes.tiny_extents(1),
+            lambda uri, _: ["scan", uri],
+            0,
+            "",
+        ),
+    ]
+
+
 def _input(tmp: Path, size: int) -> Path:
     path = tmp / f"in-{size}.bin"
     if not path.exists():
@@ -135,6 +183,13 @@ def _input(tmp: Path, size: int) -> Path:
 
 def _out(tmp: Path) -> str:
     return str(tmp / "out.bin")
+
+
+def _fresh(tmp: Path) -> str:
+    """A destination that does not exist yet (copy creates it with SRC's size)."""
+    path = tmp / "copy.bin"
+    path.unlink(missing_ok=True)
+    return str(path)
 
 
 def _first_line(run: Measured) -> str:
@@ -153,7 +208,7 @@ def _row(name: str, run: Measured, ok: bool) -> str:
 
 async def _fake_cases(tmp: Path, rounds: int, max_rss: int, rows: list[str]) -> bool:
     ok = True
-    for case in cases():
+    for case in cases() + _more_cases():
         servers = fakes.FakeNbdServers()
         try:
             uri = await servers.start(case.scenario, handshake=case.handshake)

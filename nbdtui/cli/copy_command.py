@@ -305,9 +305,38 @@ def _with_context(options: Any, context: str) -> Any:
     return dataclasses.replace(options, meta_contexts=(context,))
 
 
+MAX_CONTEXT_RANGES = 1 << 16  # ranges of a context kept at once
+
+
 async def _context_ranges(src: Any, context: str, offset: int, length: int) -> Any:
-    """The extents ``context`` marks (flags not 0: dirty, for a dirty bitmap)."""
+    """The extents ``context`` marks (flags not 0: dirty, for a dirty bitmap), taken
+    as they come. At most ``MAX_CONTEXT_RANGES`` are kept whatever the server reports:
+    past that, ranges closer than a gap (doubling each time) are joined, so a little
+    more than what is marked is copied (never less)."""
     from nbdtui.cli.copy_sides import merge
 
-    extents = await src.export.context_extents(context, offset, length)
-    return merge((e.offset, e.end) for e in extents if e.flags)
+    kept: list[tuple[int, int]] = []
+    gap = 0  # ranges this close are joined
+
+    def add(lo: int, hi: int) -> None:
+        nonlocal gap, kept
+        if kept and lo - kept[-1][1] <= gap:
+            kept[-1] = (kept[-1][0], hi)
+        else:
+            kept.append((lo, hi))
+        while len(kept) > MAX_CONTEXT_RANGES:
+            gap = max(2 * gap, 4096)
+            joined: list[tuple[int, int]] = []
+            for a, b in kept:
+                if joined and a - joined[-1][1] <= gap:
+                    joined[-1] = (joined[-1][0], b)
+                else:
+                    joined.append((a, b))
+            kept = joined
+
+    extents = src.export.iter_context_extents(context, offset, length)
+    async with contextlib.aclosing(extents):
+        async for e in extents:
+            if e.flags:
+                add(e.offset, e.end)
+    return merge(kept)

@@ -26,6 +26,7 @@ if TYPE_CHECKING:
 _URI_RE = re.compile(r"(?i)^\s*nbd[a-z+]*:")
 
 Ranges = list[tuple[int, int]]  # (start, end), sorted, not overlapping
+MAX_ZERO_RANGES = 1 << 16  # zero ranges of a source kept at once
 
 
 def is_endpoint(text: str) -> bool:
@@ -48,14 +49,37 @@ class ExportSide:
         return self.export.size
 
     async def zero_ranges(self, offset: int, length: int) -> Ranges:
-        """The ranges block status reports as reading zeroes (holes or zero extents)."""
+        """The ranges block status reports as reading zeroes (holes or zero extents),
+        taken as they come. At most ``MAX_ZERO_RANGES`` are kept whatever the server
+        reports (1-byte extents, say): past that, the shortest are dropped (read and
+        copied as data instead: slower, never wrong), the least length kept doubling."""
         if not length or self.export.negotiated.context_id("base:allocation") is None:
             return []
+        kept: Ranges = []
+        least = 1  # zero runs shorter than this are copied as data
+        lo = hi = -1  # the zero run being built
+
+        def close() -> None:
+            nonlocal least
+            if hi - lo >= least:
+                kept.append((lo, hi))
+            while len(kept) > MAX_ZERO_RANGES:
+                least *= 2
+                kept[:] = [(a, b) for a, b in kept if b - a >= least]
+
         try:
-            extents = await self.export.extents(offset, length)
+            async with contextlib.aclosing(self.export.iter_extents(offset, length)) as found:
+                async for e in found:
+                    if not e.zero:
+                        continue
+                    if e.offset != hi:
+                        close()
+                        lo = e.offset
+                    hi = e.end
         except RequestError:  # block status is an optimisation: read everything
             return []
-        return merge((e.offset, e.end) for e in extents if e.zero)
+        close()
+        return kept
 
     async def read(self, offset: int, buf: memoryview) -> None:
         await (self.engine or self.export).read_into(offset, buf)

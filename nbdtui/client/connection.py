@@ -198,6 +198,12 @@ class Connection:
         return len(self._pending)
 
     @property
+    def sending(self) -> bool:
+        """Bytes are waiting to go out: the server is not taking them as fast as they
+        come (writing paused), or a FileRange payload is going out."""
+        return self._file_send is not None or self.protocol.writing_paused
+
+    @property
     def load(self) -> int:
         """Window slots in use plus tasks waiting for one (for least-loaded choice).
 
@@ -207,7 +213,7 @@ class Connection:
         """
         window = self._window
         load = window.used + window.waiting
-        if (self._file_send is not None or self.protocol.writing_paused) and load < window.size:
+        if self.sending and load < window.size:
             return window.size
         return load
 

@@ -16,7 +16,7 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncGenerator, AsyncIterator, Iterator
 from dataclasses import dataclass
 
 from nbdtui.client.bulk import OpenBulk
@@ -48,6 +48,9 @@ NO_PAYLOAD_MAX = 1 << 30  # TRIM / WRITE_ZEROES / BLOCK_STATUS requests are spli
 _READ, _WRITE = int(Command.READ), int(Command.WRITE)
 
 
+_HOLE, _ZERO = int(AllocationFlag.HOLE), int(AllocationFlag.ZERO)  # (IntFlag's & is slow)
+
+
 @dataclass(frozen=True)
 class Extent:
     """A run of bytes with the same ``base:allocation`` flags (AllocationFlag bits)."""
@@ -62,11 +65,11 @@ class Extent:
 
     @property
     def hole(self) -> bool:
-        return bool(self.flags & AllocationFlag.HOLE)
+        return bool(self.flags & _HOLE)
 
     @property
     def zero(self) -> bool:
-        return bool(self.flags & AllocationFlag.ZERO)
+        return bool(self.flags & _ZERO)
 
     @property
     def description(self) -> str:
@@ -428,17 +431,22 @@ class Export:
             for off, n in _spans(start, end - start, self._aligned_down(self.max_payload))
         )
 
-    async def extents(self, offset: int = 0, length: int | None = None) -> list[Extent]:
+    async def extents(
+        self, offset: int = 0, length: int | None = None, *, limit: int | None = None
+    ) -> list[Extent]:
         """Allocation of the range (``base:allocation``): consecutive extents covering
         exactly ``offset+length`` (to the end of the export by default), neighbours with
-        equal flags merged. Without block status support: one data extent. A large
-        range of a fragmented export is many extents: :meth:`iter_extents` yields them
-        as they come instead."""
-        return [extent async for extent in self.iter_extents(offset, length)]
+        equal flags merged. Without block status support: one data extent.
+
+        A fragmented export has many extents: ``limit`` returns at most that many, the
+        first ones (they cover a part of the range from ``offset``; ask again from where
+        they end, the last one may go on), so that what is held stays bounded whatever
+        the server reports; :meth:`iter_extents` yields them as they come instead."""
+        return await _first(self.iter_extents(offset, length), limit)
 
     async def iter_extents(
         self, offset: int = 0, length: int | None = None
-    ) -> AsyncIterator[Extent]:
+    ) -> AsyncGenerator[Extent, None]:
         """:meth:`extents`, yielded as the replies come: block status is asked for one
         window (at most 1 GiB) at a time, from where the last reply ended, so memory
         stays bounded whatever the server reports (each reply holds at most
@@ -451,19 +459,8 @@ class Export:
         if self.negotiated.context_id(BASE_ALLOCATION) is None:
             yield Extent(offset, length, 0)
             return
-        last: Extent | None = None  # held back until one of other flags follows
-        pos, end = offset, offset + length
-        while pos < end:
-            for extent in await self.allocation(pos, end - pos):
-                if last is not None and last.flags == extent.flags:
-                    last = Extent(last.offset, last.length + extent.length, extent.flags)
-                else:
-                    if last is not None:
-                        yield last
-                    last = extent
-                pos = extent.end
-        if last is not None:
-            yield last
+        async for extent in self._merged(BASE_ALLOCATION, offset, length):
+            yield extent
 
     async def allocation(self, offset: int, length: int) -> list[Extent]:
         """What one block status reply says from ``offset``: consecutive extents (at
@@ -475,20 +472,9 @@ class Export:
             return []
         if self.negotiated.context_id(BASE_ALLOCATION) is None:
             return [Extent(offset, length, 0)]
-        step = self._aligned_down(NO_PAYLOAD_MAX)
-        statuses, conn = await self._group.perform(
-            Request(Command.BLOCK_STATUS, offset, min(length, step))
-        )
-        context = conn.context_id(BASE_ALLOCATION)  # may differ after a reconnect
-        mine = [s for s in statuses or () if s.context_id == context]
-        if not mine:
-            raise ProtocolError(
-                f"server sent no {BASE_ALLOCATION} status for {offset:#x} "
-                f"(server {self.endpoint.display})"
-            )
         out: list[Extent] = []
         pos, end = offset, offset + length
-        for ext_length, flags in mine[0].extents:
+        for ext_length, flags in await self._status(BASE_ALLOCATION, offset, length):
             n = min(ext_length, end - pos)
             if n <= 0:
                 break
@@ -500,13 +486,25 @@ class Export:
         return out
 
     async def context_extents(
-        self, context: str, offset: int = 0, length: int | None = None
+        self,
+        context: str,
+        offset: int = 0,
+        length: int | None = None,
+        *,
+        limit: int | None = None,
     ) -> list[Extent]:
         """The extents of any meta context the server agreed to (opened with it in
         ``ExportOptions.meta_contexts``: ``qemu:dirty-bitmap:NAME``,
         ``qemu:allocation-depth``...): consecutive, covering exactly ``offset+length``,
         neighbours with equal flags merged; ``Extent.flags`` are the context's own
-        values. Raises NotSupportedError when the server did not agree to ``context``."""
+        values. ``limit``: at most that many, the first ones (as for :meth:`extents`).
+        Raises NotSupportedError when the server did not agree to ``context``."""
+        return await _first(self.iter_context_extents(context, offset, length), limit)
+
+    async def iter_context_extents(
+        self, context: str, offset: int = 0, length: int | None = None
+    ) -> AsyncGenerator[Extent, None]:
+        """:meth:`context_extents`, yielded as the replies come (bounded memory)."""
         if length is None:
             length = max(self.size - offset, 0)
         self._check_range(offset, length)
@@ -515,35 +513,46 @@ class Export:
                 f"the server does not offer the meta context {context!r} "
                 f"(server {self.endpoint.display})"
             )
-        out: list[Extent] = []
+        async for extent in self._merged(context, offset, length):
+            yield extent
+
+    async def _merged(self, context: str, offset: int, length: int) -> AsyncIterator[Extent]:
+        """The extents of ``context`` over ``offset+length``, one reply at a time,
+        neighbours of equal flags merged across replies (the last held back until one
+        of other flags follows); nothing but the reply being read is held."""
+        start = kind = -1
+        run = 0  # the length of the extent held back (0: none yet)
         pos, end = offset, offset + length
-        step = self._aligned_down(NO_PAYLOAD_MAX)
         while pos < end:
-            statuses, conn = await self._group.perform(
-                Request(Command.BLOCK_STATUS, pos, min(end - pos, step))
-            )
-            ident = conn.context_id(context)  # may differ after a reconnect
-            mine = [s for s in statuses or () if s.context_id == ident]
-            if not mine or not mine[0].extents:
-                raise ProtocolError(
-                    f"server sent no {context} status for {pos:#x} (server {self.endpoint.display})"
-                )
-            start = pos
-            for ext_length, flags in mine[0].extents:
+            for ext_length, flags in await self._status(context, pos, end - pos):
                 n = min(ext_length, end - pos)
                 if n <= 0:
                     break
-                if out and out[-1].flags == flags and out[-1].end == pos:
-                    out[-1] = Extent(out[-1].offset, out[-1].length + n, flags)
+                if run and flags == kind:
+                    run += n
                 else:
-                    out.append(Extent(pos, n, flags))
+                    if run:
+                        yield Extent(start, run, kind)
+                    start, run, kind = pos, n, flags
                 pos += n
-            if pos == start:
-                raise ProtocolError(
-                    f"server sent an empty {context} extent at {pos:#x} "
-                    f"(server {self.endpoint.display})"
-                )
-        return out
+        if run:
+            yield Extent(start, run, kind)
+
+    async def _status(self, context: str, offset: int, length: int) -> tuple[tuple[int, int], ...]:
+        """One block status reply for ``context`` from ``offset`` (at most 1 GiB asked):
+        its ``(length, flags)`` pairs (at least one; merged, and cut after the one that
+        reaches the end of the request, by the transmission machine)."""
+        step = self._aligned_down(NO_PAYLOAD_MAX)
+        statuses, conn = await self._group.perform(
+            Request(Command.BLOCK_STATUS, offset, min(length, step))
+        )
+        ident = conn.context_id(context)  # may differ after a reconnect
+        mine = [s for s in statuses or () if s.context_id == ident]
+        if not mine or not mine[0].extents:
+            raise ProtocolError(
+                f"server sent no {context} status for {offset:#x} (server {self.endpoint.display})"
+            )
+        return mine[0].extents
 
     # ---- misc ---------------------------------------------------------------------
 
@@ -615,3 +624,16 @@ class _NoLock:
 
     async def __aexit__(self, *exc: object) -> None:
         return None
+
+
+async def _first(extents: AsyncGenerator[Extent, None], limit: int | None) -> list[Extent]:
+    """The first ``limit`` of ``extents`` (all of them when ``limit`` is None)."""
+    if limit is not None and limit < 1:
+        raise ValueError("limit must be at least 1")
+    out: list[Extent] = []
+    async with contextlib.aclosing(extents):
+        async for extent in extents:
+            out.append(extent)
+            if limit is not None and len(out) >= limit:
+                break
+    return out

@@ -311,13 +311,17 @@ class ExportGroup:
             async with asyncio.timeout(timeout):
                 return await conn.submit(request)
         except TimeoutError:
+            # The request never went out: the server stopped reading what nbdtui sends,
+            # or the requests before it (a full window, a payload going out) got no
+            # reply in time. Either way, it is the server that did not keep up.
             what = describe(request.command, request.offset, request.length)
+            why = "the server did not answer in time"
+            if conn.usable and conn.sending:
+                why = "the server stopped reading what nbdtui sends"
             if conn.usable and conn.protocol.writing_paused:
-                # The server stopped reading what nbdtui sends.
                 self.abort_connection(conn, f"sending a {what} took over {timeout:g} s")
             raise RequestTimeoutError(
-                f"{what} timed out after {timeout:g} s waiting to be sent "
-                f"(server {self.endpoint.display})"
+                f"{what} timed out after {timeout:g} s: {why} (server {self.endpoint.display})"
             ) from None
 
     async def perform(self, request: Request) -> tuple[Result, Connection]:

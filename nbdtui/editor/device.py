@@ -3,7 +3,7 @@ it, and so can a test's export in memory. The editor never imports the client fo
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import AsyncIterator
 from typing import Protocol
 
 
@@ -44,9 +44,11 @@ class Readable(Protocol):
 
 
 class Mapped(Protocol):
-    """An export that can tell which of its parts are holes or read as zeros."""
+    """An export that can tell which of its parts are holes or read as zeros: the
+    extents of ``offset+length`` in order, yielded as the server reports them (so
+    that what is held stays bounded however many there are)."""
 
-    async def extents(self, offset: int, length: int) -> Sequence[ExtentView]: ...
+    def iter_extents(self, offset: int, length: int) -> AsyncIterator[ExtentView]: ...
 
 
 class Searchable(Readable, Mapped, Protocol):

@@ -20,7 +20,7 @@ from contextlib import aclosing
 from dataclasses import dataclass
 
 from nbdtui.editor.device import Searchable
-from nbdtui.editor.extents import spans
+from nbdtui.editor.extents import spans, spans_before
 from nbdtui.editor.pattern import MAX_PATTERN, Pattern, PatternError, parse_pattern
 
 __all__ = ["MAX_PATTERN", "Alignment", "PatternError", "Query", "find", "find_all", "parse_pattern"]
@@ -258,8 +258,8 @@ async def _pieces_backward(
     while hi > 0:
         lo = max(0, hi - window)
         lo -= lo % chunk
-        window = min(window * 4, WINDOW)
-        found = [span async for span in spans(export, lo, hi)]
+        found, start = await spans_before(export, lo, hi)
+        window = min(window * 4, WINDOW) if start == lo else max(hi - start, chunk)
         for span in reversed(found):
             if span.zero:
                 pieces = _zero_pieces(span.offset, span.end, m, zeros, align)
@@ -271,7 +271,7 @@ async def _pieces_backward(
                 n = pos - max(span.offset, (pos - 1) - (pos - 1) % chunk)
                 yield pos - n, await export.read(pos - n, n)
                 pos -= n
-        hi = lo
+        hi = start
 
 
 @dataclass(frozen=True)

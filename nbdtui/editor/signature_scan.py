@@ -12,14 +12,14 @@ are decoded, lowest first, by the registry's decoders
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Generator, Iterator
-from contextlib import AbstractAsyncContextManager
+from collections.abc import AsyncGenerator, Awaitable, Callable, Generator, Iterator
+from contextlib import AbstractAsyncContextManager, aclosing
 from dataclasses import dataclass
 from typing import Protocol, TypeVar
 
 from nbdtui.disk.structures.model import Request, Structure
 from nbdtui.disk.structures.scan import candidates, merge, verify_plan
-from nbdtui.editor.device import Searchable
+from nbdtui.editor.device import ExtentView, Searchable
 from nbdtui.errors import NbdError, RequestError
 
 _T = TypeVar("_T")
@@ -46,26 +46,45 @@ SECTOR = 512
 
 
 async def data_ranges(export: Scannable) -> list[tuple[int, int]]:
-    """The ranges (start, end) that block status does not report as zeros, widened to
-    whole sectors and merged; the whole export without block status."""
+    """The ranges (start, end) to read: all but the runs that block status reports as
+    zeros and that can hold a whole piece (shrunk to whole sectors); the whole export
+    without block status. Smaller zero runs are read: so at most one range a piece is
+    kept whatever the server reports (1-byte extents, say): they are taken as they
+    come."""
     size = export.size
+    zeros: list[tuple[int, int]] = []
+    lo = hi = -1  # the zero run being built
+
+    def close() -> None:
+        start, end = -(-lo // SECTOR) * SECTOR, hi - hi % SECTOR if hi < size else size
+        if end - start >= PIECE:
+            zeros.append((start, end))
+
     try:
-        extents = await export.extents(0, size)
+        async with aclosing(_extents(export, size)) as found:
+            async for e in found:
+                if e.zero:
+                    if e.offset != hi:
+                        close()
+                        lo = e.offset
+                    hi = e.offset + e.length
     except NbdError:  # block status is an optimisation: read everything instead
         return [(0, size)] if size else []
+    close()
     out: list[tuple[int, int]] = []
-    for e in extents:
-        if e.zero:
-            continue
-        lo, hi = (
-            e.offset // SECTOR * SECTOR,
-            min(size, -(-(e.offset + e.length) // SECTOR) * SECTOR),
-        )
-        if out and lo <= out[-1][1]:
-            out[-1] = (out[-1][0], max(hi, out[-1][1]))
-        else:
-            out.append((lo, hi))
+    pos = 0
+    for start, end in zeros:
+        if start > pos:
+            out.append((pos, start))
+        pos = end
+    if pos < size:
+        out.append((pos, size))
     return out
+
+
+async def _extents(export: Scannable, size: int) -> AsyncGenerator[ExtentView, None]:
+    async for extent in export.iter_extents(0, size):
+        yield extent
 
 
 def _pieces(ranges: list[tuple[int, int]]) -> Iterator[tuple[int, int]]:

@@ -85,9 +85,9 @@ Errors (raised from ``receive_data``; afterwards every call raises the same erro
 
 * :class:`~nbdtui.errors.ProtocolError`: the server broke the protocol (bad magic,
   impossible length, reply to an option that was not sent, ...), or sent more than
-  the caps allow (``MAX_OPTION_REPLIES`` and ``MAX_OPTION_REPLY_BYTES`` for the replies
-  to one option, ``MAX_HANDSHAKE_REPLY_BYTES`` for the whole handshake): memory stays
-  bounded whatever a server streams.
+  the caps of :mod:`nbdtui.proto.option_caps` allow (``MAX_OPTION_REPLIES`` and
+  ``MAX_OPTION_REPLY_BYTES`` for the replies to one option, ``MAX_HANDSHAKE_REPLY_BYTES``
+  for the whole handshake): memory stays bounded whatever a server streams.
 * :class:`~nbdtui.errors.HandshakeError` and its subclasses ``TLSRequiredError`` and
   ``ExportNotFoundError``: the server refused something nbdtui needs. ``reply`` and
   ``option`` name the error reply and the option it answered (when there was one), and
@@ -132,6 +132,7 @@ from nbdtui.proto.constants import (
     Option,
     OptionReply,
 )
+from nbdtui.proto.option_caps import ReplyCaps
 from nbdtui.proto.types import ExportDetails, ExportInfo
 
 _MAGICS = struct.Struct(">QQ")  # NBDMAGIC, then IHAVEOPT or the oldstyle magic
@@ -152,14 +153,6 @@ _INTERMEDIATE = {
 }
 
 TLS_REQUIRED_MESSAGE = "server requires TLS: use nbds://"
-
-# Caps on what a server may make the client hold: the intermediate replies to one option
-# (their number, and their bytes on the wire, headers included), and those to all the
-# options of one handshake. A listing of 100,000 exports with their details stays well
-# under them; a server streaming replies without end meets them within a second.
-MAX_OPTION_REPLIES = 250_000
-MAX_OPTION_REPLY_BYTES = 32 << 20
-MAX_HANDSHAKE_REPLY_BYTES = 128 << 20
 
 
 class _State(enum.Enum):
@@ -276,9 +269,7 @@ class ClientHandshake:
         self._servers: list[tuple[str, str]] = []
         self._infos: list[wire.InfoItem] = []
         self._contexts: list[tuple[int, str]] = []
-        self._replies = 0  # intermediate replies to the option awaited, and their bytes
-        self._reply_bytes = 0
-        self._handshake_bytes = 0  # of the intermediate replies to every option so far
+        self._caps = ReplyCaps()  # what the option replies kept so far (option_caps)
         self._unsupported: set[Option] = set()  # options answered with ERR_UNSUP
         self._listed: int | None = None  # list mode: the exports NBD_OPT_LIST gave
         self._described = 0  # and how many of them were asked about (details)
@@ -482,7 +473,7 @@ class ClientHandshake:
                 f"a {length}-byte payload (at most {limit} bytes make sense)"
             )
         if not final:
-            self._check_caps(awaiting, header.size + length)
+            self._caps.check(awaiting, header.size + length)
         if reply == OptionReply.INFO and length >= 2:
             # Reject a bad length for known info types before buffering the payload.
             if len(buf) < header.size + 2:
@@ -495,9 +486,7 @@ class ClientHandshake:
         payload = bytes(buf[header.size : end])
         del buf[:end]
         if not final:
-            self._replies += 1
-            self._reply_bytes += end
-            self._handshake_bytes += end
+            self._caps.kept(end)
             # ``reply`` is the intermediate type of the option awaited (checked above)
             if reply == OptionReply.SERVER:
                 self._servers.append(wire.decode_server(payload))
@@ -515,30 +504,10 @@ class ClientHandshake:
             message=message,
         )
         self._servers, self._infos, self._contexts = [], [], []
-        self._replies = self._reply_bytes = 0
+        self._caps.answered()
         self._awaiting = None
         self._advance(result)
         return True
-
-    def _check_caps(self, awaiting: Option, size: int) -> None:
-        """Refuse one more intermediate reply of ``size`` bytes (header included) when
-        it would exceed a cap (checked before its payload is buffered)."""
-        name = wire.option_name(awaiting)
-        if self._replies >= MAX_OPTION_REPLIES:
-            raise ProtocolError(
-                f"server sent more than {MAX_OPTION_REPLIES} replies to {name}, "
-                "nbdtui's cap on the replies to one option"
-            )
-        if self._reply_bytes + size > MAX_OPTION_REPLY_BYTES:
-            raise ProtocolError(
-                f"server sent more than {_mib(MAX_OPTION_REPLY_BYTES)} of replies to {name}, "
-                "nbdtui's cap on the replies to one option"
-            )
-        if self._handshake_bytes + size > MAX_HANDSHAKE_REPLY_BYTES:
-            raise ProtocolError(
-                f"server sent more than {_mib(MAX_HANDSHAKE_REPLY_BYTES)} of option replies "
-                f"(the last to {name}), nbdtui's cap on one handshake"
-            )
 
     def _parse_export_name_reply(self) -> bool:
         end = _EXPORT_NAME_REPLY.size + (0 if self._no_zeroes else _ZEROES)
@@ -751,10 +720,6 @@ class ClientHandshake:
         """The error for a refusal by the server; queues NBD_OPT_ABORT (soft disconnect)."""
         self._outbox += wire.encode_option(Option.ABORT)
         return _handshake_error(text, cls=cls, reply=reply, option=option)
-
-
-def _mib(n: int) -> str:
-    return f"{n >> 20} MiB" if n % (1 << 20) == 0 else f"{n} bytes"
 
 
 def _handshake_error(

@@ -57,14 +57,10 @@ from nbdtui.proto.constants import (
     Option,
     OptionReply,
 )
+from nbdtui.proto.option_caps import ReplyCaps
 from nbdtui.proto.types import ExportInfo
 
-__all__ = ["MAX_REPLIES", "MAX_REPLY_BYTES", "OptionProbe"]
-
-#: Intermediate replies (exports listed, contexts, infos) kept for one option, and their
-#: bytes in all: a server that sends more is refused before it fills the memory.
-MAX_REPLIES = 100_000
-MAX_REPLY_BYTES = 64 * 1024 * 1024
+__all__ = ["OptionProbe"]
 
 _MAGICS = struct.Struct(">QQ")
 _U16 = struct.Struct(">H")
@@ -105,8 +101,7 @@ class OptionProbe:
         self._servers: list[tuple[str, str]] = []
         self._infos: list[tuple[int, object]] = []
         self._contexts: list[tuple[int, str]] = []
-        self._kept = 0  # intermediate replies to the option awaited
-        self._kept_bytes = 0
+        self._caps = ReplyCaps()  # what the option replies kept so far (option_caps)
 
     # ---- driver API ----------------------------------------------------------------
 
@@ -247,18 +242,14 @@ class OptionProbe:
                 f"(at most {limit} bytes make sense)"
             )
         end = header.size + length
+        if not final:
+            self._caps.check(awaiting, end)  # (before the payload is buffered)
         if len(buf) < end:
             return False
         payload = bytes(buf[header.size : end])
         del buf[:end]
         if not final:
-            self._kept += 1
-            self._kept_bytes += length
-            if self._kept > MAX_REPLIES or self._kept_bytes > MAX_REPLY_BYTES:
-                raise ProtocolError(
-                    f"server sent too many replies to {wire.option_name(awaiting)} "
-                    f"(more than {MAX_REPLIES}, or {MAX_REPLY_BYTES} bytes)"
-                )
+            self._caps.kept(end)
         if reply == OptionReply.SERVER:
             self._servers.append(wire.decode_server(payload))
         elif reply == OptionReply.INFO:
@@ -278,7 +269,7 @@ class OptionProbe:
                 )
             )
             self._servers, self._infos, self._contexts = [], [], []
-            self._kept = self._kept_bytes = 0
+            self._caps.answered()
             self._awaiting = None
             done = option == Option.GO and reply == OptionReply.ACK
             self._state = _State.DONE if done else _State.IDLE

@@ -167,3 +167,25 @@ def test_cli_write_with_timeout_succeeds_when_the_server_is_quick_enough(nbdkit,
     result = run_cli("write", server.uri, str(source), "--timeout", "5")
     assert result.returncode == 0, result.stderr
     assert oracle("nbdcopy", server.uri, "-")[: len(data)] == data
+
+
+async def test_a_request_that_cannot_go_out_in_time_blames_the_server(nbdkit, monkeypatch):
+    """A request that waited the whole timeout to be sent (behind requests that got no
+    reply, as a piece that timed out on the bulk threads and is tried again on the
+    event loop does) says what happened: the server did not answer in time."""
+    from nbdtui.client.connection import Connection
+
+    server = nbdkit("memory", "4M")
+    async with nbdtui.open(server.uri, pool=Pool(), timeout=0.5) as export:
+
+        async def window_full(self, request):
+            await asyncio.sleep(10)
+
+        monkeypatch.setattr(Connection, "submit_nowait", lambda self, request: None)
+        monkeypatch.setattr(Connection, "submit", window_full)
+        with pytest.raises(RequestTimeoutError) as info:
+            await export.read(0x1000, 4096)
+        assert str(info.value) == (
+            "read of 4096 bytes at offset 0x1000 timed out after 0.5 s: the server did not "
+            f"answer in time (server 127.0.0.1:{server.port})"
+        )

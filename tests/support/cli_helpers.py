@@ -66,7 +66,17 @@ sys.exit(code)
 def nbdtui_measured(*args: str, timeout: float = 60) -> Measured:
     """:func:`nbdtui`, also measuring the wall-clock time and the peak RSS of the
     process. Killed (with its measuring parent) after ``timeout`` seconds."""
-    command = [sys.executable, "-c", _MEASURE, sys.executable, "-m", "nbdtui", *args]
+    return _measured([sys.executable, "-m", "nbdtui", *args], timeout, "nbdtui " + " ".join(args))
+
+
+def python_measured(code: str, *args: str, timeout: float = 60) -> Measured:
+    """``python -c CODE ARGS`` (a library user's program), measured as
+    :func:`nbdtui_measured` measures the command line."""
+    return _measured([sys.executable, "-c", code, *args], timeout, "the program")
+
+
+def _measured(argv: list[str], timeout: float, what: str) -> Measured:
+    command = [sys.executable, "-c", _MEASURE, *argv]
     started = time.monotonic()
     proc = subprocess.Popen(
         command,
@@ -80,7 +90,7 @@ def nbdtui_measured(*args: str, timeout: float = 60) -> Measured:
     except subprocess.TimeoutExpired:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.communicate()
-        raise AssertionError(f"nbdtui {' '.join(args)} still ran after {timeout} s") from None
+        raise AssertionError(f"{what} still ran after {timeout} s") from None
     seconds = time.monotonic() - started
     stderr, _, peak = err.decode().rpartition("\nMAXRSS ")
     return Measured(proc.returncode, out, stderr, seconds, int(peak) * 1024)

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import struct
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 
 from nbdtui.client.export import Extent
@@ -327,12 +327,41 @@ async def sip(peer: Peer) -> None:
         await asyncio.sleep(0.3)
 
 
-def tiny_extents(run: int = 1) -> Scenario:
+def with_contexts(size: int, ids: list[int]) -> HandshakeScenario:
+    """A ``size``-byte export that agrees to every meta context the client asks for
+    (ids 1, 2... in the order asked), whatever its name; ``ids`` is filled with them
+    (for :func:`tiny_extents`)."""
+
+    async def play(peer: HandshakePeer) -> None:
+        await peer.greet()
+        payload = await peer.until(Option.SET_META_CONTEXT)
+        (name_length,) = struct.unpack_from(">I", payload)
+        at = 4 + name_length
+        (count,) = struct.unpack_from(">I", payload, at)
+        at += 4
+        ids.clear()
+        for ident in range(1, count + 1):
+            (n,) = struct.unpack_from(">I", payload, at)
+            name = payload[at + 4 : at + 4 + n]
+            at += 4 + n
+            reply = struct.pack(">I", ident) + name
+            peer.reply(Option.SET_META_CONTEXT, OptionReply.META_CONTEXT, reply)
+            ids.append(ident)
+        peer.reply(Option.SET_META_CONTEXT, OptionReply.ACK)
+        await peer.until(Option.GO)
+        peer.go(size=size, flags=int(TransmissionFlag.HAS_FLAGS | TransmissionFlag.SEND_FLUSH))
+
+    return play
+
+
+def tiny_extents(run: int = 1, ids: list[int] | None = None) -> Scenario:
     """Block status in 1-byte extents, as many as a chunk may hold (2**21, 16 MiB),
-    their flags alternating between data and zero every ``run`` extents; READs
-    answered with zeroes."""
+    their flags alternating between 0 (data) and 3 (hole, zero) every ``run`` bytes of
+    the export, one chunk for each context of ``ids`` (default: context 1); READs answered with
+    zeroes."""
     pair = struct.pack(">II", 1, 0) * run + struct.pack(">II", 1, 3) * run
-    body = (pair * (2**21 // len(pair) * 8 + 1))[: 8 * 2**21]
+    body = pair * (2**21 // len(pair) * 8 + 2)  # (from any phase of a pair on)
+    contexts = [1] if ids is None else ids
 
     async def play(peer: Peer) -> None:
         while True:
@@ -341,8 +370,12 @@ def tiny_extents(run: int = 1) -> Scenario:
                 return
             if kind == Command.BLOCK_STATUS:
                 n = min(length, 2**21)
-                payload = struct.pack(">I", 1) + body[: 8 * n]
-                peer.chunk(cookie, ChunkType.BLOCK_STATUS, payload, flags=1)
+                at = 8 * (offset % (2 * run))  # the flags are those of the offset
+                for ident in contexts:
+                    payload = struct.pack(">I", ident) + body[at : at + 8 * n]
+                    done = int(ident == contexts[-1])
+                    peer.chunk(cookie, ChunkType.BLOCK_STATUS, payload, flags=done)
+                    await peer.writer.drain()
             elif kind == Command.READ:
                 payload = struct.pack(">Q", offset) + bytes(length)
                 peer.chunk(cookie, ChunkType.OFFSET_DATA, payload, flags=1)
@@ -428,6 +461,10 @@ class MemoryExport:
     async def trim(self, offset: int, length: int) -> None:
         await self.zero(offset, length)
 
+    async def iter_extents(self, offset: int, length: int) -> AsyncIterator[Extent]:
+        for extent in await self.extents(offset, length):
+            yield extent
+
     async def extents(self, offset: int, length: int) -> list[Extent]:
         if not self.block_status:
             raise NotSupportedError("no block status")
@@ -506,6 +543,19 @@ class FakeExport:
     async def extents(self, offset: int, length: int) -> list[Extent]:
         end = offset + length
         return [e for e in self.extents_list if e.offset < end and e.offset + e.length > offset]
+
+    async def iter_extents(self, offset: int, length: int) -> AsyncIterator[Extent]:
+        for extent in await self.extents(offset, length):
+            yield extent
+
+    async def allocation(self, offset: int, length: int) -> list[Extent]:
+        """One reply: every extent, clipped to the range."""
+        end = offset + length
+        found = await self.extents(offset, length)
+        return [
+            Extent(max(e.offset, offset), min(e.end, end) - max(e.offset, offset), e.flags)
+            for e in found
+        ] or [Extent(offset, length, 0)]
 
     def connection_stats(self) -> list[FakeStats]:
         return self.stats

@@ -94,3 +94,28 @@ def test_adding_extents_piece_by_piece_equals_classifying_them_at_once(data, cel
         if any(not e.hole and not e.zero for e in overlapping):
             assert kind == DATA
     assert bar.mapped == size
+
+
+def test_runs_past_max_runs_fold_into_fine_cells(monkeypatch):
+    """A server reporting 1-byte extents: the bar keeps at most FINE_CELLS runs, and a
+    bar of fewer cells (here dividing the fine ones) shows what it showed before."""
+    from nbdtui.tui.widgets import allocation
+
+    monkeypatch.setattr(allocation, "MAX_RUNS", 100)
+    monkeypatch.setattr(allocation, "FINE_CELLS", 64)
+    size = 64 * 50
+    tiny = [Extent(i, 1, 3 if (i // 7) % 2 else 0) for i in range(size)]
+    tiny[size // 2 :] = [Extent(i, 1, 3) for i in range(size // 2, size)]  # holes after
+    bar = AllocationBar(size)
+    for i in range(0, size * 3 // 4, 10):  # three quarters mapped, ten at a time
+        bar.add_extents(tiny[i : i + 10])
+        assert len(bar.runs) <= 100 + 10
+    assert bar.mapped == size * 3 // 4
+    mapped = [r for r in bar.runs if r.offset + r.length <= bar.mapped]
+    assert mapped == bar.runs  # nothing past what is mapped
+    exact = [allocation.Run(e.offset, e.length, allocation.extent_kind(e)) for e in tiny]
+    exact = exact[: size * 3 // 4]
+    assert classify(bar.runs, size, 16) == classify(exact, size, 16)
+    assert classify(bar.runs, size, 16)[:8] == [DATA] * 8
+    assert classify(bar.runs, size, 16)[8:12] == [HOLE] * 4
+    assert classify(bar.runs, size, 16)[12:] == [UNMAPPED] * 4

@@ -225,3 +225,20 @@ async def test_the_command_palette_lists_each_command_once(make_app):
         editor = EditorScreen(FakeExport())
         switch = [c for c in app.get_system_commands(editor) if c.title == "Switch export"]
         assert switch[0].help == "Go to another open export"
+
+
+async def test_allocation_bar_of_1_byte_extents_folds_what_it_keeps(make_app, fake_server):
+    """A server reporting every byte as its own extent (a fake: no real server does):
+    the bar takes one reply at a time and folds its runs into FINE_CELLS cells (it kept
+    every extent of 1 GiB windows before), and still shows data everywhere."""
+    from nbdtui.tui.widgets import allocation
+    from tests.support.fakes import tiny_extents, with_allocation
+
+    uri = await fake_server(tiny_extents(1), handshake=with_allocation(MIB))
+    app = make_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = await open_export_screen(app, pilot, uri)
+        bar = screen.query_one(AllocationBar)
+        assert len(bar.runs) <= allocation.FINE_CELLS
+        assert set("".join(bar.text_rows())) == {KIND_CHARS[DATA]}
+        assert screen.map_error is None

@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from nbdtui.errors import HandshakeError, ProtocolError
-from nbdtui.proto import client_handshake, client_transmission
+from nbdtui.proto import client_transmission, option_caps
 from nbdtui.proto.client_events import StartTLS
 from nbdtui.proto.client_handshake import ClientHandshake
 from nbdtui.proto.client_transmission import ClientTransmission
@@ -38,9 +38,9 @@ HELD = 1 << 20  # what a machine may hold at most, whatever the stream
 @pytest.fixture(autouse=True)
 def small_caps() -> Iterator[None]:
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(client_handshake, "MAX_OPTION_REPLIES", 2000)
-        mp.setattr(client_handshake, "MAX_OPTION_REPLY_BYTES", 256 << 10)
-        mp.setattr(client_handshake, "MAX_HANDSHAKE_REPLY_BYTES", 512 << 10)
+        mp.setattr(option_caps, "MAX_OPTION_REPLIES", 2000)
+        mp.setattr(option_caps, "MAX_OPTION_REPLY_BYTES", 256 << 10)
+        mp.setattr(option_caps, "MAX_HANDSHAKE_REPLY_BYTES", 512 << 10)
         mp.setattr(client_transmission, "MAX_STATUS_EXTENTS", 1000)
         yield
 

@@ -145,12 +145,13 @@ def test_options_one_at_a_time():
 
 
 def test_too_many_intermediate_replies(monkeypatch):
-    from nbdtui.proto import option_probe
+    """The caps of the handshake machine (one set, nbdtui.proto.option_caps)."""
+    from nbdtui.proto import option_caps
 
-    monkeypatch.setattr(option_probe, "MAX_REPLIES", 3)
+    monkeypatch.setattr(option_caps, "MAX_OPTION_REPLIES", 3)
     probe = greeted()
     probe.send_option(Option.LIST)
     server = reply(Option.LIST, OptionReply.SERVER, struct.pack(">I", 1) + b"a")
     assert probe.receive_data(server * 3) == []
-    with pytest.raises(ProtocolError, match="too many replies to NBD_OPT_LIST"):
+    with pytest.raises(ProtocolError, match="more than 3 replies to NBD_OPT_LIST, nbdtui's cap"):
         probe.receive_data(server)

@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 
 from nbdtui.errors import ProtocolError
-from nbdtui.proto import client_handshake
+from nbdtui.proto import option_caps
 from nbdtui.proto.client_events import ExportsListed, Negotiated
 from nbdtui.proto.client_handshake import ClientHandshake
 from nbdtui.proto.constants import Option, OptionReply
@@ -39,7 +39,7 @@ def _start(hs: ClientHandshake, *answers: bytes) -> list[int]:
 
 
 def test_endless_export_list_stops_at_the_count_cap(monkeypatch):
-    monkeypatch.setattr(client_handshake, "MAX_OPTION_REPLIES", 1000)
+    monkeypatch.setattr(option_caps, "MAX_OPTION_REPLIES", 1000)
     hs = ClientHandshake(list_exports=True)
     assert _start(hs, rep(Option.STRUCTURED_REPLY, ACK))[-1] == Option.LIST
     one = rep_server("e")
@@ -58,7 +58,7 @@ def test_endless_export_list_of_long_names_stops_at_the_byte_cap():
     _start(hs, rep(Option.STRUCTURED_REPLY, ACK))
     one = rep_server("n" * 4096)
     per = len(one)
-    fits = client_handshake.MAX_OPTION_REPLY_BYTES // per
+    fits = option_caps.MAX_OPTION_REPLY_BYTES // per
     hs.receive_data(one * fits)
     with pytest.raises(ProtocolError) as caught:
         hs.receive_data(one[:20])  # the header alone
@@ -68,7 +68,7 @@ def test_endless_export_list_of_long_names_stops_at_the_byte_cap():
 
 def test_endless_meta_context_list_of_info_stops_at_the_count_cap(monkeypatch):
     """`nbdtui info` lists the meta contexts (LIST_META_CONTEXT): same cap."""
-    monkeypatch.setattr(client_handshake, "MAX_OPTION_REPLIES", 50)
+    monkeypatch.setattr(option_caps, "MAX_OPTION_REPLIES", 50)
     hs = ClientHandshake(export_name="disk", list_contexts=True)
     assert _start(hs, rep(Option.STRUCTURED_REPLY, ACK))[-1] == Option.LIST_META_CONTEXT
     with pytest.raises(ProtocolError, match="more than 50 replies to NBD_OPT_LIST_META_CONTEXT"):
@@ -77,7 +77,7 @@ def test_endless_meta_context_list_of_info_stops_at_the_count_cap(monkeypatch):
 
 def test_the_count_starts_again_with_each_option(monkeypatch):
     """The cap is per option: 40 contexts listed, then 40 agreed, with a cap of 50."""
-    monkeypatch.setattr(client_handshake, "MAX_OPTION_REPLIES", 50)
+    monkeypatch.setattr(option_caps, "MAX_OPTION_REPLIES", 50)
     hs = ClientHandshake(export_name="disk", list_contexts=True, meta_contexts=("base:allocation",))
     lmc, smc = Option.LIST_META_CONTEXT, Option.SET_META_CONTEXT
     _start(
@@ -95,7 +95,7 @@ def test_the_count_starts_again_with_each_option(monkeypatch):
 def test_the_whole_handshake_is_capped_too(monkeypatch):
     """A listing with details: each export's contexts stay under the per-option caps, but
     all of them together meet the handshake's cap."""
-    monkeypatch.setattr(client_handshake, "MAX_HANDSHAKE_REPLY_BYTES", 10_000)
+    monkeypatch.setattr(option_caps, "MAX_HANDSHAKE_REPLY_BYTES", 10_000)
     hs = ClientHandshake(list_exports=True, list_details=True)
     lmc = Option.LIST_META_CONTEXT
     names = [f"e{i}" for i in range(100)]

@@ -38,9 +38,6 @@ if TYPE_CHECKING:
     from nbdtui.tui.session import Session
 
 BASE_ALLOCATION = "base:allocation"
-# Block status is asked in pieces of at most this many bytes (the wire length is 32-bit);
-# the server may answer a shorter prefix, and the next request starts where it stopped.
-MAP_PIECE = 1 << 30
 SECTOR = 512
 
 
@@ -196,14 +193,12 @@ class ExportScreen(Screen[None]):
         pos = 0
         try:
             while pos < size:
-                extents = await self.export.extents(pos, min(MAP_PIECE, size - pos))
-                if not extents:
-                    break
+                # One reply at a time (at most MAX_STATUS_EXTENTS merged extents): the
+                # bar folds what it keeps, so memory stays bounded whatever the server
+                # reports (1-byte extents, say).
+                extents = await self.export.allocation(pos, size - pos)
                 bar.add_extents(extents)
-                end = max(e.offset + e.length for e in extents)
-                if end <= pos:
-                    break
-                pos = min(end, size)
+                pos = extents[-1].offset + extents[-1].length
                 self._update_cursor_info()
         except NbdError as exc:
             self.map_error = f"block status failed: {exc}"

@@ -4,6 +4,10 @@ The export is cut into ``width × height`` cells laid out row by row; each cell 
 the "strongest" kind of byte in its range: data beats allocated zeros beats holes,
 so that a single sector of data is never hidden by the holes around it. Cells not
 mapped yet are blank.
+
+The runs are kept to draw the bar again at another size; a server may report 1-byte
+extents, so past ``MAX_RUNS`` runs they are folded into ``FINE_CELLS`` cells of the
+export (each its strongest kind), which is still finer than any bar on a screen.
 """
 
 from __future__ import annotations
@@ -22,6 +26,9 @@ from textual.widget import Widget
 from nbdtui.editor.device import ExtentView
 
 UNMAPPED, HOLE, ZERO, DATA = 0, 1, 2, 3
+
+MAX_RUNS = 1 << 17  # runs kept before they are folded into FINE_CELLS
+FINE_CELLS = 1 << 15
 
 KIND_NAMES = {UNMAPPED: "not mapped", HOLE: "hole", ZERO: "zero", DATA: "data"}
 KIND_CHARS = {UNMAPPED: " ", HOLE: "·", ZERO: "░", DATA: "█"}
@@ -80,6 +87,23 @@ def classify(runs: Iterable[Run], size: int, cells: int) -> list[int]:
     return out
 
 
+def fold(runs: list[Run], size: int, mapped: int) -> list[Run]:
+    """``runs`` as at most ``FINE_CELLS`` runs: one per fine cell of the export (its
+    strongest kind), neighbours of one kind joined, none past ``mapped``."""
+    out: list[Run] = []
+    for cell, kind in enumerate(classify(runs, size, FINE_CELLS)):
+        start, end = cell_range(cell, FINE_CELLS, size)
+        end = min(end, mapped)
+        if kind == UNMAPPED or end <= start:
+            continue
+        last = out[-1] if out else None
+        if last and last.kind == kind and last.offset + last.length == start:
+            out[-1] = Run(last.offset, end - last.offset, kind)
+        else:
+            out.append(Run(start, end - start, kind))
+    return out
+
+
 class AllocationBar(Widget):
     """Draws the runs given to it; the screen owns the keys that move ``cursor``."""
 
@@ -114,6 +138,8 @@ class AllocationBar(Widget):
             else:
                 self.runs.append(run)
             self.mapped = max(self.mapped, min(run.offset + run.length, self.export_size))
+        if len(self.runs) > MAX_RUNS:
+            self.runs = fold(self.runs, self.export_size, self.mapped)
         if self._cells is not None:
             # A cell only ever gets stronger: fold the new runs into the cached cells.
             update = classify(new, self.export_size, len(self._cells))
