@@ -14,14 +14,14 @@ import argparse
 import sys
 
 from nbdtui.cli.inspect_command import clamped_reader
-from nbdtui.cli.parser import _positive_float, _size, target_endpoint
+from nbdtui.cli.parser import _size, connect_timeout_option, target_endpoint, uri_argument
 from nbdtui.errors import NotSupportedError, UsageError
 
 __all__ = ["add_arguments", "run"]
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("uri", metavar="URI", help="NBD endpoint (see 'nbdtui --help')")
+    uri_argument(p)
     p.add_argument(
         "--offset",
         type=_size,
@@ -53,13 +53,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         default=None,
         help="the undo journal file (default: nbdtui's data directory)",
     )
-    p.add_argument(
-        "--connect-timeout",
-        type=_positive_float,
-        default=10.0,
-        metavar="SECONDS",
-        help="give up connecting after this long (default 10)",
-    )
+    connect_timeout_option(p)
 
 
 def _confirm(question: str) -> bool:
