@@ -42,6 +42,17 @@ def _source(tmp_path, seed=1):
     return image
 
 
+def _failing(nbdkit, image, rate):
+    """nbdkit serving ``image``, a read failing with EIO at ``rate`` ("20%"); logged."""
+    return nbdkit(
+        "file",
+        str(image),
+        filters=("error",),
+        extra_options=("error-pread=EIO", f"error-pread-rate={rate}"),
+        log=True,
+    )
+
+
 def _bad_blocks(map_path):
     """ddrescuelog's own reading of a map: the bad 512-byte sectors."""
     out = subprocess.run(
@@ -145,13 +156,7 @@ def test_rescue_into_a_file_then_the_disk_heals(nbdkit, tmp_path):
 
 def test_random_errors_with_retries_rescue_everything(nbdkit, tmp_path):
     image = _source(tmp_path, seed=3)
-    src = nbdkit(
-        "file",
-        str(image),
-        filters=("error",),
-        extra_options=("error-pread=EIO", "error-pread-rate=20%"),
-        log=True,
-    )
+    src = _failing(nbdkit, image, "20%")
     out, out_map = tmp_path / "out.img", tmp_path / "out.map"
     r = nbdtui("copy", "--rescue", "--map", str(out_map), src.uri, str(out), "--retries", "30")
     assert r.returncode == 0, r.stderr
@@ -163,13 +168,7 @@ def test_random_errors_with_retries_rescue_everything(nbdkit, tmp_path):
 
 def test_random_errors_without_retries_then_resume_reads_only_what_is_left(nbdkit, tmp_path):
     image = _source(tmp_path, seed=4)
-    src = nbdkit(
-        "file",
-        str(image),
-        filters=("error",),
-        extra_options=("error-pread=EIO", "error-pread-rate=60%"),
-        log=True,
-    )
+    src = _failing(nbdkit, image, "60%")
     out, out_map = tmp_path / "out.img", tmp_path / "out.map"
     r = nbdtui("copy", "--rescue", "--map", str(out_map), src.uri, str(out), "--block-size", "4K")
     assert r.returncode == 1, r.stderr
