@@ -28,12 +28,15 @@ import tempfile
 import time
 from pathlib import Path
 
-from side_by_side import compile_nbdtui, nbdkit, paired, require, timed
+from side_by_side import ROOT, compile_nbdtui, nbdkit, paired, require, timed
+
+sys.path.insert(0, str(ROOT))  # for tests.support
 
 import nbdtui
 from nbdtui.client import Pool
 from nbdtui.editor.signature_scan import scan
 from nbdtui.present.sizes import parse_size
+from tests.support.fs_images import copy_sparse
 
 MiB = 1 << 20
 #: (offset MiB, size MiB, mkfs command line before the image path)
@@ -69,16 +72,6 @@ def build_sparse(tmp: Path, size: int) -> Path:
     )  # fmt: skip
     copy_sparse(part, disk, 3500 * MiB)
     return disk
-
-
-def copy_sparse(src: Path, dst: Path, at: int) -> None:
-    with open(src, "rb") as fin, open(dst, "r+b") as fout:
-        pos = 0
-        while block := fin.read(MiB):
-            if block.count(0) != len(block):
-                fout.seek(at + pos)
-                fout.write(block)
-            pos += len(block)
 
 
 def in_process(uri: str) -> float:

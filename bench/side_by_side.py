@@ -15,6 +15,9 @@ from pathlib import Path
 
 import nbdtui
 
+#: The checkout (bench/..).
+ROOT = Path(__file__).resolve().parent.parent
+
 
 def require(*tools: str) -> None:
     for tool in tools:

@@ -42,6 +42,19 @@ def _source(tmp_path, seed=1):
     return image
 
 
+def _damaged(nbdkit, image, tmp_path, *, log=False):
+    """nbdkit serving ``image`` with nbdkit's ddrescue filter failing the reads of BAD."""
+    filter_map = tmp_path / "filter.map"
+    _filter_map(filter_map, BAD)
+    return nbdkit(
+        "file",
+        str(image),
+        filters=("ddrescue",),
+        extra_options=(f"ddrescue-mapfile={filter_map}",),
+        log=log,
+    )
+
+
 def _failing(nbdkit, image, rate):
     """nbdkit serving ``image``, a read failing with EIO at ``rate`` ("20%"); logged."""
     return nbdkit(
@@ -95,15 +108,7 @@ def _summary(stderr):
 
 def test_ddrescue_filter_bad_ranges_are_exactly_the_maps_bad_ranges(nbdkit, tmp_path):
     image = _source(tmp_path)
-    filter_map = tmp_path / "filter.map"
-    _filter_map(filter_map, BAD)
-    src = nbdkit(
-        "file",
-        str(image),
-        filters=("ddrescue",),
-        extra_options=(f"ddrescue-mapfile={filter_map}",),
-        log=True,
-    )
+    src = _damaged(nbdkit, image, tmp_path, log=True)
     dst = nbdkit("memory", str(SIZE))
     oracle("nbdcopy", "-", dst.uri, input=b"\xee" * SIZE)  # DST holds other bytes
     out_map = tmp_path / "out.map"
@@ -132,11 +137,7 @@ def test_ddrescue_filter_bad_ranges_are_exactly_the_maps_bad_ranges(nbdkit, tmp_
 def test_rescue_into_a_file_then_the_disk_heals(nbdkit, tmp_path):
     """The second run (the ranges now readable) finishes the file and exits 0."""
     image = _source(tmp_path, seed=2)
-    filter_map = tmp_path / "filter.map"
-    _filter_map(filter_map, BAD)
-    src = nbdkit(
-        "file", str(image), filters=("ddrescue",), extra_options=(f"ddrescue-mapfile={filter_map}",)
-    )
+    src = _damaged(nbdkit, image, tmp_path)
     out, out_map = tmp_path / "out.img", tmp_path / "out.map"
     r = nbdtui("copy", "--rescue", "--map", str(out_map), src.uri, str(out))
     assert r.returncode == 1, r.stderr
@@ -263,11 +264,7 @@ def test_dst_refusing_writes_ends_the_rescue_and_the_map_claims_nothing(nbdkit, 
 
 def test_rescue_of_a_range_leaves_the_rest_of_the_map_untried(nbdkit, tmp_path):
     image = _source(tmp_path, seed=7)
-    filter_map = tmp_path / "filter.map"
-    _filter_map(filter_map, BAD)
-    src = nbdkit(
-        "file", str(image), filters=("ddrescue",), extra_options=(f"ddrescue-mapfile={filter_map}",)
-    )
+    src = _damaged(nbdkit, image, tmp_path)
     out, out_map = tmp_path / "out.img", tmp_path / "out.map"
     lo, hi = 2 * MiB, 4 * MiB
     argv = ["--offset", str(lo), "--length", str(hi - lo)]
