@@ -31,7 +31,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from side_by_side import compile_nbdtui, nbdkit, paired, require, timed
+from side_by_side import compile_nbdtui, nbdkit, paired, require, timed, transfer_options
 
 from nbdtui.present.sizes import parse_size
 
@@ -54,10 +54,7 @@ def in_process(argv: list[str], before: Callable[[], None] | None = None) -> flo
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--size", default="1G")
-    ap.add_argument("--connections", type=int, default=4)
-    ap.add_argument("--requests", type=int, default=16)
-    ap.add_argument("--runs", type=int, default=5)
+    transfer_options(ap)
     opts = ap.parse_args()
     size = parse_size(opts.size)
     require("nbdkit", "nbdcopy")

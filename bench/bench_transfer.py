@@ -35,7 +35,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from side_by_side import compile_nbdtui, nbdkit, paired, require, timed
+from side_by_side import compile_nbdtui, nbdkit, paired, require, timed, transfer_options
 
 import nbdtui
 from nbdtui.cli.transfer import _write_file as write_regular_file
@@ -140,10 +140,7 @@ def fio_random_reads(uri: str, depth: int, seconds: float) -> float:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--size", default="1G")
-    ap.add_argument("--connections", type=int, default=4)
-    ap.add_argument("--requests", type=int, default=16)
-    ap.add_argument("--runs", type=int, default=5)
+    transfer_options(ap)
     ap.add_argument("--seconds", type=float, default=10.0, help="random-read duration")
     ap.add_argument("--json", metavar="FILE", help="also write the figures as JSON")
     opts = ap.parse_args()

@@ -4,6 +4,7 @@ measurements run alternately (``python bench/bench_*.py`` finds this module next
 
 from __future__ import annotations
 
+import argparse
 import compileall
 import shutil
 import statistics
@@ -17,6 +18,14 @@ import nbdtui
 
 #: The checkout (bench/..).
 ROOT = Path(__file__).resolve().parent.parent
+
+
+def transfer_options(ap: argparse.ArgumentParser, *, size: str = "1G") -> None:
+    """--size, --connections and --requests (the same for both tools), --runs."""
+    ap.add_argument("--size", default=size)
+    ap.add_argument("--connections", type=int, default=4)
+    ap.add_argument("--requests", type=int, default=16)
+    ap.add_argument("--runs", type=int, default=5)
 
 
 def require(*tools: str) -> None:
