@@ -5,17 +5,24 @@ partition table or an unpartitioned filesystem), prints each changed range with 
 and new bytes, and with ``--yes`` (or a "y" at the terminal's question) writes them
 through the undo journal, exactly as the hex editor's commits: ``nbdtui journal revert
 ID`` takes the repair back. Without ``--yes`` and without a terminal it refuses. Nothing
-is written when the backup itself fails its checks, nor on a read-only export.
+is written when the backup itself fails its checks, nor on a read-only export. A
+structure that cannot be seen at OFF (its primary copy gone, an MD 1.0 superblock at its
+end) is looked for in its space as ``nbdtui scan`` does.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+from typing import TYPE_CHECKING
 
 from nbdtui.cli.inspect_command import clamped_reader
 from nbdtui.cli.parser import _size, connect_timeout_option, target_endpoint, uri_argument
 from nbdtui.errors import NotSupportedError, UsageError
+
+if TYPE_CHECKING:
+    from nbdtui.disk.structures.model import Structure
+    from nbdtui.editor.signature_scan import Scannable
 
 __all__ = ["add_arguments", "run"]
 
@@ -35,14 +42,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         dest="action",
         action="store_const",
         const="restore-backup",
-        help="put the backup copy (superblock, boot sector, GPT) over the primary",
+        help="put the backup copy (superblock, boot sector, GPT, LUKS2 header) over the primary",
     )
     action.add_argument(
         "--fix-checksums",
         dest="action",
         action="store_const",
         const="fix-checksums",
-        help="store the computed checksums (ext4 crc32c, exFAT boot checksum, GPT CRCs)",
+        help="store the computed checksums (ext4, XFS and btrfs superblocks, exFAT boot"
+        " region, GPT, LUKS2 headers, MD superblock, LVM2 label)",
     )
     mode = p.add_mutually_exclusive_group()
     mode.add_argument("--dry-run", action="store_true", help="show the changes, write nothing")
@@ -54,6 +62,22 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="the undo journal file (default: nbdtui's data directory)",
     )
     connect_timeout_option(p)
+
+
+async def _from_backup(export: Scannable, offset: int, size: int) -> Structure | None:
+    """The structure that starts at ``offset`` but cannot be seen from there: its
+    primary copy gone (found from a backup: an XFS secondary superblock, a btrfs mirror,
+    a LUKS2 secondary header, an ext backup superblock), or its superblock at its end
+    (MD 1.0). Found by scanning its space (``size`` bytes; holes skipped) as ``nbdtui
+    scan`` does."""
+    from nbdtui.editor.signature_scan import data_ranges, scan
+
+    end = offset + size
+    ranges = [(max(lo, offset), min(hi, end)) for lo, hi in await data_ranges(export)]
+    ranges = [(lo, hi) for lo, hi in ranges if lo < hi]
+    print(f"nothing found at offset {offset} itself: scanning its space for a backup copy")
+    found = await scan(export, ranges)
+    return next((s for s in found.structures if s.offset == offset), None)
 
 
 def _confirm(question: str) -> bool:
@@ -89,6 +113,9 @@ async def run(args: argparse.Namespace) -> int:
         structure = survey.table if args.offset == 0 and survey.table is not None else None
         if structure is None and survey.found:
             structure = survey.found[0].structure
+        if structure is None and survey.found:
+            place = survey.found[0]
+            structure = await _from_backup(export, place.offset, place.size)
         if structure is None:
             raise UsageError(
                 f"no filesystem, volume or partition table starts at offset {args.offset}"

@@ -14,6 +14,7 @@ import pytest
 from tests.support.cli_helpers import assert_one_line_error
 from tests.support.cli_helpers import nbdtui as run_cli
 from tests.support.fs_images import copy_sparse
+from tests.support.repair_helpers import round_trip
 from tests.support.requirements import require
 from tests.support.volume_headers import md_end_offset, md_superblock, pv_label
 
@@ -155,6 +156,7 @@ DAMAGED = (
     (620, 20, "luks2", "vault"),
     (650, 32, "md1.0", "host:end"),
     (700, 300, "ext4", "gone"),  # its primary wiped: its backups must not pose as others
+    (1010, 40, "vfat", "FATBAK"),  # sector 0 wiped: found by its backup boot sector
 )
 
 
@@ -162,10 +164,11 @@ def test_scan_finds_filesystems_from_their_backups(tmp_path: Path, qemu_nbd) -> 
     """Primary superblocks zeroed: XFS is found from AG 1's secondary, btrfs from its
     mirror at 64 MiB, LUKS2 from its secondary header, each at its real start with the
     failed check "primary"; an MD 1.0 superblock at the end of its member says where
-    the member starts (blkid -p -O OFFSET -S SIZE agrees)."""
+    the member starts (blkid -p -O OFFSET -S SIZE agrees); ext4 is found from its group 1
+    backup superblock and FAT32 from its backup boot sector, each at its real start."""
     disk = tmp_path / "disk.img"
     with open(disk, "wb") as f:
-        f.truncate(1024 * MiB)
+        f.truncate(1100 * MiB)
     for off, size, kind, label in DAMAGED:
         part = tmp_path / "part.img"
         if kind == "md1.0":
@@ -190,6 +193,7 @@ def test_scan_finds_filesystems_from_their_backups(tmp_path: Path, qemu_nbd) -> 
             (310 * MiB + 0x10000, 4096),
             (620 * MiB, 4096),
             (700 * MiB + 1024, 1024),
+            (1010 * MiB, 512),
         )
         for at, n in wiped:
             f.seek(at)
@@ -198,15 +202,18 @@ def test_scan_finds_filesystems_from_their_backups(tmp_path: Path, qemu_nbd) -> 
 
     result = run_cli("scan", qemu_nbd(disk, readonly=True).uri, "--json")
     assert result.returncode == 0, result.stderr
-    found = [s for s in result.json() if not s["type"].startswith("ext")]
-    ext = [s["offset"] for s in result.json() if s["type"].startswith("ext")]
-    assert ext in ([], [700 * MiB]), ext  # (the ext decoder may decode it from a backup)
+    found = result.json()
     assert [(s["offset"], s["type"], s["label"]) for s in found] == [
         (1 * MiB, "xfs", "xfsdata"),
         (310 * MiB, "btrfs", "pool"),
         (620 * MiB, "crypto_LUKS", "vault"),
         (650 * MiB, "linux_raid_member", "host:end"),
+        (700 * MiB, "ext4", "gone"),
+        (1010 * MiB, "vfat", "FATBAK"),
     ]
+    assert found[4]["size"] == 300 * MiB and found[5]["size"] == 40 * MiB
+    assert found[5]["at"] == 1010 * MiB  # the decoded boot sector: the wiped sector 0
+    assert any("backup at sector 6" in p for p in found[5]["problems"]), found[5]
     for s in found[:3]:
         assert {"name": "primary", "ok": False} in s["checks"], s
     assert found[0]["at"] == 1 * MiB + 75 * MiB  # AG 1 of 4 (mkfs.xfs on 300 MiB)
@@ -272,3 +279,43 @@ def test_scan_reads_around_bad_areas(tmp_path: Path, nbdkit) -> None:
         (ag1 + 75 * MiB, True, True),
         (ag1 + 150 * MiB, True, True),
     ]
+
+
+def test_ext_found_from_a_later_backup_and_restored(tmp_path: Path, qemu_nbd) -> None:
+    """An ext4 of 16384 blocks a group (not mke2fs's default) whose primary superblock
+    and group 1 backup are both zeroed: scan finds it at its real start from group 3's
+    backup (its s_block_group_nr and the group size), and `repair --restore-backup`
+    puts that backup back over the primary (e2fsck -n clean; the revert brings the
+    damage back byte for byte)."""
+    part = tmp_path / "ext.img"
+    with open(part, "wb") as f:
+        f.truncate(300 * MiB)
+    sh("mkfs.ext4", "-q", "-F", "-b", "4096", "-g", "16384", "-L", "regrouped", str(part))
+    disk = tmp_path / "disk.img"
+    with open(disk, "wb") as f:
+        f.truncate(320 * MiB)
+    copy_sparse(part, disk, 8 * MiB)
+    with open(disk, "r+b") as f:
+        for at in (8 * MiB + 1024, 8 * MiB + 16384 * 4096):  # the primary, group 1
+            f.seek(at)
+            f.write(bytes(1024))
+    server = qemu_nbd(disk, unix=True)
+    result = run_cli("scan", server.uri, "--json")
+    assert result.returncode == 0, result.stderr
+    (found,) = result.json()
+    assert (found["offset"], found["type"], found["label"]) == (8 * MiB, "ext4", "regrouped")
+    assert found["size"] == 300 * MiB
+    assert {"name": "primary", "ok": False} in found["checks"]
+
+    def e2fsck() -> int:
+        extract = tmp_path / "part-check.img"
+        with open(disk, "rb") as src, open(extract, "wb") as dst:
+            src.seek(8 * MiB)
+            dst.write(src.read(300 * MiB))
+        code = subprocess.run(
+            [require("e2fsck"), "-fn", str(extract)], capture_output=True, check=False
+        ).returncode
+        extract.unlink()
+        return code
+
+    round_trip(server.uri, disk, 8 * MiB, "restore-backup", e2fsck, tmp_path, limit=16 * MiB)

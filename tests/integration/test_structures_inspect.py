@@ -7,7 +7,8 @@ from pathlib import Path
 
 from tests.support.cli_helpers import assert_one_line_error
 from tests.support.cli_helpers import nbdtui as run_cli
-from tests.support.fs_images import MiB, blkid, make_disk, make_fs
+from tests.support.fs_images import MiB, blkid, make_disk, make_fs, run
+from tests.support.requirements import require
 
 KINDS = (("ext4", "ExtPart"), ("fat32", "FATPART"), ("exfat", "ExPart"), ("ntfs", "NtPart"))
 
@@ -97,3 +98,63 @@ def test_inspect_bad_offsets(nbdkit) -> None:
     assert_one_line_error(nothing, 2, "no filesystem, volume or partition table", "4096")
     past = run_cli("inspect", server.uri, "--offset", "2M")
     assert_one_line_error(past, 2, "past the end of the export")
+
+
+def _volume(tmp_path: Path, kind: str, label: str, size: int) -> Path:
+    image = tmp_path / f"{kind}.img"
+    with image.open("wb") as f:
+        f.truncate(size)
+    if kind == "xfs":
+        run(require("mkfs.xfs"), "-q", "-L", label, str(image))
+    elif kind == "btrfs":
+        run(require("mkfs.btrfs"), "-q", "-L", label, str(image))
+    elif kind == "swap":
+        image.chmod(0o600)
+        run(require("mkswap"), "-L", label, str(image))
+    else:
+        (tmp_path / "key").write_bytes(b"secret")
+        run(require("cryptsetup"), "luksFormat", "--batch-mode", "--type", "luks2",
+            "--key-file", str(tmp_path / "key"), "--pbkdf", "pbkdf2",
+            "--pbkdf-force-iterations", "1000", "--label", label, str(image))  # fmt: skip
+    return image
+
+
+VOLUMES = (("xfs", "xfsvol", 300), ("swap", "swapvol", 16), ("crypto_LUKS", "vault", 20))
+
+
+def test_inspect_volume_families_in_partitions(qemu_nbd, tmp_path: Path) -> None:
+    """XFS, swap and LUKS2 partitions, each with blkid's type, label and UUID, their
+    checks (XFS CRC-32C, the LUKS2 header's sha256) and backups (XFS secondaries, the
+    LUKS2 secondary header) all sound."""
+    images = [_volume(tmp_path, kind, label, size * MiB) for kind, label, size in VOLUMES]
+    disk, offsets = make_disk(tmp_path, images, "gpt")
+    for image in images:
+        image.unlink()
+    result = run_cli("inspect", qemu_nbd(disk, unix=True).uri, "--json")
+    assert result.returncode == 0, result.stderr
+    found = result.json()["structures"]
+    assert [s["offset"] for s in found] == offsets
+    for s, offset, (_, label, size) in zip(found, offsets, VOLUMES, strict=True):
+        oracle = blkid(disk, offset, size * MiB)
+        assert (s["type"], s["label"], s["uuid"]) == (oracle["TYPE"], label, oracle["UUID"])
+        assert s["checks"] and all(c["ok"] for c in s["checks"]), s["checks"]
+        assert all(b["matches"] and b["sound"] for b in s["backups"]), s["backups"]
+    xfs, swap, luks = found
+    assert {c["name"] for c in xfs["checks"]} >= {"magic", "crc32c"}
+    assert [b["offset"] for b in xfs["backups"]] == [offsets[0] + n * 75 * MiB for n in (1, 2, 3)]
+    assert swap["backups"] == []
+    assert "sha256" in {c["name"] for c in luks["checks"]}
+    assert [b["offset"] for b in luks["backups"]] == [offsets[2] + 16384]
+
+
+def test_inspect_unpartitioned_btrfs(qemu_nbd, tmp_path: Path) -> None:
+    image = _volume(tmp_path, "btrfs", "pool", 300 * MiB)
+    doc = run_cli("inspect", qemu_nbd(image, unix=True).uri, "--json").json()
+    assert doc["partition_table"] is None
+    (s,) = doc["structures"]
+    oracle = blkid(image)
+    assert (s["type"], s["offset"], s["label"], s["uuid"]) == ("btrfs", 0, "pool", oracle["UUID"])
+    assert [(b["offset"], b["matches"]) for b in s["backups"]] == [(64 * MiB, True)]
+    assert {"name": "crc32c", "ok": True}.items() <= next(
+        c for c in s["checks"] if c["name"] == "crc32c"
+    ).items()

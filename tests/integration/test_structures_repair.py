@@ -5,7 +5,6 @@ read-only export, no terminal to ask on; each writes nothing."""
 
 from __future__ import annotations
 
-import hashlib
 import os
 import subprocess
 import sys
@@ -14,53 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.cli_helpers import Result, assert_one_line_error
-from tests.support.cli_helpers import nbdtui as run_cli
+from tests.support.cli_helpers import assert_one_line_error
 from tests.support.fs_images import MiB, extract, make_disk, make_fs, read_at, run, write_at
+from tests.support.repair_helpers import digest, repair, round_trip
 from tests.support.requirements import require
-
-
-def _digest(path: Path, limit: int | None = None) -> str:
-    with path.open("rb") as f:
-        return hashlib.sha256(f.read(limit)).hexdigest()
-
-
-def _repair(uri: str, offset: int, action: str, journal: Path, *extra: str) -> Result:
-    return run_cli(
-        "repair", uri, "--offset", str(offset), f"--{action}", "--journal", str(journal), *extra
-    )
-
-
-def _entry(result: Result) -> str:
-    assert result.returncode == 0, result.stderr
-    line = result.text.strip().splitlines()[-1]
-    assert line.startswith("written and flushed: journal entry #"), line
-    return line.split("#", 1)[1].split(" ", 1)[0]
-
-
-def _round_trip(
-    server_uri: str,
-    image: Path,
-    offset: int,
-    action: str,
-    checker: Callable[[], int],
-    tmp_path: Path,
-    limit: int | None = None,
-) -> None:
-    """Repair, check clean, revert, check the damaged bytes are back (the first
-    ``limit`` bytes of the image are compared, or all of it)."""
-    damaged = _digest(image, limit)
-    assert checker() != 0, "the damage must be visible to the checker first"
-    journal = tmp_path / "journal.sqlite3"
-    dry = _repair(server_uri, offset, action, journal, "--dry-run")
-    assert dry.returncode == 0, dry.stderr
-    assert "old " in dry.text and "new " in dry.text and "nothing was written" in dry.text
-    assert _digest(image, limit) == damaged
-    entry = _entry(_repair(server_uri, offset, action, journal, "--yes"))
-    assert checker() == 0, "the checker must be clean after the repair"
-    reverted = run_cli("journal", "revert", entry, "--journal", str(journal))
-    assert reverted.returncode == 0, reverted.stderr
-    assert _digest(image, limit) == damaged, "the revert must bring the damage back byte for byte"
 
 
 def test_ext4_superblock_restored_from_group_1(qemu_nbd, tmp_path: Path) -> None:
@@ -73,7 +29,7 @@ def test_ext4_superblock_restored_from_group_1(qemu_nbd, tmp_path: Path) -> None
         part = extract(disk, offset, fs.stat().st_size, tmp_path, "part.img")
         return run(require("e2fsck"), "-fn", str(part), check=False).returncode
 
-    _round_trip(server.uri, disk, offset, "restore-backup", e2fsck, tmp_path)
+    round_trip(server.uri, disk, offset, "restore-backup", e2fsck, tmp_path)
 
 
 def test_ext4_4k_blocks_restored_from_block_32768(qemu_nbd, tmp_path: Path) -> None:
@@ -84,8 +40,8 @@ def test_ext4_4k_blocks_restored_from_block_32768(qemu_nbd, tmp_path: Path) -> N
     def e2fsck() -> int:
         return run(require("e2fsck"), "-fn", str(image), check=False).returncode
 
-    _round_trip(server.uri, image, 0, "restore-backup", e2fsck, tmp_path, limit=MiB)
-    dry = _repair(server.uri, 0, "restore-backup", tmp_path / "j", "--dry-run")
+    round_trip(server.uri, image, 0, "restore-backup", e2fsck, tmp_path, limit=MiB)
+    dry = repair(server.uri, 0, "restore-backup", tmp_path / "j", "--dry-run")
     assert "ext4 superblock at offset 0" in dry.text
 
 
@@ -120,7 +76,7 @@ def test_whole_image_repaired(
     def check() -> int:
         return run(require(program), option, str(image), check=False).returncode
 
-    _round_trip(server.uri, image, 0, action, check, tmp_path)
+    round_trip(server.uri, image, 0, action, check, tmp_path)
 
 
 def test_exfat_checksum_fixed_and_region_restored(qemu_nbd, tmp_path: Path) -> None:
@@ -131,9 +87,9 @@ def test_exfat_checksum_fixed_and_region_restored(qemu_nbd, tmp_path: Path) -> N
     def fsck() -> int:
         return run(require("fsck.exfat"), "-n", str(image), check=False).returncode
 
-    _round_trip(server.uri, image, 0, "fix-checksums", fsck, tmp_path)
+    round_trip(server.uri, image, 0, "fix-checksums", fsck, tmp_path)
     write_at(image, 0, bytes(512))  # now the whole boot sector
-    _round_trip(server.uri, image, 0, "restore-backup", fsck, tmp_path)
+    round_trip(server.uri, image, 0, "restore-backup", fsck, tmp_path)
 
 
 def _sgdisk_clean(disk: Path) -> Callable[[], int]:
@@ -149,7 +105,7 @@ def test_gpt_primary_restored_from_backup(qemu_nbd, tmp_path: Path) -> None:
     disk, _ = make_disk(tmp_path, [fs, fs], "gpt")
     write_at(disk, 512, bytes(512 * 33))  # primary header and entries
     server = qemu_nbd(disk, unix=True)
-    _round_trip(server.uri, disk, 0, "restore-backup", _sgdisk_clean(disk), tmp_path)
+    round_trip(server.uri, disk, 0, "restore-backup", _sgdisk_clean(disk), tmp_path)
 
 
 def test_gpt_crcs_fixed(qemu_nbd, tmp_path: Path) -> None:
@@ -161,40 +117,40 @@ def test_gpt_crcs_fixed(qemu_nbd, tmp_path: Path) -> None:
     for at in (1024, backup_entries):
         write_at(disk, at + 56, "Renamed".encode("utf-16-le"))
     server = qemu_nbd(disk, unix=True)
-    _round_trip(server.uri, disk, 0, "fix-checksums", _sgdisk_clean(disk), tmp_path)
+    round_trip(server.uri, disk, 0, "fix-checksums", _sgdisk_clean(disk), tmp_path)
 
 
 def test_damaged_backup_refused(qemu_nbd, tmp_path: Path) -> None:
     image = make_fs(tmp_path, "exfat", "Both", 40 * MiB)
     write_at(image, 0x100, b"\x5a")  # the main region's checksum fails
     write_at(image, 12 * 512 + 0x100, b"\xa5")  # and the backup's own
-    before = _digest(image)
+    before = digest(image)
     server = qemu_nbd(image, unix=True)
-    result = _repair(server.uri, 0, "restore-backup", tmp_path / "j", "--yes")
+    result = repair(server.uri, 0, "restore-backup", tmp_path / "j", "--yes")
     assert_one_line_error(result, 1, "fails its own checks", "nothing was written")
-    assert _digest(image) == before
+    assert digest(image) == before
 
 
 @pytest.mark.parametrize("case", ["read-only", "no-terminal", "no-structure", "no-checksum"])
 def test_refusals_write_nothing(qemu_nbd, tmp_path: Path, case: str) -> None:
     image = make_fs(tmp_path, "fat32", "REFUSE", 40 * MiB)
     write_at(image, 0, bytes(512))
-    before = _digest(image)
+    before = digest(image)
     server = qemu_nbd(image, unix=True, readonly=case == "read-only")
     journal = tmp_path / "j"
     if case == "read-only":
-        result = _repair(server.uri, 0, "restore-backup", journal, "--yes")
+        result = repair(server.uri, 0, "restore-backup", journal, "--yes")
         assert_one_line_error(result, 1, "read-only", "nothing was written")
     elif case == "no-terminal":
-        result = _repair(server.uri, 0, "restore-backup", journal)
+        result = repair(server.uri, 0, "restore-backup", journal)
         assert_one_line_error(result, 2, "without --yes", "no terminal")
     elif case == "no-structure":
-        result = _repair(server.uri, 1 * MiB, "restore-backup", journal, "--yes")
+        result = repair(server.uri, 1 * MiB, "restore-backup", journal, "--yes")
         assert_one_line_error(result, 2, "no filesystem", str(MiB))
     else:
-        result = _repair(server.uri, 0, "fix-checksums", journal, "--yes")
+        result = repair(server.uri, 0, "fix-checksums", journal, "--yes")
         assert result.returncode == 0 and "nothing to change" in result.text
-    assert _digest(image) == before
+    assert digest(image) == before
     assert read_at(image, 0, 512) == bytes(512)
 
 
@@ -226,8 +182,8 @@ def test_terminal_is_asked(qemu_nbd, tmp_path: Path, answer: str, written: bool)
 
 def test_no_backup_refused(qemu_nbd, tmp_path: Path) -> None:
     image = make_fs(tmp_path, "fat16", "NOBACKUP", 24 * MiB)
-    before = _digest(image)
+    before = digest(image)
     server = qemu_nbd(image, unix=True)
-    result = _repair(server.uri, 0, "restore-backup", tmp_path / "j", "--yes")
+    result = repair(server.uri, 0, "restore-backup", tmp_path / "j", "--yes")
     assert_one_line_error(result, 1, "FAT16 boot sector", "has no backup copy")
-    assert _digest(image) == before
+    assert digest(image) == before

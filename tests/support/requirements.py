@@ -68,6 +68,7 @@ PROGRAMS: dict[str, str] = {
     "mkswap": "util-linux",
     "mkfs.xfs": "xfsprogs",
     "xfs_db": "xfsprogs",
+    "xfs_repair": "xfsprogs",
     "mkfs.btrfs": "btrfs-progs",
     "btrfs": "btrfs-progs",
     "cryptsetup": "cryptsetup-bin",

@@ -6,9 +6,10 @@ from __future__ import annotations
 
 from textual.widgets import Label, OptionList
 
+from nbdtui.tui.dialogs.scan_dialog import ScanDialog
 from nbdtui.tui.dialogs.structure_dialog import StructureDialog
 from tests.support.cli_helpers import nbdtui as run_cli
-from tests.support.fs_images import read_at, write_at
+from tests.support.fs_images import MiB, extract, make_disk, read_at, run, write_at
 from tests.support.pilot import (
     EditorHarness,
     notes,
@@ -18,7 +19,9 @@ from tests.support.pilot import (
     settle,
     status,
     structures_ready,
+    wait_for,
 )
+from tests.support.requirements import require
 
 EFI = 1048576  # partition 1 of the demo disk: FAT32
 EXT4_SUPERBLOCK = 35651584 + 1024  # partition 2 of the demo disk, plus 1024
@@ -42,7 +45,7 @@ async def test_partition_list_names_filesystems(demo_uri):
         assert "vfat FAT32 'NBDTUI-EFI'" in labels[0]
         assert "ext4 'nbdtui-demo'" in labels[1]
         assert "ntfs 'nbdtui-data'" in labels[2]
-        assert labels[3].split()[-2:] != ["ntfs", "'nbdtui-data'"]  # swap: not recognised
+        assert "swap 'nbdtui-swap'" in labels[3]  # a volume family's type and label too
 
 
 async def test_status_names_the_field_under_the_cursor(demo_uri):
@@ -149,3 +152,73 @@ async def test_a_damaged_backup_stages_nothing(qemu_nbd, demo_image, tmp_path):
         await press(pilot, "enter")
         assert "fails its own checks" in notes(app)[-1]
         assert not app.editor.has_pending_edits()
+
+
+async def test_volume_family_checksum_staged_from_the_structure_view(qemu_nbd, tmp_path):
+    """R on an XFS partition (a volume family): its view lists its checks, and "fix
+    checksums" stages the superblock's CRC-32C, which Ctrl+S writes (xfs_db agrees)."""
+    image = tmp_path / "xfs.img"
+    with image.open("wb") as f:
+        f.truncate(300 * MiB)
+    run(require("mkfs.xfs"), "-q", "-L", "inside", str(image))
+    disk, (offset,) = make_disk(tmp_path, [image], "gpt")
+    image.unlink()
+    write_at(disk, offset + 108, b"edited")  # sb_fname: the CRC no longer matches
+    app = EditorHarness(qemu_nbd(disk, unix=True).uri, journal=tmp_path / "j")
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        await structures_ready(pilot)
+        await press(pilot, "p")
+        options = app.screen.query_one(OptionList)
+        assert "xfs 'edited'" in str(options.get_option_at_index(0).prompt)
+        await press(pilot, "escape")
+        await _goto(pilot, offset)
+        await press(pilot, "e", "y", "R")
+        dialog = app.screen
+        assert isinstance(dialog, StructureDialog)
+        text = " ".join(str(label.render()) for label in dialog.query(Label))
+        assert "crc32c FAILED" in text
+        dialog.query_one(OptionList).highlighted = 1  # fix checksums
+        await press(pilot, "enter")
+        ranges = app.editor.edits.ranges()
+        assert ranges and all(offset + 224 <= r.offset and r.end <= offset + 228 for r in ranges)
+        await press(pilot, "ctrl+s", "y")
+        assert notes(app)[-1].startswith("Wrote ")
+    part = extract(disk, offset, 300 * MiB, tmp_path, "part.img")
+    out = run(require("xfs_db"), "-r", "-c", "sb 0", "-c", "print crc", str(part)).stdout
+    assert "(correct)" in out
+
+
+async def test_a_filesystem_found_by_the_scan_can_be_restored_with_r(qemu_nbd, tmp_path):
+    """An XFS partition whose primary superblock is zeroed is not in the partition
+    list's survey; S finds it from AG 1's secondary, and from then on R at its start
+    offers its repair: restoring the primary, written with Ctrl+S (xfs_repair -n clean)."""
+    image = tmp_path / "xfs.img"
+    with image.open("wb") as f:
+        f.truncate(300 * MiB)
+    run(require("mkfs.xfs"), "-q", "-L", "lost", str(image))
+    disk, (offset,) = make_disk(tmp_path, [image], "gpt")
+    image.unlink()
+    write_at(disk, offset, bytes(512))
+    app = EditorHarness(qemu_nbd(disk, unix=True).uri, journal=tmp_path / "j")
+    async with app.run_test(size=(140, 40)) as pilot:
+        await settle(pilot)
+        await structures_ready(pilot)
+        assert app.editor.structures.structure_at(offset).type == "gpt"  # not seen yet
+        await press(pilot, "S")
+        await wait_for(pilot, lambda: isinstance(app.screen, ScanDialog))
+        dialog = app.screen
+        await wait_for(pilot, lambda: dialog.found is not None)
+        assert [(s.type, s.offset, s.label) for s in dialog.found] == [("xfs", offset, "lost")]
+        await press(pilot, "enter")
+        assert app.screen is app.editor and app.editor.view.cursor == offset
+        await press(pilot, "e", "y", "R")
+        assert isinstance(app.screen, StructureDialog)
+        await press(pilot, "enter")  # restore from the backup copy
+        ranges = app.editor.edits.ranges()
+        assert ranges and all(offset <= r.offset and r.end <= offset + 512 for r in ranges)
+        await press(pilot, "ctrl+s", "y")
+        assert notes(app)[-1].startswith("Wrote ")
+    assert read_at(disk, offset, 4) == b"XFSB"
+    part = extract(disk, offset, 300 * MiB, tmp_path, "part.img")
+    assert run(require("xfs_repair"), "-n", str(part), check=False).returncode == 0

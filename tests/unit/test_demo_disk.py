@@ -1,7 +1,7 @@
-"""The demo disk image and the filesystem signature probe.
+"""The demo disk image, and the structure decoders on it.
 
 Oracles: sfdisk (fdisk), sgdisk (gdisk), blkid (util-linux), file, fsck.fat (dosfstools),
-mdir/mtype (mtools); the probe is checked on filesystems made by mkfs.* and mkswap.
+mdir/mtype (mtools).
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from nbdtui.disk.demo_image import HELLO_OFFSET, HELLO_TEXT, DemoImage, build_demo_image
-from nbdtui.disk.partitions import read_partition_table
-from nbdtui.disk.signatures import PROBE_BYTES, identify, probe
+from nbdtui.disk.partitions import read_partition_table, run_plan
+from nbdtui.disk.structures.survey import probe_at
 from tests.support.requirements import require
 
 MIB = 1024 * 1024
@@ -145,11 +145,11 @@ def test_blkid_recognises_every_partition(demo: DemoImage, demo_file: Path) -> N
     assert (root["TYPE"], root["LABEL"]) == ("ext4", "nbdtui-demo")
     assert (data["TYPE"], data["LABEL"]) == ("ntfs", "nbdtui-data")
     assert (swap["TYPE"], swap["LABEL"]) == ("swap", "nbdtui-swap")
-    # The probe reads the same label and UUID as blkid.
+    # The decoders read the same type, label and UUID as blkid.
     for p, info in zip(table.partitions, (efi, root, data, swap), strict=True):
-        sig = probe(demo.read(p.start, PROBE_BYTES))
-        assert sig.uuid.lower() == info["UUID"].lower()
-        assert sig.label in ("", info["LABEL"])
+        found = run_plan(probe_at(p.start, p.size), demo.read)
+        assert found is not None and found.type == info["TYPE"]
+        assert (found.uuid, found.label) == (info["UUID"], info.get("LABEL", ""))
 
 
 def test_file_recognises_every_partition(demo: DemoImage, tmp_path: Path) -> None:
@@ -178,66 +178,18 @@ def test_fat_tools_read_the_efi_partition(demo: DemoImage, tmp_path: Path) -> No
     assert run("mtype", "-i", str(path), "::README.TXT").stdout.startswith("Hello from nbdtui!")
 
 
-# ---------------------------------------------------------------- signatures
+# ---------------------------------------------------------------- structures
 
 
-def test_identify_demo_partitions(demo: DemoImage) -> None:
+def test_demo_partitions_decoded(demo: DemoImage) -> None:
+    """Each demo partition's first bytes are a filesystem the decoders know (the same
+    ones ``nbdtui inspect`` and the editor's partition list use)."""
     table = read_partition_table(demo.read, demo.size)
-    names = [identify(demo.read(p.start, PROBE_BYTES)) for p in table.partitions]
-    assert names == ["FAT32", "ext4", "NTFS", "swap"]
-    assert identify(demo.read(0, 8192)) is None  # the protective MBR is no filesystem
-    assert identify(b"") is None and identify(bytes(100)) is None
-
-
-def make_fs(tmp_path: Path, argv: list[str], size: int = 40 * MIB) -> bytes:
-    need(argv[0])
-    path = tmp_path / "fs.img"
-    with open(path, "wb") as f:
-        f.truncate(size)
-    subprocess.run([require(argv[0]), *argv[1:], str(path)], check=True, capture_output=True)
-    with open(path, "rb") as f:
-        return f.read(PROBE_BYTES)
-
-
-@pytest.mark.parametrize(
-    ("argv", "name", "label"),
-    [
-        (["mkfs.ext2", "-q", "-L", "two"], "ext2", "two"),
-        (["mkfs.ext3", "-q", "-L", "three"], "ext3", "three"),
-        (["mkfs.ext4", "-q", "-L", "four"], "ext4", "four"),
-        (["mkfs.vfat", "-F", "12", "-n", "TWELVE"], "FAT12", "TWELVE"),
-        (["mkfs.vfat", "-F", "16", "-n", "SIXTEEN"], "FAT16", "SIXTEEN"),
-        (["mkfs.vfat", "-F", "32", "-n", "THIRTYTWO"], "FAT32", "THIRTYTWO"),
-        (["mkntfs", "-F", "-Q", "-q", "-L", "win"], "NTFS", ""),
-        (["mkswap", "-L", "sw"], "swap", "sw"),
-    ],
-)
-def test_identify_real_filesystems(tmp_path: Path, argv, name, label) -> None:
-    size = 8 * MIB if name == "FAT12" else 40 * MIB
-    data = make_fs(tmp_path, argv, size)
-    sig = probe(data)
-    assert sig is not None and sig.name == name and sig.label == label
-    assert identify(data[:8192]) == name  # the small probe is enough for these
-    info = blkid(tmp_path / "fs.img", 0)
-    assert sig.uuid.lower() == info["UUID"].lower()
-
-
-def test_identify_headers_by_hand() -> None:
-    luks = bytearray(4096)
-    luks[0:8] = b"LUKS\xba\xbe\x00\x02"
-    luks[0x18:0x1C] = b"safe"
-    luks[0xA8:0xCC] = b"3f1b6b3e-6c1e-4b7a-9a51-0c2d5e6f7a8b"
-    assert probe(bytes(luks)).name == "LUKS2" and probe(bytes(luks)).label == "safe"
-    luks[6:8] = b"\x00\x01"
-    assert identify(bytes(luks)) == "LUKS1"
-    assert identify(b"XFSB" + bytes(4092)) == "XFS"
-    btrfs = bytearray(PROBE_BYTES)
-    btrfs[0x10040:0x10048] = b"_BHRfS_M"
-    assert identify(bytes(btrfs)) == "btrfs"
-    assert identify(bytes(btrfs[:0x10000])) is None  # too few bytes: nothing found
-    lvm = bytearray(1024)
-    lvm[512:520], lvm[536:544] = b"LABELONE", b"LVM2 001"
-    assert identify(bytes(lvm)) == "LVM2 PV"
-    fat_text_only = bytearray(512)
-    fat_text_only[0x52:0x5A], fat_text_only[510:] = b"FAT32   ", b"\x55\xaa"
-    assert identify(bytes(fat_text_only)) is None  # no sane BPB
+    found = [run_plan(probe_at(p.start, p.size), demo.read) for p in table.partitions]
+    assert [(s.type, s.label) for s in found if s is not None] == [
+        ("vfat", "NBDTUI-EFI"),
+        ("ext4", "nbdtui-demo"),
+        ("ntfs", "nbdtui-data"),
+        ("swap", "nbdtui-swap"),
+    ]
+    assert run_plan(probe_at(0, 8192), demo.read) is None  # the protective MBR is none

@@ -95,6 +95,7 @@ def test_candidates_at_the_places_each_format_puts_its_magic() -> None:
         0xA1000: {"linux_raid_member"},  # the superblock itself (it says where it is)
         0xC0000: {"vfat"},
         0xE0000: {"ntfs"},
+        0x140000 - 0x400: {"ext2", "ext3", "ext4"},  # the backup's own place, for the decoder
     }
 
 

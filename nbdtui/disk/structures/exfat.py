@@ -20,6 +20,7 @@ from nbdtui.disk.structures.field_specs import (
     fetch,
     fields,
     first_sound_backup,
+    hex32,
     hexnum,
     magic_check,
     quoted,
@@ -32,11 +33,6 @@ TYPES = ("exfat",)
 REGION_SECTORS = 12
 MAX_ROOT_READ = 64 * 1024
 _VARIABLE = (106, 107, 112)  # VolumeFlags, PercentInUse: outside the checksum
-
-
-def _hex(value: object) -> str:
-    assert isinstance(value, int)
-    return hexnum(value)
 
 
 def _shift(value: object) -> str:
@@ -54,15 +50,15 @@ SPECS = (
     Spec("ClusterHeapOffset", 88, "<I", "sector of the cluster heap", kind="sector"),
     Spec("ClusterCount", 92, "<I", "clusters in the heap"),
     Spec("FirstClusterOfRootDirectory", 96, "<I", "first cluster of the root directory"),
-    Spec("VolumeSerialNumber", 100, "<I", "volume serial number", _hex),
-    Spec("FileSystemRevision", 104, "<H", "revision (0x0100: 1.00)", _hex),
+    Spec("VolumeSerialNumber", 100, "<I", "volume serial number", hex32),
+    Spec("FileSystemRevision", 104, "<H", "revision (0x0100: 1.00)", hex32),
     Spec("VolumeFlags", 106, "<H", "bit 1 dirty, bit 2 media failure (not checksummed)"),
     Spec("BytesPerSectorShift", 108, "<B", "bytes per sector = 2^this", _shift),
     Spec("SectorsPerClusterShift", 109, "<B", "sectors per cluster = 2^this", _shift),
     Spec("NumberOfFats", 110, "<B", "1, or 2 for TexFAT"),
     Spec("DriveSelect", 111, "<B", "INT 13h drive number"),
     Spec("PercentInUse", 112, "<B", "percent of clusters used (not checksummed)"),
-    Spec("BootSignature", 510, "<H", "0xAA55", _hex),
+    Spec("BootSignature", 510, "<H", "0xAA55", hex32),
 )
 _COMPARED = tuple(s for s in SPECS if s.name not in ("VolumeFlags", "PercentInUse"))
 

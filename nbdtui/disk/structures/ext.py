@@ -24,9 +24,13 @@ from nbdtui.disk.structures.field_specs import (
     fetch,
     fields,
     first_sound_backup,
+    hex32,
     hexnum,
+    read_backup,
     show_uuid,
+    shown_label,
     text,
+    unreadable,
 )
 from nbdtui.disk.structures.model import Backup, Check, Patch, ProbePlan, Request, Structure
 
@@ -86,11 +90,6 @@ def _hex16(value: object) -> str:
     return hexnum(value, 4)
 
 
-def _hex32(value: object) -> str:
-    assert isinstance(value, int)
-    return hexnum(value)
-
-
 def _time(value: object) -> str:
     assert isinstance(value, int)
     if value == 0:
@@ -106,11 +105,6 @@ def _state(value: object) -> str:
     if value & 4:
         words.append("orphans being recovered")
     return " ".join(words)
-
-
-def _label(value: object) -> str:
-    assert isinstance(value, bytes)
-    return repr(text(value))
 
 
 def _uuid(value: object) -> str:
@@ -156,8 +150,8 @@ SPECS = (
     Spec("s_feature_incompat", 0x60, "<I", "incompatible features", _flags(_INCOMPAT_NAMES)),
     Spec("s_feature_ro_compat", 0x64, "<I", "read-only compatible features", _flags(_RO_NAMES)),
     Spec("s_uuid", 0x68, "16s", "filesystem UUID", _uuid),
-    Spec("s_volume_name", 0x78, "16s", "label", _label),
-    Spec("s_last_mounted", 0x88, "64s", "directory where last mounted", _label),
+    Spec("s_volume_name", 0x78, "16s", "label", shown_label),
+    Spec("s_last_mounted", 0x88, "64s", "directory where last mounted", shown_label),
     Spec("s_reserved_gdt_blocks", 0xCE, "<H", "blocks reserved to grow the group table"),
     Spec("s_journal_uuid", 0xD0, "16s", "UUID of an external journal", _uuid),
     Spec("s_journal_inum", 0xE0, "<I", "inode of the journal"),
@@ -171,7 +165,7 @@ SPECS = (
     Spec("s_kbytes_written", 0x178, "<Q", "KiB written over the filesystem's life"),
     Spec("s_backup_bgs", 0x24C, "8s", "the two backup groups (sparse_super2)"),
     Spec("s_checksum_seed", 0x270, "<I", "crc32c(uuid), with metadata_csum_seed"),
-    Spec("s_checksum", 0x3FC, "<I", "crc32c of the superblock", _hex32),
+    Spec("s_checksum", 0x3FC, "<I", "crc32c of the superblock", hex32),
 )
 
 #: Fields a backup shares with the primary: the geometry and identity of the filesystem.
@@ -316,6 +310,13 @@ def _sound(sb: bytes) -> bool:
 
 
 def probe(offset: int, size: int) -> ProbePlan:
+    """The ext filesystem that starts at ``offset``, or None.
+
+    When the primary superblock has no magic, the group 1 backup where mke2fs puts it
+    stands in. When the superblock 1 KiB into ``offset`` is itself a backup (its
+    ``s_block_group_nr`` is not 0: a scan found it), the filesystem starts that many
+    groups earlier: it is decoded from there, from this backup if the primary there is
+    not sound (with the failed check ``primary``)."""
     if size < SB_AT + SB_SIZE:
         return None
     sb = yield from fetch(offset + SB_AT, SB_SIZE)
@@ -323,7 +324,26 @@ def probe(offset: int, size: int) -> ProbePlan:
         return None
     problems: list[str] = []
     reference = sb
-    if sb[0x38:0x3A] != MAGIC:
+    extra: list[Check] = []
+    group = _u16(sb, 0x5A) if sb[0x38:0x3A] == MAGIC else 0
+    geometry = _geometry(sb) if group else None
+    if group and geometry is not None:  # a backup superblock: the filesystem starts earlier
+        backup_bs, _, first, per_group = geometry
+        start = offset + SB_AT - (first + group * per_group) * backup_bs
+        if start < 0 or not _sound(sb):
+            return None
+        sb = yield from fetch(start + SB_AT, SB_SIZE)
+        size += offset - start
+        offset = start
+        if len(sb) < SB_SIZE:
+            return None
+        if not _sound(sb):
+            why = f"the primary superblock at {start + SB_AT} is missing or damaged"
+            extra.append(Check("primary", False, detail=f"{why}: decoded from group {group}"))
+            problems.append(extra[0].detail)
+        else:
+            reference = sb
+    elif sb[0x38:0x3A] != MAGIC:
         found = yield from _find_backup(offset, size)
         if found is None:
             return None
@@ -333,14 +353,17 @@ def probe(offset: int, size: int) -> ProbePlan:
     if geometry is None:
         return None
     bs, blocks, _, _ = geometry
-    checks = _own_checks(sb)
-    problems.extend(c.detail for c in checks if not c.ok and c.detail)
+    checks = _own_checks(sb) + extra
+    problems.extend(c.detail for c in checks if not c.ok and c.detail and c.name != "primary")
     backups = []
     for group in backup_groups(reference):
         at = group_superblock_at(reference, offset, group)
         if at + SB_SIZE > offset + size:
             break
-        copy = yield from fetch(at, SB_SIZE)
+        copy = yield from read_backup(at, SB_SIZE)
+        if copy is None:  # the server could not read it (a damaged disk)
+            backups.append(unreadable(at, SB_SIZE, f"group {group}"))
+            continue
         differences = compare(_COMPARED, sb, copy)
         backups.append(
             Backup(

@@ -21,8 +21,10 @@ from nbdtui.disk.structures.field_specs import (
     fetch,
     fields,
     first_sound_backup,
+    hex32,
     hexnum,
     magic_check,
+    quoted,
 )
 from nbdtui.disk.structures.model import Backup, Check, Patch, ProbePlan, Request, Structure
 
@@ -32,19 +34,9 @@ TYPES = ("vfat",)
 MAX_ROOT_READ = 64 * 1024
 
 
-def _hex(value: object) -> str:
-    assert isinstance(value, int)
-    return hexnum(value)
-
-
-def _ascii(value: object) -> str:
-    assert isinstance(value, bytes)
-    return repr(value.decode("latin-1"))
-
-
 _COMMON = (
     Spec("BS_jmpBoot", 0x00, "3s", "jump to the boot code"),
-    Spec("BS_OEMName", 0x03, "8s", "formatting system", _ascii),
+    Spec("BS_OEMName", 0x03, "8s", "formatting system", quoted),
     Spec("BPB_BytsPerSec", 0x0B, "<H", "bytes per sector"),
     Spec("BPB_SecPerClus", 0x0D, "<B", "sectors per cluster"),
     Spec("BPB_RsvdSecCnt", 0x0E, "<H", "reserved sectors before the first FAT", kind="sector"),
@@ -61,9 +53,9 @@ _COMMON = (
 _FAT16 = (
     Spec("BS_DrvNum", 0x24, "<B", "BIOS drive number"),
     Spec("BS_BootSig", 0x26, "<B", "0x29: the next three fields are present"),
-    Spec("BS_VolID", 0x27, "<I", "volume serial number", _hex),
-    Spec("BS_VolLab", 0x2B, "11s", "volume label (boot sector copy)", _ascii),
-    Spec("BS_FilSysType", 0x36, "8s", "informative type string", _ascii),
+    Spec("BS_VolID", 0x27, "<I", "volume serial number", hex32),
+    Spec("BS_VolLab", 0x2B, "11s", "volume label (boot sector copy)", quoted),
+    Spec("BS_FilSysType", 0x36, "8s", "informative type string", quoted),
 )
 _FAT32 = (
     Spec("BPB_FATSz32", 0x24, "<I", "sectors per FAT"),
@@ -74,17 +66,17 @@ _FAT32 = (
     Spec("BPB_BkBootSec", 0x32, "<H", "sector of the backup boot sector", kind="sector"),
     Spec("BS_DrvNum", 0x40, "<B", "BIOS drive number"),
     Spec("BS_BootSig", 0x42, "<B", "0x29: the next three fields are present"),
-    Spec("BS_VolID", 0x43, "<I", "volume serial number", _hex),
-    Spec("BS_VolLab", 0x47, "11s", "volume label (boot sector copy)", _ascii),
-    Spec("BS_FilSysType", 0x52, "8s", "informative type string", _ascii),
+    Spec("BS_VolID", 0x43, "<I", "volume serial number", hex32),
+    Spec("BS_VolLab", 0x47, "11s", "volume label (boot sector copy)", quoted),
+    Spec("BS_FilSysType", 0x52, "8s", "informative type string", quoted),
 )
-_SIGNATURE = (Spec("Signature_word", 0x1FE, "<H", "0xAA55", _hex),)
+_SIGNATURE = (Spec("Signature_word", 0x1FE, "<H", "0xAA55", hex32),)
 _FSINFO = (
-    Spec("FSI_LeadSig", 0, "<I", "0x41615252", _hex),
-    Spec("FSI_StrucSig", 484, "<I", "0x61417272", _hex),
+    Spec("FSI_LeadSig", 0, "<I", "0x41615252", hex32),
+    Spec("FSI_StrucSig", 484, "<I", "0x61417272", hex32),
     Spec("FSI_Free_Count", 488, "<I", "free clusters, 0xFFFFFFFF unknown"),
     Spec("FSI_Nxt_Free", 492, "<I", "where to look for a free cluster"),
-    Spec("FSI_TrailSig", 508, "<I", "0xAA550000", _hex),
+    Spec("FSI_TrailSig", 508, "<I", "0xAA550000", hex32),
 )
 
 
@@ -182,7 +174,11 @@ def _find_backup(offset: int, size: int) -> Generator[Request, bytes, tuple[byte
         backup_sector = struct.unpack_from("<H", copy, 0x32)[0]
         signed = copy[510:512] == b"\x55\xaa"
         if bpb.valid and bpb.fat32 and bpb.bps == bps and backup_sector == 6 and signed:
-            return copy, bps
+            # The first FAT must follow the reserved sectors, else this "backup" is
+            # another volume's primary 6 sectors further on (as a scan may ask).
+            fat = yield from fetch(offset + bpb.reserved * bps, 4)
+            if fat[:3] == bytes((copy[0x15], 0xFF, 0xFF)):
+                return copy, bps
     return None
 
 

@@ -1,30 +1,50 @@
-"""What the filesystem decoders (ext, FAT, exFAT, NTFS, the partition table) share:
-reading inside a plan, tables of fields (name, place, format, meaning) that decode into
-:class:`Field` rows and compare two copies field by field."""
+"""What every decoder shares: reading inside a plan, tables of fields (name, place,
+format, meaning) that decode into :class:`Field` rows and into values, comparing two
+copies field by field, and choosing the copy a repair restores from.
+
+A table is a tuple of :class:`Spec`; :func:`table` writes one compactly from rows
+``(name, offset, format, meaning)`` in one byte order, where the format is a
+:mod:`struct` code (``"I"``, ``"Q"``, ``"H"``, ``"B"``, ``"i"``), ``"<n>s"`` text
+(NUL-terminated, stripped), ``"<n>x"`` raw bytes shown as hex, or ``"uuid"`` (16 bytes
+shown as blkid prints a UUID)."""
 
 from __future__ import annotations
 
 import struct
 import uuid
-from collections.abc import Callable, Generator, Iterable, Sequence
+from collections.abc import Callable, Generator, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
-from nbdtui.disk.structures.model import Backup, Check, Field, Request, Structure
-from nbdtui.errors import RepairError
+from nbdtui.disk.structures.model import Backup, Check, Field, Patch, Request, Structure
+from nbdtui.errors import RepairError, RequestError
 
 __all__ = [
     "Spec",
+    "Values",
     "compare",
     "decode",
+    "decoded",
+    "differences",
     "fetch",
     "fields",
     "first_sound_backup",
     "hex32",
     "hexnum",
     "magic_check",
+    "no_repair",
     "quoted",
+    "read_backup",
+    "restore_source",
+    "shown_label",
+    "table",
     "text",
+    "unreadable",
+    "uuid_text",
+    "with_targets",
 ]
+
+#: Decoded values by field name: int, str (text, UUID) or bytes.
+Values = dict[str, int | str | bytes]
 
 
 def fetch(offset: int, length: int) -> Generator[Request, bytes, bytes]:
@@ -33,6 +53,22 @@ def fetch(offset: int, length: int) -> Generator[Request, bytes, bytes]:
         return b""
     data = yield (offset, length)
     return bytes(data or b"")[:length]
+
+
+def read_backup(at: int, length: int) -> Generator[Request, bytes, bytes | None]:
+    """The bytes of a backup copy inside a plan, or None when the server failed to read
+    them (a driver that throws read errors into the plan, as the scan's does): the copy
+    is then reported unreadable instead of the whole structure being lost."""
+    try:
+        data: bytes = yield (at, length)
+    except RequestError:
+        return None
+    return data
+
+
+def unreadable(at: int, length: int, label: str) -> Backup:
+    """A backup copy the server could not read."""
+    return Backup(at, length, matches=False, sound=False, differences=("unreadable",), label=label)
 
 
 def text(raw: bytes, encoding: str = "utf-8") -> str:
@@ -48,6 +84,12 @@ def show_uuid(raw: bytes) -> str:
     return str(uuid.UUID(bytes=bytes(raw)))
 
 
+def uuid_text(raw: object) -> str:
+    """16 bytes as a UUID the way blkid prints one; "" when all zero."""
+    assert isinstance(raw, bytes)
+    return show_uuid(raw) if any(raw) else ""
+
+
 @dataclass(frozen=True)
 class Spec:
     """One field of an on-disk layout."""
@@ -59,6 +101,8 @@ class Spec:
     show: Callable[[object], str] | None = None
     #: "offset" | "sector" | "block" | "lba": ``unit`` bytes per unit from ``origin``.
     kind: str = ""
+    #: The value :func:`decode` gives (a label's text, say) instead of the raw one.
+    convert: Callable[[object], int | str | bytes] | None = None
 
     @property
     def size(self) -> int:
@@ -66,12 +110,82 @@ class Spec:
 
 
 def decode(specs: Iterable[Spec], data: bytes) -> dict[str, object]:
-    """Each field's raw value (an int, or bytes for an ``s`` format)."""
+    """Each field's value (an int, or bytes for an ``s`` format, unless the spec
+    converts it); a field past the end of ``data`` is left out."""
     out: dict[str, object] = {}
     for s in specs:
         if s.rel + s.size <= len(data):
-            out[s.name] = struct.unpack_from(s.fmt, data, s.rel)[0]
+            value = struct.unpack_from(s.fmt, data, s.rel)[0]
+            out[s.name] = s.convert(value) if s.convert else value
     return out
+
+
+def _label(raw: object) -> str:
+    assert isinstance(raw, bytes)
+    return text(raw).strip()
+
+
+def shown_label(raw: object) -> str:
+    """A text field for a person: its text, quoted."""
+    return repr(_label(raw))
+
+
+def _hex(raw: object) -> str:
+    assert isinstance(raw, bytes)
+    return raw.hex()
+
+
+def _raw(raw: object) -> bytes:
+    assert isinstance(raw, bytes)
+    return raw
+
+
+def table(rows: Iterable[tuple[str, int, str, str]], order: str = "<") -> tuple[Spec, ...]:
+    """The specs of compact rows ``(name, offset, format, meaning)`` in byte order
+    ``order`` (see the module's doc for the formats)."""
+    out = []
+    for name, rel, fmt, meaning in rows:
+        if fmt == "uuid":
+            out.append(Spec(name, rel, "16s", meaning, uuid_text, convert=uuid_text))
+        elif fmt[-1] == "s":
+            out.append(Spec(name, rel, fmt, meaning, shown_label, convert=_label))
+        elif fmt[-1] == "x":
+            out.append(Spec(name, rel, fmt[:-1] + "s", meaning, _hex, convert=_raw))
+        else:
+            out.append(Spec(name, rel, order + fmt, meaning))
+    return tuple(out)
+
+
+def decoded(specs: Iterable[Spec], data: bytes, at: int) -> tuple[tuple[Field, ...], Values]:
+    """The fields of ``specs`` over ``data`` (which lies at absolute offset ``at``) and
+    their values by name (as :func:`decode`)."""
+    specs = tuple(specs)
+    values: Values = {}
+    for name, value in decode(specs, data).items():
+        assert isinstance(value, int | str | bytes)
+        values[name] = value
+    return fields(specs, data, at), values
+
+
+def differences(
+    a: Mapping[str, object], b: Mapping[str, object], names: Iterable[str]
+) -> tuple[str, ...]:
+    """The names among ``names`` whose values differ between two copies."""
+    return tuple(name for name in names if a.get(name) != b.get(name))
+
+
+def with_targets(
+    fields: Iterable[Field], targets: Mapping[str, tuple[str, int]]
+) -> tuple[Field, ...]:
+    """``fields`` with ``kind`` and ``target`` set on those named in ``targets``
+    (name -> (kind, absolute offset)), so that the editor can follow them."""
+    out = []
+    for f in fields:
+        if f.name in targets:
+            kind, target = targets[f.name]
+            f = Field(f.name, f.at, f.size, f.value, f.meaning, kind, target)
+        out.append(f)
+    return tuple(out)
 
 
 def _default_show(value: object) -> str:
@@ -135,6 +249,26 @@ def first_sound_backup(structure: Structure) -> Backup:
         f"the {structure.name} backup in {first.label} at {first.at} fails its own checks"
         " (and so does every other): nothing was written"
     )
+
+
+def restore_source(structure: Structure, primary_at: int) -> Backup:
+    """The copy to restore the primary at ``primary_at`` from: the copy the structure was
+    decoded from when its primary is gone (a scan or a repair found it that way), if
+    that copy's own checks pass, else the first sound backup. RepairError if none."""
+    if structure.at != primary_at:
+        if not all(c.ok for c in structure.checks if c.name != "primary"):
+            raise RepairError(
+                f"the {structure.name} at {structure.at} fails its own checks: nothing was written"
+            )
+        return Backup(structure.at, structure.length, True, True, label=structure.name)
+    return first_sound_backup(structure)
+
+
+def no_repair(structure: Structure) -> Generator[Request, bytes, list[Patch]]:
+    """A repair with nothing to change (a family without checksums, say)."""
+    if False:  # a generator that reads nothing
+        yield (0, 0)
+    return []
 
 
 def quoted(value: object) -> str:

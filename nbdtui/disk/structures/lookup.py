@@ -5,10 +5,11 @@ named like the primary's (``ext4 superblock (group 1)``)."""
 from __future__ import annotations
 
 import bisect
-from dataclasses import dataclass
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
 
 from nbdtui.disk.structures.model import Field, Structure
-from nbdtui.disk.structures.survey import Survey
+from nbdtui.disk.structures.survey import Found, Survey
 
 __all__ = ["Place", "StructureIndex"]
 
@@ -68,6 +69,22 @@ class StructureIndex:
                 out.append(s)
                 out.extend(s.parts)
         return out
+
+    def with_found(self, structures: Iterable[Structure]) -> StructureIndex:
+        """This index and the structures a scan found that the survey had not (one whose
+        primary copy is gone, say, found from a backup): their fields get names, and
+        ``R`` offers their repairs."""
+        if self.survey is None:
+            return self
+        known = {(f.structure.type, f.structure.offset) for f in self.survey.found if f.structure}
+        more = tuple(
+            Found(s.offset, s.size or s.length, s)
+            for s in structures
+            if (s.type, s.offset) not in known
+        )
+        if not more:
+            return self
+        return StructureIndex(replace(self.survey, found=self.survey.found + more))
 
     def place_at(self, offset: int) -> Place | None:
         """The field that holds the byte at ``offset`` (the narrowest, when they nest)."""

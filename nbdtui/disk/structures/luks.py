@@ -13,16 +13,21 @@ from __future__ import annotations
 import hashlib
 import json
 import struct
+from collections.abc import Generator
 
-from nbdtui.disk.structures.backup_read import read_backup, unreadable
-from nbdtui.disk.structures.field_table import (
-    Row,
+from nbdtui.disk.structures.field_specs import (
     Values,
-    decode_rows,
+    decoded,
     differences,
+    read_backup,
+    restore_source,
+    table,
+    text,
+    unreadable,
     with_targets,
 )
-from nbdtui.disk.structures.model import Backup, Check, Field, ProbePlan, Structure
+from nbdtui.disk.structures.model import Backup, Check, Field, Patch, ProbePlan, Request, Structure
+from nbdtui.errors import RepairError
 
 TYPES = ("crypto_LUKS",)
 MAGIC = b"LUKS\xba\xbe"
@@ -31,50 +36,56 @@ KEYSLOT_ACTIVE, KEYSLOT_DISABLED = 0x00AC71F3, 0x0000DEAD
 #: LUKS2 header sizes (binary header + JSON area) the format allows: 16 KiB to 4 MiB.
 HDR_SIZES = tuple(0x4000 << n for n in range(9))
 
-ROWS1: tuple[Row, ...] = (
-    ("magic", 0, "6x", "magic 'LUKS\\xba\\xbe'"),
-    ("version", 6, "H", "format version (1)"),
-    ("cipher_name", 8, "32s", "cipher"),
-    ("cipher_mode", 40, "32s", "cipher mode"),
-    ("hash_spec", 72, "32s", "hash for PBKDF2 and the AF splitter"),
-    ("payload_offset", 104, "I", "first sector of the encrypted data"),
-    ("key_bytes", 108, "I", "master key length in bytes"),
-    ("mk_digest", 112, "20x", "PBKDF2 digest of the master key"),
-    ("mk_digest_salt", 132, "32x", "salt of that digest"),
-    ("mk_digest_iter", 164, "I", "iterations of that digest"),
-    ("uuid", 168, "40s", "UUID"),
-    *(
-        row
-        for n in range(8)
-        for row in (
-            (f"key_slot_{n}.active", 208 + 48 * n, "I", "0x00AC71F3 in use, 0x0000DEAD free"),
-            (f"key_slot_{n}.iterations", 212 + 48 * n, "I", "PBKDF2 iterations"),
-            (
-                f"key_slot_{n}.key_material_offset",
-                248 + 48 * n,
-                "I",
-                "first sector of key material",
-            ),
-            (f"key_slot_{n}.stripes", 252 + 48 * n, "I", "anti-forensic stripes (4000)"),
-        )
+ROWS1 = table(
+    (
+        ("magic", 0, "6x", "magic 'LUKS\\xba\\xbe'"),
+        ("version", 6, "H", "format version (1)"),
+        ("cipher_name", 8, "32s", "cipher"),
+        ("cipher_mode", 40, "32s", "cipher mode"),
+        ("hash_spec", 72, "32s", "hash for PBKDF2 and the AF splitter"),
+        ("payload_offset", 104, "I", "first sector of the encrypted data"),
+        ("key_bytes", 108, "I", "master key length in bytes"),
+        ("mk_digest", 112, "20x", "PBKDF2 digest of the master key"),
+        ("mk_digest_salt", 132, "32x", "salt of that digest"),
+        ("mk_digest_iter", 164, "I", "iterations of that digest"),
+        ("uuid", 168, "40s", "UUID"),
+        *(
+            row
+            for n in range(8)
+            for row in (
+                (f"key_slot_{n}.active", 208 + 48 * n, "I", "0x00AC71F3 in use, 0x0000DEAD free"),
+                (f"key_slot_{n}.iterations", 212 + 48 * n, "I", "PBKDF2 iterations"),
+                (
+                    f"key_slot_{n}.key_material_offset",
+                    248 + 48 * n,
+                    "I",
+                    "first sector of key material",
+                ),
+                (f"key_slot_{n}.stripes", 252 + 48 * n, "I", "anti-forensic stripes (4000)"),
+            )
+        ),
     ),
+    ">",
 )
-ROWS2: tuple[Row, ...] = (
-    ("magic", 0, "6x", "magic 'LUKS\\xba\\xbe' (secondary: 'SKUL\\xba\\xbe')"),
-    ("version", 6, "H", "format version (2)"),
-    ("hdr_size", 8, "Q", "bytes of this header with its JSON area"),
-    ("seqid", 16, "Q", "sequence id, raised on each update"),
-    ("label", 24, "48s", "label"),
-    ("checksum_alg", 72, "32s", "checksum algorithm"),
-    ("salt", 104, "64x", "salt (unique per header)"),
-    ("uuid", 168, "40s", "UUID"),
-    ("subsystem", 208, "48s", "subsystem label"),
-    ("hdr_offset", 256, "Q", "this header's own offset"),
-    ("csum", 448, "64x", "checksum of the header and its JSON area"),
+ROWS2 = table(
+    (
+        ("magic", 0, "6x", "magic 'LUKS\\xba\\xbe' (secondary: 'SKUL\\xba\\xbe')"),
+        ("version", 6, "H", "format version (2)"),
+        ("hdr_size", 8, "Q", "bytes of this header with its JSON area"),
+        ("seqid", 16, "Q", "sequence id, raised on each update"),
+        ("label", 24, "48s", "label"),
+        ("checksum_alg", 72, "32s", "checksum algorithm"),
+        ("salt", 104, "64x", "salt (unique per header)"),
+        ("uuid", 168, "40s", "UUID"),
+        ("subsystem", 208, "48s", "subsystem label"),
+        ("hdr_offset", 256, "Q", "this header's own offset"),
+        ("csum", 448, "64x", "checksum of the header and its JSON area"),
+    ),
+    ">",
 )
 #: Differ by design between the primary and the secondary LUKS2 header.
 OWN2 = ("magic", "salt", "hdr_offset", "csum")
-COMPARED2 = (*(name for name, *_ in ROWS2 if name not in OWN2), "json")
+COMPARED2 = (*(s.name for s in ROWS2 if s.name not in OWN2), "json")
 
 
 def _digest(alg: str, area: bytes) -> bytes | None:
@@ -167,7 +178,7 @@ def probe(offset: int, size: int) -> ProbePlan:
     version = struct.unpack_from(">H", head, 6)[0]
     if version == 2:
         return (yield from _luks2(offset, size, head))
-    fields, v = decode_rows(head, offset, ROWS1, ">")
+    fields, v = decoded(ROWS1, head, offset)
     states = [int(v[f"key_slot_{n}.active"]) for n in range(8)]
     payload = int(v["payload_offset"])
     checks = (
@@ -213,7 +224,7 @@ def _luks2(offset: int, size: int, head: bytes) -> ProbePlan:
     hdr_size = struct.unpack_from(">Q", head, 8)[0]
     fits = hdr_size in HDR_SIZES and 2 * hdr_size <= size
     area = (yield (offset, hdr_size)) if fits else (yield (offset, min(4096, size)))
-    fields, v = decode_rows(area, offset, ROWS2, ">")
+    fields, v = decoded(ROWS2, area, offset)
     checks = [
         Check("magic", True, MAGIC.hex(), MAGIC.hex()),
         Check(
@@ -235,7 +246,7 @@ def _luks2(offset: int, size: int, head: bytes) -> ProbePlan:
         if copy is None:
             backups.append(unreadable(offset + hdr_size, hdr_size, "secondary header"))
         else:
-            _, cv = decode_rows(copy, offset + hdr_size, ROWS2, ">")
+            _, cv = decoded(ROWS2, copy, offset + hdr_size)
             cv["json"] = bytes(copy[4096:])
             sound = copy[:6] == MAGIC2 and all(c.ok for c in _luks2_checks(copy, cv, hdr_size))
             diff = differences(v, cv, COMPARED2)
@@ -275,7 +286,7 @@ def _from_secondary(at: int, size: int, head: bytes) -> ProbePlan:
     if primary[:6] == MAGIC:
         return (yield from _luks2(start, size + own, primary))
     area = yield (at, hdr_size)
-    fields, v = decode_rows(area, at, ROWS2, ">")
+    fields, v = decoded(ROWS2, area, at)
     why = f"the primary header at {start} is missing: decoded from the secondary at {at}"
     checks = [Check("primary", False, detail=why), *_luks2_checks(area, v, own)]
     doc = _json(area)
@@ -293,3 +304,51 @@ def _from_secondary(at: int, size: int, head: bytes) -> ProbePlan:
         checks=tuple(checks),
         problems=tuple(c.detail for c in checks if not c.ok),
     )
+
+
+# ---- repairs ---------------------------------------------------------------------
+
+
+def _with_digest(area: bytearray) -> bytes:
+    """A LUKS2 header (binary header and JSON area) with its checksum stored."""
+    alg = text(bytes(area[72:104]))
+    want = _digest(alg, bytes(area))
+    if want is None:
+        raise RepairError(f"unknown LUKS2 checksum algorithm {alg!r}: nothing was written")
+    area[448:512] = want + bytes(64 - len(want))
+    return bytes(area)
+
+
+def _require_luks2(structure: Structure, action: str) -> None:
+    if structure.version != "LUKS2":
+        raise RepairError(f"a {structure.version} header has no {action}: nothing was written")
+
+
+def restore_plan(structure: Structure) -> Generator[Request, bytes, list[Patch]]:
+    """Put the sound secondary LUKS2 header over the primary: its magic, ``hdr_offset``
+    made the primary's (0) and the checksum computed again; the JSON area as it is."""
+    _require_luks2(structure, "backup header")
+    source = restore_source(structure, structure.offset)
+    primary = bytes((yield (structure.offset, source.length)))
+    area = bytearray((yield (source.at, source.length)))
+    area[:6] = MAGIC
+    struct.pack_into(">Q", area, 256, 0)
+    new = _with_digest(area)
+    return [Patch(structure.offset, primary, new)] if new != primary else []
+
+
+def checksum_plan(structure: Structure) -> Generator[Request, bytes, list[Patch]]:
+    """Store the computed checksum in each LUKS2 header (primary and secondary) that
+    has its magic and a sound size."""
+    _require_luks2(structure, "checksum")
+    copies = [(structure.at, structure.length)]
+    copies += [(b.at, b.length) for b in structure.backups if b.length == structure.length]
+    patches = []
+    for at, length in copies:
+        area = bytes((yield (at, length)))
+        if area[:6] not in (MAGIC, MAGIC2) or len(area) != length:
+            continue
+        new = _with_digest(bytearray(area))
+        if new != area:
+            patches.append(Patch(at, area, new))
+    return patches

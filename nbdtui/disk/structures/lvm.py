@@ -13,9 +13,10 @@ from __future__ import annotations
 import itertools
 import struct
 import zlib
+from collections.abc import Generator
 
-from nbdtui.disk.structures.field_table import Row, decode_rows
-from nbdtui.disk.structures.model import Check, Field, ProbePlan, Structure
+from nbdtui.disk.structures.field_specs import decoded, no_repair, table
+from nbdtui.disk.structures.model import Check, Field, Patch, ProbePlan, Request, Structure
 
 TYPES = ("LVM2_member",)
 MAGIC = b"LABELONE"
@@ -24,12 +25,14 @@ SECTOR = 512
 INITIAL_CRC = 0xF597A6CF
 MAX_AREAS = 8  # of each kind listed
 
-ROWS: tuple[Row, ...] = (
-    ("id", 0, "8s", "magic 'LABELONE'"),
-    ("sector_xl", 8, "Q", "this label's sector"),
-    ("crc_xl", 16, "I", "CRC of the sector from offset_xl on"),
-    ("offset_xl", 20, "I", "offset of the PV header in the sector"),
-    ("type", 24, "8s", "label type 'LVM2 001'"),
+ROWS = table(
+    (
+        ("id", 0, "8s", "magic 'LABELONE'"),
+        ("sector_xl", 8, "Q", "this label's sector"),
+        ("crc_xl", 16, "I", "CRC of the sector from offset_xl on"),
+        ("offset_xl", 20, "I", "offset of the PV header in the sector"),
+        ("type", 24, "8s", "label type 'LVM2 001'"),
+    )
 )
 
 
@@ -78,7 +81,7 @@ def _areas(sector: bytes, rel: int, label_at: int, base: int, kind: str) -> tupl
 
 def _decode(offset: int, size: int, n: int, sector: bytes) -> Structure:
     at = offset + n * SECTOR
-    fields, v = decode_rows(sector, at, ROWS)
+    fields, v = decoded(ROWS, sector, at)
     pv = int(v["offset_xl"])
     stored = int(v["crc_xl"])
     computed = lvm_crc(sector[20:])
@@ -130,3 +133,18 @@ def _decode(offset: int, size: int, n: int, sector: bytes) -> Structure:
         checks=tuple(checks),
         problems=tuple(c.detail for c in checks if not c.ok),
     )
+
+
+# ---- repairs (no backup copy: restore_plan refuses) ---------------------------------
+
+restore_plan = no_repair
+
+
+def checksum_plan(structure: Structure) -> Generator[Request, bytes, list[Patch]]:
+    """Store the computed CRC of the label's sector (``crc_xl``)."""
+    sector = bytes((yield (structure.at, SECTOR)))
+    if sector[:8] != MAGIC or len(sector) != SECTOR:
+        return []
+    new = bytearray(sector)
+    struct.pack_into("<I", new, 16, lvm_crc(sector[20:]))
+    return [Patch(structure.at, sector, bytes(new))] if bytes(new) != sector else []

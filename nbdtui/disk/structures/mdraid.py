@@ -10,9 +10,10 @@ bytes plus 2 per device role) with ``sb_csum`` taken as zero, folded to 32 bits.
 from __future__ import annotations
 
 import struct
+from collections.abc import Generator
 
-from nbdtui.disk.structures.field_table import Row, decode_rows, text, with_targets
-from nbdtui.disk.structures.model import Check, ProbePlan, Structure
+from nbdtui.disk.structures.field_specs import decoded, no_repair, table, text, with_targets
+from nbdtui.disk.structures.model import Check, Patch, ProbePlan, Request, Structure
 
 TYPES = ("linux_raid_member",)
 MAGIC = struct.pack("<I", 0xA92B4EFC)
@@ -29,28 +30,30 @@ LEVELS = {
     10: "raid10",
 }
 
-ROWS: tuple[Row, ...] = (
-    ("magic", 0, "I", "magic 0xa92b4efc"),
-    ("major_version", 4, "I", "major version (1)"),
-    ("feature_map", 8, "I", "feature bits (bitmap, recovery, reshape…)"),
-    ("set_uuid", 16, "16x", "array UUID"),
-    ("set_name", 32, "32s", "array name (host:name)"),
-    ("ctime", 64, "Q", "creation time (seconds, low 40 bits)"),
-    ("level", 72, "i", "RAID level"),
-    ("layout", 76, "I", "layout"),
-    ("size", 80, "Q", "sectors used on each device"),
-    ("chunksize", 88, "I", "chunk size in sectors"),
-    ("raid_disks", 92, "I", "devices in the array"),
-    ("data_offset", 128, "Q", "first sector of data"),
-    ("data_size", 136, "Q", "sectors of data"),
-    ("super_offset", 144, "Q", "this superblock's own sector"),
-    ("dev_number", 160, "I", "this device's index in dev_roles"),
-    ("device_uuid", 168, "16x", "this device's UUID (blkid UUID_SUB)"),
-    ("utime", 192, "Q", "last update time"),
-    ("events", 200, "Q", "event count"),
-    ("resync_offset", 208, "Q", "resync checkpoint (sectors)"),
-    ("sb_csum", 216, "I", "checksum of the superblock"),
-    ("max_dev", 220, "I", "entries in dev_roles"),
+ROWS = table(
+    (
+        ("magic", 0, "I", "magic 0xa92b4efc"),
+        ("major_version", 4, "I", "major version (1)"),
+        ("feature_map", 8, "I", "feature bits (bitmap, recovery, reshape…)"),
+        ("set_uuid", 16, "16x", "array UUID"),
+        ("set_name", 32, "32s", "array name (host:name)"),
+        ("ctime", 64, "Q", "creation time (seconds, low 40 bits)"),
+        ("level", 72, "i", "RAID level"),
+        ("layout", 76, "I", "layout"),
+        ("size", 80, "Q", "sectors used on each device"),
+        ("chunksize", 88, "I", "chunk size in sectors"),
+        ("raid_disks", 92, "I", "devices in the array"),
+        ("data_offset", 128, "Q", "first sector of data"),
+        ("data_size", 136, "Q", "sectors of data"),
+        ("super_offset", 144, "Q", "this superblock's own sector"),
+        ("dev_number", 160, "I", "this device's index in dev_roles"),
+        ("device_uuid", 168, "16x", "this device's UUID (blkid UUID_SUB)"),
+        ("utime", 192, "Q", "last update time"),
+        ("events", 200, "Q", "event count"),
+        ("resync_offset", 208, "Q", "resync checkpoint (sectors)"),
+        ("sb_csum", 216, "I", "checksum of the superblock"),
+        ("max_dev", 220, "I", "entries in dev_roles"),
+    )
 )
 
 
@@ -91,7 +94,7 @@ def probe(offset: int, size: int) -> ProbePlan:
 
 def decode(offset: int, at: int, sb: bytes) -> Structure:
     """The superblock ``sb`` found at ``at``, of the device that starts at ``offset``."""
-    fields, v = decode_rows(sb, at, ROWS)
+    fields, v = decoded(ROWS, sb, at)
     max_dev = int(v["max_dev"])
     length = 256 + 2 * min(max_dev, MAX_DEV)
     stored, computed = int(v["sb_csum"]), sb_csum(sb[:length])
@@ -141,3 +144,18 @@ def decode(offset: int, at: int, sb: bytes) -> Structure:
         checks=checks,
         problems=tuple(c.detail or c.name for c in checks if not c.ok),
     )
+
+
+# ---- repairs (no backup copy: restore_plan refuses) ---------------------------------
+
+restore_plan = no_repair
+
+
+def checksum_plan(structure: Structure) -> Generator[Request, bytes, list[Patch]]:
+    """Store the computed ``sb_csum``."""
+    sb = bytes((yield (structure.at, structure.length)))
+    if sb[:4] != MAGIC or len(sb) != structure.length:
+        return []
+    new = bytearray(sb)
+    struct.pack_into("<I", new, 216, sb_csum(sb))
+    return [Patch(structure.at, sb, bytes(new))] if bytes(new) != sb else []

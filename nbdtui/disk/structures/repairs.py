@@ -11,7 +11,18 @@ from __future__ import annotations
 
 from collections.abc import Callable, Generator
 
-from nbdtui.disk.structures import exfat, ext, fat, ntfs, tables
+from nbdtui.disk.structures import (
+    btrfs,
+    exfat,
+    ext,
+    fat,
+    luks,
+    lvm,
+    mdraid,
+    ntfs,
+    tables,
+    xfs,
+)
 from nbdtui.disk.structures.model import Patch, Request, Structure
 from nbdtui.errors import RepairError
 
@@ -22,7 +33,7 @@ _Maker = Callable[[Structure], RepairPlan]
 
 #: blkid type -> (restore from backup, fix checksums).
 _FAMILIES: dict[str, tuple[_Maker, _Maker]] = {}
-for _module in (ext, fat, exfat, ntfs, tables):
+for _module in (ext, fat, exfat, ntfs, tables, xfs, btrfs, luks, mdraid, lvm):
     for _name in _module.TYPES:
         _FAMILIES[_name] = (_module.restore_plan, _module.checksum_plan)
 
@@ -33,14 +44,18 @@ def repair_plan(structure: Structure, action: str) -> RepairPlan:
     """The plan of ``action`` ("restore-backup" or "fix-checksums") on ``structure``."""
     makers = _FAMILIES.get(structure.type)
     if makers is None:
-        raise RepairError(f"nbdtui cannot repair a {structure.type} structure yet")
+        raise RepairError(
+            f"a {structure.type} has no backup copy and no checksum to repair: nothing was written"
+        )
     if action not in ACTIONS:
         raise ValueError(f"unknown repair {action!r}")
     what = structure.name or structure.type
-    if action == "restore-backup":
+    from_backup = any(c.name == "primary" for c in structure.checks)  # primary gone
+    if action == "restore-backup" and not from_backup:
         if not structure.backups:
             raise RepairError(
-                f"the {what} at offset {structure.offset} has no backup copy to restore from"
+                f"the {what} at offset {structure.offset} has no backup copy to restore from:"
+                " nothing was written"
             )
         if not any(b.sound for b in structure.backups):
             backup = structure.backups[0]

@@ -7,7 +7,9 @@ sixteen strided looks per 4 MiB piece, one byte in each sector, so a piece costs
 little more than reading it. :func:`verify_plan` then hands each candidate, lowest
 first, to the decoders of its family in the registry; a candidate inside a
 filesystem already found (a backup superblock, a file holding an image) is skipped.
-A family without a decoder in the registry is named from :mod:`nbdtui.disk.signatures`.
+A FAT32 whose boot sector is gone is found by its backup (sector 6), an ext
+filesystem whose primary superblock is gone by a backup superblock (its group number
+and the group size say where the filesystem starts).
 """
 
 from __future__ import annotations
@@ -16,7 +18,6 @@ import struct
 from collections.abc import Callable, Generator, Iterable
 from dataclasses import dataclass
 
-from nbdtui.disk import signatures
 from nbdtui.disk.structures.model import ProbePlan, Request, Structure
 from nbdtui.disk.structures.registry import PROBES
 from nbdtui.errors import NbdError, RequestError
@@ -82,7 +83,9 @@ def _md(piece: memoryview, base: int, pos: int) -> Iterable[int]:
 
 def _ext(piece: memoryview, base: int, pos: int) -> Iterable[int]:
     """An ext superblock's magic: the filesystem starts 1 KiB before the primary; a
-    backup (``s_block_group_nr`` > 0) says which group it is in, hence the start."""
+    backup (``s_block_group_nr`` > 0) says which group it is in, hence the start. The
+    backup's own place is a candidate too: the decoder, given it, finds the start from
+    the backup even when the geometry is not mke2fs's default."""
     sb = pos - 0x38
     log_block = _u(piece, base, sb + 0x18, "<I")
     rev = _u(piece, base, sb + 0x4C, "<I")
@@ -93,8 +96,7 @@ def _ext(piece: memoryview, base: int, pos: int) -> Iterable[int]:
     group = _u(piece, base, sb + 0x5A, "<H")
     if group and log_block is not None and first_block is not None and per_group:
         yield sb - ((first_block + group * per_group) << (10 + log_block))
-    else:
-        yield sb - 1024
+    yield sb - 1024  # (a backup there: the decoder finds the start from it)
 
 
 _OWN_MARKS = (b"NTFS    ", b"EXFAT   ")  # boot sectors with marks of their own
@@ -108,6 +110,12 @@ def _fat(piece: memoryview, base: int, pos: int) -> Iterable[int]:
     bps = _u(piece, base, start + 11, "<H")
     oem = bytes(piece[i + 3 : i + 11])
     if piece[i] in (0xEB, 0xE9) and bps in (512, 1024, 2048, 4096) and oem not in _OWN_MARKS:
+        backup_sector = _u(piece, base, start + 0x32, "<H")
+        fat16_size = _u(piece, base, start + 0x16, "<H")
+        if fat16_size == 0 and backup_sector == 6 and start >= 6 * bps:
+            # Maybe a FAT32 backup boot sector: the volume would start 6 sectors
+            # earlier (the decoder tells, from the FAT behind the reserved sectors).
+            yield start - 6 * bps
         yield start
 
 
@@ -183,10 +191,8 @@ def verify_plan(
 
 
 def _identify(start: int, types: set[str], size: int) -> ProbePlan:
-    decoded = False
     for names, probe in PROBES:
         if types.intersection(names):
-            decoded = True
             try:
                 s = yield from probe(start, size - start)
             except RequestError:  # the server could not read it: not found
@@ -197,62 +203,4 @@ def _identify(start: int, types: set[str], size: int) -> ProbePlan:
                 continue  # a decoder's slip on garbage: not this family
             if s is not None:
                 return s
-    if decoded:
-        return None
-    data = yield (start, min(signatures.PROBE_BYTES, size - start))
-    return _named(start, types, bytes(data))
-
-
-_SIGNATURE_TYPES = {
-    "FAT12": "vfat",
-    "FAT16": "vfat",
-    "FAT32": "vfat",
-    "NTFS": "ntfs",
-    "exFAT": "exfat",
-    "ext2": "ext2",
-    "ext3": "ext3",
-    "ext4": "ext4",
-}
-
-
-def _named(start: int, types: set[str], data: bytes) -> Structure | None:
-    """A structure named by :mod:`nbdtui.disk.signatures`, for a family that has no
-    decoder in the registry yet: its type, label, UUID and size, no fields."""
-    sig = signatures.probe(data)
-    kind = _SIGNATURE_TYPES.get(sig.name) if sig else None
-    if sig is None or kind not in types:
-        return None
-    return Structure(
-        type=kind,
-        offset=start,
-        at=start,
-        length=SECTOR,
-        size=_size(kind, data) or None,
-        label=sig.label,
-        uuid=sig.uuid,
-        version=sig.name if kind == "vfat" else "",
-        name=f"{sig.name} signature",
-    )
-
-
-def _size(kind: str, data: bytes) -> int:
-    try:
-        if kind.startswith("ext"):
-            lo, log_block = struct.unpack_from("<I", data, 1024 + 4)[0], data[1024 + 0x18]
-            hi = struct.unpack_from("<I", data, 1024 + 0x150)[0]
-            incompat = struct.unpack_from("<I", data, 1024 + 0x60)[0]
-            blocks = lo | (hi << 32 if incompat & 0x80 else 0)
-            return int(blocks << (10 + log_block))
-        bps = struct.unpack_from("<H", data, 11)[0]
-        if kind == "vfat":
-            total = (
-                struct.unpack_from("<H", data, 0x13)[0] or struct.unpack_from("<I", data, 0x20)[0]
-            )
-            return int(total * bps)
-        if kind == "ntfs":
-            return int((struct.unpack_from("<Q", data, 0x28)[0] + 1) * bps)
-        if kind == "exfat":
-            return int(struct.unpack_from("<Q", data, 0x48)[0] << data[0x6C])
-    except (struct.error, IndexError):
-        pass
-    return 0
+    return None

@@ -10,21 +10,23 @@ from __future__ import annotations
 
 import struct
 
-from nbdtui.disk.structures.field_table import Row, decode_rows
+from nbdtui.disk.structures.field_specs import decoded, table
 from nbdtui.disk.structures.model import Check, ProbePlan, Structure
 
 TYPES = ("swap",)
 MAGICS = (b"SWAPSPACE2", b"SWAP-SPACE")
 PAGE_SIZES = (4096, 8192, 16384, 65536)
 
-ROWS: tuple[Row, ...] = (
-    ("bootbits", 0, "1024x", "room for a boot loader"),
+_ROWS = (
     ("version", 1024, "I", "header version (1)"),
     ("last_page", 1028, "I", "last usable page"),
     ("nr_badpages", 1032, "I", "bad pages listed"),
     ("uuid", 1036, "uuid", "UUID"),
     ("volume_name", 1052, "16s", "label"),
 )
+#: The header's fields in either byte order (a version of 1 says which).
+ROWS = {order: table(_ROWS, order) for order in "<>"}
+MAGIC_ROW = table((("magic", 0, "10s", "magic 'SWAPSPACE2' at the end of the first page"),))
 
 
 def probe(offset: int, size: int) -> ProbePlan:
@@ -42,9 +44,8 @@ def probe(offset: int, size: int) -> ProbePlan:
             break
     if not page:
         return None
-    magic_field = ("magic", page - 10, "10s", "magic 'SWAPSPACE2' at the end of the first page")
+    magic_fields, _ = decoded(MAGIC_ROW, magic, offset + page - 10)
     if magic == b"SWAP-SPACE":
-        fields, _ = decode_rows(bytes(page - 10) + magic, offset, (magic_field,))
         return Structure(
             "swap",
             offset,
@@ -53,11 +54,10 @@ def probe(offset: int, size: int) -> ProbePlan:
             None,
             version="0",
             name="swap signature (version 0)",
-            fields=fields,
+            fields=magic_fields,
         )
     order = "<" if struct.unpack_from("<I", first, 1024)[0] == 1 else ">"
-    fields, v = decode_rows(bytes(first[:1068]), offset, ROWS[1:], order)
-    magic_fields, _ = decode_rows(bytes(page - 10) + magic, offset, (magic_field,))
+    fields, v = decoded(ROWS[order], bytes(first[:1068]), offset)
     last = int(v["last_page"])
     checks = (
         Check("version", v["version"] == 1, str(v["version"]), "1"),

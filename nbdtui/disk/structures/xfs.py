@@ -9,17 +9,21 @@ not kept up to date by design, so only the geometry and identity are compared.
 from __future__ import annotations
 
 import struct
+from collections.abc import Generator
 
-from nbdtui.disk.structures.backup_read import read_backup, unreadable
 from nbdtui.disk.structures.crc32c import crc32c
-from nbdtui.disk.structures.field_table import (
-    Row,
+from nbdtui.disk.structures.field_specs import (
     Values,
-    decode_rows,
+    decoded,
     differences,
+    read_backup,
+    restore_source,
+    table,
+    unreadable,
     with_targets,
 )
-from nbdtui.disk.structures.model import Backup, Check, ProbePlan, Structure
+from nbdtui.disk.structures.model import Backup, Check, Patch, ProbePlan, Request, Structure
+from nbdtui.errors import RepairError
 
 TYPES = ("xfs",)
 MAGIC = b"XFSB"
@@ -27,42 +31,45 @@ AGF_MAGIC = b"XAGF"  # the AG free space header, in the sector after each superb
 MAX_BACKUPS = 64  # secondaries compared (a large filesystem has thousands of AGs)
 _CRC_AT = 224
 
-ROWS: tuple[Row, ...] = (
-    ("sb_magicnum", 0, "4s", "magic 'XFSB'"),
-    ("sb_blocksize", 4, "I", "block size in bytes"),
-    ("sb_dblocks", 8, "Q", "blocks in the data device"),
-    ("sb_rblocks", 16, "Q", "blocks in the realtime device"),
-    ("sb_rextents", 24, "Q", "realtime extents"),
-    ("sb_uuid", 32, "uuid", "filesystem UUID"),
-    ("sb_logstart", 48, "Q", "first block of an internal log"),
-    ("sb_rootino", 56, "Q", "root directory inode"),
-    ("sb_rbmino", 64, "Q", "realtime bitmap inode"),
-    ("sb_rsumino", 72, "Q", "realtime summary inode"),
-    ("sb_rextsize", 80, "I", "realtime extent size in blocks"),
-    ("sb_agblocks", 84, "I", "blocks per allocation group"),
-    ("sb_agcount", 88, "I", "allocation groups"),
-    ("sb_rbmblocks", 92, "I", "realtime bitmap blocks"),
-    ("sb_logblocks", 96, "I", "log blocks"),
-    ("sb_versionnum", 100, "H", "version (low 4 bits) and feature bits"),
-    ("sb_sectsize", 102, "H", "sector size in bytes"),
-    ("sb_inodesize", 104, "H", "inode size in bytes"),
-    ("sb_inopblock", 106, "H", "inodes per block"),
-    ("sb_fname", 108, "12s", "label"),
-    ("sb_blocklog", 120, "B", "log2 of the block size"),
-    ("sb_sectlog", 121, "B", "log2 of the sector size"),
-    ("sb_inodelog", 122, "B", "log2 of the inode size"),
-    ("sb_agblklog", 124, "B", "log2 of blocks per AG, rounded up"),
-    ("sb_inprogress", 126, "B", "mkfs in progress (not 0: unfinished)"),
-    ("sb_icount", 128, "Q", "allocated inodes"),
-    ("sb_ifree", 136, "Q", "free inodes"),
-    ("sb_fdblocks", 144, "Q", "free data blocks"),
-    ("sb_features2", 200, "I", "more feature bits"),
-    ("sb_features_compat", 208, "I", "compatible features (v5)"),
-    ("sb_features_ro_compat", 212, "I", "read-only compatible features (v5)"),
-    ("sb_features_incompat", 216, "I", "incompatible features (v5)"),
-    ("sb_features_log_incompat", 220, "I", "log incompatible features (v5)"),
-    ("sb_crc", _CRC_AT, "4x", "CRC-32C of the sector (v5), little-endian"),
-    ("sb_meta_uuid", 248, "uuid", "metadata UUID (v5, when it differs)"),
+ROWS = table(
+    (
+        ("sb_magicnum", 0, "4s", "magic 'XFSB'"),
+        ("sb_blocksize", 4, "I", "block size in bytes"),
+        ("sb_dblocks", 8, "Q", "blocks in the data device"),
+        ("sb_rblocks", 16, "Q", "blocks in the realtime device"),
+        ("sb_rextents", 24, "Q", "realtime extents"),
+        ("sb_uuid", 32, "uuid", "filesystem UUID"),
+        ("sb_logstart", 48, "Q", "first block of an internal log"),
+        ("sb_rootino", 56, "Q", "root directory inode"),
+        ("sb_rbmino", 64, "Q", "realtime bitmap inode"),
+        ("sb_rsumino", 72, "Q", "realtime summary inode"),
+        ("sb_rextsize", 80, "I", "realtime extent size in blocks"),
+        ("sb_agblocks", 84, "I", "blocks per allocation group"),
+        ("sb_agcount", 88, "I", "allocation groups"),
+        ("sb_rbmblocks", 92, "I", "realtime bitmap blocks"),
+        ("sb_logblocks", 96, "I", "log blocks"),
+        ("sb_versionnum", 100, "H", "version (low 4 bits) and feature bits"),
+        ("sb_sectsize", 102, "H", "sector size in bytes"),
+        ("sb_inodesize", 104, "H", "inode size in bytes"),
+        ("sb_inopblock", 106, "H", "inodes per block"),
+        ("sb_fname", 108, "12s", "label"),
+        ("sb_blocklog", 120, "B", "log2 of the block size"),
+        ("sb_sectlog", 121, "B", "log2 of the sector size"),
+        ("sb_inodelog", 122, "B", "log2 of the inode size"),
+        ("sb_agblklog", 124, "B", "log2 of blocks per AG, rounded up"),
+        ("sb_inprogress", 126, "B", "mkfs in progress (not 0: unfinished)"),
+        ("sb_icount", 128, "Q", "allocated inodes"),
+        ("sb_ifree", 136, "Q", "free inodes"),
+        ("sb_fdblocks", 144, "Q", "free data blocks"),
+        ("sb_features2", 200, "I", "more feature bits"),
+        ("sb_features_compat", 208, "I", "compatible features (v5)"),
+        ("sb_features_ro_compat", 212, "I", "read-only compatible features (v5)"),
+        ("sb_features_incompat", 216, "I", "incompatible features (v5)"),
+        ("sb_features_log_incompat", 220, "I", "log incompatible features (v5)"),
+        ("sb_crc", _CRC_AT, "4x", "CRC-32C of the sector (v5), little-endian"),
+        ("sb_meta_uuid", 248, "uuid", "metadata UUID (v5, when it differs)"),
+    ),
+    ">",
 )
 #: What a secondary superblock must agree on with the primary (its inode numbers,
 #: sb_rootino and the realtime ones, are not kept there: xfs_repair rewrites them).
@@ -159,7 +166,7 @@ def _targets(v: Values, start: int) -> dict[str, tuple[str, int]]:
 def _sound(sector: bytes, at: int) -> bool:
     """Whether a superblock's magic, version and geometry are sound."""
     return sector[:4] == MAGIC and all(
-        c.ok for c in _checks(sector, decode_rows(sector, at, ROWS, ">")[1])[:3]
+        c.ok for c in _checks(sector, decoded(ROWS, sector, at)[1])[:3]
     )
 
 
@@ -174,7 +181,7 @@ def _probe(offset: int, size: int, *, follow: bool) -> ProbePlan:
         sector = yield (offset, sectsize)
     else:
         sectsize = 512
-    fields, v = decode_rows(sector, offset, ROWS, ">")
+    fields, v = decoded(ROWS, sector, offset)
     checks = _checks(sector, v)
     blocksize, dblocks = int(v["sb_blocksize"]), int(v["sb_dblocks"])
     agbytes = int(v["sb_agblocks"]) * blocksize
@@ -203,7 +210,7 @@ def _probe(offset: int, size: int, *, follow: bool) -> ProbePlan:
             if copy is None:
                 backups.append(unreadable(at, sectsize, f"AG {n}"))
                 continue
-            _, cv = decode_rows(copy, at, ROWS, ">")
+            _, cv = decoded(ROWS, copy, at)
             diff = differences(v, cv, COMPARED)
             ok = all(c.ok for c in _checks(copy, cv))
             backups.append(Backup(at, sectsize, not diff, ok, diff, f"AG {n}"))
@@ -222,3 +229,71 @@ def _probe(offset: int, size: int, *, follow: bool) -> ProbePlan:
         backups=tuple(backups),
         problems=tuple(c.detail or c.name for c in checks if not c.ok),
     )
+
+
+# ---- repairs ---------------------------------------------------------------------
+
+NULLFSINO = (1 << 64) - 1
+_AGF_FREEBLKS, _AGF_FLCOUNT, _AGF_BTREEBLKS = 52, 48, 60
+_AGI_COUNT, _AGI_FREECOUNT = 16, 28
+
+
+def _with_crc(sector: bytearray) -> bytes:
+    """The sector with its CRC-32C stored (v5 only)."""
+    if struct.unpack_from(">H", sector, 100)[0] & 0xF == 5:
+        struct.pack_into("<I", sector, _CRC_AT, _crc(bytes(sector))[1])
+    return bytes(sector)
+
+
+def _counters(start: int, sb: bytes) -> Generator[Request, bytes, tuple[int, int, int] | None]:
+    """(allocated inodes, free inodes, free blocks) summed over every allocation group's
+    AGI and AGF headers, as the kernel keeps them; None if one header is unsound."""
+    sectsize, agcount = struct.unpack_from(">H", sb, 102)[0], struct.unpack_from(">I", sb, 88)[0]
+    agbytes = struct.unpack_from(">I", sb, 84)[0] * struct.unpack_from(">I", sb, 4)[0]
+    icount = ifree = fdblocks = 0
+    for n in range(agcount):
+        heads = yield (start + n * agbytes + sectsize, 2 * sectsize)
+        agf, agi = bytes(heads[:sectsize]), bytes(heads[sectsize : 2 * sectsize])
+        if agf[:4] != AGF_MAGIC or agi[:4] != b"XAGI":
+            return None
+        icount += struct.unpack_from(">I", agi, _AGI_COUNT)[0]
+        ifree += struct.unpack_from(">I", agi, _AGI_FREECOUNT)[0]
+        fdblocks += sum(
+            struct.unpack_from(">I", agf, at)[0]
+            for at in (_AGF_FREEBLKS, _AGF_FLCOUNT, _AGF_BTREEBLKS)
+        )
+    return icount, ifree, fdblocks
+
+
+def restore_plan(structure: Structure) -> Generator[Request, bytes, list[Patch]]:
+    """Put a sound secondary superblock over the primary, with what differs by design
+    made a primary's again: ``sb_inprogress`` cleared, the realtime inodes (a secondary
+    holds NULLFSINO) set after the root inode as mkfs puts them, the inode and free
+    block counters summed from each AG's headers, and the CRC computed again."""
+    source = restore_source(structure, structure.offset)
+    length = structure.length
+    primary = bytes((yield (structure.offset, length)))
+    sb = bytearray((yield (source.at, length)))
+    sb[126] = 0
+    root = struct.unpack_from(">Q", sb, 56)[0]
+    for at, n in ((64, 1), (72, 2)):
+        if struct.unpack_from(">Q", sb, at)[0] == NULLFSINO and 0 < root < NULLFSINO - 2:
+            struct.pack_into(">Q", sb, at, root + n)
+    counted = yield from _counters(structure.offset, bytes(sb))
+    if counted is None:
+        raise RepairError(
+            "an allocation group's AGF or AGI header is damaged: the counters cannot be"
+            " summed (run xfs_repair): nothing was written"
+        )
+    struct.pack_into(">QQQ", sb, 128, *counted)
+    new = _with_crc(sb)
+    return [Patch(structure.offset, primary, new)] if new != primary else []
+
+
+def checksum_plan(structure: Structure) -> Generator[Request, bytes, list[Patch]]:
+    """Store the computed CRC-32C in the superblock decoded (v5; v4 has none)."""
+    sector = bytes((yield (structure.at, structure.length)))
+    if sector[:4] != MAGIC:
+        return []
+    new = _with_crc(bytearray(sector))
+    return [Patch(structure.at, sector, new)] if new != sector else []

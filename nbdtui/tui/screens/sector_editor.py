@@ -781,7 +781,15 @@ class EditorScreen(Screen[None]):
     def action_scan(self) -> None:
         from nbdtui.tui.dialogs.scan_dialog import ScanDialog  # (loads every decoder)
 
-        self.app.push_screen(ScanDialog(self.export), self._part_chosen)
+        dialog = ScanDialog(self.export)
+
+        def chosen(offset: int | None) -> None:
+            if dialog.found:  # what the survey missed gets names and repairs too
+                self.structures = self.structures.with_found(dialog.found)
+                self.view.refresh()
+            self._part_chosen(offset)
+
+        self.app.push_screen(dialog, chosen)
 
     def _part_chosen(self, offset: int | None) -> None:
         if offset is not None:
