@@ -23,50 +23,19 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import compileall
 import os
-import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 
-import nbdtui
+from side_by_side import compile_nbdtui, nbdkit, paired, require, timed, transfer_options
+
 from nbdtui.present.sizes import parse_size
 
 MiB = 1024 * 1024
-
-
-@contextmanager
-def nbdkit(tmp: Path, *args: str) -> Iterator[str]:
-    sock = tmp / f"nbdkit-{len(list(tmp.iterdir()))}.sock"
-    proc = subprocess.Popen(
-        ["nbdkit", "-f", "--exit-with-parent", "-U", str(sock), *args],
-        stderr=subprocess.DEVNULL,
-    )
-    deadline = time.monotonic() + 10
-    while not sock.exists():
-        if time.monotonic() > deadline or proc.poll() is not None:
-            proc.kill()
-            raise SystemExit(f"nbdkit {' '.join(args)} did not start")
-        time.sleep(0.02)
-    try:
-        yield f"nbd+unix:///?socket={sock}"
-    finally:
-        proc.terminate()
-        proc.wait(5)
-
-
-def timed(cmd: list[str], before: Callable[[], None] | None = None) -> float:
-    if before is not None:
-        before()
-    start = time.perf_counter()
-    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
-    return time.perf_counter() - start
 
 
 def in_process(argv: list[str], before: Callable[[], None] | None = None) -> float:
@@ -83,32 +52,13 @@ def in_process(argv: list[str], before: Callable[[], None] | None = None) -> flo
     return time.perf_counter() - start
 
 
-def paired(runs: int, ours: Callable[[], float], theirs: Callable[[], float]) -> tuple[float, ...]:
-    """Median seconds of ``ours`` and ``theirs``, run alternately (who goes first
-    alternates too)."""
-    a, b = [], []
-    for i in range(runs):
-        if i % 2:
-            b.append(theirs())
-            a.append(ours())
-        else:
-            a.append(ours())
-            b.append(theirs())
-    return statistics.median(a), statistics.median(b)
-
-
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--size", default="1G")
-    ap.add_argument("--connections", type=int, default=4)
-    ap.add_argument("--requests", type=int, default=16)
-    ap.add_argument("--runs", type=int, default=5)
+    transfer_options(ap)
     opts = ap.parse_args()
     size = parse_size(opts.size)
-    for tool in ("nbdkit", "nbdcopy"):
-        if not shutil.which(tool):
-            raise SystemExit(f"bench: {tool} is not installed (scripts/install-deps.sh)")
-    compileall.compile_dir(Path(nbdtui.__file__).parent, quiet=1)  # as installed
+    require("nbdkit", "nbdcopy")
+    compile_nbdtui()
     c, r = str(opts.connections), str(opts.requests)
     options = ["--connections", c, "--requests", r]
     ours_cmd = [sys.executable, "-m", "nbdtui", "copy", *options]

@@ -22,20 +22,21 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import compileall
-import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from contextlib import contextmanager
 from pathlib import Path
+
+from side_by_side import ROOT, compile_nbdtui, nbdkit, paired, require, timed
+
+sys.path.insert(0, str(ROOT))  # for tests.support
 
 import nbdtui
 from nbdtui.client import Pool
 from nbdtui.editor.signature_scan import scan
 from nbdtui.present.sizes import parse_size
+from tests.support.fs_images import copy_sparse
 
 MiB = 1 << 20
 #: (offset MiB, size MiB, mkfs command line before the image path)
@@ -73,42 +74,6 @@ def build_sparse(tmp: Path, size: int) -> Path:
     return disk
 
 
-def copy_sparse(src: Path, dst: Path, at: int) -> None:
-    with open(src, "rb") as fin, open(dst, "r+b") as fout:
-        pos = 0
-        while block := fin.read(MiB):
-            if block.count(0) != len(block):
-                fout.seek(at + pos)
-                fout.write(block)
-            pos += len(block)
-
-
-@contextmanager
-def nbdkit(tmp: Path, *args: str):
-    sock = tmp / f"nbdkit-{len(list(tmp.iterdir()))}.sock"
-    proc = subprocess.Popen(
-        ["nbdkit", "-f", "--exit-with-parent", "-U", str(sock), *args],
-        stderr=subprocess.DEVNULL,
-    )
-    deadline = time.monotonic() + 10
-    while not sock.exists():
-        if time.monotonic() > deadline or proc.poll() is not None:
-            proc.kill()
-            raise SystemExit(f"nbdkit {' '.join(args)} did not start")
-        time.sleep(0.02)
-    try:
-        yield f"nbd+unix:///?socket={sock}"
-    finally:
-        proc.terminate()
-        proc.wait(5)
-
-
-def timed(cmd: list[str]) -> float:
-    start = time.perf_counter()
-    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
-    return time.perf_counter() - start
-
-
 def in_process(uri: str) -> float:
     async def run() -> float:
         start = time.perf_counter()
@@ -117,14 +82,6 @@ def in_process(uri: str) -> float:
         return time.perf_counter() - start
 
     return asyncio.run(run())
-
-
-def paired(runs: int, ours, theirs) -> tuple[float, float]:
-    a, b = [], []
-    for _ in range(runs):
-        a.append(ours())
-        b.append(theirs())
-    return statistics.median(a), statistics.median(b)
 
 
 def measure(name: str, uri: str, runs: int) -> list[tuple[str, float, float]]:
@@ -141,10 +98,8 @@ def main() -> int:
     ap.add_argument("--runs", type=int, default=5)
     opts = ap.parse_args()
     size = parse_size(opts.size)
-    for tool in ("nbdkit", "nbdcopy", "mkfs.xfs", "mkfs.btrfs", "cryptsetup"):
-        if not shutil.which(tool):
-            raise SystemExit(f"bench: {tool} is not installed (scripts/install-deps.sh)")
-    compileall.compile_dir(Path(nbdtui.__file__).parent, quiet=1)
+    require("nbdkit", "nbdcopy", "mkfs.xfs", "mkfs.btrfs", "cryptsetup")
+    compile_nbdtui()
     rows = []
     with tempfile.TemporaryDirectory(prefix="nbdtui-bench-") as tmpdir:
         tmp = Path(tmpdir)

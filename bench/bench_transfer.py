@@ -25,18 +25,17 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import compileall
 import json
 import os
 import random
-import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from contextlib import contextmanager
 from pathlib import Path
+
+from side_by_side import compile_nbdtui, nbdkit, paired, require, timed, transfer_options
 
 import nbdtui
 from nbdtui.cli.transfer import _write_file as write_regular_file
@@ -50,42 +49,6 @@ GiB = 1024**3
 class NoProgress:
     def advance(self, n: int) -> None:
         pass
-
-
-@contextmanager
-def nbdkit(tmp: Path, *args: str):
-    sock = tmp / f"nbdkit-{len(list(tmp.iterdir()))}.sock"
-    proc = subprocess.Popen(
-        ["nbdkit", "-f", "--exit-with-parent", "-U", str(sock), *args],
-        stderr=subprocess.DEVNULL,
-    )
-    deadline = time.monotonic() + 10
-    while not sock.exists():
-        if time.monotonic() > deadline or proc.poll() is not None:
-            proc.kill()
-            raise SystemExit(f"nbdkit {' '.join(args)} did not start")
-        time.sleep(0.02)
-    try:
-        yield f"nbd+unix:///?socket={sock}"
-    finally:
-        proc.terminate()
-        proc.wait(5)
-
-
-def timed(cmd: list[str], **kwargs) -> float:
-    start = time.perf_counter()
-    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, **kwargs)
-    return time.perf_counter() - start
-
-
-def paired_medians(runs: int, ours, theirs) -> tuple[float, float]:
-    """Median seconds of ``ours()`` and ``theirs()`` (each returns its seconds), run
-    alternately."""
-    a, b = [], []
-    for _ in range(runs):
-        a.append(ours())
-        b.append(theirs())
-    return statistics.median(a), statistics.median(b)
 
 
 def in_process(uri: str, connections: int, window: int, transfer) -> float:
@@ -177,21 +140,13 @@ def fio_random_reads(uri: str, depth: int, seconds: float) -> float:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--size", default="1G")
-    ap.add_argument("--connections", type=int, default=4)
-    ap.add_argument("--requests", type=int, default=16)
-    ap.add_argument("--runs", type=int, default=5)
+    transfer_options(ap)
     ap.add_argument("--seconds", type=float, default=10.0, help="random-read duration")
     ap.add_argument("--json", metavar="FILE", help="also write the figures as JSON")
     opts = ap.parse_args()
     size = parse_size(opts.size)
-    for tool in ("nbdkit", "nbdcopy", "fio"):
-        if not shutil.which(tool):
-            raise SystemExit(f"bench: {tool} is not installed (scripts/install-deps.sh)")
-    # Time nbdtui as an installed copy starts: byte-compiled (pip compiles modules at
-    # install time). An editable checkout run with PYTHONDONTWRITEBYTECODE would compile
-    # every module from source at each start, some 50 ms the other tools do not pay.
-    compileall.compile_dir(Path(nbdtui.__file__).parent, quiet=1)
+    require("nbdkit", "nbdcopy", "fio")
+    compile_nbdtui()
     nbdtui_cmd = [sys.executable, "-m", "nbdtui"]
     c, r = str(opts.connections), str(opts.requests)
     conns, window = opts.connections, opts.requests
@@ -202,13 +157,13 @@ def main() -> int:
         with nbdkit(tmp, "pattern", f"size={size}") as uri:
             nbdtui_read = [*nbdtui_cmd, "read", uri, "-o", "/dev/null"]
             nbdcopy_read = ["nbdcopy", f"--connections={c}", f"--requests={r}", uri, "null:"]
-            ours, theirs = paired_medians(
+            ours, theirs = paired(
                 opts.runs,
                 lambda: timed([*nbdtui_read, "--connections", c, "--window", r]),
                 lambda: timed(nbdcopy_read),
             )
             rows.append(("sequential read, cli", size / ours, size / theirs, "MiB/s", "nbdcopy"))
-            ours, theirs = paired_medians(
+            ours, theirs = paired(
                 opts.runs,
                 lambda: in_process(uri, conns, window, read_to_null),
                 lambda: timed(nbdcopy_read),
@@ -233,7 +188,7 @@ def main() -> int:
         with nbdkit(tmp, "memory", f"size={size}") as uri:
             nbdcopy_write = ["nbdcopy", f"--connections={c}", f"--requests={r}", str(src), uri]
             timed(nbdcopy_write)  # untimed: the memory plugin allocates on first write
-            ours, theirs = paired_medians(
+            ours, theirs = paired(
                 opts.runs,
                 lambda: timed(
                     [*nbdtui_cmd, "write", uri, str(src), "--connections", c, "--window", r]
@@ -243,7 +198,7 @@ def main() -> int:
             rows.insert(
                 2, ("sequential write, cli", size / ours, size / theirs, "MiB/s", "nbdcopy")
             )
-            ours, theirs = paired_medians(
+            ours, theirs = paired(
                 opts.runs,
                 lambda: in_process(uri, conns, window, write_file(src)),
                 lambda: timed(nbdcopy_write),

@@ -15,7 +15,14 @@ import os
 import sys
 import tempfile
 
-from nbdtui.cli.parser import EXIT_FAILURE, EXIT_OK, _positive_float, _positive_int
+from nbdtui.cli.parser import (
+    EXIT_FAILURE,
+    EXIT_OK,
+    _positive_int,
+    connect_timeout_option,
+    json_option,
+    ssh_options,
+)
 from nbdtui.errors import UsageError
 
 
@@ -35,25 +42,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         metavar="N",
         help="endpoints checked at once, one connection each (default 16)",
     )
-    p.add_argument(
-        "--connect-timeout",
-        type=_positive_float,
-        default=10.0,
-        metavar="SECONDS",
-        help="give up each step of an endpoint after this long (default 10)",
-    )
-    p.add_argument("--json", action="store_true", help="print one JSON object per endpoint")
+    connect_timeout_option(p, what="each step of an endpoint")
+    json_option(p, help="print one JSON object per endpoint")
     p.add_argument(
         "--prometheus",
         metavar="FILE",
         default=None,
         help="also write node_exporter's textfile format to FILE (replaced atomically)",
     )
-    p.add_argument(
-        "--ssh-accept-new",
-        action="store_true",
-        help="trust and save the key of an SSH host that known_hosts does not list",
-    )
+    ssh_options(p, via=False)
 
 
 def write_atomically(path: str, text: str) -> None:

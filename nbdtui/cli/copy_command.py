@@ -18,7 +18,14 @@ import os
 from collections.abc import Coroutine
 from typing import Any
 
-from nbdtui.cli.parser import _non_negative_float, _positive_float, _positive_int, _size
+from nbdtui.cli.parser import (
+    _non_negative_int,
+    _size,
+    connect_timeout_option,
+    io_options,
+    range_options,
+    timeout_options,
+)
 from nbdtui.errors import NotSupportedError, UsageError
 
 SIDE_HELP = "an NBD endpoint, a local file or block device, or - for std{}"
@@ -28,28 +35,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     """The ``copy`` subcommand's arguments."""
     p.add_argument("src", metavar="SRC", help=SIDE_HELP.format("in"))
     p.add_argument("dst", metavar="DST", help=SIDE_HELP.format("out") + " (created if missing)")
-    p.add_argument("--offset", type=_size, default=0, metavar="N", help="start on both sides")
-    p.add_argument(
-        "--length",
-        type=_size,
-        default=None,
-        metavar="N",
-        help="bytes to copy (default: all of SRC, whose size must then equal DST's)",
+    range_options(
+        p,
+        required=False,
+        offset_help="start on both sides",
+        length_help="bytes to copy (default: all of SRC, whose size must then equal DST's)",
     )
-    p.add_argument(
-        "--connections",
-        type=_positive_int,
-        default=None,
-        metavar="N",
-        help="connections per export when the server allows multi-conn (default 4)",
-    )
-    p.add_argument(
-        "--requests",
-        type=_positive_int,
-        default=16,
-        metavar="N",
-        help="requests in flight per connection (default 16)",
-    )
+    io_options(p, window="--requests")
     p.add_argument(
         "--flush",
         action="store_true",
@@ -83,43 +75,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         metavar="N",
         help="smallest read (default: 512, or the export's minimum block size if larger)",
     )
-    p.add_argument(
-        "--connect-timeout",
-        type=_positive_float,
-        default=10.0,
-        metavar="SECONDS",
-        help="give up connecting after this long (default 10)",
-    )
-    p.add_argument(
-        "--timeout",
-        type=_positive_float,
-        default=None,
-        metavar="SECONDS",
-        help="fail a request without a reply after this long (default: no limit)",
-    )
-    p.add_argument(
-        "--reconnect-delay",
-        type=_non_negative_float,
-        default=0.0,
-        metavar="SECONDS",
-        help="after a lost connection, keep reconnecting this long (default 0: fail at once)",
-    )
+    connect_timeout_option(p)
+    timeout_options(p)
 
 
 def _positive_size(text: str) -> int:
     value = _size(text)
     if value <= 0:
         raise argparse.ArgumentTypeError(f"{text!r} must be greater than 0")
-    return value
-
-
-def _non_negative_int(text: str) -> int:
-    try:
-        value = int(text, 0)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"invalid number {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"{text!r} must not be negative")
     return value
 
 

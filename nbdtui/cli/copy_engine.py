@@ -23,6 +23,7 @@ from nbdtui.cli.transfer import (
     PIECE,
     PIECES_IN_FLIGHT,
     READ_PIECE,
+    reap,
 )
 from nbdtui.client.request import FileRange
 
@@ -108,23 +109,14 @@ async def _run_pieces(
             for pos in range(start, end, piece):
                 n = min(piece, end - pos)
                 while len(pending) >= in_flight:
-                    await _reap(pending, bar)
+                    await reap(pending, bar)
                 pending[asyncio.ensure_future(move(pos, n))] = n
         while pending:
-            await _reap(pending, bar)
+            await reap(pending, bar)
     finally:
         for task in pending:
             task.cancel()
         await asyncio.gather(*pending, return_exceptions=True)
-
-
-async def _reap(pending: dict[asyncio.Future[None], int], bar: ProgressBar) -> None:
-    done, _ = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
-    errors = [(task.exception(), pending.pop(task)) for task in done]
-    for error, n in errors:
-        if error is not None:
-            raise error  # the first failure ends the copy (the others were retrieved)
-        bar.advance(n)
 
 
 async def plan(

@@ -13,35 +13,20 @@ import json
 from nbdtui.cli.parser import (
     EXIT_FAILURE,
     EXIT_OK,
-    _positive_float,
-    _ssh_target,
+    connect_timeout_option,
+    json_option,
+    ssh_options,
     target_endpoint,
+    uri_argument,
 )
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("uri", metavar="URI", help="NBD endpoint (see 'nbdtui --help')")
-    p.add_argument("--json", action="store_true", help='print {"uri", "steps": [...]} as JSON')
+    uri_argument(p)
+    json_option(p, help='print {"uri", "steps": [...]} as JSON')
     p.add_argument("--quick", action="store_true", help="skip the 5-second throughput test")
-    p.add_argument(
-        "--connect-timeout",
-        type=_positive_float,
-        default=10.0,
-        metavar="SECONDS",
-        help="give up each step after this long (default 10)",
-    )
-    p.add_argument(
-        "--ssh",
-        type=_ssh_target,
-        default=None,
-        metavar="[USER@]HOST[:PORT]",
-        help="reach the endpoint through this SSH host (Unix socket paths are on it)",
-    )
-    p.add_argument(
-        "--ssh-accept-new",
-        action="store_true",
-        help="trust and save the key of an SSH host that known_hosts does not list",
-    )
+    connect_timeout_option(p, what="each step")
+    ssh_options(p)
 
 
 async def run(args: argparse.Namespace) -> int:

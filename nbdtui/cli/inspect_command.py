@@ -9,7 +9,13 @@ import json
 import sys
 from collections.abc import Awaitable, Callable
 
-from nbdtui.cli.parser import _positive_float, _size, target_endpoint
+from nbdtui.cli.parser import (
+    _size,
+    connect_timeout_option,
+    json_option,
+    target_endpoint,
+    uri_argument,
+)
 from nbdtui.editor.device import Readable
 from nbdtui.errors import UsageError
 
@@ -17,7 +23,7 @@ __all__ = ["add_arguments", "clamped_reader", "run"]
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("uri", metavar="URI", help="NBD endpoint (see 'nbdtui --help')")
+    uri_argument(p)
     p.add_argument(
         "--offset",
         type=_size,
@@ -25,19 +31,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         metavar="OFF",
         help="only the structure that starts here (a partition's start; 0: the table)",
     )
-    p.add_argument("--json", action="store_true", help="print JSON")
+    json_option(p)
     p.add_argument(
         "--fields",
         action="store_true",
         help="list every field with its value (JSON always has them)",
     )
-    p.add_argument(
-        "--connect-timeout",
-        type=_positive_float,
-        default=10.0,
-        metavar="SECONDS",
-        help="give up connecting after this long (default 10)",
-    )
+    connect_timeout_option(p)
 
 
 def clamped_reader(export: Readable) -> Callable[[int, int], Awaitable[bytes]]:

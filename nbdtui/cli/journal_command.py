@@ -18,6 +18,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from nbdtui.cli.parser import connect_timeout_option, json_option
 from nbdtui.present.sizes import format_size
 from nbdtui.present.terminal_text import terminal_text
 
@@ -41,7 +42,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
     a = action("list", "list journal entries, newest first")
     a.add_argument("--limit", type=int, default=100, metavar="N", help="at most N (default 100)")
-    a.add_argument("--json", action="store_true", help="print JSON")
+    json_option(a)
 
     a = action("show", "show one entry: its ranges with old and new bytes")
     a.add_argument("id", type=int, metavar="ID", help="journal entry number")
@@ -52,7 +53,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         metavar="N",
         help=f"bytes of each range to show (default {PREVIEW}, 0: all)",
     )
-    a.add_argument("--json", action="store_true", help="print JSON (every byte, as hex)")
+    json_option(a, help="print JSON (every byte, as hex)")
 
     a = action("revert", "write an entry's old bytes back (itself journaled)")
     a.add_argument("id", type=int, metavar="ID", help="journal entry number")
@@ -69,13 +70,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="revert on this endpoint instead of the one recorded (with --force if it "
         "is not the same export)",
     )
-    a.add_argument(
-        "--connect-timeout",
-        type=float,
-        default=10.0,
-        metavar="SECONDS",
-        help="give up connecting after this long (default 10)",
-    )
+    connect_timeout_option(a)
 
 
 def _open_journal(args: argparse.Namespace) -> Journal | None:

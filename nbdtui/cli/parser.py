@@ -64,6 +64,10 @@ def _positive_int(text: str) -> int:
     return _number(text, lambda t: int(t, 0), lambda v: v > 0, "must be greater than 0")
 
 
+def _non_negative_int(text: str) -> int:
+    return _number(text, lambda t: int(t, 0), lambda v: v >= 0, "must not be negative")
+
+
 def _ssh_target(text: str) -> SshTarget:
     from nbdtui.uri import parse_ssh_target
 
@@ -142,6 +146,109 @@ class _Arguments(Protocol):
     def add_argument(self, *names: str, **options: Any) -> object: ...
 
 
+# The options that several commands share; the module commands (MODULE_COMMANDS) call
+# these too, so that an option means and reads the same everywhere.
+
+
+def uri_argument(p: _Arguments) -> None:
+    """The endpoint a command works on (read back by :func:`target_endpoint`)."""
+    p.add_argument("uri", metavar="URI", help="NBD endpoint (see 'nbdtui --help')")
+
+
+def connect_timeout_option(p: _Arguments, *, what: str = "connecting") -> None:
+    """``--connect-timeout SECONDS``; ``what`` is what it bounds ("each step")."""
+    p.add_argument(
+        "--connect-timeout",
+        type=_positive_float,
+        default=10.0,
+        metavar="SECONDS",
+        help=f"give up {what} after this long (default 10)",
+    )
+
+
+def ssh_options(p: _Arguments, *, via: bool = True) -> None:
+    """``--ssh HOST`` (unless not ``via``) and ``--ssh-accept-new``."""
+    if via:
+        p.add_argument(
+            "--ssh",
+            type=_ssh_target,
+            default=None,
+            metavar="[USER@]HOST[:PORT]",
+            help="reach the endpoint through this SSH host (Unix socket paths are on it)",
+        )
+    p.add_argument(
+        "--ssh-accept-new",
+        action="store_true",
+        help="trust and save the key of an SSH host that known_hosts does not list",
+    )
+
+
+def connection_options(p: _Arguments, *, uri: bool = True) -> None:
+    """The endpoint (with ``uri``), ``--connect-timeout`` and the SSH options."""
+    if uri:
+        uri_argument(p)
+    connect_timeout_option(p)
+    ssh_options(p)
+
+
+def io_options(p: _Arguments, *, window: str = "--window") -> None:
+    """Requests in flight (``window``: the option's name) and ``--connections``."""
+    p.add_argument(
+        window,
+        type=_positive_int,
+        default=16,
+        metavar="N",
+        help="requests in flight per connection (default 16)",
+    )
+    p.add_argument(
+        "--connections",
+        type=_positive_int,
+        default=None,
+        metavar="N",
+        help="connections per export when the server allows multi-conn (default 4)",
+    )
+
+
+def range_options(
+    p: _Arguments,
+    *,
+    required: bool,
+    offset_help: str = "start (default 0)",
+    length_help: str | None = None,
+) -> None:
+    """``--offset N`` and ``--length N`` (sizes such as 4K, 1M)."""
+    p.add_argument("--offset", type=_size, default=0, metavar="N", help=offset_help)
+    if length_help is None:
+        length_help = "number of bytes" + ("" if required else " (default: to the end)")
+    p.add_argument(
+        "--length", type=_size, default=None, required=required, metavar="N", help=length_help
+    )
+
+
+def timeout_options(p: _Arguments) -> None:
+    """``--timeout`` and ``--reconnect-delay``: a request without a reply, a lost
+    connection."""
+    p.add_argument(
+        "--timeout",
+        type=_positive_float,
+        default=None,
+        metavar="SECONDS",
+        help="fail a request without a reply after this long, then reconnect (default: no limit)",
+    )
+    p.add_argument(
+        "--reconnect-delay",
+        type=_non_negative_float,
+        default=0.0,
+        metavar="SECONDS",
+        help="after a lost connection, keep reconnecting this long and send the "
+        "unanswered requests again (default 0: fail at once)",
+    )
+
+
+def json_option(p: _Arguments, *, help: str = "print JSON") -> None:
+    p.add_argument("--json", action="store_true", help=help)
+
+
 class _Skipped:
     """Stands for the parser of a command that is not being run (see build_parser)."""
 
@@ -171,68 +278,18 @@ def build_parser(only: str | None = None) -> ArgumentParser:
             return _Skipped()
         return add_command(name)
 
-    def connection_options(p: _Arguments, *, uri: bool = True) -> None:
-        if uri:
-            p.add_argument("uri", metavar="URI", help="NBD endpoint (see 'nbdtui --help')")
-        p.add_argument(
-            "--connect-timeout",
-            type=_positive_float,
-            default=10.0,
-            metavar="SECONDS",
-            help="give up connecting after this long (default 10)",
-        )
-        p.add_argument(
-            "--ssh",
-            type=_ssh_target,
-            default=None,
-            metavar="[USER@]HOST[:PORT]",
-            help="reach the endpoint through this SSH host (Unix socket paths are on it)",
-        )
-        p.add_argument(
-            "--ssh-accept-new",
-            action="store_true",
-            help="trust and save the key of an SSH host that known_hosts does not list",
-        )
-
-    def io_options(p: _Arguments) -> None:
-        p.add_argument(
-            "--window",
-            type=_positive_int,
-            default=16,
-            metavar="N",
-            help="requests in flight per connection (default 16)",
-        )
-        p.add_argument(
-            "--connections",
-            type=_positive_int,
-            default=None,
-            metavar="N",
-            help="connections per export when the server allows multi-conn (default 4)",
-        )
-
-    def range_options(p: _Arguments, *, required: bool) -> None:
-        p.add_argument("--offset", type=_size, default=0, metavar="N", help="start (default 0)")
-        p.add_argument(
-            "--length",
-            type=_size,
-            default=None,
-            required=required,
-            metavar="N",
-            help="number of bytes" + ("" if required else " (default: to the end)"),
-        )
-
     p = command("info")
     connection_options(p)
-    p.add_argument("--json", action="store_true", help="print nbdinfo-compatible JSON")
+    json_option(p, help="print nbdinfo-compatible JSON")
 
     p = command("list")
     connection_options(p)
-    p.add_argument("--json", action="store_true", help="print nbdinfo-compatible JSON")
+    json_option(p, help="print nbdinfo-compatible JSON")
 
     p = command("map")
     connection_options(p)
     range_options(p, required=False)
-    p.add_argument("--json", action="store_true", help="print JSON like nbdinfo --map --json")
+    json_option(p, help="print JSON like nbdinfo --map --json")
     p.add_argument(
         "--context",
         action="append",
@@ -286,22 +343,7 @@ def build_parser(only: str | None = None) -> ArgumentParser:
 
     for name in ("map", "dump", "read", "write", "flush", "trim", "zero"):
         p = sub.choices[name] if name in sub.choices else _Skipped()
-        p.add_argument(
-            "--timeout",
-            type=_positive_float,
-            default=None,
-            metavar="SECONDS",
-            help="fail a request without a reply after this long, then reconnect "
-            "(default: no limit)",
-        )
-        p.add_argument(
-            "--reconnect-delay",
-            type=_non_negative_float,
-            default=0.0,
-            metavar="SECONDS",
-            help="after a lost connection, keep reconnecting this long and send the "
-            "unanswered requests again (default 0: fail at once)",
-        )
+        timeout_options(p)
 
     for name, module in MODULE_COMMANDS.items():
         if only in (None, name):

@@ -17,7 +17,7 @@ import sys
 from typing import TYPE_CHECKING
 
 from nbdtui.cli.inspect_command import clamped_reader
-from nbdtui.cli.parser import _positive_float, _size, target_endpoint
+from nbdtui.cli.parser import _size, connect_timeout_option, target_endpoint, uri_argument
 from nbdtui.errors import NotSupportedError, UsageError
 
 if TYPE_CHECKING:
@@ -28,7 +28,7 @@ __all__ = ["add_arguments", "run"]
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("uri", metavar="URI", help="NBD endpoint (see 'nbdtui --help')")
+    uri_argument(p)
     p.add_argument(
         "--offset",
         type=_size,
@@ -61,13 +61,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         default=None,
         help="the undo journal file (default: nbdtui's data directory)",
     )
-    p.add_argument(
-        "--connect-timeout",
-        type=_positive_float,
-        default=10.0,
-        metavar="SECONDS",
-        help="give up connecting after this long (default 10)",
-    )
+    connect_timeout_option(p)
 
 
 async def _from_backup(export: Scannable, offset: int, size: int) -> Structure | None:

@@ -17,34 +17,18 @@ import argparse
 import sys
 from typing import TYPE_CHECKING
 
-from nbdtui.cli.parser import target_endpoint
+from nbdtui.cli.parser import connect_timeout_option, json_option, target_endpoint, uri_argument
 from nbdtui.present.sizes import format_size
 
 if TYPE_CHECKING:
     from nbdtui.disk.structures.model import Structure
 
 
-def _seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = 0.0
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be a positive number of seconds, not {text!r}")
-    return value
-
-
 def add_arguments(p: argparse.ArgumentParser) -> None:
     """The ``scan`` subcommand's arguments (called by :func:`nbdtui.cli.build_parser`)."""
-    p.add_argument("uri", metavar="URI", help="NBD endpoint (see 'nbdtui --help')")
-    p.add_argument(
-        "--connect-timeout",
-        type=_seconds,
-        default=10.0,
-        metavar="SECONDS",
-        help="give up connecting after this long (default 10)",
-    )
-    p.add_argument("--json", action="store_true", help="print JSON")
+    uri_argument(p)
+    connect_timeout_option(p)
+    json_option(p)
 
 
 def _doc(s: Structure) -> dict[str, object]:

@@ -293,13 +293,13 @@ async def read_to_file(
                 bar.advance(n)
                 continue
             while len(pending) >= FILE_PIECES_IN_FLIGHT:
-                await _reap(pending, bar)
+                await reap(pending, bar)
             task = asyncio.ensure_future(
                 reader.read_into(pos, FileRange(out, at + pos - offset, n))
             )
             pending[task] = n
         while pending:
-            await _reap(pending, bar)
+            await reap(pending, bar)
     finally:
         for t in pending:
             t.cancel()
@@ -307,13 +307,15 @@ async def read_to_file(
         await reader.close()
 
 
-async def _reap(pending: dict[asyncio.Future[None], int], bar: ProgressBar) -> None:
-    """Wait for one or more of ``pending`` (each with its length in bytes) to end; the
-    first failure ends the transfer."""
+async def reap(pending: dict[asyncio.Future[None], int], bar: ProgressBar) -> None:
+    """Wait for one or more of ``pending`` (each with its length in bytes) to end and
+    advance ``bar`` by theirs; the first failure ends the transfer (raised here, the
+    others' retrieved)."""
     done, _ = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
-    for task in done:
-        n = pending.pop(task)
-        task.result()
+    errors = [(task.exception(), pending.pop(task)) for task in done]
+    for error, n in errors:
+        if error is not None:
+            raise error
         bar.advance(n)
 
 
@@ -375,12 +377,12 @@ async def _write_file(
         for pos in range(0, total, PIECE):
             n = min(PIECE, total - pos)
             while len(pending) >= PIECES_IN_FLIGHT:
-                await _reap(pending, bar)
+                await reap(pending, bar)
             file_range = FileRange(file, pos, n)
             pending[asyncio.ensure_future(writes.write(offset + pos, file_range, fua=fua))] = n
         # Every write must be acknowledged before we report success.
         while pending:
-            await _reap(pending, bar)
+            await reap(pending, bar)
     finally:
         for t in pending:
             t.cancel()

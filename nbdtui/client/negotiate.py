@@ -9,12 +9,12 @@ whole of it (connect + handshake) is bounded by ``connect_timeout``.
 from __future__ import annotations
 
 import asyncio
-import collections
 import contextlib
 import dataclasses
 import logging
 from dataclasses import dataclass
 
+from nbdtui.client.event_queue import EventQueue
 from nbdtui.client.transport.openers import connect_error, open_stream, tls_upgrader
 from nbdtui.client.transport.stream import Opener, StreamProtocol, TlsUpgrader
 from nbdtui.errors import (
@@ -57,9 +57,7 @@ class _HandshakeReceiver:
         self.protocol: StreamProtocol | None = None
         self._buf = bytearray(65536)
         self._view = memoryview(self._buf)
-        self._events: collections.deque[object] = collections.deque()
-        self._error: BaseException | None = None
-        self._waiter: asyncio.Future[None] | None = None
+        self._queue: EventQueue[BaseException] = EventQueue()
         self.tls_active = False  # the stream is TLS now
         self.tls_quiet = True  # and nothing has arrived through it yet
 
@@ -67,7 +65,7 @@ class _HandshakeReceiver:
         return self._view
 
     def buffer_updated(self, nbytes: int) -> None:
-        if self._error is not None:
+        if self._queue.error is not None:
             return
         if self.tls_active:
             self.tls_quiet = False
@@ -75,23 +73,21 @@ class _HandshakeReceiver:
             events = self.hs.receive_data(self._view[:nbytes])
         except NbdError as exc:
             self.send_queued()  # a polite NBD_OPT_ABORT, when the handshake queued one
-            self._fail(exc)
+            self._queue.fail(exc)
             return
         self.send_queued()
-        if events:
-            self._events.extend(events)
-            self._wake()
+        self._queue.extend(events)
 
     def eof_received(self) -> None:
         if not self.hs.done:
-            self._fail(
+            self._queue.fail(
                 self._tls_error(None)
                 or self.hs.eof_error()
                 or ConnectionLostError("server closed the connection")
             )
 
     def connection_lost(self, exc: BaseException | None) -> None:
-        if self.hs.done and not self._events:
+        if self.hs.done and not self._queue:
             return
         error = self._tls_error(exc)
         if error is None and exc is None:
@@ -101,7 +97,7 @@ class _HandshakeReceiver:
             error = ConnectionLostError(
                 f"connection to {self.endpoint.display} lost during the handshake{reason}"
             )
-        self._fail(error)
+        self._queue.fail(error)
 
     def _tls_error(self, exc: BaseException | None) -> NbdError | None:
         """A TLS alert, or a hang-up right after the TLS handshake (a server that rejects
@@ -120,23 +116,8 @@ class _HandshakeReceiver:
             if not transport.is_closing():
                 transport.write(data)
 
-    def _fail(self, exc: BaseException) -> None:
-        if self._error is None:
-            self._error = exc
-        self._wake()
-
-    def _wake(self) -> None:
-        if self._waiter is not None and not self._waiter.done():
-            self._waiter.set_result(None)
-
     async def next_event(self) -> object:
-        while True:
-            if self._events:
-                return self._events.popleft()
-            if self._error is not None:
-                raise self._error
-            self._waiter = asyncio.get_running_loop().create_future()
-            await self._waiter
+        return await self._queue.next()
 
 
 def _locate(exc: NbdError, endpoint: Endpoint) -> NbdError:

@@ -42,6 +42,30 @@ def _source(tmp_path, seed=1):
     return image
 
 
+def _damaged(nbdkit, image, tmp_path, *, log=False):
+    """nbdkit serving ``image`` with nbdkit's ddrescue filter failing the reads of BAD."""
+    filter_map = tmp_path / "filter.map"
+    _filter_map(filter_map, BAD)
+    return nbdkit(
+        "file",
+        str(image),
+        filters=("ddrescue",),
+        extra_options=(f"ddrescue-mapfile={filter_map}",),
+        log=log,
+    )
+
+
+def _failing(nbdkit, image, rate):
+    """nbdkit serving ``image``, a read failing with EIO at ``rate`` ("20%"); logged."""
+    return nbdkit(
+        "file",
+        str(image),
+        filters=("error",),
+        extra_options=("error-pread=EIO", f"error-pread-rate={rate}"),
+        log=True,
+    )
+
+
 def _bad_blocks(map_path):
     """ddrescuelog's own reading of a map: the bad 512-byte sectors."""
     out = subprocess.run(
@@ -84,15 +108,7 @@ def _summary(stderr):
 
 def test_ddrescue_filter_bad_ranges_are_exactly_the_maps_bad_ranges(nbdkit, tmp_path):
     image = _source(tmp_path)
-    filter_map = tmp_path / "filter.map"
-    _filter_map(filter_map, BAD)
-    src = nbdkit(
-        "file",
-        str(image),
-        filters=("ddrescue",),
-        extra_options=(f"ddrescue-mapfile={filter_map}",),
-        log=True,
-    )
+    src = _damaged(nbdkit, image, tmp_path, log=True)
     dst = nbdkit("memory", str(SIZE))
     oracle("nbdcopy", "-", dst.uri, input=b"\xee" * SIZE)  # DST holds other bytes
     out_map = tmp_path / "out.map"
@@ -121,11 +137,7 @@ def test_ddrescue_filter_bad_ranges_are_exactly_the_maps_bad_ranges(nbdkit, tmp_
 def test_rescue_into_a_file_then_the_disk_heals(nbdkit, tmp_path):
     """The second run (the ranges now readable) finishes the file and exits 0."""
     image = _source(tmp_path, seed=2)
-    filter_map = tmp_path / "filter.map"
-    _filter_map(filter_map, BAD)
-    src = nbdkit(
-        "file", str(image), filters=("ddrescue",), extra_options=(f"ddrescue-mapfile={filter_map}",)
-    )
+    src = _damaged(nbdkit, image, tmp_path)
     out, out_map = tmp_path / "out.img", tmp_path / "out.map"
     r = nbdtui("copy", "--rescue", "--map", str(out_map), src.uri, str(out))
     assert r.returncode == 1, r.stderr
@@ -145,13 +157,7 @@ def test_rescue_into_a_file_then_the_disk_heals(nbdkit, tmp_path):
 
 def test_random_errors_with_retries_rescue_everything(nbdkit, tmp_path):
     image = _source(tmp_path, seed=3)
-    src = nbdkit(
-        "file",
-        str(image),
-        filters=("error",),
-        extra_options=("error-pread=EIO", "error-pread-rate=20%"),
-        log=True,
-    )
+    src = _failing(nbdkit, image, "20%")
     out, out_map = tmp_path / "out.img", tmp_path / "out.map"
     r = nbdtui("copy", "--rescue", "--map", str(out_map), src.uri, str(out), "--retries", "30")
     assert r.returncode == 0, r.stderr
@@ -163,13 +169,7 @@ def test_random_errors_with_retries_rescue_everything(nbdkit, tmp_path):
 
 def test_random_errors_without_retries_then_resume_reads_only_what_is_left(nbdkit, tmp_path):
     image = _source(tmp_path, seed=4)
-    src = nbdkit(
-        "file",
-        str(image),
-        filters=("error",),
-        extra_options=("error-pread=EIO", "error-pread-rate=60%"),
-        log=True,
-    )
+    src = _failing(nbdkit, image, "60%")
     out, out_map = tmp_path / "out.img", tmp_path / "out.map"
     r = nbdtui("copy", "--rescue", "--map", str(out_map), src.uri, str(out), "--block-size", "4K")
     assert r.returncode == 1, r.stderr
@@ -264,11 +264,7 @@ def test_dst_refusing_writes_ends_the_rescue_and_the_map_claims_nothing(nbdkit, 
 
 def test_rescue_of_a_range_leaves_the_rest_of_the_map_untried(nbdkit, tmp_path):
     image = _source(tmp_path, seed=7)
-    filter_map = tmp_path / "filter.map"
-    _filter_map(filter_map, BAD)
-    src = nbdkit(
-        "file", str(image), filters=("ddrescue",), extra_options=(f"ddrescue-mapfile={filter_map}",)
-    )
+    src = _damaged(nbdkit, image, tmp_path)
     out, out_map = tmp_path / "out.img", tmp_path / "out.map"
     lo, hi = 2 * MiB, 4 * MiB
     argv = ["--offset", str(lo), "--length", str(hi - lo)]

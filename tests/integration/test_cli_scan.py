@@ -13,6 +13,7 @@ import pytest
 
 from tests.support.cli_helpers import assert_one_line_error
 from tests.support.cli_helpers import nbdtui as run_cli
+from tests.support.fs_images import copy_sparse
 from tests.support.repair_helpers import round_trip
 from tests.support.requirements import require
 from tests.support.volume_headers import md_end_offset, md_superblock, pv_label
@@ -68,17 +69,6 @@ def make(kind: str, path: Path, size: int, label: str, tmp: Path) -> None:
         with open(path, "r+b") as f:
             f.seek(4096)
             f.write(md_superblock(size // 512 - 2048))
-
-
-def copy_sparse(src: Path, dst: Path, at: int) -> None:
-    """Copy the non-zero MiBs of ``src`` into ``dst`` at ``at`` (the rest stays a hole)."""
-    with open(src, "rb") as fin, open(dst, "r+b") as fout:
-        pos = 0
-        while block := fin.read(MiB):
-            if block.count(0) != len(block):
-                fout.seek(at + pos)
-                fout.write(block)
-            pos += len(block)
 
 
 @pytest.fixture(scope="module")

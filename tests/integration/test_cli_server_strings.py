@@ -11,6 +11,7 @@ import subprocess
 from tests.support.cli_helpers import nbdtui
 from tests.support.oracles import oracle
 from tests.support.requirements import require
+from tests.support.servers import only_exports
 
 CLEAR = "a\x1b[2Jb"
 FORGE = "fake\nnbdtui: all good"
@@ -24,13 +25,7 @@ def hostile_server(nbdkit):
         "1M",
         unix=True,
         filters=("exportname",),
-        extra_options=(
-            f"exportname={CLEAR}",
-            f"exportname={FORGE}",
-            "exportname-list=explicit",
-            "exportname-strict=true",
-            f"exportdesc=fixed:{DESCRIPTION}",
-        ),
+        extra_options=(*only_exports(CLEAR, FORGE), f"exportdesc=fixed:{DESCRIPTION}"),
     )
 
 

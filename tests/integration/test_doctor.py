@@ -19,7 +19,7 @@ from nbdtui.client.diagnosis import STEP_NAMES, diagnose, export_steps
 from tests.support.cli_helpers import Result, assert_one_line_error
 from tests.support.cli_helpers import nbdtui as run_nbdtui
 from tests.support.oracles import oracle
-from tests.support.requirements import require
+from tests.support.servers import only_exports
 
 MiB = 1024 * 1024
 
@@ -211,12 +211,7 @@ def test_wrong_export_name_nbdkit_exportname_filter_lists_the_offers(nbdkit):
         "1M",
         filters=("exportname",),
         export="a",
-        extra_options=(
-            "exportname=a",
-            "exportname=b",
-            "exportname-list=explicit",
-            "exportname-strict=true",
-        ),
+        extra_options=only_exports("a", "b"),
     )
     result, steps = doctor(server.uri_for("nope"))
     assert result.returncode == 1
@@ -458,14 +453,7 @@ def test_ssh_healthy(sshd, disk):
 
 def test_ssh_changed_host_key(sshd, disk, tmp_path):
     server = sshd()
-    key = tmp_path / "other_ed25519"
-    subprocess.run(
-        [require("ssh-keygen"), "-q", "-t", "ed25519", "-N", "", "-f", str(key)],
-        check=True,
-        capture_output=True,
-    )
-    alg, blob = Path(f"{key}.pub").read_text().split()[:2]
-    server.known_hosts.write_text(f"[127.0.0.1]:{server.port} {alg} {blob}\n")
+    server.expect_other_host_key()
     result, steps = doctor(server.nbd_ssh_uri("disk", disk.socket), env=server.env())
     assert result.returncode == 1
     assert steps["ssh"]["status"] == "fail"

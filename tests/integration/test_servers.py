@@ -22,6 +22,7 @@ from tests.support.servers import (
     TlsCerts,
     is_alive,
     is_listening,
+    only_exports,
 )
 
 MiB = 1024 * 1024
@@ -115,12 +116,7 @@ def test_nbdkit_exportname_filter_names_exports(nbdkit):
         "1M",
         filters=("exportname",),
         export="a",
-        extra_options=(
-            "exportname=a",
-            "exportname=b",
-            "exportname-list=explicit",
-            "exportname-strict=true",
-        ),
+        extra_options=only_exports("a", "b"),
     )
     names = [e["export-name"] for e in listing(server.uri)["exports"]]
     assert names == ["a", "b"]

@@ -24,6 +24,7 @@ from nbdtui.uri import Endpoint, parse
 from tests.support.cli_helpers import Result, assert_one_line_error
 from tests.support.oracles import oracle
 from tests.support.requirements import require
+from tests.support.servers import make_ssh_key
 
 MiB = 1024 * 1024
 
@@ -406,20 +407,9 @@ def test_default_key_and_agent(sshd, disk, tmp_path):
 # ---------------------------------------------------------------- errors
 
 
-def _other_key(tmp_path: Path) -> Path:
-    key = tmp_path / "other_ed25519"
-    subprocess.run(
-        [require("ssh-keygen"), "-q", "-t", "ed25519", "-N", "", "-f", str(key)],
-        check=True,
-        capture_output=True,
-    )
-    return key
-
-
 def test_wrong_host_key_is_refused_even_with_accept_new(sshd, disk, tmp_path):
     server = sshd()
-    alg, blob = Path(f"{_other_key(tmp_path)}.pub").read_text().split()[:2]
-    server.known_hosts.write_text(f"[127.0.0.1]:{server.port} {alg} {blob}\n")
+    server.expect_other_host_key()
     uri = server.nbd_ssh_uri("disk", disk.socket)
     for extra in ((), ("--ssh-accept-new",)):
         r = cli(server, "info", *extra, uri)
@@ -521,7 +511,7 @@ def test_remote_tcp_port_refused(sshd):
 
 def test_rejected_client_key(sshd, disk, tmp_path):
     server = sshd()
-    other = _other_key(tmp_path)
+    other = make_ssh_key(tmp_path / "other_ed25519")
     server.config_path.write_text(
         server.config_path.read_text().replace(str(server.client_key), str(other))
     )

@@ -45,37 +45,38 @@ def test_ext4_4k_blocks_restored_from_block_32768(qemu_nbd, tmp_path: Path) -> N
     assert "ext4 superblock at offset 0" in dry.text
 
 
-def test_ext4_checksum_fixed(qemu_nbd, tmp_path: Path) -> None:
-    image = make_fs(tmp_path, "ext4", "Sum", 24 * MiB)
-    write_at(image, 1024 + 0x78, b"Flipped")  # the label changes, the crc32c does not
+@pytest.mark.parametrize(
+    ("fs", "label", "mib", "at", "damage", "action", "checker"),
+    [
+        # the label changes, the crc32c does not
+        pytest.param("ext4", "Sum", 24, 1024 + 0x78, b"Flipped", "fix-checksums",
+                     ("e2fsck", "-fn"), id="ext4-checksum-fixed"),
+        pytest.param("fat32", "FATFIX", 40, 0, bytes(512), "restore-backup",
+                     ("fsck.fat", "-n"), id="fat32-boot-sector-restored"),
+        pytest.param("ntfs", "NtFix", 40, 0, bytes(512), "restore-backup",
+                     ("ntfs-3g.probe", "--readonly"), id="ntfs-boot-sector-from-last-sector"),
+    ],
+)  # fmt: skip
+def test_whole_image_repaired(
+    qemu_nbd,
+    tmp_path: Path,
+    fs: str,
+    label: str,
+    mib: int,
+    at: int,
+    damage: bytes,
+    action: str,
+    checker: tuple[str, str],
+) -> None:
+    image = make_fs(tmp_path, fs, label, mib * MiB)
+    write_at(image, at, damage)
     server = qemu_nbd(image, unix=True)
+    program, option = checker
 
-    def e2fsck() -> int:
-        return run(require("e2fsck"), "-fn", str(image), check=False).returncode
+    def check() -> int:
+        return run(require(program), option, str(image), check=False).returncode
 
-    round_trip(server.uri, image, 0, "fix-checksums", e2fsck, tmp_path)
-
-
-def test_fat32_boot_sector_restored(qemu_nbd, tmp_path: Path) -> None:
-    image = make_fs(tmp_path, "fat32", "FATFIX", 40 * MiB)
-    write_at(image, 0, bytes(512))
-    server = qemu_nbd(image, unix=True)
-
-    def fsck() -> int:
-        return run(require("fsck.fat"), "-n", str(image), check=False).returncode
-
-    round_trip(server.uri, image, 0, "restore-backup", fsck, tmp_path)
-
-
-def test_ntfs_boot_sector_restored_from_last_sector(qemu_nbd, tmp_path: Path) -> None:
-    image = make_fs(tmp_path, "ntfs", "NtFix", 40 * MiB)
-    write_at(image, 0, bytes(512))
-    server = qemu_nbd(image, unix=True)
-
-    def probe() -> int:
-        return run(require("ntfs-3g.probe"), "--readonly", str(image), check=False).returncode
-
-    round_trip(server.uri, image, 0, "restore-backup", probe, tmp_path)
+    round_trip(server.uri, image, 0, action, check, tmp_path)
 
 
 def test_exfat_checksum_fixed_and_region_restored(qemu_nbd, tmp_path: Path) -> None:

@@ -116,3 +116,14 @@ def write_at(path: Path, offset: int, data: bytes) -> None:
     with path.open("r+b") as f:
         f.seek(offset)
         f.write(data)
+
+
+def copy_sparse(src: Path, dst: Path, at: int) -> None:
+    """Copy the non-zero MiBs of ``src`` into ``dst`` at ``at`` (the rest stays a hole)."""
+    with open(src, "rb") as fin, open(dst, "r+b") as fout:
+        pos = 0
+        while block := fin.read(MiB):
+            if block.count(0) != len(block):
+                fout.seek(at + pos)
+                fout.write(block)
+            pos += len(block)

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from textual.app import App
-from textual.widgets import Input, Static
+from textual.widgets import Input, OptionList, Static
 
 import nbdtui
 from nbdtui.client.pool import Pool
@@ -28,6 +28,11 @@ SNAP_SIZE = (100, 32)
 def text_of(widget: Static) -> str:
     """The plain text a Static shows (markup removed)."""
     return str(widget.render()).strip()
+
+
+def option_prompts(options: OptionList) -> list[str]:
+    """The text of every option of ``options``, in order."""
+    return [str(options.get_option_at_index(i).prompt) for i in range(options.option_count)]
 
 
 def screen_lines(app) -> list[str]:

@@ -57,6 +57,27 @@ KINDS = ("nbdkit", "qemu-nbd", "nbd-server", "sshd")
 # nbdtui does on a timeout: tests that make nbdtui close connections serve each with one.
 ONE_THREAD = ("--threads=1",)
 
+
+def make_ssh_key(path: Path) -> Path:
+    """A new ed25519 key pair without passphrase at ``path`` (and ``path``.pub)."""
+    subprocess.run(
+        [require("ssh-keygen"), "-q", "-t", "ed25519", "-N", "", "-f", str(path)],
+        check=True,
+        capture_output=True,
+    )
+    return path
+
+
+def only_exports(*names: str, listing: str = "explicit") -> tuple[str, ...]:
+    """Options of nbdkit's exportname filter: the server lists ``names`` (``listing``:
+    explicit, or error / empty to list nothing) and refuses any other name."""
+    return (
+        *(f"exportname={name}" for name in names),
+        f"exportname-list={listing}",
+        "exportname-strict=true",
+    )
+
+
 # Names the test modules import from here.
 __all__ = [
     "ONE_THREAD",
@@ -68,7 +89,9 @@ __all__ = [
     "is_alive",
     "is_listening",
     "make_image",
+    "make_ssh_key",
     "make_tls_certs",
+    "only_exports",
     "require",
 ]
 
@@ -225,6 +248,13 @@ class SshServer(Server):
         config = self.config_path.read_text()
         self.config_path.write_text(config.replace(str(self.client_key), str(key)))
         return key
+
+    def expect_other_host_key(self) -> None:
+        """Make known_hosts list a fresh key for this server, not its own: the host key
+        has "changed", and a client must refuse it."""
+        key = make_ssh_key(self.home / ".ssh" / "other_ed25519")
+        alg, blob = Path(f"{key}.pub").read_text().split()[:2]
+        self.known_hosts.write_text(f"[127.0.0.1]:{self.port} {alg} {blob}\n")
 
     def nbd_ssh_uri(
         self, export: str = "", socket: str | None = None, *, use_alias: bool = False

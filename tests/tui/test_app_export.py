@@ -16,7 +16,7 @@ from nbdtui.tui.widgets.allocation import DATA, HOLE, KIND_CHARS, AllocationBar,
 from nbdtui.uri import parse
 from tests.support.fakes import FakeExport
 from tests.support.oracles import nbdinfo_json
-from tests.support.pilot import text_of, wait_for
+from tests.support.pilot import option_prompts, text_of, wait_for
 
 MIB = 1024 * 1024
 SIZE = 16 * MIB
@@ -214,7 +214,7 @@ async def test_the_command_palette_lists_each_command_once(make_app):
         await pilot.press(*"Keys")
         await pilot.pause(0.5)
         shown = app.screen.query_one(CommandList)
-        prompts = [str(shown.get_option_at_index(i).prompt) for i in range(shown.option_count)]
+        prompts = option_prompts(shown)
         keys = [p for p in prompts if p.startswith("Keys")]
         assert len(keys) == 1 and "(F1)" in keys[0]
         await pilot.press("enter")

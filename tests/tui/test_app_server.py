@@ -11,7 +11,8 @@ from nbdtui.tui.screens.export_info import ExportScreen
 from nbdtui.tui.screens.remote_exports import ServerScreen
 from nbdtui.tui.screens.sector_editor import EditorScreen
 from tests.support.oracles import nbdinfo_json
-from tests.support.pilot import text_of, wait_for
+from tests.support.pilot import option_prompts, text_of, wait_for
+from tests.support.servers import only_exports
 
 MIB = 1024 * 1024
 
@@ -39,6 +40,16 @@ async def open_server(app, pilot) -> ServerScreen:
         ),
     )
     return app.screen
+
+
+async def open_switcher(app, pilot) -> OptionList:
+    """The switcher (by its action: F3 finds the next match in the editor); its list."""
+    await app.run_action("exports")
+    await wait_for(
+        pilot,
+        lambda: isinstance(app.screen, SwitcherScreen) and app.screen.query(OptionList),
+    )
+    return app.screen.query_one(OptionList)
 
 
 async def test_server_with_several_exports_lists_each(make_app, nbd_server, tmp_path):
@@ -117,13 +128,8 @@ async def test_nbdkit_exportname_filter_and_opening_several(make_app, nbdkit):
         assert app.screen.export.name == "first"
 
         # F3 switches to the other one.
-        await app.run_action("exports")  # the switcher (F3 finds the next match in the editor)
-        await wait_for(
-            pilot,
-            lambda: isinstance(app.screen, SwitcherScreen) and app.screen.query(OptionList),
-        )
-        options = app.screen.query_one(OptionList)
-        labels = [str(options.get_option_at_index(i).prompt) for i in range(options.option_count)]
+        options = await open_switcher(app, pilot)
+        labels = option_prompts(options)
         assert labels[0].endswith("Connect / server") and len(labels) == 3
         assert labels[options.highlighted].lstrip("▸ ").startswith("first")
         target = next(i for i, label in enumerate(labels) if "third" in label)
@@ -149,7 +155,7 @@ async def test_one_export_opens_the_editor_directly(make_app, nbdkit):
         "memory",
         "1M",
         filters=("exportname",),
-        extra_options=("exportname=only", "exportname-list=explicit", "exportname-strict=true"),
+        extra_options=only_exports("only"),
     )
     app = make_app(server.uri_for(""))
     async with app.run_test(size=(120, 40)) as pilot:
@@ -184,12 +190,7 @@ async def test_a_missing_export_offers_the_list_which_shows_what_is_open(make_ap
         "memory",
         "1M",
         filters=("exportname",),
-        extra_options=(
-            "exportname=first",
-            "exportname=second",
-            "exportname-list=explicit",
-            "exportname-strict=true",
-        ),
+        extra_options=only_exports("first", "second"),
     )
     app = make_app(server.uri_for("nosuch"))
     async with app.run_test(size=(120, 40)) as pilot:
@@ -209,13 +210,8 @@ async def test_a_missing_export_offers_the_list_which_shows_what_is_open(make_ap
         await pilot.press("e", "y", "4", "1", "4", "2")
         await wait_for(pilot, lambda: len(editor.edits) == 2)
 
-        await app.run_action("exports")  # the switcher (F3 finds the next match in the editor)
-        await wait_for(
-            pilot,
-            lambda: isinstance(app.screen, SwitcherScreen) and app.screen.query(OptionList),
-        )
-        options = app.screen.query_one(OptionList)
-        labels = [str(options.get_option_at_index(i).prompt) for i in range(options.option_count)]
+        options = await open_switcher(app, pilot)
+        labels = option_prompts(options)
         assert len(labels) == 2 and labels[1].endswith("·  2 pending edits")
         await pilot.press("up", "enter")  # Connect / server: the server list
         await wait_for(pilot, lambda: app.screen is screen)
@@ -231,7 +227,7 @@ async def test_a_missing_export_on_a_server_that_lists_nothing_is_an_error(
         "memory",
         "1M",
         filters=("exportname",),
-        extra_options=("exportname=first", f"exportname-list={listing}", "exportname-strict=true"),
+        extra_options=only_exports("first", listing=listing),
     )
     app = make_app(server.uri_for("nosuch"))
     async with app.run_test(size=(80, 24)) as pilot:

@@ -9,6 +9,7 @@ from textual.widgets import DataTable
 from nbdtui.tui.screens.export_info import ExportScreen
 from nbdtui.tui.screens.remote_exports import ServerScreen
 from tests.support.pilot import screen_lines, wait_for
+from tests.support.servers import only_exports
 
 CLEAR = "a\x1b[2Jb"
 MARKUP = "[red]x[/red]"
@@ -21,13 +22,7 @@ def hostile_server(nbdkit):
         "memory",
         "1M",
         filters=("exportname",),
-        extra_options=(
-            f"exportname={CLEAR}",
-            f"exportname={MARKUP}",
-            "exportname-list=explicit",
-            "exportname-strict=true",
-            f"exportdesc=fixed:{DESCRIPTION}",
-        ),
+        extra_options=(*only_exports(CLEAR, MARKUP), f"exportdesc=fixed:{DESCRIPTION}"),
     )
 
 

@@ -260,14 +260,7 @@ async def test_unknown_host_key_modal_no_then_yes(make_app, ssh_home, memory):
 
 
 async def test_changed_host_key_is_refused_without_asking(make_app, ssh_home, memory, tmp_path):
-    other = tmp_path / "other_ed25519"
-    subprocess.run(
-        [require("ssh-keygen"), "-q", "-t", "ed25519", "-N", "", "-f", str(other)],
-        check=True,
-        capture_output=True,
-    )
-    alg, blob = Path(f"{other}.pub").read_text().split()[:2]
-    ssh_home.known_hosts.write_text(f"[127.0.0.1]:{ssh_home.port} {alg} {blob}\n")
+    ssh_home.expect_other_host_key()
     app = make_app()
     async with app.run_test(size=SIZE) as pilot:
         await type_uri(pilot, ssh_home.nbd_ssh_uri("", memory.socket))

@@ -8,7 +8,7 @@ from textual.widgets import Label, OptionList
 from nbdtui.disk.demo_image import EXT4_UUID, SWAP_UUID, build_demo_image
 from nbdtui.disk.partitions import read_partition_table
 from nbdtui.tui.dialogs.scan_dialog import ScanDialog
-from tests.support.pilot import EditorHarness, press, rows, settle, wait_for
+from tests.support.pilot import EditorHarness, option_prompts, press, rows, settle, wait_for
 
 
 async def test_scan_dialog_lists_the_filesystems_and_jumps(demo_uri):
@@ -24,7 +24,7 @@ async def test_scan_dialog_lists_the_filesystems_and_jumps(demo_uri):
         dialog = app.screen
         await wait_for(pilot, lambda: dialog.found is not None)
         options = dialog.query_one(OptionList)
-        labels = [str(options.get_option_at_index(i).prompt) for i in range(options.option_count)]
+        labels = option_prompts(options)
         assert [s.offset for s in dialog.found] == starts
         assert [s.type for s in dialog.found] == ["vfat", "ext4", "ntfs", "swap"]
         assert EXT4_UUID in labels[1] and "'nbdtui-demo'" in labels[1]

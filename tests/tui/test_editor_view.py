@@ -13,7 +13,7 @@ from textual.widgets import Input, Label, OptionList, Static
 
 from nbdtui.disk.demo_image import HELLO_OFFSET
 from tests.support.oracles import nbdsh_write
-from tests.support.pilot import EditorHarness, notes, press, rows, settle, status
+from tests.support.pilot import EditorHarness, notes, option_prompts, press, rows, settle, status
 
 TIB = 1 << 40
 
@@ -209,7 +209,7 @@ async def test_partition_overlay_lists_and_jumps(demo_uri):
         await settle(pilot)
         await press(pilot, "p")
         options = app.screen.query_one(OptionList)
-        labels = [str(options.get_option_at_index(i).prompt) for i in range(options.option_count)]
+        labels = option_prompts(options)
         assert len(labels) == 4 and "Linux filesystem" in labels[1]
         await pilot.press("down", "enter")
         await settle(pilot)

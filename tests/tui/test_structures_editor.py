@@ -13,6 +13,7 @@ from tests.support.fs_images import MiB, extract, make_disk, read_at, run, write
 from tests.support.pilot import (
     EditorHarness,
     notes,
+    option_prompts,
     press,
     rows,
     settle,
@@ -40,7 +41,7 @@ async def test_partition_list_names_filesystems(demo_uri):
         await structures_ready(pilot)
         await press(pilot, "p")
         options = app.screen.query_one(OptionList)
-        labels = [str(options.get_option_at_index(i).prompt) for i in range(options.option_count)]
+        labels = option_prompts(options)
         assert "vfat FAT32 'NBDTUI-EFI'" in labels[0]
         assert "ext4 'nbdtui-demo'" in labels[1]
         assert "ntfs 'nbdtui-data'" in labels[2]
@@ -93,7 +94,7 @@ async def test_structure_view_lists_fields_and_follows_one(demo_uri):
         await _goto(pilot, EFI + 0x20)
         await press(pilot, "R")
         options = app.screen.query_one(OptionList)
-        prompts = [str(options.get_option_at_index(i).prompt) for i in range(options.option_count)]
+        prompts = option_prompts(options)
         row = next(i for i, p in enumerate(prompts) if "BPB_BkBootSec" in p)
         assert prompts[row].startswith(f"0x{EFI + 0x32:08x}  BPB_BkBootSec")
         assert prompts[row].endswith(f"6  → 0x{FAT32_BACKUP:x}")
@@ -124,7 +125,7 @@ async def test_restore_from_backup_is_staged_reviewed_and_reverted(qemu_nbd, dem
         text = " ".join(str(label.render()) for label in dialog.query(Label))
         assert "boot_signature FAILED" in text
         options = dialog.query_one(OptionList)
-        prompts = [str(options.get_option_at_index(i).prompt) for i in range(options.option_count)]
+        prompts = option_prompts(options)
         assert any(p.startswith("backup sector 6 at 0x100c00: differs") for p in prompts)
         await press(pilot, "enter")  # the first choice: restore from the backup
         assert app.screen is app.editor

@@ -10,9 +10,9 @@ No timeouts here: the walk bounds each call (``asyncio.timeout``). Every failure
 from __future__ import annotations
 
 import asyncio
-import collections
 import contextlib
 
+from nbdtui.client.event_queue import EventQueue
 from nbdtui.client.transport.openers import open_stream
 from nbdtui.client.transport.stream import Opener, StreamProtocol, TlsUpgrader
 from nbdtui.errors import ConnectionLostError, NbdError
@@ -40,9 +40,7 @@ class ProbeStream:
         self.received_since_tls = False
         self.lost_exc: BaseException | None = None
         self._view = memoryview(bytearray(_BUFFER))
-        self._events: collections.deque[object] = collections.deque()
-        self._error: NbdError | None = None
-        self._waiter: asyncio.Future[None] | None = None
+        self._queue: EventQueue[NbdError] = EventQueue()
 
     # ---- Receiver ------------------------------------------------------------------
 
@@ -50,7 +48,7 @@ class ProbeStream:
         return self._view
 
     def buffer_updated(self, nbytes: int) -> None:
-        if self._error is not None:
+        if self._queue.error is not None:
             return
         self.received_since_tls = True
         data = self._view[:nbytes]
@@ -65,14 +63,12 @@ class ProbeStream:
             else:
                 events = list(self.probe.receive_data(data))
         except NbdError as exc:
-            self._fail(exc)
+            self._queue.fail(exc)
             return
-        if events:
-            self._events.extend(events)
-            self._wake()
+        self._queue.extend(events)
 
     def eof_received(self) -> None:
-        self._fail(ConnectionLostError("the server closed the connection"))
+        self._queue.fail(ConnectionLostError("the server closed the connection"))
 
     def connection_lost(self, exc: BaseException | None) -> None:
         self.lost_exc = exc
@@ -80,25 +76,7 @@ class ProbeStream:
             "the connection was lost" + (f": {exc}" if exc else " (closed by the server)")
         )
         error.__cause__ = exc
-        self._fail(error)
-
-    def _fail(self, exc: NbdError) -> None:
-        if self._error is None:
-            self._error = exc
-        self._wake()
-
-    def _wake(self) -> None:
-        if self._waiter is not None and not self._waiter.done():
-            self._waiter.set_result(None)
-
-    async def _next(self) -> object:
-        while True:
-            if self._events:
-                return self._events.popleft()
-            if self._error is not None:
-                raise self._error
-            self._waiter = asyncio.get_running_loop().create_future()
-            await self._waiter
+        self._queue.fail(error)
 
     # ---- driving -------------------------------------------------------------------
 
@@ -115,7 +93,7 @@ class ProbeStream:
         self._send(self.probe.data_to_send())
 
     async def greeting(self) -> Greeted:
-        event = await self._next()
+        event = await self._queue.next()
         assert isinstance(event, Greeted)
         self._flush()  # the client flags
         return event
@@ -123,14 +101,14 @@ class ProbeStream:
     async def ask(self, option: int, payload: bytes = b"") -> OptionAnswered:
         self.probe.send_option(option, payload)
         self._flush()
-        event = await self._next()
+        event = await self._queue.next()
         assert isinstance(event, OptionAnswered)
         return event
 
     async def export_name(self, name: bytes) -> ExportNameAnswered:
         self.probe.send_export_name(name)
         self._flush()
-        event = await self._next()
+        event = await self._queue.next()
         assert isinstance(event, ExportNameAnswered)
         return event
 
@@ -158,7 +136,7 @@ class ProbeStream:
         return cookie
 
     async def done(self) -> RequestDone:
-        event = await self._next()
+        event = await self._queue.next()
         assert isinstance(event, RequestDone)
         return event
 
@@ -172,14 +150,14 @@ class ProbeStream:
         if transport is None:
             return
         with contextlib.suppress(Exception):
-            if self._error is None and not transport.is_closing():
+            if self._queue.error is None and not transport.is_closing():
                 if self.transmission is not None and self.transmission.in_flight == 0:
                     self._send(self.transmission.request(Command.DISC)[1])
                 elif self.probe.state == "idle" and self.probe.style == "newstyle-fixed":
                     self.probe.send_option(Option.ABORT)
                     self._flush()
             transport.close()
-        self._error = self._error or ConnectionLostError("closed by nbdtui")
+        self._queue.fail(ConnectionLostError("closed by nbdtui"))
         # A fleet check keeps every diagnosis; tracebacks and transports may keep this
         # object alive until the cycle collector runs: let its buffer go now.
         self._view = memoryview(bytearray(4096))

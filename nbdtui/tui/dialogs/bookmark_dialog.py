@@ -22,12 +22,7 @@ class BookmarkDialog(ModalScreen[int | None]):
     """Type a name and Enter: a bookmark at the cursor. Enter on one in the list jumps
     there, Del removes it. Dismisses with the offset to go to, or None."""
 
-    DEFAULT_CSS = (
-        dialog_css("BookmarkDialog")
-        + """
-    BookmarkDialog OptionList { height: auto; max-height: 12; }
-    """
-    )
+    DEFAULT_CSS = dialog_css("BookmarkDialog", list_height=12)
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape", "dismiss(None)", "Close"),
         Binding("delete", "delete", "Delete bookmark"),

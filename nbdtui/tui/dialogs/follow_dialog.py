@@ -19,12 +19,7 @@ from nbdtui.tui.markup import escape_markup as escape
 class FollowDialog(ModalScreen[int | None]):
     """The integers at ``cursor`` as offsets and sectors; Enter jumps to one."""
 
-    DEFAULT_CSS = (
-        dialog_css("FollowDialog")
-        + """
-    FollowDialog OptionList { height: auto; max-height: 14; }
-    """
-    )
+    DEFAULT_CSS = dialog_css("FollowDialog", list_height=14)
     BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "dismiss(None)", "Cancel")]
 
     def __init__(self, cursor: int, found: list[Target]) -> None:

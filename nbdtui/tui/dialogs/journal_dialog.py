@@ -21,13 +21,7 @@ from nbdtui.tui.markup import escape_markup as escape
 class JournalDialog(ModalScreen[int | None]):
     """``J``: the journal entries of this export; Enter picks one to revert."""
 
-    DEFAULT_CSS = (
-        dialog_css("JournalDialog")
-        + """
-    JournalDialog > Vertical { width: 96; }
-    JournalDialog OptionList { height: auto; max-height: 16; }
-    """
-    )
+    DEFAULT_CSS = dialog_css("JournalDialog", width=96, list_height=16)
     BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "dismiss(None)", "Close")]
 
     def __init__(self, entries: Sequence[JournalEntry]) -> None:

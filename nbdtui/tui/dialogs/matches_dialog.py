@@ -20,13 +20,7 @@ class MatchesDialog(ModalScreen[int | None]):
     """The offsets of the matches, each with its sector and where it is; Enter jumps to
     one."""
 
-    DEFAULT_CSS = (
-        dialog_css("MatchesDialog")
-        + """
-    MatchesDialog > Vertical { width: 96; }
-    MatchesDialog OptionList { height: auto; max-height: 20; }
-    """
-    )
+    DEFAULT_CSS = dialog_css("MatchesDialog", width=96, list_height=20)
     BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "dismiss(None)", "Close")]
 
     def __init__(

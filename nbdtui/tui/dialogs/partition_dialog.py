@@ -21,14 +21,7 @@ from nbdtui.tui.markup import escape_markup as escape
 class PartitionDialog(ModalScreen[int | None]):
     """``p``: the partition table and its problems; Enter jumps to a partition."""
 
-    DEFAULT_CSS = (
-        dialog_css("PartitionDialog")
-        + """
-    PartitionDialog > Vertical { width: 96; }
-    PartitionDialog OptionList { height: auto; max-height: 16; }
-    PartitionDialog .problem { color: $warning; }
-    """
-    )
+    DEFAULT_CSS = dialog_css("PartitionDialog", width=96, list_height=16)
     BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "dismiss(None)", "Close")]
 
     def __init__(

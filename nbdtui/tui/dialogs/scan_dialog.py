@@ -25,13 +25,7 @@ class ScanDialog(ModalScreen[int | None]):
     """The structures ``nbdtui scan`` finds, one a line; Enter jumps to its start.
     Escape closes the dialog, and stops a scan still running."""
 
-    DEFAULT_CSS = (
-        dialog_css("ScanDialog")
-        + """
-    ScanDialog > Vertical { width: 110; }
-    ScanDialog OptionList { height: auto; max-height: 16; }
-    """
-    )
+    DEFAULT_CSS = dialog_css("ScanDialog", width=110, list_height=16)
     BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "dismiss(None)", "Close")]
 
     def __init__(self, export: Scannable) -> None:

@@ -30,14 +30,7 @@ Choice = tuple[str, str]
 class StructureDialog(ModalScreen[Choice | None]):
     """A structure's checks, backups and fields; Enter stages a repair or follows a field."""
 
-    DEFAULT_CSS = (
-        dialog_css("StructureDialog")
-        + """
-    StructureDialog > Vertical { width: 110; }
-    StructureDialog OptionList { height: auto; max-height: 20; }
-    StructureDialog .problem { color: $warning; }
-    """
-    )
+    DEFAULT_CSS = dialog_css("StructureDialog", width=110, list_height=20)
     BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "dismiss(None)", "Close")]
 
     def __init__(self, structure: Structure) -> None:

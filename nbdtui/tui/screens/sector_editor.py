@@ -799,16 +799,16 @@ class EditorScreen(Screen[None]):
     # ---- jump list, bookmarks, follow, block status --------------------------------
 
     def action_jump_back(self) -> None:
-        place = self.jumps.back(self.view.cursor)
-        if place is None:
-            self.notify("No earlier place: Ctrl+O goes back after a jump.")
-        else:
-            self.view.jump(place)
+        self._jump_or_say(
+            self.jumps.back(self.view.cursor), "No earlier place: Ctrl+O goes back after a jump."
+        )
 
     def action_jump_forward(self) -> None:
-        place = self.jumps.forward(self.view.cursor)
+        self._jump_or_say(self.jumps.forward(self.view.cursor), "Nothing to go forward to.")
+
+    def _jump_or_say(self, place: int | None, nowhere: str) -> None:
         if place is None:
-            self.notify("Nothing to go forward to.")
+            self.notify(nowhere)
         else:
             self.view.jump(place)
 
