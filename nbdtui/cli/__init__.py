@@ -9,7 +9,6 @@ them, so that ``nbdtui info`` starts fast.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import inspect
 import logging
 import os
@@ -32,10 +31,18 @@ from nbdtui.present.terminal_text import terminal_text
 
 
 def _run(coro: Coroutine[object, object, int | None]) -> int:
+    import asyncio  # here: `nbdtui info` on the blocking driver never needs it
+
     return asyncio.run(coro) or EXIT_OK
 
 
 def dispatch(args: argparse.Namespace) -> int:
+    if args.command in ("info", "dump", "read"):
+        from nbdtui.cli import quick
+
+        status = quick.run(args)  # without asyncio when it can
+        if status is not None:
+            return status
     if args.command in ("info", "list"):
         from nbdtui.cli import report
 

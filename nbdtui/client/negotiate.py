@@ -139,7 +139,7 @@ class _HandshakeReceiver:
             await self._waiter
 
 
-def _locate(exc: NbdError, endpoint: Endpoint) -> NbdError:
+def locate_error(exc: NbdError, endpoint: Endpoint) -> NbdError:
     """The same error with the server's location appended."""
     where = endpoint.display
     message = str(exc)
@@ -250,7 +250,7 @@ async def handshake(
     except TimeoutError:
         raise ConnectError(_timed_out(endpoint, hs, connect_timeout)) from None
     except NbdError as exc:
-        raise _locate(exc, endpoint) from exc.__cause__
+        raise locate_error(exc, endpoint) from exc.__cause__
     except OSError as exc:
         raise connect_error(endpoint, exc) from exc
     finally:
