@@ -27,7 +27,7 @@ from textual.binding import ActiveBinding, Binding, BindingType
 from textual.containers import Horizontal, VerticalScroll
 from textual.keys import format_key, key_to_character
 from textual.screen import Screen
-from textual.widgets import Footer, Header, Static
+from textual.widgets import Header, Static
 from textual.worker import Worker
 
 from nbdtui.disk.inspect import inspect
@@ -62,6 +62,7 @@ from nbdtui.tui.dialogs.review_dialog import ReviewDialog
 from nbdtui.tui.dialogs.search_dialog import SearchDialog
 from nbdtui.tui.dialogs.structure_dialog import Choice, StructureDialog
 from nbdtui.tui.screens.editor_transfers import copied_bytes, load_dialog, save_dialog
+from nbdtui.tui.widgets.footer import SteadyFooter
 from nbdtui.tui.widgets.hexview import HEX_PANE, HexView
 
 if TYPE_CHECKING:
@@ -239,7 +240,7 @@ class EditorScreen(Screen[None]):
             with VerticalScroll(id="inspector", can_focus=False):
                 yield Static("", id="inspector-fields", markup=False)
         yield Static("", id="editor-status", markup=False)
-        yield Footer(show_command_palette=False)  # Ctrl+P works, F1 lists it
+        yield SteadyFooter(show_command_palette=False)  # Ctrl+P works, F1 lists it
 
     @property
     def view(self) -> HexView:
