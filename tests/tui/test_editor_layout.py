@@ -213,3 +213,20 @@ async def test_footer_is_not_rebuilt_when_a_dialog_closes_but_is_when_its_keys_c
         await pilot.pause()
         assert not set(editor.query(FooterKey)) & set(keys)
         assert "^s Commit" in footer(app) and "Write mode" not in footer(app)
+
+
+async def test_objects_alive_when_the_editor_opens_are_frozen_until_it_closes(make_app, demo_uri):
+    import gc
+
+    app = make_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        editor = await open_editor(app, pilot, demo_uri)
+        await pilot.pause()
+        # the editor's own widgets are among the objects full collections skip
+        assert gc.get_freeze_count() > 0
+        frozen_before_close = gc.get_freeze_count()
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: app.screen is not editor and not editor.is_attached)
+        await pilot.pause()
+        assert gc.get_freeze_count() < frozen_before_close
+    assert gc.get_freeze_count() == 0  # the app gave everything back when it ended

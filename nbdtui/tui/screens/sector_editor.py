@@ -51,6 +51,7 @@ from nbdtui.present.sizes import format_size
 from nbdtui.present.terminal_text import terminal_text
 from nbdtui.proto.constants import BASE_ALLOCATION
 from nbdtui.tui.dialogs.bookmark_dialog import BookmarkDialog
+from nbdtui.tui import collector
 from nbdtui.tui.dialogs.confirm import ConfirmDialog
 from nbdtui.tui.dialogs.copy_dialog import CopyDialog
 from nbdtui.tui.dialogs.follow_dialog import FollowDialog
@@ -252,6 +253,10 @@ class EditorScreen(Screen[None]):
         self._load_partitions()
         self._refresh_status()
         self.set_interval(0.5, self._watch_connection)
+        self.call_after_refresh(collector.freeze)  # see nbdtui.tui.collector
+
+    def on_unmount(self) -> None:
+        collector.thaw()  # this screen's objects can be freed now
 
     def on_resize(self) -> None:
         """Too narrow for the inspector beside the hex view: it goes below it."""
