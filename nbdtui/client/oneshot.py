@@ -19,6 +19,7 @@ whole command again the usual way, with its retries, reconnects and messages.
 from __future__ import annotations
 
 import _socket
+import contextlib
 import time
 from typing import Any
 
@@ -175,10 +176,13 @@ def connect(
                 raise hs.eof_error() or ConnectionLostError("server closed the connection")
             try:
                 events = hs.receive_data(data)
-            finally:
-                queued = hs.data_to_send()  # a polite NBD_OPT_ABORT after an error too
-                if queued:
-                    sock.sendall(queued)
+            except NbdError:
+                with contextlib.suppress(OSError):  # a polite NBD_OPT_ABORT, if queued
+                    sock.sendall(hs.data_to_send())
+                raise
+            queued = hs.data_to_send()
+            if queued:
+                sock.sendall(queued)
             for event in events:
                 if isinstance(event, Negotiated):
                     shot = OneShot(endpoint, sock, event, bytes(hs.trailing_data))
