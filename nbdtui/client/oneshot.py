@@ -10,10 +10,11 @@ and imports nothing of asyncio.
 
 It covers the usual case only; the caller falls back to the asyncio client for the
 rest. :func:`usable` says which endpoints it serves (``tcp`` and ``unix`` without TLS).
-The handshake's failures are the asyncio driver's, word for word (the same helpers
-make them); in the transmission phase :meth:`OneShot.read` returns ``None`` on any
-trouble (an error reply, a lost connection, a timeout), and the caller then does the
-whole command again the usual way, with its retries, reconnects and messages.
+The handshake's failures and warnings are the asyncio driver's, word for word (both
+drivers use :mod:`nbdtui.client.handshake_faults`); in the transmission phase
+:meth:`OneShot.read` returns ``None`` on any trouble (an error reply, a lost connection,
+a timeout), and the caller then does the whole command again the usual way, with its
+retries, reconnects and messages.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import contextlib
 import time
 from typing import Any
 
+from nbdtui.client.handshake_faults import locate_error, timed_out, warn_flags
 from nbdtui.errors import ConnectError, ConnectionLostError, NbdError
 from nbdtui.proto.client_events import Data, Negotiated, RequestDone
 from nbdtui.proto.client_handshake import ClientHandshake
@@ -185,17 +187,14 @@ def connect(
                 sock.sendall(queued)
             for event in events:
                 if isinstance(event, Negotiated):
+                    warn_flags(endpoint, event.info)
                     shot = OneShot(endpoint, sock, event, bytes(hs.trailing_data))
                     sock = None  # the OneShot owns it now
                     return shot
             # StartTLS cannot come: TLS was not asked for (usable() is false for nbds)
     except TimeoutError:
-        raise ConnectError(
-            f"timed out connecting to {endpoint.display} after {connect_timeout:g} s"
-        ) from None
+        raise ConnectError(timed_out(endpoint, hs, connect_timeout)) from None
     except NbdError as exc:
-        from nbdtui.client.negotiate import locate_error
-
         raise locate_error(exc, endpoint) from exc.__cause__
     except OSError as exc:
         from nbdtui.client.transport.openers import connect_error

@@ -50,8 +50,8 @@ from nbdtui.present.offsets import parse_alignment, parse_goto
 from nbdtui.present.sizes import format_size
 from nbdtui.present.terminal_text import terminal_text
 from nbdtui.proto.constants import BASE_ALLOCATION
-from nbdtui.tui.dialogs.bookmark_dialog import BookmarkDialog
 from nbdtui.tui import collector
+from nbdtui.tui.dialogs.bookmark_dialog import BookmarkDialog
 from nbdtui.tui.dialogs.confirm import ConfirmDialog
 from nbdtui.tui.dialogs.copy_dialog import CopyDialog
 from nbdtui.tui.dialogs.follow_dialog import FollowDialog
