@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from collections.abc import Callable
 
 from nbdtui.cli.parser import target_endpoint
 from nbdtui.client import oneshot
@@ -25,8 +26,9 @@ MAX_READ = 1024 * 1024
 DUMP_DEFAULT_LENGTH = 512  # as nbdtui.cli.transfer
 
 
-def run(args: argparse.Namespace) -> int | None:
-    """Run ``args.command`` on the blocking driver; ``None``: run it the usual way."""
+def run(args: argparse.Namespace, warn: Callable[[str], None]) -> int | None:
+    """Run ``args.command`` on the blocking driver; ``None``: run it the usual way.
+    ``warn`` prints a server's oddity that nbdtui lives with (HAS_FLAGS missing)."""
     if args.command not in COMMANDS:
         return None
     if getattr(args, "ssh", None) is not None:
@@ -37,7 +39,7 @@ def run(args: argparse.Namespace) -> int | None:
     if args.command == "info":
         from nbdtui.cli.report import print_info
 
-        negotiated = oneshot.probe(endpoint, connect_timeout=args.connect_timeout)
+        negotiated = oneshot.probe(endpoint, connect_timeout=args.connect_timeout, warn=warn)
         return print_info(args, endpoint, negotiated)
     if args.command == "read" and args.length is None:
         return None  # to the end: a transfer for the bulk engine
@@ -47,7 +49,7 @@ def run(args: argparse.Namespace) -> int | None:
     big = length > 64 * 1024
     if args.command == "read" and args.output == "-" and big and sys.stdout.isatty():
         return None  # refused, with the usual message
-    shot = oneshot.connect(endpoint, connect_timeout=args.connect_timeout)
+    shot = oneshot.connect(endpoint, connect_timeout=args.connect_timeout, warn=warn)
     try:
         size = shot.negotiated.info.size
         if args.command == "dump" and args.length is None:

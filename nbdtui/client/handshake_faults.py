@@ -6,22 +6,21 @@ one (:mod:`nbdtui.client.negotiate`) or the blocking one (:mod:`nbdtui.client.on
 - :func:`warn_flags`: the warning for transmission flags sent without HAS_FLAGS, on the
   ``nbdtui.client.rules`` logger (servers that break a rule nbdtui can live with; the
   command line prints these on stderr; without a handler of the application's, nothing
-  is printed).
+  is printed), or to a callable the caller gives (the command line's blocking path).
 """
 
 from __future__ import annotations
 
-import logging
+from collections.abc import Callable
 
 from nbdtui.errors import HandshakeError, NbdError, ProtocolError
 from nbdtui.proto.client_handshake import ClientHandshake
 from nbdtui.proto.types import ExportInfo
 from nbdtui.uri import Endpoint
 
-__all__ = ["locate_error", "timed_out", "warn_flags"]
+__all__ = ["RULES_LOGGER", "locate_error", "timed_out", "warn_flags"]
 
-_rules = logging.getLogger("nbdtui.client.rules")
-_rules.addHandler(logging.NullHandler())
+RULES_LOGGER = "nbdtui.client.rules"
 
 
 def locate_error(exc: NbdError, endpoint: Endpoint) -> NbdError:
@@ -42,7 +41,12 @@ def locate_error(exc: NbdError, endpoint: Endpoint) -> NbdError:
     return new
 
 
-def warn_flags(endpoint: Endpoint, info: ExportInfo) -> None:
+def warn_flags(
+    endpoint: Endpoint, info: ExportInfo, warn: Callable[[str], None] | None = None
+) -> None:
+    """Warn when the server sent transmission flags without HAS_FLAGS: to ``warn``, else
+    on the ``nbdtui.client.rules`` logger (imported only then: importing logging was a
+    twelfth of the start-up of ``nbdtui info``)."""
     if not info.flags_without_has_flags:
         return
     if info.read_only:
@@ -50,13 +54,19 @@ def warn_flags(endpoint: Endpoint, info: ExportInfo) -> None:
     else:
         outcome = "nbdtui assumes no capability"
     where = endpoint.display if not info.name else f"{endpoint.display}, export {info.name!r}"
-    _rules.warning(
-        "server %s sent transmission flags %#x without HAS_FLAGS, which the NBD protocol "
-        "requires: %s",
-        where,
-        info.flags,
-        outcome,
+    text = (
+        f"server {where} sent transmission flags {info.flags:#x} without HAS_FLAGS, which "
+        f"the NBD protocol requires: {outcome}"
     )
+    if warn is not None:
+        warn(text)
+        return
+    import logging
+
+    rules = logging.getLogger(RULES_LOGGER)
+    if not any(isinstance(h, logging.NullHandler) for h in rules.handlers):
+        rules.addHandler(logging.NullHandler())  # an application's handler decides
+    rules.warning("%s", text)
 
 
 def timed_out(endpoint: Endpoint, hs: ClientHandshake, timeout: float | None) -> str:

@@ -22,6 +22,7 @@ from __future__ import annotations
 import _socket
 import contextlib
 import time
+from collections.abc import Callable
 from typing import Any
 
 from nbdtui.client.handshake_faults import locate_error, timed_out, warn_flags
@@ -148,10 +149,12 @@ def connect(
     connect_timeout: float | None,
     meta_contexts: tuple[str, ...] = (BASE_ALLOCATION,),
     list_contexts: bool = False,
+    warn: Callable[[str], None] | None = None,
 ) -> OneShot:
     """Connect and negotiate ``endpoint.export``; the whole bounded by
     ``connect_timeout``. Raises what :func:`nbdtui.client.negotiate.handshake` raises,
-    with the same messages."""
+    with the same messages; its warnings go to ``warn`` when given (see
+    :func:`~nbdtui.client.handshake_faults.warn_flags`)."""
     assert usable(endpoint)
     hs = ClientHandshake(
         export_name=endpoint.export,
@@ -187,7 +190,7 @@ def connect(
                 sock.sendall(queued)
             for event in events:
                 if isinstance(event, Negotiated):
-                    warn_flags(endpoint, event.info)
+                    warn_flags(endpoint, event.info, warn)
                     shot = OneShot(endpoint, sock, event, bytes(hs.trailing_data))
                     sock = None  # the OneShot owns it now
                     return shot
@@ -205,10 +208,15 @@ def connect(
             sock.close()
 
 
-def probe(endpoint: Endpoint, *, connect_timeout: float | None) -> Negotiated:
+def probe(
+    endpoint: Endpoint,
+    *,
+    connect_timeout: float | None,
+    warn: Callable[[str], None] | None = None,
+) -> Negotiated:
     """:func:`nbdtui.client.api.probe` for a plain endpoint, without asyncio: connect,
     learn what the handshake tells (contexts listed, ``base:allocation`` set), then
     NBD_CMD_DISC."""
-    shot = connect(endpoint, connect_timeout=connect_timeout, list_contexts=True)
+    shot = connect(endpoint, connect_timeout=connect_timeout, list_contexts=True, warn=warn)
     shot.close()
     return shot.negotiated
