@@ -9,9 +9,7 @@ them, so that ``nbdtui info`` starts fast.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import inspect
-import logging
 import os
 import sys
 from collections.abc import Coroutine, Sequence
@@ -32,10 +30,19 @@ from nbdtui.present.terminal_text import terminal_text
 
 
 def _run(coro: Coroutine[object, object, int | None]) -> int:
+    import asyncio  # here: `nbdtui info` on the blocking driver never needs it
+
     return asyncio.run(coro) or EXIT_OK
 
 
 def dispatch(args: argparse.Namespace) -> int:
+    if args.command in ("info", "dump", "read"):
+        from nbdtui.cli import quick
+
+        status = quick.run(args, _warning_line)  # without asyncio when it can
+        if status is not None:
+            return status
+    _print_warnings()
     if args.command in ("info", "list"):
         from nbdtui.cli import report
 
@@ -122,18 +129,36 @@ def _run_tui(argv: list[str] | None) -> int:
     )
 
 
-class _WarningLines(logging.Handler):
-    """The client's warnings (a server that broke a rule nbdtui can live with) as
-    ``nbdtui: warning: ...`` lines on stderr (whatever ``sys.stderr`` is then)."""
+_warned: set[str] = set()
 
-    def emit(self, record: logging.LogRecord) -> None:
-        print(f"nbdtui: warning: {record.getMessage()}", file=sys.stderr)
+
+def _warning_line(text: str) -> None:
+    if text not in _warned:  # once, when the blocking path fell back to the usual one
+        _warned.add(text)
+        print(f"nbdtui: warning: {text}", file=sys.stderr)
+
+
+_warnings_printed = False
 
 
 def _print_warnings() -> None:
-    logger = logging.getLogger("nbdtui.client.rules")
-    if not any(isinstance(h, _WarningLines) for h in logger.handlers):
-        logger.addHandler(_WarningLines(logging.WARNING))
+    """The client's warnings (a server that broke a rule nbdtui can live with) as
+    ``nbdtui: warning: ...`` lines on stderr (whatever ``sys.stderr`` is then). Not
+    for the blocking path of `info`, `dump` and `read`, which hands them to
+    ``_warning_line`` itself: logging is imported here, only for the other paths."""
+    global _warnings_printed
+    if _warnings_printed:
+        return
+    import logging
+
+    from nbdtui.client.handshake_faults import RULES_LOGGER
+
+    class WarningLines(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            _warning_line(record.getMessage())
+
+    logging.getLogger(RULES_LOGGER).addHandler(WarningLines(logging.WARNING))
+    _warnings_printed = True
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -141,9 +166,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if _is_tui(argv):
             return _run_tui(argv)
-        _print_warnings()
         args = build_parser(argv[0] if argv[0] in COMMANDS else None).parse_args(argv)
         if args.command is None:
+            _print_warnings()
             return _run_tui(None)
         return dispatch(args)
     except (UriError, UsageError) as exc:

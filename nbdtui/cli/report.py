@@ -16,6 +16,7 @@ from nbdtui.errors import UriError
 from nbdtui.present.describe import block_sizes, flag_words, protocol_line
 from nbdtui.present.sizes import format_size
 from nbdtui.present.terminal_text import terminal_text
+from nbdtui.proto.client_events import Negotiated
 from nbdtui.proto.types import ExportInfo
 from nbdtui.uri import Endpoint
 
@@ -97,6 +98,11 @@ async def _info(args: argparse.Namespace) -> int:
 
     endpoint = target_endpoint(args)  # the URI, tunnelled through --ssh if given
     negotiated = await probe(endpoint, connect_timeout=args.connect_timeout)
+    return print_info(args, endpoint, negotiated)
+
+
+def print_info(args: argparse.Namespace, endpoint: Endpoint, negotiated: Negotiated) -> int:
+    """What ``nbdtui info`` prints of a handshake (also used by :mod:`nbdtui.cli.quick`)."""
     info = negotiated.info
     if args.json:
         _print_json(

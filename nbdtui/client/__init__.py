@@ -21,14 +21,38 @@ Nothing here imports textual.
 
 from __future__ import annotations
 
-from nbdtui.client.api import OpenExport, list_exports, open, probe
-from nbdtui.client.bulk import BulkEngine
-from nbdtui.client.connection import Connection, ConnectionStats
-from nbdtui.client.export import Export, Extent
-from nbdtui.client.options import ExportOptions
-from nbdtui.client.pool import Pool, default_pool
-from nbdtui.client.request import FileRange, Request
-from nbdtui.errors import RangeError
+import importlib
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # pragma: no cover
+    from nbdtui.client.api import OpenExport, list_exports, open, probe
+    from nbdtui.client.bulk import BulkEngine
+    from nbdtui.client.connection import Connection, ConnectionStats
+    from nbdtui.client.export import Export, Extent
+    from nbdtui.client.options import ExportOptions
+    from nbdtui.client.pool import Pool, default_pool
+    from nbdtui.client.request import FileRange, Request
+    from nbdtui.errors import RangeError
+
+# name -> the module that defines it, imported on first use: importing a submodule
+# (nbdtui.client.oneshot, for `nbdtui info`) must not import asyncio through this one.
+_LAZY = {
+    "OpenExport": "nbdtui.client.api",
+    "list_exports": "nbdtui.client.api",
+    "open": "nbdtui.client.api",
+    "probe": "nbdtui.client.api",
+    "BulkEngine": "nbdtui.client.bulk",
+    "Connection": "nbdtui.client.connection",
+    "ConnectionStats": "nbdtui.client.connection",
+    "Export": "nbdtui.client.export",
+    "Extent": "nbdtui.client.export",
+    "ExportOptions": "nbdtui.client.options",
+    "Pool": "nbdtui.client.pool",
+    "default_pool": "nbdtui.client.pool",
+    "FileRange": "nbdtui.client.request",
+    "Request": "nbdtui.client.request",
+    "RangeError": "nbdtui.errors",
+}
 
 __all__ = [
     "BulkEngine",
@@ -47,3 +71,16 @@ __all__ = [
     "open",
     "probe",
 ]
+
+
+def __getattr__(name: str) -> object:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'nbdtui.client' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value  # the next lookup does not come here
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -15,27 +15,21 @@ import logging
 from dataclasses import dataclass
 
 from nbdtui.client.event_queue import EventQueue
+from nbdtui.client.handshake_faults import locate_error, timed_out, warn_flags
 from nbdtui.client.transport.openers import connect_error, open_stream, tls_upgrader
 from nbdtui.client.transport.stream import Opener, StreamProtocol, TlsUpgrader
 from nbdtui.errors import (
     ConnectError,
     ConnectionLostError,
-    HandshakeError,
     NbdError,
-    ProtocolError,
 )
 from nbdtui.proto.client_events import ExportsListed, Negotiated, StartTLS
 from nbdtui.proto.client_handshake import ClientHandshake
-from nbdtui.proto.types import ExportInfo
 from nbdtui.uri import Endpoint
 
 DEFAULT_CONNECT_TIMEOUT = 10.0
 
 _log = logging.getLogger("nbdtui.client.transport")
-# Servers that break a rule nbdtui can live with: a warning (the command line prints it
-# on stderr; without a handler of the application's, nothing is printed).
-_rules = logging.getLogger("nbdtui.client.rules")
-_rules.addHandler(logging.NullHandler())
 
 
 @dataclass
@@ -120,58 +114,6 @@ class _HandshakeReceiver:
         return await self._queue.next()
 
 
-def _locate(exc: NbdError, endpoint: Endpoint) -> NbdError:
-    """The same error with the server's location appended."""
-    where = endpoint.display
-    message = str(exc)
-    if where in message:
-        return exc
-    if isinstance(exc, HandshakeError):
-        new: NbdError = type(exc)(f"{message} on {where}", reply=exc.reply, option=exc.option)
-        # the server's own text, an attribute the handshake sets ("" when there is none)
-        vars(new)["server_message"] = getattr(exc, "server_message", "")
-    elif isinstance(exc, ProtocolError):
-        new = ProtocolError(f"{message} (server {where})")
-    else:
-        return exc
-    new.__cause__ = exc.__cause__
-    return new
-
-
-def _warn_flags(endpoint: Endpoint, info: ExportInfo) -> None:
-    if not info.flags_without_has_flags:
-        return
-    if info.read_only:
-        outcome = "nbdtui honours READ_ONLY and assumes no other capability"
-    else:
-        outcome = "nbdtui assumes no capability"
-    where = endpoint.display if not info.name else f"{endpoint.display}, export {info.name!r}"
-    _rules.warning(
-        "server %s sent transmission flags %#x without HAS_FLAGS, which the NBD protocol "
-        "requires: %s",
-        where,
-        info.flags,
-        outcome,
-    )
-
-
-def _timed_out(endpoint: Endpoint, hs: ClientHandshake, timeout: float | None) -> str:
-    """What was slow when the connect timeout expired: connecting, or a listing that was
-    still arriving (a large one can take longer than the connection did)."""
-    where = endpoint.display
-    after = f"after {timeout:g} s" if timeout is not None else ""
-    listing = hs.listing
-    if listing is None:
-        return f"timed out connecting to {where} {after}"
-    done, total = listing
-    hint = "the export list was still arriving: a longer connect timeout gives it time"
-    if total is None:
-        return f"timed out {after} receiving the export list of {where} ({done} so far; {hint})"
-    return (
-        f"timed out {after} asking {where} about its exports ({done} of {total} described; {hint})"
-    )
-
-
 async def handshake(
     endpoint: Endpoint,
     hs: ClientHandshake,
@@ -217,11 +159,11 @@ async def handshake(
                     continue
                 if isinstance(event, Negotiated | ExportsListed):
                     if isinstance(event, Negotiated):
-                        _warn_flags(endpoint, event.info)
+                        warn_flags(endpoint, event.info)
                     else:
                         for item in event.exports:
                             if item.info is not None:
-                                _warn_flags(endpoint, item.info)
+                                warn_flags(endpoint, item.info)
                     if event.tls:
                         from nbdtui.client.transport.tls import is_verified
 
@@ -229,9 +171,9 @@ async def handshake(
                     ok = True
                     return Handshaken(transport, protocol, event, hs.trailing_data)
     except TimeoutError:
-        raise ConnectError(_timed_out(endpoint, hs, connect_timeout)) from None
+        raise ConnectError(timed_out(endpoint, hs, connect_timeout)) from None
     except NbdError as exc:
-        raise _locate(exc, endpoint) from exc.__cause__
+        raise locate_error(exc, endpoint) from exc.__cause__
     except OSError as exc:
         raise connect_error(endpoint, exc) from exc
     finally:

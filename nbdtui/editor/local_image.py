@@ -12,9 +12,13 @@ import asyncio
 import errno
 import os
 import stat
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 from nbdtui.errors import UsageError
+
+#: How much of a file ``iter_extents`` asks the file system about at a time.
+EXTENT_WINDOW = 64 << 20
 
 
 @dataclass(frozen=True)
@@ -88,6 +92,15 @@ class LocalImage:
             if n == 0:  # the file shrank under us
                 raise OSError(f"{self.path}: unexpected end of file at {offset + got}")
             got += n
+
+    async def iter_extents(self, offset: int, length: int) -> AsyncIterator[FileExtent]:
+        """:meth:`extents` a window at a time (what is held stays bounded however
+        fragmented the file is), as an export's ``iter_extents``."""
+        self._check_range(offset, length)
+        end = offset + length
+        for start in range(offset, end, EXTENT_WINDOW):
+            for extent in await self.extents(start, min(start + EXTENT_WINDOW, end) - start):
+                yield extent
 
     async def extents(self, offset: int, length: int) -> list[FileExtent]:
         """Data and holes of ``[offset, offset + length)``, consecutive."""

@@ -185,3 +185,48 @@ async def test_footer_shows_the_modes_main_keys_uncut(make_app, demo_uri, size):
         await pilot.press("ctrl+z")
         await pilot.pause()
         assert not editor.edits
+
+
+async def test_footer_is_not_rebuilt_when_a_dialog_closes_but_is_when_its_keys_change(
+    make_app, demo_uri
+):
+    from textual.widgets._footer import FooterKey
+
+    app = make_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        editor = await open_editor(app, pilot, demo_uri)
+        keys = list(editor.query(FooterKey))
+        assert keys and "e Write mode" in footer(app)
+
+        await pilot.press("ctrl+g")  # the dialog opens and closes: the same keys
+        await wait_for(pilot, lambda: app.screen is not editor)
+        await pilot.press(*"0x200", "enter")
+        await wait_for(pilot, lambda: app.screen is editor and editor.view.cursor == 0x200)
+        await pilot.pause()
+        assert list(editor.query(FooterKey)) == keys  # the very same widgets
+        assert "e Write mode" in footer(app)
+
+        await pilot.press("e")  # write mode: other keys, rebuilt
+        await pilot.pause()
+        await pilot.press("y")
+        await wait_for(pilot, lambda: editor.writable)
+        await pilot.pause()
+        assert not set(editor.query(FooterKey)) & set(keys)
+        assert "^s Commit" in footer(app) and "Write mode" not in footer(app)
+
+
+async def test_objects_alive_when_the_editor_opens_are_frozen_until_it_closes(make_app, demo_uri):
+    import gc
+
+    app = make_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        editor = await open_editor(app, pilot, demo_uri)
+        await pilot.pause()
+        # the editor's own widgets are among the objects full collections skip
+        assert gc.get_freeze_count() > 0
+        frozen_before_close = gc.get_freeze_count()
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: app.screen is not editor and not editor.is_attached)
+        await pilot.pause()
+        assert gc.get_freeze_count() < frozen_before_close
+    assert gc.get_freeze_count() == 0  # the app gave everything back when it ended

@@ -29,7 +29,7 @@ from nbdtui.present.sizes import format_size
 from nbdtui.tui.widgets.hexview import HexView
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Sequence
+    from collections.abc import AsyncIterator
 
     from nbdtui.editor.device import ExtentView
 
@@ -43,7 +43,7 @@ class Side(Protocol):
     @property
     def size(self) -> int: ...
     async def read(self, offset: int, length: int) -> bytes: ...
-    async def extents(self, offset: int, length: int) -> Sequence[ExtentView]: ...
+    def iter_extents(self, offset: int, length: int) -> AsyncIterator[ExtentView]: ...
 
 
 @contextlib.asynccontextmanager

@@ -27,7 +27,7 @@ from textual.binding import ActiveBinding, Binding, BindingType
 from textual.containers import Horizontal, VerticalScroll
 from textual.keys import format_key, key_to_character
 from textual.screen import Screen
-from textual.widgets import Footer, Header, Static
+from textual.widgets import Header, Static
 from textual.worker import Worker
 
 from nbdtui.disk.inspect import inspect
@@ -50,6 +50,7 @@ from nbdtui.present.offsets import parse_alignment, parse_goto
 from nbdtui.present.sizes import format_size
 from nbdtui.present.terminal_text import terminal_text
 from nbdtui.proto.constants import BASE_ALLOCATION
+from nbdtui.tui import collector
 from nbdtui.tui.dialogs.bookmark_dialog import BookmarkDialog
 from nbdtui.tui.dialogs.confirm import ConfirmDialog
 from nbdtui.tui.dialogs.copy_dialog import CopyDialog
@@ -62,6 +63,7 @@ from nbdtui.tui.dialogs.review_dialog import ReviewDialog
 from nbdtui.tui.dialogs.search_dialog import SearchDialog
 from nbdtui.tui.dialogs.structure_dialog import Choice, StructureDialog
 from nbdtui.tui.screens.editor_transfers import copied_bytes, load_dialog, save_dialog
+from nbdtui.tui.widgets.footer import SteadyFooter
 from nbdtui.tui.widgets.hexview import HEX_PANE, HexView
 
 if TYPE_CHECKING:
@@ -240,7 +242,7 @@ class EditorScreen(Screen[None]):
             with VerticalScroll(id="inspector", can_focus=False):
                 yield Static("", id="inspector-fields", markup=False)
         yield Static("", id="editor-status", markup=False)
-        yield Footer(show_command_palette=False)  # Ctrl+P works, F1 lists it
+        yield SteadyFooter(show_command_palette=False)  # Ctrl+P works, F1 lists it
 
     @property
     def view(self) -> HexView:
@@ -252,6 +254,10 @@ class EditorScreen(Screen[None]):
         self._load_partitions()
         self._refresh_status()
         self.set_interval(0.5, self._watch_connection)
+        self.call_after_refresh(collector.freeze)  # see nbdtui.tui.collector
+
+    def on_unmount(self) -> None:
+        collector.thaw()  # this screen's objects can be freed now
 
     def on_resize(self) -> None:
         """Too narrow for the inspector beside the hex view: it goes below it."""

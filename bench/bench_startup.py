@@ -1,0 +1,136 @@
+#!/usr/bin/env python3
+"""Start-up of one-shot commands: ``nbdtui info --json`` vs ``nbdinfo --json``, and a
+4 KiB ``nbdtui read`` vs ``nbdcopy`` of a 4 KiB export, on Unix sockets.
+
+Starts two ``nbdkit memory`` servers on Unix sockets in a private directory, then runs
+each command --rounds times, the tools alternating within every round (load from other
+processes touches them alike). Prints the median and minimum wall time of each, and the
+ratios nbdtui / the other tool. With --baseline TREE, the same commands from another
+checkout too (its PYTHONPATH), to compare before and after. With --instructions, the
+instructions of one run of each (valgrind's callgrind: load does not distort them).
+The interpreter alone (``python -c pass``) is measured for reference. Usage:
+
+    python bench/bench_startup.py [--rounds 15] [--baseline /path/to/other/tree] [--instructions]
+
+Python's bytecode caches must exist (an installed package has them; in a checkout, run
+``python -m compileall -q nbdtui`` once, or nbdtui compiles its sources at every start).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+TREE = str(Path(__file__).resolve().parent.parent)
+
+
+def start_nbdkit(directory: Path, name: str, size: str) -> tuple[subprocess.Popen, str]:
+    sock = directory / f"{name}.sock"
+    proc = subprocess.Popen(["nbdkit", "-f", "-U", str(sock), "memory", size])
+    for _ in range(200):
+        if sock.exists():
+            break
+        time.sleep(0.01)
+    return proc, f"nbd+unix:///?socket={sock}"
+
+
+def commands(
+    big: str, small: str, out: Path, baseline: str | None
+) -> dict[str, tuple[list[str], str | None]]:
+    py = sys.executable
+    ours = {
+        "info": ["-m", "nbdtui", "info", "--json", big],
+        "read 4 KiB": ["-m", "nbdtui", "read", big, "--length", "4096", "-o", str(out / "a")],
+    }
+    table: dict[str, tuple[list[str], str | None]] = {}
+    for what, args in ours.items():
+        table[f"nbdtui {what}"] = ([py, *args], TREE)
+        if baseline:
+            table[f"baseline {what}"] = ([py, *args], baseline)
+    table["nbdinfo"] = (["nbdinfo", "--json", big], None)
+    table["nbdcopy 4 KiB"] = (["nbdcopy", small, str(out / "b")], None)
+    table["python -c pass"] = ([py, "-c", "pass"], None)
+    return table
+
+
+def run(argv: list[str], tree: str | None) -> None:
+    env = dict(os.environ)
+    if tree is not None:
+        env["PYTHONPATH"] = tree
+    # not from a checkout: `python -m` would find the package of the current directory
+    subprocess.run(argv, env=env, stdout=subprocess.DEVNULL, check=True, cwd="/")
+
+
+def instructions(argv: list[str], tree: str | None, directory: Path) -> float:
+    out = directory / "callgrind.out"
+    env = dict(os.environ)
+    if tree is not None:
+        env["PYTHONPATH"] = tree
+    subprocess.run(
+        ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", *argv],
+        env=env,
+        capture_output=True,
+        check=True,
+        cwd="/",
+    )
+    match = re.search(r"^(?:summary|totals): (\d+)", out.read_text(), re.M)
+    assert match is not None
+    return int(match.group(1)) / 1e6
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--rounds", type=int, default=15)
+    ap.add_argument("--baseline", metavar="TREE", help="another checkout to compare with")
+    ap.add_argument("--instructions", action="store_true", help="count with callgrind too")
+    opts = ap.parse_args()
+    for program in ("nbdkit", "nbdinfo", "nbdcopy"):
+        if shutil.which(program) is None:
+            sys.exit(f"bench_startup: {program} is needed")
+    with tempfile.TemporaryDirectory() as tmp:
+        directory = Path(tmp)
+        servers = [start_nbdkit(directory, "big", "1G"), start_nbdkit(directory, "small", "4K")]
+        try:
+            table = commands(servers[0][1], servers[1][1], directory, opts.baseline)
+            times: dict[str, list[float]] = {name: [] for name in table}
+            for argv, tree in table.values():
+                run(argv, tree)  # warm the page cache
+            for _ in range(opts.rounds):
+                for name, (argv, tree) in table.items():
+                    start = time.perf_counter()
+                    run(argv, tree)
+                    times[name].append(time.perf_counter() - start)
+            medians = {name: statistics.median(v) * 1000 for name, v in times.items()}
+            print(f"{'command':<22} {'median ms':>10} {'min ms':>8}")
+            for name, values in times.items():
+                print(f"{name:<22} {medians[name]:10.1f} {min(values) * 1000:8.1f}")
+            print()
+            print(f"info / nbdinfo:          {medians['nbdtui info'] / medians['nbdinfo']:.1f}x")
+            ratio = medians["nbdtui read 4 KiB"] / medians["nbdcopy 4 KiB"]
+            print(f"read 4 KiB / nbdcopy:    {ratio:.1f}x")
+            if opts.baseline:
+                for what in ("info", "read 4 KiB"):
+                    ratio = medians[f"nbdtui {what}"] / medians[f"baseline {what}"]
+                    print(f"{what} / baseline:{' ' * (14 - len(what))}{ratio:.2f}x")
+            if opts.instructions:
+                print()
+                for name, (argv, tree) in table.items():
+                    count = instructions(argv, tree, directory)
+                    print(f"{name:<22} {count:8.1f} M instructions")
+        finally:
+            for proc, _ in servers:
+                proc.terminate()
+                proc.wait()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
