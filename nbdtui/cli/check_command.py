@@ -1,6 +1,6 @@
 """`nbdtui check [URI...] [--inventory FILE] [--jobs N] [--json] [--prometheus FILE]`.
 
-Each endpoint gets the doctor's quick steps (:mod:`nbdtui.client.diagnosis.fleet`), at
+Each endpoint gets the doctor's quick steps (:mod:`nbdtui.client.diagnosis.check_many`), at
 most ``--jobs`` at a time. Output: a table, or one JSON object a line (``--json``);
 ``--prometheus FILE`` also writes node_exporter's textfile format, replacing FILE
 atomically. Exit 0 when every endpoint is up, 1 when one is down or an inventory line
@@ -70,7 +70,7 @@ def write_atomically(path: str, text: str) -> None:
 
 
 async def run(args: argparse.Namespace) -> int:
-    from nbdtui.client.diagnosis.fleet import Checked, check_all
+    from nbdtui.client.diagnosis.check_many import Checked, check_all
     from nbdtui.client.diagnosis.inventory import (
         Problem,
         Target,

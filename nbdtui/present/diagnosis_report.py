@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 
-from nbdtui.client.diagnosis.fleet import Checked
+from nbdtui.client.diagnosis.check_many import Checked
 from nbdtui.client.diagnosis.results import Diagnosis, Step
 from nbdtui.present.sizes import format_size
 from nbdtui.present.terminal_text import terminal_text

@@ -10,7 +10,7 @@ import time
 from textual.widgets import OptionList, Static
 
 from nbdtui.editor.journal import Journal
-from nbdtui.tui.screens.compare import CompareScreen
+from nbdtui.tui.screens.diff_view import CompareScreen
 from tests.support.oracles import nbdcopy_out, oracle
 from tests.support.pilot import EditorHarness, notes, press, settle
 

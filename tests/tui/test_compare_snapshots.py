@@ -9,7 +9,7 @@ import pytest
 from textual.app import App
 
 from nbdtui.editor.local_image import LocalImage
-from nbdtui.tui.screens.compare import CompareScreen
+from nbdtui.tui.screens.diff_view import CompareScreen
 
 SIZE = 256 * 1024
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 
-from nbdtui.client.diagnosis.fleet import Checked
+from nbdtui.client.diagnosis.check_many import Checked
 from nbdtui.client.diagnosis.inventory import parse_inventory, target
 from nbdtui.client.diagnosis.results import STEP_NAMES, Diagnosis, Step, shown
 from nbdtui.present import diagnosis_report as report

@@ -1,6 +1,6 @@
 """The fleet screen (``nbdtui --inventory FILE``): one row an endpoint with its live status.
 
-Every endpoint gets the doctor's quick steps (:func:`nbdtui.client.diagnosis.fleet.check_all`)
+Every endpoint gets the doctor's quick steps (:func:`nbdtui.client.diagnosis.check_many.check_all`)
 when the screen opens, every :data:`REFRESH_SECONDS` after that and on ``r`` (unless a
 round is still running); each row changes as its check ends. ``s`` sorts by status
 (down first), ``l`` by latency (slowest first); Enter opens the endpoint.
@@ -19,7 +19,7 @@ from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
 
-from nbdtui.client.diagnosis.fleet import Checked, check_all
+from nbdtui.client.diagnosis.check_many import Checked, check_all
 from nbdtui.client.diagnosis.inventory import Problem, Target
 from nbdtui.present.sizes import format_size
 from nbdtui.present.terminal_text import terminal_text

@@ -1077,7 +1077,7 @@ class EditorScreen(Screen[None]):
     @work(group="compare-open", exclusive=True, exit_on_error=False)
     async def _compare(self, text: str) -> None:
         """Open the other side, show the compare screen, close the other side after."""
-        from nbdtui.tui.screens.compare import CompareScreen, open_side
+        from nbdtui.tui.screens.diff_view import CompareScreen, open_side
 
         try:
             async with open_side(text) as other:
