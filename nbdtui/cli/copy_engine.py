@@ -51,6 +51,11 @@ async def copy_ranges(
         bar.advance(end - start)
     if not data:
         return
+    if isinstance(src, ExportSide) and isinstance(dst, ExportSide):
+        from nbdtui.client.splice_copy import splice_copy
+
+        if await splice_copy(src.export, dst.export, data, bar.advance):
+            return
     async with contextlib.AsyncExitStack() as stack:
         for side in (src, dst):
             if isinstance(side, ExportSide):
