@@ -6,7 +6,9 @@ becomes zero requests on an export (NBD_CMD_WRITE_ZEROES) or punched holes in a 
 and nothing at all where the destination already reads as zeroes there. The data goes
 in pieces, many in flight: from an export into a file it is spliced from the socket
 into the file, from a file to an export sent with sendfile (``FileRange``, see
-nbdtui.client.bulk), and otherwise through a ring of buffers allocated once. Each piece
+nbdtui.client.bulk), from an export to an export spliced from socket to socket
+(nbdtui.client.splice_copy; over TLS or SSH, through buffers), and otherwise through a
+ring of buffers allocated once. Each piece
 counts as copied only once its write was acknowledged.
 """
 

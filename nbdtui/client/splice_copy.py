@@ -277,7 +277,7 @@ class _PairCopy:
             target = sm.read_target()
             self.failing = self.sconn
             if target is None:
-                n = self.ssock.recv_into(peek, min(sm.bytes_wanted(), HEADER_PEEK))
+                n = self.ssock.recv_into(peek, min(sm.bytes_wanted() or 1, HEADER_PEEK))
                 if not n:
                     raise EOFError
                 events = sm.receive_data(peek[:n])

@@ -6,6 +6,9 @@ exit 1, one line, and nothing written that was not read."""
 from __future__ import annotations
 
 import random
+import subprocess
+import sys
+import threading
 
 import pytest
 
@@ -15,7 +18,7 @@ from nbdtui.client.splice_copy import splice_copy
 from nbdtui.errors import RequestError
 from tests.support.cli_helpers import assert_one_line_error
 from tests.support.cli_helpers import nbdtui as run_nbdtui
-from tests.support.oracles import nbdcopy_out
+from tests.support.oracles import nbdcopy_out, oracle
 
 MiB = 1 << 20
 SIZE = 24 * MiB
@@ -122,3 +125,27 @@ async def test_server_error_is_raised_after_every_reply(nbdkit, tmp_path):
             await splice_copy(a, b, [(0, SIZE)], counted.append)
         assert counted == []
         assert await b.read(0, 16) == bytes(16)  # usable after the error
+
+
+def test_src_killed_mid_copy_fails_with_one_line(nbdkit, tmp_path):
+    """The source goes away while reads are in flight: exit 1, one line; DST holds
+    no byte that was not the source's."""
+    src = nbdkit("memory", "64M", filters=("delay",), extra_options=("rdelay=3",))
+    data = random.Random(7).randbytes(64 * MiB)
+    oracle("nbdcopy", "-", src.uri, input=data)
+    dst = nbdkit("memory", "64M")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "nbdtui", "copy", src.uri, dst.uri],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    threading.Timer(1.0, src.kill).start()
+    out, err = proc.communicate(timeout=60)
+    text = err.decode()
+    assert proc.returncode == 1, text
+    lines = text.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("nbdtui: "), text
+    assert out == b""
+    got = nbdcopy_out(dst.uri)
+    for at in range(0, 64 * MiB, MiB):
+        assert got[at : at + MiB] in (data[at : at + MiB], bytes(MiB)), at
