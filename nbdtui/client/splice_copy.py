@@ -10,7 +10,9 @@ of that chunk's range (a hole chunk becomes a WRITE of zeroes). Bytes count as c
 only once the destination acknowledged their WRITE (``advance`` is called then, on the
 loop). The first failure stops every pair: a server's error reply is raised once what
 was in flight was answered; a failed stream (including one torn mid-payload) is given
-back with its error, so the connection is reopened or reported as usual.
+back with its error, so the connection is reopened or reported as usual. With a
+timeout, each blocking call gives up after it (SO_RCVTIMEO/SO_SNDTIMEO); there is no
+per-request watchdog as in :mod:`nbdtui.client.bulk`.
 
 :func:`splice_copy` returns False, having done nothing, when no pair can be lent (TLS,
 SSH) or the ranges do not suit both exports' block sizes; the caller copies the usual
