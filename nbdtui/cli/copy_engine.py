@@ -6,7 +6,9 @@ becomes zero requests on an export (NBD_CMD_WRITE_ZEROES) or punched holes in a 
 and nothing at all where the destination already reads as zeroes there. The data goes
 in pieces, many in flight: from an export into a file it is spliced from the socket
 into the file, from a file to an export sent with sendfile (``FileRange``, see
-nbdtui.client.bulk), and otherwise through a ring of buffers allocated once. Each piece
+nbdtui.client.bulk), from an export to an export spliced from socket to socket
+(nbdtui.client.splice_copy; over TLS or SSH, through buffers), and otherwise through a
+ring of buffers allocated once. Each piece
 counts as copied only once its write was acknowledged.
 """
 
@@ -51,6 +53,11 @@ async def copy_ranges(
         bar.advance(end - start)
     if not data:
         return
+    if isinstance(src, ExportSide) and isinstance(dst, ExportSide):
+        from nbdtui.client.splice_copy import splice_copy
+
+        if await splice_copy(src.export, dst.export, data, bar.advance):
+            return
     async with contextlib.AsyncExitStack() as stack:
         for side in (src, dst):
             if isinstance(side, ExportSide):
