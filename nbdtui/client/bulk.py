@@ -41,7 +41,7 @@ import struct
 import threading
 import time
 from collections.abc import Callable, Generator
-from typing import Protocol, TypeVar
+from typing import TYPE_CHECKING, Protocol, TypeVar
 
 from nbdtui.client.connection import CLOSE_TIMEOUT, Connection
 from nbdtui.client.files import IntoFile, pwrite_all, receive_exactly, send_file_blocking
@@ -52,6 +52,9 @@ from nbdtui.client.request import FileRange, Payload, Request
 from nbdtui.errors import ConnectionLostError, NbdError, ProtocolError, RequestTimeoutError
 from nbdtui.proto.client_events import BlockStatus, RequestDone
 from nbdtui.proto.constants import Command, CommandFlag
+
+if TYPE_CHECKING:
+    from nbdtui.client.bulk_tls import SideConnection
 
 log = logging.getLogger("nbdtui.client.bulk")
 
@@ -122,7 +125,7 @@ class BulkEngine:
         self,
         export: UsualPath,
         group: ExportGroup,
-        lent: list[tuple[Connection, socket.socket]],
+        lent: list[tuple[Connection | SideConnection, socket.socket]],
     ) -> None:
         self._export = export
         self._group = group
@@ -174,17 +177,19 @@ class BulkEngine:
         transfer threads. With none lent (TLS, SSH, or all busy), the engine works on
         the event loop."""
         await group.open_all()
-        lent: list[tuple[Connection, socket.socket]] = []
+        lent: list[tuple[Connection | SideConnection, socket.socket]] = []
         try:
             for conn in [c for c in group.connections if c.usable]:
                 sock = await conn.lend()
                 if sock is not None:
                     lent.append((conn, sock))
         except BaseException:  # cancelled: nothing may stay lent
-            for conn, sock in lent:
-                conn.give_back(sock)
+            for lender, sock in lent:
+                lender.give_back(sock)
             raise
         where = group.endpoint.display
+        if not lent and group.endpoint.tls:
+            lent.extend(await _open_sides(group))
         if lent:
             log.debug("bulk transfer on %s: %d threads", where, len(lent))
         else:
@@ -301,7 +306,7 @@ class BulkEngine:
             if since is not None and now - since >= timeout:
                 self._expired[index] = True
                 with contextlib.suppress(OSError):  # given back (closed) meanwhile
-                    self._socks[index].shutdown(socket.SHUT_RDWR)
+                    _shutdown(self._socks[index])
         if all(f.done() for f in self._ended):
             self._watch = None
         else:
@@ -324,7 +329,7 @@ class BulkEngine:
             # blocked in recv or send returns), as Connection.close does.
             for sock in self._socks:
                 with contextlib.suppress(OSError):  # given back (closed) meanwhile
-                    sock.shutdown(socket.SHUT_RDWR)
+                    _shutdown(sock)
             await asyncio.gather(*self._ended)
         for thread in self._threads:
             thread.join()  # returning: its last act was to report it ended
@@ -336,7 +341,7 @@ class BulkEngine:
 
     def _run(
         self,
-        conn: Connection,
+        conn: Connection | SideConnection,
         sock: socket.socket,
         index: int,
         ended: asyncio.Future[None],
@@ -346,6 +351,8 @@ class BulkEngine:
         acked: list[int] = [0]  # writes the server acknowledged
         try:
             self._drive(conn, sock, index, acked)
+            if not isinstance(conn, Connection):
+                conn.finish()  # FLUSH what it wrote, and NBD_CMD_DISC
         except ProtocolError as exc:
             error = located(exc, conn.endpoint)
         except NbdError as exc:  # a timeout; the file of a FileRange shrank
@@ -366,7 +373,7 @@ class BulkEngine:
 
     def _ended_on_loop(
         self,
-        conn: Connection,
+        conn: Connection | SideConnection,
         sock: socket.socket,
         index: int,
         error: NbdError | None,
@@ -379,19 +386,19 @@ class BulkEngine:
             error = ConnectionLostError(
                 f"connection to {conn.endpoint.display} ended by the request timeout"
             )
-        if acked:
+        if acked and isinstance(conn, Connection):  # (a side connection flushed its own)
             group.recovery.succeeded(conn, _WRITE, acked)
         if error is not None:
             log.debug("bulk transfer thread on %s failed: %s", conn.endpoint.display, error)
         conn.give_back(sock, error)
-        if isinstance(error, RequestTimeoutError):
+        if isinstance(error, RequestTimeoutError) and isinstance(conn, Connection):
             # as when the watchdog finds a request too old: a new connection is opened
             group.abort_connection(conn, str(error))
         ended.set_result(None)
 
     def _drive(
         self,
-        conn: Connection,
+        conn: Connection | SideConnection,
         sock: socket.socket,
         index: int,
         acked: list[int],
@@ -411,6 +418,13 @@ class BulkEngine:
         peek = memoryview(bytearray(HEADER_PEEK))
         into_file = IntoFile()
         finished = self._finished
+        receive, send_file = receive_exactly, send_file_blocking
+        receive_into_file = into_file.receive
+        if not isinstance(conn, Connection):  # TLS: no MSG_WAITALL, splice or sendfile
+            from nbdtui.client.bulk_tls import receive_exactly_tls, receive_into_file
+            from nbdtui.client.bulk_tls import send_file as send_file_tls
+
+            receive, send_file = receive_exactly_tls, send_file_tls
 
         def done(ev: RequestDone) -> None:
             nonlocal reads
@@ -461,7 +475,7 @@ class BulkEngine:
                 if out:
                     if watched and oldest[index] is None:
                         oldest[index] = next(iter(sent.values())).sent_at
-                    _send(sock, out)
+                    _send(sock, out, send_file)
                     conn.requests += len(out)
                 target = machine.read_target()
                 if target is None:
@@ -474,10 +488,10 @@ class BulkEngine:
                     at = target.offset - job.offset
                     dest = job.dest
                     if isinstance(dest, FileRange):
-                        into_file.receive(sock, dest, at, target.length)
+                        receive_into_file(sock, dest, at, target.length)
                     else:
                         assert dest is not None  # (every READ on a thread has one)
-                        receive_exactly(sock, dest[at : at + target.length])
+                        receive(sock, dest[at : at + target.length])
                     events = machine.payload_received(target.length)
                 conn.bytes_read += deliver(events, sent, done)
                 if watched and events:
@@ -519,6 +533,48 @@ def _watch_interval(timeout: float) -> float:
     return min(max(timeout / 4, 0.05), 1.0)
 
 
+def _shutdown(sock: socket.socket) -> None:
+    """End the stream under ``sock`` (its blocked calls return); for a TLS socket, the
+    TCP stream under it (``SSLSocket.shutdown`` would drop the TLS state a thread uses)."""
+    socket.socket.shutdown(sock, socket.SHUT_RDWR)
+
+
+async def _open_sides(group: ExportGroup) -> list[tuple[SideConnection, socket.socket]]:
+    """TLS connections of the engine's own, one per usable connection of ``group``
+    (asyncio's TLS cannot be lent; see :mod:`nbdtui.client.bulk_tls`), opened on
+    threads. None when they cannot be opened (the transfer then goes on the event loop),
+    except for a TLS failure, which is raised: certificates are checked here as anywhere."""
+    from nbdtui.client import bulk_tls
+    from nbdtui.errors import TLSError
+
+    endpoint = group.endpoint
+    count = sum(1 for c in group.connections if c.usable)
+    if not count or not bulk_tls.usable(endpoint):
+        return []
+    windows = [c.window for c in group.connections if c.usable]
+    opening = [
+        asyncio.to_thread(
+            bulk_tls.open_side, endpoint, connect_timeout=group.connect_timeout, window=window
+        )
+        for window in windows
+    ]
+    results = await asyncio.gather(*opening, return_exceptions=True)
+    sides = [r for r in results if isinstance(r, bulk_tls.SideConnection)]
+    failures = [r for r in results if isinstance(r, BaseException)]
+    if failures:
+        for side in sides:
+            side.give_back(side.sock)
+        for failure in failures:
+            if isinstance(failure, TLSError):
+                raise failure
+        log.debug(
+            "bulk transfer on %s: no TLS connections of its own (%s)", endpoint.display, failures[0]
+        )
+        return []
+    log.debug("bulk transfer on %s: %d TLS connections of its own", endpoint.display, len(sides))
+    return [(side, side.sock) for side in sides]
+
+
 def _settle(piece: _Piece) -> None:
     if not piece.done.done():
         piece.done.set_result(not piece.failed)
@@ -531,7 +587,11 @@ async def _uncancellable(future: asyncio.Future[_T]) -> None:
             await asyncio.shield(future)
 
 
-def _send(sock: socket.socket, out: list[tuple[bytes, Payload | None]]) -> None:
+def _send(
+    sock: socket.socket,
+    out: list[tuple[bytes, Payload | None]],
+    send_file: Callable[[socket.socket, FileRange], None] = send_file_blocking,
+) -> None:
     """Send request headers, each followed by its WRITE payload if any; headers without
     payload go out together."""
     headers: list[bytes] = []
@@ -542,7 +602,7 @@ def _send(sock: socket.socket, out: list[tuple[bytes, Payload | None]]) -> None:
         sock.sendall(b"".join(headers))
         headers.clear()
         if isinstance(payload, FileRange):
-            send_file_blocking(sock, payload)
+            send_file(sock, payload)
         else:
             sock.sendall(payload)
     if headers:
