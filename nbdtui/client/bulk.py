@@ -40,6 +40,7 @@ import socket
 import struct
 import threading
 import time
+import typing
 from collections.abc import Callable, Generator
 from typing import TYPE_CHECKING, Protocol, TypeVar
 
@@ -534,9 +535,9 @@ def _watch_interval(timeout: float) -> float:
 
 
 def _shutdown(sock: socket.socket) -> None:
-    """End the stream under ``sock`` (its blocked calls return); for a TLS socket, the
-    TCP stream under it (``SSLSocket.shutdown`` would drop the TLS state a thread uses)."""
-    socket.socket.shutdown(sock, socket.SHUT_RDWR)
+    """End the stream under ``sock`` (its blocked calls return; for a
+    :class:`~nbdtui.client.bulk_tls.TlsStream`, the TCP stream under it)."""
+    sock.shutdown(socket.SHUT_RDWR)
 
 
 async def _open_sides(group: ExportGroup) -> list[tuple[SideConnection, socket.socket]]:
@@ -572,7 +573,8 @@ async def _open_sides(group: ExportGroup) -> list[tuple[SideConnection, socket.s
         )
         return []
     log.debug("bulk transfer on %s: %d TLS connections of its own", endpoint.display, len(sides))
-    return [(side, side.sock) for side in sides]
+    # A TlsStream has the methods of a socket that the threads use.
+    return [(side, typing.cast(socket.socket, side.sock)) for side in sides]
 
 
 def _settle(piece: _Piece) -> None:

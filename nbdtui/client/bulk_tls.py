@@ -22,6 +22,7 @@ import os
 import socket
 import ssl
 import time
+from typing import cast
 
 from nbdtui.client.files import pwrite_all
 from nbdtui.client.handshake_faults import locate_error, timed_out
@@ -33,9 +34,18 @@ from nbdtui.proto.client_transmission import ClientTransmission
 from nbdtui.proto.constants import Command
 from nbdtui.uri import Endpoint
 
-__all__ = ["SideConnection", "open_side", "receive_exactly_tls", "receive_into_file", "send_file"]
+__all__ = [
+    "SideConnection",
+    "TlsStream",
+    "open_side",
+    "receive_exactly_tls",
+    "receive_into_file",
+    "send_file",
+]
 
 _CHUNK = 1 << 20  # of a FileRange read or written through user space
+_RECV = 1 << 20  # the most a TlsStream receives per call
+_SEND = 256 * 1024  # the most a TlsStream encrypts per call (the record's copy is that big)
 
 
 def usable(endpoint: Endpoint) -> bool:
@@ -43,12 +53,113 @@ def usable(endpoint: Endpoint) -> bool:
     return endpoint.tls and endpoint.transport in ("tcp", "unix")
 
 
+class TlsStream:
+    """A blocking TLS stream over a plain socket: an :class:`ssl.SSLObject` between
+    memory BIOs, fed by large ``recv_into`` calls (up to 1 MiB).
+
+    An :class:`ssl.SSLSocket` makes two ``recv`` calls per 16 KiB record (its header,
+    then its body); this makes one per MiB or so, and decrypts from memory. The methods
+    are those of a socket that the bulk engine's threads use; each releases the GIL
+    while it decrypts, encrypts or waits."""
+
+    def __init__(
+        self,
+        sock: socket.socket,
+        obj: ssl.SSLObject,
+        incoming: ssl.MemoryBIO,
+        outgoing: ssl.MemoryBIO,
+    ) -> None:
+        self.sock = sock
+        self._obj = obj
+        self._in = incoming
+        self._out = outgoing
+        self._buffer = memoryview(bytearray(_RECV))
+
+    @classmethod
+    def wrap(cls, sock: socket.socket, context: ssl.SSLContext, hostname: str | None) -> TlsStream:
+        """Run the TLS handshake on ``sock``; ssl.SSLError (an OSError) when it fails,
+        ConnectionResetError when the server hangs up."""
+        incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+        obj = context.wrap_bio(incoming, outgoing, server_hostname=hostname)
+        stream = cls(sock, obj, incoming, outgoing)
+        while True:
+            try:
+                obj.do_handshake()
+            except ssl.SSLWantReadError:
+                stream._flush()
+                if not stream._fill():
+                    raise ConnectionResetError("closed during the TLS handshake") from None
+                continue
+            stream._flush()
+            return stream
+
+    def _fill(self) -> bool:
+        """Receive what the socket has (waiting for some); False at its end."""
+        n = self.sock.recv_into(self._buffer)
+        if not n:
+            self._in.write_eof()
+            return False
+        self._in.write(self._buffer[:n])
+        return True
+
+    def _flush(self) -> None:
+        data = self._out.read()
+        if data:
+            self.sock.sendall(data)
+
+    def recv_into(self, view: memoryview, nbytes: int = 0, flags: int = 0) -> int:
+        """Up to ``len(view)`` decrypted bytes into ``view`` (0 at a clean end)."""
+        while True:
+            try:
+                return cast(int, self._obj.read(len(view), view))  # (an int, given a buffer)
+            except ssl.SSLWantReadError:
+                self._flush()  # (a key update may want an answer)
+                if not self._fill():
+                    return cast(
+                        int, self._obj.read(len(view), view)
+                    )  # (an int, given a buffer)  # raises unless close_notify came
+            except ssl.SSLZeroReturnError:
+                return 0
+
+    def recv(self, size: int) -> bytes:
+        buffer = bytearray(size)
+        return bytes(buffer[: self.recv_into(memoryview(buffer))])
+
+    def sendall(self, data: bytes | bytearray | memoryview) -> None:
+        view = memoryview(data).cast("B")
+        for at in range(0, len(view), _SEND):
+            self._obj.write(view[at : at + _SEND])
+            self._flush()
+
+    def close_notify(self) -> None:
+        """Say the TLS stream ends (a TLS close_notify), without waiting for the answer."""
+        with contextlib.suppress(ssl.SSLError):  # SSLWantReadError: the answer
+            self._obj.unwrap()
+        self._flush()
+
+    def settimeout(self, timeout: float | None) -> None:
+        self.sock.settimeout(timeout)
+
+    def setsockopt(self, level: int, option: int, value: int | bytes) -> None:
+        self.sock.setsockopt(level, option, value)
+
+    def shutdown(self, how: int) -> None:
+        """End the TCP stream (a thread blocked in a call returns)."""
+        self.sock.shutdown(how)
+
+    def fileno(self) -> int:
+        return self.sock.fileno()
+
+    def close(self) -> None:
+        self.sock.close()
+
+
 class SideConnection:
     """A TLS connection in the transmission phase, for one transfer thread: what the
     engine's threads use of a :class:`~nbdtui.client.connection.Connection`."""
 
     def __init__(
-        self, endpoint: Endpoint, sock: ssl.SSLSocket, negotiated: Negotiated, window: int
+        self, endpoint: Endpoint, sock: TlsStream, negotiated: Negotiated, window: int
     ) -> None:
         self.endpoint = endpoint
         self.negotiated = negotiated
@@ -79,11 +190,11 @@ class SideConnection:
                     break
         with contextlib.suppress(OSError, NbdError):
             sock.sendall(machine.request(Command.DISC)[1])
+            sock.close_notify()
 
-    def give_back(self, sock: socket.socket, error: NbdError | None = None) -> None:
+    def give_back(self, sock: object, error: NbdError | None = None) -> None:
         """The thread is done (on the loop): close the connection."""
-        with contextlib.suppress(OSError):
-            sock.close()
+        self.sock.close()
 
 
 def open_side(endpoint: Endpoint, *, connect_timeout: float | None, window: int) -> SideConnection:
@@ -100,7 +211,7 @@ def open_side(endpoint: Endpoint, *, connect_timeout: float | None, window: int)
         hostname = None  # no name check and no SNI for an address
     hs = ClientHandshake(export_name=endpoint.export, meta_contexts=(), tls=True)
     deadline = None if connect_timeout is None else time.monotonic() + connect_timeout
-    sock: socket.socket | None = None
+    sock: socket.socket | TlsStream | None = None
     try:
         raw = _open_socket(endpoint, connect_timeout)
         sock = socket.socket(fileno=raw.detach())
@@ -116,8 +227,9 @@ def open_side(endpoint: Endpoint, *, connect_timeout: float | None, window: int)
                 sock.sendall(queued)
             for event in events:
                 if isinstance(event, StartTLS):
+                    assert isinstance(sock, socket.socket)
                     try:
-                        sock = context.wrap_socket(sock, server_hostname=hostname)
+                        sock = TlsStream.wrap(sock, context, hostname)
                     except OSError as exc:
                         raise handshake_error(endpoint, exc) from exc
                     hs.tls_established()
@@ -125,7 +237,7 @@ def open_side(endpoint: Endpoint, *, connect_timeout: float | None, window: int)
                     if queued:
                         sock.sendall(queued)
                 elif isinstance(event, Negotiated):
-                    if hs.trailing_data or not isinstance(sock, ssl.SSLSocket):
+                    if hs.trailing_data or not isinstance(sock, TlsStream):
                         raise ConnectionLostError("unexpected data after the handshake")
                     sock.settimeout(None)
                     side = SideConnection(endpoint, sock, event, window)
