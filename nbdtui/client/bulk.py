@@ -21,15 +21,16 @@ reach user space); WRITE payload from a :class:`FileRange` goes from the page ca
 the socket (sendfile); see :mod:`nbdtui.client.files`.
 
 Only plain TCP and Unix streams are lent. asyncio's TLS state cannot be handed to a
-thread: over TLS the engine opens blocking TLS connections of its own, one per connection
-of the group, with the same certificate checks (:mod:`nbdtui.client.bulk_tls`); READ
-payload is then decrypted into the caller's buffer, a record at a time. SSH streams are
-not lent: when there is nothing to lend, the engine works on the event loop (:attr:`BulkEngine.threaded` is False), with the
-same methods. Whatever goes wrong on a thread (a server error, a lost connection, a
-timeout), what failed is done again the usual way (:meth:`Export.read_into`,
-:meth:`Export.write`) after every connection was given back: the errors, retries and
-reconnects are then exactly those of any request. A write counts as done only once the
-server acknowledged it. The group counts the transfers that went the event-loop way
+thread: over TLS the engine opens blocking TLS connections of its own, one per
+connection of the group, with the same certificate checks
+(:mod:`nbdtui.client.bulk_tls`); READ payload is then decrypted into the caller's
+buffer, a record at a time. SSH streams are not lent: when there is nothing to lend, the
+engine works on the event loop (:attr:`BulkEngine.threaded` is False), with the same
+methods. Whatever goes wrong on a thread (a server error, a lost connection, a timeout),
+what failed is done again the usual way (:meth:`Export.read_into`, :meth:`Export.write`)
+after every connection was given back: the errors, retries and reconnects are then
+exactly those of any request. A write counts as done only once the server acknowledged
+it. The group counts the transfers that went the event-loop way
 (``PooledConnectionStats.bulk_fallbacks``).
 """
 
