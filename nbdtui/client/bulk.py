@@ -552,18 +552,26 @@ async def _open_sides(group: ExportGroup) -> list[tuple[SideConnection, socket.s
     from nbdtui.client import bulk_tls
     from nbdtui.errors import TLSError
 
-    endpoint = group.endpoint
-    count = sum(1 for c in group.connections if c.usable)
-    if not count or not bulk_tls.usable(endpoint):
-        return []
+    endpoint, options = group.endpoint, group.options
     windows = [c.window for c in group.connections if c.usable]
-    opening = [
-        asyncio.to_thread(
-            bulk_tls.open_side, endpoint, connect_timeout=group.connect_timeout, window=window
-        )
-        for window in windows
-    ]
-    results = await asyncio.gather(*opening, return_exceptions=True)
+    if not windows or not bulk_tls.usable(endpoint):
+        return []
+    if options.opener is not None or options.start_tls is not None:
+        return []  # connected or upgraded some other way: only the group knows how
+    opening = asyncio.gather(
+        *(
+            asyncio.to_thread(
+                bulk_tls.open_side, endpoint, connect_timeout=group.connect_timeout, window=w
+            )
+            for w in windows
+        ),
+        return_exceptions=True,
+    )
+    try:
+        results = await asyncio.shield(opening)
+    except asyncio.CancelledError:  # the threads go on: close what they open
+        opening.add_done_callback(_close_sides)
+        raise
     sides = [r for r in results if isinstance(r, bulk_tls.SideConnection)]
     failures = [r for r in results if isinstance(r, BaseException)]
     if failures:
@@ -579,6 +587,16 @@ async def _open_sides(group: ExportGroup) -> list[tuple[SideConnection, socket.s
     log.debug("bulk transfer on %s: %d TLS connections of its own", endpoint.display, len(sides))
     # A TlsStream has the methods of a socket that the threads use.
     return [(side, typing.cast(socket.socket, side.sock)) for side in sides]
+
+
+def _close_sides(opening: asyncio.Future[list[SideConnection | BaseException]]) -> None:
+    """Close the side connections opened for a transfer given up meanwhile."""
+    from nbdtui.client.bulk_tls import SideConnection
+
+    if not opening.cancelled():
+        for side in opening.result():
+            if isinstance(side, SideConnection):
+                side.give_back(side.sock)
 
 
 def _settle(piece: _Piece) -> None:
