@@ -149,6 +149,8 @@ class BulkEngine:
         self._ended: list[asyncio.Future[None]] = []
         self._threads: list[threading.Thread] = []
         self._socks = [sock for _, sock in lent]
+        # A connection of the engine's own (TLS) whose FLUSH of its writes failed.
+        self._unflushed: NbdError | None = None
         timeout = export.timeout
         # The watchdog (with a timeout): each thread's oldest request in flight, by the
         # time it went out (None: nothing in flight), and whether it was found too old.
@@ -286,7 +288,8 @@ class BulkEngine:
 
     async def close(self) -> None:
         """Stop the threads once the replies to what they sent are in, and give every
-        connection back. Requests queued and not sent yet are done the usual way."""
+        connection back. Requests queued and not sent yet are done the usual way. Raises
+        NbdError when a TLS connection of the engine's own could not flush its writes."""
         if self._closing is None:
             self._closing = self._loop.create_task(self._close())
         try:
@@ -294,6 +297,9 @@ class BulkEngine:
         except asyncio.CancelledError:
             await _uncancellable(self._closing)
             raise
+        if self._unflushed is not None:
+            error, self._unflushed = self._unflushed, None
+            raise error
 
     def _check_ages(self) -> None:
         """The watchdog: a thread whose oldest request has waited ``timeout`` has its
@@ -357,7 +363,14 @@ class BulkEngine:
         try:
             self._drive(conn, sock, index, acked)
             if not isinstance(conn, Connection):
-                conn.finish()  # FLUSH what it wrote, and NBD_CMD_DISC
+                try:
+                    conn.finish()  # FLUSH what it wrote, and NBD_CMD_DISC
+                except (OSError, EOFError, NbdError) as exc:
+                    # Written and acknowledged, but maybe not stable: close() says so.
+                    self._unflushed = NbdError(
+                        f"flushing the writes on {conn.endpoint.display} failed: "
+                        f"{exc or type(exc).__name__}"
+                    )
         except ProtocolError as exc:
             error = located(exc, conn.endpoint)
         except NbdError as exc:  # a timeout; the file of a FileRange shrank

@@ -18,6 +18,7 @@ Handshake failures raise what the asyncio driver raises, with the same messages.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import socket
 import ssl
@@ -184,9 +185,8 @@ class SideConnection:
                 done = [e for e in machine.receive_data(data) if isinstance(e, RequestDone)]
                 if done:
                     if done[0].error:
-                        raise ConnectionLostError(
-                            f"FLUSH failed on {self.endpoint.display}: error {done[0].error}"
-                        )
+                        code = done[0].error
+                        raise NbdError(f"the server answered {errno.errorcode.get(code, code)}")
                     break
         with contextlib.suppress(OSError, NbdError):
             sock.sendall(machine.request(Command.DISC)[1])
