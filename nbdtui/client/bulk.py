@@ -45,6 +45,7 @@ import struct
 import threading
 import time
 import typing
+import weakref
 from collections.abc import Callable, Generator
 from typing import TYPE_CHECKING, Protocol, TypeVar
 
@@ -63,6 +64,10 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("nbdtui.client.bulk")
 
+# How long the engine waits for a TLS connection of its own (see _open_sides), at most.
+SIDE_TIMEOUT = 3.0
+# The groups whose server would not take the engine's own TLS connections.
+_NO_SIDES: weakref.WeakSet[ExportGroup] = weakref.WeakSet()
 HEADER_PEEK = 28  # a structured chunk header and its data offset; see connection.py
 _READ, _WRITE = int(Command.READ), int(Command.WRITE)
 _T = TypeVar("_T")
@@ -567,15 +572,18 @@ async def _open_sides(group: ExportGroup) -> list[tuple[SideConnection, socket.s
 
     endpoint, options = group.endpoint, group.options
     windows = [c.window for c in group.connections if c.usable]
-    if not windows or not bulk_tls.usable(endpoint):
+    if len(windows) < 2 or not bulk_tls.usable(endpoint) or group in _NO_SIDES:
+        # One connection: the server may take no other (qemu-nbd's default --shared=1
+        # accepts the TCP connection and says nothing), and one thread gains nothing
+        # over the event loop.
         return []
     if options.opener is not None or options.start_tls is not None:
         return []  # connected or upgraded some other way: only the group knows how
+    timeout = group.connect_timeout
+    timeout = SIDE_TIMEOUT if timeout is None else min(timeout, SIDE_TIMEOUT)
     opening = asyncio.gather(
         *(
-            asyncio.to_thread(
-                bulk_tls.open_side, endpoint, connect_timeout=group.connect_timeout, window=w
-            )
+            asyncio.to_thread(bulk_tls.open_side, endpoint, connect_timeout=timeout, window=w)
             for w in windows
         ),
         return_exceptions=True,
@@ -593,6 +601,7 @@ async def _open_sides(group: ExportGroup) -> list[tuple[SideConnection, socket.s
         for failure in failures:
             if isinstance(failure, TLSError):
                 raise failure
+        _NO_SIDES.add(group)  # (a server that takes no more connections: not again)
         log.debug(
             "bulk transfer on %s: no TLS connections of its own (%s)", endpoint.display, failures[0]
         )

@@ -122,3 +122,19 @@ async def test_timeout_bounds_a_bulk_read_over_tls(nbdkit, tls_certs, tmp_path):
     run = await asyncio.to_thread(nbdtui_measured, *args, timeout=90)
     assert_one_line_error(run, 1, "timed out after 2 s")
     assert run.seconds < 20, run.seconds
+
+
+async def test_a_server_taking_no_more_connections_keeps_the_event_loop(nbdkit, tls_certs):
+    """nbdkit's limit filter lets in the 4 connections of the export and no more: the
+    engine's own TLS connections are refused, the transfer goes on the event loop (byte
+    exact), and the next transfer does not try again."""
+    server = nbdkit("pattern", "16M", filters=("limit",), extra_options=("limit=4",), tls=tls_certs)
+    async with nbdtui.open(server.tls_uri_for(), pool=Pool()) as export:
+        for transfer in (1, 2):
+            async with export.bulk() as engine:
+                assert len(export._group.connections) == 4  # (opened by bulk())
+                assert not engine.threaded
+                buf = bytearray(4 * MiB)
+                await engine.read_into(12 * MiB, memoryview(buf))
+            assert buf == b"".join(i.to_bytes(8, "big") for i in range(12 * MiB, 16 * MiB, 8))
+            assert {s.bulk_fallbacks for s in export.connection_stats()} == {transfer}
