@@ -84,6 +84,8 @@ async def test_the_bulk_connections_verify_the_certificate(nbdkit, tls_certs, tm
     uri = f"nbds://127.0.0.1:{server.port}/?tls-certificates={certs}"
     async with nbdtui.open(uri, pool=Pool()) as export:
         assert export.negotiated.tls_verified
+        async with export.bulk() as engine:  # opens the export's 4 connections
+            assert engine.threaded and len(export._group.connections) == 4
         shutil.copy(tls_certs.wrong_ca_dir / "ca-cert.pem", certs / "ca-cert.pem")
         with pytest.raises(TLSError) as caught:
             await export.bulk()
