@@ -20,13 +20,17 @@ destination, from the socket through a pipe into the file (splice: the bytes nev
 reach user space); WRITE payload from a :class:`FileRange` goes from the page cache to
 the socket (sendfile); see :mod:`nbdtui.client.files`.
 
-Only plain TCP and Unix streams are lent (not TLS, not SSH): when there is none to lend,
-the engine works on the event loop (:attr:`BulkEngine.threaded` is False), with the
-same methods. Whatever goes wrong on a thread (a server error, a lost connection, a
-timeout), what failed is done again the usual way (:meth:`Export.read_into`,
-:meth:`Export.write`) after every connection was given back: the errors, retries and
-reconnects are then exactly those of any request. A write counts as done only once the
-server acknowledged it. The group counts the transfers that went the event-loop way
+Only plain TCP and Unix streams are lent. asyncio's TLS state cannot be handed to a
+thread: over TLS the engine opens blocking TLS connections of its own, one per
+connection of the group, with the same certificate checks
+(:mod:`nbdtui.client.bulk_tls`); READ payload is then decrypted into the caller's
+buffer, a record at a time. SSH streams are not lent: when there is nothing to lend, the
+engine works on the event loop (:attr:`BulkEngine.threaded` is False), with the same
+methods. Whatever goes wrong on a thread (a server error, a lost connection, a timeout),
+what failed is done again the usual way (:meth:`Export.read_into`, :meth:`Export.write`)
+after every connection was given back: the errors, retries and reconnects are then
+exactly those of any request. A write counts as done only once the server acknowledged
+it. The group counts the transfers that went the event-loop way
 (``PooledConnectionStats.bulk_fallbacks``).
 """
 
@@ -40,8 +44,10 @@ import socket
 import struct
 import threading
 import time
+import typing
+import weakref
 from collections.abc import Callable, Generator
-from typing import Protocol, TypeVar
+from typing import TYPE_CHECKING, Protocol, TypeVar
 
 from nbdtui.client.connection import CLOSE_TIMEOUT, Connection
 from nbdtui.client.files import IntoFile, pwrite_all, receive_exactly, send_file_blocking
@@ -53,8 +59,15 @@ from nbdtui.errors import ConnectionLostError, NbdError, ProtocolError, RequestT
 from nbdtui.proto.client_events import BlockStatus, RequestDone
 from nbdtui.proto.constants import Command, CommandFlag
 
+if TYPE_CHECKING:
+    from nbdtui.client.bulk_tls import SideConnection
+
 log = logging.getLogger("nbdtui.client.bulk")
 
+# How long the engine waits for a TLS connection of its own (see _open_sides), at most.
+SIDE_TIMEOUT = 3.0
+# The groups whose server would not take the engine's own TLS connections.
+_NO_SIDES: weakref.WeakSet[ExportGroup] = weakref.WeakSet()
 HEADER_PEEK = 28  # a structured chunk header and its data offset; see connection.py
 _READ, _WRITE = int(Command.READ), int(Command.WRITE)
 _T = TypeVar("_T")
@@ -122,7 +135,7 @@ class BulkEngine:
         self,
         export: UsualPath,
         group: ExportGroup,
-        lent: list[tuple[Connection, socket.socket]],
+        lent: list[tuple[Connection | SideConnection, socket.socket]],
     ) -> None:
         self._export = export
         self._group = group
@@ -141,6 +154,8 @@ class BulkEngine:
         self._ended: list[asyncio.Future[None]] = []
         self._threads: list[threading.Thread] = []
         self._socks = [sock for _, sock in lent]
+        # A connection of the engine's own (TLS) whose FLUSH of its writes failed.
+        self._unflushed: NbdError | None = None
         timeout = export.timeout
         # The watchdog (with a timeout): each thread's oldest request in flight, by the
         # time it went out (None: nothing in flight), and whether it was found too old.
@@ -174,17 +189,19 @@ class BulkEngine:
         transfer threads. With none lent (TLS, SSH, or all busy), the engine works on
         the event loop."""
         await group.open_all()
-        lent: list[tuple[Connection, socket.socket]] = []
+        lent: list[tuple[Connection | SideConnection, socket.socket]] = []
         try:
             for conn in [c for c in group.connections if c.usable]:
                 sock = await conn.lend()
                 if sock is not None:
                     lent.append((conn, sock))
         except BaseException:  # cancelled: nothing may stay lent
-            for conn, sock in lent:
-                conn.give_back(sock)
+            for lender, sock in lent:
+                lender.give_back(sock)
             raise
         where = group.endpoint.display
+        if not lent and group.endpoint.tls:
+            lent.extend(await _open_sides(group))
         if lent:
             log.debug("bulk transfer on %s: %d threads", where, len(lent))
         else:
@@ -276,7 +293,8 @@ class BulkEngine:
 
     async def close(self) -> None:
         """Stop the threads once the replies to what they sent are in, and give every
-        connection back. Requests queued and not sent yet are done the usual way."""
+        connection back. Requests queued and not sent yet are done the usual way. Raises
+        NbdError when a TLS connection of the engine's own could not flush its writes."""
         if self._closing is None:
             self._closing = self._loop.create_task(self._close())
         try:
@@ -284,6 +302,9 @@ class BulkEngine:
         except asyncio.CancelledError:
             await _uncancellable(self._closing)
             raise
+        if self._unflushed is not None:
+            error, self._unflushed = self._unflushed, None
+            raise error
 
     def _check_ages(self) -> None:
         """The watchdog: a thread whose oldest request has waited ``timeout`` has its
@@ -301,7 +322,7 @@ class BulkEngine:
             if since is not None and now - since >= timeout:
                 self._expired[index] = True
                 with contextlib.suppress(OSError):  # given back (closed) meanwhile
-                    self._socks[index].shutdown(socket.SHUT_RDWR)
+                    _shutdown(self._socks[index])
         if all(f.done() for f in self._ended):
             self._watch = None
         else:
@@ -324,7 +345,7 @@ class BulkEngine:
             # blocked in recv or send returns), as Connection.close does.
             for sock in self._socks:
                 with contextlib.suppress(OSError):  # given back (closed) meanwhile
-                    sock.shutdown(socket.SHUT_RDWR)
+                    _shutdown(sock)
             await asyncio.gather(*self._ended)
         for thread in self._threads:
             thread.join()  # returning: its last act was to report it ended
@@ -336,7 +357,7 @@ class BulkEngine:
 
     def _run(
         self,
-        conn: Connection,
+        conn: Connection | SideConnection,
         sock: socket.socket,
         index: int,
         ended: asyncio.Future[None],
@@ -346,6 +367,15 @@ class BulkEngine:
         acked: list[int] = [0]  # writes the server acknowledged
         try:
             self._drive(conn, sock, index, acked)
+            if not isinstance(conn, Connection):
+                try:
+                    conn.finish()  # FLUSH what it wrote, and NBD_CMD_DISC
+                except (OSError, EOFError, NbdError) as exc:
+                    # Written and acknowledged, but maybe not stable: close() says so.
+                    self._unflushed = NbdError(
+                        f"flushing the writes on {conn.endpoint.display} failed: "
+                        f"{exc or type(exc).__name__}"
+                    )
         except ProtocolError as exc:
             error = located(exc, conn.endpoint)
         except NbdError as exc:  # a timeout; the file of a FileRange shrank
@@ -366,7 +396,7 @@ class BulkEngine:
 
     def _ended_on_loop(
         self,
-        conn: Connection,
+        conn: Connection | SideConnection,
         sock: socket.socket,
         index: int,
         error: NbdError | None,
@@ -379,19 +409,19 @@ class BulkEngine:
             error = ConnectionLostError(
                 f"connection to {conn.endpoint.display} ended by the request timeout"
             )
-        if acked:
+        if acked and isinstance(conn, Connection):  # (a side connection flushed its own)
             group.recovery.succeeded(conn, _WRITE, acked)
         if error is not None:
             log.debug("bulk transfer thread on %s failed: %s", conn.endpoint.display, error)
         conn.give_back(sock, error)
-        if isinstance(error, RequestTimeoutError):
+        if isinstance(error, RequestTimeoutError) and isinstance(conn, Connection):
             # as when the watchdog finds a request too old: a new connection is opened
             group.abort_connection(conn, str(error))
         ended.set_result(None)
 
     def _drive(
         self,
-        conn: Connection,
+        conn: Connection | SideConnection,
         sock: socket.socket,
         index: int,
         acked: list[int],
@@ -411,6 +441,13 @@ class BulkEngine:
         peek = memoryview(bytearray(HEADER_PEEK))
         into_file = IntoFile()
         finished = self._finished
+        receive, send_file = receive_exactly, send_file_blocking
+        receive_into_file = into_file.receive
+        if not isinstance(conn, Connection):  # TLS: no MSG_WAITALL, splice or sendfile
+            from nbdtui.client.bulk_tls import receive_exactly_tls, receive_into_file
+            from nbdtui.client.bulk_tls import send_file as send_file_tls
+
+            receive, send_file = receive_exactly_tls, send_file_tls
 
         def done(ev: RequestDone) -> None:
             nonlocal reads
@@ -461,7 +498,7 @@ class BulkEngine:
                 if out:
                     if watched and oldest[index] is None:
                         oldest[index] = next(iter(sent.values())).sent_at
-                    _send(sock, out)
+                    _send(sock, out, send_file)
                     conn.requests += len(out)
                 target = machine.read_target()
                 if target is None:
@@ -474,10 +511,10 @@ class BulkEngine:
                     at = target.offset - job.offset
                     dest = job.dest
                     if isinstance(dest, FileRange):
-                        into_file.receive(sock, dest, at, target.length)
+                        receive_into_file(sock, dest, at, target.length)
                     else:
                         assert dest is not None  # (every READ on a thread has one)
-                        receive_exactly(sock, dest[at : at + target.length])
+                        receive(sock, dest[at : at + target.length])
                     events = machine.payload_received(target.length)
                 conn.bytes_read += deliver(events, sent, done)
                 if watched and events:
@@ -519,6 +556,71 @@ def _watch_interval(timeout: float) -> float:
     return min(max(timeout / 4, 0.05), 1.0)
 
 
+def _shutdown(sock: socket.socket) -> None:
+    """End the stream under ``sock`` (its blocked calls return; for a
+    :class:`~nbdtui.client.bulk_tls.TlsStream`, the TCP stream under it)."""
+    sock.shutdown(socket.SHUT_RDWR)
+
+
+async def _open_sides(group: ExportGroup) -> list[tuple[SideConnection, socket.socket]]:
+    """TLS connections of the engine's own, one per usable connection of ``group``
+    (asyncio's TLS cannot be lent; see :mod:`nbdtui.client.bulk_tls`), opened on
+    threads. None when they cannot be opened (the transfer then goes on the event loop),
+    except for a TLS failure, which is raised: certificates are checked here as anywhere."""
+    from nbdtui.client import bulk_tls
+    from nbdtui.errors import TLSError
+
+    endpoint, options = group.endpoint, group.options
+    windows = [c.window for c in group.connections if c.usable]
+    if len(windows) < 2 or not bulk_tls.usable(endpoint) or group in _NO_SIDES:
+        # One connection: the server may take no other (qemu-nbd's default --shared=1
+        # accepts the TCP connection and says nothing), and one thread gains nothing
+        # over the event loop.
+        return []
+    if options.opener is not None or options.start_tls is not None:
+        return []  # connected or upgraded some other way: only the group knows how
+    timeout = group.connect_timeout
+    timeout = SIDE_TIMEOUT if timeout is None else min(timeout, SIDE_TIMEOUT)
+    opening = asyncio.gather(
+        *(
+            asyncio.to_thread(bulk_tls.open_side, endpoint, connect_timeout=timeout, window=w)
+            for w in windows
+        ),
+        return_exceptions=True,
+    )
+    try:
+        results = await asyncio.shield(opening)
+    except asyncio.CancelledError:  # the threads go on: close what they open
+        opening.add_done_callback(_close_sides)
+        raise
+    sides = [r for r in results if isinstance(r, bulk_tls.SideConnection)]
+    failures = [r for r in results if isinstance(r, BaseException)]
+    if failures:
+        for side in sides:
+            side.give_back(side.sock)
+        for failure in failures:
+            if isinstance(failure, TLSError):
+                raise failure
+        _NO_SIDES.add(group)  # (a server that takes no more connections: not again)
+        log.debug(
+            "bulk transfer on %s: no TLS connections of its own (%s)", endpoint.display, failures[0]
+        )
+        return []
+    log.debug("bulk transfer on %s: %d TLS connections of its own", endpoint.display, len(sides))
+    # A TlsStream has the methods of a socket that the threads use.
+    return [(side, typing.cast(socket.socket, side.sock)) for side in sides]
+
+
+def _close_sides(opening: asyncio.Future[list[SideConnection | BaseException]]) -> None:
+    """Close the side connections opened for a transfer given up meanwhile."""
+    from nbdtui.client.bulk_tls import SideConnection
+
+    if not opening.cancelled():
+        for side in opening.result():
+            if isinstance(side, SideConnection):
+                side.give_back(side.sock)
+
+
 def _settle(piece: _Piece) -> None:
     if not piece.done.done():
         piece.done.set_result(not piece.failed)
@@ -531,7 +633,11 @@ async def _uncancellable(future: asyncio.Future[_T]) -> None:
             await asyncio.shield(future)
 
 
-def _send(sock: socket.socket, out: list[tuple[bytes, Payload | None]]) -> None:
+def _send(
+    sock: socket.socket,
+    out: list[tuple[bytes, Payload | None]],
+    send_file: Callable[[socket.socket, FileRange], None] = send_file_blocking,
+) -> None:
     """Send request headers, each followed by its WRITE payload if any; headers without
     payload go out together."""
     headers: list[bytes] = []
@@ -542,7 +648,7 @@ def _send(sock: socket.socket, out: list[tuple[bytes, Payload | None]]) -> None:
         sock.sendall(b"".join(headers))
         headers.clear()
         if isinstance(payload, FileRange):
-            send_file_blocking(sock, payload)
+            send_file(sock, payload)
         else:
             sock.sendall(payload)
     if headers:

@@ -166,14 +166,21 @@ async def test_lent_reads_into_a_file_match_nbdcopy(
     assert got[length:] == b"\xff" * (40 * MiB - length)  # nothing written past it
 
 
-async def test_tls_streams_are_not_lent(nbdkit, tls_certs):
+async def test_tls_goes_on_threads_over_connections_of_its_own(nbdkit, tls_certs):
+    """asyncio's TLS streams are not lent: the engine opens blocking TLS connections of
+    its own (nbdtui.client.bulk_tls), one per connection, and closes them at the end."""
     server = nbdkit("pattern", "16M", tls=tls_certs)
     async with nbdtui.open(server.tls_uri_for(), pool=Pool()) as export:
         engine = await export.bulk()
-        assert not engine.threaded  # nothing lent: the engine uses the event loop
+        assert engine.threaded and io_threads() == len(export._group.connections) == 4
+        assert not any(s.state == "lent" for s in export.connection_stats())
+        buf = bytearray(16 * MiB - 8)
+        await engine.read_into(8, memoryview(buf))
         await engine.close()
-        assert {s.bulk_fallbacks for s in export.connection_stats()} == {1}
-        await check_given_back(export)
+        assert io_threads() == 0
+        assert buf == pattern(8, len(buf))
+        assert {s.bulk_fallbacks for s in export.connection_stats()} == {0}
+        await check_given_back(export, pattern(16 * MiB - 3, 3))
 
 
 async def test_stream_read_of_many_pieces_is_lent_and_matches_nbdcopy(nbdkit):

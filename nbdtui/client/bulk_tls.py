@@ -1,0 +1,302 @@
+"""Blocking TLS connections for the bulk engine (:mod:`nbdtui.client.bulk`).
+
+asyncio's TLS state cannot be handed to a blocking :class:`ssl.SSLSocket`, so a TLS
+connection of a group cannot be lent to a thread as a plain one is. Instead the engine
+opens connections of its own for the transfer: :func:`open_side` connects with a
+blocking socket, drives :class:`~nbdtui.proto.client_handshake.ClientHandshake`
+synchronously, wraps the socket with the same :class:`ssl.SSLContext` as the event
+loop's connections (:func:`~nbdtui.client.transport.tls.context_for`: the same CA, client
+certificate, host name check), and returns a :class:`SideConnection` that a transfer
+thread drives like a lent one. A blocking ``ssl`` socket releases the GIL while it
+encrypts and decrypts, so several threads use several cores.
+
+A side connection lives for one bulk transfer: :meth:`SideConnection.finish` (on its
+thread) flushes what it wrote, when the export takes FLUSH, and says NBD_CMD_DISC.
+Handshake failures raise what the asyncio driver raises, with the same messages.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import socket
+import ssl
+import time
+from typing import cast
+
+from nbdtui.client.files import pwrite_all
+from nbdtui.client.handshake_faults import locate_error, timed_out
+from nbdtui.client.request import FileRange, short_file_error
+from nbdtui.errors import ConnectError, ConnectionLostError, NbdError
+from nbdtui.proto.client_events import Negotiated, RequestDone, StartTLS
+from nbdtui.proto.client_handshake import ClientHandshake
+from nbdtui.proto.client_transmission import ClientTransmission
+from nbdtui.proto.constants import Command
+from nbdtui.uri import Endpoint
+
+__all__ = [
+    "SideConnection",
+    "TlsStream",
+    "open_side",
+    "receive_exactly_tls",
+    "receive_into_file",
+    "send_file",
+]
+
+_CHUNK = 1 << 20  # of a FileRange read or written through user space
+_RECV = 1 << 20  # the most a TlsStream receives per call
+_SEND = 256 * 1024  # the most a TlsStream encrypts per call (the record's copy is that big)
+
+
+def usable(endpoint: Endpoint) -> bool:
+    """Whether :func:`open_side` can reach ``endpoint`` (TLS over TCP or a Unix socket)."""
+    return endpoint.tls and endpoint.transport in ("tcp", "unix")
+
+
+class TlsStream:
+    """A blocking TLS stream over a plain socket: an :class:`ssl.SSLObject` between
+    memory BIOs, fed by large ``recv_into`` calls (up to 1 MiB).
+
+    An :class:`ssl.SSLSocket` makes two ``recv`` calls per 16 KiB record (its header,
+    then its body); this makes one per MiB or so, and decrypts from memory. The methods
+    are those of a socket that the bulk engine's threads use; each releases the GIL
+    while it decrypts, encrypts or waits."""
+
+    def __init__(
+        self,
+        sock: socket.socket,
+        obj: ssl.SSLObject,
+        incoming: ssl.MemoryBIO,
+        outgoing: ssl.MemoryBIO,
+    ) -> None:
+        self.sock = sock
+        self._obj = obj
+        self._in = incoming
+        self._out = outgoing
+        self._buffer = memoryview(bytearray(_RECV))
+
+    @classmethod
+    def wrap(cls, sock: socket.socket, context: ssl.SSLContext, hostname: str | None) -> TlsStream:
+        """Run the TLS handshake on ``sock``; ssl.SSLError (an OSError) when it fails,
+        ConnectionResetError when the server hangs up."""
+        incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+        obj = context.wrap_bio(incoming, outgoing, server_hostname=hostname)
+        stream = cls(sock, obj, incoming, outgoing)
+        while True:
+            try:
+                obj.do_handshake()
+            except ssl.SSLWantReadError:
+                stream._flush()
+                if not stream._fill():
+                    raise ConnectionResetError("closed during the TLS handshake") from None
+                continue
+            stream._flush()
+            return stream
+
+    def _fill(self) -> bool:
+        """Receive what the socket has (waiting for some); False at its end."""
+        n = self.sock.recv_into(self._buffer)
+        if not n:
+            self._in.write_eof()
+            return False
+        self._in.write(self._buffer[:n])
+        return True
+
+    def _flush(self) -> None:
+        data = self._out.read()
+        if data:
+            self.sock.sendall(data)
+
+    def recv_into(self, view: memoryview, nbytes: int = 0, flags: int = 0) -> int:
+        """Up to ``len(view)`` decrypted bytes into ``view`` (0 at a clean end)."""
+        while True:
+            try:
+                return cast(int, self._obj.read(len(view), view))  # (an int, given a buffer)
+            except ssl.SSLWantReadError:
+                self._flush()  # (a key update may want an answer)
+                if not self._fill():
+                    return cast(
+                        int, self._obj.read(len(view), view)
+                    )  # (an int, given a buffer)  # raises unless close_notify came
+            except ssl.SSLZeroReturnError:
+                return 0
+
+    def recv(self, size: int) -> bytes:
+        buffer = bytearray(size)
+        return bytes(buffer[: self.recv_into(memoryview(buffer))])
+
+    def sendall(self, data: bytes | bytearray | memoryview) -> None:
+        view = memoryview(data).cast("B")
+        for at in range(0, len(view), _SEND):
+            self._obj.write(view[at : at + _SEND])
+            self._flush()
+
+    def close_notify(self) -> None:
+        """Say the TLS stream ends (a TLS close_notify), without waiting for the answer."""
+        with contextlib.suppress(ssl.SSLError):  # SSLWantReadError: the answer
+            self._obj.unwrap()
+        self._flush()
+
+    def settimeout(self, timeout: float | None) -> None:
+        self.sock.settimeout(timeout)
+
+    def setsockopt(self, level: int, option: int, value: int | bytes) -> None:
+        self.sock.setsockopt(level, option, value)
+
+    def shutdown(self, how: int) -> None:
+        """End the TCP stream (a thread blocked in a call returns)."""
+        self.sock.shutdown(how)
+
+    def fileno(self) -> int:
+        return self.sock.fileno()
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+class SideConnection:
+    """A TLS connection in the transmission phase, for one transfer thread: what the
+    engine's threads use of a :class:`~nbdtui.client.connection.Connection`."""
+
+    def __init__(
+        self, endpoint: Endpoint, sock: TlsStream, negotiated: Negotiated, window: int
+    ) -> None:
+        self.endpoint = endpoint
+        self.negotiated = negotiated
+        self.sock = sock
+        self.machine = ClientTransmission(structured=negotiated.structured)
+        self.window = window
+        self.requests = 0
+        self.errors = 0
+        self.bytes_read = 0
+        self.bytes_written = 0
+
+    def finish(self) -> None:
+        """On the thread, nothing in flight: FLUSH what was written (if the export
+        takes FLUSH), then NBD_CMD_DISC. Raises on a failed flush."""
+        machine, sock = self.machine, self.sock
+        if self.bytes_written and self.negotiated.info.can_flush:
+            sock.sendall(machine.request(Command.FLUSH)[1])
+            while True:
+                data = sock.recv(4096)
+                if not data:
+                    raise EOFError
+                done = [e for e in machine.receive_data(data) if isinstance(e, RequestDone)]
+                if done:
+                    if done[0].error:
+                        code = done[0].error
+                        raise NbdError(f"the server answered {errno.errorcode.get(code, code)}")
+                    break
+        with contextlib.suppress(OSError, NbdError):
+            sock.sendall(machine.request(Command.DISC)[1])
+            sock.close_notify()
+
+    def give_back(self, sock: object, error: NbdError | None = None) -> None:
+        """The thread is done (on the loop): close the connection."""
+        self.sock.close()
+
+
+def open_side(endpoint: Endpoint, *, connect_timeout: float | None, window: int) -> SideConnection:
+    """Connect to ``endpoint``, upgrade to TLS and negotiate its export, with blocking
+    calls, the whole bounded by ``connect_timeout``."""
+    from nbdtui.client.oneshot import _open_socket
+    from nbdtui.client.transport.openers import connect_error
+    from nbdtui.client.transport.tls import context_for, handshake_error, settings_for
+
+    settings = settings_for(endpoint)
+    context = context_for(settings)
+    hostname = settings.hostname
+    if hostname is not None and not context.check_hostname and _is_ip(hostname):
+        hostname = None  # no name check and no SNI for an address
+    hs = ClientHandshake(export_name=endpoint.export, meta_contexts=(), tls=True)
+    deadline = None if connect_timeout is None else time.monotonic() + connect_timeout
+    sock: socket.socket | TlsStream | None = None
+    try:
+        raw = _open_socket(endpoint, connect_timeout)
+        sock = socket.socket(fileno=raw.detach())
+        while True:
+            if deadline is not None:
+                sock.settimeout(max(deadline - time.monotonic(), 1e-3))
+            data = sock.recv(65536)
+            if not data:
+                raise hs.eof_error() or ConnectionLostError("server closed the connection")
+            events = hs.receive_data(data)
+            queued = hs.data_to_send()
+            if queued:
+                sock.sendall(queued)
+            for event in events:
+                if isinstance(event, StartTLS):
+                    assert isinstance(sock, socket.socket)
+                    try:
+                        sock = TlsStream.wrap(sock, context, hostname)
+                    except OSError as exc:
+                        raise handshake_error(endpoint, exc) from exc
+                    hs.tls_established()
+                    queued = hs.data_to_send()
+                    if queued:
+                        sock.sendall(queued)
+                elif isinstance(event, Negotiated):
+                    if hs.trailing_data or not isinstance(sock, TlsStream):
+                        raise ConnectionLostError("unexpected data after the handshake")
+                    sock.settimeout(None)
+                    side = SideConnection(endpoint, sock, event, window)
+                    sock = None
+                    return side
+    except TimeoutError:
+        raise ConnectError(timed_out(endpoint, hs, connect_timeout)) from None
+    except NbdError as exc:
+        raise locate_error(exc, endpoint) from exc.__cause__
+    except OSError as exc:
+        raise connect_error(endpoint, exc) from exc
+    finally:
+        if sock is not None:
+            sock.close()
+
+
+def _is_ip(name: str) -> bool:
+    import ipaddress
+
+    try:
+        ipaddress.ip_address(name)
+    except ValueError:
+        return False
+    return True
+
+
+def receive_exactly_tls(sock: socket.socket, view: memoryview) -> None:
+    """Fill ``view`` from a blocking TLS socket (a record at a time: no MSG_WAITALL)."""
+    got, n = 0, len(view)
+    while got < n:
+        k = sock.recv_into(view[got:])
+        if not k:
+            raise EOFError
+        got += k
+
+
+def receive_into_file(sock: socket.socket, dest: FileRange, at: int, length: int) -> None:
+    """READ payload from a TLS socket into ``dest`` (at ``at`` in the range), through a
+    buffer (splice would move the encrypted bytes)."""
+    buffer = memoryview(bytearray(min(length, _CHUNK)))
+    fd = dest.file.fileno()
+    pos = dest.offset + at
+    while length:
+        part = buffer[: min(length, len(buffer))]
+        receive_exactly_tls(sock, part)
+        pwrite_all(fd, part, pos)
+        pos += len(part)
+        length -= len(part)
+
+
+def send_file(sock: socket.socket, payload: FileRange) -> None:
+    """WRITE payload from a file to a TLS socket, read into user space a chunk at a time
+    (sendfile would send the plaintext)."""
+    fd = payload.file.fileno()
+    pos, left = payload.offset, payload.length
+    while left:
+        data = os.pread(fd, min(left, _CHUNK), pos)
+        if not data:
+            raise short_file_error(payload, pos - payload.offset)
+        sock.sendall(data)
+        pos += len(data)
+        left -= len(data)

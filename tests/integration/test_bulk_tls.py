@@ -1,0 +1,142 @@
+"""The bulk engine over TLS (nbdtui.client.bulk_tls): transfers go on threads over
+blocking TLS connections of the engine's own, against nbdkit ``--tls=require`` and
+qemu-nbd ``--tls-creds``; the bytes are nbdcopy's, certificates are still verified on
+those connections, and ``--timeout`` still bounds a request."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import threading
+
+import pytest
+
+import nbdtui
+from nbdtui.client import Pool
+from nbdtui.client.request import FileRange
+from nbdtui.errors import TLSError
+from tests.support.cli_helpers import assert_one_line_error, nbdtui_measured
+from tests.support.oracles import oracle
+
+MiB = 1 << 20
+
+
+def io_threads() -> int:
+    return sum(t.name.startswith("nbdtui-io-") for t in threading.enumerate())
+
+
+@pytest.fixture(params=["nbdkit-tcp", "nbdkit-unix", "qemu-tcp", "qemu-unix"])
+def tls_server(request, nbdkit, qemu_nbd, make_image, tmp_path, tls_certs):
+    """A TLS-only server (x509, verified against ``tls_certs.dir``) of each kind."""
+    kind, where = request.param.split("-")
+    unix = where == "unix"
+    if kind == "nbdkit":
+        return nbdkit("memory", "24M", unix=unix, tls=tls_certs)
+    return qemu_nbd(make_image(tmp_path, 24 * MiB), export="disk", unix=unix, tls=tls_certs)
+
+
+async def test_bulk_reads_and_writes_over_tls_are_byte_exact(tls_server, tmp_path):
+    uri = tls_server.tls_uri_for()
+    ours = os.urandom(24 * MiB)
+    source = tmp_path / "source.bin"
+    source.write_bytes(ours[8 * MiB :])
+    async with nbdtui.open(uri, pool=Pool()) as export:
+        assert export.negotiated.tls and export.negotiated.tls_verified
+        async with export.bulk() as engine:
+            assert engine.threaded
+            assert io_threads() == len(export._group.connections) >= 1
+            await engine.write(0, memoryview(ours)[: 8 * MiB])  # from memory
+            with source.open("rb") as f:  # from a file (no sendfile under TLS)
+                await engine.write(8 * MiB, FileRange(f, 0, 16 * MiB))
+        assert io_threads() == 0
+        assert {s.bulk_fallbacks for s in export.connection_stats()} == {0}
+    copied = tmp_path / "copied.raw"
+    oracle("nbdcopy", uri, str(copied))  # the writes were flushed and are all there
+    assert copied.read_bytes() == ours
+
+    theirs = os.urandom(24 * MiB)
+    (tmp_path / "theirs.raw").write_bytes(theirs)
+    oracle("nbdcopy", str(tmp_path / "theirs.raw"), uri)
+    into = tmp_path / "into.bin"
+    into.write_bytes(b"\xff" * 25 * MiB)
+    buf = bytearray(12 * MiB)
+    async with nbdtui.open(uri, pool=Pool()) as export:
+        async with export.bulk() as engine:
+            assert engine.threaded
+            await engine.read_into(4096, memoryview(buf))  # into memory
+            with into.open("r+b") as f:  # into a file (no splice under TLS)
+                await engine.read_into(0, FileRange(f, MiB, 24 * MiB))
+        # the event loop's connections are still there and usable
+        assert await export.read(24 * MiB - 5, 5) == theirs[-5:]
+    assert buf == theirs[4096 : 4096 + 12 * MiB]
+    got = into.read_bytes()
+    assert got[:MiB] == b"\xff" * MiB and got[MiB:] == theirs
+
+
+async def test_the_bulk_connections_verify_the_certificate(nbdkit, tls_certs, tmp_path):
+    """The engine's TLS connections check the server as the event loop's do: with the
+    trusted CA changed between opening the export and the transfer, the transfer fails
+    with the one-line verification error (it does not fall back to the event loop)."""
+    server = nbdkit("pattern", "16M", tls=tls_certs)
+    certs = tmp_path / "certs"
+    shutil.copytree(tls_certs.dir, certs)
+    uri = f"nbds://127.0.0.1:{server.port}/?tls-certificates={certs}"
+    async with nbdtui.open(uri, pool=Pool()) as export:
+        assert export.negotiated.tls_verified
+        async with export.bulk() as engine:  # opens the export's 4 connections
+            assert engine.threaded and len(export._group.connections) == 4
+        shutil.copy(tls_certs.wrong_ca_dir / "ca-cert.pem", certs / "ca-cert.pem")
+        with pytest.raises(TLSError) as caught:
+            await export.bulk()
+        assert io_threads() == 0
+    message = str(caught.value)
+    assert "\n" not in message
+    assert "TLS certificate verify failed" in message and "unknown CA" in message
+
+
+async def test_cli_read_and_write_over_tls_go_on_threads(nbdkit, tls_certs, tmp_path):
+    server = nbdkit("memory", "32M", tls=tls_certs)
+    uri = server.tls_uri_for()
+    data = os.urandom(32 * MiB)
+    source = tmp_path / "in.bin"
+    source.write_bytes(data)
+    run = await asyncio.to_thread(nbdtui_measured, "write", uri, str(source), timeout=120)
+    assert run.returncode == 0, run.stderr
+    copied = tmp_path / "copied.raw"
+    oracle("nbdcopy", uri, str(copied))
+    assert copied.read_bytes() == data
+    out = tmp_path / "out.bin"
+    run = await asyncio.to_thread(nbdtui_measured, "read", uri, "-o", str(out), timeout=120)
+    assert run.returncode == 0, run.stderr
+    assert out.read_bytes() == data
+
+
+async def test_timeout_bounds_a_bulk_read_over_tls(nbdkit, tls_certs, tmp_path):
+    """A server that takes 30 s per read: ``read --timeout 2`` over TLS ends with the
+    one-line timeout error within seconds (the watchdog ends the TLS connection's
+    stream), not after 30 s per request."""
+    server = nbdkit(
+        "pattern", "64M", filters=("delay",), extra_options=("rdelay=30",), tls=tls_certs
+    )
+    out = tmp_path / "out.bin"
+    args = ("read", server.tls_uri_for(), "--length", "16M", "--timeout", "2", "-o", str(out))
+    run = await asyncio.to_thread(nbdtui_measured, *args, timeout=90)
+    assert_one_line_error(run, 1, "timed out after 2 s")
+    assert run.seconds < 20, run.seconds
+
+
+async def test_a_server_taking_no_more_connections_keeps_the_event_loop(nbdkit, tls_certs):
+    """nbdkit's limit filter lets in the 4 connections of the export and no more: the
+    engine's own TLS connections are refused, the transfer goes on the event loop (byte
+    exact), and the next transfer does not try again."""
+    server = nbdkit("pattern", "16M", filters=("limit",), extra_options=("limit=4",), tls=tls_certs)
+    async with nbdtui.open(server.tls_uri_for(), pool=Pool()) as export:
+        for transfer in (1, 2):
+            async with export.bulk() as engine:
+                assert len(export._group.connections) == 4  # (opened by bulk())
+                assert not engine.threaded
+                buf = bytearray(4 * MiB)
+                await engine.read_into(12 * MiB, memoryview(buf))
+            assert buf == b"".join(i.to_bytes(8, "big") for i in range(12 * MiB, 16 * MiB, 8))
+            assert {s.bulk_fallbacks for s in export.connection_stats()} == {transfer}
