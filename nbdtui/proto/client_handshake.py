@@ -125,7 +125,6 @@ from nbdtui.proto.constants import (
     IHAVEOPT,
     NBDMAGIC,
     OLDSTYLE_MAGIC,
-    OPTION_REPLY_MAGIC,
     ClientFlag,
     HandshakeFlag,
     Info,
@@ -133,6 +132,7 @@ from nbdtui.proto.constants import (
     OptionReply,
 )
 from nbdtui.proto.option_caps import ReplyCaps
+from nbdtui.proto.option_replies import INTERMEDIATE, take_reply
 from nbdtui.proto.types import ExportDetails, ExportInfo
 
 _MAGICS = struct.Struct(">QQ")  # NBDMAGIC, then IHAVEOPT or the oldstyle magic
@@ -144,14 +144,6 @@ _ZEROES = 124
 _INFO_REQUESTS = (Info.NAME, Info.DESCRIPTION, Info.BLOCK_SIZE)
 
 # The reply type an option may receive (any number of times) before its final reply.
-_INTERMEDIATE = {
-    Option.LIST: OptionReply.SERVER,
-    Option.INFO: OptionReply.INFO,
-    Option.GO: OptionReply.INFO,
-    Option.LIST_META_CONTEXT: OptionReply.META_CONTEXT,
-    Option.SET_META_CONTEXT: OptionReply.META_CONTEXT,
-}
-
 TLS_REQUIRED_MESSAGE = "server requires TLS: use nbds://"
 
 
@@ -441,50 +433,13 @@ class ClientHandshake:
         self._advance(None)
 
     def _parse_option_reply(self) -> bool:
-        buf = self._inbox
-        header = wire.REPLY_HEADER
-        if len(buf) < header.size:
-            return False
-        magic, option, reply, length = header.unpack_from(buf)
         awaiting = self._awaiting
         assert awaiting is not None
-        if magic != OPTION_REPLY_MAGIC:
-            raise ProtocolError(
-                f"bad option reply magic {magic:#x} in reply to {wire.option_name(awaiting)}"
-            )
-        if option != awaiting:
-            raise ProtocolError(
-                f"server sent a reply to {wire.option_name(option)}, "
-                f"but nbdtui is waiting for the reply to {wire.option_name(awaiting)}"
-            )
-        final = reply == OptionReply.ACK or wire.is_error(reply)
-        if not final and reply != _INTERMEDIATE.get(awaiting):
-            raise ProtocolError(
-                f"server answered {wire.option_name(awaiting)} with unexpected "
-                f"{wire.reply_name(reply)}"
-            )
-        limit = wire.max_reply_length(reply)
-        if length > limit:
-            raise ProtocolError(
-                f"server sent {wire.reply_name(reply)} to {wire.option_name(awaiting)} with "
-                f"a {length}-byte payload (at most {limit} bytes make sense)"
-            )
-        if not final:
-            self._caps.check(awaiting, header.size + length)
-        if reply == OptionReply.INFO and length >= 2:
-            # Reject a bad length for known info types before buffering the payload.
-            if len(buf) < header.size + 2:
-                return False
-            (info_type,) = struct.unpack_from(">H", buf, header.size)
-            wire.check_info_length(info_type, length)
-        end = header.size + length
-        if len(buf) < end:
+        taken = take_reply(self._inbox, awaiting, self._caps)
+        if taken is None:
             return False
-        payload = bytes(buf[header.size : end])
-        del buf[:end]
-        if not final:
-            self._caps.kept(end)
-            # ``reply`` is the intermediate type of the option awaited (checked above)
+        reply, payload = taken
+        if reply == INTERMEDIATE.get(awaiting):
             if reply == OptionReply.SERVER:
                 self._servers.append(wire.decode_server(payload))
             elif reply == OptionReply.INFO:

@@ -51,13 +51,13 @@ from nbdtui.proto.constants import (
     IHAVEOPT,
     NBDMAGIC,
     OLDSTYLE_MAGIC,
-    OPTION_REPLY_MAGIC,
     ClientFlag,
     HandshakeFlag,
     Option,
     OptionReply,
 )
 from nbdtui.proto.option_caps import ReplyCaps
+from nbdtui.proto.option_replies import take_reply
 from nbdtui.proto.types import ExportInfo
 
 __all__ = ["OptionProbe"]
@@ -68,13 +68,6 @@ _U32 = struct.Struct(">I")
 _OLDSTYLE = struct.Struct(">QI")
 _EXPORT_NAME_REPLY = struct.Struct(">QH")
 _ZEROES = 124
-_INTERMEDIATE: dict[int, int] = {
-    Option.LIST: OptionReply.SERVER,
-    Option.INFO: OptionReply.INFO,
-    Option.GO: OptionReply.INFO,
-    Option.LIST_META_CONTEXT: OptionReply.META_CONTEXT,
-    Option.SET_META_CONTEXT: OptionReply.META_CONTEXT,
-}
 
 
 class _State(enum.Enum):
@@ -214,42 +207,12 @@ class OptionProbe:
         raise ProtocolError(f"unknown NBD handshake magic {style:#x} after NBDMAGIC")
 
     def _reply(self, events: list[ProbeEvent]) -> bool:
-        buf = self._inbox
-        header = wire.REPLY_HEADER
-        if len(buf) < header.size:
-            return False
-        magic, option, reply, length = header.unpack_from(buf)
         awaiting = self._awaiting
         assert awaiting is not None
-        if magic != OPTION_REPLY_MAGIC:
-            raise ProtocolError(
-                f"bad option reply magic {magic:#x} in reply to {wire.option_name(awaiting)}"
-            )
-        if option != awaiting:
-            raise ProtocolError(
-                f"server sent a reply to {wire.option_name(option)} while nbdtui waited "
-                f"for the reply to {wire.option_name(awaiting)}"
-            )
-        final = reply == OptionReply.ACK or wire.is_error(reply)
-        if not final and reply != _INTERMEDIATE.get(awaiting):
-            raise ProtocolError(
-                f"server answered {wire.option_name(awaiting)} with {wire.reply_name(reply)}"
-            )
-        limit = wire.max_reply_length(reply)
-        if length > limit:
-            raise ProtocolError(
-                f"server sent {wire.reply_name(reply)} with a {length}-byte payload "
-                f"(at most {limit} bytes make sense)"
-            )
-        end = header.size + length
-        if not final:
-            self._caps.check(awaiting, end)  # (before the payload is buffered)
-        if len(buf) < end:
+        taken = take_reply(self._inbox, awaiting, self._caps)
+        if taken is None:
             return False
-        payload = bytes(buf[header.size : end])
-        del buf[:end]
-        if not final:
-            self._caps.kept(end)
+        reply, payload = taken
         if reply == OptionReply.SERVER:
             self._servers.append(wire.decode_server(payload))
         elif reply == OptionReply.INFO:
@@ -271,7 +234,7 @@ class OptionProbe:
             self._servers, self._infos, self._contexts = [], [], []
             self._caps.answered()
             self._awaiting = None
-            done = option == Option.GO and reply == OptionReply.ACK
+            done = awaiting == Option.GO and reply == OptionReply.ACK
             self._state = _State.DONE if done else _State.IDLE
         return True
 

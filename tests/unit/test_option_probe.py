@@ -114,7 +114,10 @@ def test_go_ack_ends_the_handshake():
     ("data", "needle"),
     [
         (reply(Option.INFO, OptionReply.ACK), "reply to NBD_OPT_INFO while nbdtui waited"),
-        (reply(Option.STRUCTURED_REPLY, OptionReply.SERVER, bytes(5)), "with NBD_REP_SERVER"),
+        (
+            reply(Option.STRUCTURED_REPLY, OptionReply.SERVER, bytes(5)),
+            "with unexpected NBD_REP_SERVER",
+        ),
         (struct.pack(">QIII", 1, Option.STRUCTURED_REPLY, 1, 0), "bad option reply magic"),
         (reply(Option.STRUCTURED_REPLY, OptionReply.ERR_POLICY, bytes(5000)), "5000-byte"),
     ],

@@ -622,7 +622,7 @@ def test_bad_reply_magic():
 def test_reply_to_an_option_not_sent():
     with pytest.raises(
         ProtocolError,
-        match="reply to NBD_OPT_GO, but nbdtui is waiting for the reply to NBD_OPT_STRUCTURED_R",
+        match="reply to NBD_OPT_GO while nbdtui waited for the reply to NBD_OPT_STRUCTURED_R",
     ):
         started().receive_data(rep(Option.GO, ACK))
 
