@@ -108,7 +108,6 @@ events.
 from __future__ import annotations
 
 import enum
-import struct
 from collections.abc import Generator, Sequence
 from typing import NamedTuple
 
@@ -123,24 +122,22 @@ from nbdtui.proto import option_codec as wire
 from nbdtui.proto.client_events import ExportsListed, HandshakeEvent, Negotiated, StartTLS
 from nbdtui.proto.constants import (
     IHAVEOPT,
-    NBDMAGIC,
-    OLDSTYLE_MAGIC,
-    ClientFlag,
     HandshakeFlag,
     Info,
     Option,
     OptionReply,
 )
+from nbdtui.proto.greeting import (
+    client_flags,
+    greeting_style,
+    take_export_name_reply,
+    take_newstyle_flags,
+    take_oldstyle,
+)
 from nbdtui.proto.option_caps import ReplyCaps
 from nbdtui.proto.option_replies import INTERMEDIATE, take_reply
 from nbdtui.proto.types import ExportDetails, ExportInfo
 
-_MAGICS = struct.Struct(">QQ")  # NBDMAGIC, then IHAVEOPT or the oldstyle magic
-_HANDSHAKE_FLAGS = struct.Struct(">H")
-_CLIENT_FLAGS = struct.Struct(">I")
-_OLDSTYLE = struct.Struct(">QI")  # size, flags (then 124 zero bytes)
-_EXPORT_NAME_REPLY = struct.Struct(">QH")  # size, transmission flags (then maybe 124 zeroes)
-_ZEROES = 124
 _INFO_REQUESTS = (Info.NAME, Info.DESCRIPTION, Info.BLOCK_SIZE)
 
 # The reply type an option may receive (any number of times) before its final reply.
@@ -371,40 +368,28 @@ class ClientHandshake:
 
     def _parse_greeting(self) -> bool:
         buf = self._inbox
-        if len(buf) < 8:
+        style = greeting_style(buf)
+        if style is None:
             return False
-        (magic,) = struct.unpack_from(">Q", buf)
-        if magic != NBDMAGIC:
-            raise ProtocolError(
-                f"not an NBD server: greeting starts with {bytes(buf[:8])!r}, not b'NBDMAGIC'"
-            )
-        if len(buf) < _MAGICS.size:
-            return False
-        _, style = _MAGICS.unpack_from(buf)
         if style == IHAVEOPT:
-            end = _MAGICS.size + _HANDSHAKE_FLAGS.size
-            if len(buf) < end:
+            flags = take_newstyle_flags(buf)
+            if flags is None:
                 return False
-            (flags,) = _HANDSHAKE_FLAGS.unpack_from(buf, _MAGICS.size)
-            del buf[:end]
             self._start_newstyle(flags)
             return True
-        if style == OLDSTYLE_MAGIC:
-            if self._list_exports:
-                raise _handshake_error("server uses the oldstyle protocol: it cannot list exports")
-            if self._tls:
-                raise _handshake_error("server uses the oldstyle protocol: it does not support TLS")
-            end = _MAGICS.size + _OLDSTYLE.size + _ZEROES
-            if len(buf) < end:
-                return False
-            size, flags = _OLDSTYLE.unpack_from(buf, _MAGICS.size)
-            del buf[:end]
-            # u16 global flags, then u16 transmission flags: the latter are the low half.
-            info = ExportInfo(name="", size=size, flags=flags & 0xFFFF)
-            self._events.append(Negotiated(info=info, protocol="oldstyle", structured=False))
-            self._state = _State.DONE
-            return True
-        raise ProtocolError(f"unknown NBD handshake magic {style:#x} after NBDMAGIC")
+        if self._list_exports:
+            raise _handshake_error("server uses the oldstyle protocol: it cannot list exports")
+        if self._tls:
+            raise _handshake_error("server uses the oldstyle protocol: it does not support TLS")
+        oldstyle = take_oldstyle(buf)
+        if oldstyle is None:
+            return False
+        size, flags = oldstyle
+        # u16 global flags, then u16 transmission flags: the latter are the low half.
+        info = ExportInfo(name="", size=size, flags=flags & 0xFFFF)
+        self._events.append(Negotiated(info=info, protocol="oldstyle", structured=False))
+        self._state = _State.DONE
+        return True
 
     def _start_newstyle(self, flags: int) -> None:
         fixed = bool(flags & HandshakeFlag.FIXED_NEWSTYLE)
@@ -418,12 +403,7 @@ class ClientHandshake:
                 raise _handshake_error(
                     "server uses the non-fixed newstyle protocol: it does not support TLS"
                 )
-        client = ClientFlag(0)
-        if fixed:
-            client |= ClientFlag.FIXED_NEWSTYLE
-        if self._no_zeroes:
-            client |= ClientFlag.NO_ZEROES
-        self._outbox += _CLIENT_FLAGS.pack(client)
+        self._outbox += client_flags(flags)
         if not fixed:
             self._negotiation = self._negotiate_newstyle()
         elif self._list_exports:
@@ -462,12 +442,10 @@ class ClientHandshake:
         return True
 
     def _parse_export_name_reply(self) -> bool:
-        end = _EXPORT_NAME_REPLY.size + (0 if self._no_zeroes else _ZEROES)
-        if len(self._inbox) < end:
+        reply = take_export_name_reply(self._inbox, self._no_zeroes)
+        if reply is None:
             return False
-        size, flags = _EXPORT_NAME_REPLY.unpack_from(self._inbox)
-        del self._inbox[:end]
-        self._advance(_ExportNameReply(size, flags))
+        self._advance(_ExportNameReply(*reply))
         return True
 
     # ---- driving the negotiation coroutine ---------------------------------------------

@@ -37,7 +37,6 @@ driver's bug), as is any call in FAILED but ``receive_data``, which raises the e
 from __future__ import annotations
 
 import enum
-import struct
 
 from nbdtui.errors import ProtocolError
 from nbdtui.proto import option_codec as wire
@@ -49,25 +48,22 @@ from nbdtui.proto.client_events import (
 )
 from nbdtui.proto.constants import (
     IHAVEOPT,
-    NBDMAGIC,
-    OLDSTYLE_MAGIC,
-    ClientFlag,
     HandshakeFlag,
     Option,
     OptionReply,
+)
+from nbdtui.proto.greeting import (
+    client_flags,
+    greeting_style,
+    take_export_name_reply,
+    take_newstyle_flags,
+    take_oldstyle,
 )
 from nbdtui.proto.option_caps import ReplyCaps
 from nbdtui.proto.option_replies import take_reply
 from nbdtui.proto.types import ExportInfo
 
 __all__ = ["OptionProbe"]
-
-_MAGICS = struct.Struct(">QQ")
-_U16 = struct.Struct(">H")
-_U32 = struct.Struct(">I")
-_OLDSTYLE = struct.Struct(">QI")
-_EXPORT_NAME_REPLY = struct.Struct(">QH")
-_ZEROES = 124
 
 
 class _State(enum.Enum):
@@ -166,45 +162,29 @@ class OptionProbe:
 
     def _greeting(self, events: list[ProbeEvent]) -> bool:
         buf = self._inbox
-        if len(buf) < 8:
+        style = greeting_style(buf)
+        if style is None:
             return False
-        if struct.unpack_from(">Q", buf)[0] != NBDMAGIC:
-            raise ProtocolError(
-                f"not an NBD server: greeting starts with {bytes(buf[:8])!r}, not b'NBDMAGIC'"
-            )
-        if len(buf) < _MAGICS.size:
-            return False
-        _, style = _MAGICS.unpack_from(buf)
         if style == IHAVEOPT:
-            end = _MAGICS.size + _U16.size
-            if len(buf) < end:
+            flags = take_newstyle_flags(buf)
+            if flags is None:
                 return False
-            (flags,) = _U16.unpack_from(buf, _MAGICS.size)
-            del buf[:end]
             fixed = bool(flags & HandshakeFlag.FIXED_NEWSTYLE)
             self.no_zeroes = bool(flags & HandshakeFlag.NO_ZEROES)
-            client = ClientFlag(0)
-            if fixed:
-                client |= ClientFlag.FIXED_NEWSTYLE
-            if self.no_zeroes:
-                client |= ClientFlag.NO_ZEROES
-            self._outbox += _U32.pack(client)
+            self._outbox += client_flags(flags)
             self.style = "newstyle-fixed" if fixed else "newstyle"
             self._state = _State.IDLE
             events.append(Greeted(self.style, flags))
             return True
-        if style == OLDSTYLE_MAGIC:
-            end = _MAGICS.size + _OLDSTYLE.size + _ZEROES
-            if len(buf) < end:
-                return False
-            size, flags = _OLDSTYLE.unpack_from(buf, _MAGICS.size)
-            del buf[:end]
-            self.style = "oldstyle"
-            self._state = _State.DONE
-            info = ExportInfo(name="", size=size, flags=flags & 0xFFFF)
-            events.append(Greeted("oldstyle", flags >> 16, info))
-            return True
-        raise ProtocolError(f"unknown NBD handshake magic {style:#x} after NBDMAGIC")
+        oldstyle = take_oldstyle(buf)
+        if oldstyle is None:
+            return False
+        size, flags = oldstyle
+        self.style = "oldstyle"
+        self._state = _State.DONE
+        info = ExportInfo(name="", size=size, flags=flags & 0xFFFF)
+        events.append(Greeted("oldstyle", flags >> 16, info))
+        return True
 
     def _reply(self, events: list[ProbeEvent]) -> bool:
         awaiting = self._awaiting
@@ -239,11 +219,10 @@ class OptionProbe:
         return True
 
     def _export_name_reply(self, events: list[ProbeEvent]) -> bool:
-        end = _EXPORT_NAME_REPLY.size + (0 if self.no_zeroes else _ZEROES)
-        if len(self._inbox) < end:
+        reply = take_export_name_reply(self._inbox, self.no_zeroes)
+        if reply is None:
             return False
-        size, flags = _EXPORT_NAME_REPLY.unpack_from(self._inbox)
-        del self._inbox[:end]
+        size, flags = reply
         self._awaiting = None
         self._state = _State.DONE
         events.append(ExportNameAnswered(size, flags))
