@@ -26,9 +26,9 @@ import time
 from typing import cast
 
 from nbdtui.client.files import pwrite_all
-from nbdtui.client.handshake_faults import locate_error, timed_out
+from nbdtui.client.handshake_faults import located_faults
 from nbdtui.client.request import FileRange, short_file_error
-from nbdtui.errors import ConnectError, ConnectionLostError, NbdError
+from nbdtui.errors import ConnectionLostError, NbdError
 from nbdtui.proto.client_events import Negotiated, RequestDone, StartTLS
 from nbdtui.proto.client_handshake import ClientHandshake
 from nbdtui.proto.client_transmission import ClientTransmission
@@ -201,7 +201,6 @@ def open_side(endpoint: Endpoint, *, connect_timeout: float | None, window: int)
     """Connect to ``endpoint``, upgrade to TLS and negotiate its export, with blocking
     calls, the whole bounded by ``connect_timeout``."""
     from nbdtui.client.oneshot import _open_socket
-    from nbdtui.client.transport.openers import connect_error
     from nbdtui.client.transport.tls import context_for, handshake_error, settings_for
 
     settings = settings_for(endpoint)
@@ -213,42 +212,37 @@ def open_side(endpoint: Endpoint, *, connect_timeout: float | None, window: int)
     deadline = None if connect_timeout is None else time.monotonic() + connect_timeout
     sock: socket.socket | TlsStream | None = None
     try:
-        raw = _open_socket(endpoint, connect_timeout)
-        sock = socket.socket(fileno=raw.detach())
-        while True:
-            if deadline is not None:
-                sock.settimeout(max(deadline - time.monotonic(), 1e-3))
-            data = sock.recv(65536)
-            if not data:
-                raise hs.eof_error() or ConnectionLostError("server closed the connection")
-            events = hs.receive_data(data)
-            queued = hs.data_to_send()
-            if queued:
-                sock.sendall(queued)
-            for event in events:
-                if isinstance(event, StartTLS):
-                    assert isinstance(sock, socket.socket)
-                    try:
-                        sock = TlsStream.wrap(sock, context, hostname)
-                    except OSError as exc:
-                        raise handshake_error(endpoint, exc) from exc
-                    hs.tls_established()
-                    queued = hs.data_to_send()
-                    if queued:
-                        sock.sendall(queued)
-                elif isinstance(event, Negotiated):
-                    if hs.trailing_data or not isinstance(sock, TlsStream):
-                        raise ConnectionLostError("unexpected data after the handshake")
-                    sock.settimeout(None)
-                    side = SideConnection(endpoint, sock, event, window)
-                    sock = None
-                    return side
-    except TimeoutError:
-        raise ConnectError(timed_out(endpoint, hs, connect_timeout)) from None
-    except NbdError as exc:
-        raise locate_error(exc, endpoint) from exc.__cause__
-    except OSError as exc:
-        raise connect_error(endpoint, exc) from exc
+        with located_faults(endpoint, hs, connect_timeout):
+            raw = _open_socket(endpoint, connect_timeout)
+            sock = socket.socket(fileno=raw.detach())
+            while True:
+                if deadline is not None:
+                    sock.settimeout(max(deadline - time.monotonic(), 1e-3))
+                data = sock.recv(65536)
+                if not data:
+                    raise hs.eof_error() or ConnectionLostError("server closed the connection")
+                events = hs.receive_data(data)
+                queued = hs.data_to_send()
+                if queued:
+                    sock.sendall(queued)
+                for event in events:
+                    if isinstance(event, StartTLS):
+                        assert isinstance(sock, socket.socket)
+                        try:
+                            sock = TlsStream.wrap(sock, context, hostname)
+                        except OSError as exc:
+                            raise handshake_error(endpoint, exc) from exc
+                        hs.tls_established()
+                        queued = hs.data_to_send()
+                        if queued:
+                            sock.sendall(queued)
+                    elif isinstance(event, Negotiated):
+                        if hs.trailing_data or not isinstance(sock, TlsStream):
+                            raise ConnectionLostError("unexpected data after the handshake")
+                        sock.settimeout(None)
+                        side = SideConnection(endpoint, sock, event, window)
+                        sock = None
+                        return side
     finally:
         if sock is not None:
             sock.close()

@@ -11,14 +11,15 @@ one (:mod:`nbdtui.client.negotiate`) or the blocking one (:mod:`nbdtui.client.on
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+from collections.abc import Callable, Iterator
 
-from nbdtui.errors import HandshakeError, NbdError, ProtocolError
+from nbdtui.errors import ConnectError, HandshakeError, NbdError, ProtocolError
 from nbdtui.proto.client_handshake import ClientHandshake
 from nbdtui.proto.types import ExportInfo
 from nbdtui.uri import Endpoint
 
-__all__ = ["RULES_LOGGER", "locate_error", "timed_out", "warn_flags"]
+__all__ = ["RULES_LOGGER", "locate_error", "located_faults", "timed_out", "warn_flags"]
 
 RULES_LOGGER = "nbdtui.client.rules"
 
@@ -84,3 +85,23 @@ def timed_out(endpoint: Endpoint, hs: ClientHandshake, timeout: float | None) ->
     return (
         f"timed out {after} asking {where} about its exports ({done} of {total} described; {hint})"
     )
+
+
+@contextlib.contextmanager
+def located_faults(
+    endpoint: Endpoint, hs: ClientHandshake, connect_timeout: float | None
+) -> Iterator[None]:
+    """A handshake's failures as every driver reports them (the asyncio one, the blocking
+    one-shot and TLS bulk ones): a timeout says what was slow, an NbdError gets the
+    server's location, an OSError becomes :func:`~nbdtui.client.transport.openers.connect_error`."""
+    try:
+        yield
+    except TimeoutError:
+        raise ConnectError(timed_out(endpoint, hs, connect_timeout)) from None
+    except NbdError as exc:
+        raise locate_error(exc, endpoint) from exc.__cause__
+    except OSError as exc:
+        # imported only on a failure: openers imports asyncio, which one-shot commands skip
+        from nbdtui.client.transport.openers import connect_error
+
+        raise connect_error(endpoint, exc) from exc

@@ -15,11 +15,10 @@ import logging
 from dataclasses import dataclass
 
 from nbdtui.client.event_queue import EventQueue
-from nbdtui.client.handshake_faults import locate_error, timed_out, warn_flags
-from nbdtui.client.transport.openers import connect_error, open_stream, tls_upgrader
+from nbdtui.client.handshake_faults import located_faults, warn_flags
+from nbdtui.client.transport.openers import open_stream, tls_upgrader
 from nbdtui.client.transport.stream import Opener, StreamProtocol, TlsUpgrader
 from nbdtui.errors import (
-    ConnectError,
     ConnectionLostError,
     NbdError,
 )
@@ -134,48 +133,45 @@ async def handshake(
     protocol: StreamProtocol | None = None
     ok = False
     try:
-        async with asyncio.timeout(connect_timeout):
-            transport, protocol = await open_stream(endpoint, receiver, opener=opener)
-            receiver.protocol = protocol
-            receiver.send_queued()  # the server speaks first; nothing is queued yet
-            while True:
-                event = await receiver.next_event()
-                if isinstance(event, StartTLS):
-                    assert start_tls is not None
-                    try:
-                        transport = await start_tls(endpoint, transport, protocol)
-                    except OSError as exc:  # ssl.SSLError is one
-                        from nbdtui.client.transport.tls import handshake_error
+        with located_faults(endpoint, hs, connect_timeout):
+            async with asyncio.timeout(connect_timeout):
+                transport, protocol = await open_stream(endpoint, receiver, opener=opener)
+                receiver.protocol = protocol
+                receiver.send_queued()  # the server speaks first; nothing is queued yet
+                while True:
+                    event = await receiver.next_event()
+                    if isinstance(event, StartTLS):
+                        assert start_tls is not None
+                        try:
+                            transport = await start_tls(endpoint, transport, protocol)
+                        except OSError as exc:  # ssl.SSLError is one
+                            from nbdtui.client.transport.tls import handshake_error
 
-                        raise handshake_error(endpoint, exc) from exc
-                    protocol.transport = transport
-                    if _log.isEnabledFor(logging.DEBUG):
-                        from nbdtui.client.transport.tls import describe
+                            raise handshake_error(endpoint, exc) from exc
+                        protocol.transport = transport
+                        if _log.isEnabledFor(logging.DEBUG):
+                            from nbdtui.client.transport.tls import describe
 
-                        _log.debug("TLS upgraded: %s (%s)", describe(transport), endpoint.display)
-                    receiver.tls_active = True
-                    hs.tls_established()
-                    receiver.send_queued()
-                    continue
-                if isinstance(event, Negotiated | ExportsListed):
-                    if isinstance(event, Negotiated):
-                        warn_flags(endpoint, event.info)
-                    else:
-                        for item in event.exports:
-                            if item.info is not None:
-                                warn_flags(endpoint, item.info)
-                    if event.tls:
-                        from nbdtui.client.transport.tls import is_verified
+                            _log.debug(
+                                "TLS upgraded: %s (%s)", describe(transport), endpoint.display
+                            )
+                        receiver.tls_active = True
+                        hs.tls_established()
+                        receiver.send_queued()
+                        continue
+                    if isinstance(event, Negotiated | ExportsListed):
+                        if isinstance(event, Negotiated):
+                            warn_flags(endpoint, event.info)
+                        else:
+                            for item in event.exports:
+                                if item.info is not None:
+                                    warn_flags(endpoint, item.info)
+                        if event.tls:
+                            from nbdtui.client.transport.tls import is_verified
 
-                        event = dataclasses.replace(event, tls_verified=is_verified(transport))
-                    ok = True
-                    return Handshaken(transport, protocol, event, hs.trailing_data)
-    except TimeoutError:
-        raise ConnectError(timed_out(endpoint, hs, connect_timeout)) from None
-    except NbdError as exc:
-        raise locate_error(exc, endpoint) from exc.__cause__
-    except OSError as exc:
-        raise connect_error(endpoint, exc) from exc
+                            event = dataclasses.replace(event, tls_verified=is_verified(transport))
+                        ok = True
+                        return Handshaken(transport, protocol, event, hs.trailing_data)
     finally:
         if not ok and transport is not None:
             with contextlib.suppress(Exception):

@@ -25,8 +25,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from nbdtui.client.handshake_faults import locate_error, timed_out, warn_flags
-from nbdtui.errors import ConnectError, ConnectionLostError, NbdError
+from nbdtui.client.handshake_faults import located_faults, warn_flags
+from nbdtui.errors import ConnectionLostError, NbdError
 from nbdtui.proto.client_events import Data, Negotiated, RequestDone
 from nbdtui.proto.client_handshake import ClientHandshake
 from nbdtui.proto.client_transmission import ClientTransmission
@@ -165,44 +165,37 @@ def connect(
     deadline = None if connect_timeout is None else time.monotonic() + connect_timeout
     sock: _socket.socket | None = None
     try:
-        sock = _open_socket(endpoint, connect_timeout)
-        while True:
-            if deadline is not None:
-                sock.settimeout(max(deadline - time.monotonic(), 1e-3))
-            try:
-                data = sock.recv(65536)
-            except TimeoutError:
-                raise
-            except OSError as exc:  # reset while negotiating: as the asyncio driver says
-                raise ConnectionLostError(
-                    f"connection to {endpoint.display} lost during the handshake: {exc}"
-                ) from exc
-            if not data:
-                raise hs.eof_error() or ConnectionLostError("server closed the connection")
-            try:
-                events = hs.receive_data(data)
-            except NbdError:
-                with contextlib.suppress(OSError):  # a polite NBD_OPT_ABORT, if queued
-                    sock.sendall(hs.data_to_send())
-                raise
-            queued = hs.data_to_send()
-            if queued:
-                sock.sendall(queued)
-            for event in events:
-                if isinstance(event, Negotiated):
-                    warn_flags(endpoint, event.info, warn)
-                    shot = OneShot(endpoint, sock, event, bytes(hs.trailing_data))
-                    sock = None  # the OneShot owns it now
-                    return shot
-            # StartTLS cannot come: TLS was not asked for (usable() is false for nbds)
-    except TimeoutError:
-        raise ConnectError(timed_out(endpoint, hs, connect_timeout)) from None
-    except NbdError as exc:
-        raise locate_error(exc, endpoint) from exc.__cause__
-    except OSError as exc:
-        from nbdtui.client.transport.openers import connect_error
-
-        raise connect_error(endpoint, exc) from exc
+        with located_faults(endpoint, hs, connect_timeout):
+            sock = _open_socket(endpoint, connect_timeout)
+            while True:
+                if deadline is not None:
+                    sock.settimeout(max(deadline - time.monotonic(), 1e-3))
+                try:
+                    data = sock.recv(65536)
+                except TimeoutError:
+                    raise
+                except OSError as exc:  # reset while negotiating: as the asyncio driver says
+                    raise ConnectionLostError(
+                        f"connection to {endpoint.display} lost during the handshake: {exc}"
+                    ) from exc
+                if not data:
+                    raise hs.eof_error() or ConnectionLostError("server closed the connection")
+                try:
+                    events = hs.receive_data(data)
+                except NbdError:
+                    with contextlib.suppress(OSError):  # a polite NBD_OPT_ABORT, if queued
+                        sock.sendall(hs.data_to_send())
+                    raise
+                queued = hs.data_to_send()
+                if queued:
+                    sock.sendall(queued)
+                for event in events:
+                    if isinstance(event, Negotiated):
+                        warn_flags(endpoint, event.info, warn)
+                        shot = OneShot(endpoint, sock, event, bytes(hs.trailing_data))
+                        sock = None  # the OneShot owns it now
+                        return shot
+                # StartTLS cannot come: TLS was not asked for (usable() is false for nbds)
     finally:
         if sock is not None:
             sock.close()
