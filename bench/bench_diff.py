@@ -28,33 +28,14 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack
 from pathlib import Path
+
+from side_by_side import nbdkit
 
 from nbdtui.present.sizes import parse_size
 
 MiB = 1024 * 1024
-
-
-@contextmanager
-def nbdkit(tmp: Path, *args: str) -> Iterator[str]:
-    sock = tmp / f"nbdkit-{len(list(tmp.iterdir()))}.sock"
-    proc = subprocess.Popen(
-        ["nbdkit", "-f", "--exit-with-parent", "-U", str(sock), *args],
-        stderr=subprocess.DEVNULL,
-    )
-    deadline = time.monotonic() + 60  # sparse-random 1T takes seconds to start
-    while not sock.exists():
-        if time.monotonic() > deadline or proc.poll() is not None:
-            proc.kill()
-            raise SystemExit(f"nbdkit {' '.join(args)} did not start")
-        time.sleep(0.02)
-    try:
-        yield f"nbd+unix:///?socket={sock}"
-    finally:
-        proc.terminate()
-        proc.wait(5)
 
 
 def timed(cmd: list[str], ok: tuple[int, ...] = (0, 1)) -> tuple[float, bytes]:
@@ -140,8 +121,8 @@ def main() -> int:
         print(f"{name:44} {t_ours:9.2f} {t_cmp:9.2f} {t_cmp / t_ours:6.2f}")
 
         sparse = ("sparse-random", "size=1T", "percent=0.0005", "runlength=65536")
-        sa = stack.enter_context(nbdkit(tmp, *sparse, "seed=1"))
-        sb = stack.enter_context(nbdkit(tmp, *sparse, "seed=2"))
+        sa = stack.enter_context(nbdkit(tmp, *sparse, "seed=1", start_timeout=60))
+        sb = stack.enter_context(nbdkit(tmp, *sparse, "seed=2", start_timeout=60))
         times = []
         for _ in range(args.runs):
             t, out = timed(nbdtui_diff(sa, sb))

@@ -42,14 +42,15 @@ def compile_nbdtui() -> None:
 
 
 @contextmanager
-def nbdkit(tmp: Path, *args: str) -> Iterator[str]:
-    """nbdkit with ``args`` (plugin and its parameters) on a new socket in ``tmp``; its URI."""
+def nbdkit(tmp: Path, *args: str, start_timeout: float = 10) -> Iterator[str]:
+    """nbdkit with ``args`` (plugin and its parameters) on a new socket in ``tmp``; its URI
+    (it must be listening within ``start_timeout`` seconds)."""
     sock = tmp / f"nbdkit-{len(list(tmp.iterdir()))}.sock"
     proc = subprocess.Popen(
         ["nbdkit", "-f", "--exit-with-parent", "-U", str(sock), *args],
         stderr=subprocess.DEVNULL,
     )
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + start_timeout
     while not sock.exists():
         if time.monotonic() > deadline or proc.poll() is not None:
             proc.kill()
