@@ -73,9 +73,9 @@ _READ, _WRITE = int(Command.READ), int(Command.WRITE)
 _T = TypeVar("_T")
 
 
-class UsualPath(Protocol):
-    """What the engine uses of the :class:`~nbdtui.client.export.Export` it serves:
-    the checks, the sizes, and the usual path for what the threads cannot do."""
+class CheckedExport(Protocol):
+    """What a threaded engine (this one, :mod:`nbdtui.client.splice_copy`) checks and
+    sizes its requests by, of an :class:`~nbdtui.client.export.Export`."""
 
     @property
     def block_minimum(self) -> int: ...
@@ -89,6 +89,11 @@ class UsualPath(Protocol):
     def _check_range(self, offset: int, length: int) -> None: ...
 
     def _check_write(self, what: str, *, fua: bool) -> None: ...
+
+
+class UsualPath(CheckedExport, Protocol):
+    """What the engine uses of the :class:`~nbdtui.client.export.Export` it serves:
+    the checks, the sizes, and the usual path for what the threads cannot do."""
 
     async def read_into(self, offset: int, buffer: bytearray | memoryview) -> None: ...
 

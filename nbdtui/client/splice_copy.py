@@ -32,6 +32,7 @@ import threading
 from collections.abc import Callable, Sequence
 from typing import Protocol
 
+from nbdtui.client.bulk import CheckedExport
 from nbdtui.client.connection import Connection
 from nbdtui.client.files import PIPE_SIZE, ZEROES
 from nbdtui.client.group import ExportGroup
@@ -46,23 +47,10 @@ _READ, _WRITE = int(Command.READ), int(Command.WRITE)
 HEADER_PEEK = 28  # the largest header piece the machine asks for at once
 
 
-class CopySide(Protocol):
+class CopySide(CheckedExport, Protocol):
     """What the copy uses of an :class:`~nbdtui.client.export.Export`."""
 
     _group: ExportGroup
-
-    @property
-    def block_minimum(self) -> int: ...
-
-    @property
-    def request_size(self) -> int: ...
-
-    @property
-    def timeout(self) -> float | None: ...
-
-    def _check_range(self, offset: int, length: int) -> None: ...
-
-    def _check_write(self, what: str, *, fua: bool) -> None: ...
 
 
 class _Shared:
