@@ -135,7 +135,7 @@ from nbdtui.proto.greeting import (
     take_oldstyle,
 )
 from nbdtui.proto.option_caps import ReplyCaps
-from nbdtui.proto.option_replies import INTERMEDIATE, take_reply
+from nbdtui.proto.option_replies import INTERMEDIATE, fold_infos, take_reply
 from nbdtui.proto.types import ExportDetails, ExportInfo
 
 _INFO_REQUESTS = (Info.NAME, Info.DESCRIPTION, Info.BLOCK_SIZE)
@@ -586,33 +586,13 @@ class ClientHandshake:
 
     def _export_info(self, requested: str, reply: _Reply, option: Option) -> ExportInfo:
         """Fold the NBD_REP_INFO replies to a successful INFO/GO into an ExportInfo."""
-        # When the server repeats an info type, the last one counts.
-        export: wire.InfoExport | None = None
-        sizes: wire.InfoBlockSize | None = None
-        name, description = requested, None
-        for info_type, value in reply.infos:  # unknown info types decode to None: ignored
-            if isinstance(value, wire.InfoExport):
-                export = value
-            elif isinstance(value, wire.InfoBlockSize):
-                sizes = value
-            elif info_type == Info.NAME and value is not None:
-                name = value
-            elif info_type == Info.DESCRIPTION and value is not None:
-                description = value
-        if export is None:
+        info = fold_infos(reply.infos, requested)
+        if info is None:
             raise ProtocolError(
                 f"server accepted {wire.option_name(option)} for export '{requested}' "
                 "without sending NBD_INFO_EXPORT"
             )
-        return ExportInfo(
-            name=name,
-            size=export.size,
-            flags=export.flags,
-            description=description,
-            block_minimum=sizes.minimum if sizes else None,
-            block_preferred=sizes.preferred if sizes else None,
-            block_maximum=sizes.maximum if sizes else None,
-        )
+        return info
 
     def _supported(self, option: Option) -> bool:
         """False once the server answered ``option`` with ERR_UNSUP (no point asking again)."""

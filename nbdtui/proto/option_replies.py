@@ -13,10 +13,11 @@ import struct
 
 from nbdtui.errors import ProtocolError
 from nbdtui.proto import option_codec as wire
-from nbdtui.proto.constants import OPTION_REPLY_MAGIC, Option, OptionReply
+from nbdtui.proto.constants import OPTION_REPLY_MAGIC, Info, Option, OptionReply
 from nbdtui.proto.option_caps import ReplyCaps
+from nbdtui.proto.types import ExportInfo
 
-__all__ = ["INTERMEDIATE", "take_reply"]
+__all__ = ["INTERMEDIATE", "fold_infos", "take_reply"]
 
 #: The one intermediate reply type each option may send before its final reply.
 INTERMEDIATE: dict[int, int] = {
@@ -69,3 +70,32 @@ def take_reply(buf: bytearray, awaiting: int, caps: ReplyCaps) -> tuple[int, byt
     if not final:
         caps.kept(end)
     return reply, payload
+
+
+def fold_infos(infos: tuple[tuple[int, object], ...], name: str) -> ExportInfo | None:
+    """The NBD_REP_INFO replies to a successful INFO or GO as an ExportInfo (``name`` is
+    the one asked for, unless the server names it); None without NBD_INFO_EXPORT. When
+    the server repeats an info type, the last one counts; unknown types are ignored."""
+    export: wire.InfoExport | None = None
+    sizes: wire.InfoBlockSize | None = None
+    description = None
+    for info_type, value in infos:
+        if isinstance(value, wire.InfoExport):
+            export = value
+        elif isinstance(value, wire.InfoBlockSize):
+            sizes = value
+        elif info_type == Info.NAME and isinstance(value, str):
+            name = value
+        elif info_type == Info.DESCRIPTION and isinstance(value, str):
+            description = value
+    if export is None:
+        return None
+    return ExportInfo(
+        name=name,
+        size=export.size,
+        flags=export.flags,
+        description=description,
+        block_minimum=sizes.minimum if sizes else None,
+        block_preferred=sizes.preferred if sizes else None,
+        block_maximum=sizes.maximum if sizes else None,
+    )

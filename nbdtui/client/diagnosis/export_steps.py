@@ -7,12 +7,13 @@ from __future__ import annotations
 import asyncio
 import time
 
-from nbdtui.client.diagnosis.facts import commands, fold_infos, human_size
+from nbdtui.client.diagnosis.facts import commands, human_size
 from nbdtui.client.diagnosis.results import OK, SKIPPED, WARN
 from nbdtui.client.diagnosis.walk_base import WalkBase
 from nbdtui.errors import ERRNO_TEXT, Errno, NbdError
 from nbdtui.proto import option_codec as wire
 from nbdtui.proto.constants import DEFAULT_BLOCK_MAX, OptionReply
+from nbdtui.proto.option_replies import fold_infos
 
 __all__ = ["READ_SIZE", "THROUGHPUT_SECONDS", "ExportSteps"]
 

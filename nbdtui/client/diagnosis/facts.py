@@ -4,12 +4,10 @@ sizes for people, and the hints for SSH and TLS failures (from their error messa
 
 from __future__ import annotations
 
-from nbdtui.proto import option_codec as wire
-from nbdtui.proto.constants import Info
 from nbdtui.proto.constants import TransmissionFlag as TF
 from nbdtui.proto.types import ExportInfo
 
-__all__ = ["commands", "fold_infos", "human_size", "ssh_hint", "tls_hint"]
+__all__ = ["commands", "human_size", "ssh_hint", "tls_hint"]
 
 
 def human_size(n: int) -> str:
@@ -21,33 +19,6 @@ def human_size(n: int) -> str:
     if n >= 1 << 10:
         return f"{n / (1 << 10):.1f} KiB"
     return f"{n} bytes"
-
-
-def fold_infos(infos: tuple[tuple[int, object], ...], name: str) -> ExportInfo | None:
-    """The NBD_REP_INFO replies of a successful INFO or GO as an ExportInfo."""
-    export: wire.InfoExport | None = None
-    sizes: wire.InfoBlockSize | None = None
-    description = None
-    for info_type, value in infos:
-        if isinstance(value, wire.InfoExport):
-            export = value
-        elif isinstance(value, wire.InfoBlockSize):
-            sizes = value
-        elif info_type == Info.NAME and isinstance(value, str):
-            name = value
-        elif info_type == Info.DESCRIPTION and isinstance(value, str):
-            description = value
-    if export is None:
-        return None
-    return ExportInfo(
-        name=name,
-        size=export.size,
-        flags=export.flags,
-        description=description,
-        block_minimum=sizes.minimum if sizes else None,
-        block_preferred=sizes.preferred if sizes else None,
-        block_maximum=sizes.maximum if sizes else None,
-    )
 
 
 def commands(info: ExportInfo) -> str:

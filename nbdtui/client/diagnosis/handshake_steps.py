@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 
-from nbdtui.client.diagnosis.facts import fold_infos, human_size, tls_hint
+from nbdtui.client.diagnosis.facts import human_size, tls_hint
 from nbdtui.client.diagnosis.probe_stream import ProbeStream
 from nbdtui.client.diagnosis.results import OK, SKIPPED, WARN, printable, shown
 from nbdtui.client.diagnosis.walk_base import WalkBase
@@ -14,6 +14,7 @@ from nbdtui.errors import ConnectionLostError, NbdError, ProtocolError, TLSError
 from nbdtui.proto import option_codec as wire
 from nbdtui.proto.client_events import OptionAnswered
 from nbdtui.proto.constants import BASE_ALLOCATION, HandshakeFlag, Info, Option, OptionReply
+from nbdtui.proto.option_replies import fold_infos
 from nbdtui.proto.types import ExportInfo
 
 __all__ = ["HandshakeSteps"]
