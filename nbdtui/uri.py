@@ -56,14 +56,13 @@ URI nbdtui stores (the connect screen's history, the undo journal) goes through 
 
 from __future__ import annotations
 
-import dataclasses
 import ipaddress
 import re
-from dataclasses import dataclass
 from urllib.parse import unquote
 
 from nbdtui.errors import UriError
 from nbdtui.proto.constants import DEFAULT_PORT, MAX_STRING
+from nbdtui.proto.records import Record
 
 TRANSPORTS = ("tcp", "unix", "ssh", "vsock")
 TLS_PARAMS = ("tls-certificates", "tls-hostname", "tls-psk-file", "tls-type", "tls-verify-peer")
@@ -243,24 +242,54 @@ def _suggest(word: str, choices: tuple[str, ...] | list[str]) -> str | None:
 # ---------------------------------------------------------------- Endpoint
 
 
-@dataclass(frozen=True)
-class Endpoint:
+class Endpoint(Record):
     """Where an NBD export lives and how to reach it."""
 
+    _fields = (
+        "transport",
+        "tls",
+        "host",
+        "port",
+        "socket",
+        "export",
+        "user",
+        "tls_params",
+        "extra",
+    )
+    __slots__ = _fields
     transport: str  # "tcp" | "unix" | "ssh" | "vsock"
-    tls: bool = False
-    host: str | None = None  # tcp host or IP literal (IPv6 unbracketed); ssh host; vsock CID
-    port: int | None = None  # tcp: NBD port (None = 10809); ssh: SSH port; vsock: port
-    socket: str | None = None  # unix: local socket path; ssh: remote unix socket path
-    export: str = ""
-    user: str | None = None  # ssh user, TLS PSK user name
-    tls_params: tuple[tuple[str, str], ...] = ()  # sorted by key
-    extra: tuple[tuple[str, str], ...] = ()  # x-* parameters, sorted by key
+    tls: bool
+    host: str | None  # tcp host or IP literal (IPv6 unbracketed); ssh host; vsock CID
+    port: int | None  # tcp: NBD port (None = 10809); ssh: SSH port; vsock: port
+    socket: str | None  # unix: local socket path; ssh: remote unix socket path
+    export: str
+    user: str | None  # ssh user, TLS PSK user name
+    tls_params: tuple[tuple[str, str], ...]  # sorted by key
+    extra: tuple[tuple[str, str], ...]  # x-* parameters, sorted by key
 
-    def __post_init__(self) -> None:
-        # Normalise the parameter lists (any iterable of pairs, any order).
-        object.__setattr__(self, "tls_params", _pairs(self.tls_params))
-        object.__setattr__(self, "extra", _pairs(self.extra))
+    def __init__(
+        self,
+        transport: str,
+        tls: bool = False,
+        host: str | None = None,
+        port: int | None = None,
+        socket: str | None = None,
+        export: str = "",
+        user: str | None = None,
+        tls_params: tuple[tuple[str, str], ...] = (),
+        extra: tuple[tuple[str, str], ...] = (),
+    ) -> None:
+        s = self._set
+        s[0](self, transport)
+        s[1](self, tls)
+        s[2](self, host)
+        s[3](self, port)
+        s[4](self, socket)
+        s[5](self, export)
+        s[6](self, user)
+        # The parameter lists normalised (any iterable of pairs, any order).
+        s[7](self, _pairs(tls_params))
+        s[8](self, _pairs(extra))
         _validate(self)
 
     @property
@@ -318,7 +347,7 @@ class Endpoint:
         return DEFAULT_PORT if self.port is None else self.port
 
     def with_export(self, name: str) -> Endpoint:
-        return dataclasses.replace(self, export=name)
+        return self.replace(export=name)
 
     def tls_param(self, key: str) -> str | None:
         for k, v in self.tls_params:
@@ -633,15 +662,20 @@ def _parse_legacy(rest: str) -> Endpoint:
 # ---------------------------------------------------------------- --ssh
 
 
-@dataclass(frozen=True)
-class SshTarget:
+class SshTarget(Record):
     """The value of ``--ssh [user@]host[:port]``."""
 
+    _fields = ("host", "user", "port")
+    __slots__ = _fields
     host: str
-    user: str | None = None
-    port: int | None = None
+    user: str | None
+    port: int | None
 
-    def __post_init__(self) -> None:
+    def __init__(self, host: str, user: str | None = None, port: int | None = None) -> None:
+        s = self._set
+        s[0](self, host)
+        s[1](self, user)
+        s[2](self, port)
         if not isinstance(self.host, str):
             raise UriError("ssh target needs a host: expected [USER@]HOST[:PORT]")
         _check_host(self.host)

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import dataclasses
 import os
 import sys
 import tempfile
@@ -134,11 +133,8 @@ def take(out: Path) -> list[Path]:
             socket = parse(demo.uri).socket
             assert socket is not None
             os.symlink(socket, SOCKET)
-            uris = {
-                name: dataclasses.replace(parse(uri), socket=SOCKET).uri
-                for name, uri in demo.uris.items()
-            }
-            server = dataclasses.replace(parse(uris["demo"]), export="").uri
+            uris = {name: parse(uri).replace(socket=SOCKET).uri for name, uri in demo.uris.items()}
+            server = parse(uris["demo"]).replace(export="").uri
             app = create_app(None, uris, history=History(Path(tmp) / "history.sqlite3"))
             return asyncio.run(_shoot(app, server, out))
         finally:

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 from collections.abc import Generator
 
 from nbdtui.client.connection import DEFAULT_WINDOW
@@ -208,13 +207,13 @@ async def list_exports(
                 )
             except NbdError:
                 return item  # keep what INFO said
-        return dataclasses.replace(item, info=negotiated.info)
+        return item.replace(info=negotiated.info)
 
     exports = list(listed.exports)
     rechecked = await asyncio.gather(*(recheck(exports[i]) for i in suspicious))
     for i, item in zip(suspicious, rechecked, strict=True):
         exports[i] = item
-    return dataclasses.replace(listed, exports=tuple(exports))
+    return listed.replace(exports=tuple(exports))
 
 
 async def probe(

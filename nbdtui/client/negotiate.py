@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import logging
 from dataclasses import dataclass
 
@@ -169,7 +168,7 @@ async def handshake(
                         if event.tls:
                             from nbdtui.client.transport.tls import is_verified
 
-                            event = dataclasses.replace(event, tls_verified=is_verified(transport))
+                            event = event.replace(tls_verified=is_verified(transport))
                         ok = True
                         return Handshaken(transport, protocol, event, hs.trailing_data)
     finally:

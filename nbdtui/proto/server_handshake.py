@@ -50,7 +50,6 @@ have HAS_FLAGS, and SEND_DF only with structured replies.
 
 from __future__ import annotations
 
-import dataclasses
 import struct
 from collections.abc import Callable, Mapping
 
@@ -154,8 +153,7 @@ def _string(text: str) -> bytes:
 
 def _canonical(info: ExportInfo) -> ExportInfo:
     """Fill the defaults a server announces: HAS_FLAGS and the block sizes."""
-    return dataclasses.replace(
-        info,
+    return info.replace(
         flags=int(info.flags | TF.HAS_FLAGS),
         block_minimum=info.block_minimum or DEFAULT_BLOCK_MIN,
         block_preferred=info.block_preferred or DEFAULT_BLOCK_PREFERRED,
@@ -215,7 +213,7 @@ class ServerHandshake:
     def transmission_info(self, info: ExportInfo) -> ExportInfo:
         """The export as sent to this client: SEND_DF only with structured replies."""
         flags = info.flags | TF.SEND_DF if self.structured else info.flags & ~int(TF.SEND_DF)
-        return dataclasses.replace(info, flags=int(flags))
+        return info.replace(flags=int(flags))
 
     # -- options --------------------------------------------------------------------
 

@@ -25,7 +25,6 @@ an ``ssh_config`` ``ProxyCommand`` may substitute them.
 
 from __future__ import annotations
 
-import dataclasses
 import re
 from dataclasses import dataclass
 
@@ -155,8 +154,7 @@ def tunnel_endpoint(endpoint: Endpoint, via: SshTarget | str) -> Endpoint:
             extra.append((NBD_PORT_PARAM, str(endpoint.port)))
         if endpoint.tls and endpoint.tls_param("tls-hostname") is None:
             tls_params.append(("tls-hostname", endpoint.host))
-    return dataclasses.replace(
-        endpoint,
+    return endpoint.replace(
         transport="ssh",
         host=target.host,
         port=target.port,
