@@ -25,11 +25,17 @@ string and escapes control characters itself.
 
 from __future__ import annotations
 
-import unicodedata
-
 # General categories shown escaped: Cc control, Cf format, Cs surrogate, Co private use,
 # Cn unassigned, Zl line separator, Zp paragraph separator.
 _HIDDEN = frozenset(("Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"))
+
+
+def _category(ch: str) -> str:
+    # imported here: the common case (printable ASCII) never needs it, and every
+    # command's start imports this module (0.7 M instructions)
+    import unicodedata
+
+    return unicodedata.category(ch)
 
 
 def _escape(ch: str) -> str:
@@ -51,7 +57,7 @@ def terminal_text(text: str, *, backslash: bool = True) -> str:
             out.append("\\\\" if backslash else ch)
         elif " " <= ch <= "~":
             out.append(ch)
-        elif unicodedata.category(ch) in _HIDDEN:
+        elif _category(ch) in _HIDDEN:
             out.append(_escape(ch))
         else:
             out.append(ch)
