@@ -23,6 +23,7 @@ deleting an attribute raises ``AttributeError``; mypy knows them as frozen datac
 from __future__ import annotations
 
 from collections.abc import Callable
+from operator import attrgetter
 from typing import TYPE_CHECKING, Any, ClassVar, Self, cast, dataclass_transform
 
 __all__ = ["Record", "SlotSetter", "slot_setters"]
@@ -49,12 +50,17 @@ class Record:
     _fields: ClassVar[tuple[str, ...]] = ()
     #: the setters of the fields' slots, in the same order (for ``__init__``)
     _set: ClassVar[tuple[SlotSetter, ...]] = ()
+    #: reads what equality and the hash are made of (see __init_subclass__)
+    _key: ClassVar[Callable[[object], object]]
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         fields = vars(cls).get("_fields", ())
         cls._fields = fields
         cls._set = slot_setters(cls, *fields)
+        # What __eq__ and __hash__ compare, read in C: the fields (a tuple when there are
+        # several, the value when one); without fields, the class (all are equal).
+        cls._key = attrgetter(*fields) if fields else attrgetter("__class__")
         type.__setattr__(cls, "__match_args__", fields)
 
     def _values(self) -> tuple[object, ...]:
@@ -67,10 +73,11 @@ class Record:
     def __eq__(self, other: object) -> bool:
         if other.__class__ is not self.__class__:
             return NotImplemented
-        return self._values() == other._values()
+        key = type(self)._key
+        return key(self) == key(other)
 
     def __hash__(self) -> int:
-        return hash(self._values())
+        return hash(type(self)._key(self))
 
     def __reduce__(self) -> tuple[type[Self], tuple[object, ...]]:
         # copy, deepcopy and pickle: the fields, positionally, to __init__ again
