@@ -15,20 +15,23 @@ The interpreter alone (``python -c pass``) is measured for reference. Usage:
 Python's bytecode caches must exist (an installed package has them; in a checkout, run
 ``python -m compileall -q nbdtui`` once, or nbdtui compiles its sources at every start).
 
-Figures (2 cores shared with other work; ``--rounds 21 --instructions --baseline``, the
-baseline being the tree before the events, ExportInfo and Endpoint stopped being
-dataclasses and inspect left the path; Python 3.11)::
+Figures (2 cores shared with four other busy sessions; ``--rounds 21 --instructions
+--baseline``, the baseline being the tree before: dataclasses for the events, ExportInfo
+and Endpoint, inspect, json, locale and unicodedata on the path; Python 3.11)::
 
-    command              median ms   M instructions   before: ms   M instructions
-    nbdtui info --json        53.5            209.7         69.4            298.7
-    nbdtui read 4 KiB         52.7            203.2         67.6            292.5
-    nbdinfo --json            11.0              7.6
-    nbdcopy 4 KiB              7.4              7.6
-    python -c pass            36.6            144.7
+    command              median ms  min ms  M instr.   before: median  min  M instr.
+    nbdtui info --json        52.8    44.4     197.7             68.7  62.4     299.0
+    nbdtui read 4 KiB         51.2    45.2     196.7             73.0  62.9     292.4
+    nbdinfo --json             9.7     8.2       7.6
+    nbdcopy 4 KiB              7.8     5.1       7.6
+    python -c pass            37.7    33.4     144.9
 
-    info / baseline 0.77x, read 4 KiB / baseline 0.78x (wall); instructions beyond
-    ``python -c pass``: info 154 -> 65 M, read 148 -> 59 M. On an idle machine (python -c
-    pass 33 ms) that puts info at about 48 ms, read at about 48 ms (were 62.6 and 62).
+    info / baseline 0.77x, read 4 KiB / baseline 0.70x (medians; 0.71x and 0.72x of the
+    minimums). Instructions beyond ``python -c pass``: info 154 -> 53 M, read 148 -> 52 M.
+    Unloaded (python -c pass 33 ms) that is about 45 ms for either (were 62.6 and 62).
+    What is left beyond the interpreter, in instructions: the enums of proto/constants.py
+    11.5 M, argparse with gettext 8.4 M, errors.py 5 M, the proto and client modules
+    about 15 M, the connection, handshake and output a few M.
 """
 
 from __future__ import annotations
