@@ -13,7 +13,6 @@ from typing import Any
 from nbdtui.cli.parser import target_endpoint
 from nbdtui.errors import UriError
 from nbdtui.present.describe import block_sizes, flag_words, protocol_line
-from nbdtui.present.json_text import dumps
 from nbdtui.present.sizes import format_size
 from nbdtui.present.terminal_text import terminal_text
 from nbdtui.proto.client_events import Negotiated
@@ -72,7 +71,10 @@ def export_uri(endpoint: Endpoint, name: str) -> str | None:
 
 
 def _print_json(doc: dict[str, Any]) -> None:
-    sys.stdout.write(dumps(doc) + "\n")  # json.dumps(doc, indent=2), without json
+    import json  # here: 4% of the instructions of a plain `nbdtui info`
+
+    json.dump(doc, sys.stdout, indent=2)
+    sys.stdout.write("\n")
 
 
 def describe_export(
