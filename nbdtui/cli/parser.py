@@ -21,17 +21,6 @@ EXIT_FAILURE = 1
 EXIT_USAGE = 2
 
 
-def _untranslated(message: str) -> str:
-    return message
-
-
-# argparse passes its own words ("usage: ", "options", ...) through gettext.gettext,
-# whose every call searches the disk for a "messages" catalogue that Python does not
-# ship, the first one importing locale: 5 M instructions, 3% of all of `nbdtui info`.
-# nbdtui's own text is English; argparse's words stay English too.
-argparse._ = _untranslated  # type: ignore[attr-defined]
-
-
 class ArgumentParser(argparse.ArgumentParser):
     """argparse with our one-line ``nbdtui: …`` error format."""
 

@@ -30,9 +30,8 @@ def run_timed(*args: str) -> tuple[Result, set[str]]:
 
 # What a one-shot command must not import (beyond what the interpreter's own start-up,
 # site and .pth files, imports): asyncio (with ssl, logging, concurrent.futures), the
-# UI, dataclasses and inspect (4 ms and more of a 60 ms start-up; proto/records.py), and
-# locale (argparse through gettext; cli/parser.py).
-HEAVY = frozenset({"asyncio", "ssl", "textual", "dataclasses", "inspect", "logging", "locale"})
+# UI, and dataclasses and inspect (4 ms and more of a 60 ms start-up; proto/records.py).
+HEAVY = frozenset({"asyncio", "ssl", "textual", "dataclasses", "inspect", "logging"})
 
 
 def heavy_imports(imported: set[str]) -> set[str]:
