@@ -49,7 +49,9 @@ DUMP_DEFAULT_LENGTH = 512
 
 
 def check_range(offset: int, length: int, size: int) -> None:
-    if offset > size or length > size - offset:
+    if offset > size:
+        raise UsageError(f"offset {offset} is past the end of the export (size {size})")
+    if length > size - offset:
         raise UsageError(f"range {offset}+{length} is past the end of the export (size {size})")
 
 

@@ -101,6 +101,15 @@ def test_read_past_end_is_refused(populated):
     assert_one_line_error(result, 2, "past the end")
 
 
+@pytest.mark.parametrize("command", ["read", "dump"])
+def test_offset_past_end_is_named_without_a_length(populated, command):
+    # no --length: the length left from the offset would be negative
+    server, _ = populated
+    result = nbdtui(command, server.uri, "--offset", "5M")
+    assert_one_line_error(result, 2, "offset 5242880 is past the end of the export (size 4194304)")
+    assert "+-" not in result.stderr
+
+
 def test_write_reads_back_and_leaves_neighbours(populated, tmp_path):
     server, _data = populated
     before = nbdcopy_out(server.uri)
