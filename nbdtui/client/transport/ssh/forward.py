@@ -1,0 +1,304 @@
+"""An ``nbd+ssh`` endpoint's NBD server forwarded to a local Unix socket by OpenSSH's client.
+
+For a bulk transfer the system ``ssh`` is faster than asyncssh: its encryption runs in
+its own process (off the event loop and the GIL), and nbdtui skips importing asyncssh.
+:func:`open_forward` runs::
+
+    ssh -N -o BatchMode=yes -o ExitOnForwardFailure=yes ... -L LOCAL:REMOTE -- HOST
+
+with LOCAL a socket in a fresh 0700 directory, REMOTE the endpoint's remote socket (or
+``HOST:PORT`` as the SSH host sees it) and the endpoint's user, port and host (an
+``ssh_config`` alias too: OpenSSH reads the same ``~/.ssh/config``, identities and
+``known_hosts`` as the asyncssh transport). It waits for LOCAL to appear and returns a
+:class:`Forward` whose :attr:`~Forward.endpoint` is the ``nbd+unix`` endpoint of LOCAL;
+:meth:`Forward.close` kills ``ssh`` and removes the directory (``ssh`` also gets SIGTERM
+if nbdtui dies first: ``setpriv --pdeathsig``).
+
+``None`` means "use the asyncssh transport" (logged at debug level): no ``ssh``, a login
+that needs a prompt (``BatchMode``: passwords, passphrases), a host key that
+``known_hosts`` does not have yet (asyncssh asks, or accepts it with
+``--ssh-accept-new``), a forward that does not come up in time. A host key that
+*differs* from the one in ``known_hosts`` is a :class:`~nbdtui.errors.ConnectError`
+(``StrictHostKeyChecking=yes``), the same one-line error as asyncssh's, never a fallback.
+
+No asyncssh here: this module costs nothing to import.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import logging
+import os
+import pwd
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from nbdtui.client.transport.ssh.endpoint import host_key_mismatch, ssh_route
+from nbdtui.uri import Endpoint
+
+__all__ = ["FORWARD_TIMEOUT", "Forward", "forward_argv", "open_forward"]
+
+_log = logging.getLogger("nbdtui.client.transport")
+
+# How long the forward may take to come up when the caller gives no timeout.
+FORWARD_TIMEOUT = 10.0
+_POLL = 0.002
+CLOSE_TIMEOUT = 2.0  # for ssh to go on SIGTERM, before SIGKILL
+# OpenSSH's own cipher list (9.x). When ssh_config leaves it as it is, AES-GCM goes
+# first: with AES-NI it moves about 1.5x the bytes per second of chacha20-poly1305.
+OPENSSH_DEFAULT_CIPHERS = (
+    "chacha20-poly1305@openssh.com,aes128-ctr,aes192-ctr,aes256-ctr,"
+    "aes128-gcm@openssh.com,aes256-gcm@openssh.com"
+)
+GCM_FIRST_CIPHERS = (
+    "aes128-gcm@openssh.com,aes256-gcm@openssh.com,chacha20-poly1305@openssh.com,"
+    "aes128-ctr,aes192-ctr,aes256-ctr"
+)
+# What OpenSSH prints when the host key differs from the one known_hosts has for it.
+_MISMATCH = ("REMOTE HOST IDENTIFICATION HAS CHANGED", "POSSIBLE DNS SPOOFING DETECTED")
+_SOCKET_PATH_MAX = 100  # sun_path is 108 bytes on Linux
+
+
+@dataclass
+class Forward:
+    """A running ``ssh -N -L``: :attr:`endpoint` reaches the NBD server through it."""
+
+    endpoint: Endpoint
+    process: subprocess.Popen[bytes]
+    directory: str
+
+    def close(self) -> None:
+        """Stop ``ssh`` (if it still runs), reap it and remove the socket's directory."""
+        with contextlib.suppress(ProcessLookupError):
+            self.process.terminate()
+        try:
+            self.process.wait(timeout=CLOSE_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        shutil.rmtree(self.directory, ignore_errors=True)
+
+    def __enter__(self) -> Endpoint:
+        return self.endpoint
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def forward_argv(
+    ssh: str,
+    endpoint: Endpoint,
+    local: str,
+    *,
+    ciphers: str | None = None,
+    files: Sequence[str] = (),
+) -> list[str]:
+    """The ``ssh`` command line forwarding ``local`` to ``endpoint``'s NBD server."""
+    route = ssh_route(endpoint)
+    if route.socket is not None:
+        remote = route.socket
+    else:
+        host = f"[{route.nbd_host}]" if ":" in route.nbd_host else route.nbd_host
+        remote = f"{host}:{route.nbd_port}"
+    argv = [ssh, *_login_options(endpoint), *files, "-N"]
+    for option in (
+        "BatchMode=yes",
+        "ExitOnForwardFailure=yes",
+        "StreamLocalBindUnlink=yes",
+        "StreamLocalBindMask=0177",
+        "StrictHostKeyChecking=yes",
+        "ControlMaster=no",
+        "ControlPath=none",
+        "ForwardAgent=no",
+        "ForwardX11=no",
+        "LogLevel=ERROR",
+    ):
+        argv += ["-o", option]
+    if ciphers is not None:
+        argv += ["-o", f"Ciphers={ciphers}"]
+    return [*argv, "-L", f"{local}:{remote}", "--", route.host]
+
+
+def _login_options(endpoint: Endpoint) -> list[str]:
+    options = _home_options()
+    if endpoint.port is not None:
+        options += ["-p", str(endpoint.port)]
+    if endpoint.user is not None:
+        options += ["-l", endpoint.user]
+    return options
+
+
+def _pw_home() -> str | None:
+    try:
+        return pwd.getpwuid(os.getuid()).pw_dir
+    except KeyError:
+        return None
+
+
+def _home_options() -> list[str]:
+    """OpenSSH finds ``~/.ssh`` through the password database, asyncssh through $HOME:
+    when the two differ (``sudo -E``, the tests), OpenSSH is pointed at $HOME's."""
+    home = os.path.expanduser("~")
+    pw_home = _pw_home()
+    if pw_home is not None and os.path.realpath(home) == os.path.realpath(pw_home):
+        return []
+    config = os.path.join(home, ".ssh", "config")
+    return ["-F", config if os.path.isfile(config) else "/dev/null"]
+
+
+def _home_files(config: dict[str, list[str]]) -> list[str]:
+    """``-o`` options putting the identities and known_hosts that OpenSSH would look for
+    under the password database's home under $HOME instead (see :func:`_home_options`)."""
+    if not _home_options():
+        return []
+    home = os.path.expanduser("~")
+    prefixes = ["~/", *([f"{pw}/"] if (pw := _pw_home()) and pw != "/" else [])]
+
+    def moved(path: str) -> str:
+        for prefix in prefixes:
+            if path.startswith(prefix):
+                return os.path.join(home, path[len(prefix) :])
+        return path
+
+    options = [f"IdentityFile={moved(path)}" for path in config.get("identityfile", [])]
+    known = config.get("userknownhostsfile", [])
+    if known:
+        options.append("UserKnownHostsFile=" + " ".join(moved(p) for p in known[0].split()))
+    return [item for option in options for item in ("-o", option)]
+
+
+def _ssh_config(ssh: str, endpoint: Endpoint) -> dict[str, list[str]]:
+    """What ``ssh -G`` makes of the endpoint's host: hostname, port, ciphers…"""
+    assert endpoint.host is not None
+    try:
+        proc = subprocess.run(
+            [ssh, "-G", *_login_options(endpoint), "--", endpoint.host],
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return {}
+    if proc.returncode != 0:
+        return {}
+    config: dict[str, list[str]] = {}
+    for line in proc.stdout.splitlines():
+        key, _, value = line.partition(" ")
+        config.setdefault(key.lower(), []).append(value)
+    return config
+
+
+def _local_endpoint(endpoint: Endpoint, local: str) -> Endpoint:
+    tls_params = list(endpoint.tls_params)
+    if endpoint.tls and endpoint.tls_param("tls-hostname") is None:
+        assert endpoint.host is not None  # the certificate names the SSH host, not "localhost"
+        tls_params.append(("tls-hostname", endpoint.host.partition("%")[0]))
+    return dataclasses.replace(
+        endpoint,
+        transport="unix",
+        host=None,
+        port=None,
+        user=endpoint.user if endpoint.tls else None,  # (the TLS PSK user, if any)
+        socket=local,
+        tls_params=tuple(tls_params),
+        extra=(),
+    )
+
+
+def _private_directory() -> str | None:
+    for parent in (None, "/tmp"):
+        directory = tempfile.mkdtemp(prefix="nbdtui-ssh-", dir=parent)  # 0700
+        local = os.path.join(directory, "nbd.sock")
+        if len(local) <= _SOCKET_PATH_MAX and ":" not in local:
+            return directory
+        os.rmdir(directory)
+    return None
+
+
+def _pdeathsig() -> list[str]:
+    setpriv = shutil.which("setpriv")
+    return [setpriv, "--pdeathsig", "KILL", "--"] if setpriv else []
+
+
+async def open_forward(endpoint: Endpoint, timeout: float | None = None) -> Forward | None:
+    """Forward ``endpoint``'s NBD server to a local socket with the system ``ssh``.
+
+    Returns the running :class:`Forward`, or ``None`` to use the asyncssh transport
+    (the reason is logged at debug level). Raises ConnectError when the host key differs
+    from ``known_hosts``."""
+    ssh = shutil.which("ssh")
+    if ssh is None:
+        _log.debug("system ssh: not installed; using asyncssh")
+        return None
+    route = ssh_route(endpoint)
+    if route.socket is not None and (":" in route.socket or route.socket.startswith("\0")):
+        _log.debug("system ssh: cannot forward %r with -L; using asyncssh", route.socket)
+        return None
+    config = _ssh_config(ssh, endpoint)
+    ciphers = GCM_FIRST_CIPHERS if config.get("ciphers") == [OPENSSH_DEFAULT_CIPHERS] else None
+    directory = _private_directory()
+    if directory is None:
+        _log.debug("system ssh: no short private directory for the socket; using asyncssh")
+        return None
+    local = os.path.join(directory, "nbd.sock")
+    errors = os.path.join(directory, "ssh.err")
+    argv = [
+        *_pdeathsig(),
+        *forward_argv(ssh, endpoint, local, ciphers=ciphers, files=_home_files(config)),
+    ]
+    try:
+        with open(errors, "wb") as stderr:
+            process = subprocess.Popen(
+                argv,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=stderr,
+                start_new_session=True,  # no terminal: Ctrl+C is ours to handle
+            )
+    except OSError as exc:
+        shutil.rmtree(directory, ignore_errors=True)
+        _log.debug("system ssh: cannot run %s (%s); using asyncssh", ssh, exc)
+        return None
+    forward = Forward(_local_endpoint(endpoint, local), process, directory)
+    try:
+        reason = await _wait(forward, local, FORWARD_TIMEOUT if timeout is None else timeout)
+        if reason is None:
+            _log.debug("system ssh: %s forwarded to %s (pid %d)", route.target, local, process.pid)
+            return forward
+        text = Path(errors).read_text(errors="replace")
+        if any(marker in text for marker in _MISMATCH):
+            host = config.get("hostname", [route.host])[0]
+            port = int(config.get("port", [str(route.port or 22)])[0])
+            raise host_key_mismatch(host, port)
+        last = [line for line in text.splitlines() if line.strip()][-1:]
+        _log.debug("system ssh: %s (%s); using asyncssh", reason, last[0] if last else "")
+    except BaseException:
+        forward.close()
+        raise
+    forward.close()
+    return None
+
+
+async def _wait(forward: Forward, local: str, timeout: float) -> str | None:
+    """Wait until ``local`` exists; else why not."""
+    deadline = time.monotonic() + timeout
+    while not os.path.exists(local):
+        code = forward.process.poll()
+        if code is not None:
+            if code < 0:
+                return f"ssh killed by {signal.Signals(-code).name}"
+            return f"ssh exited with status {code}"
+        if time.monotonic() > deadline:
+            return f"the forward did not come up in {timeout:g} s"
+        await asyncio.sleep(_POLL)
+    return None
