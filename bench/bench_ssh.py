@@ -52,6 +52,13 @@ MiB = 1024 * 1024
 GCM = "aes128-gcm@openssh.com"
 
 
+# `nbdtui ARGS` with nbd+ssh on asyncssh, as before the system ssh took bulk commands.
+ASYNCSSH_MAIN = (
+    "import sys; import nbdtui.cli.open_export as o; o.SYSTEM_SSH = False; "
+    "from nbdtui.cli import main; sys.exit(main(sys.argv[1:]))"
+)
+
+
 def run_timed(cmd: list[str], env: dict[str, str]) -> float:
     start = time.perf_counter()
     subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, env=env)
@@ -101,16 +108,26 @@ def forward_end_to_end(sshd: SshServer, remote: str, cipher: str | None, c: int,
     return elapsed
 
 
-async def library_read(uri: str, connections: int, window: int) -> float:
-    """Seconds for nbdtui's library to stream the whole export once it is open."""
-    import nbdtui
-    from nbdtui.cli.transfer import stream_read
+async def library_read(uri: str, connections: int, window: int, *, system_ssh: bool) -> float:
+    """Seconds for nbdtui to read the whole export to /dev/null once it is open, as
+    ``nbdtui read`` does (bulk engine): through the system ssh's forward (the CLI's
+    default) or through asyncssh (the library's transport)."""
+    from nbdtui.cli import open_export
+    from nbdtui.cli.progress import _Silent
+    from nbdtui.cli.transfer import read_to_file
+    from nbdtui.client.options import ExportOptions
+    from nbdtui.uri import parse
 
-    async with nbdtui.open(uri, connections=connections, window=window) as export:
-        start = time.perf_counter()
-        async for _piece in stream_read(export, 0, export.size):
-            pass
-        return time.perf_counter() - start
+    open_export.SYSTEM_SSH = system_ssh
+    options = ExportOptions(connections=connections, window=window)
+    async with open_export.open_export(parse(uri), options) as export:
+        fd = os.open(os.devnull, os.O_WRONLY)
+        try:
+            start = time.perf_counter()
+            await read_to_file(export, 0, export.size, fd, _Silent())
+            return time.perf_counter() - start
+        finally:
+            os.close(fd)
 
 
 def main() -> int:
@@ -133,8 +150,10 @@ def main() -> int:
             assert nbd.socket is not None
             env = sshd.env()
             uri = sshd.nbd_ssh_uri("", nbd.socket, use_alias=True)
-            cli = [sys.executable, "-m", "nbdtui", "read", uri, "-o", "/dev/null"]
-            cli += ["--connections", str(c), "--window", str(r)]
+            read = ["read", uri, "-o", "/dev/null", "--connections", str(c), "--window", str(r)]
+            cli = [sys.executable, "-m", "nbdtui", *read]
+            # the same command on the asyncssh transport (the CLI's only one before)
+            cli_asyncssh = [sys.executable, "-c", ASYNCSSH_MAIN, *read]
             os.environ["HOME"] = str(sshd.home)  # for the in-process library runs
             os.environ.pop("SSH_AUTH_SOCK", None)
             times: dict[str, list[float]] = collections.defaultdict(list)
@@ -149,33 +168,38 @@ def main() -> int:
                     for label, cipher in (("default", None), ("gcm", GCM)):
                         elapsed = forward_end_to_end(sshd, nbd.socket, cipher, c, r)
                         times[f"e2e {label}"].append(elapsed)
-                    times["library"].append(asyncio.run(library_read(uri, c, r)))
+                    times["cli asyncssh"].append(run_timed(cli_asyncssh, env))
+                    for system_ssh in (True, False):
+                        elapsed = asyncio.run(library_read(uri, c, r, system_ssh=system_ssh))
+                        times[f"library {system_ssh}"].append(elapsed)
                     for label, local in (("default", fwd_default), ("gcm", fwd_gcm)):
                         elapsed = run_timed(nbdcopy_cmd(local, c, r), env)
                         times[f"transfer {label}"].append(elapsed)
                     times["direct"].append(run_timed(nbdcopy_cmd(nbd.socket, c, r), env))
-            med = {key: statistics.median(values) for key, values in times.items()}
             rows = [
-                ("end to end, ssh -L default cipher", med["cli"], med["e2e default"]),
-                (f"end to end, ssh -L {GCM}", med["cli"], med["e2e gcm"]),
-                ("transfer only, ssh -L default cipher", med["library"], med["transfer default"]),
-                (f"transfer only, ssh -L {GCM}", med["library"], med["transfer gcm"]),
+                ("end to end, ssh -L default cipher", "cli", "e2e default"),
+                (f"end to end, ssh -L {GCM}", "cli", "e2e gcm"),
+                (f"  nbdtui on asyncssh vs ssh -L {GCM}", "cli asyncssh", "e2e gcm"),
+                ("transfer only, ssh -L default cipher", "library True", "transfer default"),
+                (f"transfer only, ssh -L {GCM}", "library True", "transfer gcm"),
+                (f"  nbdtui on asyncssh vs ssh -L {GCM}", "library False", "transfer gcm"),
             ]
-            direct = med["direct"]
         finally:
             factory.stop_all()
 
     print(
         f"sequential read of {opts.size} through SSH: nbdtui vs nbdcopy over ssh -L "
-        f"({c} connections x {r} requests, median of {opts.runs}, {os.cpu_count()} CPUs)"
+        f"({c} connections x {r} requests, {opts.runs} runs, {os.cpu_count()} CPUs)"
     )
-    print(f"{'':<44} {'nbdtui':>10} {'nbdcopy':>10} {'ratio':>7}")
-    for name, ours_s, theirs_s in rows:
-        a, b = size / ours_s / MiB, size / theirs_s / MiB
-        print(f"{name:<44} {a:7.1f} MiB/s {b:7.1f} MiB/s {a / b:6.2f}x")
-    print(
-        f"{'(nbdcopy on the socket itself, no SSH)':<44} {'':>10} {size / direct / MiB:7.1f} MiB/s"
-    )
+    print(f"{'':<50} {'nbdtui':>11} {'nbdcopy':>11} {'median':>7}  each run")
+    for name, ours, theirs in rows:
+        a = size / statistics.median(times[ours]) / MiB
+        b = size / statistics.median(times[theirs]) / MiB
+        each = [t / o for o, t in zip(times[ours], times[theirs], strict=True)]
+        runs = " ".join(f"{x:.2f}x" for x in each)
+        print(f"{name:<50} {a:6.1f} MiB/s {b:6.1f} MiB/s {statistics.median(each):6.2f}x  {runs}")
+    direct = size / statistics.median(times["direct"]) / MiB
+    print(f"{'(nbdcopy on the socket itself, no SSH)':<50} {'':>11} {direct:6.1f} MiB/s")
     return 0
 
 

@@ -6,34 +6,94 @@ move data (``read``, ``write``, ``dump``, ``map``, ``copy``, ``diff``...). On an
 system ``ssh`` (:mod:`nbdtui.client.transport.ssh.forward`) and opens that: the bulk
 engine's threads then read the socket while ``ssh`` decrypts in its own process, and
 asyncssh is never imported (half a second). When that cannot be done (no ``ssh``, a
-login that needs a prompt, an unknown host key, a forward or an NBD handshake that does
-not come up through it) the export is opened the usual way, through asyncssh, whose
-prompts and errors the user then sees; the reason is logged at debug level. A host key
+login that needs a prompt, an unknown host key, a forward that does not come up, a
+connection through it that ends before the NBD handshake does, as when the remote socket
+is missing) the export is opened the usual way, through asyncssh, whose prompts and
+errors the user then sees; the reason is logged at debug level. A refusal by the NBD
+server itself (no such export, TLS required or refused) is final. A host key
 that differs from ``known_hosts`` is an error either way. ``ssh`` is stopped when the
 block ends, however it ends.
 """
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from typing import TYPE_CHECKING
 
-from nbdtui.errors import NbdError, UriError
+from nbdtui.errors import (
+    ExportNotFoundError,
+    NbdError,
+    TLSError,
+    TLSRequiredError,
+    UriError,
+)
 
 if TYPE_CHECKING:
     from nbdtui.client.export import Export
     from nbdtui.client.options import ExportOptions
     from nbdtui.client.pool import Pool
+    from nbdtui.client.transport.ssh.forward import Forward
     from nbdtui.uri import Endpoint
 
-__all__ = ["open_export"]
+__all__ = ["early_forwards", "open_export"]
 
 _log = logging.getLogger("nbdtui.client.transport")
 
-# False: nbd+ssh always goes through asyncssh (tests compare the two).
+# False: nbd+ssh always goes through asyncssh (tests and bench/bench_ssh.py compare).
 SYSTEM_SSH = True
+# The commands that open their exports with open_export, and where their endpoints are.
+ENDPOINT_ARGS = {
+    **dict.fromkeys(("read", "dump", "map", "write", "flush", "trim", "zero"), ("uri",)),
+    "copy": ("src", "dst"),
+    "diff": ("a", "b"),
+}
+# Forwards started by early_forwards, until open_export takes them.
+_EARLY: dict[Endpoint, Forward] = {}
+
+
+def _ssh_endpoints(args: argparse.Namespace) -> list[Endpoint]:
+    from nbdtui.uri import parse
+
+    found = []
+    for name in ENDPOINT_ARGS.get(args.command, ()):
+        text = getattr(args, name, None)
+        if not isinstance(text, str) or "://" not in text:
+            continue
+        try:
+            endpoint = parse(text)
+            if getattr(args, "ssh", None) is not None:
+                from nbdtui.client.transport.ssh.endpoint import tunnel_endpoint
+
+                endpoint = tunnel_endpoint(endpoint, args.ssh)
+        except UriError:
+            continue  # said by the command itself
+        if endpoint.transport == "ssh":
+            found.append(endpoint)
+    return found
+
+
+@contextlib.contextmanager
+def early_forwards(args: argparse.Namespace) -> Iterator[None]:
+    """Start ``ssh`` for the command's ``nbd+ssh`` endpoints now, so that its login
+    overlaps the imports of the command; :func:`open_export` takes them over, and any
+    it did not take is stopped when the block ends."""
+    if SYSTEM_SSH:
+        for endpoint in _ssh_endpoints(args):
+            if endpoint in _EARLY:
+                continue
+            from nbdtui.client.transport.ssh.forward import start_forward
+
+            forward = start_forward(endpoint)
+            if forward is not None:
+                _EARLY[endpoint] = forward
+    try:
+        yield
+    finally:
+        while _EARLY:
+            _EARLY.popitem()[1].close()
 
 
 @contextlib.asynccontextmanager
@@ -47,17 +107,19 @@ async def open_export(
         async with OpenExport(endpoint, options, pool=pool) as export:
             yield export
         return
-    from nbdtui.client.transport.ssh.forward import open_forward
+    from nbdtui.client.transport.ssh.forward import ready_forward, start_forward
 
-    forward = await open_forward(endpoint, options.connect_timeout)
+    forward = _EARLY.pop(endpoint, None) or start_forward(endpoint)
+    if forward is not None:
+        forward = await ready_forward(forward, options.connect_timeout)
     if forward is not None:
         with forward:
             opener = OpenExport(forward.endpoint, options, pool=pool)
             try:
                 export = await opener.__aenter__()
-            except UriError:
-                raise
-            except NbdError as exc:
+            except (ExportNotFoundError, TLSError, TLSRequiredError, UriError):
+                raise  # the server (or the endpoint) said no: asyncssh would hear the same
+            except NbdError as exc:  # e.g. the channel refused: asyncssh says why
                 _log.debug("system ssh: opening %s failed (%s); using asyncssh", endpoint, exc)
             else:
                 async with contextlib.AsyncExitStack() as stack:

@@ -26,7 +26,6 @@ No asyncssh here: this module costs nothing to import.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import dataclasses
 import logging
@@ -44,7 +43,14 @@ from pathlib import Path
 from nbdtui.client.transport.ssh.endpoint import host_key_mismatch, ssh_route
 from nbdtui.uri import Endpoint
 
-__all__ = ["FORWARD_TIMEOUT", "Forward", "forward_argv", "open_forward"]
+__all__ = [
+    "FORWARD_TIMEOUT",
+    "Forward",
+    "forward_argv",
+    "open_forward",
+    "ready_forward",
+    "start_forward",
+]
 
 _log = logging.getLogger("nbdtui.client.transport")
 
@@ -71,9 +77,12 @@ _SOCKET_PATH_MAX = 100  # sun_path is 108 bytes on Linux
 class Forward:
     """A running ``ssh -N -L``: :attr:`endpoint` reaches the NBD server through it."""
 
-    endpoint: Endpoint
+    endpoint: Endpoint  # nbd+unix: the local socket
     process: subprocess.Popen[bytes]
-    directory: str
+    directory: str  # private (0700): the socket and ssh's stderr
+    source: Endpoint  # the nbd+ssh endpoint forwarded
+    login: tuple[str, int]  # the SSH host and port, as ssh_config makes them
+    started: float = dataclasses.field(default_factory=time.monotonic)
 
     def close(self) -> None:
         """Stop ``ssh`` (if it still runs), reap it and remove the socket's directory."""
@@ -230,12 +239,9 @@ def _pdeathsig() -> list[str]:
     return [setpriv, "--pdeathsig", "KILL", "--"] if setpriv else []
 
 
-async def open_forward(endpoint: Endpoint, timeout: float | None = None) -> Forward | None:
-    """Forward ``endpoint``'s NBD server to a local socket with the system ``ssh``.
-
-    Returns the running :class:`Forward`, or ``None`` to use the asyncssh transport
-    (the reason is logged at debug level). Raises ConnectError when the host key differs
-    from ``known_hosts``."""
+def start_forward(endpoint: Endpoint) -> Forward | None:
+    """Start ``ssh`` forwarding ``endpoint``'s NBD server to a local socket, without
+    waiting for it (:func:`ready_forward` does); ``None``: use the asyncssh transport."""
     ssh = shutil.which("ssh")
     if ssh is None:
         _log.debug("system ssh: not installed; using asyncssh")
@@ -251,13 +257,12 @@ async def open_forward(endpoint: Endpoint, timeout: float | None = None) -> Forw
         _log.debug("system ssh: no short private directory for the socket; using asyncssh")
         return None
     local = os.path.join(directory, "nbd.sock")
-    errors = os.path.join(directory, "ssh.err")
     argv = [
         *_pdeathsig(),
         *forward_argv(ssh, endpoint, local, ciphers=ciphers, files=_home_files(config)),
     ]
     try:
-        with open(errors, "wb") as stderr:
+        with open(os.path.join(directory, "ssh.err"), "wb") as stderr:
             process = subprocess.Popen(
                 argv,
                 stdin=subprocess.DEVNULL,
@@ -269,17 +274,29 @@ async def open_forward(endpoint: Endpoint, timeout: float | None = None) -> Forw
         shutil.rmtree(directory, ignore_errors=True)
         _log.debug("system ssh: cannot run %s (%s); using asyncssh", ssh, exc)
         return None
-    forward = Forward(_local_endpoint(endpoint, local), process, directory)
+    _log.debug("system ssh: started (pid %d)", process.pid)
+    host = config.get("hostname", [route.host])[0]
+    port = int(config.get("port", [str(route.port or 22)])[0])
+    return Forward(_local_endpoint(endpoint, local), process, directory, endpoint, (host, port))
+
+
+async def ready_forward(forward: Forward, timeout: float | None = None) -> Forward | None:
+    """Wait for ``forward``'s socket (``timeout`` counted from its start): ``forward``,
+    or ``None`` (closed, the reason logged) to use the asyncssh transport. Raises
+    ConnectError (and closes it) when the host key differs from ``known_hosts``."""
     try:
-        reason = await _wait(forward, local, FORWARD_TIMEOUT if timeout is None else timeout)
+        reason = await _wait(forward, FORWARD_TIMEOUT if timeout is None else timeout)
         if reason is None:
-            _log.debug("system ssh: %s forwarded to %s (pid %d)", route.target, local, process.pid)
+            _log.debug(
+                "system ssh: %s forwarded to %s (pid %d)",
+                ssh_route(forward.source).target,
+                forward.endpoint.socket,
+                forward.process.pid,
+            )
             return forward
-        text = Path(errors).read_text(errors="replace")
+        text = Path(forward.directory, "ssh.err").read_text(errors="replace")
         if any(marker in text for marker in _MISMATCH):
-            host = config.get("hostname", [route.host])[0]
-            port = int(config.get("port", [str(route.port or 22)])[0])
-            raise host_key_mismatch(host, port)
+            raise host_key_mismatch(*forward.login)
         last = [line for line in text.splitlines() if line.strip()][-1:]
         _log.debug("system ssh: %s (%s); using asyncssh", reason, last[0] if last else "")
     except BaseException:
@@ -289,9 +306,20 @@ async def open_forward(endpoint: Endpoint, timeout: float | None = None) -> Forw
     return None
 
 
-async def _wait(forward: Forward, local: str, timeout: float) -> str | None:
-    """Wait until ``local`` exists; else why not."""
-    deadline = time.monotonic() + timeout
+async def open_forward(endpoint: Endpoint, timeout: float | None = None) -> Forward | None:
+    """Forward ``endpoint``'s NBD server to a local socket with the system ``ssh``:
+    :func:`start_forward` then :func:`ready_forward`."""
+    forward = start_forward(endpoint)
+    return None if forward is None else await ready_forward(forward, timeout)
+
+
+async def _wait(forward: Forward, timeout: float) -> str | None:
+    """Wait until the forward's socket exists; else why not."""
+    import asyncio
+
+    local = forward.endpoint.socket
+    assert local is not None
+    deadline = forward.started + timeout
     while not os.path.exists(local):
         code = forward.process.poll()
         if code is not None:
