@@ -107,8 +107,8 @@ def run(args: argparse.Namespace) -> Coroutine[Any, Any, int]:
 async def _copy(args: argparse.Namespace) -> int:
     from nbdtui.cli.copy_engine import copy_ranges, plan
     from nbdtui.cli.copy_sides import ExportSide, FileSide, is_endpoint, open_file_side
-    from nbdtui.cli.progress import progress
     from nbdtui.cli.open_export import open_export
+    from nbdtui.cli.progress import progress
     from nbdtui.client.options import ExportOptions
     from nbdtui.uri import parse
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import signal
+import stat
 import subprocess
 import sys
 import time
@@ -14,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.cli_helpers import Result, assert_one_line_error
+from tests.support.oracles import oracle
 from tests.support.requirements import require
 
 MiB = 1024 * 1024
@@ -92,6 +94,35 @@ def test_read_goes_through_system_ssh_byte_exact(sshd, disk, tmp_path):
     assert r.returncode == 0, r.stderr
     assert out.read_bytes() == content
     assert not imported, r.stderr  # OpenSSH carried it, not asyncssh
+    assert logins(server) == 1
+    assert_nothing_left(tmp)
+
+
+def test_write_through_system_ssh_matches_nbdcopy(sshd, disk, tmp_path):
+    server = sshd()
+    nbd, content = disk
+    tmp = tmp_path / "tmp"
+    patch = os.urandom(3 * MiB + 5)
+    source = tmp_path / "patch.bin"
+    source.write_bytes(patch)
+    uri = server.nbd_ssh_uri("disk", nbd.socket)
+    r, imported = run_cli(server, tmp, "write", uri, str(source), "--offset", "4097")
+    assert r.returncode == 0, r.stderr
+    assert not imported
+    expected = bytearray(content)
+    expected[4097 : 4097 + len(patch)] = patch
+    assert oracle("nbdcopy", nbd.uri, "-") == bytes(expected)
+    assert_nothing_left(tmp)
+
+
+def test_an_error_after_the_forward_is_up_leaves_nothing(sshd, disk, tmp_path):
+    server = sshd()
+    nbd, _ = disk
+    tmp = tmp_path / "tmp"
+    uri = server.nbd_ssh_uri("disk", nbd.socket)
+    r, imported = run_cli(server, tmp, "read", uri, "--offset", "9M", "-o", "/dev/null")
+    assert_one_line_error(r, 2, "past the end of the export")
+    assert not imported
     assert logins(server) == 1
     assert_nothing_left(tmp)
 
@@ -266,6 +297,8 @@ def test_ctrl_c_during_a_transfer_leaves_no_ssh(sshd, nbdkit, tmp_path):
             assert proc.poll() is None and time.monotonic() < deadline, proc.stderr
             time.sleep(0.02)
         assert len(ssh_processes(tmp)) == 1
+        (private,) = tmp.glob("nbdtui-ssh-*")
+        assert stat.S_IMODE(private.stat().st_mode) == 0o700
         time.sleep(0.5)  # reading now
         proc.send_signal(signal.SIGINT)
         _, err = proc.communicate(timeout=30)

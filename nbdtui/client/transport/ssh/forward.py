@@ -48,6 +48,7 @@ __all__ = [
     "Forward",
     "forward_argv",
     "open_forward",
+    "preferred_ciphers",
     "ready_forward",
     "start_forward",
 ]
@@ -239,6 +240,12 @@ def _pdeathsig() -> list[str]:
     return [setpriv, "--pdeathsig", "KILL", "--"] if setpriv else []
 
 
+def preferred_ciphers(config: dict[str, list[str]]) -> str | None:
+    """AES-GCM first when ``ssh -G`` shows OpenSSH's own cipher list; ``None`` (leave
+    ``ssh_config`` alone) when the user chose the ciphers."""
+    return GCM_FIRST_CIPHERS if config.get("ciphers") == [OPENSSH_DEFAULT_CIPHERS] else None
+
+
 def start_forward(endpoint: Endpoint) -> Forward | None:
     """Start ``ssh`` forwarding ``endpoint``'s NBD server to a local socket, without
     waiting for it (:func:`ready_forward` does); ``None``: use the asyncssh transport."""
@@ -251,7 +258,7 @@ def start_forward(endpoint: Endpoint) -> Forward | None:
         _log.debug("system ssh: cannot forward %r with -L; using asyncssh", route.socket)
         return None
     config = _ssh_config(ssh, endpoint)
-    ciphers = GCM_FIRST_CIPHERS if config.get("ciphers") == [OPENSSH_DEFAULT_CIPHERS] else None
+    ciphers = preferred_ciphers(config)
     directory = _private_directory()
     if directory is None:
         _log.debug("system ssh: no short private directory for the socket; using asyncssh")
