@@ -321,13 +321,13 @@ async def open_forward(endpoint: Endpoint, timeout: float | None = None) -> Forw
 
 
 async def _wait(forward: Forward, timeout: float) -> str | None:
-    """Wait until the forward's socket exists; else why not."""
+    """Wait until the forward's socket accepts connections; else why not."""
     import asyncio
 
     local = forward.endpoint.socket
     assert local is not None
     deadline = forward.started + timeout
-    while not os.path.exists(local):
+    while not _listening(local):
         code = forward.process.poll()
         if code is not None:
             if code < 0:
@@ -337,3 +337,22 @@ async def _wait(forward: Forward, timeout: float) -> str | None:
             return f"the forward did not come up in {timeout:g} s"
         await asyncio.sleep(_POLL)
     return None
+
+
+def _listening(path: str) -> bool:
+    """``path`` is a Unix socket that ``listen()`` was called on: ssh binds it a moment
+    before, and a connection in between would be refused."""
+    if not os.path.exists(path):
+        return False
+    try:
+        with open("/proc/net/unix", "rb") as table:
+            lines = table.read().splitlines()
+    except OSError:  # not Linux: the path is the best sign there is
+        return True
+    suffix = b" " + os.fsencode(path)
+    for line in lines:
+        if line.endswith(suffix):
+            fields = line.split()
+            if len(fields) > 3 and fields[3] == b"00010000":  # __SO_ACCEPTCON: listening
+                return True
+    return False
