@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import stat
 import subprocess
 import sys
@@ -243,6 +244,25 @@ def test_missing_remote_socket_gives_the_usual_error(sshd, tmp_path):
     missing = tmp_path / "nothing.sock"
     r, _ = run_cli(server, tmp, "read", server.nbd_ssh_uri("", str(missing)), "-o", "/dev/null")
     assert_one_line_error(r, 1, f"remote socket {missing}", "No such file or directory")
+    assert_nothing_left(tmp)
+
+
+def test_a_login_that_hangs_times_out_once(sshd, tmp_path):
+    server = sshd()  # (for its client HOME)
+    silent = socket.create_server(("127.0.0.1", 0))  # accepts, never says a word
+    port = silent.getsockname()[1]
+    tmp = tmp_path / "tmp"
+    start = time.monotonic()
+    try:
+        r, imported = run_cli(
+            server, tmp, "read", "--connect-timeout", "1",
+            f"nbd+ssh://127.0.0.1:{port}/?socket=/run/nbd.sock", "-o", "/dev/null",
+        )  # fmt: skip
+    finally:
+        silent.close()
+    assert_one_line_error(r, 1, f"ssh: timed out logging in to 127.0.0.1:{port} after 1 s")
+    assert time.monotonic() - start < 10  # not once more through asyncssh
+    assert not imported
     assert_nothing_left(tmp)
 
 

@@ -17,9 +17,10 @@ if nbdtui dies first: ``setpriv --pdeathsig``).
 ``None`` means "use the asyncssh transport" (logged at debug level): no ``ssh``, a login
 that needs a prompt (``BatchMode``: passwords, passphrases), a host key that
 ``known_hosts`` does not have yet (asyncssh asks, or accepts it with
-``--ssh-accept-new``), a forward that does not come up in time. A host key that
+``--ssh-accept-new``), an ``ssh`` that exits before its forward is up. A host key that
 *differs* from the one in ``known_hosts`` is a :class:`~nbdtui.errors.ConnectError`
-(``StrictHostKeyChecking=yes``), the same one-line error as asyncssh's, never a fallback.
+(``StrictHostKeyChecking=yes``), the same one-line error as asyncssh's, never a
+fallback; so is a login slower than the connect timeout (asyncssh would wait as long).
 
 No asyncssh here: this module costs nothing to import.
 """
@@ -41,10 +42,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from nbdtui.client.transport.ssh.endpoint import host_key_mismatch, ssh_route
+from nbdtui.errors import ConnectError
 from nbdtui.uri import Endpoint
 
 __all__ = [
-    "FORWARD_TIMEOUT",
     "Forward",
     "forward_argv",
     "open_forward",
@@ -55,8 +56,6 @@ __all__ = [
 
 _log = logging.getLogger("nbdtui.client.transport")
 
-# How long the forward may take to come up when the caller gives no timeout.
-FORWARD_TIMEOUT = 10.0
 _POLL = 0.002
 CLOSE_TIMEOUT = 2.0  # for ssh to go on SIGTERM, before SIGKILL
 # OpenSSH's own cipher list (9.x). When ssh_config leaves it as it is, AES-GCM goes
@@ -290,10 +289,16 @@ def start_forward(endpoint: Endpoint) -> Forward | None:
 async def ready_forward(forward: Forward, timeout: float | None = None) -> Forward | None:
     """Wait for ``forward``'s socket (``timeout`` counted from its start): ``forward``,
     or ``None`` (closed, the reason logged) to use the asyncssh transport. Raises
-    ConnectError (and closes it) when the host key differs from ``known_hosts``."""
+    ConnectError (and closes it) when the host key differs from ``known_hosts`` or the
+    login takes longer than ``timeout``."""
     try:
-        reason = await _wait(forward, FORWARD_TIMEOUT if timeout is None else timeout)
-        if reason is None:
+        reason = await _wait(forward, timeout)
+        if reason is None:  # asyncssh would wait as long again: say it as it would
+            assert timeout is not None
+            host, port = forward.login
+            where = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+            raise ConnectError(f"ssh: timed out logging in to {where} after {timeout:g} s")
+        if not reason:
             _log.debug(
                 "system ssh: %s forwarded to %s (pid %d)",
                 ssh_route(forward.source).target,
@@ -320,23 +325,24 @@ async def open_forward(endpoint: Endpoint, timeout: float | None = None) -> Forw
     return None if forward is None else await ready_forward(forward, timeout)
 
 
-async def _wait(forward: Forward, timeout: float) -> str | None:
-    """Wait until the forward's socket accepts connections; else why not."""
+async def _wait(forward: Forward, timeout: float | None) -> str | None:
+    """Wait until the forward's socket accepts connections: ``""``; else why not (``None``:
+    ``timeout`` seconds passed since ``ssh`` started)."""
     import asyncio
 
     local = forward.endpoint.socket
     assert local is not None
-    deadline = forward.started + timeout
+    deadline = None if timeout is None else forward.started + timeout
     while not _listening(local):
         code = forward.process.poll()
         if code is not None:
             if code < 0:
                 return f"ssh killed by {signal.Signals(-code).name}"
             return f"ssh exited with status {code}"
-        if time.monotonic() > deadline:
-            return f"the forward did not come up in {timeout:g} s"
+        if deadline is not None and time.monotonic() > deadline:
+            return None
         await asyncio.sleep(_POLL)
-    return None
+    return ""
 
 
 def _listening(path: str) -> bool:
