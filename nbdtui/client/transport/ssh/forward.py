@@ -29,21 +29,21 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import logging
 import os
 import pwd
-import shutil
 import signal
 import subprocess
-import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 from nbdtui.client.transport.ssh.endpoint import host_key_mismatch, ssh_route
 from nbdtui.errors import ConnectError
 from nbdtui.uri import Endpoint
+
+if TYPE_CHECKING:
+    import logging
 
 __all__ = [
     "Forward",
@@ -54,7 +54,7 @@ __all__ = [
     "start_forward",
 ]
 
-_log = logging.getLogger("nbdtui.client.transport")
+_FILES = ("nbd.sock", "ssh.err")  # what the private directory holds
 
 _POLL = 0.002
 CLOSE_TIMEOUT = 2.0  # for ssh to go on SIGTERM, before SIGKILL
@@ -93,7 +93,7 @@ class Forward:
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait()
-        shutil.rmtree(self.directory, ignore_errors=True)
+        _remove(self.directory)
 
     def __enter__(self) -> Endpoint:
         return self.endpoint
@@ -225,17 +225,45 @@ def _local_endpoint(endpoint: Endpoint, local: str) -> Endpoint:
 
 
 def _private_directory() -> str | None:
-    for parent in (None, "/tmp"):
-        directory = tempfile.mkdtemp(prefix="nbdtui-ssh-", dir=parent)  # 0700
-        local = os.path.join(directory, "nbd.sock")
-        if len(local) <= _SOCKET_PATH_MAX and ":" not in local:
-            return directory
-        os.rmdir(directory)
+    """A new 0700 directory for the socket (``$TMPDIR``, else ``/tmp``), with a path short
+    enough for ``sun_path`` and no ``:`` (the ``-L`` separator)."""
+    for parent in dict.fromkeys((os.environ.get("TMPDIR") or "/tmp", "/tmp")):
+        directory = os.path.join(parent, "nbdtui-ssh-" + os.urandom(6).hex())
+        if len(directory) + len("/nbd.sock") > _SOCKET_PATH_MAX or ":" in directory:
+            continue
+        try:
+            os.mkdir(directory, 0o700)
+        except OSError:
+            continue
+        return directory
     return None
 
 
+def _remove(directory: str) -> None:
+    for name in _FILES:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(os.path.join(directory, name))
+    with contextlib.suppress(OSError):
+        os.rmdir(directory)
+
+
+def _which(program: str) -> str | None:
+    """``shutil.which`` without importing shutil (start-up time)."""
+    for folder in os.environ.get("PATH", os.defpath).split(os.pathsep):
+        path = os.path.join(folder or ".", program)
+        if os.path.isfile(path) and os.access(path, os.X_OK):
+            return path
+    return None
+
+
+def _log() -> logging.Logger:
+    import logging
+
+    return logging.getLogger("nbdtui.client.transport")
+
+
 def _pdeathsig() -> list[str]:
-    setpriv = shutil.which("setpriv")
+    setpriv = _which("setpriv")
     return [setpriv, "--pdeathsig", "KILL", "--"] if setpriv else []
 
 
@@ -248,19 +276,19 @@ def preferred_ciphers(config: dict[str, list[str]]) -> str | None:
 def start_forward(endpoint: Endpoint) -> Forward | None:
     """Start ``ssh`` forwarding ``endpoint``'s NBD server to a local socket, without
     waiting for it (:func:`ready_forward` does); ``None``: use the asyncssh transport."""
-    ssh = shutil.which("ssh")
+    ssh = _which("ssh")
     if ssh is None:
-        _log.debug("system ssh: not installed; using asyncssh")
+        _log().debug("system ssh: not installed; using asyncssh")
         return None
     route = ssh_route(endpoint)
     if route.socket is not None and (":" in route.socket or route.socket.startswith("\0")):
-        _log.debug("system ssh: cannot forward %r with -L; using asyncssh", route.socket)
+        _log().debug("system ssh: cannot forward %r with -L; using asyncssh", route.socket)
         return None
     config = _ssh_config(ssh, endpoint)
     ciphers = preferred_ciphers(config)
     directory = _private_directory()
     if directory is None:
-        _log.debug("system ssh: no short private directory for the socket; using asyncssh")
+        _log().debug("system ssh: no short private directory for the socket; using asyncssh")
         return None
     local = os.path.join(directory, "nbd.sock")
     argv = [
@@ -277,10 +305,10 @@ def start_forward(endpoint: Endpoint) -> Forward | None:
                 start_new_session=True,  # no terminal: Ctrl+C is ours to handle
             )
     except OSError as exc:
-        shutil.rmtree(directory, ignore_errors=True)
-        _log.debug("system ssh: cannot run %s (%s); using asyncssh", ssh, exc)
+        _remove(directory)
+        _log().debug("system ssh: cannot run %s (%s); using asyncssh", ssh, exc)
         return None
-    _log.debug("system ssh: started (pid %d)", process.pid)
+    _log().debug("system ssh: started (pid %d)", process.pid)
     host = config.get("hostname", [route.host])[0]
     port = int(config.get("port", [str(route.port or 22)])[0])
     return Forward(_local_endpoint(endpoint, local), process, directory, endpoint, (host, port))
@@ -299,18 +327,19 @@ async def ready_forward(forward: Forward, timeout: float | None = None) -> Forwa
             where = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
             raise ConnectError(f"ssh: timed out logging in to {where} after {timeout:g} s")
         if not reason:
-            _log.debug(
+            _log().debug(
                 "system ssh: %s forwarded to %s (pid %d)",
                 ssh_route(forward.source).target,
                 forward.endpoint.socket,
                 forward.process.pid,
             )
             return forward
-        text = Path(forward.directory, "ssh.err").read_text(errors="replace")
+        with open(os.path.join(forward.directory, "ssh.err"), errors="replace") as err:
+            text = err.read()
         if any(marker in text for marker in _MISMATCH):
             raise host_key_mismatch(*forward.login)
         last = [line for line in text.splitlines() if line.strip()][-1:]
-        _log.debug("system ssh: %s (%s); using asyncssh", reason, last[0] if last else "")
+        _log().debug("system ssh: %s (%s); using asyncssh", reason, last[0] if last else "")
     except BaseException:
         forward.close()
         raise
