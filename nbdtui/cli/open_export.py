@@ -24,8 +24,11 @@ from collections.abc import AsyncIterator, Iterator
 from typing import TYPE_CHECKING
 
 from nbdtui.errors import (
+    ConnectError,
+    ConnectionLostError,
     ExportNotFoundError,
     NbdError,
+    ProtocolError,
     TLSError,
     TLSRequiredError,
     UriError,
@@ -124,7 +127,14 @@ async def open_export(
             else:
                 async with contextlib.AsyncExitStack() as stack:
                     stack.push_async_exit(opener)
-                    yield export
+                    try:
+                        yield export
+                    except (ConnectError, ConnectionLostError, ProtocolError) as exc:
+                        # the NBD connections saw the local socket break: say why
+                        ended = forward.ended()
+                        if ended is None:
+                            raise
+                        raise ended from exc
                 return
     async with OpenExport(endpoint, options, pool=pool) as export:
         yield export

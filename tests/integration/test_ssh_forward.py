@@ -266,6 +266,37 @@ def test_a_login_that_hangs_times_out_once(sshd, tmp_path):
     assert_nothing_left(tmp)
 
 
+def test_ssh_ending_mid_transfer_is_said_as_such(sshd, nbdkit, tmp_path):
+    server = sshd()
+    slow = nbdkit("pattern", "1G", "rdelay=1", filters=["delay"], unix=True)
+    tmp = tmp_path / "tmp"
+    uri = server.nbd_ssh_uri("", slow.socket)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "nbdtui", "read", uri, "-o", "/dev/null"],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        env=_env(server, tmp),
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while not list(tmp.glob("nbdtui-ssh-*/nbd.sock")):
+            assert proc.poll() is None and time.monotonic() < deadline, proc.stderr
+            time.sleep(0.02)
+        time.sleep(0.5)  # reading now
+        (pid,) = ssh_processes(tmp)
+        os.kill(pid, signal.SIGKILL)  # the forward dies, not nbdtui
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    r = Result(proc.returncode, b"", err.decode())
+    assert_one_line_error(
+        r, 1, f"ssh: the connection to 127.0.0.1:{server.port} ended (ssh killed by SIGKILL)"
+    )
+    assert_nothing_left(tmp)
+
+
 def test_no_ssh_on_path_falls_back(sshd, disk, tmp_path):
     server = sshd()
     nbd, content = disk

@@ -58,6 +58,7 @@ _FILES = ("nbd.sock", "ssh.err")  # what the private directory holds
 
 _POLL = 0.002
 CLOSE_TIMEOUT = 2.0  # for ssh to go on SIGTERM, before SIGKILL
+LOST_WAIT = 0.5  # for ssh to exit once the NBD connections through it broke
 # OpenSSH's own cipher list (9.x). When ssh_config leaves it as it is, AES-GCM goes
 # first: with AES-NI it moves about 1.5x the bytes per second of chacha20-poly1305.
 OPENSSH_DEFAULT_CIPHERS = (
@@ -94,6 +95,16 @@ class Forward:
             self.process.kill()
             self.process.wait()
         _remove(self.directory)
+
+    def ended(self, wait: float = LOST_WAIT) -> ConnectError | None:
+        """If ``ssh`` has exited (or does within ``wait`` seconds): the error to report
+        instead of what the NBD connections saw (a lost connection, a refused socket)."""
+        try:
+            code = self.process.wait(timeout=wait)
+        except subprocess.TimeoutExpired:
+            return None
+        last = _last_line(self.directory) or _exit_reason(code)
+        return ConnectError(f"ssh: the connection to {_where(self.login)} ended ({last})")
 
     def __enter__(self) -> Endpoint:
         return self.endpoint
@@ -323,8 +334,7 @@ async def ready_forward(forward: Forward, timeout: float | None = None) -> Forwa
         reason = await _wait(forward, timeout)
         if reason is None:  # asyncssh would wait as long again: say it as it would
             assert timeout is not None
-            host, port = forward.login
-            where = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+            where = _where(forward.login)
             raise ConnectError(f"ssh: timed out logging in to {where} after {timeout:g} s")
         if not reason:
             _log().debug(
@@ -334,12 +344,9 @@ async def ready_forward(forward: Forward, timeout: float | None = None) -> Forwa
                 forward.process.pid,
             )
             return forward
-        with open(os.path.join(forward.directory, "ssh.err"), errors="replace") as err:
-            text = err.read()
-        if any(marker in text for marker in _MISMATCH):
+        if any(marker in _errors(forward.directory) for marker in _MISMATCH):
             raise host_key_mismatch(*forward.login)
-        last = [line for line in text.splitlines() if line.strip()][-1:]
-        _log().debug("system ssh: %s (%s); using asyncssh", reason, last[0] if last else "")
+        _log().debug("system ssh: %s (%s); using asyncssh", reason, _last_line(forward.directory))
     except BaseException:
         forward.close()
         raise
@@ -365,13 +372,36 @@ async def _wait(forward: Forward, timeout: float | None) -> str | None:
     while not _listening(local):
         code = forward.process.poll()
         if code is not None:
-            if code < 0:
-                return f"ssh killed by {signal.Signals(-code).name}"
-            return f"ssh exited with status {code}"
+            return _exit_reason(code)
         if deadline is not None and time.monotonic() > deadline:
             return None
         await asyncio.sleep(_POLL)
     return ""
+
+
+def _exit_reason(code: int) -> str:
+    if code < 0:
+        return f"ssh killed by {signal.Signals(-code).name}"
+    return f"ssh exited with status {code}"
+
+
+def _errors(directory: str) -> str:
+    """What ``ssh`` wrote on stderr."""
+    try:
+        with open(os.path.join(directory, "ssh.err"), errors="replace") as err:
+            return err.read()
+    except OSError:
+        return ""
+
+
+def _last_line(directory: str) -> str:
+    lines = [line.strip() for line in _errors(directory).splitlines() if line.strip()]
+    return lines[-1] if lines else ""
+
+
+def _where(login: tuple[str, int]) -> str:
+    host, port = login
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 def _listening(path: str) -> bool:
