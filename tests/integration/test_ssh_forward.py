@@ -146,6 +146,26 @@ def test_config_alias_dump_and_copy(sshd, disk, tmp_path):
     assert_nothing_left(tmp)
 
 
+def test_diff_of_two_nbd_ssh_exports(sshd, disk, tmp_path):
+    server = sshd()
+    nbd, content = disk
+    tmp = tmp_path / "tmp"
+    changed = bytearray(content)
+    changed[5 * MiB + 7] ^= 0xFF
+    image = tmp_path / "changed.img"
+    image.write_bytes(changed)
+    uri = f"nbd+ssh://{server.alias}/disk?socket={nbd.socket}"
+    r, imported = run_cli(server, tmp, "diff", uri, str(image))
+    assert r.returncode == 1, r.stderr  # cmp's status: different
+    assert r.stdout.decode().split() == [hex(5 * MiB + 7), "1"]
+    assert not imported
+    r, imported = run_cli(server, tmp, "diff", uri, uri)  # one forward each side
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == b""
+    assert logins(server) == 3
+    assert_nothing_left(tmp)
+
+
 def test_tcp_nbd_server_behind_the_ssh_host(sshd, make_image, qemu_nbd, tmp_path):
     server = sshd()
     content = os.urandom(2 * MiB)

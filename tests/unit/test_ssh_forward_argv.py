@@ -35,6 +35,7 @@ def test_remote_socket_user_and_port():
     assert opts["StrictHostKeyChecking"] == "yes"  # unknown keys go to asyncssh
     assert opts["ExitOnForwardFailure"] == "yes"
     assert opts["ControlPath"] == "none"
+    assert opts["UpdateHostKeys"] == "no"  # nbdtui never edits known_hosts unasked
     assert "Ciphers" not in opts
 
 

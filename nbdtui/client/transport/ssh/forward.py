@@ -137,6 +137,7 @@ def forward_argv(
         "StrictHostKeyChecking=yes",
         "ControlMaster=no",
         "ControlPath=none",
+        "UpdateHostKeys=no",  # known_hosts is changed only on the user's say (asyncssh)
         "ForwardAgent=no",
         "ForwardX11=no",
         "LogLevel=ERROR",
