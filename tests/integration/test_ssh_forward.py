@@ -53,7 +53,8 @@ def run_cli(server, tmp: Path, *args: str) -> tuple[Result, bool]:
 
 
 def ssh_processes(tmp: Path) -> list[int]:
-    """Processes whose command line names a path under ``tmp`` (our ``ssh -L``)."""
+    """Processes whose command line names a path under ``tmp`` (our ``ssh -L``), or
+    ``tmp`` itself (the client HOME: a ProxyJump's ``ssh -W`` reads its config)."""
     found = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
@@ -164,6 +165,26 @@ def test_diff_of_two_nbd_ssh_exports(sshd, disk, tmp_path):
     assert r.stdout == b""
     assert logins(server) == 3
     assert_nothing_left(tmp)
+
+
+def test_proxyjump_from_ssh_config(sshd, disk, tmp_path):
+    server = sshd()
+    nbd, content = disk
+    config = server.config_path.read_text()
+    server.config_path.write_text(
+        f"Host via-jump\n    HostName 127.0.0.1\n    Port {server.port}\n"
+        f"    ProxyJump {server.alias}\n" + config
+    )
+    tmp = tmp_path / "tmp"
+    out = tmp_path / "out.bin"
+    uri = f"nbd+ssh://via-jump/disk?socket={nbd.socket}"
+    r, imported = run_cli(server, tmp, "read", uri, "-o", str(out))
+    assert r.returncode == 0, r.stderr
+    assert out.read_bytes() == content
+    assert not imported
+    assert logins(server) == 2  # the jump host, then the target through it
+    assert_nothing_left(tmp)
+    assert ssh_processes(server.home) == []  # nor the jump's ssh -W
 
 
 def test_tcp_nbd_server_behind_the_ssh_host(sshd, make_image, qemu_nbd, tmp_path):
