@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import logging
 from collections.abc import AsyncIterator, Iterator
 from typing import TYPE_CHECKING
 
@@ -42,8 +41,6 @@ if TYPE_CHECKING:
     from nbdtui.uri import Endpoint
 
 __all__ = ["early_forwards", "open_export"]
-
-_log = logging.getLogger("nbdtui.client.transport")
 
 # False: nbd+ssh always goes through asyncssh (tests and bench/bench_ssh.py compare).
 SYSTEM_SSH = True
@@ -123,7 +120,11 @@ async def open_export(
             except (ExportNotFoundError, TLSError, TLSRequiredError, UriError):
                 raise  # the server (or the endpoint) said no: asyncssh would hear the same
             except NbdError as exc:  # e.g. the channel refused: asyncssh says why
-                _log.debug("system ssh: opening %s failed (%s); using asyncssh", endpoint, exc)
+                import logging
+
+                logging.getLogger("nbdtui.client.transport").debug(
+                    "system ssh: opening %s failed (%s); using asyncssh", endpoint, exc
+                )
             else:
                 async with contextlib.AsyncExitStack() as stack:
                     stack.push_async_exit(opener)
