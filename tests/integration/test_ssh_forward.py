@@ -167,6 +167,28 @@ def test_diff_of_two_nbd_ssh_exports(sshd, disk, tmp_path):
     assert_nothing_left(tmp)
 
 
+def test_tls_inside_the_forward(sshd, nbdkit, tls_certs, tmp_path):
+    server = sshd()
+    nbd = nbdkit("pattern", "3M", unix=True, tls=tls_certs)
+    uri = server.nbd_ssh_uri("", nbd.socket).replace("nbd+ssh:", "nbds+ssh:")
+    tmp = tmp_path / "tmp"
+    out = tmp_path / "out.bin"
+    # the certificate names 127.0.0.1, the SSH host, as it does on the asyncssh path
+    r, imported = run_cli(
+        server, tmp, "read", f"{uri}&tls-certificates={tls_certs.dir}", "-o", str(out)
+    )
+    assert r.returncode == 0, r.stderr
+    assert not imported
+    assert out.read_bytes() == oracle(
+        "nbdcopy", nbd.uri + f"&tls-certificates={tls_certs.dir}", "-"
+    )
+    wrong = f"{uri}&tls-certificates={tls_certs.dir}&tls-hostname=elsewhere.example"
+    r, imported = run_cli(server, tmp, "read", wrong, "-o", str(out))
+    assert_one_line_error(r, 1, "TLS certificate verify failed")
+    assert not imported  # a TLS refusal is final: no second try through asyncssh
+    assert_nothing_left(tmp)
+
+
 def test_proxyjump_from_ssh_config(sshd, disk, tmp_path):
     server = sshd()
     nbd, content = disk
