@@ -35,6 +35,13 @@ def _run(coro: Coroutine[object, object, int | None]) -> int:
 
 
 def dispatch(args: argparse.Namespace) -> int:
+    from nbdtui.cli.open_export import early_forwards  # (cheap: no asyncio)
+
+    with early_forwards(args):  # nbd+ssh: ssh logs in while the command is imported
+        return _dispatch(args)
+
+
+def _dispatch(args: argparse.Namespace) -> int:
     if args.command in ("info", "dump", "read"):
         from nbdtui.cli import quick
 

@@ -107,8 +107,8 @@ def run(args: argparse.Namespace) -> Coroutine[Any, Any, int]:
 async def _copy(args: argparse.Namespace) -> int:
     from nbdtui.cli.copy_engine import copy_ranges, plan
     from nbdtui.cli.copy_sides import ExportSide, FileSide, is_endpoint, open_file_side
+    from nbdtui.cli.open_export import open_export
     from nbdtui.cli.progress import progress
-    from nbdtui.client.api import OpenExport
     from nbdtui.client.options import ExportOptions
     from nbdtui.uri import parse
 
@@ -133,12 +133,12 @@ async def _copy(args: argparse.Namespace) -> int:
             src_options = options
             if args.context is not None:
                 src_options = _with_context(options, args.context)
-            export = await astack.enter_async_context(OpenExport(src_uri, src_options))
+            export = await astack.enter_async_context(open_export(src_uri, src_options))
             src = ExportSide(export, args.src)
         else:
             src = open_file_side(args.src, write=False, stack=stack)
         if dst_uri is not None:
-            export = await astack.enter_async_context(OpenExport(dst_uri, options))
+            export = await astack.enter_async_context(open_export(dst_uri, options))
             dst = ExportSide(export, args.dst)
         else:
             dst = open_file_side(args.dst, write=True, stack=stack)

@@ -141,7 +141,7 @@ async def _open_side(label: str, text: str, args: argparse.Namespace) -> AsyncIt
         with LocalImage(text) as image:
             yield _Side(label, None, image)
         return
-    from nbdtui.client.api import OpenExport
+    from nbdtui.cli.open_export import open_export
     from nbdtui.client.options import ExportOptions
     from nbdtui.client.pool import Pool
     from nbdtui.uri import parse
@@ -151,7 +151,7 @@ async def _open_side(label: str, text: str, args: argparse.Namespace) -> AsyncIt
     # bulk engine borrows every connection of its export.
     pool = Pool()
     try:
-        async with OpenExport(parse(text), options, pool=pool) as export:
+        async with open_export(parse(text), options, pool=pool) as export:
             side = _Side(label, export, None)
             try:
                 yield side

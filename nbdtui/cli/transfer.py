@@ -497,7 +497,7 @@ _COMMANDS: dict[str, Callable[..., Awaitable[int]]] = {
 
 
 async def run(args: argparse.Namespace) -> int:
-    from nbdtui.client.api import OpenExport
+    from nbdtui.cli.open_export import open_export
 
     endpoint = target_endpoint(args)  # the URI, tunnelled through --ssh if given
     options = ExportOptions(
@@ -509,5 +509,5 @@ async def run(args: argparse.Namespace) -> int:
         options = dataclasses.replace(options, meta_contexts=tuple(args.context))
     if hasattr(args, "window"):
         options = dataclasses.replace(options, window=args.window, connections=args.connections)
-    async with OpenExport(endpoint, options) as export:
+    async with open_export(endpoint, options) as export:
         return await _COMMANDS[args.command](export, args)

@@ -28,7 +28,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from nbdtui.errors import UriError
+from nbdtui.errors import ConnectError, UriError
 from nbdtui.proto.constants import DEFAULT_PORT
 from nbdtui.uri import BOOLEANS, Endpoint, SshTarget, parse_ssh_target
 
@@ -37,6 +37,7 @@ __all__ = [
     "NBD_HOST_PARAM",
     "NBD_PORT_PARAM",
     "SshRoute",
+    "host_key_mismatch",
     "ssh_route",
     "tunnel_endpoint",
 ]
@@ -115,6 +116,17 @@ def ssh_route(endpoint: Endpoint) -> SshRoute:
         nbd_host=nbd_host,
         nbd_port=nbd_port,
         accept_new_host_key=accept is not None and accept.lower() in _TRUE,
+    )
+
+
+def host_key_mismatch(host: str, port: int) -> ConnectError:
+    """The error for a host key that differs from the one ``known_hosts`` has (both
+    transports, asyncssh and the system ``ssh``, say it the same way)."""
+    shown = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    pattern = host if port == 22 else f"[{host}]:{port}"
+    return ConnectError(
+        f"ssh: host key for {shown} does not match known_hosts (possible "
+        f"man-in-the-middle; if the key changed on purpose: ssh-keygen -R '{pattern}')"
     )
 
 

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import asyncssh
 
-from nbdtui.client.transport.ssh.endpoint import SshRoute
+from nbdtui.client.transport.ssh.endpoint import SshRoute, host_key_mismatch
 from nbdtui.client.transport.ssh.prompts import (
     UnknownHostKey,
     ask_host_key,
@@ -341,11 +341,7 @@ def connect_error(exc: BaseException, login: Login, client: SshClient | None) ->
             host, port = client.refused_at
             shown = hostport(host, port)
             if client.refused == "mismatch":
-                pattern = host if port == 22 else f"[{host}]:{port}"
-                return ConnectError(
-                    f"ssh: host key for {shown} does not match known_hosts (possible "
-                    f"man-in-the-middle; if the key changed on purpose: ssh-keygen -R '{pattern}')"
-                )
+                return host_key_mismatch(host, port)
             key = client.refused_key
             fingerprint = f" ({key_type(key)} {key.get_fingerprint()})" if key else ""
             return ConnectError(
