@@ -36,6 +36,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
+import resource
 import shutil
 import socket
 import statistics
@@ -128,22 +130,47 @@ async def nbdtui_bulk_read(uri: str, opts: argparse.Namespace) -> float:
         return export.size / (time.perf_counter() - start) / MiB
 
 
-def measure(uri: str, opts: argparse.Namespace, size: int, label: str) -> float:
+def cpu_seconds(who: int) -> float:
+    """User + system CPU seconds of this process (RUSAGE_SELF, every thread) or of its
+    waited-for children (RUSAGE_CHILDREN)."""
+    usage = resource.getrusage(who)
+    return usage.ru_utime + usage.ru_stime
+
+
+def server_cpu(pid: int) -> float:
+    """User + system CPU seconds of the server process so far (/proc/PID/stat)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def measure(uri: str, opts: argparse.Namespace, size: int, label: str, server: int) -> float:
     assert asyncio.run(probe(uri)).tls == uri.startswith("nbds")
     theirs = nbdcopy_read(uri, opts, size)
     ours = asyncio.run(nbdtui_read(uri, opts))
     print(f"{'nbdcopy ' + label:<22} {theirs:8.0f} MiB/s")
     print(f"{'nbdtui ' + label:<22} {ours:8.0f} MiB/s   ratio nbdtui/nbdcopy {ours / theirs:.2f}")
-    # The bulk engine, one run each, alternating with nbdcopy (median of the ratios).
+    # The bulk engine, one run each, alternating with nbdcopy (median of the ratios), with
+    # the CPU each run took of the client (nbdcopy's whole process; nbdtui's transfer) and
+    # of the server (with 2 cores, the sum bounds the wall time).
     one = argparse.Namespace(**{**vars(opts), "runs": 1})
     ratios = []
     for _ in range(opts.runs):
+        client, served = cpu_seconds(resource.RUSAGE_CHILDREN), server_cpu(server)
         theirs = nbdcopy_read(uri, one, size)
+        client = cpu_seconds(resource.RUSAGE_CHILDREN) - client
+        served, at = server_cpu(server) - served, server_cpu(server)
+        mine = cpu_seconds(resource.RUSAGE_SELF)
         ours = asyncio.run(nbdtui_bulk_read(uri, one))
+        mine = cpu_seconds(resource.RUSAGE_SELF) - mine
         ratios.append(ours / theirs)
-        print(f"  bulk {label}: nbdcopy {theirs:6.0f} MiB/s, nbdtui {ours:6.0f} MiB/s")
+        print(
+            f"  bulk {label}: nbdcopy {theirs:6.0f} MiB/s (cpu {client:.2f} s, server "
+            f"{served:.2f} s), nbdtui {ours:6.0f} MiB/s (cpu {mine:.2f} s, server "
+            f"{server_cpu(server) - at:.2f} s)"
+        )
     ratio = statistics.median(ratios)
-    print(f"{'nbdtui bulk ' + label:<22} median ratio nbdtui/nbdcopy {ratio:.2f}")
+    each = " ".join(f"{r:.2f}" for r in ratios)
+    print(f"{'nbdtui bulk ' + label:<22} median ratio nbdtui/nbdcopy {ratio:.2f} ({each})")
     return ratio
 
 
@@ -165,14 +192,16 @@ def main() -> int:
         make_certs(certs)
         server, port = start_nbdkit(size, certs)
         try:
-            measure(f"nbds://127.0.0.1:{port}/?tls-certificates={certs}", opts, size, "TLS")
+            measure(
+                f"nbds://127.0.0.1:{port}/?tls-certificates={certs}", opts, size, "TLS", server.pid
+            )
         finally:
             server.terminate()
             server.wait()
         if opts.plain:
             server, port = start_nbdkit(size, None)
             try:
-                measure(f"nbd://127.0.0.1:{port}/", opts, size, "plaintext")
+                measure(f"nbd://127.0.0.1:{port}/", opts, size, "plaintext", server.pid)
             finally:
                 server.terminate()
                 server.wait()
