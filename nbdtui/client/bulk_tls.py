@@ -8,8 +8,8 @@ one-shot commands do), whose StartTLS hook wraps the socket in a :class:`TlsStre
 the same :class:`ssl.SSLContext` as the event loop's connections
 (:func:`~nbdtui.client.transport.tls.context_for`: the same CA, client certificate, host
 name check), and returns a :class:`SideConnection` that a transfer thread drives like a
-lent one. A blocking ``ssl`` socket releases the GIL while it
-encrypts and decrypts, so several threads use several cores.
+lent one. ``ssl`` releases the GIL while it encrypts and decrypts, so several threads
+use several cores.
 
 A side connection lives for one bulk transfer: :meth:`SideConnection.finish` (on its
 thread) flushes what it wrote, when the export takes FLUSH, and says NBD_CMD_DISC.

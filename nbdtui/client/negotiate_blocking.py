@@ -95,12 +95,10 @@ def negotiate(
     warnings go to ``warn`` when given (see
     :func:`~nbdtui.client.handshake_faults.warn_flags`)."""
     deadline = None if connect_timeout is None else time.monotonic() + connect_timeout
-    raw: _socket.socket | None = None
     stream: BlockingStream | None = None
     try:
         with located_faults(endpoint, hs, connect_timeout):
-            raw = open_socket(endpoint, connect_timeout)
-            stream = raw
+            raw = stream = open_socket(endpoint, connect_timeout)
             while True:
                 if deadline is not None:
                     stream.settimeout(max(deadline - time.monotonic(), 1e-3))
