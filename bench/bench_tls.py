@@ -49,6 +49,10 @@ the nbdcopy run just before it), one group per invocation:
 | server (nbdkit) CPU per run (last 2) | 0.46-0.53 s | 0.45-0.56 s | 0.37-0.47 s |
 | ``nbdtui read`` 512 MiB, peak RSS | 42.7 MiB | 41.8-42.9 MiB | 17 MiB |
 
+At the lowest load seen (1.3-1.9), one more pair: after 0.94x (0.99 0.90 0.89 0.94
+0.96), client CPU 0.39-0.41 s vs nbdcopy's 0.40-0.44 s, server 0.46-0.47 s vs
+0.41-0.42 s; before 0.91x (0.89 0.91 0.86 0.97 1.03), client CPU 0.42-0.48 s.
+
 What the gap is (perf, strace -c, perf stat on both processes):
 
 - CPU, not waiting: client + server take ~0.9 s of CPU per 512 MiB for either client,
