@@ -21,8 +21,8 @@ reach user space); WRITE payload from a :class:`FileRange` goes from the page ca
 the socket (sendfile); see :mod:`nbdtui.client.files`.
 
 Only plain TCP and Unix streams are lent. asyncio's TLS state cannot be handed to a
-thread: over TLS the engine opens blocking TLS connections of its own, one per
-connection of the group, with the same certificate checks
+thread: over TLS the engine opens blocking TLS connections of its own, as many as the
+group may have (the group's others are then not opened), with the same certificate checks
 (:mod:`nbdtui.client.bulk_tls`); READ payload is then decrypted into the caller's
 buffer, a record at a time. SSH streams are not lent: when there is nothing to lend, the
 engine works on the event loop (:attr:`BulkEngine.threaded` is False), with the same
@@ -191,22 +191,26 @@ class BulkEngine:
     @classmethod
     async def start(cls, export: UsualPath, group: ExportGroup) -> BulkEngine:
         """Open every connection of ``group`` and lend those that can be lent to
-        transfer threads. With none lent (TLS, SSH, or all busy), the engine works on
-        the event loop."""
-        await group.open_all()
+        transfer threads (over TLS, open the engine's own instead). With none lent
+        (SSH, or all busy), the engine works on the event loop."""
         lent: list[tuple[Connection | SideConnection, socket.socket]] = []
-        try:
-            for conn in [c for c in group.connections if c.usable]:
-                sock = await conn.lend()
-                if sock is not None:
-                    lent.append((conn, sock))
-        except BaseException:  # cancelled: nothing may stay lent
-            for lender, sock in lent:
-                lender.give_back(sock)
-            raise
-        where = group.endpoint.display
-        if not lent and group.endpoint.tls:
+        if group.endpoint.tls:
+            # TLS connections of the engine's own, without first opening the group's
+            # others on the event loop (each is a TLS handshake on both sides, and the
+            # transfer would not use them); those open only if the engine's cannot.
             lent.extend(await _open_sides(group))
+        if not lent:
+            await group.open_all()
+            try:
+                for conn in [c for c in group.connections if c.usable]:
+                    sock = await conn.lend()
+                    if sock is not None:
+                        lent.append((conn, sock))
+            except BaseException:  # cancelled: nothing may stay lent
+                for lender, sock in lent:
+                    lender.give_back(sock)
+                raise
+        where = group.endpoint.display
         if lent:
             log.debug("bulk transfer on %s: %d threads", where, len(lent))
         else:
@@ -568,7 +572,7 @@ def _shutdown(sock: socket.socket) -> None:
 
 
 async def _open_sides(group: ExportGroup) -> list[tuple[SideConnection, socket.socket]]:
-    """TLS connections of the engine's own, one per usable connection of ``group``
+    """TLS connections of the engine's own, as many as ``group`` may open
     (asyncio's TLS cannot be lent; see :mod:`nbdtui.client.bulk_tls`), opened on
     threads. None when they cannot be opened (the transfer then goes on the event loop),
     except for a TLS failure, which is raised: certificates are checked here as anywhere."""
@@ -576,8 +580,9 @@ async def _open_sides(group: ExportGroup) -> list[tuple[SideConnection, socket.s
     from nbdtui.errors import TLSError
 
     endpoint, options = group.endpoint, group.options
-    windows = [c.window for c in group.connections if c.usable]
-    if len(windows) < 2 or not bulk_tls.usable(endpoint) or group in _NO_SIDES:
+    count = group.max_connections  # (above 1 only when the server says multi-conn)
+    healthy = bool(group.connections) and all(c.usable for c in group.connections)
+    if count < 2 or not healthy or not bulk_tls.usable(endpoint) or group in _NO_SIDES:
         # One connection: the server may take no other (qemu-nbd's default --shared=1
         # accepts the TCP connection and says nothing), and one thread gains nothing
         # over the event loop.
@@ -588,8 +593,10 @@ async def _open_sides(group: ExportGroup) -> list[tuple[SideConnection, socket.s
     timeout = SIDE_TIMEOUT if timeout is None else min(timeout, SIDE_TIMEOUT)
     opening = asyncio.gather(
         *(
-            asyncio.to_thread(bulk_tls.open_side, endpoint, connect_timeout=timeout, window=w)
-            for w in windows
+            asyncio.to_thread(
+                bulk_tls.open_side, endpoint, connect_timeout=timeout, window=group.window
+            )
+            for _ in range(count)
         ),
         return_exceptions=True,
     )

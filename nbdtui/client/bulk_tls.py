@@ -2,13 +2,14 @@
 
 asyncio's TLS state cannot be handed to a blocking :class:`ssl.SSLSocket`, so a TLS
 connection of a group cannot be lent to a thread as a plain one is. Instead the engine
-opens connections of its own for the transfer: :func:`open_side` connects with a
-blocking socket, drives :class:`~nbdtui.proto.client_handshake.ClientHandshake`
-synchronously, wraps the socket with the same :class:`ssl.SSLContext` as the event
-loop's connections (:func:`~nbdtui.client.transport.tls.context_for`: the same CA, client
-certificate, host name check), and returns a :class:`SideConnection` that a transfer
-thread drives like a lent one. A blocking ``ssl`` socket releases the GIL while it
-encrypts and decrypts, so several threads use several cores.
+opens connections of its own for the transfer: :func:`open_side` negotiates with the
+blocking driver of the handshake (:mod:`nbdtui.client.negotiate_blocking`, as the
+one-shot commands do), whose StartTLS hook wraps the socket in a :class:`TlsStream` with
+the same :class:`ssl.SSLContext` as the event loop's connections
+(:func:`~nbdtui.client.transport.tls.context_for`: the same CA, client certificate, host
+name check), and returns a :class:`SideConnection` that a transfer thread drives like a
+lent one. ``ssl`` releases the GIL while it encrypts and decrypts, so several threads
+use several cores.
 
 A side connection lives for one bulk transfer: :meth:`SideConnection.finish` (on its
 thread) flushes what it wrote, when the export takes FLUSH, and says NBD_CMD_DISC.
@@ -17,19 +18,19 @@ Handshake failures raise what the asyncio driver raises, with the same messages.
 
 from __future__ import annotations
 
+import _socket
 import contextlib
 import errno
 import os
 import socket
 import ssl
-import time
 from typing import cast
 
 from nbdtui.client.files import pwrite_all
-from nbdtui.client.handshake_faults import located_faults
+from nbdtui.client.negotiate_blocking import negotiate
 from nbdtui.client.request import FileRange, short_file_error
 from nbdtui.errors import ConnectionLostError, NbdError
-from nbdtui.proto.client_events import Negotiated, RequestDone, StartTLS
+from nbdtui.proto.client_events import Negotiated, RequestDone
 from nbdtui.proto.client_handshake import ClientHandshake
 from nbdtui.proto.client_transmission import ClientTransmission
 from nbdtui.proto.constants import Command
@@ -65,7 +66,7 @@ class TlsStream:
 
     def __init__(
         self,
-        sock: socket.socket,
+        sock: _socket.socket,
         obj: ssl.SSLObject,
         incoming: ssl.MemoryBIO,
         outgoing: ssl.MemoryBIO,
@@ -77,7 +78,7 @@ class TlsStream:
         self._buffer = memoryview(bytearray(_RECV))
 
     @classmethod
-    def wrap(cls, sock: socket.socket, context: ssl.SSLContext, hostname: str | None) -> TlsStream:
+    def wrap(cls, sock: _socket.socket, context: ssl.SSLContext, hostname: str | None) -> TlsStream:
         """Run the TLS handshake on ``sock``; ssl.SSLError (an OSError) when it fails,
         ConnectionResetError when the server hangs up."""
         incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
@@ -121,6 +122,25 @@ class TlsStream:
                     )  # (an int, given a buffer)  # raises unless close_notify came
             except ssl.SSLZeroReturnError:
                 return 0
+
+    def receive_exactly(self, view: memoryview) -> None:
+        """Fill ``view`` (EOFError at the end of the stream): :meth:`recv_into` in a
+        loop, without a call per record (a READ payload is a record per 16 KiB)."""
+        read = self._obj.read
+        got, n = 0, len(view)
+        while got < n:
+            try:
+                k = cast(int, read(n - got, view[got:]))  # (an int, given a buffer)
+            except ssl.SSLWantReadError:
+                self._flush()  # (a key update may want an answer)
+                if not self._fill():
+                    raise EOFError from None
+                continue
+            except ssl.SSLZeroReturnError:
+                raise EOFError from None
+            if not k:
+                raise EOFError
+            got += k
 
     def recv(self, size: int) -> bytes:
         buffer = bytearray(size)
@@ -199,8 +219,8 @@ class SideConnection:
 
 def open_side(endpoint: Endpoint, *, connect_timeout: float | None, window: int) -> SideConnection:
     """Connect to ``endpoint``, upgrade to TLS and negotiate its export, with blocking
-    calls, the whole bounded by ``connect_timeout``."""
-    from nbdtui.client.oneshot import _open_socket
+    calls (:func:`~nbdtui.client.negotiate_blocking.negotiate`), the whole bounded by
+    ``connect_timeout``."""
     from nbdtui.client.transport.tls import context_for, handshake_error, settings_for
 
     settings = settings_for(endpoint)
@@ -208,44 +228,26 @@ def open_side(endpoint: Endpoint, *, connect_timeout: float | None, window: int)
     hostname = settings.hostname
     if hostname is not None and not context.check_hostname and _is_ip(hostname):
         hostname = None  # no name check and no SNI for an address
+
+    def start_tls(sock: _socket.socket) -> TlsStream:
+        try:
+            return TlsStream.wrap(sock, context, hostname)
+        except OSError as exc:
+            raise handshake_error(endpoint, exc) from exc
+
     hs = ClientHandshake(export_name=endpoint.export, meta_contexts=(), tls=True)
-    deadline = None if connect_timeout is None else time.monotonic() + connect_timeout
-    sock: socket.socket | TlsStream | None = None
-    try:
-        with located_faults(endpoint, hs, connect_timeout):
-            raw = _open_socket(endpoint, connect_timeout)
-            sock = socket.socket(fileno=raw.detach())
-            while True:
-                if deadline is not None:
-                    sock.settimeout(max(deadline - time.monotonic(), 1e-3))
-                data = sock.recv(65536)
-                if not data:
-                    raise hs.eof_error() or ConnectionLostError("server closed the connection")
-                events = hs.receive_data(data)
-                queued = hs.data_to_send()
-                if queued:
-                    sock.sendall(queued)
-                for event in events:
-                    if isinstance(event, StartTLS):
-                        assert isinstance(sock, socket.socket)
-                        try:
-                            sock = TlsStream.wrap(sock, context, hostname)
-                        except OSError as exc:
-                            raise handshake_error(endpoint, exc) from exc
-                        hs.tls_established()
-                        queued = hs.data_to_send()
-                        if queued:
-                            sock.sendall(queued)
-                    elif isinstance(event, Negotiated):
-                        if hs.trailing_data or not isinstance(sock, TlsStream):
-                            raise ConnectionLostError("unexpected data after the handshake")
-                        sock.settimeout(None)
-                        side = SideConnection(endpoint, sock, event, window)
-                        sock = None
-                        return side
-    finally:
-        if sock is not None:
-            sock.close()
+    stream, negotiated, trailing = negotiate(
+        endpoint, hs, connect_timeout=connect_timeout, start_tls=start_tls, warn=_quiet
+    )
+    if trailing or not isinstance(stream, TlsStream):
+        stream.close()
+        raise ConnectionLostError("unexpected data after the handshake")
+    stream.settimeout(None)
+    return SideConnection(endpoint, stream, negotiated, window)
+
+
+def _quiet(text: str) -> None:
+    """Warnings of the handshake: the export's own connection told them already."""
 
 
 def _is_ip(name: str) -> bool:
@@ -259,13 +261,9 @@ def _is_ip(name: str) -> bool:
 
 
 def receive_exactly_tls(sock: socket.socket, view: memoryview) -> None:
-    """Fill ``view`` from a blocking TLS socket (a record at a time: no MSG_WAITALL)."""
-    got, n = 0, len(view)
-    while got < n:
-        k = sock.recv_into(view[got:])
-        if not k:
-            raise EOFError
-        got += k
+    """Fill ``view`` from a :class:`TlsStream` (passed where the engine's threads pass
+    a socket)."""
+    cast(TlsStream, sock).receive_exactly(view)
 
 
 def receive_into_file(sock: socket.socket, dest: FileRange, at: int, length: int) -> None:

@@ -195,8 +195,9 @@ class Export:
         data)`` as with the export (``buffer`` may also be a :class:`FileRange` to write
         the bytes into a file). Every connection is opened and, over plain TCP or Unix
         sockets, lent to a thread of its own for the duration (the export's other
-        requests wait meanwhile); elsewhere (TLS, SSH) the engine uses the usual path
-        (``engine.threaded`` is False). See :mod:`nbdtui.client.bulk`."""
+        requests wait meanwhile); over TLS the engine opens blocking connections of its
+        own instead; elsewhere (SSH) it uses the usual path (``engine.threaded`` is
+        False). See :mod:`nbdtui.client.bulk`."""
         self._check_open()
         return OpenBulk(self, self._group)
 

@@ -1,5 +1,7 @@
 """How a failed or odd handshake is told, the same whichever driver ran it: the asyncio
-one (:mod:`nbdtui.client.negotiate`) or the blocking one (:mod:`nbdtui.client.oneshot`).
+one (:mod:`nbdtui.client.negotiate`) or the blocking one
+(:mod:`nbdtui.client.negotiate_blocking`: one-shot commands, the bulk engine's TLS
+connections).
 
 - :func:`locate_error`: a handshake or protocol error with the server's location;
 - :func:`timed_out`: what was slow when the connect timeout expired;

@@ -10,8 +10,9 @@ and imports nothing of asyncio.
 
 It covers the usual case only; the caller falls back to the asyncio client for the
 rest. :func:`usable` says which endpoints it serves (``tcp`` and ``unix`` without TLS).
-The handshake's failures and warnings are the asyncio driver's, word for word (both
-drivers use :mod:`nbdtui.client.handshake_faults`); in the transmission phase
+The handshake is driven by :mod:`nbdtui.client.negotiate_blocking` (as for the bulk
+engine's TLS connections): its failures and warnings are the asyncio driver's, word for
+word; in the transmission phase
 :meth:`OneShot.read` returns ``None`` on any trouble (an error reply, a lost connection,
 a timeout), and the caller then does the whole command again the usual way, with its
 retries, reconnects and messages.
@@ -20,13 +21,11 @@ retries, reconnects and messages.
 from __future__ import annotations
 
 import _socket
-import contextlib
-import time
 from collections.abc import Callable
-from typing import Any
+from typing import cast
 
-from nbdtui.client.handshake_faults import located_faults, warn_flags
-from nbdtui.errors import ConnectionLostError, NbdError
+from nbdtui.client.negotiate_blocking import negotiate
+from nbdtui.errors import NbdError
 from nbdtui.proto.client_events import Data, Negotiated, RequestDone
 from nbdtui.proto.client_handshake import ClientHandshake
 from nbdtui.proto.client_transmission import ClientTransmission
@@ -42,42 +41,6 @@ _DEFAULT_MAX_PAYLOAD = 32 * 1024 * 1024  # what a server that says nothing takes
 def usable(endpoint: Endpoint) -> bool:
     """Whether this driver can reach ``endpoint`` (plain TCP or Unix socket)."""
     return endpoint.transport in ("tcp", "unix") and not endpoint.tls
-
-
-def _open_socket(endpoint: Endpoint, timeout: float | None) -> _socket.socket:
-    """A connected blocking socket. ``_socket``, not ``socket``: the ``socket`` module
-    builds four enums from ``_socket``'s constants on import (about 3 ms, a twentieth of
-    the whole start-up of ``nbdtui info``); this needs only the bare calls."""
-    if endpoint.transport == "unix":
-        assert endpoint.socket is not None
-        candidates: list[tuple[int, str | tuple[Any, ...]]] = [(_socket.AF_UNIX, endpoint.socket)]
-    else:
-        assert endpoint.host is not None
-        # Every address of the host in turn, as socket.create_connection does.
-        candidates = [
-            (family, address)
-            for family, _, _, _, address in _socket.getaddrinfo(
-                endpoint.host, endpoint.tcp_port, 0, _socket.SOCK_STREAM
-            )
-        ]
-    error: OSError | None = None
-    for family, address in candidates:
-        sock = _socket.socket(family, _socket.SOCK_STREAM)
-        try:
-            sock.settimeout(timeout)
-            sock.connect(address)
-        except OSError as exc:
-            sock.close()
-            error = exc
-            continue
-        except BaseException:
-            sock.close()
-            raise
-        if family != _socket.AF_UNIX:
-            sock.setsockopt(_socket.IPPROTO_TCP, _socket.TCP_NODELAY, 1)
-        return sock
-    assert error is not None  # getaddrinfo returns at least one address or raises
-    raise error
 
 
 class OneShot:
@@ -160,45 +123,10 @@ def connect(
         export_name=endpoint.export,
         meta_contexts=meta_contexts,
         list_contexts=list_contexts,
-        tls=False,
+        tls=False,  # (usable() is false for nbds: no StartTLS can come)
     )
-    deadline = None if connect_timeout is None else time.monotonic() + connect_timeout
-    sock: _socket.socket | None = None
-    try:
-        with located_faults(endpoint, hs, connect_timeout):
-            sock = _open_socket(endpoint, connect_timeout)
-            while True:
-                if deadline is not None:
-                    sock.settimeout(max(deadline - time.monotonic(), 1e-3))
-                try:
-                    data = sock.recv(65536)
-                except TimeoutError:
-                    raise
-                except OSError as exc:  # reset while negotiating: as the asyncio driver says
-                    raise ConnectionLostError(
-                        f"connection to {endpoint.display} lost during the handshake: {exc}"
-                    ) from exc
-                if not data:
-                    raise hs.eof_error() or ConnectionLostError("server closed the connection")
-                try:
-                    events = hs.receive_data(data)
-                except NbdError:
-                    with contextlib.suppress(OSError):  # a polite NBD_OPT_ABORT, if queued
-                        sock.sendall(hs.data_to_send())
-                    raise
-                queued = hs.data_to_send()
-                if queued:
-                    sock.sendall(queued)
-                for event in events:
-                    if isinstance(event, Negotiated):
-                        warn_flags(endpoint, event.info, warn)
-                        shot = OneShot(endpoint, sock, event, bytes(hs.trailing_data))
-                        sock = None  # the OneShot owns it now
-                        return shot
-                # StartTLS cannot come: TLS was not asked for (usable() is false for nbds)
-    finally:
-        if sock is not None:
-            sock.close()
+    sock, negotiated, trailing = negotiate(endpoint, hs, connect_timeout=connect_timeout, warn=warn)
+    return OneShot(endpoint, cast(_socket.socket, sock), negotiated, trailing)
 
 
 def probe(

@@ -13,9 +13,12 @@ import threading
 import pytest
 
 import nbdtui
-from nbdtui.client import Pool
+from nbdtui.client import Pool, bulk_tls
 from nbdtui.client.request import FileRange
-from nbdtui.errors import TLSError
+from nbdtui.errors import ConnectError, TLSError
+from nbdtui.proto.client_events import RequestDone
+from nbdtui.proto.constants import Command
+from nbdtui.uri import parse
 from tests.support.cli_helpers import assert_one_line_error, nbdtui_measured
 from tests.support.oracles import oracle
 
@@ -45,7 +48,10 @@ async def test_bulk_reads_and_writes_over_tls_are_byte_exact(tls_server, tmp_pat
         assert export.negotiated.tls and export.negotiated.tls_verified
         async with export.bulk() as engine:
             assert engine.threaded
-            assert io_threads() == len(export._group.connections) >= 1
+            # the engine's own connections, one thread each; the group's others stay
+            # closed (the transfer would not use them)
+            assert io_threads() == export._group.max_connections >= 2
+            assert len(export._group.connections) == 1
             await engine.write(0, memoryview(ours)[: 8 * MiB])  # from memory
             with source.open("rb") as f:  # from a file (no sendfile under TLS)
                 await engine.write(8 * MiB, FileRange(f, 0, 16 * MiB))
@@ -84,8 +90,8 @@ async def test_the_bulk_connections_verify_the_certificate(nbdkit, tls_certs, tm
     uri = f"nbds://127.0.0.1:{server.port}/?tls-certificates={certs}"
     async with nbdtui.open(uri, pool=Pool()) as export:
         assert export.negotiated.tls_verified
-        async with export.bulk() as engine:  # opens the export's 4 connections
-            assert engine.threaded and len(export._group.connections) == 4
+        async with export.bulk() as engine:  # opens 4 TLS connections of its own
+            assert engine.threaded and io_threads() == 4
         shutil.copy(tls_certs.wrong_ca_dir / "ca-cert.pem", certs / "ca-cert.pem")
         with pytest.raises(TLSError) as caught:
             await export.bulk()
@@ -127,16 +133,82 @@ async def test_timeout_bounds_a_bulk_read_over_tls(nbdkit, tls_certs, tmp_path):
 
 
 async def test_a_server_taking_no_more_connections_keeps_the_event_loop(nbdkit, tls_certs):
-    """nbdkit's limit filter lets in the 4 connections of the export and no more: the
-    engine's own TLS connections are refused, the transfer goes on the event loop (byte
-    exact), and the next transfer does not try again."""
+    """nbdkit's limit filter lets in 4 connections and no more: with the export's first
+    one open, one of the engine's 4 TLS connections is refused, the transfer goes on the
+    event loop (on the group's connections the server let in), byte exact, and the next
+    transfer does not try again."""
     server = nbdkit("pattern", "16M", filters=("limit",), extra_options=("limit=4",), tls=tls_certs)
     async with nbdtui.open(server.tls_uri_for(), pool=Pool()) as export:
         for transfer in (1, 2):
             async with export.bulk() as engine:
-                assert len(export._group.connections) == 4  # (opened by bulk())
-                assert not engine.threaded
+                assert not engine.threaded and io_threads() == 0
+                # opened by bulk() once the engine's own were refused; those just closed
+                # may still count against the limit for a moment
+                assert 1 <= len(export._group.connections) <= 4
                 buf = bytearray(4 * MiB)
                 await engine.read_into(12 * MiB, memoryview(buf))
             assert buf == b"".join(i.to_bytes(8, "big") for i in range(12 * MiB, 16 * MiB, 8))
             assert {s.bulk_fallbacks for s in export.connection_stats()} == {transfer}
+
+
+async def test_a_bulk_read_opens_only_the_engines_own_connections(nbdkit, tls_certs):
+    """Over TLS the engine does not first open the group's other connections on the
+    event loop (each a TLS handshake it would not use): the server sees the export's
+    first connection and the engine's 4, all TLS, and the bytes are the pattern's."""
+    server = nbdkit("pattern", "32M", log=True, tls=tls_certs)
+    buf = bytearray(32 * MiB)
+    uri = server.tls_uri_for()
+    async with nbdtui.open(uri, pool=Pool()) as export, export.bulk() as engine:
+        assert engine.threaded
+        await engine.read_into(0, memoryview(buf))
+    assert buf == b"".join(i.to_bytes(8, "big") for i in range(0, 32 * MiB, 8))
+    connects = [line for line in server.log_path.read_text().splitlines() if " Connect " in line]
+    assert len(connects) == 5, connects
+    assert all("tls=1" in line for line in connects), connects
+
+
+def test_an_own_connection_reads_qemu_nbd_byte_exact_and_its_handshake_times_out(
+    qemu_nbd, make_image, tmp_path, tls_certs
+):
+    """The engine's blocking handshake driver (StartTLS hook) against qemu-nbd
+    ``--tls-creds --shared=1``: one connection negotiates and reads the image byte exact;
+    a second is accepted by the kernel but never answered (qemu-nbd has its one client),
+    and gives up after the connect timeout with the one-line message of any connection."""
+    content = os.urandom(2 * MiB)
+    image = make_image(tmp_path, 2 * MiB, content=content)
+    server = qemu_nbd(image, export="disk", extra=("--shared=1",), tls=tls_certs)
+    endpoint = parse(server.tls_uri_for())
+    side = bulk_tls.open_side(endpoint, connect_timeout=5, window=1)
+    try:
+        assert side.negotiated.info.size == 2 * MiB
+        stream = side.sock
+        stream.sendall(side.machine.request(Command.READ, 4096, MiB)[1])
+        head = bytearray()
+        while side.machine.read_target() is None:  # the reply's header, then its payload
+            head += stream.recv(1)
+            side.machine.receive_data(bytes(head[-1:]))
+        got = bytearray(MiB)
+        stream.receive_exactly(memoryview(got))
+        done = [e for e in side.machine.payload_received(MiB) if isinstance(e, RequestDone)]
+        assert got == content[4096 : 4096 + MiB] and done and not done[0].error
+        with pytest.raises(ConnectError) as caught:
+            bulk_tls.open_side(endpoint, connect_timeout=0.5, window=1)
+    finally:
+        side.sock.close()
+    message = str(caught.value)
+    assert "\n" not in message
+    assert "timed out connecting to" in message and "after 0.5 s" in message
+
+
+def test_an_own_connection_refuses_a_server_signed_by_another_ca(
+    qemu_nbd, make_image, tmp_path, tls_certs
+):
+    """qemu-nbd's certificate from another CA: the blocking driver's StartTLS hook fails
+    with the one-line verification error of the event loop's connections."""
+    server = qemu_nbd(make_image(tmp_path, MiB), export="disk", tls=tls_certs.wrong_ca_dir)
+    endpoint = parse(f"nbds://127.0.0.1:{server.port}/disk?tls-certificates={tls_certs.dir}")
+    with pytest.raises(TLSError) as caught:
+        bulk_tls.open_side(endpoint, connect_timeout=5, window=1)
+    message = str(caught.value)
+    assert "\n" not in message
+    assert "TLS certificate verify failed" in message and "unknown CA" in message
