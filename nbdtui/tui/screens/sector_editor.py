@@ -73,6 +73,10 @@ if TYPE_CHECKING:
     from nbdtui.editor.bookmarks import Bookmarks
     from nbdtui.editor.journal import Journal
 
+# How long a Ctrl+G jump holds its first frame, at most, for the bytes it shows (see
+# EditorScreen._goto_typed); a slower read lands behind placeholders.
+JUMP_FRAME_WAIT = 0.05
+
 # Columns the inspector needs beside the hex view (its border, padding, names and values).
 _INSPECTOR_WIDTH = 34
 
@@ -579,7 +583,26 @@ class EditorScreen(Screen[None]):
             )
 
         hint = f"{GOTO_HELP}; sectors are {view.sector_size} bytes"
-        self.app.push_screen(GotoDialog(parse, hint), self._goto_chosen)
+        self.app.push_screen(GotoDialog(parse, hint), self._goto_typed)
+
+    async def _goto_typed(self, offset: int | None) -> None:
+        """Ctrl+G's jump: its first frame waits (a little) for the bytes it shows.
+
+        Textual draws at most one frame per 1/60 s; a frame drawn with placeholders as
+        the dialog closes made the bytes, read a millisecond later, wait for the next
+        one or two (33-50 ms in all). So the jump happens at once (keys typed after
+        Enter move from the target) but the app draws nothing until the blocks on
+        screen are read, or JUMP_FRAME_WAIT has passed: then placeholders, as before.
+        Nothing blocks meanwhile: the read is the hex view's worker's, awaited here.
+        """
+        if offset is None:
+            return
+        self.jump_to(offset)
+        view = self.view
+        if view.in_flight:
+            with self.app.batch_update():
+                await view.loaded(JUMP_FRAME_WAIT)
+            self.check_idle()
 
     def _goto_chosen(self, offset: int | None) -> None:
         if offset is not None:
