@@ -359,7 +359,10 @@ class HexView(Widget, can_focus=True):
                 self.refresh()
 
         try:
-            await asyncio.gather(*(one(i) for i in indexes))
+            if len(indexes) == 1:  # (a jump's usual case: no task, no loop turn to wait)
+                await one(indexes[0])
+            else:
+                await asyncio.gather(*(one(i) for i in indexes))
             self.fetch_error, self.fetch_lost = None, False
         except NbdError as error:
             self._failed.update(i for i in indexes if i not in self.cache)
