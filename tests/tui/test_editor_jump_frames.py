@@ -2,7 +2,7 @@
 
 The jump holds its first frame until the hex view's fetch of the target has landed (at
 most ``JUMP_FRAME_WAIT``), so that no frame with ``┄┄`` placeholders comes first and
-the bytes do not wait for Textual's next frame (see ``EditorScreen._goto_typed``).
+the bytes do not wait for Textual's next frame (see ``EditorScreen._goto_chosen``).
 """
 
 from __future__ import annotations
