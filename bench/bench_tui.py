@@ -28,7 +28,7 @@ Usage::
 
     python bench/bench_tui.py [--data pattern|memory] [--presses 200] [--jumps 30]
                               [--sectors 10000] [--burst 50] [--no-tracemalloc]
-                              [--during-map] [--profile]
+                              [--during-map] [--profile] [--trace-jumps]
 
 Rendering is headless: the driver does not write to a terminal, so a real terminal adds
 its own output time on top of these figures.
@@ -382,6 +382,14 @@ async def run_app(uri: str, tmp: Path, opts: argparse.Namespace, targets: list[i
             result["profile"] = profiler
 
         # ---- Ctrl+G jumps: cold, then the last ones again (cached)
+        trace = None
+        if opts.trace_jumps:
+            from jump_trace import JumpTrace
+
+            trace = JumpTrace()
+            trace.install(app, view)
+            result["trace"] = trace
+
         async def jump(target: int) -> tuple[float, bool]:
             send_keys(app, "ctrl+g", 1)  # untimed: no need for the Pilot's idle waits
             await wait_until(
@@ -395,8 +403,12 @@ async def run_app(uri: str, tmp: Path, opts: argparse.Namespace, targets: list[i
             cached = all(i in view.cache for i in blocks_for(view, top))
             probe.expect(top)
             t0 = time.perf_counter()
+            if trace:
+                trace.begin(t0)
             await pilot.press("enter")
             done = await probe.wait()
+            if trace:
+                trace.end(done, keep=not cached)
             if view.cursor != target:
                 raise SystemExit(f"bench: Ctrl+G 0x{target:x} put the cursor on 0x{view.cursor:x}")
             return done - t0, cached
@@ -586,6 +598,9 @@ def report(res: dict, floors: dict, opts: argparse.Namespace, wall: float) -> No
         f"(PgDn {res['pgdn_seconds']:.1f} s, jumps {res['jump_seconds']:.1f} s, "
         f"memory {res['mem_seconds']:.1f} s)"
     )
+    if "trace" in res:
+        print()
+        print("\n".join(res["trace"].report()))
     if "profile" in res:
         import pstats
 
@@ -609,6 +624,11 @@ def main() -> int:
         help="trace Python allocations while paging (slower)",
     )
     ap.add_argument("--profile", action="store_true", help="cProfile the PgDn phase")
+    ap.add_argument(
+        "--trace-jumps",
+        action="store_true",
+        help="time the marks along each cold Ctrl+G jump (bench/jump_trace.py)",
+    )
     ap.add_argument(
         "--during-map",
         action="store_true",
