@@ -73,6 +73,10 @@ if TYPE_CHECKING:
     from nbdtui.editor.bookmarks import Bookmarks
     from nbdtui.editor.journal import Journal
 
+# How long a jump from a dialog (Ctrl+G...) holds its first frame, at most, for the bytes
+# it shows (see EditorScreen._goto_chosen); a slower read lands behind placeholders.
+JUMP_FRAME_WAIT = 0.05
+
 # Columns the inspector needs beside the hex view (its border, padding, names and values).
 _INSPECTOR_WIDTH = 34
 
@@ -581,9 +585,25 @@ class EditorScreen(Screen[None]):
         hint = f"{GOTO_HELP}; sectors are {view.sector_size} bytes"
         self.app.push_screen(GotoDialog(parse, hint), self._goto_chosen)
 
-    def _goto_chosen(self, offset: int | None) -> None:
-        if offset is not None:
-            self.jump_to(offset)
+    async def _goto_chosen(self, offset: int | None) -> None:
+        """A dialog's jump (Ctrl+G, a match, a bookmark, a pointer followed): its first
+        frame waits, a little, for the bytes it shows.
+
+        Textual draws at most one frame per 1/60 s. A frame drawn with placeholders as
+        the dialog closed made the bytes, read a millisecond later, wait for the next
+        frame or the one after (40-50 ms from Enter). So the jump is made at once (keys
+        typed after Enter move from the target), but no frame is drawn until the
+        blocks on screen are read or JUMP_FRAME_WAIT has passed (then placeholders, as
+        before). Nothing blocks: the hex view's worker reads, this only awaits it.
+        """
+        if offset is None:
+            return
+        self.jump_to(offset)
+        view = self.view
+        if view.in_flight:
+            with self.app.batch_update():
+                await view.loaded(JUMP_FRAME_WAIT)
+            self.check_idle()
 
     @work(group="extent", exclusive=True, exit_on_error=False)
     async def action_extent(self, forward: bool) -> None:

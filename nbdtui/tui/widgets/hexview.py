@@ -136,6 +136,7 @@ class HexView(Widget, can_focus=True):
         self.header_label: Callable[[int], str] = lambda sector: ""
         self.in_flight: set[int] = set()
         self._fetch_token: object | None = None
+        self._fetched: asyncio.Future[None] | None = None  # done when that fetch ends
         self.fetch_error: str | None = None
         self.fetch_lost = False  # fetch_error is a lost connection (retry() when back)
         self._failed: set[int] = set()
@@ -285,6 +286,25 @@ class HexView(Widget, can_focus=True):
             self.workers.cancel_group(self, self._group)
         self._fetch_token = None
         self.in_flight = set()
+        self._settle()
+
+    def _settle(self) -> None:
+        """The fetch of ``_fetched`` is over for whoever waits for it: done, cancelled,
+        or replaced (perhaps before its worker even started)."""
+        if self._fetched is not None and not self._fetched.done():
+            self._fetched.set_result(None)
+
+    async def loaded(self, wait: float) -> None:
+        """Return when no fetch is running (the blocks on screen are cached or failed),
+        or after ``wait`` seconds; the fetch goes on."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + wait
+        # A newer fetch may replace the one awaited: then wait for it, in the time left.
+        while self.in_flight and self._fetched is not None and not self._fetched.done():
+            left = deadline - loop.time()
+            if left <= 0:
+                return
+            await asyncio.wait([self._fetched], timeout=left)
 
     def _visible_blocks(self) -> list[int]:
         lay, bs = self.layout_rows, self.cache.block_size
@@ -310,11 +330,13 @@ class HexView(Widget, can_focus=True):
                 self._cancel_fetch()
                 self.post_message(self.Loaded())
             return
+        self._settle()
         self.in_flight = set(missing)
         self._fetch_token = token = object()
+        self._fetched = done = asyncio.get_running_loop().create_future()
         self.post_message(self.Loaded())
         self.run_worker(
-            self._fetch(missing, self.cache.epoch, token),
+            self._fetch(missing, self.cache.epoch, token, done),
             group=self._group,
             exclusive=True,
             exit_on_error=False,
@@ -324,7 +346,9 @@ class HexView(Widget, can_focus=True):
     def _group(self) -> str:
         return f"hexview-fetch-{id(self)}"
 
-    async def _fetch(self, indexes: list[int], epoch: int, token: object) -> None:
+    async def _fetch(
+        self, indexes: list[int], epoch: int, token: object, done: asyncio.Future[None]
+    ) -> None:
         bs = self.cache.block_size
 
         async def one(index: int) -> None:
@@ -335,13 +359,18 @@ class HexView(Widget, can_focus=True):
                 self.refresh()
 
         try:
-            await asyncio.gather(*(one(i) for i in indexes))
+            if len(indexes) == 1:  # (a jump's usual case: no task, no loop turn to wait)
+                await one(indexes[0])
+            else:
+                await asyncio.gather(*(one(i) for i in indexes))
             self.fetch_error, self.fetch_lost = None, False
         except NbdError as error:
             self._failed.update(i for i in indexes if i not in self.cache)
             self.fetch_error = str(error)
             self.fetch_lost = isinstance(error, ConnectionLostError)
         finally:
+            if not done.done():
+                done.set_result(None)
             if token is self._fetch_token:  # not replaced by a newer fetch meanwhile
                 self.in_flight = set()
                 self._fetch_token = None
