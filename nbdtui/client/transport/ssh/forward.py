@@ -224,8 +224,7 @@ def _local_endpoint(endpoint: Endpoint, local: str) -> Endpoint:
     if endpoint.tls and endpoint.tls_param("tls-hostname") is None:
         assert endpoint.host is not None  # the certificate names the SSH host, not "localhost"
         tls_params.append(("tls-hostname", endpoint.host.partition("%")[0]))
-    return dataclasses.replace(
-        endpoint,
+    return endpoint.replace(
         transport="unix",
         host=None,
         port=None,
