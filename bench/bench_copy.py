@@ -31,7 +31,15 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from side_by_side import compile_nbdtui, nbdkit, paired, require, timed, transfer_options
+from side_by_side import (
+    compile_nbdtui,
+    nbdcopy_flags,
+    nbdkit,
+    paired,
+    require,
+    timed,
+    transfer_options,
+)
 
 from nbdtui.present.sizes import parse_size
 
@@ -62,7 +70,7 @@ def main() -> int:
     c, r = str(opts.connections), str(opts.requests)
     options = ["--connections", c, "--requests", r]
     ours_cmd = [sys.executable, "-m", "nbdtui", "copy", *options]
-    theirs_cmd = ["nbdcopy", f"--connections={c}", f"--requests={r}"]
+    theirs_cmd = ["nbdcopy", *nbdcopy_flags(opts.connections, opts.requests)]
     rows: list[tuple[str, float, float]] = []
     with tempfile.TemporaryDirectory(prefix="nbdtui-bench-copy-") as tmpdir:
         tmp = Path(tmpdir)

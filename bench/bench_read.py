@@ -20,6 +20,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from side_by_side import nbdcopy_flags
+
 import nbdtui
 from nbdtui.client import Pool
 from nbdtui.present.sizes import parse_size
@@ -50,7 +52,7 @@ async def nbdtui_read(uri: str, opts: argparse.Namespace, request_size: int | No
 
 
 def nbdcopy_read(uri: str, opts: argparse.Namespace, size: int) -> float:
-    cmd = ["nbdcopy", f"--connections={opts.connections}", f"--requests={opts.window}"]
+    cmd = ["nbdcopy", *nbdcopy_flags(opts.connections, opts.window)]
     times = []
     for _ in range(opts.runs):
         start = time.perf_counter()

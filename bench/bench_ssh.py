@@ -76,6 +76,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from side_by_side import nbdcopy_flags  # noqa: E402
+
 from nbdtui.present.sizes import parse_size  # noqa: E402
 from tests.support.servers import ServerFactory, SshServer  # noqa: E402
 
@@ -124,8 +126,7 @@ def ssh_forward(sshd: SshServer, remote: str, cipher: str | None) -> Iterator[st
 def nbdcopy_cmd(socket: str, connections: int, requests: int) -> list[str]:
     return [
         "nbdcopy",
-        f"--connections={connections}",
-        f"--requests={requests}",
+        *nbdcopy_flags(connections, requests),
         f"nbd+unix:///?socket={socket}",
         "null:",
     ]

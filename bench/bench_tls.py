@@ -196,6 +196,8 @@ async def nbdtui_bulk_read(
     async with nbdtui.open(
         uri, pool=Pool(), connections=opts.connections, window=opts.window
     ) as export:
+        if opts.request_size:
+            export.request_size = opts.request_size
         buffers = [bytearray(opts.piece) for _ in range(opts.pieces)]
         start = time.perf_counter()
         mine, theirs = cpu_seconds(resource.RUSAGE_SELF), server_cpu(server)
@@ -244,6 +246,9 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     add_read_options(ap, size="512M")
     ap.add_argument("--plain", action="store_true", help="also measure without TLS")
+    ap.add_argument(
+        "--request-size", type=parse_size, default=0, help="the bulk engine's (default: its own)"
+    )
     opts = ap.parse_args()
     size = parse_size(opts.size)
     for tool in ("nbdkit", "nbdcopy", "openssl"):

@@ -35,7 +35,15 @@ import tempfile
 import time
 from pathlib import Path
 
-from side_by_side import compile_nbdtui, nbdkit, paired, require, timed, transfer_options
+from side_by_side import (
+    compile_nbdtui,
+    nbdcopy_flags,
+    nbdkit,
+    paired,
+    require,
+    timed,
+    transfer_options,
+)
 
 import nbdtui
 from nbdtui.cli.transfer import _write_file as write_regular_file
@@ -156,7 +164,7 @@ def main() -> int:
         tmp = Path(tmpdir)
         with nbdkit(tmp, "pattern", f"size={size}") as uri:
             nbdtui_read = [*nbdtui_cmd, "read", uri, "-o", "/dev/null"]
-            nbdcopy_read = ["nbdcopy", f"--connections={c}", f"--requests={r}", uri, "null:"]
+            nbdcopy_read = ["nbdcopy", *nbdcopy_flags(conns, window), uri, "null:"]
             ours, theirs = paired(
                 opts.runs,
                 lambda: timed([*nbdtui_read, "--connections", c, "--window", r]),
@@ -186,7 +194,7 @@ def main() -> int:
             for _ in range(size // len(block)):
                 f.write(block)
         with nbdkit(tmp, "memory", f"size={size}") as uri:
-            nbdcopy_write = ["nbdcopy", f"--connections={c}", f"--requests={r}", str(src), uri]
+            nbdcopy_write = ["nbdcopy", *nbdcopy_flags(conns, window), str(src), uri]
             timed(nbdcopy_write)  # untimed: the memory plugin allocates on first write
             ours, theirs = paired(
                 opts.runs,

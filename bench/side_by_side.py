@@ -28,6 +28,16 @@ def transfer_options(ap: argparse.ArgumentParser, *, size: str = "1G") -> None:
     ap.add_argument("--runs", type=int, default=5)
 
 
+def nbdcopy_flags(connections: int, requests: int) -> list[str]:
+    """nbdcopy's options for ``connections`` x ``requests`` in flight, really.
+
+    nbdcopy lowers --connections to its --threads, which defaults to the number of
+    cores: on a 2-core machine ``--connections=4`` alone opens 2 connections (``nbdcopy
+    -v`` says ``connections=2 ... threads=2``). So the threads are set to match.
+    """
+    return [f"--connections={connections}", f"--threads={connections}", f"--requests={requests}"]
+
+
 def require(*tools: str) -> None:
     for tool in tools:
         if not shutil.which(tool):
