@@ -15,23 +15,23 @@ The interpreter alone (``python -c pass``) is measured for reference. Usage:
 Python's bytecode caches must exist (an installed package has them; in a checkout, run
 ``python -m compileall -q nbdtui`` once, or nbdtui compiles its sources at every start).
 
-Figures (2 cores shared with four other busy sessions; ``--rounds 21 --instructions
---baseline``, the baseline being the tree before: dataclasses for the events, ExportInfo
-and Endpoint, inspect, json, locale and unicodedata on the path; Python 3.11)::
+Figures on an idle machine (load 0.5), the merged code, ``--rounds 21 --baseline`` (the
+tree before: dataclasses for the events, ExportInfo and Endpoint, and inspect on the
+path; Python 3.11), and ``--instructions`` in a separate run::
 
     command              median ms  min ms  M instr.   before: median  min  M instr.
-    nbdtui info --json        52.8    44.4     197.7             68.7  62.4     299.0
-    nbdtui read 4 KiB         51.2    45.2     196.7             73.0  62.9     292.4
-    nbdinfo --json             9.7     8.2       7.6
-    nbdcopy 4 KiB              7.8     5.1       7.6
-    python -c pass            37.7    33.4     144.9
+    nbdtui info --json        51.4    50.0     209.9             67.1  65.5     299.0
+    nbdtui read 4 KiB         50.8    48.6     203.5             65.8  64.1     292.3
+    nbdinfo --json             8.7     8.4       7.6
+    nbdcopy 4 KiB              5.9     5.6       7.6
+    python -c pass            35.7    34.9     142.1
 
-    info / baseline 0.77x, read 4 KiB / baseline 0.70x (medians; 0.71x and 0.72x of the
-    minimums). Instructions beyond ``python -c pass``: info 154 -> 53 M, read 148 -> 52 M.
-    Unloaded (python -c pass 33 ms) that is about 45 ms for either (were 62.6 and 62).
-    What is left beyond the interpreter, in instructions: the enums of proto/constants.py
-    11.5 M, argparse with gettext 8.4 M, errors.py 5 M, the proto and client modules
-    about 15 M, the connection, handshake and output a few M.
+    info / baseline 0.77x, read 4 KiB / baseline 0.77x. Instructions beyond ``python -c
+    pass``: info 157 -> 68 M, read 150 -> 61 M. What is left beyond the interpreter, in
+    instructions: the enums of proto/constants.py 11.5 M, argparse 8.4 M (its gettext
+    lookups of its own words included: a patch of ``argparse._`` would save 5 M, and a
+    hand-written JSON printer 5.6 M; both were tried and left out as not worth their
+    upkeep), errors.py 5 M, the proto and client modules about 15 M.
 """
 
 from __future__ import annotations

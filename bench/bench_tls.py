@@ -11,6 +11,7 @@ its own), one run at a time alternating with nbdcopy, and the median of those ra
 With --plain, the same over an ``nbd://`` server for reference. Usage:
 
     python bench/bench_tls.py [--size 512M] [--connections 4] [--window 16] [--runs 3] [--plain]
+                              [--request-size N]
 
 Figures (2 cores shared with ~8 busy sessions, load 6-11: wall times swing 2x from run to
 run; each ratio is against the nbdcopy run just before it, median of the runs), 512 MiB,
@@ -92,6 +93,31 @@ What the gap is (perf, strace -c, perf stat on both processes):
 - So the goal (>= 1.0x) is not shown met: what is left is the server's ~10 % (its
   malloc faults with 1 MiB requests; smaller requests or fills cost the client more)
   and the engine's start (~20 ms of a ~0.5 s run).
+
+Third round, on the merged code and an idle machine (load 0.5 before each run). nbdcopy
+lowers ``--connections`` to its ``--threads``, which default to the cores: until now
+"4 connections" was 2 for nbdcopy here (``nbdcopy -v`` says so). The benches now give
+it ``--threads`` too (``side_by_side.nbdcopy_flags``). Bulk-engine ratios, each run:
+
+| connections x requests, request size | TLS | plaintext |
+|---|---|---|
+| 4 x 16 as before (nbdcopy really 2), 1 MiB | 0.92x (0.97 0.92 0.91 0.93 0.90 0.89 0.93) | |
+| 4 x 16, both 4, 1 MiB | 0.95x (0.95 0.94 1.01 1.02 0.94) | 1.08x |
+| the same, again | 0.97x (0.98 0.97 0.95 1.03 0.96) | 1.06x |
+| 4 x 16, both 4, 512 KiB | 0.98x (0.96 1.02 0.97 0.99 0.98) | 1.05x |
+| 2 x 16, both 2, 1 MiB | 0.99x (0.99 0.93 1.07 0.99 1.02) | |
+| the same, again | 0.95x (1.00 0.95 1.05 0.93 0.90) | 0.79x |
+| 2 x 16, both 2, 512 KiB | 0.97x (0.96 0.97 0.97 1.01 0.96) | 1.06x |
+| 2 x 16, both 2, 256 KiB | 0.91x | 0.93x |
+
+Client CPU per run 0.37-0.44 s (nbdcopy 0.41-0.50 s); nbdkit's 0.43-0.47 s serving
+nbdtui, 0.36-0.44 s serving nbdcopy. ``strace -c -f`` of nbdkit during ``nbdtui read``
+vs nbdcopy (TLS, 512 MiB): the same number of sendmsg calls (33-35k, one per record),
+but its recvfrom calls wait 3.4 ms each on average (906 calls) against 38 us (4164):
+its threads sleep and wake per request more often with nbdtui. The goal (>= 1.0x) is
+within the spread of single runs but not met by the medians (0.95-0.98x). 512 KiB
+requests did not help bench_transfer.py's plain reads (1 MiB: in process 1.00x and
+1.04x nbdcopy at 2 connections, 512 KiB 0.91x and 1.02x), so the default stays 1 MiB.
 """
 
 from __future__ import annotations
