@@ -18,6 +18,7 @@ import pytest
 from tests.support.cli_helpers import Result, assert_one_line_error
 from tests.support.oracles import oracle
 from tests.support.requirements import require
+from tests.support.servers import SshServer
 
 MiB = 1024 * 1024
 
@@ -329,10 +330,11 @@ def test_a_login_that_hangs_times_out_once(sshd, tmp_path):
     assert_nothing_left(tmp)
 
 
-def test_ssh_ending_mid_transfer_is_said_as_such(sshd, nbdkit, tmp_path):
+def _slow_read_through_forward(sshd, nbdkit, tmp: Path) -> tuple[SshServer, subprocess.Popen]:
+    """`nbdtui read` of a 1 GiB export whose every read takes a second, through the
+    system ssh's forward: returned once the forward's socket is there."""
     server = sshd()
     slow = nbdkit("pattern", "1G", "rdelay=1", filters=["delay"], unix=True)
-    tmp = tmp_path / "tmp"
     uri = server.nbd_ssh_uri("", slow.socket)
     proc = subprocess.Popen(
         [sys.executable, "-m", "nbdtui", "read", uri, "-o", "/dev/null"],
@@ -341,11 +343,19 @@ def test_ssh_ending_mid_transfer_is_said_as_such(sshd, nbdkit, tmp_path):
         stderr=subprocess.PIPE,
         env=_env(server, tmp),
     )
+    deadline = time.monotonic() + 30
+    while not list(tmp.glob("nbdtui-ssh-*/nbd.sock")):  # the forward is up
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            raise AssertionError(proc.stderr)
+        time.sleep(0.02)
+    return server, proc
+
+
+def test_ssh_ending_mid_transfer_is_said_as_such(sshd, nbdkit, tmp_path):
+    tmp = tmp_path / "tmp"
+    server, proc = _slow_read_through_forward(sshd, nbdkit, tmp)
     try:
-        deadline = time.monotonic() + 30
-        while not list(tmp.glob("nbdtui-ssh-*/nbd.sock")):
-            assert proc.poll() is None and time.monotonic() < deadline, proc.stderr
-            time.sleep(0.02)
         time.sleep(0.5)  # reading now
         (pid,) = ssh_processes(tmp)
         os.kill(pid, signal.SIGKILL)  # the forward dies, not nbdtui
@@ -388,22 +398,9 @@ def test_no_ssh_on_path_falls_back(sshd, disk, tmp_path):
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGKILL])
 def test_ctrl_c_or_kill_during_a_transfer_leaves_no_ssh(sshd, nbdkit, tmp_path, sig):
     require("setpriv")  # SIGKILL: ssh goes with nbdtui (setpriv --pdeathsig)
-    server = sshd()
-    slow = nbdkit("pattern", "1G", "rdelay=1", filters=["delay"], unix=True)
     tmp = tmp_path / "tmp"
-    uri = server.nbd_ssh_uri("", slow.socket)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "nbdtui", "read", uri, "-o", "/dev/null"],
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        env=_env(server, tmp),
-    )
+    _, proc = _slow_read_through_forward(sshd, nbdkit, tmp)
     try:
-        deadline = time.monotonic() + 30
-        while not list(tmp.glob("nbdtui-ssh-*/nbd.sock")):  # the forward is up
-            assert proc.poll() is None and time.monotonic() < deadline, proc.stderr
-            time.sleep(0.02)
         assert len(ssh_processes(tmp)) == 1
         (private,) = tmp.glob("nbdtui-ssh-*")
         assert stat.S_IMODE(private.stat().st_mode) == 0o700
