@@ -11,7 +11,7 @@ with LOCAL a socket in a fresh 0700 directory, REMOTE the endpoint's remote sock
 ``ssh_config`` alias too: OpenSSH reads the same ``~/.ssh/config``, identities and
 ``known_hosts`` as the asyncssh transport). It waits for LOCAL to appear and returns a
 :class:`Forward` whose :attr:`~Forward.endpoint` is the ``nbd+unix`` endpoint of LOCAL;
-:meth:`Forward.close` kills ``ssh`` and removes the directory (``ssh`` also gets SIGTERM
+:meth:`Forward.close` kills ``ssh`` and removes the directory (``ssh`` also gets SIGKILL
 if nbdtui dies first: ``setpriv --pdeathsig``).
 
 ``None`` means "use the asyncssh transport" (logged at debug level): no ``ssh``, a login
