@@ -110,6 +110,12 @@ it ``--threads`` too (``side_by_side.nbdcopy_flags``). Bulk-engine ratios, each 
 | 2 x 16, both 2, 512 KiB | 0.97x (0.96 0.97 0.97 1.01 0.96) | 1.06x |
 | 2 x 16, both 2, 256 KiB | 0.91x | 0.93x |
 
+At 1 GiB (the size #18 names), both at 4 connections, load 0.1: 0.97x (0.97 0.96 0.94 0.98
+0.97); per run nbdtui 0.78-0.84 s of client CPU and nbdkit 0.84-0.86 s serving it, nbdcopy
+0.89-0.93 s and nbdkit 0.80-0.82 s: nbdtui's pair uses less CPU in all (1.67 s against
+1.71 s) and still takes longer, so what is left is idle time, not work; ``bulk()``'s
+start (4 TLS handshakes on threads) is 10-12 ms of it here.
+
 Client CPU per run 0.37-0.44 s (nbdcopy 0.41-0.50 s); nbdkit's 0.43-0.47 s serving
 nbdtui, 0.36-0.44 s serving nbdcopy. ``strace -c -f`` of nbdkit during ``nbdtui read``
 vs nbdcopy (TLS, 512 MiB): the same number of sendmsg calls (33-35k, one per record),
