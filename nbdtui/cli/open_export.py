@@ -12,15 +12,16 @@ is missing) the export is opened the usual way, through asyncssh, whose prompts 
 errors the user then sees; the reason is logged at debug level. A refusal by the NBD
 server itself (no such export, TLS required or refused) is final. A host key
 that differs from ``known_hosts`` is an error either way. ``ssh`` is stopped when the
-block ends, however it ends.
+block ends, however it ends. :func:`through_ssh` does the same for the one-shot
+questions of ``info`` and ``list``.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
-from collections.abc import AsyncIterator, Iterator
-from typing import TYPE_CHECKING
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from typing import TYPE_CHECKING, TypeVar
 
 from nbdtui.errors import (
     ConnectError,
@@ -40,16 +41,23 @@ if TYPE_CHECKING:
     from nbdtui.client.transport.ssh.forward import Forward
     from nbdtui.uri import Endpoint
 
-__all__ = ["early_forwards", "open_export"]
+__all__ = ["early_forwards", "open_export", "through_ssh"]
+
+_T = TypeVar("_T")
 
 # False: nbd+ssh always goes through asyncssh (tests and bench/bench_ssh.py compare).
 SYSTEM_SSH = True
 # The commands that open their exports with open_export, and where their endpoints are.
 ENDPOINT_ARGS = {
-    **dict.fromkeys(("read", "dump", "map", "write", "flush", "trim", "zero"), ("uri",)),
+    **dict.fromkeys(
+        ("info", "list", "read", "dump", "map", "write", "flush", "trim", "zero"), ("uri",)
+    ),
     "copy": ("src", "dst"),
     "diff": ("a", "b"),
 }
+# What the NBD server (or the endpoint) says itself: asyncssh would hear the same, so
+# these end the command instead of a second try through asyncssh.
+_FINAL = (ExportNotFoundError, TLSError, TLSRequiredError, UriError)
 # Forwards started by early_forwards, until open_export takes them.
 _EARLY: dict[Endpoint, Forward] = {}
 
@@ -107,24 +115,16 @@ async def open_export(
         async with OpenExport(endpoint, options, pool=pool) as export:
             yield export
         return
-    from nbdtui.client.transport.ssh.forward import ready_forward, start_forward
-
-    forward = _EARLY.pop(endpoint, None) or start_forward(endpoint)
-    if forward is not None:
-        forward = await ready_forward(forward, options.connect_timeout)
+    forward = await _ready(endpoint, options.connect_timeout)
     if forward is not None:
         with forward:
             opener = OpenExport(forward.endpoint, options, pool=pool)
             try:
                 export = await opener.__aenter__()
-            except (ExportNotFoundError, TLSError, TLSRequiredError, UriError):
-                raise  # the server (or the endpoint) said no: asyncssh would hear the same
+            except _FINAL:
+                raise
             except NbdError as exc:  # e.g. the channel refused: asyncssh says why
-                import logging
-
-                logging.getLogger("nbdtui.client.transport").debug(
-                    "system ssh: opening %s failed (%s); using asyncssh", endpoint, exc
-                )
+                _using_asyncssh(endpoint, exc)
             else:
                 async with contextlib.AsyncExitStack() as stack:
                     stack.push_async_exit(opener)
@@ -139,3 +139,38 @@ async def open_export(
                 return
     async with OpenExport(endpoint, options, pool=pool) as export:
         yield export
+
+
+async def through_ssh(
+    endpoint: Endpoint, connect_timeout: float | None, ask: Callable[[Endpoint], Awaitable[_T]]
+) -> _T:
+    """``await ask(endpoint)``, a one-shot question (``info``, ``list``); on an ``nbd+ssh``
+    endpoint asked through the system ``ssh``'s forward first, as :func:`open_export`
+    opens one (same fallback to asyncssh, same final refusals)."""
+    if SYSTEM_SSH and endpoint.transport == "ssh":
+        forward = await _ready(endpoint, connect_timeout)
+        if forward is not None:
+            with forward:
+                try:
+                    return await ask(forward.endpoint)
+                except _FINAL:
+                    raise
+                except NbdError as exc:
+                    _using_asyncssh(endpoint, exc)
+    return await ask(endpoint)
+
+
+async def _ready(endpoint: Endpoint, connect_timeout: float | None) -> Forward | None:
+    """``endpoint``'s forward, started early or now, once it is up; ``None``: asyncssh."""
+    from nbdtui.client.transport.ssh.forward import ready_forward, start_forward
+
+    forward = _EARLY.pop(endpoint, None) or start_forward(endpoint)
+    return None if forward is None else await ready_forward(forward, connect_timeout)
+
+
+def _using_asyncssh(endpoint: Endpoint, exc: NbdError) -> None:
+    import logging
+
+    logging.getLogger("nbdtui.client.transport").debug(
+        "system ssh: opening %s failed (%s); using asyncssh", endpoint, exc
+    )

@@ -95,10 +95,14 @@ def describe_export(
 
 
 async def _info(args: argparse.Namespace) -> int:
+    from nbdtui.cli.open_export import through_ssh
     from nbdtui.client.api import probe
 
     endpoint = target_endpoint(args)  # the URI, tunnelled through --ssh if given
-    negotiated = await probe(endpoint, connect_timeout=args.connect_timeout)
+    timeout = args.connect_timeout
+    negotiated = await through_ssh(
+        endpoint, timeout, lambda target: probe(target, connect_timeout=timeout)
+    )
     return print_info(args, endpoint, negotiated)
 
 
@@ -125,10 +129,14 @@ def print_info(args: argparse.Namespace, endpoint: Endpoint, negotiated: Negotia
 
 
 async def _list(args: argparse.Namespace) -> int:
+    from nbdtui.cli.open_export import through_ssh
     from nbdtui.client.api import list_exports
 
     endpoint = target_endpoint(args)  # the URI, tunnelled through --ssh if given
-    listed = await list_exports(endpoint, connect_timeout=args.connect_timeout)
+    timeout = args.connect_timeout
+    listed = await through_ssh(
+        endpoint, timeout, lambda target: list_exports(target, connect_timeout=timeout)
+    )
     if args.json:
         entries = []
         for item in listed.exports:

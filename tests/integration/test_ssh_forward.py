@@ -4,6 +4,7 @@ asyncssh, host key refusals, and no ``ssh`` or socket left behind on any exit pa
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -115,6 +116,39 @@ def test_write_through_system_ssh_matches_nbdcopy(sshd, disk, tmp_path):
     expected = bytearray(content)
     expected[4097 : 4097 + len(patch)] = patch
     assert oracle("nbdcopy", nbd.uri, "-") == bytes(expected)
+    assert_nothing_left(tmp)
+
+
+def test_info_and_list_go_through_system_ssh(sshd, disk, tmp_path):
+    server = sshd()
+    nbd, content = disk
+    tmp = tmp_path / "tmp"
+    uri = server.nbd_ssh_uri("disk", nbd.socket)
+    r, imported = run_cli(server, tmp, "info", "--json", uri)
+    assert r.returncode == 0, r.stderr
+    assert not imported, r.stderr  # no asyncssh: half a second of start-up
+    (mine,) = json.loads(r.stdout)["exports"]
+    (theirs,) = json.loads(oracle("nbdinfo", "--json", nbd.uri))["exports"]
+    assert mine["export-size"] == theirs["export-size"] == len(content)
+    for key in ("export-name", "is_read_only", "can_flush", "can_trim", "block_size_maximum"):
+        assert mine[key] == theirs[key], key
+    r, imported = run_cli(server, tmp, "list", uri)
+    assert r.returncode == 0, r.stderr
+    assert not imported
+    assert r.stdout.decode().split()[:2] == ["disk", "8.0"]
+    assert logins(server) == 2
+    assert_nothing_left(tmp)
+
+
+def test_info_of_a_missing_export_through_system_ssh_is_final(sshd, disk, tmp_path):
+    server = sshd()
+    nbd, _ = disk
+    tmp = tmp_path / "tmp"
+    r, imported = run_cli(server, tmp, "info", server.nbd_ssh_uri("nosuch", nbd.socket))
+    assert r.returncode == 1 and "nosuch" in r.stderr, r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1 and r.stderr.startswith("nbdtui: ")
+    assert not imported  # the server's answer, not a reason to try asyncssh
+    assert logins(server) == 1
     assert_nothing_left(tmp)
 
 
