@@ -19,7 +19,13 @@ import sys
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING
 
-from nbdtui.cli.parser import _positive_float, _positive_int, _size
+from nbdtui.cli.parser import (
+    _positive_int,
+    _size,
+    connect_timeout_option,
+    connections_option,
+    json_option,
+)
 from nbdtui.editor.compare import PIECE, Piece, Run, differences, plan, zero_ranges
 
 if TYPE_CHECKING:
@@ -49,25 +55,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="bytes to compare (default: to the end of the shorter side)",
     )
     p.add_argument("--max", type=_positive_int, default=None, metavar="N", help="stop after N runs")
-    p.add_argument(
-        "--json",
-        action="store_true",
-        help='print {"size_a", "size_b", "differences": [{"offset", "length"}], "bytes_differ"}',
+    json_option(
+        p, help='print {"size_a", "size_b", "differences": [{"offset", "length"}], "bytes_differ"}'
     )
-    p.add_argument(
-        "--connect-timeout",
-        type=_positive_float,
-        default=10.0,
-        metavar="SECONDS",
-        help="give up connecting after this long (default 10)",
-    )
-    p.add_argument(
-        "--connections",
-        type=_positive_int,
-        default=None,
-        metavar="N",
-        help="connections per export when the server allows multi-conn (default 4)",
-    )
+    connect_timeout_option(p)
+    connections_option(p)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -200,6 +200,11 @@ def io_options(p: _Arguments, *, window: str = "--window") -> None:
         metavar="N",
         help="requests in flight per connection (default 16)",
     )
+    connections_option(p)
+
+
+def connections_option(p: _Arguments) -> None:
+    """``--connections N`` (``None`` when not given: the export's default)."""
     p.add_argument(
         "--connections",
         type=_positive_int,
