@@ -221,13 +221,9 @@ def open_side(endpoint: Endpoint, *, connect_timeout: float | None, window: int)
     """Connect to ``endpoint``, upgrade to TLS and negotiate its export, with blocking
     calls (:func:`~nbdtui.client.negotiate_blocking.negotiate`), the whole bounded by
     ``connect_timeout``."""
-    from nbdtui.client.transport.tls import context_for, handshake_error, settings_for
+    from nbdtui.client.transport.tls import handshake_error, wrapping_for
 
-    settings = settings_for(endpoint)
-    context = context_for(settings)
-    hostname = settings.hostname
-    if hostname is not None and not context.check_hostname and _is_ip(hostname):
-        hostname = None  # no name check and no SNI for an address
+    context, hostname = wrapping_for(endpoint)
 
     def start_tls(sock: _socket.socket) -> TlsStream:
         try:
@@ -248,16 +244,6 @@ def open_side(endpoint: Endpoint, *, connect_timeout: float | None, window: int)
 
 def _quiet(text: str) -> None:
     """Warnings of the handshake: the export's own connection told them already."""
-
-
-def _is_ip(name: str) -> bool:
-    import ipaddress
-
-    try:
-        ipaddress.ip_address(name)
-    except ValueError:
-        return False
-    return True
 
 
 def receive_exactly_tls(sock: socket.socket, view: memoryview) -> None:

@@ -73,6 +73,7 @@ __all__ = [
     "read_psk",
     "settings_for",
     "start_tls",
+    "wrapping_for",
 ]
 
 CA_CERT = "ca-cert.pem"
@@ -339,6 +340,17 @@ def context_for(settings: TlsSettings) -> NbdSSLContext:
     return context
 
 
+def wrapping_for(endpoint: Endpoint) -> tuple[NbdSSLContext, str | None]:
+    """The context to wrap ``endpoint``'s stream with and the ``server_hostname`` to give
+    (``None`` for an address whose name is not checked: no name check and no SNI)."""
+    settings = settings_for(endpoint)
+    context = context_for(settings)
+    hostname = settings.hostname
+    if hostname is not None and not context.check_hostname and _is_ip(hostname):
+        hostname = None
+    return context, hostname
+
+
 def check(endpoint: Endpoint) -> None:
     """Raise TLSError now, before connecting, if ``endpoint``'s TLS settings are unusable."""
     context_for(settings_for(endpoint))
@@ -349,11 +361,7 @@ async def start_tls(
 ) -> asyncio.Transport:
     """Wrap ``transport`` in TLS as ``endpoint`` asks (the built-in
     :data:`~nbdtui.client.transport.stream.TlsUpgrader`)."""
-    settings = settings_for(endpoint)
-    context = context_for(settings)
-    hostname = settings.hostname
-    if hostname is not None and not context.check_hostname and _is_ip(hostname):
-        hostname = None  # no name check and no SNI for an address
+    context, hostname = wrapping_for(endpoint)
     if not getattr(transport, "_start_tls_compatible", False):  # what loop.start_tls checks
         raise NotSupportedError(f"TLS over {endpoint.transport} connections is not supported")
     loop = asyncio.get_running_loop()
