@@ -21,8 +21,9 @@ Nothing here imports textual.
 
 from __future__ import annotations
 
-import importlib
 from typing import TYPE_CHECKING
+
+from nbdtui.lazy_names import lazy_names
 
 if TYPE_CHECKING:  # pragma: no cover
     from nbdtui.client.api import OpenExport, list_exports, open, probe
@@ -73,14 +74,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> object:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'nbdtui.client' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value  # the next lookup does not come here
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = lazy_names(__name__, _LAZY, __all__)
