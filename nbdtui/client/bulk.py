@@ -60,7 +60,7 @@ from nbdtui.proto.client_events import BlockStatus, RequestDone
 from nbdtui.proto.constants import Command, CommandFlag
 
 if TYPE_CHECKING:
-    from nbdtui.client.bulk_tls import SideConnection
+    from nbdtui.client.bulk_tls import SideConnection, TlsIntoFile
 
 log = logging.getLogger("nbdtui.client.bulk")
 
@@ -448,15 +448,16 @@ class BulkEngine:
         sent: dict[int, _Job] = {}  # by cookie, the requests in flight (oldest first)
         reads = 0  # of which READs
         peek = memoryview(bytearray(HEADER_PEEK))
-        into_file = IntoFile()
+        into_file: IntoFile | TlsIntoFile
         finished = self._finished
-        receive, send_file = receive_exactly, send_file_blocking
-        receive_into_file = into_file.receive
-        if not isinstance(conn, Connection):  # TLS: no MSG_WAITALL, splice or sendfile
-            from nbdtui.client.bulk_tls import receive_exactly_tls, receive_into_file
+        if isinstance(conn, Connection):
+            into_file, receive, send_file = IntoFile(), receive_exactly, send_file_blocking
+        else:  # TLS: no MSG_WAITALL, splice or sendfile
+            from nbdtui.client.bulk_tls import TlsIntoFile, receive_exactly_tls
             from nbdtui.client.bulk_tls import send_file as send_file_tls
 
-            receive, send_file = receive_exactly_tls, send_file_tls
+            into_file, receive, send_file = TlsIntoFile(), receive_exactly_tls, send_file_tls
+        receive_into_file = into_file.receive
 
         def done(ev: RequestDone) -> None:
             nonlocal reads
@@ -474,36 +475,37 @@ class BulkEngine:
         try:
             while True:
                 out: list[tuple[bytes, Payload | None]] = []
-                with cond:
-                    while len(sent) < window:
-                        if queue:
-                            job = queue[0]
-                            request = job.request
-                            command = request.command
-                            # A WRITE payload is never sent while READ replies may fill
-                            # the socket (a server that stops reading until its replies
-                            # go out would never take the rest of the payload).
-                            if command == _WRITE and reads:
+                if len(sent) < window:  # (a full window needs no lock)
+                    with cond:
+                        while len(sent) < window:
+                            if queue:
+                                job = queue[0]
+                                request = job.request
+                                command = request.command
+                                # A WRITE payload is never sent while READ replies may fill
+                                # the socket (a server that stops reading until its replies
+                                # go out would never take the rest of the payload).
+                                if command == _WRITE and reads:
+                                    break
+                                queue.popleft()
+                                if watched:
+                                    job.sent_at = time.monotonic()
+                                cookie, header = machine.request(
+                                    command, request.offset, request.length, request.flags
+                                )
+                                sent[cookie] = job
+                                if command == _READ:
+                                    reads += 1
+                                    out.append((header, None))
+                                else:
+                                    out.append((header, request.payload))
+                            elif sent:
                                 break
-                            queue.popleft()
-                            if watched:
-                                job.sent_at = time.monotonic()
-                            cookie, header = machine.request(
-                                command, request.offset, request.length, request.flags
-                            )
-                            sent[cookie] = job
-                            if command == _READ:
-                                reads += 1
-                                out.append((header, None))
+                            elif self._stopping:
+                                into_file.close()
+                                return
                             else:
-                                out.append((header, request.payload))
-                        elif sent:
-                            break
-                        elif self._stopping:
-                            into_file.close()
-                            return
-                        else:
-                            cond.wait()
+                                cond.wait()
                 if out:
                     if watched and oldest[index] is None:
                         oldest[index] = next(iter(sent.values())).sent_at
