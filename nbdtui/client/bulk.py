@@ -68,6 +68,7 @@ log = logging.getLogger("nbdtui.client.bulk")
 SIDE_TIMEOUT = 3.0
 # The groups whose server would not take the engine's own TLS connections.
 _NO_SIDES: weakref.WeakSet[ExportGroup] = weakref.WeakSet()
+_FALLBACK_PIECE = 4 << 20  # of a FileRange read on the event loop, through a buffer
 HEADER_PEEK = 28  # a structured chunk header and its data offset; see connection.py
 _READ, _WRITE = int(Command.READ), int(Command.WRITE)
 _T = TypeVar("_T")
@@ -232,9 +233,13 @@ class BulkEngine:
         if await self._on_threads(_READ, offset, buffer, 0):
             return
         if isinstance(buffer, FileRange):
-            data = bytearray(buffer.length)
-            await export.read_into(offset, data)
-            pwrite_all(buffer.file.fileno(), memoryview(data), buffer.offset)
+            # (through a buffer a piece at a time: a call may cover many MiB)
+            fd, length = buffer.file.fileno(), buffer.length
+            data = memoryview(bytearray(min(length, _FALLBACK_PIECE)))
+            for at in range(0, length, len(data)):
+                part = data[: min(len(data), length - at)]
+                await export.read_into(offset + at, part)
+                pwrite_all(fd, part, buffer.offset + at)
         else:
             await export.read_into(offset, buffer)
 

@@ -151,6 +151,35 @@ async def test_a_server_taking_no_more_connections_keeps_the_event_loop(nbdkit, 
             assert {s.bulk_fallbacks for s in export.connection_stats()} == {transfer}
 
 
+async def test_a_file_read_on_the_event_loop_goes_through_a_bounded_buffer(
+    nbdkit, tls_certs, tmp_path, monkeypatch
+):
+    """An engine left on the event loop (the server lets in no more connections) reads a
+    large FileRange 4 MiB at a time through one buffer, not a buffer as large as the call
+    (read_to_file's calls cover up to 64 MiB), and the file gets the pattern's bytes."""
+    server = nbdkit("pattern", "16M", filters=("limit",), extra_options=("limit=4",), tls=tls_certs)
+    out = tmp_path / "out"
+    out.write_bytes(b"\xff" * 12 * MiB)
+    async with nbdtui.open(server.tls_uri_for(), pool=Pool()) as export:
+        lengths: list[int] = []
+        real = type(export).read_into
+
+        async def read_into(self, offset, buffer):
+            lengths.append(len(buffer))
+            await real(self, offset, buffer)
+
+        monkeypatch.setattr(type(export), "read_into", read_into)
+        async with export.bulk() as engine:
+            assert not engine.threaded
+            with open(out, "r+b", buffering=0) as f:
+                await engine.read_into(3 * MiB, FileRange(f, MiB, 10 * MiB))
+    assert lengths == [4 * MiB, 4 * MiB, 2 * MiB]
+    got = out.read_bytes()
+    pattern = b"".join(i.to_bytes(8, "big") for i in range(3 * MiB, 13 * MiB, 8))
+    assert got[MiB : 11 * MiB] == pattern
+    assert got[:MiB] == got[11 * MiB :] == b"\xff" * MiB
+
+
 async def test_a_bulk_read_opens_only_the_engines_own_connections(nbdkit, tls_certs):
     """Over TLS the engine does not first open the group's other connections on the
     event loop (each a TLS handshake it would not use): the server sees the export's
