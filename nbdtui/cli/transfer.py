@@ -23,6 +23,7 @@ from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, BinaryIO
 
+from nbdtui.cli.call_size import CallSize
 from nbdtui.cli.parser import target_endpoint
 from nbdtui.cli.progress import ProgressBar, progress
 from nbdtui.client.bulk import BulkEngine
@@ -44,6 +45,11 @@ PIECES_IN_FLIGHT = 6
 READ_PIECE = 4 * 1024 * 1024
 READ_PIECES_IN_FLIGHT = 8
 FILE_PIECES_IN_FLIGHT = 16  # into a file on threads: spliced, no buffer per piece
+# `read` into a file on threads: each call to the engine covers up to 64 MiB, as much as
+# the transfer moves in 1/16 s (nbdtui.cli.call_size), and at most 256 MiB are asked
+# at once (no memory: the bytes go straight to the file).
+FILE_CALL_MOST = 64 * 1024 * 1024
+FILE_BYTES_IN_FLIGHT = 256 * 1024 * 1024
 READ_AHEAD = 2  # pieces of the input of `nbdtui write` read ahead of the writes
 DUMP_DEFAULT_LENGTH = 512
 
@@ -285,21 +291,36 @@ async def read_to_file(
     out = os.fdopen(fd, "wb", buffering=0, closefd=False)  # what a FileRange holds
     zeroes: memoryview | None = None
     pending: dict[asyncio.Future[None], int] = {}
+    sizes = CallSize(READ_PIECE, FILE_CALL_MOST)
+    end, pos, asked = offset + length, offset, 0
     try:
-        for pos in range(offset, offset + length, READ_PIECE):
-            n = min(READ_PIECE, offset + length - pos)
+        while pos < end:
+            n = min(READ_PIECE, end - pos)
             if _all_zero(zero_ranges, pos, n):
                 if zeroes is None:
                     zeroes = memoryview(bytes(READ_PIECE))
                 pwrite_all(fd, zeroes[:n], at + pos - offset)
                 bar.advance(n)
+                pos += n
                 continue
-            while len(pending) >= FILE_PIECES_IN_FLIGHT:
+            # The pieces after it that hold data go in the same call, up to its size.
+            most = sizes.next(asked - sum(pending.values()))
+            while n < most and pos + n < end:
+                more = min(READ_PIECE, end - pos - n)
+                if _all_zero(zero_ranges, pos + n, more):
+                    break
+                n += more
+            while pending and (
+                len(pending) >= FILE_PIECES_IN_FLIGHT
+                or sum(pending.values()) + n > FILE_BYTES_IN_FLIGHT
+            ):
                 await reap(pending, bar)
             task = asyncio.ensure_future(
                 reader.read_into(pos, FileRange(out, at + pos - offset, n))
             )
             pending[task] = n
+            asked += n
+            pos += n
         while pending:
             await reap(pending, bar)
     finally:

@@ -1,0 +1,73 @@
+"""`nbdtui read` into a file on threads (nbdtui.cli.transfer.read_to_file): once bytes
+have come in, a call to the bulk engine covers several 4 MiB pieces (nbdtui.cli.call_size),
+never one that block status says is all zeros, and the file gets nbdcopy's bytes, over
+a plain Unix socket and over TLS (the engine's own connections)."""
+
+from __future__ import annotations
+
+import os
+import random
+
+import pytest
+
+import nbdtui
+from nbdtui.cli import call_size, transfer
+from nbdtui.client import Pool
+from nbdtui.client.bulk import BulkEngine
+from tests.support.oracles import nbdcopy_out, oracle
+
+MiB = 1 << 20
+HOLE = (20 * MiB, 32 * MiB)  # three whole pieces of zeros
+
+
+class Bar:
+    def __init__(self) -> None:
+        self.done = 0
+
+    def advance(self, n: int) -> None:
+        self.done += n
+
+
+@pytest.mark.parametrize("tls", [False, True], ids=["unix", "tls"])
+async def test_calls_grow_over_data_pieces_and_skip_the_hole(
+    nbdkit, tls_certs, tmp_path, monkeypatch, tls
+):
+    size = 64 * MiB
+    server = nbdkit("memory", str(size), unix=not tls, tls=tls_certs if tls else None)
+    uri = server.tls_uri_for() if tls else server.uri
+    image = tmp_path / "image"
+    rng = random.Random(18)
+    with open(image, "wb") as f:
+        f.write(rng.randbytes(HOLE[0]))
+        f.seek(HOLE[1])
+        f.write(rng.randbytes(size - HOLE[1]))
+    oracle("nbdcopy", str(image), uri)  # the zeros stay a hole of the memory plugin
+    # Two calls in flight, and calls as large as 16 MiB once anything has arrived.
+    monkeypatch.setattr(transfer, "FILE_PIECES_IN_FLIGHT", 2)
+    monkeypatch.setattr(transfer, "FILE_CALL_MOST", 16 * MiB)
+    monkeypatch.setattr(call_size, "EVERY", 1e6)
+    calls: list[tuple[int, int]] = []
+    real = BulkEngine.read_into
+
+    async def read_into(self, offset, buffer):
+        assert self.threaded
+        calls.append((offset, len(buffer)))
+        await real(self, offset, buffer)
+
+    monkeypatch.setattr(BulkEngine, "read_into", read_into)
+    out = tmp_path / "out"
+    out.write_bytes(b"\xff" * size)  # the hole must be written as zeros over this
+    fd, bar = os.open(out, os.O_WRONLY), Bar()
+    try:
+        async with nbdtui.open(uri, pool=Pool()) as export:
+            await transfer.read_to_file(export, 0, size, fd, bar)
+    finally:
+        os.close(fd)
+    assert out.read_bytes() == nbdcopy_out(uri) == image.read_bytes()
+    assert bar.done == size
+    assert calls[:2] == [(0, 4 * MiB), (4 * MiB, 4 * MiB)]
+    assert max(n for _, n in calls) == 16 * MiB
+    assert all(o % (4 * MiB) == 0 and n % (4 * MiB) == 0 for o, n in calls)
+    assert not any(o < HOLE[1] and o + n > HOLE[0] for o, n in calls), calls
+    covered = sorted(calls)
+    assert sum(n for _, n in covered) == size - (HOLE[1] - HOLE[0])
