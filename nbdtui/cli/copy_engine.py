@@ -14,18 +14,19 @@ counts as copied only once its write was acknowledged.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable
 
 from nbdtui.cli.copy_sides import ExportSide, FileSide, Ranges, subtract
+from nbdtui.cli.engine_calls import Calls
 from nbdtui.cli.progress import ProgressBar
 from nbdtui.cli.transfer import (
+    FILE_BYTES_IN_FLIGHT,
+    FILE_CALL_MOST,
     FILE_PIECES_IN_FLIGHT,
     PIECE,
     PIECES_IN_FLIGHT,
     READ_PIECE,
-    reap,
 )
 from nbdtui.client.request import FileRange
 
@@ -63,8 +64,8 @@ async def copy_ranges(
             if isinstance(side, ExportSide):
                 side.engine = await side.export.bulk()
                 stack.push_async_callback(_close_engine, side)
-        mover, piece, in_flight = _mover(src, dst)
-        await _run_pieces(data, piece, in_flight, mover, bar)
+        mover, calls = _mover(src, dst, bar)
+        await _run_pieces(data, calls, mover)
 
 
 async def _close_engine(side: ExportSide) -> None:
@@ -73,9 +74,11 @@ async def _close_engine(side: ExportSide) -> None:
         await engine.close()
 
 
-def _mover(src: Side, dst: Side) -> tuple[Callable[[int, int], Awaitable[None]], int, int]:
-    """How one piece goes from ``src`` to ``dst``, the size of a piece, and how many
-    may be in flight."""
+def _mover(
+    src: Side, dst: Side, bar: ProgressBar
+) -> tuple[Callable[[int, int], Awaitable[None]], Calls]:
+    """How one piece goes from ``src`` to ``dst``, and the calls that will carry them:
+    how large a piece is and how many may be in flight."""
     if isinstance(src, ExportSide) and isinstance(dst, FileSide) and src.engine is not None:
         engine = src.engine
         if engine.threaded:
@@ -83,13 +86,21 @@ def _mover(src: Side, dst: Side) -> tuple[Callable[[int, int], Awaitable[None]],
             async def spliced(pos: int, n: int) -> None:
                 await engine.read_into(pos, FileRange(dst.file, pos, n))
 
-            return spliced, READ_PIECE, FILE_PIECES_IN_FLIGHT
+            # as `nbdtui read` into a file: pieces grow with the speed (no memory)
+            calls = Calls(
+                bar,
+                unit=READ_PIECE,
+                most=FILE_CALL_MOST,
+                in_flight=FILE_PIECES_IN_FLIGHT,
+                bytes_in_flight=FILE_BYTES_IN_FLIGHT,
+            )
+            return spliced, calls
     if isinstance(src, FileSide) and isinstance(dst, ExportSide):
 
         async def sent(pos: int, n: int) -> None:
             await dst.write(pos, FileRange(src.file, pos, n))
 
-        return sent, PIECE, PIECES_IN_FLIGHT
+        return sent, Calls(bar, unit=PIECE, most=PIECE, in_flight=PIECES_IN_FLIGHT)
     free: list[memoryview] = []
 
     async def buffered(pos: int, n: int) -> None:
@@ -100,30 +111,25 @@ def _mover(src: Side, dst: Side) -> tuple[Callable[[int, int], Awaitable[None]],
         finally:
             free.append(buf)
 
-    return buffered, READ_PIECE, BUFFERED_IN_FLIGHT
+    return buffered, Calls(bar, unit=READ_PIECE, most=READ_PIECE, in_flight=BUFFERED_IN_FLIGHT)
 
 
 async def _run_pieces(
-    ranges: Ranges,
-    piece: int,
-    in_flight: int,
-    move: Callable[[int, int], Awaitable[None]],
-    bar: ProgressBar,
+    ranges: Ranges, calls: Calls, move: Callable[[int, int], Awaitable[None]]
 ) -> None:
-    pending: dict[asyncio.Future[None], int] = {}
+    def call(pos: int, n: int) -> Callable[[], Awaitable[None]]:
+        return lambda: move(pos, n)
+
     try:
         for start, end in ranges:
-            for pos in range(start, end, piece):
-                n = min(piece, end - pos)
-                while len(pending) >= in_flight:
-                    await reap(pending, bar)
-                pending[asyncio.ensure_future(move(pos, n))] = n
-        while pending:
-            await reap(pending, bar)
+            pos = start
+            while pos < end:
+                n = min(calls.size(), end - pos)
+                await calls.add(n, call(pos, n))
+                pos += n
+        await calls.finish()
     finally:
-        for task in pending:
-            task.cancel()
-        await asyncio.gather(*pending, return_exceptions=True)
+        await calls.cancel()
 
 
 async def plan(

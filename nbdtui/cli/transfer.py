@@ -23,7 +23,7 @@ from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, BinaryIO
 
-from nbdtui.cli.call_size import CallSize
+from nbdtui.cli.engine_calls import Calls
 from nbdtui.cli.parser import target_endpoint
 from nbdtui.cli.progress import ProgressBar, progress
 from nbdtui.client.bulk import BulkEngine
@@ -46,7 +46,7 @@ READ_PIECE = 4 * 1024 * 1024
 READ_PIECES_IN_FLIGHT = 8
 FILE_PIECES_IN_FLIGHT = 16  # into a file on threads: spliced, no buffer per piece
 # `read` into a file on threads: each call to the engine covers up to 64 MiB, as much as
-# the transfer moves in 1/16 s (nbdtui.cli.call_size), and at most 256 MiB are asked
+# the transfer moves in 1/16 s (nbdtui.cli.engine_calls), and at most 256 MiB are asked
 # at once (no memory: the bytes go straight to the file).
 FILE_CALL_MOST = 64 * 1024 * 1024
 FILE_BYTES_IN_FLIGHT = 256 * 1024 * 1024
@@ -290,9 +290,18 @@ async def read_to_file(
         return
     out = os.fdopen(fd, "wb", buffering=0, closefd=False)  # what a FileRange holds
     zeroes: memoryview | None = None
-    pending: dict[asyncio.Future[None], int] = {}
-    sizes = CallSize(READ_PIECE, FILE_CALL_MOST)
-    end, pos, asked = offset + length, offset, 0
+    calls = Calls(
+        bar,
+        unit=READ_PIECE,
+        most=FILE_CALL_MOST,
+        in_flight=FILE_PIECES_IN_FLIGHT,
+        bytes_in_flight=FILE_BYTES_IN_FLIGHT,
+    )
+
+    def read(pos: int, n: int) -> Callable[[], Awaitable[None]]:
+        return lambda: reader.read_into(pos, FileRange(out, at + pos - offset, n))
+
+    end, pos = offset + length, offset
     try:
         while pos < end:
             n = min(READ_PIECE, end - pos)
@@ -304,42 +313,18 @@ async def read_to_file(
                 pos += n
                 continue
             # The pieces after it that hold data go in the same call, up to its size.
-            most = sizes.next(asked - sum(pending.values()))
+            most = calls.size()
             while n < most and pos + n < end:
                 more = min(READ_PIECE, end - pos - n)
                 if _all_zero(zero_ranges, pos + n, more):
                     break
                 n += more
-            while pending and (
-                len(pending) >= FILE_PIECES_IN_FLIGHT
-                or sum(pending.values()) + n > FILE_BYTES_IN_FLIGHT
-            ):
-                await reap(pending, bar)
-            task = asyncio.ensure_future(
-                reader.read_into(pos, FileRange(out, at + pos - offset, n))
-            )
-            pending[task] = n
-            asked += n
+            await calls.add(n, read(pos, n))
             pos += n
-        while pending:
-            await reap(pending, bar)
+        await calls.finish()
     finally:
-        for t in pending:
-            t.cancel()
-        await asyncio.gather(*pending, return_exceptions=True)
+        await calls.cancel()
         await reader.close()
-
-
-async def reap(pending: dict[asyncio.Future[None], int], bar: ProgressBar) -> None:
-    """Wait for one or more of ``pending`` (each with its length in bytes) to end and
-    advance ``bar`` by theirs; the first failure ends the transfer (raised here, the
-    others' retrieved)."""
-    done, _ = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
-    errors = [(task.exception(), pending.pop(task)) for task in done]
-    for error, n in errors:
-        if error is not None:
-            raise error
-        bar.advance(n)
 
 
 def _is_seekable(fd: int) -> bool:
@@ -393,23 +378,20 @@ async def _write_file(
     FileRange: over a plain socket its bytes go from the page cache to the socket
     (sendfile), never read into Python (that read and the copy asyncio makes of what the
     socket does not take at once cost more than the send itself)."""
-    pending: dict[asyncio.Future[None], int] = {}  # a write -> its length
     writer = await export.bulk() if total > PIECE else None
     writes = writer or export
+    calls = Calls(bar, unit=PIECE, most=PIECE, in_flight=PIECES_IN_FLIGHT)
+
+    def write(pos: int, n: int) -> Callable[[], Awaitable[None]]:
+        return lambda: writes.write(offset + pos, FileRange(file, pos, n), fua=fua)
+
     try:
         for pos in range(0, total, PIECE):
             n = min(PIECE, total - pos)
-            while len(pending) >= PIECES_IN_FLIGHT:
-                await reap(pending, bar)
-            file_range = FileRange(file, pos, n)
-            pending[asyncio.ensure_future(writes.write(offset + pos, file_range, fua=fua))] = n
-        # Every write must be acknowledged before we report success.
-        while pending:
-            await reap(pending, bar)
+            await calls.add(n, write(pos, n))
+        await calls.finish()  # every write acknowledged before we report success
     finally:
-        for t in pending:
-            t.cancel()
-        await asyncio.gather(*pending, return_exceptions=True)
+        await calls.cancel()
         if writer is not None:
             await writer.close()
 

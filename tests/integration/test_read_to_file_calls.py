@@ -1,17 +1,18 @@
-"""`nbdtui read` into a file on threads (nbdtui.cli.transfer.read_to_file): once bytes
-have come in, a call to the bulk engine covers several 4 MiB pieces (nbdtui.cli.call_size),
-never one that block status says is all zeros, and the file gets nbdcopy's bytes, over
-a plain Unix socket and over TLS (the engine's own connections)."""
+"""`nbdtui read` and `nbdtui copy` from an export into a file on threads
+(nbdtui.cli.transfer.read_to_file, nbdtui.cli.copy_engine): once bytes have come in, a call
+to the bulk engine covers several 4 MiB pieces (nbdtui.cli.engine_calls), never one that
+block status says is all zeros, and the file gets nbdcopy's bytes, over a plain Unix
+socket and over TLS (the engine's own connections)."""
 
 from __future__ import annotations
 
-import os
 import random
 
 import pytest
 
 import nbdtui
-from nbdtui.cli import call_size, transfer
+from nbdtui.cli import copy_engine, engine_calls, transfer
+from nbdtui.cli.copy_sides import ExportSide, FileSide
 from nbdtui.client import Pool
 from nbdtui.client.bulk import BulkEngine
 from tests.support.oracles import nbdcopy_out, oracle
@@ -28,9 +29,10 @@ class Bar:
         self.done += n
 
 
+@pytest.mark.parametrize("command", ["read", "copy"])
 @pytest.mark.parametrize("tls", [False, True], ids=["unix", "tls"])
 async def test_calls_grow_over_data_pieces_and_skip_the_hole(
-    nbdkit, tls_certs, tmp_path, monkeypatch, tls
+    nbdkit, tls_certs, tmp_path, monkeypatch, tls, command
 ):
     size = 64 * MiB
     server = nbdkit("memory", str(size), unix=not tls, tls=tls_certs if tls else None)
@@ -43,9 +45,10 @@ async def test_calls_grow_over_data_pieces_and_skip_the_hole(
         f.write(rng.randbytes(size - HOLE[1]))
     oracle("nbdcopy", str(image), uri)  # the zeros stay a hole of the memory plugin
     # Two calls in flight, and calls as large as 16 MiB once anything has arrived.
-    monkeypatch.setattr(transfer, "FILE_PIECES_IN_FLIGHT", 2)
-    monkeypatch.setattr(transfer, "FILE_CALL_MOST", 16 * MiB)
-    monkeypatch.setattr(call_size, "EVERY", 1e6)
+    for module in (transfer, copy_engine):
+        monkeypatch.setattr(module, "FILE_PIECES_IN_FLIGHT", 2)
+        monkeypatch.setattr(module, "FILE_CALL_MOST", 16 * MiB)
+    monkeypatch.setattr(engine_calls, "EVERY", 1e6)
     calls: list[tuple[int, int]] = []
     real = BulkEngine.read_into
 
@@ -57,12 +60,17 @@ async def test_calls_grow_over_data_pieces_and_skip_the_hole(
     monkeypatch.setattr(BulkEngine, "read_into", read_into)
     out = tmp_path / "out"
     out.write_bytes(b"\xff" * size)  # the hole must be written as zeros over this
-    fd, bar = os.open(out, os.O_WRONLY), Bar()
-    try:
+    bar = Bar()
+    with open(out, "r+b", buffering=0) as f:
         async with nbdtui.open(uri, pool=Pool()) as export:
-            await transfer.read_to_file(export, 0, size, fd, bar)
-    finally:
-        os.close(fd)
+            if command == "read":
+                await transfer.read_to_file(export, 0, size, f.fileno(), bar)
+            else:
+                src = ExportSide(export, uri)
+                dst = FileSide(f, str(out), size, seekable=True, regular=True)
+                data, zero = await copy_engine.plan(src, dst, 0, size)
+                assert data == [(0, HOLE[0]), (HOLE[1], size)]
+                await copy_engine.copy_ranges(src, dst, data, zero, bar)
     assert out.read_bytes() == nbdcopy_out(uri) == image.read_bytes()
     assert bar.done == size
     assert calls[:2] == [(0, 4 * MiB), (4 * MiB, 4 * MiB)]
