@@ -6,9 +6,13 @@ directory, starts ``nbdkit --tls=require --tls-certificates=DIR pattern SIZE`` o
 127.0.0.1, then reads the whole export with nbdtui (``Export.read_into`` pieces into
 reused buffers, like bench_read.py) and with nbdcopy, both over ``nbds://``. Prints each
 median of --runs runs and the ratio nbdtui / nbdcopy; then the same read through the
-bulk engine (``Export.bulk()``, what ``nbdtui read`` uses: threads on TLS connections of
-its own), one run at a time alternating with nbdcopy, and the median of those ratios.
-With --plain, the same over an ``nbd://`` server for reference. Usage:
+bulk engine (``Export.bulk()``: threads on TLS connections of its own) into --pieces
+buffers of --piece bytes, and what ``nbdtui read -o /dev/null`` does once the export is
+open (``read_to_file``: block status, the engine's start, calls sized by
+nbdtui.cli.engine_calls), each one run at a time alternating with nbdcopy, with the
+median of those ratios. nbdcopy's runs include its own start-up and end, printed first
+(the same command over a 1 MiB export). With --plain, the same over an ``nbd://`` server
+for reference. Usage:
 
     python bench/bench_tls.py [--size 512M] [--connections 4] [--window 16] [--runs 3] [--plain]
                               [--request-size N]
@@ -124,6 +128,43 @@ its threads sleep and wake per request more often with nbdtui. The goal (>= 1.0x
 within the spread of single runs but not met by the medians (0.95-0.98x). 512 KiB
 requests did not help bench_transfer.py's plain reads (1 MiB: in process 1.00x and
 1.04x nbdcopy at 2 connections, 512 KiB 0.91x and 1.02x), so the default stays 1 MiB.
+
+Fourth round (idle machine; 1 GiB, both 4 connections x 16). ``perf sched timehist`` of a
+run showed where the time went: nbdcopy kept both cores busy (idle 26 ms of 1.8 s),
+nbdtui left them idle 10-12 % of the time, in hundreds of gaps of ~0.1 ms spread over the
+whole transfer, while its 4 threads and the event loop handed the GIL to each other (each
+SSL_read of a 16 KiB record releases and takes it back; the loop's ``recv`` of its self-pipe
+took 134 us, waiting for the GIL). A standalone driver of the same connections with no
+event loop reached 1.01-1.05x, so the engine's own costs were the gap:
+
+- ``nbdtui read`` asked the engine for 4 MiB at a time (256 calls per GiB, 16 in flight);
+  each completed call wakes the loop, which then takes the GIL from the transfer threads.
+  Calls now grow with the speed (nbdtui.cli.engine_calls: what 1/16 s moves, 4-64 MiB):
+  with a checkout of the previous main, in process, alternating, 6 runs each, twice:
+  0.91x and 0.92x before, 1.03x and 1.02x after. More calls of 4 MiB in flight (64
+  instead of 16) did not help (0.95x): the number of calls is what costs, not the depth.
+- Into a file (or /dev/null) each thread decrypted into a fresh 1 MiB bytearray per
+  request (new pages, zeroed): now one 256 KiB buffer per thread, reused
+  (``TlsIntoFile``): 0.91x -> 0.95x before the calls grew.
+- A standalone driver writing into one 1 MiB buffer per thread reached 1.05x, into 32 MiB
+  per thread 0.99x: decrypting into memory out of the cache costs ~5 %, which is why the
+  bulk row below (into 2 x 64 MiB of buffers) stays at 0.96x.
+
+``--size 1G --runs 9`` (nbdcopy's start-up and end: 25 ms, in its figures):
+
+- bulk engine into 2 x 64 MiB buffers: 0.96x (0.96 0.99 1.00 0.98 0.92 0.97 0.93 0.94
+  0.96); client CPU 0.79-0.89 s (nbdcopy 0.88-0.99 s), nbdkit's serving it 0.86-0.91 s
+  (serving nbdcopy 0.74-0.87 s);
+- what ``nbdtui read -o /dev/null`` does: 1.02x (1.02 1.03 0.81 1.15 1.06 1.02 0.97 1.05
+  0.94); client CPU 0.70-0.82 s (nbdcopy 0.91-1.00 s), nbdkit's 0.86-0.93 s (0.75-0.85 s).
+
+nbdkit still spends ~0.07 s more serving nbdtui than nbdcopy; its profile shows it in the
+kernel's copy of what it sends (``_copy_from_iter``: 17.7 % of its samples against
+12.1 %), not in page faults (256 KiB requests cut its faults from 12k to 170 per run and
+left its CPU as it was). Neither smaller fills of the TLS buffer (256 KiB: 0.98x, 64 KiB:
+0.87x) nor a fixed SO_RCVBUF (2 or 4 MiB: 1.01x, 1.03x against 1.00x) changed it. Writes
+over TLS (``nbdtui write`` of a 1 GiB file, in process) are 1.08x nbdcopy with their
+fixed 8 MiB calls; growing those calls gave 1.03x, so writes keep them.
 """
 
 from __future__ import annotations
@@ -245,6 +286,51 @@ async def nbdtui_bulk_read(
         return rate, cpu_seconds(resource.RUSAGE_SELF) - mine, server_cpu(server) - theirs
 
 
+async def nbdtui_file_read(
+    uri: str, opts: argparse.Namespace, server: int
+) -> tuple[float, float, float]:
+    """MiB/s of what ``nbdtui read -o /dev/null`` does once the export is open
+    (``read_to_file``: block status, the bulk engine's start, calls into a FileRange of
+    /dev/null sized by nbdtui.cli.call_size), with the CPU seconds the client and the
+    server took meanwhile."""
+    from nbdtui.cli.transfer import read_to_file
+
+    class Bar:
+        def advance(self, n: int) -> None:
+            pass
+
+    async with nbdtui.open(
+        uri, pool=Pool(), connections=opts.connections, window=opts.window
+    ) as export:
+        if opts.request_size:
+            export.request_size = opts.request_size
+        fd = os.open(os.devnull, os.O_WRONLY)
+        try:
+            start = time.perf_counter()
+            mine, theirs = cpu_seconds(resource.RUSAGE_SELF), server_cpu(server)
+            await read_to_file(export, 0, export.size, fd, Bar())
+            rate = export.size / (time.perf_counter() - start) / MiB
+        finally:
+            os.close(fd)
+        return rate, cpu_seconds(resource.RUSAGE_SELF) - mine, server_cpu(server) - theirs
+
+
+def nbdcopy_startup(opts: argparse.Namespace, certs: Path | None) -> float:
+    """Median seconds of nbdcopy over a 1 MiB export (same flags, TLS or not): what of
+    its run is not the transfer."""
+    server, port = start_nbdkit(MiB, certs)
+    uri = (
+        f"nbds://127.0.0.1:{port}/?tls-certificates={certs}"
+        if certs
+        else f"nbd://127.0.0.1:{port}/"
+    )
+    try:
+        return MiB / nbdcopy_read(uri, argparse.Namespace(**{**vars(opts), "runs": 7}), MiB) / MiB
+    finally:
+        server.terminate()
+        server.wait()
+
+
 def measure(uri: str, opts: argparse.Namespace, size: int, label: str, server: int) -> float:
     assert asyncio.run(probe(uri)).tls == uri.startswith("nbds")
     theirs = nbdcopy_read(uri, opts, size)
@@ -271,6 +357,23 @@ def measure(uri: str, opts: argparse.Namespace, size: int, label: str, server: i
     ratio = statistics.median(ratios)
     each = " ".join(f"{r:.2f}" for r in ratios)
     print(f"{'nbdtui bulk ' + label:<22} median ratio nbdtui/nbdcopy {ratio:.2f} ({each})")
+    # What `nbdtui read -o /dev/null` does once the export is open, alternating likewise.
+    ratios = []
+    for _ in range(opts.runs):
+        client, served = cpu_seconds(resource.RUSAGE_CHILDREN), server_cpu(server)
+        theirs = nbdcopy_read(uri, one, size)
+        client = cpu_seconds(resource.RUSAGE_CHILDREN) - client
+        served = server_cpu(server) - served
+        ours, mine, ours_served = asyncio.run(nbdtui_file_read(uri, one, server))
+        ratios.append(ours / theirs)
+        print(
+            f"  read to /dev/null {label}: nbdcopy {theirs:6.0f} MiB/s (cpu {client:.2f} s, "
+            f"server {served:.2f} s), nbdtui {ours:6.0f} MiB/s (cpu {mine:.2f} s, server "
+            f"{ours_served:.2f} s)"
+        )
+    file_ratio = statistics.median(ratios)
+    each = " ".join(f"{r:.2f}" for r in ratios)
+    print(f"{'nbdtui read ' + label:<22} median ratio nbdtui/nbdcopy {file_ratio:.2f} ({each})")
     return ratio
 
 
@@ -293,6 +396,8 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="nbdtui-bench-tls-") as tmp:
         certs = Path(tmp)
         make_certs(certs)
+        startup = nbdcopy_startup(opts, certs)
+        print(f"nbdcopy's start-up and end (the same over a 1 MiB export): {startup * 1000:.1f} ms")
         server, port = start_nbdkit(size, certs)
         try:
             measure(
