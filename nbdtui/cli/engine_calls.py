@@ -4,7 +4,7 @@
 bar as each ends, and ends the transfer at the first failure. How much one call covers
 is :class:`CallSize`'s to say. Each call the engine finishes wakes the event loop, and
 with transfer threads that wake-up costs them a turn of the GIL each: over TLS, 4 MiB
-calls (256 per GiB) left `nbdtui read` about 10 % slower than 64 MiB calls
+calls (256 per GiB) left `nbdtui read` about 7 % slower than 64 MiB calls
 (bench/bench_tls.py). Small calls keep a slow transfer's progress bar moving, large ones
 let a fast one run; so a call covers what the transfer moves in about :data:`EVERY`
 seconds at the speed seen so far: a whole number of ``unit`` pieces (the granularity at
