@@ -1,8 +1,10 @@
-"""Ctrl+G to a block not read yet: what the frames handed to the terminal show.
+"""Ctrl+G, PgDn and End to a block not read yet: what the frames handed to the terminal
+show.
 
-The jump holds its first frame until the hex view's fetch of the target has landed (at
-most ``JUMP_FRAME_WAIT``), so that no frame with ``┄┄`` placeholders comes first and
-the bytes do not wait for Textual's next frame (see ``EditorScreen._goto_chosen``).
+The move holds its first frame until the hex view's fetch of the target has landed (at
+most ``JUMP_FRAME_WAIT`` for a dialog's jump, ``hexview.MOVE_FRAME_WAIT`` for a key), so
+that no frame with ``┄┄`` placeholders comes first and the bytes do not wait for
+Textual's next frame (see ``EditorScreen._goto_chosen`` and ``HexView.on_key``).
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import time
 
 from nbdtui.tui.screens import sector_editor
+from nbdtui.tui.widgets import hexview
 from tests.support.pilot import EditorHarness, press, rows, settle
 
 TIB = 1 << 40
@@ -85,3 +88,45 @@ async def test_a_slow_read_is_not_waited_for(nbdkit):
         assert frames[0][1][0].startswith(f"── sector {sector} ── ")
         assert any(line.startswith(pattern_row(TARGET & ~15)) for line in rows(app))
         assert view.cursor == TARGET and not view.in_flight
+
+
+async def test_the_first_frame_after_a_cold_page_or_end_has_the_bytes(nbdkit, monkeypatch):
+    """PgDn into a block not read yet, and End (the last block of 1 TiB), hold their
+    first frame until the bytes are in (hexview.MOVE_FRAME_WAIT), as Ctrl+G does."""
+    monkeypatch.setattr(hexview, "MOVE_FRAME_WAIT", 10.0)  # a loaded test machine
+    app = EditorHarness(nbdkit("pattern", "1T").uri)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settle(pilot)
+        view = app.editor.view
+        bs = view.cache.block_size
+        last_sector = TARGET - TARGET % bs + bs - 512  # PgDn from here: the next block
+        await open_goto(pilot, last_sector)
+        await pilot.press("enter")
+        await settle(pilot)
+        for key, target in (("pagedown", last_sector + 512), ("end", TIB - 1)):
+            assert target // bs not in view.cache
+            frames = record_frames(app)
+            await pilot.press(key)
+            await settle(pilot)
+            assert view.cursor == target
+            assert frames, f"no frame drawn after {key}"
+            first = frames[0][1]
+            assert any(line.startswith(pattern_row(target & ~15)) for line in first), key
+            assert not any("┄┄" in line for _, shown in frames for line in shown), key
+
+
+async def test_a_slow_page_is_not_waited_for(nbdkit):
+    """End with reads slower than MOVE_FRAME_WAIT: placeholders at once, then the bytes."""
+    server = nbdkit("pattern", "1T", filters=("delay",), extra_options=("rdelay=1",))
+    app = EditorHarness(server.uri)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settle(pilot)
+        view = app.editor.view
+        frames = record_frames(app)
+        pressed = time.monotonic()
+        await pilot.press("end")
+        await settle(pilot)
+        placeholders = [t for t, shown in frames if any("┄┄" in line for line in shown)]
+        assert placeholders and placeholders[0] - pressed < 0.5
+        assert any(line.startswith(pattern_row((TIB - 1) & ~15)) for line in rows(app))
+        assert view.cursor == TIB - 1 and not view.in_flight

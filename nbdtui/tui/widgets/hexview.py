@@ -50,6 +50,10 @@ _TEXT = [chr(b) if 0x20 <= b < 0x7F else "." for b in range(256)]
 HEX_PANE, TEXT_PANE = "hex", "text"
 _TEXT_BYTES = bytes(b if 0x20 <= b < 0x7F else 0x2E for b in range(256))  # _TEXT, as bytes
 _PLAIN = Style()  # an unstyled byte (a new Style() each, before: equal to this one)
+# Keys that may bring blocks not read yet on screen, and how long their next frame waits
+# for them (a local read takes a millisecond; a slower one lands behind placeholders).
+_FAR_KEYS = frozenset({"pageup", "pagedown", "home", "ctrl+home", "end", "ctrl+end"})
+MOVE_FRAME_WAIT = 0.05
 _SEP, _GAP = Segment(" "), Segment("  ")  # between hex cells; after the 8th / the offset
 # A byte not loaded yet (or not readable for a lost connection); a hole is "·" elsewhere.
 UNLOADED_HEX, UNLOADED_CHAR = "┄┄", "┄"
@@ -575,21 +579,29 @@ class HexView(Widget, can_focus=True):
         "tab": lambda v: v.switch_pane(),
     }
 
-    def on_key(self, event: events.Key) -> None:
+    async def on_key(self, event: events.Key) -> None:
         """Movement keys, and in write mode typed bytes, act here, in typing order.
 
         Bound on the screen, movement keys would run only once their event has bubbled
         up to the app, after keys typed later had already reached this widget: in a
         burst of keys (fast typing, a terminal paste) ``41<Right>42`` would type ``42``
         at the wrong place. The screen's bindings list them for the footer and help.
+
+        A page or a jump to blocks not read yet holds the next frame until they are in,
+        for at most MOVE_FRAME_WAIT, as a dialog's jump does (EditorScreen._goto_chosen):
+        no frame of placeholders comes first, and the bytes do not wait for the frame
+        after it. Keys typed meanwhile wait for it, in order.
         """
         action = self._KEYS.get(event.key)
-        if action is not None:
-            action(self)
-        elif not (self.writable and self._type(event.character)):
+        if action is None and not (self.writable and self._type(event.character)):
             return
         event.stop()
         event.prevent_default()
+        if action is not None:
+            action(self)
+            if event.key in _FAR_KEYS and self.in_flight:
+                with self.app.batch_update():
+                    await self.loaded(MOVE_FRAME_WAIT)
 
     def types(self, char: str | None) -> bool:
         """Whether ``char`` is a byte typed in the current pane (in write mode): a hex
