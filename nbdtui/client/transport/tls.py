@@ -5,7 +5,10 @@
 a TLS endpoint is opened, checks the endpoint's settings with :func:`check` and hands out
 :func:`start_tls`. The TLS layer is asyncio's
 (``loop.start_tls``), which hands decrypted bytes to a ``BufferedProtocol`` straight into
-its buffers: READ payload is still received into the caller's buffer.
+its buffers: READ payload is still received into the caller's buffer. The contexts
+(:func:`wrapping_for`) and the errors (:func:`handshake_error`,
+:func:`after_handshake_error`) serve the blocking drivers too (the one-shot commands,
+the bulk engine's TLS connections): importing this module imports ssl, not asyncio.
 
 A TLS endpoint never falls back to plaintext: a server that refuses NBD_OPT_STARTTLS
 ends the handshake ("server does not support TLS"), and any failure here aborts the
@@ -46,19 +49,21 @@ connection or rejected nbdtui's certificate during the TLS handshake.
 
 from __future__ import annotations
 
-import asyncio
-import dataclasses
 import getpass
 import ipaddress
 import ssl
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, NamedTuple
 
-from nbdtui.client.transport.stream import StreamProtocol
 from nbdtui.errors import NbdError, NotSupportedError, TLSError, UriError
 from nbdtui.uri import Endpoint
+
+if TYPE_CHECKING:  # asyncio is imported by start_tls only: the blocking one-shot
+    import asyncio  # commands use the contexts and the errors without it
+
+    from nbdtui.client.transport.stream import StreamProtocol
 
 __all__ = [
     "NbdSSLContext",
@@ -91,9 +96,9 @@ _REVOKED = 23
 _NAME_MISMATCH = {62, 63, 64}  # host name, e-mail, IP address
 
 
-@dataclass(frozen=True)
-class TlsSettings:
-    """What an endpoint's TLS parameters ask for (see the module documentation)."""
+class TlsSettings(NamedTuple):
+    """What an endpoint's TLS parameters ask for (see the module documentation). A
+    NamedTuple, not a dataclass: importing dataclasses costs a one-shot command 4 ms."""
 
     kind: str  # "x509" | "psk" | "anon"
     hostname: str | None  # checked against the certificate (x509) and sent as SNI
@@ -330,7 +335,7 @@ def _stamp(settings: TlsSettings) -> tuple[object, ...]:
 def context_for(settings: TlsSettings) -> NbdSSLContext:
     """:func:`make_context`, cached: the connections of a pool share one context (loading
     the system CA store takes tens of milliseconds)."""
-    key = (dataclasses.replace(settings, hostname=None), _stamp(settings))  # name: not in it
+    key = (settings._replace(hostname=None), _stamp(settings))  # name: not in it
     context = _CONTEXTS.get(key)
     if context is None:
         context = make_context(settings)
@@ -361,6 +366,8 @@ async def start_tls(
 ) -> asyncio.Transport:
     """Wrap ``transport`` in TLS as ``endpoint`` asks (the built-in
     :data:`~nbdtui.client.transport.stream.TlsUpgrader`)."""
+    import asyncio
+
     context, hostname = wrapping_for(endpoint)
     if not getattr(transport, "_start_tls_compatible", False):  # what loop.start_tls checks
         raise NotSupportedError(f"TLS over {endpoint.transport} connections is not supported")
