@@ -23,12 +23,12 @@ import contextlib
 import errno
 import os
 import socket
-import ssl
 from typing import cast
 
 from nbdtui.client.files import pwrite_all
 from nbdtui.client.negotiate_blocking import negotiate
 from nbdtui.client.request import FileRange, short_file_error
+from nbdtui.client.tls_stream import TlsStream
 from nbdtui.errors import ConnectionLostError, NbdError
 from nbdtui.proto.client_events import Negotiated, RequestDone
 from nbdtui.proto.client_handshake import ClientHandshake
@@ -46,134 +46,12 @@ __all__ = [
 ]
 
 _CHUNK = 1 << 20  # of a FileRange read or written through user space
-_RECV = 1 << 20  # the most a TlsStream receives per call
-_SEND = 256 * 1024  # the most a TlsStream encrypts per call (the record's copy is that big)
 _INTO_FILE = 256 * 1024  # a thread's buffer between a TLS stream and a file
 
 
 def usable(endpoint: Endpoint) -> bool:
     """Whether :func:`open_side` can reach ``endpoint`` (TLS over TCP or a Unix socket)."""
     return endpoint.tls and endpoint.transport in ("tcp", "unix")
-
-
-class TlsStream:
-    """A blocking TLS stream over a plain socket: an :class:`ssl.SSLObject` between
-    memory BIOs, fed by large ``recv_into`` calls (up to 1 MiB).
-
-    An :class:`ssl.SSLSocket` makes two ``recv`` calls per 16 KiB record (its header,
-    then its body); this makes one per MiB or so, and decrypts from memory. The methods
-    are those of a socket that the bulk engine's threads use; each releases the GIL
-    while it decrypts, encrypts or waits."""
-
-    def __init__(
-        self,
-        sock: _socket.socket,
-        obj: ssl.SSLObject,
-        incoming: ssl.MemoryBIO,
-        outgoing: ssl.MemoryBIO,
-    ) -> None:
-        self.sock = sock
-        self._obj = obj
-        self._in = incoming
-        self._out = outgoing
-        self._buffer = memoryview(bytearray(_RECV))
-
-    @classmethod
-    def wrap(cls, sock: _socket.socket, context: ssl.SSLContext, hostname: str | None) -> TlsStream:
-        """Run the TLS handshake on ``sock``; ssl.SSLError (an OSError) when it fails,
-        ConnectionResetError when the server hangs up."""
-        incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
-        obj = context.wrap_bio(incoming, outgoing, server_hostname=hostname)
-        stream = cls(sock, obj, incoming, outgoing)
-        while True:
-            try:
-                obj.do_handshake()
-            except ssl.SSLWantReadError:
-                stream._flush()
-                if not stream._fill():
-                    raise ConnectionResetError("closed during the TLS handshake") from None
-                continue
-            stream._flush()
-            return stream
-
-    def _fill(self) -> bool:
-        """Receive what the socket has (waiting for some); False at its end."""
-        n = self.sock.recv_into(self._buffer)
-        if not n:
-            self._in.write_eof()
-            return False
-        self._in.write(self._buffer[:n])
-        return True
-
-    def _flush(self) -> None:
-        data = self._out.read()
-        if data:
-            self.sock.sendall(data)
-
-    def recv_into(self, view: memoryview, nbytes: int = 0, flags: int = 0) -> int:
-        """Up to ``len(view)`` decrypted bytes into ``view`` (0 at a clean end)."""
-        while True:
-            try:
-                return cast(int, self._obj.read(len(view), view))  # (an int, given a buffer)
-            except ssl.SSLWantReadError:
-                self._flush()  # (a key update may want an answer)
-                if not self._fill():
-                    return cast(
-                        int, self._obj.read(len(view), view)
-                    )  # (an int, given a buffer)  # raises unless close_notify came
-            except ssl.SSLZeroReturnError:
-                return 0
-
-    def receive_exactly(self, view: memoryview) -> None:
-        """Fill ``view`` (EOFError at the end of the stream): :meth:`recv_into` in a
-        loop, without a call per record (a READ payload is a record per 16 KiB)."""
-        read = self._obj.read
-        got, n = 0, len(view)
-        while got < n:
-            try:
-                k = cast(int, read(n - got, view[got:]))  # (an int, given a buffer)
-            except ssl.SSLWantReadError:
-                self._flush()  # (a key update may want an answer)
-                if not self._fill():
-                    raise EOFError from None
-                continue
-            except ssl.SSLZeroReturnError:
-                raise EOFError from None
-            if not k:
-                raise EOFError
-            got += k
-
-    def recv(self, size: int) -> bytes:
-        buffer = bytearray(size)
-        return bytes(buffer[: self.recv_into(memoryview(buffer))])
-
-    def sendall(self, data: bytes | bytearray | memoryview) -> None:
-        view = memoryview(data).cast("B")
-        for at in range(0, len(view), _SEND):
-            self._obj.write(view[at : at + _SEND])
-            self._flush()
-
-    def close_notify(self) -> None:
-        """Say the TLS stream ends (a TLS close_notify), without waiting for the answer."""
-        with contextlib.suppress(ssl.SSLError):  # SSLWantReadError: the answer
-            self._obj.unwrap()
-        self._flush()
-
-    def settimeout(self, timeout: float | None) -> None:
-        self.sock.settimeout(timeout)
-
-    def setsockopt(self, level: int, option: int, value: int | bytes) -> None:
-        self.sock.setsockopt(level, option, value)
-
-    def shutdown(self, how: int) -> None:
-        """End the TCP stream (a thread blocked in a call returns)."""
-        self.sock.shutdown(how)
-
-    def fileno(self) -> int:
-        return self.sock.fileno()
-
-    def close(self) -> None:
-        self.sock.close()
 
 
 class SideConnection:
