@@ -1,14 +1,16 @@
 """The blocking driver of the handshake: connect a blocking socket and drive
 :class:`~nbdtui.proto.client_handshake.ClientHandshake` over it to the transmission
 phase, for the drivers that do without asyncio: the one-shot commands
-(:mod:`nbdtui.client.oneshot`, plain TCP or Unix) and the bulk engine's own TLS
-connections (:mod:`nbdtui.client.bulk_tls`), which upgrade the stream mid-handshake
-through the ``start_tls`` hook.
+(:mod:`nbdtui.client.oneshot`, TCP or Unix, plain or X.509 TLS) and the bulk engine's
+own TLS connections (:mod:`nbdtui.client.bulk_tls`); over TLS they upgrade the stream
+mid-handshake through the ``start_tls`` hook.
 
 The failures and warnings are the asyncio driver's (:mod:`nbdtui.client.negotiate`),
 word for word, through :mod:`nbdtui.client.handshake_faults`; the whole is bounded by
 the connect timeout. Nothing here imports asyncio, ssl or even ``socket`` (start-up
-time: ``nbdtui info`` uses this).
+time: ``nbdtui info`` uses this); the StartTLS hook brings ssl. Under TLS a hang-up or
+an alert is told as the asyncio driver tells it
+(:func:`~nbdtui.client.transport.tls.after_handshake_error`).
 """
 
 from __future__ import annotations
@@ -99,12 +101,19 @@ def negotiate(
     try:
         with located_faults(endpoint, hs, connect_timeout):
             raw = stream = open_socket(endpoint, connect_timeout)
+            tls_quiet: bool | None = None  # under TLS: nothing has arrived through it yet
             while True:
                 if deadline is not None:
                     stream.settimeout(max(deadline - time.monotonic(), 1e-3))
-                data = _receive(stream, endpoint)
+                data = _receive(stream, endpoint, tls_quiet)
                 if not data:
-                    raise hs.eof_error() or ConnectionLostError("server closed the connection")
+                    raise (
+                        (tls_quiet is not None and _tls_error(endpoint, None, tls_quiet))
+                        or hs.eof_error()
+                        or ConnectionLostError("server closed the connection")
+                    )
+                if tls_quiet:
+                    tls_quiet = False
                 try:
                     events = hs.receive_data(data)
                 except NbdError:
@@ -117,6 +126,7 @@ def negotiate(
                         if start_tls is None or stream is not raw:
                             raise ConnectionLostError("unexpected TLS upgrade in the handshake")
                         stream = start_tls(raw)
+                        tls_quiet = True
                         hs.tls_established()
                         _send_queued(stream, hs)
                     elif isinstance(event, Negotiated):
@@ -128,15 +138,33 @@ def negotiate(
             stream.close()
 
 
-def _receive(stream: BlockingStream, endpoint: Endpoint) -> bytes:
+def _receive(stream: BlockingStream, endpoint: Endpoint, tls_quiet: bool | None) -> bytes:
+    """What the server sent next (b"" at its end). ``tls_quiet``: ``None`` before TLS,
+    then whether nothing has arrived through TLS yet."""
     try:
         return stream.recv(_RECV)
     except TimeoutError:
         raise
     except OSError as exc:  # reset while negotiating: as the asyncio driver says
-        raise ConnectionLostError(
+        error = None
+        if tls_quiet is not None:
+            import ssl  # (imported already: the stream is TLS)
+
+            if isinstance(exc, ssl.SSLEOFError):  # a hang-up without close_notify:
+                return b""  # asyncio's TLS layer tells it as the end of the stream
+            error = _tls_error(endpoint, exc, tls_quiet)
+        raise error or ConnectionLostError(
             f"connection to {endpoint.display} lost during the handshake: {exc}"
         ) from exc
+
+
+def _tls_error(endpoint: Endpoint, exc: BaseException | None, quiet: bool) -> NbdError | None:
+    """A failure under TLS as the asyncio driver tells it: a TLS alert, or a hang-up
+    right after the TLS handshake (how GnuTLS servers reject a client certificate under
+    TLS 1.3); None when neither applies."""
+    from nbdtui.client.transport.tls import after_handshake_error
+
+    return after_handshake_error(endpoint, exc, quiet=quiet)
 
 
 def _send_queued(stream: BlockingStream, hs: ClientHandshake) -> None:
