@@ -120,7 +120,7 @@ def negotiate(
                     with contextlib.suppress(OSError):  # a polite NBD_OPT_ABORT, if queued
                         stream.sendall(hs.data_to_send())
                     raise
-                _send_queued(stream, hs)
+                _send_queued(stream, hs, endpoint, tls_quiet)
                 for event in events:
                     if isinstance(event, StartTLS):
                         if start_tls is None or stream is not raw:
@@ -128,7 +128,7 @@ def negotiate(
                         stream = start_tls(raw)
                         tls_quiet = True
                         hs.tls_established()
-                        _send_queued(stream, hs)
+                        _send_queued(stream, hs, endpoint, tls_quiet)
                     elif isinstance(event, Negotiated):
                         warn_flags(endpoint, event.info, warn)
                         done, stream = stream, None  # the caller's now
@@ -145,17 +145,22 @@ def _receive(stream: BlockingStream, endpoint: Endpoint, tls_quiet: bool | None)
         return stream.recv(_RECV)
     except TimeoutError:
         raise
-    except OSError as exc:  # reset while negotiating: as the asyncio driver says
-        error = None
+    except OSError as exc:
         if tls_quiet is not None:
             import ssl  # (imported already: the stream is TLS)
 
             if isinstance(exc, ssl.SSLEOFError):  # a hang-up without close_notify:
                 return b""  # asyncio's TLS layer tells it as the end of the stream
-            error = _tls_error(endpoint, exc, tls_quiet)
-        raise error or ConnectionLostError(
-            f"connection to {endpoint.display} lost during the handshake: {exc}"
-        ) from exc
+        raise _lost(endpoint, exc, tls_quiet) from exc
+
+
+def _lost(endpoint: Endpoint, exc: OSError, tls_quiet: bool | None) -> NbdError:
+    """A connection reset (or refusing what is sent) while negotiating, as the asyncio
+    driver tells it."""
+    error = None if tls_quiet is None else _tls_error(endpoint, exc, tls_quiet)
+    return error or ConnectionLostError(
+        f"connection to {endpoint.display} lost during the handshake: {exc}"
+    )
 
 
 def _tls_error(endpoint: Endpoint, exc: BaseException | None, quiet: bool) -> NbdError | None:
@@ -167,7 +172,17 @@ def _tls_error(endpoint: Endpoint, exc: BaseException | None, quiet: bool) -> Nb
     return after_handshake_error(endpoint, exc, quiet=quiet)
 
 
-def _send_queued(stream: BlockingStream, hs: ClientHandshake) -> None:
+def _send_queued(
+    stream: BlockingStream, hs: ClientHandshake, endpoint: Endpoint, tls_quiet: bool | None
+) -> None:
+    """Send what ``hs`` queued. A server that hung up (EPIPE, a reset: a server that
+    rejects the client certificate just after the TLS handshake) fails the handshake
+    as :func:`_receive` would say, not as a failure to connect."""
     queued = hs.data_to_send()
     if queued:
-        stream.sendall(queued)
+        try:
+            stream.sendall(queued)
+        except TimeoutError:
+            raise
+        except OSError as exc:
+            raise _lost(endpoint, exc, tls_quiet) from exc
