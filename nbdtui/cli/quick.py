@@ -1,11 +1,17 @@
 """`nbdtui info`, `dump` and small `read`s without asyncio, on the blocking driver
 (:mod:`nbdtui.client.oneshot`): they start in about half the time.
 
-:func:`run` returns ``None`` when the command is not one it serves (TLS, SSH, a long
-range, a range the export does not take as it is) or when the server did anything but
-answer cleanly; :mod:`nbdtui.cli` then runs the command the usual way, on the asyncio
-client, which gives its own errors, retries and reconnects. Output is written only
-once every byte is in, so a fallback never repeats any of it.
+:func:`run` returns ``None`` when the command is not one it serves (SSH, TLS other
+than X.509, a long range, a range the export does not take as it is) or when the server
+did anything but answer cleanly in the transmission phase; :mod:`nbdtui.cli` then runs
+the command the usual way, on the asyncio client, which gives its own errors, retries
+and reconnects. Output is written only once every byte is in, so a fallback never
+repeats any of it.
+
+A failed handshake is final, over TLS too: its errors are the asyncio client's, word for
+word (a certificate that fails verification, a server that wants TLS or a client
+certificate, an unknown export, a timeout), and the usual path would only say the same
+after a second attempt.
 """
 
 from __future__ import annotations
