@@ -11,6 +11,10 @@ instructions of one run of each (valgrind's callgrind: load does not distort the
 The interpreter alone (``python -c pass``) is measured for reference. Usage:
 
     python bench/bench_startup.py [--rounds 15] [--baseline /path/to/other/tree] [--instructions]
+                                  [--tls]
+
+With --tls the servers require TLS (X.509 certificates made as bench_tls.py makes them,
+for ``localhost``) and every tool reaches them with ``nbds+unix://...&tls-certificates=``.
 
 Python's bytecode caches must exist (an installed package has them; in a checkout, run
 ``python -m compileall -q nbdtui`` once, or nbdtui compiles its sources at every start).
@@ -50,14 +54,19 @@ from pathlib import Path
 TREE = str(Path(__file__).resolve().parent.parent)
 
 
-def start_nbdkit(directory: Path, name: str, size: str) -> tuple[subprocess.Popen, str]:
+def start_nbdkit(
+    directory: Path, name: str, size: str, tls_dir: Path | None = None
+) -> tuple[subprocess.Popen, str]:
     sock = directory / f"{name}.sock"
-    proc = subprocess.Popen(["nbdkit", "-f", "-U", str(sock), "memory", size])
+    tls = ["--tls=require", f"--tls-certificates={tls_dir}"] if tls_dir else []
+    proc = subprocess.Popen(["nbdkit", "-f", "-U", str(sock), *tls, "memory", size])
     for _ in range(200):
         if sock.exists():
             break
         time.sleep(0.01)
-    return proc, f"nbd+unix:///?socket={sock}"
+    if tls_dir is None:
+        return proc, f"nbd+unix:///?socket={sock}"
+    return proc, f"nbds+unix:///?socket={sock}&tls-certificates={tls_dir}"
 
 
 def commands(
@@ -109,13 +118,26 @@ def main() -> int:
     ap.add_argument("--rounds", type=int, default=15)
     ap.add_argument("--baseline", metavar="TREE", help="another checkout to compare with")
     ap.add_argument("--instructions", action="store_true", help="count with callgrind too")
+    ap.add_argument(
+        "--tls", action="store_true", help="servers with --tls=require (X.509, nbds+unix://)"
+    )
     opts = ap.parse_args()
-    for program in ("nbdkit", "nbdinfo", "nbdcopy"):
+    for program in ("nbdkit", "nbdinfo", "nbdcopy", *(("openssl",) if opts.tls else ())):
         if shutil.which(program) is None:
             sys.exit(f"bench_startup: {program} is needed")
     with tempfile.TemporaryDirectory() as tmp:
         directory = Path(tmp)
-        servers = [start_nbdkit(directory, "big", "1G"), start_nbdkit(directory, "small", "4K")]
+        tls_dir = None
+        if opts.tls:
+            from bench_tls import make_certs  # (bench/ is on sys.path: this script's)
+
+            tls_dir = directory / "pki"
+            tls_dir.mkdir()
+            make_certs(tls_dir)
+        servers = [
+            start_nbdkit(directory, "big", "1G", tls_dir),
+            start_nbdkit(directory, "small", "4K", tls_dir),
+        ]
         try:
             table = commands(servers[0][1], servers[1][1], directory, opts.baseline)
             times: dict[str, list[float]] = {name: [] for name in table}
