@@ -234,6 +234,10 @@ def test_wrong_ca_over_tls_is_the_same_one_line_error(nbdkit, tls_certs):
     assert result.stdout == b""
     result = assert_like_the_usual_path("read", uri, "--length", "4K")
     assert_one_line_error(result, 1, "TLS certificate verify failed", "unknown CA")
+    # Not checked when asked so: connected, and told unverified
+    result = assert_like_the_usual_path("info", f"{uri}&tls-verify-peer=false")
+    assert result.returncode == 0, result.stderr
+    assert "TLS (unverified)" in result.text
 
 
 def test_unknown_export_over_tls_is_final_and_the_same_error(
