@@ -179,6 +179,7 @@ import statistics
 import subprocess
 import tempfile
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from bench_read import (  # the same measurement, over TLS here
@@ -337,9 +338,25 @@ def measure(uri: str, opts: argparse.Namespace, size: int, label: str, server: i
     ours = asyncio.run(nbdtui_read(uri, opts))
     print(f"{'nbdcopy ' + label:<22} {theirs:8.0f} MiB/s")
     print(f"{'nbdtui ' + label:<22} {ours:8.0f} MiB/s   ratio nbdtui/nbdcopy {ours / theirs:.2f}")
-    # The bulk engine, one run each, alternating with nbdcopy (median of the ratios), with
-    # the CPU each run took of the client (nbdcopy's whole process; nbdtui's from bulk()
-    # on) and of the server (with 2 cores, the sum bounds the wall time).
+    # The bulk engine, then what `nbdtui read -o /dev/null` does once the export is open:
+    # one run each, alternating with nbdcopy (median of the ratios), with the CPU each
+    # run took of the client (nbdcopy's whole process; nbdtui's from bulk() or
+    # read_to_file on) and of the server (with 2 cores, the sum bounds the wall time).
+    ratio = alternate(uri, opts, size, server, nbdtui_bulk_read, f"bulk {label}")
+    alternate(uri, opts, size, server, nbdtui_file_read, f"read {label}")
+    return ratio
+
+
+def alternate(
+    uri: str,
+    opts: argparse.Namespace,
+    size: int,
+    server: int,
+    read: Callable[[str, argparse.Namespace, int], Awaitable[tuple[float, float, float]]],
+    label: str,
+) -> float:
+    """--runs runs of ``read`` each after a run of nbdcopy; prints each pair and the
+    median of the ratios, and returns it."""
     one = argparse.Namespace(**{**vars(opts), "runs": 1})
     ratios = []
     for _ in range(opts.runs):
@@ -347,33 +364,16 @@ def measure(uri: str, opts: argparse.Namespace, size: int, label: str, server: i
         theirs = nbdcopy_read(uri, one, size)
         client = cpu_seconds(resource.RUSAGE_CHILDREN) - client
         served = server_cpu(server) - served
-        ours, mine, ours_served = asyncio.run(nbdtui_bulk_read(uri, one, server))
+        ours, mine, ours_served = asyncio.run(read(uri, one, server))
         ratios.append(ours / theirs)
         print(
-            f"  bulk {label}: nbdcopy {theirs:6.0f} MiB/s (cpu {client:.2f} s, server "
+            f"  {label}: nbdcopy {theirs:6.0f} MiB/s (cpu {client:.2f} s, server "
             f"{served:.2f} s), nbdtui {ours:6.0f} MiB/s (cpu {mine:.2f} s, server "
             f"{ours_served:.2f} s)"
         )
     ratio = statistics.median(ratios)
     each = " ".join(f"{r:.2f}" for r in ratios)
-    print(f"{'nbdtui bulk ' + label:<22} median ratio nbdtui/nbdcopy {ratio:.2f} ({each})")
-    # What `nbdtui read -o /dev/null` does once the export is open, alternating likewise.
-    ratios = []
-    for _ in range(opts.runs):
-        client, served = cpu_seconds(resource.RUSAGE_CHILDREN), server_cpu(server)
-        theirs = nbdcopy_read(uri, one, size)
-        client = cpu_seconds(resource.RUSAGE_CHILDREN) - client
-        served = server_cpu(server) - served
-        ours, mine, ours_served = asyncio.run(nbdtui_file_read(uri, one, server))
-        ratios.append(ours / theirs)
-        print(
-            f"  read to /dev/null {label}: nbdcopy {theirs:6.0f} MiB/s (cpu {client:.2f} s, "
-            f"server {served:.2f} s), nbdtui {ours:6.0f} MiB/s (cpu {mine:.2f} s, server "
-            f"{ours_served:.2f} s)"
-        )
-    file_ratio = statistics.median(ratios)
-    each = " ".join(f"{r:.2f}" for r in ratios)
-    print(f"{'nbdtui read ' + label:<22} median ratio nbdtui/nbdcopy {file_ratio:.2f} ({each})")
+    print(f"{'nbdtui ' + label:<22} median ratio nbdtui/nbdcopy {ratio:.2f} ({each})")
     return ratio
 
 

@@ -20,14 +20,7 @@ from collections.abc import Awaitable, Callable
 from nbdtui.cli.copy_sides import ExportSide, FileSide, Ranges, subtract
 from nbdtui.cli.engine_calls import Calls
 from nbdtui.cli.progress import ProgressBar
-from nbdtui.cli.transfer import (
-    FILE_BYTES_IN_FLIGHT,
-    FILE_CALL_MOST,
-    FILE_PIECES_IN_FLIGHT,
-    PIECE,
-    PIECES_IN_FLIGHT,
-    READ_PIECE,
-)
+from nbdtui.cli.transfer import PIECE, PIECES_IN_FLIGHT, READ_PIECE, file_read_calls
 from nbdtui.client.request import FileRange
 
 Side = ExportSide | FileSide
@@ -86,15 +79,7 @@ def _mover(
             async def spliced(pos: int, n: int) -> None:
                 await engine.read_into(pos, FileRange(dst.file, pos, n))
 
-            # as `nbdtui read` into a file: pieces grow with the speed (no memory)
-            calls = Calls(
-                bar,
-                unit=READ_PIECE,
-                most=FILE_CALL_MOST,
-                in_flight=FILE_PIECES_IN_FLIGHT,
-                bytes_in_flight=FILE_BYTES_IN_FLIGHT,
-            )
-            return spliced, calls
+            return spliced, file_read_calls(bar)  # as `nbdtui read` into a file
     if isinstance(src, FileSide) and isinstance(dst, ExportSide):
 
         async def sent(pos: int, n: int) -> None:

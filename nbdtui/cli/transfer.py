@@ -268,6 +268,19 @@ async def _read(export: Export, args: argparse.Namespace) -> int:
     return 0
 
 
+def file_read_calls(bar: ProgressBar) -> Calls:
+    """The calls of a read from an export into a file on threads (`read`, `copy`): the
+    bytes go straight to the file (spliced, or through a buffer of each thread), so a
+    call costs no memory and grows with the speed."""
+    return Calls(
+        bar,
+        unit=READ_PIECE,
+        most=FILE_CALL_MOST,
+        in_flight=FILE_PIECES_IN_FLIGHT,
+        bytes_in_flight=FILE_BYTES_IN_FLIGHT,
+    )
+
+
 async def read_to_file(
     export: Export, offset: int, length: int, fd: int, bar: ProgressBar, *, at: int = 0
 ) -> None:
@@ -290,13 +303,7 @@ async def read_to_file(
         return
     out = os.fdopen(fd, "wb", buffering=0, closefd=False)  # what a FileRange holds
     zeroes: memoryview | None = None
-    calls = Calls(
-        bar,
-        unit=READ_PIECE,
-        most=FILE_CALL_MOST,
-        in_flight=FILE_PIECES_IN_FLIGHT,
-        bytes_in_flight=FILE_BYTES_IN_FLIGHT,
-    )
+    calls = file_read_calls(bar)
 
     def read(pos: int, n: int) -> Callable[[], Awaitable[None]]:
         return lambda: reader.read_into(pos, FileRange(out, at + pos - offset, n))

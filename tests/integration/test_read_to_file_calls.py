@@ -45,9 +45,8 @@ async def test_calls_grow_over_data_pieces_and_skip_the_hole(
         f.write(rng.randbytes(size - HOLE[1]))
     oracle("nbdcopy", str(image), uri)  # the zeros stay a hole of the memory plugin
     # Two calls in flight, and calls as large as 16 MiB once anything has arrived.
-    for module in (transfer, copy_engine):
-        monkeypatch.setattr(module, "FILE_PIECES_IN_FLIGHT", 2)
-        monkeypatch.setattr(module, "FILE_CALL_MOST", 16 * MiB)
+    monkeypatch.setattr(transfer, "FILE_PIECES_IN_FLIGHT", 2)  # (copy's calls are read's)
+    monkeypatch.setattr(transfer, "FILE_CALL_MOST", 16 * MiB)
     monkeypatch.setattr(engine_calls, "EVERY", 1e6)
     calls: list[tuple[int, int]] = []
     real = BulkEngine.read_into
