@@ -253,6 +253,10 @@ class EditorScreen(Screen[None]):
         return self.query_one(HexView)
 
     def on_mount(self) -> None:
+        if not self.query(HexView):
+            # The app is closing as this screen mounts (Ctrl+Q right after an export
+            # opened): its widgets are gone already, and there is nothing to start.
+            return
         self.view.focus()
         self.view.request_blocks()
         self._load_partitions()
