@@ -145,7 +145,7 @@ event loop reached 1.01-1.05x, so the engine's own costs were the gap:
   instead of 16) did not help (0.95x): the number of calls is what costs, not the depth.
 - Into a file (or /dev/null) each thread decrypted into a fresh 1 MiB bytearray per
   request (new pages, zeroed): now one 256 KiB buffer per thread, reused
-  (``TlsIntoFile``): 0.91x -> 0.95x before the calls grew.
+  (``IntoFile(splice=False)``): 0.91x -> 0.95x before the calls grew.
 - A standalone driver writing into one 1 MiB buffer per thread reached 1.05x, into 32 MiB
   per thread 0.99x: decrypting into memory out of the cache costs ~5 %, which is why the
   bulk row below (into 2 x 64 MiB of buffers) stays at 0.96x.

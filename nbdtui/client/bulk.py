@@ -60,7 +60,7 @@ from nbdtui.proto.client_events import BlockStatus, RequestDone
 from nbdtui.proto.constants import Command, CommandFlag
 
 if TYPE_CHECKING:
-    from nbdtui.client.bulk_tls import SideConnection, TlsIntoFile
+    from nbdtui.client.bulk_tls import SideConnection
 
 log = logging.getLogger("nbdtui.client.bulk")
 
@@ -453,15 +453,15 @@ class BulkEngine:
         sent: dict[int, _Job] = {}  # by cookie, the requests in flight (oldest first)
         reads = 0  # of which READs
         peek = memoryview(bytearray(HEADER_PEEK))
-        into_file: IntoFile | TlsIntoFile
         finished = self._finished
         if isinstance(conn, Connection):
             into_file, receive, send_file = IntoFile(), receive_exactly, send_file_blocking
         else:  # TLS: no MSG_WAITALL, splice or sendfile
-            from nbdtui.client.bulk_tls import TlsIntoFile, receive_exactly_tls
+            from nbdtui.client.bulk_tls import INTO_FILE, receive_exactly_tls
             from nbdtui.client.bulk_tls import send_file as send_file_tls
 
-            into_file, receive, send_file = TlsIntoFile(), receive_exactly_tls, send_file_tls
+            into_file = IntoFile(receive_exactly_tls, splice=False, buffer_size=INTO_FILE)
+            receive, send_file = receive_exactly_tls, send_file_tls
         receive_into_file = into_file.receive
 
         def done(ev: RequestDone) -> None:

@@ -25,7 +25,6 @@ import os
 import socket
 from typing import cast
 
-from nbdtui.client.files import pwrite_all
 from nbdtui.client.negotiate_blocking import negotiate
 from nbdtui.client.request import FileRange, short_file_error
 from nbdtui.client.tls_stream import TlsStream
@@ -38,7 +37,6 @@ from nbdtui.uri import Endpoint
 
 __all__ = [
     "SideConnection",
-    "TlsIntoFile",
     "TlsStream",
     "open_side",
     "receive_exactly_tls",
@@ -46,7 +44,7 @@ __all__ = [
 ]
 
 _CHUNK = 1 << 20  # of a FileRange read or written through user space
-_INTO_FILE = 256 * 1024  # a thread's buffer between a TLS stream and a file
+INTO_FILE = 256 * 1024  # a thread's buffer between a TLS stream and a file
 
 
 def usable(endpoint: Endpoint) -> bool:
@@ -129,34 +127,6 @@ def receive_exactly_tls(sock: socket.socket, view: memoryview) -> None:
     """Fill ``view`` from a :class:`TlsStream` (passed where the engine's threads pass
     a socket)."""
     cast(TlsStream, sock).receive_exactly(view)
-
-
-class TlsIntoFile:
-    """A thread's way of receiving READ payload from a TLS stream into a file: decrypted
-    into one buffer of its own, reused (its lines stay in the cache, and no fresh pages
-    are zeroed per request), and written from there (splice would move the encrypted
-    bytes). Has the methods of :class:`~nbdtui.client.files.IntoFile`."""
-
-    def __init__(self) -> None:
-        self._buffer: memoryview | None = None
-
-    def receive(self, sock: socket.socket, dest: FileRange, at: int, length: int) -> None:
-        """READ payload from ``sock`` (a :class:`TlsStream`) into ``dest``, at ``at`` in
-        the range."""
-        if self._buffer is None:
-            self._buffer = memoryview(bytearray(_INTO_FILE))
-        buffer, stream = self._buffer, cast(TlsStream, sock)
-        fd = dest.file.fileno()
-        pos = dest.offset + at
-        while length:
-            part = buffer[: min(length, len(buffer))]
-            stream.receive_exactly(part)
-            pwrite_all(fd, part, pos)
-            pos += len(part)
-            length -= len(part)
-
-    def close(self) -> None:
-        """(Nothing to close: the buffer goes with the thread.)"""
 
 
 def send_file(sock: socket.socket, payload: FileRange) -> None:

@@ -14,6 +14,7 @@ import fcntl
 import io
 import os
 import socket
+from collections.abc import Callable
 
 from nbdtui.client.request import FileRange, short_file_error
 
@@ -119,12 +120,22 @@ def receive_exactly(sock: socket.socket, view: memoryview) -> None:
 class IntoFile:
     """A thread's way of receiving READ payload into a file: spliced from the socket
     into a pipe and from the pipe into the file (no copy through user space), or, where
-    the file refuses splice, received into a buffer and written."""
+    the file refuses splice (or ``splice`` is False: a TLS stream, whose socket carries
+    the encrypted bytes), received with ``receive`` into one buffer of the thread's,
+    reused (its lines stay in the cache, no fresh pages per request), and written."""
 
-    def __init__(self) -> None:
+    def __init__(
+        self,
+        receive: Callable[[socket.socket, memoryview], None] = receive_exactly,
+        *,
+        splice: bool = True,
+        buffer_size: int = PIPE_SIZE,
+    ) -> None:
         self._pipe: tuple[int, int] | None = None
         self._capacity = 0  # of the pipe
-        self._splice = hasattr(os, "splice")
+        self._splice = splice and hasattr(os, "splice")
+        self._receive = receive
+        self._buffer_size = buffer_size
         self._buffer: memoryview | None = None
 
     def receive(self, sock: socket.socket, dest: FileRange, at: int, length: int) -> None:
@@ -151,9 +162,9 @@ class IntoFile:
                     n, pos = n - len(data), pos + len(data)
         while length:
             if self._buffer is None:
-                self._buffer = memoryview(bytearray(PIPE_SIZE))
-            view = self._buffer[: min(length, PIPE_SIZE)]
-            receive_exactly(sock, view)
+                self._buffer = memoryview(bytearray(self._buffer_size))
+            view = self._buffer[: min(length, self._buffer_size)]
+            self._receive(sock, view)
             pwrite_all(fd, view, pos)
             length, pos = length - len(view), pos + len(view)
 
